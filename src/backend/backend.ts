@@ -1,0 +1,77 @@
+// The syscall boundary (DESIGN.md §1) as userspace sees it. Userspace code (src/vmm, the
+// scenario runner, tests, outside scripts) is written against UserProcess and runs
+// unchanged on the twin (src/twin.ts) or on the real kernel (./host.ts).
+//
+// Every call returns what the raw syscall returns: a non-negative result or -errno.
+// Memory access (read/write of the process's own memory) is not a syscall: touching an
+// unmapped address is a fault, reported by throwing Segfault, as SIGSEGV would end a
+// process that did not catch it.
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+
+export interface MmapOptions {
+  /** MAP_FIXED_NOREPLACE at this address */
+  addr?: number | bigint;
+  /** default PROT_READ | PROT_WRITE */
+  prot?: number;
+  /** map a file (a device BAR) instead of anonymous memory */
+  fd?: number;
+  offset?: number | bigint;
+}
+
+export interface SpawnOptions {
+  /** RLIMIT_MEMLOCK in bytes (soft = hard) */
+  memlock?: number;
+  uid?: number;
+  name?: string;
+  /** capabilities held (CAP_IPC_LOCK = 14, ...) */
+  caps?: number[];
+}
+
+export interface UserProcess {
+  readonly pid: number;
+  open(path: string, flags?: number): number;
+  close(fd: number): number;
+  ioctl(fd: number, request: number, arg?: number | bigint): number;
+  /** the mapped address, or -errno */
+  mmap(length: number, opts?: MmapOptions): number;
+  munmap(addr: number | bigint, length: number): number;
+  /** the process's own memory; throws Segfault where it is not readable */
+  read(addr: number | bigint, length: number): Uint8Array;
+  /** throws Segfault where it is not writable */
+  write(addr: number | bigint, bytes: Uint8Array): void;
+  dup(fd: number): number;
+  /** SCM_RIGHTS: the fd's file installed in `to`; returns the new fd there */
+  sendFd(fd: number, to: UserProcess): number;
+  pread(fd: number, buf: number | bigint, count: number, offset: number | bigint): number;
+  pwrite(fd: number, buf: number | bigint, count: number, offset: number | bigint): number;
+  /** read(2) / write(2) at the file position */
+  readFd(fd: number, buf: number | bigint, count: number): number;
+  writeFd(fd: number, buf: number | bigint, count: number): number;
+  eventfd(flags?: number): number;
+  readlink(path: string): string | number;
+  readdir(path: string): string[] | number;
+  /** setrlimit(RLIMIT_MEMLOCK) */
+  setMemlock(soft: number, hard?: number): number;
+  /** sleep: on the twin, virtual time advances and device timers fire */
+  sleep(ms: number): void;
+}
+
+export interface Backend {
+  readonly kind: "twin" | "host";
+  spawn(opts?: SpawnOptions): UserProcess;
+  /** process exit: every fd closed, memory unmapped */
+  kill(p: UserProcess): void;
+}
+
+export class Segfault extends Error {
+  constructor(readonly addr: number | bigint) {
+    super(`SIGSEGV at 0x${addr.toString(16)}`);
+    this.name = "Segfault";
+  }
+}
+
+export function toNum(v: number | bigint): number {
+  return typeof v === "number" ? v : v < 2n ** 53n && v >= 0n ? Number(v) : 2 ** 53;
+}

@@ -1,0 +1,8 @@
+// vfio-twin's public entry: createTwin() and the syscall boundary types. See README.md.
+
+export { createTwin, Twin, TwinProcess, type TwinConfig } from "./twin.js";
+export type { Backend, UserProcess, MmapOptions, SpawnOptions } from "./backend/backend.js";
+export { Segfault, PROT_READ, PROT_WRITE } from "./backend/backend.js";
+export { Errno, errnoName, errnoByName } from "./uapi/errno.js";
+export * as errno from "./uapi/errno.js";
+export * as uapi from "./uapi/all.js";

@@ -1,0 +1,90 @@
+// The twin kernel: the one object every subsystem hangs off (what "the running kernel" is
+// to a module). It owns the module registry, device nodes, sysfs, processes and users, the
+// live-object registry, lockdep, the virtual clock and the trace, and knows which task is
+// current while a kernel path runs.
+
+import { ENOENT } from "../uapi/errno.js";
+import { DeviceNodes, Sysfs } from "./devices.js";
+import { File, type FileOperations } from "./fs.js";
+import { Lockdep } from "./lockdep.js";
+import type { RefCounted } from "./kref.js";
+import { ModuleRegistry } from "./module.js";
+import { Process, UserStruct } from "./process.js";
+import { isGen, KernelBug, runSync, Task } from "./sched.js";
+import { Clock } from "./time.js";
+import { Trace } from "./trace.js";
+
+export interface BugReport {
+  readonly kind: string;
+  readonly message: string;
+}
+
+export class Kernel {
+  /** the task whose kernel path is running, like Linux's `current` */
+  current: Task | null = null;
+  readonly modules = new ModuleRegistry(this);
+  readonly devices = new DeviceNodes();
+  readonly sysfs = new Sysfs();
+  readonly lockdep = new Lockdep();
+  readonly clock = new Clock();
+  readonly trace = new Trace();
+  /** every live refcounted object (the leak registry) */
+  readonly objects = new Set<RefCounted>();
+  /** splats: use after free, refcount errors, deadlocks */
+  readonly bugs: BugReport[] = [];
+  readonly processes = new Map<number, Process>();
+  readonly users = new Map<number, UserStruct>();
+  /** a task for work done outside any process (module init, timers) */
+  readonly kthread = new Task(null, "kworker");
+  private nextPid = 1;
+
+  /** Record a kernel bug and return the error to throw. */
+  bug(kind: string, message: string): KernelBug {
+    this.bugs.push({ kind, message });
+    return new KernelBug(kind, message);
+  }
+
+  user(uid: number): UserStruct {
+    let u = this.users.get(uid);
+    if (!u) this.users.set(uid, (u = new UserStruct(uid)));
+    return u;
+  }
+
+  spawnProcess(opts: { uid?: number; memlock?: number; name?: string; caps?: number[] } = {}): Process {
+    const pid = this.nextPid++;
+    const p = new Process(pid, this.user(opts.uid ?? 1000), opts.memlock ?? 8 * 1024 * 1024, opts.name ?? "proc");
+    for (const c of opts.caps ?? []) p.caps.add(c);
+    p.mm.onVmaClose = (v) => v.file?.put("vma");
+    this.processes.set(pid, p);
+    return p;
+  }
+
+  /**
+   * A new File for `fops` (alloc_file + fops_get): pins the owning module, and fails with
+   * -ENOENT when that module is going away.
+   */
+  allocFile(fops: FileOperations, path: string, flags: number): File | number {
+    if (!this.modules.tryGet(fops.owner, `file ${path}`)) return -ENOENT;
+    return new File(this, fops, path, flags);
+  }
+
+  /** __fput(): the last reference to a file went; run ->release, then unpin the module. */
+  fput(f: File): void {
+    if (f.opened && f.fops.release) {
+      const r = f.fops.release(f);
+      if (isGen(r)) runSync(this, this.current ?? this.kthread, r);
+    }
+    this.modules.put(f.fops.owner, `file ${f.path}`);
+  }
+
+  /** Run `fn` with `t` as current (for work outside a syscall: timers, module init). */
+  withTask<T>(t: Task, fn: () => T): T {
+    const prev = this.current;
+    this.current = t;
+    try {
+      return fn();
+    } finally {
+      this.current = prev;
+    }
+  }
+}

@@ -1,0 +1,106 @@
+// Sleeping locks as generator paths: `yield* m.lock()` is a preemption point, then waits
+// while another task owns the lock. Ownership is checked on unlock (mutex_unlock by a
+// non-owner is a bug, as DEBUG_MUTEXES says).
+//
+// Lock order notes for the twin's subsystems live at the top of the file that defines each
+// lock, as in the kernel; lockdep (./lockdep.ts) checks them at run time.
+
+import type { Kernel } from "./kernel.js";
+import type { KGen, Task, Waitable } from "./sched.js";
+
+export class Mutex implements Waitable {
+  owner: Task | null = null;
+  /** @param cls the lock class, e.g. "vfio_group.group_lock"; instances share it */
+  constructor(
+    private readonly k: Kernel,
+    readonly cls: string,
+    readonly name: string = cls,
+  ) {}
+
+  available(): boolean {
+    return this.owner === null;
+  }
+
+  *lock(where = this.name): KGen<void> {
+    const t = this.k.current;
+    if (!t) throw this.k.bug("lock", `mutex_lock(${this.name}) outside a task`);
+    yield { kind: "preempt", where: `mutex_lock(${this.name})` };
+    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})` };
+    this.k.lockdep.acquire(t, this.cls, where);
+    this.owner = t;
+    t.held.push({ name: this.name, cls: this.cls, where });
+  }
+
+  unlock(): void {
+    const t = this.k.current;
+    if (this.owner === null || this.owner !== t) {
+      throw this.k.bug("lock", `mutex_unlock(${this.name}) by a task that does not own it`);
+    }
+    this.owner = null;
+    dropHeld(t, this.name);
+  }
+
+  isLocked(): boolean {
+    return this.owner !== null;
+  }
+}
+
+/** A reader/writer semaphore (rw_semaphore): many readers or one writer. */
+export class RwSem {
+  writer: Task | null = null;
+  readonly readers = new Set<Task>();
+  private readonly forRead: Waitable;
+  private readonly forWrite: Waitable;
+
+  constructor(
+    private readonly k: Kernel,
+    readonly cls: string,
+    readonly name: string = cls,
+  ) {
+    this.forRead = { name: `${name} (read)`, available: () => this.writer === null };
+    this.forWrite = { name: `${name} (write)`, available: () => this.writer === null && this.readers.size === 0 };
+  }
+
+  *downRead(where = this.name): KGen<void> {
+    const t = this.k.current!;
+    yield { kind: "preempt", where: `down_read(${this.name})` };
+    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})` };
+    this.k.lockdep.acquire(t, this.cls, where);
+    this.readers.add(t);
+    t.held.push({ name: this.name, cls: this.cls, where });
+  }
+
+  upRead(): void {
+    const t = this.k.current!;
+    if (!this.readers.delete(t)) throw this.k.bug("lock", `up_read(${this.name}) without down_read`);
+    dropHeld(t, this.name);
+  }
+
+  *downWrite(where = this.name): KGen<void> {
+    const t = this.k.current!;
+    yield { kind: "preempt", where: `down_write(${this.name})` };
+    while (this.writer !== null || this.readers.size > 0) {
+      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})` };
+    }
+    this.k.lockdep.acquire(t, this.cls, where);
+    this.writer = t;
+    t.held.push({ name: this.name, cls: this.cls, where });
+  }
+
+  upWrite(): void {
+    const t = this.k.current!;
+    if (this.writer !== t) throw this.k.bug("lock", `up_write(${this.name}) by a non-owner`);
+    this.writer = null;
+    dropHeld(t, this.name);
+  }
+}
+
+function dropHeld(t: Task | null, name: string): void {
+  if (!t) return;
+  for (let i = t.held.length - 1; i >= 0; i--) {
+    if (t.held[i]!.name === name) {
+      t.held.splice(i, 1);
+      return;
+    }
+  }
+}

@@ -1,0 +1,266 @@
+// A process's user address space (mm/mmap.c, mm/gup.c in miniature).
+//
+// Addresses are numbers: user space ends at TASK_SIZE (2^47 - 4 KiB on x86-64 with 4-level
+// paging), well inside the 2^53 that a double holds exactly. Anything at or above TASK_SIZE
+// is not user memory and faults, as access_ok() would have it.
+//
+// Anonymous memory is a set of Page objects allocated on first touch (zero-filled). A Page is
+// the struct page of the model: the IOMMU maps IOVAs to Page objects, so a device's DMA
+// writes the very bytes the process reads, and a pinned page outlives an munmap as it does
+// in Linux (the pin holds it). Device memory (an mmap of a BAR) is a VMA with io hooks.
+
+import { EEXIST, EFAULT, EINVAL, ENOMEM } from "../uapi/errno.js";
+import type { File } from "./fs.js";
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+export const TASK_SIZE = 2 ** 47 - PAGE_SIZE;
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+
+let nextPfn = 0x100;
+
+/** struct page: 4 KiB of memory with a count of FOLL_PIN pins. */
+export class Page {
+  readonly pfn = nextPfn++;
+  readonly data = new Uint8Array(PAGE_SIZE);
+  pins = 0;
+}
+
+/** Device memory behind a VMA (vm_ops of an mmap'ed BAR): reads and writes go to the device. */
+export interface VmaIo {
+  /** read `len` bytes at `off` into the mapping; null for a bus error (SIGBUS) */
+  read(off: number, len: number): Uint8Array | null;
+  write(off: number, bytes: Uint8Array): boolean;
+}
+
+export class Vma {
+  /** anonymous pages by page index from `start` */
+  readonly pages: Map<number, Page> | null;
+  constructor(
+    public start: number,
+    public end: number,
+    public prot: number,
+    /** set by the file's mmap operation for device memory */
+    public io: VmaIo | null = null,
+    /** vm_file: a mapping of a file holds a reference to it */
+    readonly file: File | null = null,
+    /** byte offset into the file/device of `start` */
+    public pgoff = 0,
+  ) {
+    this.pages = io ? null : new Map();
+  }
+
+  page(addr: number, create: boolean): Page | null {
+    const idx = (addr - this.start) >>> PAGE_SHIFT;
+    let p = this.pages!.get(idx);
+    if (!p && create) {
+      p = new Page();
+      this.pages!.set(idx, p);
+    }
+    return p ?? null;
+  }
+}
+
+export interface MmapOpts {
+  addr?: number;
+  prot: number;
+  /** MAP_FIXED_NOREPLACE when addr is given (what the oracle's runner uses) */
+  io?: VmaIo;
+  file?: File;
+  pgoff?: number;
+}
+
+export class MmStruct {
+  /** sorted by start, non-overlapping */
+  readonly vmas: Vma[] = [];
+  /** mm->locked_vm in pages (type1 accounting, mlock) */
+  lockedVm = 0;
+  /** mm->pinned_vm in pages (iommufd's per-mm accounting) */
+  pinnedVm = 0;
+  private hint = 0x7f0000000000;
+  /** called when a VMA holding a file goes away (fput of vm_file) */
+  onVmaClose: ((v: Vma) => void) | null = null;
+
+  find(addr: number): Vma | null {
+    const v = this.vmas;
+    let lo = 0;
+    let hi = v.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = v[mid]!;
+      if (addr < m.start) hi = mid - 1;
+      else if (addr >= m.end) lo = mid + 1;
+      else return m;
+    }
+    return null;
+  }
+
+  /** mmap(2): returns the address or -errno. Lengths round up to pages. */
+  mmap(length: number, o: MmapOpts): number {
+    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    let addr: number;
+    if (o.addr !== undefined) {
+      addr = o.addr;
+      if (addr % PAGE_SIZE !== 0) return -EINVAL;
+      if (addr + len > TASK_SIZE || addr < PAGE_SIZE) return -ENOMEM;
+      if (this.overlaps(addr, addr + len)) return -EEXIST;
+    } else {
+      addr = this.hint - len;
+      while (this.overlaps(addr, addr + len)) addr -= len;
+      if (addr < PAGE_SIZE) return -ENOMEM;
+      this.hint = addr;
+    }
+    const vma = new Vma(addr, addr + len, o.prot, o.io ?? null, o.file ?? null, o.pgoff ?? 0);
+    this.insert(vma);
+    return addr;
+  }
+
+  /** munmap(2): unmaps whole pages of [addr, addr+length), splitting VMAs as needed. */
+  munmap(addr: number, length: number): number {
+    if (addr % PAGE_SIZE !== 0 || !(length > 0) || addr + length > TASK_SIZE) return -EINVAL;
+    const end = addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    const keep: Vma[] = [];
+    for (const v of this.vmas) {
+      if (v.end <= addr || v.start >= end) {
+        keep.push(v);
+        continue;
+      }
+      if (v.start < addr) keep.push(this.slice(v, v.start, addr));
+      if (v.end > end) keep.push(this.slice(v, end, v.end));
+      if (v.file && this.onVmaClose) {
+        // the split halves took their own file references in slice(); drop the original's
+        this.onVmaClose(v);
+      }
+    }
+    this.vmas.length = 0;
+    this.vmas.push(...keep);
+    return 0;
+  }
+
+  /** Remove every mapping (exit_mmap). */
+  exitMmap(): void {
+    const all = this.vmas.splice(0);
+    for (const v of all) if (v.file && this.onVmaClose) this.onVmaClose(v);
+  }
+
+  /** A part of v as a new VMA sharing its pages (the twin's split_vma). */
+  private slice(v: Vma, start: number, end: number): Vma {
+    if (v.file) v.file.get("vma");
+    const n = new Vma(start, end, v.prot, v.io, v.file, v.pgoff + (start - v.start));
+    if (v.pages) {
+      const shift = (start - v.start) >>> PAGE_SHIFT;
+      for (const [idx, p] of v.pages) {
+        const addr = v.start + idx * PAGE_SIZE;
+        if (addr >= start && addr < end) n.pages!.set(idx - shift, p);
+      }
+    }
+    return n;
+  }
+
+  private overlaps(start: number, end: number): boolean {
+    for (const v of this.vmas) if (v.start < end && start < v.end) return true;
+    return false;
+  }
+
+  private insert(vma: Vma): void {
+    let i = 0;
+    while (i < this.vmas.length && this.vmas[i]!.start < vma.start) i++;
+    this.vmas.splice(i, 0, vma);
+  }
+
+  /**
+   * Walk [addr, addr+len) calling f(vma, vaddr, chunkOffsetInRequest, chunkLen) per piece
+   * that stays within one page; returns false (a fault) at the first hole or when the
+   * protection lacks `need`.
+   */
+  private walk(
+    addr: number,
+    len: number,
+    need: number,
+    f: (v: Vma, a: number, off: number, n: number) => boolean,
+  ): boolean {
+    if (!Number.isSafeInteger(addr) || addr < 0 || len < 0 || addr + len > TASK_SIZE) return false;
+    let off = 0;
+    let v: Vma | null = null;
+    while (off < len) {
+      const a = addr + off;
+      if (!v || a >= v.end || a < v.start) v = this.find(a);
+      if (!v || (v.prot & need) !== need) return false;
+      const n = Math.min(len - off, PAGE_SIZE - (a % PAGE_SIZE), v.end - a);
+      if (!f(v, a, off, n)) return false;
+      off += n;
+    }
+    return true;
+  }
+
+  /** copy_from_user(): the bytes, or -EFAULT if any byte is not readable user memory. */
+  copyFromUser(addr: number, len: number): Uint8Array | number {
+    const out = new Uint8Array(len);
+    return this.copyFromUserInto(out, addr, len) ? out : -EFAULT;
+  }
+
+  copyFromUserInto(dst: Uint8Array, addr: number, len: number): boolean {
+    return this.walk(addr, len, PROT_READ, (v, a, off, n) => {
+      if (v.io) {
+        const b = v.io.read(v.pgoff + (a - v.start), n);
+        if (!b) return false;
+        dst.set(b, off);
+        return true;
+      }
+      const p = v.page(a, false);
+      if (p) dst.set(p.data.subarray(a % PAGE_SIZE, (a % PAGE_SIZE) + n), off);
+      else dst.fill(0, off, off + n);
+      return true;
+    });
+  }
+
+  /** copy_to_user(): 0, or -EFAULT if any byte is not writable user memory (nothing is
+   * written then: the twin checks the whole range first, a stricter kernel than Linux). */
+  copyToUser(addr: number, bytes: Uint8Array, len = bytes.length): number {
+    if (!this.walk(addr, len, PROT_WRITE, () => true)) return -EFAULT;
+    this.walk(addr, len, PROT_WRITE, (v, a, off, n) => {
+      if (v.io) return v.io.write(v.pgoff + (a - v.start), bytes.subarray(off, off + n));
+      v.page(a, true)!.data.set(bytes.subarray(off, off + n), a % PAGE_SIZE);
+      return true;
+    });
+    return 0;
+  }
+
+  /**
+   * pin_user_pages(FOLL_LONGTERM): one Page per page of [addr, addr + n pages), faulted in,
+   * each pin counted; -EFAULT for an unmapped page, device memory, or a write pin of memory
+   * without PROT_WRITE. Nothing stays pinned on failure.
+   */
+  pinPages(addr: number, npages: number, write: boolean): Page[] | number {
+    if (addr % PAGE_SIZE !== 0) return -EINVAL;
+    const need = write ? PROT_READ | PROT_WRITE : PROT_READ;
+    const out: Page[] = [];
+    for (let i = 0; i < npages; i++) {
+      const a = addr + i * PAGE_SIZE;
+      const v = a + PAGE_SIZE <= TASK_SIZE ? this.find(a) : null;
+      if (!v || v.io || (v.prot & need) !== need) {
+        for (const p of out) p.pins--;
+        return -EFAULT;
+      }
+      const p = v.page(a, true)!;
+      p.pins++;
+      out.push(p);
+    }
+    return out;
+  }
+
+  /** The Page at addr without pinning (for tests and invariants), faulting it in. */
+  pageAt(addr: number): Page | null {
+    const v = this.find(addr);
+    if (!v || v.io) return null;
+    return v.page(addr, true);
+  }
+}
+
+export function unpinPages(pages: readonly Page[]): void {
+  for (const p of pages) p.pins--;
+}

@@ -1,0 +1,55 @@
+// A process: pid, credentials, rlimits, a file descriptor table and an address space
+// (struct task_struct + struct cred + struct signal_struct's rlimits, reduced to what the
+// passthrough paths read). Threads of one process share all of it; the twin gives each
+// process a main Task for sequential syscalls and makes more for explorer runs.
+
+import { FdTable } from "./fdtable.js";
+import { MmStruct } from "./mm.js";
+import { Task } from "./sched.js";
+
+export const RLIM_INFINITY = Number.MAX_SAFE_INTEGER;
+
+/** Capabilities the passthrough paths test (include/uapi/linux/capability.h numbers). */
+export const CAP_IPC_LOCK = 14;
+export const CAP_SYS_RAWIO = 17;
+export const CAP_SYS_ADMIN = 21;
+export const CAP_SYS_RESOURCE = 24;
+
+/** struct user_struct: per-uid accounting (iommufd's default RLIMIT_MODE charges here). */
+export class UserStruct {
+  /** pages, user->locked_vm */
+  lockedVm = 0;
+  constructor(readonly uid: number) {}
+}
+
+export interface Rlimit {
+  cur: number;
+  max: number;
+}
+
+export class Process {
+  readonly files: FdTable;
+  readonly mm = new MmStruct();
+  /** RLIMIT_MEMLOCK in bytes */
+  readonly memlock: Rlimit;
+  readonly caps = new Set<number>();
+  readonly mainTask: Task;
+  /** syscalls of this process in flight right now (explorer runs may have several) */
+  inFlight = 0;
+  exited = false;
+
+  constructor(
+    readonly pid: number,
+    readonly user: UserStruct,
+    memlockBytes: number,
+    readonly name: string,
+  ) {
+    this.files = new FdTable(pid);
+    this.memlock = { cur: memlockBytes, max: memlockBytes };
+    this.mainTask = new Task(this, `${name}[${pid}]`);
+  }
+
+  capable(cap: number): boolean {
+    return this.caps.has(cap);
+  }
+}

@@ -1,0 +1,321 @@
+// The syscall layer: what a process can ask of the twin kernel, with the numeric contract of
+// the raw syscalls (a non-negative result or -errno). Each entry finds the file, runs the
+// file operation as a kernel path on the calling task, and records a trace event when
+// tracing is on.
+//
+// Sequential calls borrow the file without a reference, as fdget() does for a process whose
+// file table is not shared; ioctlPath() (for the explorer, where another thread of the same
+// process may close the fd meanwhile) takes one, as fdget() does for a shared table.
+
+import { EBADF, EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY } from "../uapi/errno.js";
+import { ioctlsByNr } from "../uapi/ioctls.js";
+import { createEventfd } from "./eventfd.js";
+import type { File } from "./fs.js";
+import type { Kernel } from "./kernel.js";
+import { PROT_READ, PROT_WRITE, TASK_SIZE } from "./mm.js";
+import type { Process } from "./process.js";
+import { isGen, type KGen, type KRet, runSync, Task } from "./sched.js";
+
+/** An integer or user address from userspace as the kernel path sees it: exact below 2^53;
+ * larger values (never a user address) collapse to 2^53, which faults and matches no flag. */
+export function userArg(arg: number | bigint): number {
+  if (typeof arg === "number") return arg < 0 ? 2 ** 53 : arg;
+  return arg >= 0n && arg < 2n ** 53n ? Number(arg) : 2 ** 53;
+}
+
+function enter(p: Process, call: string, a0: number, a1: number): Task {
+  const t = p.mainTask;
+  t.call = call;
+  t.a0 = a0;
+  t.a1 = a1;
+  return t;
+}
+
+function run<T>(k: Kernel, t: Task, r: KRet<T>): T {
+  return isGen(r) ? runSync(k, t, r) : r;
+}
+
+/** Call a file operation with `t` current, returning its value (driving a path if needed). */
+function call<T>(k: Kernel, t: Task, fn: () => KRet<T>): T {
+  const prev = k.current;
+  k.current = t;
+  try {
+    return run(k, t, fn());
+  } finally {
+    k.current = prev;
+  }
+}
+
+export function sysOpen(k: Kernel, p: Process, path: string, flags: number): number {
+  const t = enter(p, "open", 0, 0);
+  const dev = k.devices.lookup(path);
+  let rc: number;
+  if (!dev) rc = -ENOENT;
+  else {
+    const f = k.allocFile(dev.fops, path, flags);
+    if (typeof f === "number") rc = -ENODEV;
+    else {
+      rc = dev.fops.open ? call(k, t, () => dev.fops.open!(f, dev)) : 0;
+      if (rc < 0) f.put("init");
+      else {
+        f.opened = true;
+        rc = p.files.install(f);
+        if (rc < 0) f.put("init");
+      }
+    }
+  }
+  if (k.trace.enabled)
+    k.trace.record(p.pid, k.clock.now, "openat", ["AT_FDCWD", JSON.stringify(path), flagsText(flags)], rc);
+  return rc;
+}
+
+/** Install an already-made file (anon inode, device fd) in p: the fd or -errno. */
+export function installFile(p: Process, f: File): number {
+  f.opened = true;
+  const fd = p.files.install(f);
+  if (fd < 0) f.put("init");
+  return fd;
+}
+
+export function sysClose(k: Kernel, p: Process, fd: number): number {
+  const t = enter(p, "close", fd, 0);
+  const rc = k.withTask(t, () => p.files.close(fd));
+  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "close", [String(fd)], rc);
+  return rc;
+}
+
+export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number): number {
+  const t = enter(p, "ioctl", fd, cmd);
+  const f = p.files.lookup(fd);
+  let rc: number;
+  if (!f) rc = -EBADF;
+  else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
+  else {
+    const prev = k.current;
+    k.current = t;
+    try {
+      const r = f.fops.unlocked_ioctl(f, cmd, arg);
+      rc = isGen(r) ? runSync(k, t, r) : r;
+    } finally {
+      k.current = prev;
+    }
+  }
+  if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
+  return rc;
+}
+
+/** The same ioctl as a path for the Scheduler: holds a file reference while it runs. */
+export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: number): KGen<number> {
+  t.call = "ioctl";
+  t.a0 = fd;
+  t.a1 = cmd;
+  const f = p.files.lookup(fd);
+  if (!f) return -EBADF;
+  if (!f.fops.unlocked_ioctl) return -ENOTTY;
+  f.get();
+  try {
+    const r = f.fops.unlocked_ioctl(f, cmd, arg);
+    const rc = isGen(r) ? yield* r : r;
+    if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
+    return rc;
+  } finally {
+    f.put();
+  }
+}
+
+function traceIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number, rc: number): void {
+  const def = ioctlsByNr(cmd)[0];
+  const name = def
+    ? ioctlsByNr(cmd)
+        .map((d) => d.name)
+        .join("|")
+    : `0x${cmd.toString(16)}`;
+  const args = [String(fd), name];
+  let out: string | undefined;
+  if (def && typeof def.arg === "object") {
+    // the struct as it is after the call: in-fields unchanged, out-fields filled
+    const bytes = p.mm.copyFromUser(arg, def.arg.size);
+    if (typeof bytes === "number") args.push(`0x${arg.toString(16)}`);
+    else if (rc >= 0) out = fmtStruct(def.arg.decode(bytes));
+    else args.push(fmtStruct(def.arg.decode(bytes)));
+    if (rc >= 0 && out !== undefined) args.push("{...}");
+  } else if (def?.arg === "int") args.push(String(arg));
+  else if (def?.arg === "ptr" || !def) args.push(`0x${arg.toString(16)}`);
+  k.trace.record(p.pid, k.clock.now, "ioctl", args, rc, out);
+}
+
+export function fmtStruct(v: unknown): string {
+  if (typeof v === "bigint") return `0x${v.toString(16)}`;
+  if (typeof v === "number") return v > 9 ? `0x${v.toString(16)}` : String(v);
+  if (v instanceof Uint8Array) return `"${[...v].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
+  if (Array.isArray(v)) return `[${v.map(fmtStruct).join(", ")}]`;
+  if (typeof v === "object" && v) {
+    return `{${Object.entries(v)
+      .map(([k2, x]) => `${k2}=${fmtStruct(x)}`)
+      .join(", ")}}`;
+  }
+  return String(v);
+}
+
+function flagsText(flags: number): string {
+  const acc = ["O_RDONLY", "O_WRONLY", "O_RDWR"][flags & 3] ?? "O_RDWR";
+  const extra: string[] = [];
+  if (flags & 0o4000) extra.push("O_NONBLOCK");
+  if (flags & 0o2000000) extra.push("O_CLOEXEC");
+  return [acc, ...extra].join("|");
+}
+
+export function sysDup(k: Kernel, p: Process, fd: number): number {
+  enter(p, "dup", fd, 0);
+  const f = p.files.lookup(fd);
+  let rc: number;
+  if (!f) rc = -EBADF;
+  else {
+    f.get("init");
+    rc = p.files.install(f);
+    if (rc < 0) f.put("init");
+  }
+  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "dup", [String(fd)], rc);
+  return rc;
+}
+
+/** SCM_RIGHTS: the file behind `fd` in `from` gets a new fd in `to`. */
+export function sysSendFd(k: Kernel, from: Process, fd: number, to: Process): number {
+  const f = from.files.lookup(fd);
+  let rc: number;
+  if (!f) rc = -EBADF;
+  else {
+    f.get("init");
+    rc = to.files.install(f);
+    if (rc < 0) f.put("init");
+  }
+  if (k.trace.enabled)
+    k.trace.record(from.pid, k.clock.now, "sendmsg", [String(fd), `SCM_RIGHTS -> pid ${to.pid}`], rc);
+  return rc;
+}
+
+export interface MmapArgs {
+  addr?: number;
+  prot: number;
+  fd?: number;
+  offset?: number;
+}
+
+export function sysMmap(k: Kernel, p: Process, length: number, a: MmapArgs): number {
+  const t = enter(p, "mmap", a.fd ?? -1, length);
+  let rc: number;
+  if (a.fd === undefined || a.fd < 0)
+    rc = p.mm.mmap(length, { ...(a.addr !== undefined ? { addr: a.addr } : {}), prot: a.prot });
+  else {
+    const f = p.files.lookup(a.fd);
+    if (!f) rc = -EBADF;
+    else if (!f.fops.mmap) rc = -ENODEV;
+    else if ((a.offset ?? 0) % 4096 !== 0) rc = -EINVAL;
+    else {
+      rc = p.mm.mmap(length, {
+        ...(a.addr !== undefined ? { addr: a.addr } : {}),
+        prot: a.prot,
+        io: { read: () => null, write: () => false },
+        file: f,
+        pgoff: a.offset ?? 0,
+      });
+      if (rc >= 0) {
+        const vma = p.mm.find(rc)!;
+        f.get("vma");
+        const r = call(k, t, () => f.fops.mmap!(f, vma));
+        if (r < 0) {
+          p.mm.munmap(rc, length);
+          rc = r;
+        }
+      }
+    }
+  }
+  if (k.trace.enabled) {
+    k.trace.record(
+      p.pid,
+      k.clock.now,
+      "mmap",
+      [
+        a.addr !== undefined ? `0x${a.addr.toString(16)}` : "NULL",
+        String(length),
+        protText(a.prot),
+        String(a.fd ?? -1),
+        `0x${(a.offset ?? 0).toString(16)}`,
+      ],
+      rc >= 0 ? `0x${rc.toString(16)}` : rc,
+    );
+  }
+  return rc;
+}
+
+function protText(prot: number): string {
+  const s: string[] = [];
+  if (prot & PROT_READ) s.push("PROT_READ");
+  if (prot & PROT_WRITE) s.push("PROT_WRITE");
+  return s.length ? s.join("|") : "PROT_NONE";
+}
+
+export function sysMunmap(k: Kernel, p: Process, addr: number, length: number): number {
+  enter(p, "munmap", addr, length);
+  const rc = k.withTask(p.mainTask, () => p.mm.munmap(addr, length));
+  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "munmap", [`0x${addr.toString(16)}`, String(length)], rc);
+  return rc;
+}
+
+/** pread(2)/pwrite(2) (pos given) and read(2)/write(2) (pos = the file's). */
+export function sysRw(
+  k: Kernel,
+  p: Process,
+  write: boolean,
+  fd: number,
+  buf: number,
+  count: number,
+  pos: number | null,
+): number {
+  const t = enter(p, write ? "write" : "read", fd, count);
+  const f = p.files.lookup(fd);
+  let rc: number;
+  if (!f) rc = -EBADF;
+  else if (buf < 0 || buf + count > TASK_SIZE) rc = -EFAULT;
+  else {
+    const op = write ? f.fops.write : f.fops.read;
+    if (!op) rc = -EINVAL;
+    else if (pos !== null && pos < 0) rc = -EINVAL;
+    else {
+      rc = call(k, t, () => op(f, buf, count, pos ?? f.pos));
+      if (pos === null && rc > 0 && f.fops.name !== "eventfd") f.pos += rc;
+    }
+  }
+  if (k.trace.enabled) {
+    const name = (pos === null ? "" : "p") + (write ? "write64" : "read64");
+    k.trace.record(
+      p.pid,
+      k.clock.now,
+      pos === null ? name.replace("64", "") : name,
+      [String(fd), `0x${buf.toString(16)}`, String(count), ...(pos === null ? [] : [`0x${pos.toString(16)}`])],
+      rc,
+    );
+  }
+  return rc;
+}
+
+export function sysEventfd(k: Kernel, p: Process, flags: number): number {
+  enter(p, "eventfd2", 0, flags);
+  const f = createEventfd(k, flags);
+  const rc = typeof f === "number" ? f : installFile(p, f);
+  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "eventfd2", ["0", String(flags)], rc);
+  return rc;
+}
+
+/** Process exit: every fd closed and the address space torn down (do_exit). */
+export function sysExit(k: Kernel, p: Process): void {
+  if (p.exited) return;
+  enter(p, "exit", p.pid, 0);
+  k.withTask(p.mainTask, () => {
+    p.files.closeAll();
+    p.mm.exitMmap();
+  });
+  p.exited = true;
+  k.processes.delete(p.pid);
+  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "exit_group", ["0"], "?");
+}

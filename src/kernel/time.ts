@@ -1,0 +1,49 @@
+// Virtual time. Devices schedule delayed work (QEMU timers, the edu DMA engine's 100 ms) on
+// this clock; it advances only when userspace sleeps or waits, so a scenario that sleeps
+// 300 ms runs in microseconds and the same run always fires the same timers in the same
+// order (ties broken by arming order).
+
+export interface Timer {
+  readonly when: number;
+  readonly seq: number;
+  readonly name: string;
+  readonly fn: () => void;
+  cancelled: boolean;
+}
+
+export class Clock {
+  /** nanoseconds since boot */
+  now = 0;
+  private seq = 0;
+  private readonly timers: Timer[] = [];
+
+  /** Arm fn to run `delayNs` from now. */
+  schedule(delayNs: number, name: string, fn: () => void): Timer {
+    const t: Timer = { when: this.now + Math.max(0, delayNs), seq: this.seq++, name, fn, cancelled: false };
+    this.timers.push(t);
+    this.timers.sort((a, b) => a.when - b.when || a.seq - b.seq);
+    return t;
+  }
+
+  cancel(t: Timer): void {
+    t.cancelled = true;
+  }
+
+  pending(): readonly Timer[] {
+    return this.timers.filter((t) => !t.cancelled);
+  }
+
+  /** Advance to now + ns, running every timer that falls due, in order. */
+  advance(ns: number): void {
+    const end = this.now + Math.max(0, ns);
+    for (;;) {
+      const t = this.timers[0];
+      if (!t || t.when > end) break;
+      this.timers.shift();
+      if (t.cancelled) continue;
+      this.now = Math.max(this.now, t.when);
+      t.fn();
+    }
+    this.now = end;
+  }
+}

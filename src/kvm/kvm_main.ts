@@ -1,0 +1,95 @@
+// KVM's system-level interface (virt/kvm/kvm_main.c): /dev/kvm with KVM_GET_API_VERSION,
+// KVM_CHECK_EXTENSION and KVM_CREATE_VM, and the VM file it creates. The VM's device
+// framework and its VFIO pseudo-device build on the Kvm object defined in ./kvm.ts.
+
+import { EINVAL, ENOTTY } from "../uapi/errno.js";
+import * as K from "../uapi/kvm.js";
+import type { FileOperations } from "../kernel/fs.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { Module, ModuleDef } from "../kernel/module.js";
+import { installFile } from "../kernel/syscalls.js";
+import { Kvm } from "./kvm.js";
+
+/** KVM_USER_MEM_SLOTS on x86 (arch/x86/include/asm/kvm_host.h). */
+export const KVM_USER_MEM_SLOTS = 32764;
+export const KVM_MAX_VCPUS = 4096;
+const PAGE_SIZE = 4096;
+
+/** kvm_vm_ioctl_check_extension_generic() + the x86 answers for what the twin models. */
+export function checkExtension(kvm: Kvm | null, cap: number): number {
+  switch (cap) {
+    case K.KVM_CAP_USER_MEMORY:
+    case K.KVM_CAP_DESTROY_MEMORY_REGION_WORKS:
+    case K.KVM_CAP_JOIN_MEMORY_REGIONS_WORKS:
+    case K.KVM_CAP_INTERNAL_ERROR_DATA:
+    case K.KVM_CAP_CHECK_EXTENSION_VM:
+    case K.KVM_CAP_ENABLE_CAP_VM:
+    case K.KVM_CAP_DEVICE_CTRL:
+    case K.KVM_CAP_IOMMU:
+      return 1;
+    case K.KVM_CAP_NR_MEMSLOTS:
+      return KVM_USER_MEM_SLOTS;
+    case K.KVM_CAP_MAX_VCPUS:
+      return KVM_MAX_VCPUS;
+    default:
+      void kvm;
+      return 0;
+  }
+}
+
+export interface KvmModuleState {
+  readonly kvmFops: FileOperations;
+  readonly vms: Set<Kvm>;
+}
+
+function makeState(k: Kernel, m: Module): KvmModuleState {
+  const vms = new Set<Kvm>();
+  const kvmFops: FileOperations = {
+    owner: m,
+    name: "kvm",
+    unlocked_ioctl(_file, cmd, arg) {
+      switch (cmd) {
+        case K.KVM_GET_API_VERSION:
+          return arg !== 0 ? -EINVAL : K.KVM_API_VERSION;
+        case K.KVM_CREATE_VM: {
+          // kvm_dev_ioctl_create_vm(): only the default VM type on this x86 model
+          if (arg !== 0) return -EINVAL;
+          const kvm = new Kvm(k, m);
+          const f = k.allocFile(kvm.vmFops, "anon_inode:kvm-vm", 2);
+          if (typeof f === "number") {
+            kvm.put("init");
+            return f;
+          }
+          f.privateData = kvm;
+          kvm.handOver("init", "vm file");
+          vms.add(kvm);
+          kvm.onDestroy = () => vms.delete(kvm);
+          return installFile(k.current!.process!, f);
+        }
+        case K.KVM_CHECK_EXTENSION:
+          return checkExtension(null, arg);
+        case K.KVM_GET_VCPU_MMAP_SIZE:
+          // kvm_run page + pio data page + coalesced mmio ring page on x86
+          return arg !== 0 ? -EINVAL : 3 * PAGE_SIZE;
+        default:
+          // kvm_arch_dev_ioctl(): unknown system ioctls are EINVAL on x86, not ENOTTY
+          return -EINVAL;
+      }
+    },
+  };
+  void ENOTTY;
+  return { kvmFops, vms };
+}
+
+export const kvmModule: ModuleDef = {
+  name: "kvm",
+  init(k, m) {
+    const st = makeState(k, m);
+    m.export("__kvm_state", st);
+    k.devices.register("/dev/kvm", st.kvmFops, st);
+    return 0;
+  },
+  exit(k) {
+    k.devices.unregister("/dev/kvm");
+  },
+};

@@ -1,0 +1,146 @@
+// The twin as a Backend: createTwin(config) boots a kernel with the passthrough modules
+// loaded and the machine's devices present; spawn() gives processes that speak the raw
+// syscall API of src/backend/backend.ts.
+
+import type { Backend, MmapOptions, SpawnOptions, UserProcess } from "./backend/backend.js";
+import { PROT_READ, PROT_WRITE, Segfault, toNum } from "./backend/backend.js";
+import { EINVAL, EPERM } from "./uapi/errno.js";
+import { Kernel } from "./kernel/kernel.js";
+import type { Process } from "./kernel/process.js";
+import { CAP_SYS_RESOURCE } from "./kernel/process.js";
+import * as sys from "./kernel/syscalls.js";
+import { kvmModule } from "./kvm/kvm_main.js";
+
+export interface TwinConfig {
+  /** load KVM (default true) */
+  kvm?: boolean;
+}
+
+export class TwinProcess implements UserProcess {
+  constructor(
+    readonly twin: Twin,
+    readonly proc: Process,
+  ) {}
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+  private get k(): Kernel {
+    return this.twin.kernel;
+  }
+
+  open(path: string, flags = 2): number {
+    return sys.sysOpen(this.k, this.proc, path, flags);
+  }
+  close(fd: number): number {
+    return sys.sysClose(this.k, this.proc, fd);
+  }
+  ioctl(fd: number, request: number, arg: number | bigint = 0): number {
+    return sys.sysIoctl(
+      this.k,
+      this.proc,
+      fd,
+      request >>> 0,
+      typeof arg === "number" && arg >= 0 ? arg : sys.userArg(arg),
+    );
+  }
+  mmap(length: number, o: MmapOptions = {}): number {
+    return sys.sysMmap(this.k, this.proc, length, {
+      ...(o.addr !== undefined ? { addr: toNum(o.addr) } : {}),
+      prot: o.prot ?? PROT_READ | PROT_WRITE,
+      ...(o.fd !== undefined ? { fd: o.fd } : {}),
+      ...(o.offset !== undefined ? { offset: toNum(o.offset) } : {}),
+    });
+  }
+  munmap(addr: number | bigint, length: number): number {
+    return sys.sysMunmap(this.k, this.proc, toNum(addr), length);
+  }
+  read(addr: number | bigint, length: number): Uint8Array {
+    const r = this.k.withTask(this.proc.mainTask, () => this.proc.mm.copyFromUser(toNum(addr), length));
+    if (typeof r === "number") throw new Segfault(addr);
+    return r;
+  }
+  write(addr: number | bigint, bytes: Uint8Array): void {
+    const r = this.k.withTask(this.proc.mainTask, () => this.proc.mm.copyToUser(toNum(addr), bytes));
+    if (r < 0) throw new Segfault(addr);
+  }
+  dup(fd: number): number {
+    return sys.sysDup(this.k, this.proc, fd);
+  }
+  sendFd(fd: number, to: UserProcess): number {
+    if (!(to instanceof TwinProcess) || to.twin !== this.twin) return -EINVAL;
+    return sys.sysSendFd(this.k, this.proc, fd, to.proc);
+  }
+  pread(fd: number, buf: number | bigint, count: number, offset: number | bigint): number {
+    return sys.sysRw(this.k, this.proc, false, fd, toNum(buf), count, toNum(offset));
+  }
+  pwrite(fd: number, buf: number | bigint, count: number, offset: number | bigint): number {
+    return sys.sysRw(this.k, this.proc, true, fd, toNum(buf), count, toNum(offset));
+  }
+  readFd(fd: number, buf: number | bigint, count: number): number {
+    return sys.sysRw(this.k, this.proc, false, fd, toNum(buf), count, null);
+  }
+  writeFd(fd: number, buf: number | bigint, count: number): number {
+    return sys.sysRw(this.k, this.proc, true, fd, toNum(buf), count, null);
+  }
+  eventfd(flags = 0): number {
+    return sys.sysEventfd(this.k, this.proc, flags);
+  }
+  readlink(path: string): string | number {
+    return this.k.sysfs.readlink(path);
+  }
+  readdir(path: string): string[] | number {
+    return this.k.sysfs.readdir(path);
+  }
+  setMemlock(soft: number, hard = soft): number {
+    const rl = this.proc.memlock;
+    if (soft > hard) return -EINVAL;
+    if (hard > rl.max && !this.proc.capable(CAP_SYS_RESOURCE)) return -EPERM;
+    rl.cur = soft;
+    rl.max = hard;
+    return 0;
+  }
+  sleep(ms: number): void {
+    this.twin.advance(ms * 1e6);
+  }
+}
+
+export class Twin implements Backend {
+  readonly kind = "twin" as const;
+  readonly kernel = new Kernel();
+
+  constructor(readonly config: TwinConfig = {}) {
+    const k = this.kernel;
+    k.modules.provide(kvmModule);
+    if (config.kvm !== false) mustLoad(k, "kvm");
+  }
+
+  spawn(opts: SpawnOptions = {}): TwinProcess {
+    const p = this.kernel.spawnProcess({
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.memlock !== undefined ? { memlock: opts.memlock } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
+      ...(opts.caps !== undefined ? { caps: opts.caps } : {}),
+    });
+    return new TwinProcess(this, p);
+  }
+
+  kill(p: UserProcess): void {
+    if (!(p instanceof TwinProcess) || p.twin !== this) throw new TypeError("not a process of this twin");
+    sys.sysExit(this.kernel, p.proc);
+  }
+
+  /** Let virtual time pass (device timers fire in order). */
+  advance(ns: number): void {
+    this.kernel.withTask(this.kernel.kthread, () => this.kernel.clock.advance(ns));
+  }
+}
+
+function mustLoad(k: Kernel, name: string): void {
+  const rc = k.modules.load(name);
+  if (rc < 0) throw new Error(`twin boot: loading ${name} failed with ${rc}`);
+}
+
+export function createTwin(config: TwinConfig = {}): Twin {
+  return new Twin(config);
+}

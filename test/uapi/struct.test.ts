@@ -1,0 +1,62 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { defineStruct, U64_MAX } from "../../src/uapi/struct.js";
+import { kvm_create_device, kvm_device_attr, kvm_userspace_memory_region } from "../../src/uapi/kvm.js";
+
+test("C layout: natural alignment and tail padding", () => {
+  const s = defineStruct("t", [
+    ["a", "u8"],
+    ["b", "u64"],
+    ["c", "u16"],
+  ] as const);
+  assert.equal(s.offsetOf("a"), 0);
+  assert.equal(s.offsetOf("b"), 8);
+  assert.equal(s.offsetOf("c"), 16);
+  assert.equal(s.size, 24);
+  assert.equal(s.offsetOfEnd("c"), 18);
+});
+
+test("kvm structs have the header's sizes", () => {
+  assert.equal(kvm_create_device.size, 12);
+  assert.equal(kvm_device_attr.size, 24);
+  assert.equal(kvm_device_attr.offsetOf("attr"), 8);
+  assert.equal(kvm_userspace_memory_region.size, 32);
+});
+
+test("u64 fields round-trip exactly up to 2^64-1", () => {
+  const b = kvm_device_attr.encode({ flags: 1, group: 2, attr: U64_MAX, addr: 0x1234_5678_9abc_def0n });
+  const v = kvm_device_attr.decode(b);
+  assert.equal(v.attr, U64_MAX);
+  assert.equal(v.addr, 0x1234_5678_9abc_def0n);
+  assert.equal(v.group, 2);
+});
+
+test("decode of a short buffer reads missing fields as zero; arrays and nested structs", () => {
+  const r = defineStruct("r", [
+    ["start", "u64"],
+    ["last", "u64"],
+  ] as const);
+  const s = defineStruct("s", [
+    ["n", "u32"],
+    ["tag", "bytes", 4],
+    ["ranges", r, 2],
+    ["v", "u32", 2],
+  ] as const);
+  assert.equal(s.size, 48);
+  const b = s.encode({
+    n: 2,
+    tag: new Uint8Array([1, 2, 3, 4]),
+    ranges: [
+      { start: 1n, last: 2n },
+      { start: 3n, last: U64_MAX },
+    ],
+    v: [7, 8],
+  });
+  const d = s.decode(b);
+  assert.deepEqual([...d.tag], [1, 2, 3, 4]);
+  assert.equal(d.ranges[1]!.last, U64_MAX);
+  assert.deepEqual(d.v, [7, 8]);
+  const short = s.decode(b.subarray(0, 4));
+  assert.equal(short.n, 2);
+  assert.equal(short.ranges[0]!.start, 0n);
+});
