@@ -1,0 +1,91 @@
+// The typed client layer: structs in, structs out, an Errno exception on failure. Built only
+// on the raw UserProcess calls (DESIGN.md §1), so it runs on the twin and on the host alike.
+// Arguments are staged in a scratch mapping of the calling process and passed by address,
+// exactly as a C program passes a pointer to a stack struct.
+
+import type { UserProcess } from "../backend/backend.js";
+import { Errno } from "../uapi/errno.js";
+import { ioctlsByNr } from "../uapi/ioctls.js";
+import type { StructDesc } from "../uapi/struct.js";
+
+const SCRATCH = 64 * 1024;
+
+export class TypedProcess {
+  private scratch = -1;
+
+  constructor(readonly raw: UserProcess) {}
+
+  /** The scratch area's address (mapped on first use). */
+  scratchAddr(): number {
+    if (this.scratch < 0) this.scratch = check(this.raw.mmap(SCRATCH), "mmap");
+    return this.scratch;
+  }
+
+  open(path: string, flags = 2): number {
+    return check(this.raw.open(path, flags), `open(${path})`);
+  }
+
+  close(fd: number): void {
+    check(this.raw.close(fd), `close(${fd})`);
+  }
+
+  /** An ioctl whose argument is an integer (or nothing): the non-negative result. */
+  ioctlInt(fd: number, req: number, arg: number | bigint = 0): number {
+    return check(this.raw.ioctl(fd, req, arg), ioctlName(req));
+  }
+
+  /**
+   * An ioctl taking a pointer to `desc`: encodes `value` (size `size`, default sizeof),
+   * calls, and decodes what the kernel wrote back. `extra` bytes after the struct are
+   * staged too (flexible arrays, capability chains) and returned.
+   */
+  ioctl<V>(fd: number, req: number, desc: StructDesc<V>, value: Partial<V>, opts: IoctlOpts = {}): V {
+    return this.ioctlFull(fd, req, desc, value, opts).value;
+  }
+
+  ioctlFull<V>(fd: number, req: number, desc: StructDesc<V>, value: Partial<V>, opts: IoctlOpts = {}): IoctlResult<V> {
+    const size = opts.size ?? desc.size;
+    const total = Math.max(size, desc.size) + (opts.extra?.length ?? opts.extraLen ?? 0);
+    const buf = new Uint8Array(total);
+    desc.encodeInto(buf.subarray(0, Math.max(size, desc.size)), value);
+    if (opts.extra) buf.set(opts.extra, Math.max(size, desc.size));
+    const addr = this.scratchAddr();
+    this.raw.write(addr, buf);
+    const rc = check(this.raw.ioctl(fd, req, addr), ioctlName(req));
+    const back = this.raw.read(addr, total);
+    return { rc, value: desc.decode(back), bytes: back };
+  }
+
+  /** Stage bytes in scratch memory at `offset` and return their address. */
+  stage(bytes: Uint8Array, offset = 0): number {
+    const addr = this.scratchAddr() + offset;
+    this.raw.write(addr, bytes);
+    return addr;
+  }
+}
+
+export interface IoctlOpts {
+  /** the size to encode (argsz / size rules are the caller's to set in `value`) */
+  size?: number;
+  /** bytes placed right after the struct */
+  extra?: Uint8Array;
+  /** room for output after the struct */
+  extraLen?: number;
+}
+
+export interface IoctlResult<V> {
+  rc: number;
+  value: V;
+  /** the whole staged area after the call */
+  bytes: Uint8Array;
+}
+
+function ioctlName(req: number): string {
+  return ioctlsByNr(req)[0]?.name ?? `ioctl 0x${req.toString(16)}`;
+}
+
+/** A raw result, or an Errno thrown for -errno. */
+export function check(rc: number, call: string): number {
+  if (rc < 0) throw new Errno(-rc, call);
+  return rc;
+}
