@@ -10,10 +10,13 @@ import type { Process } from "./kernel/process.js";
 import { CAP_SYS_RESOURCE } from "./kernel/process.js";
 import * as sys from "./kernel/syscalls.js";
 import { kvmModule } from "./kvm/kvm_main.js";
+import { iommufdModule } from "./iommufd/main.js";
 
 export interface TwinConfig {
   /** load KVM (default true) */
   kvm?: boolean;
+  /** load iommufd, /dev/iommu (default true) */
+  iommufd?: boolean;
 }
 
 export class TwinProcess implements UserProcess {
@@ -113,6 +116,8 @@ export class Twin implements Backend {
     const k = this.kernel;
     k.modules.provide(kvmModule);
     if (config.kvm !== false) mustLoad(k, "kvm");
+    k.modules.provide(iommufdModule);
+    if (config.iommufd !== false) mustLoad(k, "iommufd");
   }
 
   spawn(opts: SpawnOptions = {}): TwinProcess {

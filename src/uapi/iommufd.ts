@@ -249,7 +249,8 @@ export const iommu_fault_alloc = defineStruct("iommu_fault_alloc", [
   ["out_fault_fd", "u32"],
 ] as const);
 
-const d = (name: string, cmd: number, arg: StructDesc<any>) => defineIoctl("iommufd", name, _IO(IOMMUFD_TYPE, cmd), arg);
+const d = (name: string, cmd: number, arg: StructDesc<any>) =>
+  defineIoctl("iommufd", name, _IO(IOMMUFD_TYPE, cmd), arg);
 
 export const IOMMU_DESTROY = d("IOMMU_DESTROY", IOMMUFD_CMD_DESTROY, iommu_destroy);
 export const IOMMU_IOAS_ALLOC = d("IOMMU_IOAS_ALLOC", IOMMUFD_CMD_IOAS_ALLOC, iommu_ioas_alloc);

@@ -1,0 +1,270 @@
+// The IOAS object and its commands (drivers/iommu/iommufd/ioas.c): IOAS_ALLOC, IOVA_RANGES,
+// ALLOW_IOVAS, MAP, COPY, UNMAP and the per-IOAS OPTION (HUGE_PAGES). The IOVA engine is
+// ./io_pagetable.ts; an IOAS adds the object life and the list of HWPTs built on it.
+
+import { EBUSY, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from "../uapi/errno.js";
+import {
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_OPTION_HUGE_PAGES,
+  IOMMU_OPTION_OP_GET,
+  IOMMU_OPTION_OP_SET,
+  iommu_iova_range,
+  type iommu_ioas_alloc,
+  type iommu_ioas_allow_iovas,
+  type iommu_ioas_copy,
+  type iommu_ioas_iova_ranges,
+  type iommu_ioas_map,
+  type iommu_ioas_unmap,
+  type iommu_option,
+} from "../uapi/iommufd.js";
+import { CAP_SYS_RESOURCE } from "../kernel/process.js";
+import { IntervalNode, IntervalTree } from "./interval_tree.js";
+import { holes, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, IoPagetable, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
+import type { IommufdCtx, Ucmd } from "./main.js";
+import { IommufdObject } from "./object.js";
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER } from "./pages.js";
+
+type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
+
+export class IommufdIoas extends IommufdObject {
+  readonly iopt = new IoPagetable();
+  /** the HWPTs whose domains map this IOAS (ioas->hwpt_list) */
+  readonly hwptList: IommufdObject[] = [];
+
+  constructor(readonly ictx: IommufdCtx) {
+    super(ictx.k, "ioas", ictx.name);
+  }
+
+  /** iommufd_ioas_destroy(): unmap everything (no domain is left: HWPTs hold the IOAS) */
+  protected destroyObj(): void {
+    this.iopt.unmapAll();
+  }
+}
+
+/** iommufd_ioas_alloc() without finalize: the caller finalizes or aborts. */
+export function ioasAlloc(ictx: IommufdCtx): IommufdIoas | number {
+  const ioas = new IommufdIoas(ictx);
+  const rc = ictx.objects.alloc(ioas);
+  if (rc) {
+    ioas.put("init");
+    return rc;
+  }
+  return ioas;
+}
+
+export function getIoas(ictx: IommufdCtx, id: number): IommufdIoas | null {
+  return ictx.objects.get<IommufdIoas>(id, "ioas");
+}
+
+export function ioasAllocIoctl(u: Ucmd<V<typeof iommu_ioas_alloc>>): number {
+  if (u.cmd.flags) return -EOPNOTSUPP;
+  const ioas = ioasAlloc(u.ictx);
+  if (typeof ioas === "number") return ioas;
+  u.cmd.out_ioas_id = ioas.id;
+  const rc = u.respond();
+  if (rc) {
+    u.ictx.objects.abort(ioas);
+    return rc;
+  }
+  u.ictx.objects.finalize(ioas);
+  return 0;
+}
+
+export function ioasIovaRanges(u: Ucmd<V<typeof iommu_ioas_iova_ranges>>): number {
+  const cmd = u.cmd;
+  if (cmd.__reserved) return -EOPNOTSUPP;
+  const ioas = getIoas(u.ictx, cmd.ioas_id);
+  if (!ioas) return -ENOENT;
+  try {
+    const max = cmd.num_iovas;
+    const base = cmd.allowed_iovas;
+    cmd.num_iovas = 0;
+    cmd.out_iova_alignment = BigInt(ioas.iopt.iovaAlignment);
+    for (const [start, last] of holes([ioas.iopt.reserved], 0n, ULONG_MAX)) {
+      if (cmd.num_iovas < max) {
+        const at = base + BigInt(cmd.num_iovas * iommu_iova_range.size);
+        const rc = u.copyToUser(at, iommu_iova_range.encode({ start, last }));
+        if (rc) return rc;
+      }
+      cmd.num_iovas++;
+    }
+    const rc = u.respond();
+    if (rc) return rc;
+    return cmd.num_iovas > max ? -EMSGSIZE : 0;
+  } finally {
+    ioas.put();
+  }
+}
+
+/** iommufd_ioas_load_iovas() */
+function loadIovas(u: Ucmd<unknown>, tree: IntervalTree<IntervalNode>, base: bigint, num: number): number {
+  for (let i = 0; i < num; i++) {
+    const b = u.copyFromUser(base + BigInt(i * iommu_iova_range.size), iommu_iova_range.size);
+    if (typeof b === "number") return b;
+    const r = iommu_iova_range.decode(b);
+    if (r.start >= r.last) return -EINVAL;
+    if (tree.first(r.start, r.last) !== null) return -EINVAL;
+    const n = new IntervalNode();
+    n.setRange(r.start, r.last);
+    tree.insert(n);
+  }
+  return 0;
+}
+
+export function ioasAllowIovas(u: Ucmd<V<typeof iommu_ioas_allow_iovas>>): number {
+  const cmd = u.cmd;
+  if (cmd.__reserved) return -EOPNOTSUPP;
+  const ioas = getIoas(u.ictx, cmd.ioas_id);
+  if (!ioas) return -ENOENT;
+  try {
+    const tree = new IntervalTree<IntervalNode>();
+    const rc = loadIovas(u, tree, cmd.allowed_iovas, cmd.num_iovas);
+    if (rc) return rc;
+    return ioas.iopt.setAllowIova(tree);
+  } finally {
+    ioas.put();
+  }
+}
+
+/** conv_iommu_prot() */
+function convProt(flags: number): number {
+  let prot = IOMMU_CACHE;
+  if (flags & IOMMU_IOAS_MAP_WRITEABLE) prot |= IOMMU_WRITE;
+  if (flags & IOMMU_IOAS_MAP_READABLE) prot |= IOMMU_READ;
+  return prot;
+}
+
+const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
+
+export function ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): number {
+  const cmd = u.cmd;
+  if (cmd.flags & ~MAP_FLAGS || cmd.__reserved) return -EOPNOTSUPP;
+  if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return -EOVERFLOW;
+  if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
+  const ioas = getIoas(u.ictx, cmd.ioas_id);
+  if (!ioas) return -ENOENT;
+  try {
+    const r = ioas.iopt.mapUserPages(
+      cmd.iova,
+      cmd.user_va,
+      cmd.length,
+      convProt(cmd.flags),
+      !(cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA),
+      u.proc,
+      u.ictx.accountMode === IOPT_PAGES_ACCOUNT_MM,
+    );
+    if (typeof r === "number") return r;
+    cmd.iova = r;
+    return u.respond();
+  } finally {
+    ioas.put();
+  }
+}
+
+export function ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): number {
+  const cmd = u.cmd;
+  if (cmd.flags & ~MAP_FLAGS) return -EOPNOTSUPP;
+  if (cmd.length >= ULONG_MAX || cmd.src_iova >= ULONG_MAX || cmd.dst_iova >= ULONG_MAX) return -EOVERFLOW;
+  if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
+  const src = getIoas(u.ictx, cmd.src_ioas_id);
+  if (!src) return -ENOENT;
+  const list = src.iopt.getPages(cmd.src_iova, cmd.length);
+  src.put();
+  if (typeof list === "number") return list;
+  const putList = () => {
+    for (const s of list) s.pages.users--;
+  };
+  const dst = getIoas(u.ictx, cmd.dst_ioas_id);
+  if (!dst) {
+    putList();
+    return -ENOENT;
+  }
+  try {
+    const r = dst.iopt.mapPages(
+      list,
+      cmd.length,
+      cmd.dst_iova,
+      convProt(cmd.flags),
+      !(cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA),
+    );
+    if (typeof r === "number") {
+      putList();
+      return r;
+    }
+    cmd.dst_iova = r;
+    return u.respond();
+  } finally {
+    dst.put();
+  }
+}
+
+export function ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): number {
+  const cmd = u.cmd;
+  const ioas = getIoas(u.ictx, cmd.ioas_id);
+  if (!ioas) return -ENOENT;
+  try {
+    let r: { rc: number; unmapped: bigint };
+    if (cmd.iova === 0n && cmd.length === U64_MAX) r = ioas.iopt.unmapAll();
+    else {
+      if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return -EOVERFLOW;
+      r = ioas.iopt.unmapIova(cmd.iova, cmd.length);
+      if (r.rc) return r.rc;
+      if (r.unmapped === 0n) return -ENOENT;
+    }
+    if (r.rc) return r.rc;
+    cmd.length = r.unmapped;
+    return u.respond();
+  } finally {
+    ioas.put();
+  }
+}
+
+type OptionCmd = V<typeof iommu_option>;
+
+/** iommufd_option_rlimit_mode() */
+export function optionRlimitMode(u: Ucmd<OptionCmd>): number {
+  const cmd = u.cmd;
+  const ictx = u.ictx;
+  if (cmd.object_id) return -EOPNOTSUPP;
+  if (cmd.op === IOMMU_OPTION_OP_GET) {
+    cmd.val64 = ictx.accountMode === IOPT_PAGES_ACCOUNT_MM ? 1n : 0n;
+    return 0;
+  }
+  if (cmd.op === IOMMU_OPTION_OP_SET) {
+    if (!u.proc.capable(CAP_SYS_RESOURCE)) return -EPERM;
+    if (!ictx.objects.isEmpty()) return -EBUSY;
+    if (cmd.val64 === 0n) ictx.accountMode = IOPT_PAGES_ACCOUNT_USER;
+    else if (cmd.val64 === 1n) ictx.accountMode = IOPT_PAGES_ACCOUNT_MM;
+    else return -EINVAL;
+    return 0;
+  }
+  return -EOPNOTSUPP;
+}
+
+/** iommufd_ioas_option() + iommufd_ioas_option_huge_pages() */
+export function ioasOption(u: Ucmd<OptionCmd>): number {
+  const cmd = u.cmd;
+  if (cmd.__reserved) return -EOPNOTSUPP;
+  const ioas = getIoas(u.ictx, cmd.object_id);
+  if (!ioas) return -ENOENT;
+  try {
+    if (cmd.option_id !== IOMMU_OPTION_HUGE_PAGES) return -EOPNOTSUPP;
+    if (cmd.op === IOMMU_OPTION_OP_GET) {
+      cmd.val64 = ioas.iopt.disableLargePages ? 0n : 1n;
+      return 0;
+    }
+    if (cmd.op === IOMMU_OPTION_OP_SET) {
+      if (cmd.val64 === 0n) return ioas.iopt.disableLarge();
+      if (cmd.val64 === 1n) {
+        ioas.iopt.enableLarge();
+        return 0;
+      }
+      return -EINVAL;
+    }
+    return -EOPNOTSUPP;
+  } finally {
+    ioas.put();
+  }
+}

@@ -1,0 +1,232 @@
+// /dev/iommu (drivers/iommu/iommufd/main.c): the iommufd context behind each open file, the
+// table-driven ioctl dispatch every command shares, DESTROY, OPTION and the module.
+//
+// Dispatch (iommufd_fops_ioctl()): _IOC_NR below IOMMUFD_CMD_BASE or past the table goes to
+// the VFIO container emulation (./vfio_compat.ts); otherwise the leading u32 `size` is read
+// (EFAULT), the row must carry exactly this request number (else ENOTTY: the rows between
+// 0x8f and 0x9f are empty and 0xa0 is the IOMMUFD_TEST command, not modelled), size below
+// the row's minimum is EINVAL, and copy_struct_from_user() takes min(size, sizeof) bytes
+// after checking that any bytes past sizeof are zero (E2BIG). Handlers answer through
+// Ucmd.respond(), which copies back min(size, sizeof) bytes, as iommufd_ucmd_respond().
+
+import { E2BIG, EBADFD, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
+import { _IOC_NR } from "../uapi/ioctl.js";
+import * as U from "../uapi/iommufd.js";
+import type { StructDesc } from "../uapi/struct.js";
+import type { File, FileOperations } from "../kernel/fs.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { Module, ModuleDef } from "../kernel/module.js";
+import type { Process } from "../kernel/process.js";
+import type { KRet } from "../kernel/sched.js";
+import * as ioas from "./ioas.js";
+import { ObjectTable } from "./object.js";
+import { IOPT_PAGES_ACCOUNT_USER } from "./pages.js";
+import { getHwInfo } from "./device.js";
+import { faultAlloc } from "./fault.js";
+import * as hwpt from "./hw_pagetable.js";
+import { iommufdVfioIoas, iommufdVfioIoctl } from "./vfio_compat.js";
+
+let nextCtx = 1;
+
+/** struct iommufd_ctx: one per open of /dev/iommu. */
+export class IommufdCtx {
+  readonly objects = new ObjectTable();
+  accountMode = IOPT_PAGES_ACCOUNT_USER;
+  /** the IOAS the VFIO compat layer uses (IOMMU_VFIO_IOAS) */
+  vfioIoas: ioas.IommufdIoas | null = null;
+  readonly name = `iommufd ctx ${nextCtx++}`;
+  constructor(
+    readonly k: Kernel,
+    readonly file: File,
+  ) {}
+}
+
+/** One command being executed (struct iommufd_ucmd). */
+export class Ucmd<V> {
+  constructor(
+    readonly ictx: IommufdCtx,
+    readonly proc: Process,
+    readonly ubuffer: number,
+    readonly userSize: number,
+    readonly desc: StructDesc<V>,
+    readonly cmd: V,
+  ) {}
+
+  /** iommufd_ucmd_respond(): the struct back, min(user size, sizeof) bytes. */
+  respond(): number {
+    const bytes = this.desc.encode(this.cmd as Partial<V>);
+    return this.proc.mm.copyToUser(this.ubuffer, bytes, Math.min(this.userSize, bytes.length));
+  }
+
+  copyToUser(addr: bigint, bytes: Uint8Array): number {
+    return this.proc.mm.copyToUser(uaddr(addr), bytes);
+  }
+
+  copyFromUser(addr: bigint, len: number): Uint8Array | number {
+    return this.proc.mm.copyFromUser(uaddr(addr), len);
+  }
+}
+
+function uaddr(v: bigint): number {
+  return v < 1n << 53n ? Number(v) : 2 ** 53;
+}
+
+export interface IoctlOp {
+  readonly name: string;
+  readonly cmd: number;
+  readonly desc: StructDesc<any>;
+  /** offsetofend of the last mandatory field */
+  readonly minSize: number;
+  readonly execute: (u: Ucmd<any>) => KRet<number>;
+}
+
+function op<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<Vv>) => KRet<number>): IoctlOp {
+  const last = U.IOMMUFD_MIN_FIELD.get(cmd);
+  if (last === undefined) throw new Error(`no minimum size for ${desc.name}`);
+  return { name: desc.name, cmd, desc, minSize: desc.offsetOfEnd(last), execute };
+}
+
+/** iommufd_destroy() */
+function destroy(u: Ucmd<{ id: number }>): number {
+  return u.ictx.objects.remove(u.cmd.id);
+}
+
+/** iommufd_option() */
+function option(u: Ucmd<any>): number {
+  const cmd = u.cmd as { __reserved: number; option_id: number; val64: bigint };
+  if (cmd.__reserved) return -EOPNOTSUPP;
+  let rc: number;
+  switch (cmd.option_id) {
+    case U.IOMMU_OPTION_RLIMIT_MODE:
+      rc = ioas.optionRlimitMode(u);
+      break;
+    case U.IOMMU_OPTION_HUGE_PAGES:
+      rc = ioas.ioasOption(u);
+      break;
+    default:
+      return -EOPNOTSUPP;
+  }
+  if (rc) return rc;
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, cmd.val64, true);
+  return u.proc.mm.copyToUser(u.ubuffer + U.iommu_option.offsetOf("val64"), b);
+}
+
+/** The table, by _IOC_NR - IOMMUFD_CMD_BASE (iommufd_ioctl_ops[]). */
+export const IOMMUFD_IOCTL_OPS: readonly IoctlOp[] = [
+  op(U.IOMMU_DESTROY, U.iommu_destroy, destroy),
+  op(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, ioas.ioasAllocIoctl),
+  op(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, ioas.ioasAllowIovas),
+  op(U.IOMMU_IOAS_COPY, U.iommu_ioas_copy, ioas.ioasCopy),
+  op(U.IOMMU_IOAS_IOVA_RANGES, U.iommu_ioas_iova_ranges, ioas.ioasIovaRanges),
+  op(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, ioas.ioasMap),
+  op(U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, ioas.ioasUnmap),
+  op(U.IOMMU_OPTION, U.iommu_option, option),
+  op(U.IOMMU_VFIO_IOAS, U.iommu_vfio_ioas, iommufdVfioIoas),
+  op(U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, hwpt.hwptAlloc),
+  op(U.IOMMU_GET_HW_INFO, U.iommu_hw_info, getHwInfo),
+  op(U.IOMMU_HWPT_SET_DIRTY_TRACKING, U.iommu_hwpt_set_dirty_tracking, hwpt.setDirtyTracking),
+  op(U.IOMMU_HWPT_GET_DIRTY_BITMAP, U.iommu_hwpt_get_dirty_bitmap, hwpt.getDirtyBitmap),
+  op(U.IOMMU_HWPT_INVALIDATE, U.iommu_hwpt_invalidate, hwpt.invalidate),
+  op(U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc, faultAlloc),
+];
+
+/** The kernel's table runs to IOMMU_TEST_CMD (0xa0) with CONFIG_IOMMUFD_TEST, as on the oracle. */
+export const IOMMUFD_TABLE_LEN = 0xa0 - U.IOMMUFD_CMD_BASE + 1;
+
+/** copy_struct_from_user(): the kernel-sized struct, or -errno. */
+function copyStructFromUser(mm: Process["mm"], ksize: number, src: number, usize: number): Uint8Array | number {
+  if (usize > ksize) {
+    // check_zeroed_user() of the tail, a page at a time
+    for (let off = ksize; off < usize;) {
+      const n = Math.min(4096, usize - off);
+      const b = mm.copyFromUser(src + off, n);
+      if (typeof b === "number") return b;
+      for (let i = 0; i < n; i++) if (b[i] !== 0) return -E2BIG;
+      off += n;
+    }
+  }
+  const out = new Uint8Array(ksize);
+  const n = Math.min(ksize, usize);
+  if (!mm.copyFromUserInto(out, src, n)) return -EFAULT;
+  return out;
+}
+
+export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: number): KRet<number> {
+  const nr = _IOC_NR(cmd);
+  if (nr < U.IOMMUFD_CMD_BASE || nr - U.IOMMUFD_CMD_BASE >= IOMMUFD_TABLE_LEN)
+    return iommufdVfioIoctl(ictx, proc, cmd, arg);
+  const sz = proc.mm.copyFromUser(arg, 4);
+  if (typeof sz === "number") return sz;
+  const userSize = new DataView(sz.buffer).getUint32(0, true);
+  const o = IOMMUFD_IOCTL_OPS[nr - U.IOMMUFD_CMD_BASE];
+  if (!o || o.cmd !== cmd) return -ENOTTY;
+  if (userSize < o.minSize) return -EINVAL;
+  const bytes = copyStructFromUser(proc.mm, o.desc.size, arg, userSize);
+  if (typeof bytes === "number") return bytes;
+  return o.execute(new Ucmd(ictx, proc, arg, userSize, o.desc, o.desc.decode(bytes)));
+}
+
+export interface IommufdModuleState {
+  readonly fops: FileOperations;
+  /** every open context, for invariant checks */
+  readonly ctxs: Set<IommufdCtx>;
+}
+
+function makeState(k: Kernel, m: Module): IommufdModuleState {
+  const ctxs = new Set<IommufdCtx>();
+  const fops: FileOperations = {
+    owner: m,
+    name: "iommufd",
+    open(file) {
+      const ictx = new IommufdCtx(k, file);
+      file.privateData = ictx;
+      ctxs.add(ictx);
+      return 0;
+    },
+    release(file) {
+      const ictx = file.privateData as IommufdCtx;
+      const stuck = ictx.objects.destroyAll();
+      if (stuck.length > 0)
+        k.bug("iommufd", `${ictx.name}: release made no progress on ${stuck.map((o) => o.describe()).join(", ")}`);
+      ctxs.delete(ictx);
+    },
+    unlocked_ioctl(file, cmd, arg) {
+      return iommufdIoctl(file.privateData as IommufdCtx, k.current!.process!, cmd, arg);
+    },
+  };
+  return { fops, ctxs };
+}
+
+/** iommufd_ctx_from_file(): the context with a reference on its file (holder named), or
+ * -EBADFD when the file is not an iommufd. */
+export function iommufdCtxFromFile(file: File, holder: string): IommufdCtx | number {
+  if (file.fops.name !== "iommufd" || !(file.privateData instanceof IommufdCtx)) return -EBADFD;
+  file.get(holder);
+  return file.privateData;
+}
+
+/** iommufd_ctx_put() */
+export function iommufdCtxPut(ictx: IommufdCtx, holder: string): void {
+  ictx.file.put(holder);
+}
+
+/** The module's state in a kernel, or null when iommufd is not loaded. */
+export function iommufdState(k: Kernel): IommufdModuleState | null {
+  return (k.modules.loaded.get("iommufd")?.exports.get("__iommufd_state") as IommufdModuleState | undefined) ?? null;
+}
+
+export const iommufdModule: ModuleDef = {
+  name: "iommufd",
+  init(k, m) {
+    const state = makeState(k, m);
+    m.export("__iommufd_state", state);
+    m.export("iommufd_ctx_from_file", iommufdCtxFromFile);
+    m.export("iommufd_ctx_put", iommufdCtxPut);
+    k.devices.register("/dev/iommu", state.fops, state);
+    return 0;
+  },
+  exit(k) {
+    k.devices.unregister("/dev/iommu");
+  },
+};
