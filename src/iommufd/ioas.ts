@@ -39,6 +39,7 @@ export class IommufdIoas extends IommufdObject {
 
   /** iommufd_ioas_destroy(): unmap everything (no domain is left: HWPTs hold the IOAS) */
   protected destroyObj(): void {
+    if (this.ictx.vfioIoas === this) this.ictx.vfioIoas = null;
     this.iopt.unmapAll();
   }
 }

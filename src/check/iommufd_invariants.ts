@@ -1,0 +1,104 @@
+// iommufd invariants, recomputed from the real holders (the selftests' closing check, and
+// more): every iopt_pages' kref equals the areas that point at it; every pinned index has
+// as many users as filled areas cover it, each holding one FOLL_PIN on its page; areas are
+// filled exactly when their IOAS has a domain; each process's pinned_vm (and, per mode,
+// user/mm locked_vm) equals what its pages have charged; area trees are ordered, disjoint
+// and their augmented maxima right; object ids are the ids they are stored under.
+
+import type { Kernel } from "../kernel/kernel.js";
+import type { Process } from "../kernel/process.js";
+import type { IntervalNode, IntervalTree } from "../iommufd/interval_tree.js";
+import type { IoptArea } from "../iommufd/io_pagetable.js";
+import { IommufdIoas } from "../iommufd/ioas.js";
+import { iommufdState } from "../iommufd/main.js";
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "../iommufd/pages.js";
+
+export function iommufdViolations(k: Kernel): string[] {
+  const out: string[] = [];
+  const st = iommufdState(k);
+  if (!st) return out;
+  const areasOf = new Map<IoptPages, IoptArea[]>();
+  for (const ictx of st.ctxs) {
+    for (const o of ictx.objects.objects()) {
+      if (ictx.objects.peek(o.id) !== o) out.push(`${o.describe()}: not stored under its id`);
+      if (o.dead) out.push(`${o.describe()}: released but still in the table`);
+      if (!(o instanceof IommufdIoas)) continue;
+      const iopt = o.iopt;
+      out.push(...treeViolations(o.describe(), iopt.areas));
+      for (const a of iopt.areas.all()) {
+        if (a.pages === null) {
+          out.push(`${o.describe()}: area 0x${a.start.toString(16)} without pages between syscalls`);
+          continue;
+        }
+        if (a.filled !== iopt.domains.length > 0)
+          out.push(
+            `${o.describe()}: area 0x${a.start.toString(16)} filled=${a.filled} with ${iopt.domains.length} domains`,
+          );
+        const l = areasOf.get(a.pages);
+        if (l) l.push(a);
+        else areasOf.set(a.pages, [a]);
+      }
+    }
+  }
+  const charged = new Map<Process, { user: number; mm: number; pinned: number }>();
+  for (const [pages, areas] of areasOf) {
+    if (pages.users !== areas.length)
+      out.push(`iopt_pages 0x${pages.uptr.toString(16)}: users=${pages.users} but ${areas.length} areas`);
+    const want = new Map<number, number>();
+    for (const a of areas) {
+      if (!a.filled) continue;
+      for (let i = a.index; i <= a.lastIndex; i++) want.set(i, (want.get(i) ?? 0) + 1);
+    }
+    const have = pages.pinned ?? new Map();
+    if (have.size !== want.size)
+      out.push(`iopt_pages 0x${pages.uptr.toString(16)}: ${have.size} pinned, ${want.size} wanted`);
+    for (const [i, pp] of have) {
+      if (want.get(i) !== pp.users)
+        out.push(
+          `iopt_pages 0x${pages.uptr.toString(16)} index ${i}: ${pp.users} users, ${want.get(i) ?? 0} filled areas`,
+        );
+      if (pp.page.pins < 1) out.push(`iopt_pages 0x${pages.uptr.toString(16)} index ${i}: page not pinned`);
+    }
+    let c = charged.get(pages.source);
+    if (!c) charged.set(pages.source, (c = { user: 0, mm: 0, pinned: 0 }));
+    c.pinned += pages.npinned;
+    if (pages.accountMode === IOPT_PAGES_ACCOUNT_USER) c.user += pages.npinned;
+    if (pages.accountMode === IOPT_PAGES_ACCOUNT_MM) c.mm += pages.npinned;
+  }
+  for (const p of k.processes.values()) {
+    const c = charged.get(p) ?? { user: 0, mm: 0, pinned: 0 };
+    if (p.mm.pinnedVm !== c.pinned) out.push(`pid ${p.pid}: pinned_vm=${p.mm.pinnedVm}, iommufd pins ${c.pinned}`);
+  }
+  // user->locked_vm is iommufd's alone (type1 charges mm->locked_vm)
+  const byUser = new Map<number, number>();
+  for (const [p, c] of charged) byUser.set(p.user.uid, (byUser.get(p.user.uid) ?? 0) + c.user);
+  for (const u of k.users.values())
+    if (u.lockedVm !== (byUser.get(u.uid) ?? 0))
+      out.push(`uid ${u.uid}: locked_vm=${u.lockedVm}, iommufd charged ${byUser.get(u.uid) ?? 0}`);
+  return out;
+}
+
+/** In-order keys ascending, areas disjoint, each node's max the max of its subtree. */
+function treeViolations(what: string, t: IntervalTree<IntervalNode>): string[] {
+  const out: string[] = [];
+  let prevLast: bigint | null = null;
+  let count = 0;
+  const walk = (n: IntervalNode | null): bigint => {
+    if (n === null) return -1n;
+    const lm = walk(n.left);
+    count++;
+    if (prevLast !== null && n.start <= prevLast)
+      out.push(`${what}: areas overlap or out of order at 0x${n.start.toString(16)}`);
+    prevLast = n.last;
+    const rm = walk(n.right);
+    let m = n.last;
+    if (lm > m) m = lm;
+    if (rm > m) m = rm;
+    const stored = (BigInt((n.mh ^ 0x80000000) >>> 0) << 32n) | BigInt((n.ml ^ 0x80000000) >>> 0);
+    if (stored !== m) out.push(`${what}: subtree max wrong at 0x${n.start.toString(16)}`);
+    return m;
+  };
+  walk(t.root);
+  if (count !== t.size) out.push(`${what}: tree size ${t.size}, ${count} nodes`);
+  return out;
+}

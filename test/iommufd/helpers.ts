@@ -1,0 +1,134 @@
+// Shared set-up for the iommufd tests: a twin, a process with /dev/iommu open and a 1 MiB
+// buffer, raw ioctl staging, and the closing check every test runs (all invariants hold
+// while open, and after the process exits nothing of iommufd is left alive).
+
+import assert from "node:assert/strict";
+import { createTwin, type Twin, type TwinProcess } from "../../src/twin.js";
+import { TypedProcess } from "../../src/vmm/typed.js";
+import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
+import { iommufdViolations } from "../../src/check/iommufd_invariants.js";
+import type { StructDesc } from "../../src/uapi/struct.js";
+import * as U from "../../src/uapi/iommufd.js";
+
+export interface Env {
+  twin: Twin;
+  p: TwinProcess;
+  tp: TypedProcess;
+  fd: number;
+  buf: number;
+}
+
+export function setup(opts: { memlock?: number; caps?: number[] } = {}): Env {
+  const twin = createTwin({ kvm: false });
+  const p = twin.spawn(opts);
+  const tp = new TypedProcess(p);
+  const fd = p.open("/dev/iommu");
+  assert.ok(fd >= 0);
+  const buf = p.mmap(1 << 20);
+  assert.ok(buf > 0);
+  return { twin, p, tp, fd, buf };
+}
+
+export function checkAll(e: Env): void {
+  const k = e.twin.kernel;
+  const v = [...checkInvariants(k).map((x) => `[${x.check}] ${x.message}`), ...iommufdViolations(k)];
+  assert.deepEqual(v, [], v.join("\n") || formatViolations([]));
+}
+
+/** Closing check: invariants now, then exit the process and find nothing left over. */
+export function teardown(e: Env): void {
+  checkAll(e);
+  e.twin.kill(e.p);
+  const k = e.twin.kernel;
+  const left = [...k.objects].filter(
+    (o) => o.kind.startsWith("iommufd") || (o.kind === "file" && /iommu/.test(o.describe())),
+  );
+  assert.deepEqual(
+    left.map((o) => o.describe()),
+    [],
+  );
+  checkAll(e);
+  for (const u of k.users.values()) assert.equal(u.lockedVm, 0, "user locked_vm after exit");
+}
+
+/** Stage a struct (size bytes, default sizeof) in scratch memory, call, decode the result. */
+export function raw<V>(
+  e: Env,
+  req: number,
+  desc: StructDesc<V>,
+  value: Partial<V>,
+  size = desc.size,
+  tail?: Uint8Array,
+): { rc: number; out: V; bytes: Uint8Array } {
+  const len = Math.max(size, desc.size) + (tail?.length ?? 0);
+  const b = new Uint8Array(len);
+  desc.encodeInto(b.subarray(0, Math.max(size, desc.size)), value);
+  if (tail) b.set(tail, Math.max(size, desc.size));
+  const addr = e.tp.scratchAddr();
+  e.p.write(addr, b);
+  const rc = e.p.ioctl(e.fd, req, addr);
+  const back = e.p.read(addr, len);
+  return { rc, out: desc.decode(back), bytes: back };
+}
+
+export const RW = U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE;
+export const FIXED = U.IOMMU_IOAS_MAP_FIXED_IOVA;
+
+export function ioasAlloc(e: Env): number {
+  const r = raw(e, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: U.iommu_ioas_alloc.size });
+  assert.equal(r.rc, 0);
+  return r.out.out_ioas_id;
+}
+
+export function map(
+  e: Env,
+  ioas: number,
+  iova: bigint,
+  length: bigint,
+  opts: { flags?: number; va?: number | bigint } = {},
+): { rc: number; iova: bigint } {
+  const r = raw(e, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
+    size: U.iommu_ioas_map.size,
+    flags: opts.flags ?? FIXED | RW,
+    ioas_id: ioas,
+    user_va: BigInt(opts.va ?? e.buf),
+    length,
+    iova,
+  });
+  return { rc: r.rc, iova: r.out.iova };
+}
+
+export function unmap(e: Env, ioas: number, iova: bigint, length: bigint): { rc: number; length: bigint } {
+  const r = raw(e, U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, {
+    size: U.iommu_ioas_unmap.size,
+    ioas_id: ioas,
+    iova,
+    length,
+  });
+  return { rc: r.rc, length: r.out.length };
+}
+
+export function destroy(e: Env, id: number): number {
+  return raw(e, U.IOMMU_DESTROY, U.iommu_destroy, { size: 8, id }).rc;
+}
+
+export function ranges(
+  e: Env,
+  ioas: number,
+  num: number,
+): { rc: number; num: number; align: bigint; list: [bigint, bigint][] } {
+  const arr = e.tp.scratchAddr() + 0x8000;
+  e.p.write(arr, new Uint8Array(16 * Math.max(num, 1)));
+  const r = raw(e, U.IOMMU_IOAS_IOVA_RANGES, U.iommu_ioas_iova_ranges, {
+    size: U.iommu_ioas_iova_ranges.size,
+    ioas_id: ioas,
+    num_iovas: num,
+    allowed_iovas: BigInt(arr),
+  });
+  const list: [bigint, bigint][] = [];
+  const b = e.p.read(arr, 16 * Math.max(num, 1));
+  const dv = new DataView(b.buffer);
+  for (let i = 0; i < Math.min(num, r.out.num_iovas); i++)
+    list.push([dv.getBigUint64(16 * i, true), dv.getBigUint64(16 * i + 8, true)]);
+  return { rc: r.rc, num: r.out.num_iovas, align: r.out.out_iova_alignment, list };
+}
