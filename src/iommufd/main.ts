@@ -10,9 +10,9 @@
 // Ucmd.respond(), which copies back min(size, sizeof) bytes, as iommufd_ucmd_respond().
 
 import { E2BIG, EBADFD, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
-import { _IOC_NR } from "../uapi/ioctl.js";
+import { _IO, _IOC_NR, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as U from "../uapi/iommufd.js";
-import type { StructDesc } from "../uapi/struct.js";
+import { defineStruct, type StructDesc } from "../uapi/struct.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
@@ -131,8 +131,32 @@ export const IOMMUFD_IOCTL_OPS: readonly IoctlOp[] = [
   op(U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc, faultAlloc),
 ];
 
-/** The kernel's table runs to IOMMU_TEST_CMD (0xa0) with CONFIG_IOMMUFD_TEST, as on the oracle. */
-export const IOMMUFD_TABLE_LEN = 0xa0 - U.IOMMUFD_CMD_BASE + 1;
+/** struct iommu_test_cmd (iommufd_test.h): only its framing is modelled (min 68, sizeof 72). */
+const iommu_test_cmd = defineStruct("iommu_test_cmd", [
+  ["size", "u32"],
+  ["op", "u32"],
+  ["id", "u32"],
+  ["__reserved", "u32"],
+  ["union", "u64", 6],
+  ["last", "u32"],
+] as const);
+export const IOMMU_TEST_CMD = _IO(IOMMUFD_TYPE, U.IOMMUFD_CMD_BASE + 32);
+
+/**
+ * CONFIG_IOMMUFD_TEST is on in the oracle's kernel, so its table runs to IOMMU_TEST_CMD
+ * (0xa0): numbers up to there are framed here, the rows between are empty. The selftest
+ * mock (selftest.c) itself is not modelled: a well-framed IOMMU_TEST_CMD answers ENOTTY.
+ */
+export const IOMMU_TEST_CMD_OP: IoctlOp = {
+  name: "iommu_test_cmd",
+  cmd: IOMMU_TEST_CMD,
+  desc: iommu_test_cmd,
+  minSize: iommu_test_cmd.offsetOfEnd("last"),
+  execute: () => -ENOTTY,
+};
+const BY_NR: (IoctlOp | undefined)[] = [];
+for (const o of [...IOMMUFD_IOCTL_OPS, IOMMU_TEST_CMD_OP]) BY_NR[_IOC_NR(o.cmd) - U.IOMMUFD_CMD_BASE] = o;
+export const IOMMUFD_TABLE_LEN = BY_NR.length;
 
 /** copy_struct_from_user(): the kernel-sized struct, or -errno. */
 function copyStructFromUser(mm: Process["mm"], ksize: number, src: number, usize: number): Uint8Array | number {
@@ -159,7 +183,7 @@ export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: 
   const sz = proc.mm.copyFromUser(arg, 4);
   if (typeof sz === "number") return sz;
   const userSize = new DataView(sz.buffer).getUint32(0, true);
-  const o = IOMMUFD_IOCTL_OPS[nr - U.IOMMUFD_CMD_BASE];
+  const o = BY_NR[nr - U.IOMMUFD_CMD_BASE];
   if (!o || o.cmd !== cmd) return -ENOTTY;
   if (userSize < o.minSize) return -EINVAL;
   const bytes = copyStructFromUser(proc.mm, o.desc.size, arg, userSize);
