@@ -164,9 +164,10 @@ function ins<N extends IntervalNode>(t: N | null, n: N, p: number): N {
   if (t === null) return n;
   if (p > prio(t)) {
     // n becomes the root of this subtree: split t around n
-    const [a, b] = split(t, n);
-    n.left = a;
-    n.right = b;
+    split(t, n);
+    n.left = splitL as N | null;
+    n.right = splitR as N | null;
+    splitL = splitR = null;
     fix(n);
     return n;
   }
@@ -176,19 +177,27 @@ function ins<N extends IntervalNode>(t: N | null, n: N, p: number): N {
   return t;
 }
 
-/** Split t into (nodes before n, nodes not before n). */
-function split<N extends IntervalNode>(t: N | null, n: N): [N | null, N | null] {
-  if (t === null) return [null, null];
-  if (less(t, n)) {
-    const [a, b] = split(t.right, n);
-    t.right = a;
-    fix(t);
-    return [t, b];
+// split()'s two results, passed back without allocating a pair per level
+let splitL: IntervalNode | null = null;
+let splitR: IntervalNode | null = null;
+
+/** Split t into splitL (nodes before n) and splitR (nodes not before n). */
+function split(t: IntervalNode | null, n: IntervalNode): void {
+  if (t === null) {
+    splitL = splitR = null;
+    return;
   }
-  const [a, b] = split(t.left, n);
-  t.left = b;
-  fix(t);
-  return [a, t];
+  if (less(t, n)) {
+    split(t.right, n);
+    t.right = splitL;
+    fix(t);
+    splitL = t;
+  } else {
+    split(t.left, n);
+    t.left = splitR;
+    fix(t);
+    splitR = t;
+  }
 }
 
 function merge<N extends IntervalNode>(a: N | null, b: N | null): N | null {

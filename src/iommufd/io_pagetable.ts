@@ -21,7 +21,7 @@ import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, EPERM } f
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
 import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, loOf } from "./interval_tree.js";
-import { allocPages, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
+import { allocPages, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, IoptPages } from "./pages.js";
 
 export const U64_MAX = 0xffffffffffffffffn;
 /** ULONG_MAX on x86-64: iova and length must stay below it (uapi checks use >=). */
@@ -85,6 +85,15 @@ export interface PagesSlice {
   length: bigint;
 }
 
+/** below this, iova / uptr / length arithmetic is exact in numbers (sums stay below 2^53) */
+const SMALL = 1n << 52n;
+function hiN(v: number): number {
+  return Math.floor(v / 4294967296) ^ BIAS;
+}
+function loN(v: number): number {
+  return (v >>> 0) ^ BIAS;
+}
+
 /** __ffs64 as a power of two: the lowest set bit of v (v != 0). */
 function lowBit(v: bigint): bigint {
   return v & -v;
@@ -125,15 +134,59 @@ export class IoPagetable {
     source: Process,
     ctxAccountMm: boolean,
   ): bigint | number {
+    if (!allocIova && iova < SMALL && uptr < SMALL && length < SMALL) {
+      const r = this.mapUserPagesSmall(Number(iova), Number(uptr), Number(length), prot, source, ctxAccountMm);
+      return r < 0 ? r : iova;
+    }
     // iopt_alloc_pages()
     if (length > U64_MAX - PAGE || length === 0n) return -EINVAL;
     if (uptr + length > U64_MAX) return -EOVERFLOW;
     const pages = allocPages(uptr, length, (prot & IOMMU_WRITE) !== 0, source);
     if (ctxAccountMm && pages.accountMode === IOPT_PAGES_ACCOUNT_USER) pages.accountMode = IOPT_PAGES_ACCOUNT_MM;
-    const slice: PagesSlice = { pages, startByte: Number(uptr % PAGE) + 0, length };
+    const slice: PagesSlice = { pages, startByte: Number(uptr % PAGE), length };
     const r = this.mapPages([slice], length, iova, prot, allocIova, uptr);
     if (typeof r === "number") pages.users--;
     return r;
+  }
+
+  /**
+   * The same for a FIXED map whose iova, uptr and length are below 2^52 (every realistic
+   * one): number arithmetic instead of bigint, the same checks in the same order.
+   */
+  private mapUserPagesSmall(iova: number, uptr: number, length: number, prot: number, source: Process, mm: boolean) {
+    if (length === 0) return -EINVAL;
+    const off = uptr % PAGE_SIZE;
+    const pages = new IoptPages(uptr - off, Math.ceil((length + off) / PAGE_SIZE), (prot & IOMMU_WRITE) !== 0, source);
+    if (mm && pages.accountMode === IOPT_PAGES_ACCOUNT_USER) pages.accountMode = IOPT_PAGES_ACCOUNT_MM;
+    const align = this.iovaAlignment;
+    if (length % align !== 0) return -EINVAL;
+    const last = iova + length - 1;
+    const sh = hiN(iova);
+    const sl = loN(iova);
+    const lh = hiN(last);
+    const ll = loN(last);
+    if (iova % align !== 0) return -EINVAL;
+    if (this.reserved.root !== null && this.reserved.firstH(sh, sl, lh, ll) !== null) return -EINVAL;
+    if (this.areas.firstH(sh, sl, lh, ll) !== null) return -EEXIST;
+    if (off % align !== 0) return -EINVAL;
+    const a = new IoptArea();
+    a.bits = prot;
+    a.startByte = off;
+    a.sh = sh;
+    a.sl = sl;
+    a.lh = lh;
+    a.ll = ll;
+    a.pages = pages;
+    this.areas.insert(a);
+    if (this.domains.length > 0) {
+      const rc = this.fillArea(a);
+      if (rc) {
+        this.areas.remove(a);
+        a.pages = null;
+        return rc;
+      }
+    }
+    return 0;
   }
 
   /**
@@ -243,6 +296,11 @@ export class IoPagetable {
   /** iopt_unmap_iova(): 0 or -errno, with the bytes unmapped (also on the ENOENT quirk). */
   unmapIova(iova: bigint, length: bigint): { rc: number; unmapped: bigint } {
     if (length === 0n) return { rc: -EINVAL, unmapped: 0n };
+    if (iova < SMALL && length < SMALL) {
+      const last = Number(iova) + Number(length) - 1;
+      const n = Number(iova);
+      return this.unmapRangeH(hiN(n), loN(n), hiN(last), loN(last));
+    }
     const last = iova + length - 1n;
     if (last > U64_MAX) return { rc: -EOVERFLOW, unmapped: 0n };
     return this.unmapRange(iova, last);
@@ -254,24 +312,34 @@ export class IoPagetable {
 
   /** iopt_unmap_iova_range(): every area must lie inside [start, last]. */
   private unmapRange(start: bigint, last: bigint): { rc: number; unmapped: bigint } {
-    let unmapped = 0n;
-    let sh = hiOf(start);
-    let sl = loOf(start);
-    const lh = hiOf(last);
-    const ll = loOf(last);
+    return this.unmapRangeH(hiOf(start), loOf(start), hiOf(last), loOf(last));
+  }
+
+  private unmapRangeH(sh: number, sl: number, lh: number, ll: number): { rc: number; unmapped: bigint } {
+    // bytes unmapped: a number while exact, folded into a bigint beyond 2^52
+    let small = 0;
+    let big = 0n;
+    const unmappedNow = () => big + BigInt(small);
     for (;;) {
       const a = this.areas.firstH(sh, sl, lh, ll);
       if (a === null) break;
-      if (a.pages === null) return { rc: -EBUSY, unmapped };
+      if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedNow() };
       if (a.sh < sh || (a.sh === sh && a.sl < sl) || a.lh > lh || (a.lh === lh && a.ll > ll)) {
-        return { rc: -ENOENT, unmapped };
+        return { rc: -ENOENT, unmapped: unmappedNow() };
       }
       const pages = a.pages;
       this.unfillArea(a);
       this.areas.remove(a);
       a.pages = null;
       pages.users--;
-      unmapped += fromHalves(a.lh, a.ll) - fromHalves(a.sh, a.sl) + 1n;
+      // area length - 1 from the halves: exact as a number below 2^53
+      const hiDiff = ((a.lh ^ BIAS) >>> 0) - ((a.sh ^ BIAS) >>> 0);
+      if (hiDiff < 0x100000) small += hiDiff * 4294967296 + (((a.ll ^ BIAS) >>> 0) - ((a.sl ^ BIAS) >>> 0)) + 1;
+      else big += fromHalves(a.lh, a.ll) - fromHalves(a.sh, a.sl) + 1n;
+      if (small > 2 ** 52) {
+        big += BigInt(small);
+        small = 0;
+      }
       if (a.lh > lh || (a.lh === lh && a.ll >= ll)) break;
       // start = area_last + 1
       if (a.ll === (0x7fffffff | 0)) {
@@ -282,7 +350,7 @@ export class IoPagetable {
         sl = a.ll + 1;
       }
     }
-    return { rc: 0, unmapped };
+    return { rc: 0, unmapped: unmappedNow() };
   }
 
   /** iopt_get_pages(): the slices behind [iova, iova + length), each with a page reference. */
