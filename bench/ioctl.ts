@@ -3,6 +3,7 @@
 // kernel through the host backend (koffi -> glibc ioctl -> kernel). Target: the twin at most
 // 1/3 of the real kernel's cost.
 
+import { createRequire } from "node:module";
 import { createTwin } from "../src/twin.js";
 import { createHost, hostAvailable, koffiAvailable } from "../src/backend/host.js";
 import * as K from "../src/uapi/kvm.js";
@@ -37,6 +38,16 @@ function run(ctx: BenchContext): BenchRow[] {
       }),
     );
     host.kill(p);
+    // what of the host's cost is the FFI crossing itself: a libc function that makes no syscall
+    const koffi = createRequire(import.meta.url)("koffi");
+    const abs = koffi.load("libc.so.6").func("int abs(int x)") as (x: number) => number;
+    rows.push(
+      withBase({
+        name: "ioctl/host koffi call of libc abs() (no syscall)",
+        ns: ctx.measure(() => abs(-3)),
+        note: "FFI share of the host rows",
+      }),
+    );
   }
 
   const twin = createTwin();
