@@ -41,16 +41,13 @@ export const eventfdFops: FileOperations = {
     ctx.count -= v;
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, v, true);
+    // fs/eventfd.c: eventfd_read() consumes the count before copy_to_iter(); a fault loses it
     const rc = file.k.current!.process!.mm.copyToUser(buf, b);
-    if (rc < 0) {
-      ctx.count += v;
-      return -EFAULT;
-    }
-    return 8;
+    return rc < 0 ? -EFAULT : 8;
   },
   write(file, buf, count) {
     const ctx = file.privateData as EventfdCtx;
-    if (count < 8) return -EINVAL;
+    if (count !== 8) return -EINVAL; // eventfd_write(): exactly sizeof(u64)
     const b = file.k.current!.process!.mm.copyFromUser(buf, 8);
     if (typeof b === "number") return b;
     const v = new DataView(b.buffer).getBigUint64(0, true);
