@@ -37,6 +37,47 @@ const CAPS: [string, number, number][] = [
   ["unknown cap 0x7fffffff", 0x7fffffff, 0],
 ];
 
+type Region = Partial<ReturnType<typeof K.kvm_userspace_memory_region.decode>>;
+const TOP = 2n ** 47n; // end of user space with 4-level paging (+1 page)
+/** One VM's slot history, in order; checked on the oracle's 6.12 too (except the
+ * top-of-address-space rows: its guest runs with 5-level paging). Address space 1 (SMM) is
+ * left out: it exists only with CONFIG_KVM_SMM, which this machine's host kernel lacks. */
+const MEMSLOT_CASES = (u: bigint): [string, Region, number][] => {
+  const s0 = { slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: 0x10000n, userspace_addr: u };
+  const moved = { ...s0, guest_phys_addr: 0x100000n };
+  return [
+    ["create slot 0", s0, 0],
+    ["the same again: nothing to change", s0, 0],
+    ["move to another gpa", moved, 0],
+    ["resize", { ...moved, memory_size: 0x20000n }, -EINVAL],
+    ["another userspace_addr", { ...moved, userspace_addr: u + 0x10000n }, -EINVAL],
+    ["toggle LOG_DIRTY_PAGES only", { ...moved, flags: K.KVM_MEM_LOG_DIRTY_PAGES }, 0],
+    ["toggle READONLY", { ...moved, flags: K.KVM_MEM_READONLY }, -EINVAL],
+    ["address space 2", { ...s0, slot: 2 << 16, guest_phys_addr: 0x200000n }, -EINVAL],
+    ["delete a slot that does not exist", { slot: 9 }, -EINVAL],
+    ["gpa + size wraps", { ...s0, slot: 8, guest_phys_addr: 0xfffffffffff00000n, memory_size: 0x200000n }, -EINVAL],
+    ["2^31 pages", { ...s0, slot: 7, guest_phys_addr: 1n << 40n, memory_size: 1n << 43n }, -EINVAL],
+    ["slot 32763", { ...s0, slot: 32763, guest_phys_addr: 0x4000000n, memory_size: 0x1000n }, 0],
+    ["slot 32764", { ...s0, slot: 32764, guest_phys_addr: 0x5000000n, memory_size: 0x1000n }, -EINVAL],
+    ["GUEST_MEMFD on a default VM", { ...s0, slot: 3, flags: K.KVM_MEM_GUEST_MEMFD }, -EINVAL],
+    ["overlap with slot 0", { ...s0, slot: 4, guest_phys_addr: 0x100000n, memory_size: 0x1000n }, -EEXIST],
+    ["end at the last user page", { ...s0, slot: 5, guest_phys_addr: 0x7000000n, userspace_addr: TOP - 0x11000n }, 0],
+    [
+      "end past the last user page",
+      { ...s0, slot: 6, guest_phys_addr: 0x8000000n, userspace_addr: TOP - 0x10000n },
+      -EINVAL,
+    ],
+    [
+      "userspace_addr + size wraps",
+      { ...s0, slot: 6, userspace_addr: 0xfffffffffffff000n, memory_size: 0x2000n },
+      -EINVAL,
+    ],
+    ["delete slot 0", { ...moved, memory_size: 0n }, 0],
+    ["delete it again", { ...moved, memory_size: 0n }, -EINVAL],
+    ["slot 0 anew at gpa 0", s0, 0],
+  ];
+};
+
 const UNKNOWN_KVM_IOCTL = 0xaeff; // _IO(KVMIO, 0xff): nothing at that number
 
 for (const b of BACKENDS) {
@@ -108,6 +149,19 @@ for (const b of BACKENDS) {
       assert.equal(set({ ...good, memory_size: 0n }), 0, "size 0 deletes the slot");
       assert.equal(p.close(vm), 0);
       assert.equal(p.munmap(mem, 0x10000), 0);
+    });
+
+    it("KVM_SET_USER_MEMORY_REGION slot rules: create, move, flags, resize, delete, limits", () => {
+      const vm = p.ioctl(kvm, K.KVM_CREATE_VM, 0);
+      const mem = p.mmap(0x20000);
+      const t = new TypedProcess(p);
+      const u = BigInt(mem);
+      for (const [what, v, want] of MEMSLOT_CASES(u)) {
+        const rc = p.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, t.stage(K.kvm_userspace_memory_region.encode(v)));
+        assert.equal(rc, want, what);
+      }
+      assert.equal(p.close(vm), 0);
+      assert.equal(p.munmap(mem, 0x20000), 0);
     });
 
     it("sendFd to the process itself and kill() closes every fd, a VM fd made by ioctl included", () => {
@@ -202,3 +256,21 @@ for (const b of BACKENDS) {
     });
   });
 }
+
+describe("KVM memslots in SMM address space 1 (twin only: needs CONFIG_KVM_SMM, as the oracle's 6.12 has)", () => {
+  it("address space 1 has its own slots; a gpa taken in space 0 is free there", () => {
+    const twin = createTwin();
+    const p = twin.spawn();
+    const vm = p.ioctl(p.open("/dev/kvm"), K.KVM_CREATE_VM, 0);
+    const t = new TypedProcess(p);
+    const mem = BigInt(p.mmap(0x10000));
+    const set = (v: Region) =>
+      p.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, t.stage(K.kvm_userspace_memory_region.encode(v)));
+    const r = { slot: 0, guest_phys_addr: 0x100000n, memory_size: 0x10000n, userspace_addr: mem };
+    assert.equal(set(r), 0);
+    assert.equal(set({ ...r, slot: 1 << 16 }), 0, "oracle 6.12: OK");
+    assert.equal(set({ ...r, slot: (1 << 16) | 1 }), -EEXIST, "overlap inside space 1");
+    assert.equal(set({ ...r, slot: (1 << 16) | 32764 }), -EINVAL, "oracle 6.12: EINVAL");
+    twin.kill(p);
+  });
+});
