@@ -5,7 +5,7 @@
 // sequential run, so it answers EAGAIN as well and says so in the trace.
 
 import { EAGAIN, EFAULT, EINVAL } from "../uapi/errno.js";
-import type { File, FileOperations } from "./fs.js";
+import { type File, type FileOperations, O_RDWR } from "./fs.js";
 import type { Kernel } from "./kernel.js";
 
 export const EFD_SEMAPHORE = 1;
@@ -60,8 +60,10 @@ export const eventfdFops: FileOperations = {
 
 export function createEventfd(k: Kernel, flags: number): File | number {
   if (flags & ~(EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC)) return -EINVAL;
-  const f = k.allocFile(eventfdFops, "anon_inode:[eventfd]", flags);
+  // do_eventfd(): O_RDWR plus the shared fcntl flags; an anon inode without FMODE_PREAD
+  const f = k.allocFile(eventfdFops, "anon_inode:[eventfd]", O_RDWR | (flags & (EFD_NONBLOCK | EFD_CLOEXEC)));
   if (typeof f === "number") return f;
+  f.fmodePread = false;
   f.privateData = new EventfdCtx((flags & EFD_SEMAPHORE) !== 0);
   return f;
 }

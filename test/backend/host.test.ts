@@ -10,7 +10,7 @@ import { createTwin } from "../../src/twin.js";
 import type { Backend, UserProcess } from "../../src/backend/backend.js";
 import { PROT_READ, Segfault } from "../../src/backend/backend.js";
 import { createHost, hostAvailable, koffiAvailable } from "../../src/backend/host.js";
-import { EAGAIN, EBADF, EEXIST, EFAULT, EINVAL, ENOTTY } from "../../src/uapi/errno.js";
+import { EAGAIN, EBADF, EEXIST, EFAULT, EINVAL, ENOMEM, ENOTTY, ESPIPE } from "../../src/uapi/errno.js";
 import * as K from "../../src/uapi/kvm.js";
 import { TypedProcess } from "../../src/vmm/typed.js";
 
@@ -248,6 +248,26 @@ for (const b of BACKENDS) {
       assert.equal(p.readFd(efd, a + 8, 8), -EAGAIN, "a read that faults has consumed the count all the same");
       assert.equal(p.close(efd), 0);
       assert.equal(p.readFd(efd, a, 8), -EBADF);
+      assert.equal(p.munmap(a, 4096), 0);
+    });
+
+    it("pread/pwrite/read/write error order: pos, fd, FMODE_PREAD, access mode, op, buffer", () => {
+      const a = p.mmap(4096);
+      const efd = p.eventfd(0o4000);
+      assert.equal(p.pread(-1, a, 8, -1), -EINVAL, "a negative pos is checked before the fd");
+      assert.equal(p.pread(-1, a, 8, 0), -EBADF);
+      assert.equal(p.pread(efd, a, 8, 0), -ESPIPE, "an eventfd has no FMODE_PREAD");
+      assert.equal(p.pwrite(efd, a, 8, 0), -ESPIPE);
+      assert.equal(p.mmap(-1), -ENOMEM, "a negative length is a huge size_t");
+      assert.equal(p.close(efd), 0);
+      if (!b.kvmSkip) {
+        const ro = p.open("/dev/kvm", 0 /* O_RDONLY */);
+        assert.ok(ro >= 0);
+        assert.equal(p.writeFd(ro, a, 8), -EBADF, "not open for writing");
+        assert.equal(p.readFd(ro, 16, 8), -EINVAL, "no read op, checked before the buffer");
+        assert.equal(p.pread(ro, a, 8, 0), -EINVAL, "a node from open(2) has FMODE_PREAD; /dev/kvm has no read");
+        assert.equal(p.close(ro), 0);
+      }
       assert.equal(p.munmap(a, 4096), 0);
     });
 
