@@ -15,6 +15,9 @@ import { createRequire } from "node:module";
 import type { Backend, MmapOptions, SpawnOptions, UserProcess } from "./backend.js";
 import { PROT_READ, PROT_WRITE, Segfault } from "./backend.js";
 import { EEXIST, EINVAL, EIO, errnoByName } from "../uapi/errno.js";
+import { KVM_CREATE_DEVICE, KVM_CREATE_DEVICE_TEST, KVM_CREATE_VCPU, KVM_CREATE_VM } from "../uapi/kvm.js";
+import { IOMMU_FAULT_QUEUE_ALLOC } from "../uapi/iommufd.js";
+import { VFIO_GROUP_GET_DEVICE_FD } from "../uapi/vfio.js";
 
 const O_CLOEXEC = 0o2000000;
 const MAP_SHARED = 0x01;
@@ -117,6 +120,18 @@ function fsErrno(e: unknown): number {
   return -(code ? (errnoByName(code) ?? EIO) : EIO);
 }
 
+/** ioctls whose result is a new fd, tracked so that kill() closes it. */
+const KVM_GET_STATS_FD = 0xaece; // _IO(KVMIO, 0xce), on VM and vCPU fds
+const FD_RESULT = new Set([KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_GET_STATS_FD, VFIO_GROUP_GET_DEVICE_FD]);
+/** ioctls that write a new fd into their struct: request -> offset of the s32 fd field */
+const FD_FIELD = new Map([
+  [KVM_CREATE_DEVICE >>> 0, 4], // struct kvm_create_device.fd
+  [IOMMU_FAULT_QUEUE_ALLOC >>> 0, 12], // struct iommu_fault_alloc.out_fault_fd
+]);
+
+/** Views not yet killed: kill() leaves alone untracked fds another live view may own. */
+const liveViews = new Set<HostProcess>();
+
 /** Fds the kernel hands out for the passthrough nodes and their anon inodes (by /proc link). */
 const PASSTHROUGH_LINK = /^(\/dev\/(kvm|iommu|vfio\/)|anon_inode:(kvm-|\[vfio-device\]|\[iommufd\]))/;
 
@@ -141,6 +156,7 @@ export class HostProcess implements UserProcess {
 
   constructor(private readonly c: Libc) {
     this.baseline = new Set(listFds());
+    liveViews.add(this);
   }
 
   private fail(): number {
@@ -157,13 +173,27 @@ export class HostProcess implements UserProcess {
   close(fd: number): number {
     const rc = this.c.close(fd);
     if (rc < 0) return this.fail();
-    this.fds.delete(fd);
+    for (const v of liveViews) v.fds.delete(fd); // fd numbers are the process's, not the view's
     return 0;
   }
 
   ioctl(fd: number, request: number, arg: number | bigint = 0): number {
-    const rc = this.c.ioctl(fd, request >>> 0, typeof arg === "number" && arg >= 0 ? arg : u64(arg));
-    return rc === -1 ? -this.c.koffi.errno() : rc;
+    const req = request >>> 0;
+    const rc = this.c.ioctl(fd, req, typeof arg === "number" && arg >= 0 ? arg : u64(arg));
+    if (rc === -1) return -this.c.koffi.errno();
+    if (FD_RESULT.has(req)) this.fds.add(rc);
+    else if (FD_FIELD.has(req)) this.noteFdField(req, addrNum(arg));
+    return rc;
+  }
+
+  /** Track the fd an ioctl wrote into its struct (KVM_CREATE_DEVICE without TEST, ...). */
+  private noteFdField(req: number, arg: number): void {
+    if (!this.covered(arg, arg + 16, PROT_READ)) return;
+    const b = this.read(arg, 16);
+    const dv = new DataView(b.buffer);
+    if (req === KVM_CREATE_DEVICE >>> 0 && dv.getUint32(8, true) & KVM_CREATE_DEVICE_TEST) return;
+    const fd = dv.getInt32(FD_FIELD.get(req)!, true);
+    if (fd >= 0) this.fds.add(fd);
   }
 
   mmap(length: number, o: MmapOptions = {}): number {
@@ -273,19 +303,25 @@ export class HostProcess implements UserProcess {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   }
 
-  /** Process exit for this view: close its fds (and passthrough fds made by its ioctls, such
-   * as a VM fd from KVM_CREATE_VM, found through /proc/self/fd), then unmap its memory. */
+  /**
+   * Process exit for this view: close the fds it made (open, dup, eventfd, sendFd, and the
+   * fd-making ioctls), then any other passthrough fd (found through /proc/self/fd) that
+   * appeared after spawn() and that no other live view can own; then unmap its memory.
+   */
   exit(): void {
     if (this.exited) return;
+    liveViews.delete(this);
+    for (const fd of this.fds) this.c.close(fd);
     for (const fd of listFds()) {
-      if (this.baseline.has(fd) && !this.fds.has(fd)) continue;
+      if (this.baseline.has(fd) || this.fds.has(fd)) continue;
+      if ([...liveViews].some((v) => v.fds.has(fd) || !v.baseline.has(fd))) continue;
       let link = "";
       try {
         link = readlinkSync(`/proc/self/fd/${fd}`);
       } catch {
         continue;
       }
-      if (this.fds.has(fd) || PASSTHROUGH_LINK.test(link)) this.c.close(fd);
+      if (PASSTHROUGH_LINK.test(link)) this.c.close(fd);
     }
     this.fds.clear();
     for (const m of this.maps) this.c.munmap(m.start, m.end - m.start);

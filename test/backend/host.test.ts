@@ -166,6 +166,7 @@ for (const b of BACKENDS) {
 
     it("sendFd to the process itself and kill() closes every fd, a VM fd made by ioctl included", () => {
       const q = be.spawn();
+      const pvm = p.ioctl(kvm, K.KVM_CREATE_VM, 0); // p's, made while q lives
       const k2 = q.open("/dev/kvm");
       const vm = q.ioctl(k2, K.KVM_CREATE_VM, 0);
       const passed = q.sendFd(k2, q);
@@ -174,6 +175,8 @@ for (const b of BACKENDS) {
       be.kill(q);
       for (const fd of [k2, vm, passed]) assert.equal(q.ioctl(fd, K.KVM_CHECK_EXTENSION, 0), -EBADF, `fd ${fd}`);
       assert.equal(p.ioctl(kvm, K.KVM_GET_API_VERSION, 0), 12, "another process's fd is untouched");
+      assert.equal(p.ioctl(pvm, K.KVM_CHECK_EXTENSION, K.KVM_CAP_USER_MEMORY), 1, "so is its VM made after q");
+      assert.equal(p.close(pvm), 0);
     });
   });
 
