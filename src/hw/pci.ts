@@ -22,6 +22,13 @@ export interface IrqSink {
   intx(level: boolean): void;
 }
 
+/** Virtual time for device timers (the kernel's Clock satisfies it). Delays in ns. */
+export interface TimerHost {
+  readonly now: number;
+  schedule(delayNs: number, name: string, fn: () => void): unknown;
+  cancel(timer: never): void;
+}
+
 export interface BarInfo {
   /** bytes; a power of two */
   readonly size: number;
@@ -80,6 +87,11 @@ export abstract class PciDevice {
   /** an MMIO load of `size` bytes (1, 2, 4 or 8) at `off` into BAR `bar` */
   abstract mmioRead(bar: number, off: number, size: number): bigint;
   abstract mmioWrite(bar: number, off: number, size: number, value: bigint): void;
+  /** the device has a reset method (FLR, PM reset, ...); vfio-pci reports RESET from it */
+  get canReset(): boolean {
+    return false;
+  }
+
   /** a function-level reset, or false when the device has no reset method */
   reset(): boolean {
     return false;
