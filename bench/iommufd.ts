@@ -14,6 +14,7 @@ import { IoPagetable, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from "../src/iommuf
 import { IntervalNode, IntervalTree } from "../src/iommufd/interval_tree.js";
 import * as U from "../src/uapi/iommufd.js";
 import { BigIntervalTree, BigNode } from "./bigint_tree.js";
+import type { BenchRow, BenchSuite } from "./harness.js";
 
 export interface IommufdBenchRow {
   areas: number;
@@ -228,6 +229,40 @@ export function benchIommufd(opts: { big?: number; small?: number; repr?: number
   ];
   return { engine, ioctl, representation, lines };
 }
+
+/** The suite for bench/run.ts: rows in ns, 1M rows against their 10k baselines. */
+export const suite: BenchSuite = {
+  name: "iommufd",
+  title: "IOAS map/unmap of disjoint 4 KiB areas (engine and ioctl path); tree key representation",
+  run(ctx) {
+    const big = ctx.budgetMs < 100 ? 200_000 : 1_000_000;
+    const r = benchIommufd({ big });
+    const [s, b] = r.engine as [IommufdBenchRow, IommufdBenchRow];
+    const k = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);
+    const rows: BenchRow[] = [
+      { name: `iommufd/map ${k(s.areas)}`, ns: s.mapNs, note: `${s.bytesPerArea.toFixed(0)} B/area` },
+      {
+        name: `iommufd/map ${k(b.areas)}`,
+        ns: b.mapNs,
+        baseline: `iommufd/map ${k(s.areas)}`,
+        note: `${b.bytesPerArea.toFixed(0)} B/area`,
+      },
+      { name: `iommufd/unmap ${k(s.areas)}`, ns: s.unmapNs },
+      { name: `iommufd/unmap ${k(b.areas)}`, ns: b.unmapNs, baseline: `iommufd/unmap ${k(s.areas)}` },
+      { name: "iommufd/ioctl IOMMU_IOAS_MAP 10k", ns: r.ioctl.mapNs, baseline: `iommufd/map ${k(s.areas)}` },
+      { name: "iommufd/ioctl IOMMU_IOAS_UNMAP 10k", ns: r.ioctl.unmapNs, baseline: `iommufd/unmap ${k(s.areas)}` },
+    ];
+    ctx.log(r.lines[r.lines.length - 1]!);
+    return rows;
+  },
+  summary(rows) {
+    const get = (n: string) => rows.find((x) => x.name.startsWith(n))?.ns ?? NaN;
+    return [
+      `targets: <= 1000 ns per op and <= 200 B/area at 1M, 1M within 2x of 10k`,
+      `map 1M ${get("iommufd/map 1M").toFixed(0)} ns, unmap 1M ${get("iommufd/unmap 1M").toFixed(0)} ns`,
+    ];
+  },
+};
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   const big = process.argv[2] ? Number(process.argv[2]) : undefined;
