@@ -1,17 +1,353 @@
-// Devices bound to an iommufd (drivers/iommu/iommufd/device.c). IOMMU_GET_HW_INFO lives here.
+// Devices bound to an iommufd (drivers/iommu/iommufd/device.c), and IOMMU_GET_HW_INFO.
+//
+// API for VFIO (src/vfio calls these, as drivers/vfio/iommufd.c calls the kernel's):
+//
+//   iommufdCtxFromFile(file, holder)      ./main.ts: the context with a file reference
+//                                         named `holder`, or -EBADFD for another file
+//   iommufdCtxPut(ictx, holder)           ./main.ts: drop it
+//   iommufdDeviceBind(ictx, dev)          iommufd_device_bind(): claims DMA ownership of the
+//                                         device's group for ictx, makes the DEVICE object
+//                                         (its id is idev.id) held by the driver; -errno
+//   iommufdDeviceUnbind(idev)             iommufd_device_unbind() (detach first)
+//   iommufdDeviceAttach(idev, ptId)       iommufd_device_attach(): ptId an IOAS (automatic
+//                                         domain, shared with other devices when compatible)
+//                                         or a HWPT; returns { rc, ptId } (the HWPT id)
+//   iommufdDeviceReplace(idev, ptId)      iommufd_device_replace(): the same while attached
+//   iommufdDeviceDetach(idev)             iommufd_device_detach(): back to blocked DMA
+//   iommufdVfioCompatIoasCreate(ictx)     iommufd_vfio_compat_ioas_create() (group path)
+//   iommufdVfioCompatIoasGetId(ictx)      iommufd_vfio_compat_ioas_get_id(): id or -ENODEV
+//
+// Per context and IOMMU group an IommufdGroup records the HWPT the group is attached to
+// and the devices attached through it: the first device attaches the group's domain, the
+// others follow; each attached device holds the HWPT. Attaching reserves the device's
+// reserved regions (the MSI window) in the IOAS, which fails with EADDRINUSE where an area
+// or allowed range is already there; adding the domain then pins every area (EFAULT for
+// unbacked memory) and reserves what lies outside the aperture.
 
-import { ENOENT, EOPNOTSUPP } from "../uapi/errno.js";
-import type { iommu_hw_info } from "../uapi/iommufd.js";
-import type { Ucmd } from "./main.js";
+import { EINVAL, ENOENT, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
+import {
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+  iommu_hw_info_vtd,
+  type iommu_hw_info,
+} from "../uapi/iommufd.js";
+import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
+import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
+import { ioasAlloc, type IommufdIoas } from "./ioas.js";
+import type { IommufdCtx, Ucmd } from "./main.js";
+import { IommufdObject } from "./object.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
+
+/** The holder name a bound device's driver uses on the DEVICE object. */
+export const DRIVER_HOLDER = "vfio driver";
+
+/** struct iommufd_group: per context, per IOMMU group. */
+export class IommufdGroup {
+  refs = 1;
+  hwpt: IommufdHwptPaging | null = null;
+  readonly devices: IommufdDevice[] = [];
+  constructor(
+    readonly ictx: IommufdCtx,
+    readonly group: IommuGroup,
+  ) {}
+}
+
+/** struct iommufd_device */
+export class IommufdDevice extends IommufdObject {
+  readonly enforceCacheCoherency: boolean;
+  constructor(
+    readonly ictx: IommufdCtx,
+    readonly dev: IommuDevice,
+    readonly igroup: IommufdGroup,
+  ) {
+    super(ictx.k, "device", ictx.name);
+    this.enforceCacheCoherency = dev.capable("cache-coherency");
+  }
+
+  /** iommufd_device_destroy() */
+  protected destroyObj(): void {
+    releaseDmaOwner(this.dev);
+    putGroup(this.igroup);
+    this.ictx.file.put(`iommufd device ${this.id}`);
+  }
+
+  get attachedHolder(): string {
+    return `attached device ${this.id}`;
+  }
+}
+
+function getGroup(ictx: IommufdCtx, dev: IommuDevice): IommufdGroup {
+  let g = ictx.groups.get(dev.group.id);
+  if (g) g.refs++;
+  else ictx.groups.set(dev.group.id, (g = new IommufdGroup(ictx, dev.group)));
+  return g;
+}
+
+function putGroup(g: IommufdGroup): void {
+  if (--g.refs === 0) g.ictx.groups.delete(g.group.id);
+}
+
+/** iommu_device_claim_dma_owner(): the group's owner, counted per device. */
+function claimDmaOwner(dev: IommuDevice, owner: unknown): number {
+  const g = dev.group;
+  if (g.ownerCnt) {
+    if (g.owner !== owner) return -EPERM;
+    g.ownerCnt++;
+    return 0;
+  }
+  return dev.core.claimDmaOwner(g, owner);
+}
+
+/** iommu_device_release_dma_owner() */
+function releaseDmaOwner(dev: IommuDevice): void {
+  const g = dev.group;
+  if (g.ownerCnt > 1) g.ownerCnt--;
+  else dev.core.releaseDmaOwner(g);
+}
+
+/** iommufd_device_bind(): the bound device, held by the driver (DRIVER_HOLDER), or -errno. */
+export function iommufdDeviceBind(ictx: IommufdCtx, dev: IommuDevice): IommufdDevice | number {
+  // IOMMU_CAP_CACHE_COHERENCY is always true on Intel; MSI is isolated by interrupt remapping
+  const igroup = getGroup(ictx, dev);
+  let rc = claimDmaOwner(dev, ictx);
+  if (rc) {
+    putGroup(igroup);
+    return rc;
+  }
+  const idev = new IommufdDevice(ictx, dev, igroup);
+  rc = ictx.objects.alloc(idev);
+  if (rc) {
+    releaseDmaOwner(dev);
+    putGroup(igroup);
+    return rc;
+  }
+  ictx.file.get(`iommufd device ${idev.id}`);
+  idev.get(DRIVER_HOLDER);
+  ictx.objects.finalize(idev);
+  return idev;
+}
+
+/** iommufd_device_unbind(): iommufd_object_destroy_user(); the device must be detached. */
+export function iommufdDeviceUnbind(idev: IommufdDevice): void {
+  idev.put(DRIVER_HOLDER);
+  if (!idev.ictx.objects.removeIfUnused(idev))
+    throw idev.k.bug("iommufd", `unbind of ${idev.describe()} that is still referenced`);
+}
+
+/** iommufd_ctx_has_group() */
+export function iommufdCtxHasGroup(ictx: IommufdCtx, group: IommuGroup): boolean {
+  return ictx.objects.objects().some((o) => o instanceof IommufdDevice && o.igroup.group === group);
+}
+
+function isAttached(idev: IommufdDevice): boolean {
+  return idev.igroup.devices.includes(idev);
+}
+
+/** iommufd_hw_pagetable_attach() */
+export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number {
+  const ig = idev.igroup;
+  if (ig.hwpt !== null && ig.hwpt !== hwpt) return -EINVAL;
+  const iopt = hwpt.ioas.iopt;
+  // iommufd_device_attach_reserved_iova()
+  const regions = idev.dev.resvRegions().map((r) => ({ start: r.start, length: r.last - r.start + 1n }));
+  let rc = iopt.enforceDevResvRegions(regions, idev.dev);
+  if (rc) return rc;
+  if (ig.devices.length === 0) {
+    rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
+    if (rc) {
+      iopt.removeReservedIova(idev.dev);
+      return rc;
+    }
+    ig.hwpt = hwpt;
+  }
+  hwpt.get(idev.attachedHolder);
+  ig.devices.push(idev);
+  return 0;
+}
+
+/** iommufd_hw_pagetable_detach(): the HWPT the device left; the caller puts its reference. */
+export function hwptDetach(idev: IommufdDevice): IommufdHwptPaging {
+  const ig = idev.igroup;
+  const hwpt = ig.hwpt!;
+  ig.devices.splice(ig.devices.indexOf(idev), 1);
+  if (ig.devices.length === 0) {
+    idev.dev.core.detachGroup(hwpt.domain, ig.group);
+    ig.hwpt = null;
+  }
+  hwpt.ioas.iopt.removeReservedIova(idev.dev);
+  return hwpt;
+}
+
+type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwptPaging) => IommufdHwptPaging | null | number;
+
+/** iommufd_device_do_attach() */
+const doAttach: AttachFn = (idev, hwpt) => {
+  const rc = hwptAttach(hwpt, idev);
+  return rc ? rc : null;
+};
+
+function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwptPaging): void {
+  for (const d of ig.devices) hwpt.ioas.iopt.removeReservedIova(d.dev);
+}
+
+/** iommufd_device_do_replace(): the HWPT left behind (its reference is the caller's), or null. */
+const doReplace: AttachFn = (idev, hwpt) => {
+  const ig = idev.igroup;
+  if (ig.hwpt === null || !isAttached(idev)) return -EINVAL;
+  if (hwpt === ig.hwpt) return null;
+  const old = ig.hwpt;
+  // iommufd_group_do_replace_reserved_iova()
+  if (hwpt.ioas !== old.ioas) {
+    for (const d of ig.devices) {
+      const regions = d.dev.resvRegions().map((r) => ({ start: r.start, length: r.last - r.start + 1n }));
+      const rc = hwpt.ioas.iopt.enforceDevResvRegions(regions, d.dev);
+      if (rc) {
+        removeGroupReserved(ig, hwpt);
+        return rc;
+      }
+    }
+  }
+  const rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
+  if (rc) {
+    removeGroupReserved(ig, hwpt);
+    return rc;
+  }
+  if (hwpt.ioas !== old.ioas) removeGroupReserved(ig, old);
+  ig.hwpt = hwpt;
+  // the devices' references move to the new HWPT; the caller drops idev's on the old one
+  for (const d of ig.devices) hwpt.get(d.attachedHolder);
+  for (const d of ig.devices) if (d !== idev) old.put(d.attachedHolder);
+  return old;
+};
+
+/** iommufd_device_auto_get_domain(): reuse an automatic HWPT of the IOAS, or make one. */
+function autoGetDomain(
+  idev: IommufdDevice,
+  ioas: IommufdIoas,
+  fn: AttachFn,
+): { r: IommufdHwptPaging | null | number; ptId: number } {
+  const ictx = idev.ictx;
+  for (const hwpt of [...ioas.hwptList] as IommufdHwptPaging[]) {
+    if (!hwpt.autoDomain || hwpt.dead) continue;
+    hwpt.get();
+    const r = fn(idev, hwpt);
+    hwpt.put();
+    if (typeof r === "number") {
+      if (r === -EINVAL) continue;
+      return { r, ptId: 0 };
+    }
+    return { r, ptId: hwpt.id };
+  }
+  const immediate = fn === doAttach;
+  const hwpt = hwptPagingAlloc(ictx, ioas, idev, 0, immediate, false);
+  if (typeof hwpt === "number") return { r: hwpt, ptId: 0 };
+  let r: IommufdHwptPaging | null | number = null;
+  if (!immediate) {
+    r = fn(idev, hwpt);
+    if (typeof r === "number") {
+      ictx.objects.abort(hwpt);
+      return { r, ptId: 0 };
+    }
+  }
+  hwpt.autoDomain = true;
+  ictx.objects.finalize(hwpt);
+  return { r, ptId: hwpt.id };
+}
+
+/** iommufd_device_change_pt() */
+function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
+  const ictx = idev.ictx;
+  const pt = ictx.objects.get(ptId);
+  if (!pt) return { rc: -ENOENT, ptId };
+  let destroy: IommufdHwptPaging | null;
+  let out = ptId;
+  try {
+    if (pt.type === "hwpt_paging" || pt.type === "hwpt_nested") {
+      const r = fn(idev, pt as IommufdHwptPaging);
+      if (typeof r === "number") return { rc: r, ptId };
+      destroy = r;
+    } else if (pt.type === "ioas") {
+      const a = autoGetDomain(idev, pt as IommufdIoas, fn);
+      if (typeof a.r === "number") return { rc: a.r, ptId };
+      destroy = a.r;
+      out = a.ptId;
+    } else return { rc: -EINVAL, ptId };
+  } finally {
+    pt.put();
+  }
+  if (destroy) hwptPut(ictx, destroy, idev.attachedHolder);
+  return { rc: 0, ptId: out };
+}
+
+/** iommufd_device_attach() */
+export function iommufdDeviceAttach(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
+  const r = changePt(idev, ptId, doAttach);
+  if (r.rc === 0) idev.get("attachment");
+  return r;
+}
+
+/** iommufd_device_replace() */
+export function iommufdDeviceReplace(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
+  return changePt(idev, ptId, doReplace);
+}
+
+/** iommufd_device_detach() */
+export function iommufdDeviceDetach(idev: IommufdDevice): void {
+  const hwpt = hwptDetach(idev);
+  hwptPut(idev.ictx, hwpt, idev.attachedHolder);
+  idev.put("attachment");
+}
+
+/** iommufd_vfio_compat_ioas_get_id(): the compat IOAS id, or -ENODEV. */
+export function iommufdVfioCompatIoasGetId(ictx: IommufdCtx): number {
+  const ioas = ictx.vfioIoas;
+  return ioas && !ioas.dead ? ioas.id : -19;
+}
+
+/** iommufd_vfio_compat_ioas_create(): make the compat IOAS if there is none; 0 or -errno. */
+export function iommufdVfioCompatIoasCreate(ictx: IommufdCtx): number {
+  if (ictx.vfioIoas && !ictx.vfioIoas.dead) return 0;
+  const ioas = ioasAlloc(ictx);
+  if (typeof ioas === "number") return ioas;
+  ictx.objects.finalize(ioas);
+  ictx.vfioIoas = ioas;
+  return 0;
+}
+
+/**
+ * The emulated VT-d's capability registers as the oracle's guest reads them (QEMU 7.2,
+ * aw-bits 39): intel_iommu_hw_info() reports them with the SPR17 erratum flag set.
+ */
+const VTD_CAP_REG = 0xd2008c22260286n;
+const VTD_ECAP_REG = 0xf00f4an;
 
 /** iommufd_get_hw_info() */
 export function getHwInfo(u: Ucmd<V<typeof iommu_hw_info>>): number {
   const cmd = u.cmd;
   if (cmd.flags || cmd.__reserved[0] || cmd.__reserved[1] || cmd.__reserved[2]) return -EOPNOTSUPP;
-  const dev = u.ictx.objects.get(cmd.dev_id, "device");
-  if (!dev) return -ENOENT;
-  dev.put();
-  return -ENOENT;
+  const idev = u.ictx.objects.get<IommufdDevice>(cmd.dev_id, "device");
+  if (!idev) return -ENOENT;
+  try {
+    const data = iommu_hw_info_vtd.encode({
+      flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+      cap_reg: VTD_CAP_REG,
+      ecap_reg: VTD_ECAP_REG,
+    });
+    cmd.out_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
+    const copyLen = Math.min(cmd.data_len, data.length);
+    let rc = u.copyToUser(cmd.data_uptr, data.subarray(0, copyLen));
+    if (rc) return rc;
+    if (copyLen < cmd.data_len) {
+      // clear_user() of the rest of the caller's buffer
+      rc = u.copyToUser(cmd.data_uptr + BigInt(copyLen), new Uint8Array(cmd.data_len - copyLen));
+      if (rc) return rc;
+    }
+    cmd.data_len = data.length;
+    cmd.out_capabilities = 0n; // no IOMMU_CAP_DIRTY_TRACKING
+    cmd.out_max_pasid_log2 = 0; // no PASID on the emulated VT-d
+    return u.respond();
+  } finally {
+    idev.put();
+  }
 }

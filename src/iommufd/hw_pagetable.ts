@@ -1,58 +1,202 @@
-// HWPT commands (drivers/iommu/iommufd/hw_pagetable.c): HWPT_ALLOC, SET_DIRTY_TRACKING,
-// GET_DIRTY_BITMAP, INVALIDATE. The emulated Intel IOMMU of the oracle has neither dirty
-// tracking nor nesting: DIRTY_TRACKING / NEST_PARENT allocations fail with EOPNOTSUPP, a
-// paging domain has no dirty_ops (SET_DIRTY_TRACKING and GET_DIRTY_BITMAP answer EOPNOTSUPP
-// after their argument checks) and no HWPT_NESTED can exist (INVALIDATE answers ENOENT).
+// HW page tables (drivers/iommu/iommufd/hw_pagetable.c): the HWPT_PAGING object that owns an
+// iommu_domain and keeps it filled from its IOAS, and the HWPT commands HWPT_ALLOC,
+// SET_DIRTY_TRACKING, GET_DIRTY_BITMAP and INVALIDATE.
+//
+// The emulated Intel IOMMU of the oracle has neither dirty tracking nor nesting:
+// DIRTY_TRACKING / NEST_PARENT allocations and driver data fail with EOPNOTSUPP, a paging
+// domain has no dirty_ops (SET_DIRTY_TRACKING and GET_DIRTY_BITMAP answer EOPNOTSUPP after
+// their argument checks) and no HWPT_NESTED can exist (INVALIDATE answers ENOENT).
+//
+// References: a HWPT holds its IOAS ("hwpt <id>"); each device attached through its group
+// holds the HWPT ("attached device <id>"), so DESTROY of either is EBUSY while in use. An
+// automatic HWPT (made by attaching a device to an IOAS) is destroyed by the kernel when its
+// last device leaves (iommufd_hw_pagetable_put()).
 
 import { EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
 import {
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_NONE,
   IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
+  IOMMU_HWPT_FAULT_ID_VALID,
   IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
   type iommu_hwpt_alloc,
   type iommu_hwpt_get_dirty_bitmap,
   type iommu_hwpt_invalidate,
   type iommu_hwpt_set_dirty_tracking,
 } from "../uapi/iommufd.js";
-import { PAGE_SIZE } from "../kernel/mm.js";
-import { U64_MAX } from "./io_pagetable.js";
-import type { Ucmd } from "./main.js";
-import type { IommufdObject } from "./object.js";
+import { type Page, PAGE_SIZE } from "../kernel/mm.js";
+import type { IommuDomain } from "../iommu/domain.js";
+import { IommuCore } from "../iommu/iommu.js";
+import type { IommufdDevice } from "./device.js";
+import { hwptAttach, hwptDetach } from "./device.js";
+import type { IommufdIoas } from "./ioas.js";
+import { type IoptDomain, U64_MAX } from "./io_pagetable.js";
+import type { IommufdCtx, Ucmd } from "./main.js";
+import { IommufdObject } from "./object.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
 const IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
 
-/** The device half of HWPT_ALLOC, provided by ./device.ts once devices exist. */
-export type HwptAllocFn = (u: Ucmd<V<typeof iommu_hwpt_alloc>>, dev: IommufdObject, pt: IommufdObject) => number;
-let hwptAllocImpl: HwptAllocFn | null = null;
-export function setHwptAllocImpl(f: HwptAllocFn): void {
-  hwptAllocImpl = f;
+/** The io_pagetable's view of an iommu_domain. */
+class DomainAdapter implements IoptDomain {
+  constructor(readonly domain: IommuDomain) {}
+  get pgsizeBitmap(): bigint {
+    return this.domain.pgsizeBitmap;
+  }
+  get apertureStart(): bigint {
+    return this.domain.apertureStart;
+  }
+  get apertureEnd(): bigint {
+    return this.domain.apertureEnd;
+  }
+  map(iova: bigint, _length: bigint, _pageOffset: number, pages: readonly Page[], prot: number): number {
+    return this.domain.map(iova, pages, prot & 3);
+  }
+  unmap(iova: bigint, length: bigint): void {
+    this.domain.unmap(iova, length);
+  }
 }
 
-/** iommufd_hwpt_alloc(): argument checks, then device (ENOENT) and pt (EINVAL) lookups. */
+/** struct iommufd_hwpt_paging */
+export class IommufdHwptPaging extends IommufdObject {
+  readonly adapter: IoptDomain;
+  autoDomain = false;
+  enforceCacheCoherency = false;
+  /** on ioas.hwptList, with its domain in ioas.iopt (list_empty(&hwpt_item) is false) */
+  inList = false;
+
+  constructor(
+    readonly ictx: IommufdCtx,
+    readonly ioas: IommufdIoas,
+    readonly domain: IommuDomain,
+    readonly nestParent: boolean,
+  ) {
+    super(ictx.k, "hwpt_paging", ictx.name);
+    this.adapter = new DomainAdapter(domain);
+  }
+
+  /** iommufd_hwpt_paging_destroy() */
+  protected destroyObj(): void {
+    if (this.inList) {
+      const l = this.ioas.hwptList;
+      l.splice(l.indexOf(this), 1);
+      this.inList = false;
+      this.ioas.iopt.removeDomain(this.adapter);
+    }
+    this.ioas.put(`hwpt ${this.id}`);
+  }
+
+  iovaAlignment(): number {
+    return this.ioas.iopt.iovaAlignment;
+  }
+}
+
+/**
+ * iommufd_hwpt_paging_alloc(): a paging HWPT on `ioas` for `idev`, not yet finalized (the
+ * caller finalizes or aborts it). With immediateAttach the device is attached first, as
+ * the automatic-domain path does.
+ */
+export function hwptPagingAlloc(
+  ictx: IommufdCtx,
+  ioas: IommufdIoas,
+  idev: IommufdDevice,
+  flags: number,
+  immediateAttach: boolean,
+  userData: boolean,
+): IommufdHwptPaging | number {
+  const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+  if (flags & ~valid) return -EOPNOTSUPP;
+  // no IOMMU_CAP_DIRTY_TRACKING on the emulated VT-d
+  if (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) return -EOPNOTSUPP;
+  const core = IommuCore.of(ictx.k);
+  // intel_iommu_domain_alloc_user(): no nesting support, no driver data for a paging domain.
+  // (The kernel fails there after reserving the object's id; aborting frees the id again,
+  // so failing before the reservation is indistinguishable.)
+  const nest = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0;
+  if (nest || userData) return -EOPNOTSUPP;
+  const domain = core.domainAllocPaging(idev.dev, `iommufd ${ictx.name}`);
+  const hwpt = new IommufdHwptPaging(ictx, ioas, domain, nest);
+  const rc0 = ictx.objects.alloc(hwpt);
+  if (rc0) {
+    hwpt.put("init");
+    return rc0;
+  }
+  ioas.get(`hwpt ${hwpt.id}`);
+  domain.owner = `iommufd hwpt ${hwpt.id}`;
+  if (idev.enforceCacheCoherency) {
+    // iommufd_hwpt_paging_enforce_cc()
+    hwpt.enforceCacheCoherency = core.enforceCacheCoherency(domain, idev.dev.group);
+    if (!hwpt.enforceCacheCoherency) {
+      ictx.objects.abort(hwpt);
+      return -EINVAL;
+    }
+  }
+  if (immediateAttach) {
+    const rc = hwptAttach(hwpt, idev);
+    if (rc) {
+      ictx.objects.abort(hwpt);
+      return rc;
+    }
+  }
+  const rc = ioas.iopt.addDomain(hwpt.adapter);
+  if (rc) {
+    if (immediateAttach) {
+      hwptDetach(idev);
+      hwpt.put(idev.attachedHolder);
+    }
+    ictx.objects.abort(hwpt);
+    return rc;
+  }
+  ioas.hwptList.push(hwpt);
+  hwpt.inList = true;
+  return hwpt;
+}
+
+/** iommufd_hw_pagetable_put(): an automatic HWPT goes with its last user. */
+export function hwptPut(ictx: IommufdCtx, hwpt: IommufdHwptPaging, holder: string): void {
+  hwpt.put(holder);
+  if (hwpt.autoDomain) ictx.objects.removeIfUnused(hwpt);
+}
+
+/** iommufd_hwpt_alloc() */
 export function hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): number {
   const cmd = u.cmd;
+  const ictx = u.ictx;
   if (cmd.__reserved) return -EOPNOTSUPP;
   if (
     (cmd.data_type === IOMMU_HWPT_DATA_NONE && cmd.data_len) ||
     (cmd.data_type !== IOMMU_HWPT_DATA_NONE && !cmd.data_len)
   )
     return -EINVAL;
-  const dev = u.ictx.objects.get(cmd.dev_id, "device");
-  if (!dev) return -ENOENT;
+  const idev = ictx.objects.get<IommufdDevice>(cmd.dev_id, "device");
+  if (!idev) return -ENOENT;
   try {
-    const pt = u.ictx.objects.get(cmd.pt_id);
+    const pt = ictx.objects.get(cmd.pt_id);
     if (!pt) return -EINVAL;
     try {
-      if (pt.type !== "ioas" && pt.type !== "hwpt_paging") return -EINVAL;
-      if (!hwptAllocImpl) return -EINVAL;
-      return hwptAllocImpl(u, dev, pt);
+      if (pt.type === "hwpt_paging") {
+        // iommufd_hwpt_nested_alloc(): no nesting on the emulated VT-d
+        if (cmd.flags & ~IOMMU_HWPT_FAULT_ID_VALID || !cmd.data_len) return -EOPNOTSUPP;
+        return -EINVAL; // the parent is automatic or not a NEST_PARENT: none can be one here
+      }
+      if (pt.type !== "ioas") return -EINVAL;
+      const hwpt = hwptPagingAlloc(ictx, pt as IommufdIoas, idev, cmd.flags, false, cmd.data_len !== 0);
+      if (typeof hwpt === "number") return hwpt;
+      cmd.out_hwpt_id = hwpt.id;
+      const rc = u.respond();
+      if (rc) {
+        ictx.objects.abort(hwpt);
+        return rc;
+      }
+      ictx.objects.finalize(hwpt);
+      return 0;
     } finally {
       pt.put();
     }
   } finally {
-    dev.put();
+    idev.put();
   }
 }
 
@@ -70,7 +214,7 @@ export function setDirtyTracking(u: Ucmd<V<typeof iommu_hwpt_set_dirty_tracking>
 export function getDirtyBitmap(u: Ucmd<V<typeof iommu_hwpt_get_dirty_bitmap>>): number {
   const cmd = u.cmd;
   if (cmd.flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR || cmd.__reserved) return -EOPNOTSUPP;
-  const hwpt = u.ictx.objects.get(cmd.hwpt_id, "hwpt_paging") as (IommufdObject & { iovaAlignment(): number }) | null;
+  const hwpt = u.ictx.objects.get<IommufdHwptPaging>(cmd.hwpt_id, "hwpt_paging");
   if (!hwpt) return -ENOENT;
   try {
     const pg = BigInt(hwpt.iovaAlignment());
@@ -101,6 +245,6 @@ export function invalidate(u: Ucmd<V<typeof iommu_hwpt_invalidate>>): number {
     rc = -EINVAL;
   else rc = -ENOENT; // iommufd_get_hwpt_nested(): none can exist without nesting support
   cmd.entry_num = 0;
-  if (u.respond()) return -14;
-  return rc;
+  const r = u.respond();
+  return r ? r : rc;
 }

@@ -21,7 +21,7 @@ import type { KRet } from "../kernel/sched.js";
 import * as ioas from "./ioas.js";
 import { ObjectTable } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_USER } from "./pages.js";
-import { getHwInfo } from "./device.js";
+import { getHwInfo, type IommufdGroup } from "./device.js";
 import { faultAlloc } from "./fault.js";
 import * as hwpt from "./hw_pagetable.js";
 import { iommufdVfioIoas, iommufdVfioIoctl } from "./vfio_compat.js";
@@ -34,6 +34,8 @@ export class IommufdCtx {
   accountMode = IOPT_PAGES_ACCOUNT_USER;
   /** the IOAS the VFIO compat layer uses (IOMMU_VFIO_IOAS) */
   vfioIoas: ioas.IommufdIoas | null = null;
+  /** iommufd_group per IOMMU group id (ictx->groups) */
+  readonly groups = new Map<number, IommufdGroup>();
   readonly name = `iommufd ctx ${nextCtx++}`;
   constructor(
     readonly k: Kernel,

@@ -163,6 +163,23 @@ export const VFIO_IOMMU_DIRTY_PAGES_FLAG_START = 1 << 0;
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP = 1 << 1;
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP = 1 << 2;
 
+// the device cdev's iommufd ioctls (drivers/vfio/device_cdev.c)
+export const vfio_device_bind_iommufd = defineStruct("vfio_device_bind_iommufd", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["iommufd", "s32"],
+  ["out_devid", "u32"],
+] as const);
+export const vfio_device_attach_iommufd_pt = defineStruct("vfio_device_attach_iommufd_pt", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["pt_id", "u32"],
+] as const);
+export const vfio_device_detach_iommufd_pt = defineStruct("vfio_device_detach_iommufd_pt", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+] as const);
+
 export const VFIO_GET_API_VERSION = d("VFIO_GET_API_VERSION", 0, "none");
 export const VFIO_CHECK_EXTENSION = d("VFIO_CHECK_EXTENSION", 1, "int");
 export const VFIO_SET_IOMMU = d("VFIO_SET_IOMMU", 2, "int");
@@ -181,9 +198,9 @@ export const VFIO_DEVICE_QUERY_GFX_PLANE = d("VFIO_DEVICE_QUERY_GFX_PLANE", 14);
 export const VFIO_DEVICE_GET_GFX_DMABUF = d("VFIO_DEVICE_GET_GFX_DMABUF", 15);
 export const VFIO_DEVICE_IOEVENTFD = d("VFIO_DEVICE_IOEVENTFD", 16);
 export const VFIO_DEVICE_FEATURE = d("VFIO_DEVICE_FEATURE", 17);
-export const VFIO_DEVICE_BIND_IOMMUFD = d("VFIO_DEVICE_BIND_IOMMUFD", 18);
-export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = d("VFIO_DEVICE_ATTACH_IOMMUFD_PT", 19);
-export const VFIO_DEVICE_DETACH_IOMMUFD_PT = d("VFIO_DEVICE_DETACH_IOMMUFD_PT", 20);
+export const VFIO_DEVICE_BIND_IOMMUFD = d("VFIO_DEVICE_BIND_IOMMUFD", 18, vfio_device_bind_iommufd);
+export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = d("VFIO_DEVICE_ATTACH_IOMMUFD_PT", 19, vfio_device_attach_iommufd_pt);
+export const VFIO_DEVICE_DETACH_IOMMUFD_PT = d("VFIO_DEVICE_DETACH_IOMMUFD_PT", 20, vfio_device_detach_iommufd_pt);
 export const VFIO_MIG_GET_PRECOPY_INFO = d("VFIO_MIG_GET_PRECOPY_INFO", 21);
 // container (type1) ioctls share numbers with device ioctls: the file type decides
 export const VFIO_IOMMU_GET_INFO = d("VFIO_IOMMU_GET_INFO", 12, vfio_iommu_type1_info);

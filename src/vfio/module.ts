@@ -6,6 +6,8 @@ import type { ModuleDef } from "../kernel/module.js";
 import { makeContainerFops } from "./container.js";
 import { VfioCore } from "./vfio_main.js";
 import { makeVfioKvmApi } from "./vfio_kvm.js";
+import { vfioCdevHooks } from "./device_cdev.js";
+import { vfioIommufdHooks } from "./iommufd.js";
 
 export const VFIO_CONTAINER_PATH = "/dev/vfio/vfio";
 
@@ -14,6 +16,9 @@ export const vfioModule: ModuleDef = {
   init(k, m) {
     const core = new VfioCore(k, m);
     VfioCore.install(k, core);
+    // the device cdev and the iommufd side (drivers/vfio/device_cdev.c, drivers/vfio/iommufd.c)
+    core.cdevHooks = vfioCdevHooks;
+    core.iommufdHooks = vfioIommufdHooks;
     k.devices.register(VFIO_CONTAINER_PATH, makeContainerFops(core), core);
     const api = makeVfioKvmApi(core);
     for (const [name, fn] of Object.entries(api)) m.export(name, fn);

@@ -14,7 +14,7 @@
 
 import { EINVAL, ENODEV, ENOTTY } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
-import type { File, FileOperations } from "../kernel/fs.js";
+import type { CharDev, File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { RefCounted } from "../kernel/kref.js";
 import { Mutex } from "../kernel/locks.js";
@@ -96,6 +96,8 @@ export class VfioDeviceFile {
 
 /** Hooks the device-cdev code (another file) installs to serve cdev-only ioctls. */
 export interface VfioCdevHooks {
+  /** vfio_device_fops_cdev_open(): the open of /dev/vfio/devices/vfioN */
+  open?(f: File, dev: CharDev): KRet<number>;
   bindIommufd(df: VfioDeviceFile, arg: number): KRet<number>;
   ioctl(df: VfioDeviceFile, cmd: number, arg: number): KRet<number> | null;
   release(df: VfioDeviceFile): KRet<void>;
@@ -245,6 +247,10 @@ function makeDeviceFops(core: VfioCore): FileOperations {
   return {
     owner: core.module,
     name: "vfio-device",
+    // the cdev node's open (device files made by GET_DEVICE_FD are never opened)
+    open(f, dev) {
+      return core.cdevHooks?.open ? core.cdevHooks.open(f, dev) : -ENODEV;
+    },
     // drivers/vfio/vfio_main.c: vfio_device_fops_release()
     *release(f) {
       const d = df(f);

@@ -12,19 +12,7 @@ import { CAP_IPC_LOCK, CAP_SYS_RESOURCE } from "../../src/kernel/process.js";
 import type { IommufdCtx } from "../../src/iommufd/main.js";
 import type { IommufdIoas } from "../../src/iommufd/ioas.js";
 import type { IoptDomain } from "../../src/iommufd/io_pagetable.js";
-import {
-  type Env,
-  setup,
-  teardown,
-  raw,
-  ioasAlloc,
-  map,
-  unmap,
-  ranges,
-  checkAll,
-  RW,
-  FIXED,
-} from "./helpers.js";
+import { type Env, setup, teardown, raw, ioasAlloc, map, unmap, ranges, checkAll, RW, FIXED } from "./helpers.js";
 
 class FakeDomain implements IoptDomain {
   readonly pt = new Map<bigint, Page>();

@@ -12,8 +12,9 @@ import { bindDriver, pciSysfsDir, unbindDriver } from "../../iommu/pci_probe.js"
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
 import { VfioCore, VfioDevice } from "../vfio_main.js";
 import { VfioPciCoreDevice, vfioPciOps } from "./vfio_pci_core.js";
+import { vfioDeviceCdevAdd, vfioDeviceCdevDel } from "../device_cdev.js";
 
-export const VFIO_CDEV_DIR = "/dev/vfio/devices";
+export { VFIO_CDEV_DIR } from "../device_cdev.js";
 
 export const vfioPciModule: ModuleDef = {
   name: "vfio_pci",
@@ -36,6 +37,7 @@ export const vfioPciModule: ModuleDef = {
       if (bindDriver(k, fn.iommu, "vfio-pci") < 0) return -EBUSY;
       vdev.cdevIndex = core.allocCdevIndex();
       k.sysfs.file(`${pciSysfsDir(vdev.name)}/vfio-dev/vfio${vdev.cdevIndex}/dev`, `511:${vdev.cdevIndex}\n`);
+      vfioDeviceCdevAdd(core, vdev);
       bound.push(vdev);
     }
     m.export("__vfio_pci_devices", bound);
@@ -46,6 +48,7 @@ export const vfioPciModule: ModuleDef = {
     const icore = IommuCore.of(k);
     for (const vdev of m.exports.get("__vfio_pci_devices") as VfioDevice[]) {
       k.sysfs.remove(`${pciSysfsDir(vdev.name)}/vfio-dev`);
+      vfioDeviceCdevDel(core, vdev);
       runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(core, vdev));
       const dev = icore.device(vdev.name);
       if (dev) unbindDriver(k, dev);

@@ -1,0 +1,106 @@
+// VFIO's side of iommufd (drivers/vfio/iommufd.c): a physical device bound to an iommufd
+// becomes an iommufd DEVICE object, attached to an IOAS or HWPT through the iommufd API of
+// src/iommufd/device.ts; and the group path's SET_CONTAINER with an iommufd fd
+// (vfio_group_ioctl_set_container() -> iommufd_vfio_compat_ioas_create()).
+//
+// Per-device state (vdev->iommufd_device, vdev->iommufd_attached) lives in a WeakMap here so
+// that struct vfio_device stays the VFIO core's.
+
+import { ENODEV, EINVAL } from "../uapi/errno.js";
+import type { File } from "../kernel/fs.js";
+import {
+  iommufdDeviceAttach,
+  iommufdDeviceBind,
+  iommufdDeviceDetach,
+  iommufdDeviceReplace,
+  iommufdDeviceUnbind,
+  iommufdVfioCompatIoasCreate,
+  type IommufdDevice,
+} from "../iommufd/device.js";
+import { IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
+import type { VfioGroup } from "./group.js";
+import type { VfioDevice, VfioIommufdHooks } from "./vfio_main.js";
+
+interface VfioIommufdState {
+  idev: IommufdDevice | null;
+  attached: boolean;
+}
+
+const states = new WeakMap<VfioDevice, VfioIommufdState>();
+
+function st(vdev: VfioDevice): VfioIommufdState {
+  let s = states.get(vdev);
+  if (!s) states.set(vdev, (s = { idev: null, attached: false }));
+  return s;
+}
+
+/** vdev->iommufd_device */
+export function vfioIommufdDevice(vdev: VfioDevice): IommufdDevice | null {
+  return states.get(vdev)?.idev ?? null;
+}
+
+/** vfio_iommufd_physical_bind(): the device id, or -errno. Emulated devices (an iommufd
+ * access object) are not modelled: -ENODEV. */
+export function vfioIommufdPhysicalBind(vdev: VfioDevice, ictx: IommufdCtx): number {
+  if (!vdev.iommuDev) return -ENODEV;
+  const idev = iommufdDeviceBind(ictx, vdev.iommuDev);
+  if (typeof idev === "number") return idev;
+  st(vdev).idev = idev;
+  return idev.id;
+}
+
+/** vfio_iommufd_physical_unbind(): detaches first if attached. */
+export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
+  const s = st(vdev);
+  if (!s.idev) return;
+  if (s.attached) {
+    iommufdDeviceDetach(s.idev);
+    s.attached = false;
+  }
+  iommufdDeviceUnbind(s.idev);
+  s.idev = null;
+}
+
+/** vfio_iommufd_physical_attach_ioas(): attach, or replace when attached; the HWPT id. */
+export function vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): { rc: number; ptId: number } {
+  const s = st(vdev);
+  if (!s.idev) return { rc: -EINVAL, ptId };
+  const r = s.attached ? iommufdDeviceReplace(s.idev, ptId) : iommufdDeviceAttach(s.idev, ptId);
+  if (r.rc === 0) s.attached = true;
+  return r;
+}
+
+/** vfio_iommufd_physical_detach_ioas() */
+export function vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): void {
+  const s = st(vdev);
+  if (!s.idev || !s.attached) return;
+  iommufdDeviceDetach(s.idev);
+  s.attached = false;
+}
+
+/** The hooks the group code calls for SET_CONTAINER / UNSET_CONTAINER with an iommufd. */
+export const vfioIommufdHooks: VfioIommufdHooks = {
+  ctxFromFile(f: File) {
+    return f.fops.name === "iommufd" && f.privateData instanceof IommufdCtx ? f.privateData : null;
+  },
+  groupSetIommufd(g: VfioGroup, ictx: unknown) {
+    const c = ictx as IommufdCtx;
+    const r = iommufdCtxFromFile(c.file, groupHolder(g));
+    if (typeof r === "number") return r;
+    const rc = iommufdVfioCompatIoasCreate(c);
+    if (rc) {
+      iommufdCtxPut(c, groupHolder(g));
+      return rc;
+    }
+    g.iommufd = c;
+    return 0;
+  },
+  groupUnsetIommufd(g: VfioGroup) {
+    iommufdCtxPut(g.iommufd as IommufdCtx, groupHolder(g));
+    g.iommufd = null;
+  },
+};
+
+function groupHolder(g: VfioGroup): string {
+  return `vfio group ${g.path}`;
+}
