@@ -132,3 +132,36 @@ export function ranges(
     list.push([dv.getBigUint64(16 * i, true), dv.getBigUint64(16 * i + 8, true)]);
   return { rc: r.rc, num: r.out.num_iovas, align: r.out.out_iova_alignment, list };
 }
+
+/** The oracle's `raw`: a zeroed scratch buffer with some fields set, the call, some fields read. */
+export function rawFields(
+  e: Env,
+  req: number,
+  set: [string, number, number | bigint][],
+  arg?: number,
+  fd = e.fd,
+): { rc: number; get: (t: string, off: number) => bigint } {
+  const scr = e.tp.scratchAddr();
+  const b = new Uint8Array(4096);
+  const dv = new DataView(b.buffer);
+  for (const [t, off, v] of set) {
+    if (t === "u8") dv.setUint8(off, Number(v));
+    else if (t === "u16") dv.setUint16(off, Number(v), true);
+    else if (t === "u32") dv.setUint32(off, Number(v), true);
+    else dv.setBigUint64(off, BigInt(v), true);
+  }
+  e.p.write(scr, b);
+  const rc = e.p.ioctl(fd, req, arg ?? scr);
+  const back = new DataView(e.p.read(scr, 4096).buffer);
+  return {
+    rc,
+    get: (t, off) =>
+      t === "u8"
+        ? BigInt(back.getUint8(off))
+        : t === "u16"
+          ? BigInt(back.getUint16(off, true))
+          : t === "u32"
+            ? BigInt(back.getUint32(off, true))
+            : back.getBigUint64(off, true),
+  };
+}

@@ -7,39 +7,10 @@ import assert from "node:assert/strict";
 import { E2BIG, EADDRINUSE, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, EOPNOTSUPP } from "../../src/uapi/errno.js";
 import { _IO, IOMMUFD_TYPE, VFIO_BASE, VFIO_TYPE } from "../../src/uapi/ioctl.js";
 import * as U from "../../src/uapi/iommufd.js";
-import { type Env, setup, teardown, ioasAlloc, map, unmap, destroy, RW, FIXED } from "./helpers.js";
+import { type Env, setup, teardown, ioasAlloc, map, unmap, destroy, rawFields as raw, RW, FIXED } from "./helpers.js";
 
 const BUF = 0x10000000;
 const V = (n: number) => _IO(VFIO_TYPE, VFIO_BASE + n);
-
-/** The oracle's `raw`: a zeroed scratch buffer with some fields set, the call, some fields read. */
-function raw(
-  e: Env,
-  req: number,
-  set: [string, number, number | bigint][],
-  arg?: number,
-): { rc: number; get: (t: string, off: number) => bigint } {
-  const scr = e.tp.scratchAddr();
-  const b = new Uint8Array(4096);
-  const dv = new DataView(b.buffer);
-  for (const [t, off, v] of set) {
-    if (t === "u16") dv.setUint16(off, Number(v), true);
-    else if (t === "u32") dv.setUint32(off, Number(v), true);
-    else dv.setBigUint64(off, BigInt(v), true);
-  }
-  e.p.write(scr, b);
-  const rc = e.p.ioctl(e.fd, req, arg ?? scr);
-  const back = new DataView(e.p.read(scr, 4096).buffer);
-  return {
-    rc,
-    get: (t, off) =>
-      t === "u16"
-        ? BigInt(back.getUint16(off, true))
-        : t === "u32"
-          ? BigInt(back.getUint32(off, true))
-          : back.getBigUint64(off, true),
-  };
-}
 
 function copy(e: Env, dst: number, src: number, len: bigint, dIova: bigint, sIova: bigint, flags: number) {
   const r = raw(e, U.IOMMU_IOAS_COPY, [
