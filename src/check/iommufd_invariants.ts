@@ -10,7 +10,9 @@ import type { Process } from "../kernel/process.js";
 import type { IntervalNode, IntervalTree } from "../iommufd/interval_tree.js";
 import type { IoptArea } from "../iommufd/io_pagetable.js";
 import { IommufdIoas } from "../iommufd/ioas.js";
-import { iommufdState } from "../iommufd/main.js";
+import { type IommufdCtx, iommufdState } from "../iommufd/main.js";
+import { IommufdDevice } from "../iommufd/device.js";
+import { IommufdHwptPaging } from "../iommufd/hw_pagetable.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "../iommufd/pages.js";
 
 export function iommufdViolations(k: Kernel): string[] {
@@ -69,12 +71,57 @@ export function iommufdViolations(k: Kernel): string[] {
     const c = charged.get(p) ?? { user: 0, mm: 0, pinned: 0 };
     if (p.mm.pinnedVm !== c.pinned) out.push(`pid ${p.pid}: pinned_vm=${p.mm.pinnedVm}, iommufd pins ${c.pinned}`);
   }
+  for (const ictx of st.ctxs) out.push(...deviceViolations(ictx));
   // user->locked_vm is iommufd's alone (type1 charges mm->locked_vm)
   const byUser = new Map<number, number>();
   for (const [p, c] of charged) byUser.set(p.user.uid, (byUser.get(p.user.uid) ?? 0) + c.user);
   for (const u of k.users.values())
     if (u.lockedVm !== (byUser.get(u.uid) ?? 0))
       out.push(`uid ${u.uid}: locked_vm=${u.lockedVm}, iommufd charged ${byUser.get(u.uid) ?? 0}`);
+  return out;
+}
+
+/** Groups, devices and HWPTs of one context agree with each other and with the IOMMU core. */
+function deviceViolations(ictx: IommufdCtx): string[] {
+  const out: string[] = [];
+  const objs = ictx.objects.objects();
+  for (const [gid, ig] of ictx.groups) {
+    const devs = objs.filter((o) => o instanceof IommufdDevice && o.igroup === ig);
+    if (ig.refs !== devs.length) out.push(`${ictx.name} iommufd_group ${gid}: refs=${ig.refs}, ${devs.length} devices`);
+    if (ig.hwpt) {
+      if (ig.group.domain !== ig.hwpt.domain)
+        out.push(
+          `${ictx.name} iommufd_group ${gid}: attached to ${ig.hwpt.describe()} but the group is in ${ig.group.domain.describe()}`,
+        );
+      for (const d of ig.devices)
+        if (!ig.hwpt.holders.get(d.attachedHolder))
+          out.push(`${d.describe()}: attached without holding ${ig.hwpt.describe()}`);
+    } else if (ig.devices.length) out.push(`${ictx.name} iommufd_group ${gid}: devices attached, no hwpt`);
+  }
+  for (const o of objs) {
+    if (!(o instanceof IommufdHwptPaging)) continue;
+    const iopt = o.ioas.iopt;
+    if (o.inList !== o.ioas.hwptList.includes(o) || o.inList !== iopt.domains.includes(o.adapter))
+      out.push(
+        `${o.describe()}: on the IOAS list ${o.inList}, domain in the io_pagetable ${iopt.domains.includes(o.adapter)}`,
+      );
+    if (!o.ioas.holders.get(`hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its IOAS`);
+    // the domain maps exactly the pinned pages of the filled areas
+    let want = 0;
+    for (const a of iopt.areas.all()) {
+      if (!a.filled || !a.pages) continue;
+      want += a.lastIndex - a.index + 1;
+      for (let i = a.index; i <= a.lastIndex; i++) {
+        const pte = o.domain.lookup(a.start - BigInt(a.pageOffset) + BigInt((i - a.index) * 4096));
+        if (!pte || pte.page !== a.pages.pageAt(i)) {
+          out.push(`${o.describe()}: IOVA 0x${a.start.toString(16)} page ${i} not mapped to its pinned page`);
+          break;
+        }
+      }
+    }
+    if (o.inList && o.domain.mappedPages !== want)
+      out.push(`${o.describe()}: domain maps ${o.domain.mappedPages} pages, the areas ${want}`);
+  }
   return out;
 }
 
