@@ -115,17 +115,34 @@ export class VfioGroup extends RefCounted {
       yield* vdev.devSetLock.lock();
       try {
         if (vdev.openCount === 0) vfioDeviceGetKvmSafe(vdev, this.kvm);
-        // the iommufd compat path (group attached to an iommufd) is the iommufd helper's
-        if (this.iommufd !== null) {
-          if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
-          return -EINVAL;
+        // a group attached to an iommufd binds the device to it (drivers/vfio/iommufd.c)
+        const hooks = this.core.iommufdHooks;
+        df.iommufd = this.iommufd;
+        const ictx = this.iommufd;
+        const rc =
+          ictx !== null && hooks
+            ? yield* vfioDfOpen(
+                df,
+                () => hooks.deviceBind(vdev, ictx),
+                () => hooks.deviceUnbind(vdev),
+              )
+            : yield* vfioDfOpen(
+                df,
+                () => this.useContainer(),
+                () => this.unuseContainer(),
+              );
+        if (rc >= 0 && ictx !== null && hooks && vdev.openCount === 1) {
+          // vfio_iommufd_compat_attach_ioas()
+          const arc = hooks.compatAttachIoas(vdev, ictx);
+          if (arc < 0) {
+            vfioDfClose(df, () => hooks.deviceUnbind(vdev));
+            df.iommufd = null;
+            vfioDevicePutKvm(vdev); // open_count is back to 0
+            return arc;
+          }
         }
-        const rc = yield* vfioDfOpen(
-          df,
-          () => this.useContainer(),
-          () => this.unuseContainer(),
-        );
         if (rc < 0) {
+          df.iommufd = null;
           if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
           return rc;
         }
@@ -145,7 +162,9 @@ export class VfioGroup extends RefCounted {
     const vdev = df.device;
     yield* this.groupLock.lock();
     yield* vdev.devSetLock.lock();
-    vfioDfClose(df, () => this.unuseContainer());
+    const hooks = this.core.iommufdHooks;
+    vfioDfClose(df, () => (df.iommufd !== null && hooks ? hooks.deviceUnbind(vdev) : this.unuseContainer()));
+    df.iommufd = null;
     if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
     vdev.devSetLock.unlock();
     this.groupLock.unlock();

@@ -15,6 +15,7 @@ import {
   iommufdDeviceReplace,
   iommufdDeviceUnbind,
   iommufdVfioCompatIoasCreate,
+  iommufdVfioCompatIoasGetId,
   type IommufdDevice,
 } from "../iommufd/device.js";
 import { IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
@@ -98,6 +99,18 @@ export const vfioIommufdHooks: VfioIommufdHooks = {
   groupUnsetIommufd(g: VfioGroup) {
     iommufdCtxPut(g.iommufd as IommufdCtx, groupHolder(g));
     g.iommufd = null;
+  },
+  deviceBind(vdev: VfioDevice, ictx: unknown) {
+    const r = vfioIommufdPhysicalBind(vdev, ictx as IommufdCtx);
+    return r < 0 ? r : 0;
+  },
+  deviceUnbind(vdev: VfioDevice) {
+    vfioIommufdPhysicalUnbind(vdev);
+  },
+  compatAttachIoas(vdev: VfioDevice, ictx: unknown) {
+    const id = iommufdVfioCompatIoasGetId(ictx as IommufdCtx);
+    if (id < 0) return id;
+    return vfioIommufdPhysicalAttachIoas(vdev, id).rc;
   },
 };
 

@@ -114,6 +114,12 @@ export interface VfioIommufdHooks {
   groupSetIommufd(g: VfioGroup, ictx: unknown): KRet<number>;
   /** iommufd_ctx_put(group->iommufd); group->iommufd = NULL */
   groupUnsetIommufd(g: VfioGroup): void;
+  /** vfio_df_iommufd_bind() for a device opened through a group set to an iommufd: 0 or -errno */
+  deviceBind(vdev: VfioDevice, ictx: unknown): number;
+  /** vfio_df_iommufd_unbind() */
+  deviceUnbind(vdev: VfioDevice): void;
+  /** vfio_iommufd_compat_attach_ioas(): attach to the compat IOAS; 0 or -errno */
+  compatAttachIoas(vdev: VfioDevice, ictx: unknown): number;
 }
 
 const cores = new WeakMap<Kernel, VfioCore>();
