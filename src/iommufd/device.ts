@@ -228,7 +228,7 @@ function autoGetDomain(
   fn: AttachFn,
 ): { r: IommufdHwptPaging | null | number; ptId: number } {
   const ictx = idev.ictx;
-  for (const hwpt of [...ioas.hwptList] as IommufdHwptPaging[]) {
+  for (const hwpt of [...ioas.hwptList]) {
     if (!hwpt.autoDomain || hwpt.dead) continue;
     hwpt.get();
     const r = fn(idev, hwpt);

@@ -23,6 +23,7 @@ import { CAP_SYS_RESOURCE } from "../kernel/process.js";
 import { IntervalNode, IntervalTree } from "./interval_tree.js";
 import { holes, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, IoPagetable, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
+import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { IommufdObject } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER } from "./pages.js";
 
@@ -31,7 +32,7 @@ type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 export class IommufdIoas extends IommufdObject {
   readonly iopt = new IoPagetable();
   /** the HWPTs whose domains map this IOAS (ioas->hwpt_list) */
-  readonly hwptList: IommufdObject[] = [];
+  readonly hwptList: IommufdHwptPaging[] = [];
 
   constructor(readonly ictx: IommufdCtx) {
     super(ictx.k, "ioas", ictx.name);

@@ -3,19 +3,15 @@
 // IOMMU_VFIO_IOAS SET chose (or that a VFIO group's SET_CONTAINER will create later); with
 // none, everything that needs it answers ENODEV. Unknown numbers and VFIO_IOMMU_DIRTY_PAGES
 // are ENOIOCTLCMD, which the VFS turns into ENOTTY.
-//
-// The vfio_iommu_type1_* layouts used here are declared locally (the VFIO uapi file belongs
-// to src/vfio's owner); they follow include/uapi/linux/vfio.h.
 
 import { EFAULT, EINVAL, ENODEV, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
-import { _IO, VFIO_BASE, VFIO_TYPE } from "../uapi/ioctl.js";
 import {
   IOMMU_VFIO_IOAS_CLEAR,
   IOMMU_VFIO_IOAS_GET,
   IOMMU_VFIO_IOAS_SET,
   type iommu_vfio_ioas,
 } from "../uapi/iommufd.js";
-import { defineStruct } from "../uapi/struct.js";
+import * as V from "../uapi/vfio.js";
 import { PAGE_SIZE } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
 import { holes, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, ULONG_MAX } from "./io_pagetable.js";
@@ -23,49 +19,30 @@ import { getIoas, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IOPT_PAGES_ACCOUNT_MM } from "./pages.js";
 
-const vfioNr = (n: number) => _IO(VFIO_TYPE, VFIO_BASE + n);
-const VFIO_GET_API_VERSION = vfioNr(0);
-const VFIO_CHECK_EXTENSION = vfioNr(1);
-const VFIO_SET_IOMMU = vfioNr(2);
-const VFIO_IOMMU_GET_INFO = vfioNr(12);
-const VFIO_IOMMU_MAP_DMA = vfioNr(13);
-const VFIO_IOMMU_UNMAP_DMA = vfioNr(14);
-
-const VFIO_TYPE1_IOMMU = 1;
-const VFIO_TYPE1v2_IOMMU = 3;
-const VFIO_DMA_CC_IOMMU = 4;
-const VFIO_TYPE1_NESTING_IOMMU = 6;
-const VFIO_NOIOMMU_IOMMU = 8;
-const VFIO_UNMAP_ALL = 9;
-
-const VFIO_DMA_MAP_FLAG_READ = 1;
-const VFIO_DMA_MAP_FLAG_WRITE = 2;
-const VFIO_DMA_UNMAP_FLAG_ALL = 2;
-const VFIO_IOMMU_INFO_PGSIZES = 1;
-const VFIO_IOMMU_INFO_CAPS = 2;
-const VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = 1;
-const VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 3;
-
-const dma_map = defineStruct("vfio_iommu_type1_dma_map", [
-  ["argsz", "u32"],
-  ["flags", "u32"],
-  ["vaddr", "u64"],
-  ["iova", "u64"],
-  ["size", "u64"],
-] as const);
-const dma_unmap = defineStruct("vfio_iommu_type1_dma_unmap", [
-  ["argsz", "u32"],
-  ["flags", "u32"],
-  ["iova", "u64"],
-  ["size", "u64"],
-] as const);
-const type1_info = defineStruct("vfio_iommu_type1_info", [
-  ["argsz", "u32"],
-  ["flags", "u32"],
-  ["iova_pgsizes", "u64"],
-  ["cap_offset", "u32"],
-  ["pad", "u32"],
-] as const);
+const dma_map = V.vfio_iommu_type1_dma_map;
+const dma_unmap = V.vfio_iommu_type1_dma_unmap;
+const type1_info = V.vfio_iommu_type1_info;
+const {
+  VFIO_GET_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_SET_IOMMU,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_TYPE1_NESTING_IOMMU,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_UNMAP_ALL,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+} = V;
 
 /** get_compat_ioas(): the compat IOAS with a short-term reference, or -ENODEV. */
 function getCompatIoas(ictx: IommufdCtx): IommufdIoas | number {
@@ -116,9 +93,7 @@ function checkExtension(ictx: IommufdCtx, type: number): number {
       // iommufd_vfio_cc_iommu(): every HWPT of the compat IOAS enforces coherency
       const ioas = getCompatIoas(ictx);
       if (typeof ioas === "number") return ioas;
-      const rc = ioas.hwptList.every((h) => (h as unknown as { enforceCacheCoherency?: boolean }).enforceCacheCoherency)
-        ? 1
-        : 0;
+      const rc = ioas.hwptList.every((h) => h.enforceCacheCoherency) ? 1 : 0;
       ioas.put();
       return rc;
     }
