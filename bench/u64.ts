@@ -246,7 +246,7 @@ function run(ctx: BenchContext): BenchRow[] {
     name: "u64/codec decode the same shape, all u32",
     baseline: D,
     ns: ctx.measure(() => region32.decode(r32)),
-    note: "the codec's own cost without bigint",
+    note: "the same codec without bigint",
   });
   const v32 = region32.decode(r32);
   rows.push({
@@ -270,7 +270,7 @@ function summary(rows: BenchRow[]): string[] {
     `per u64 read: bigint ${bytes.toFixed(1)} ns (struct.ts), number pair ${pair.toFixed(1)} ns. A whole ` +
       `kvm_userspace_memory_region decode costs ${dec.toFixed(0)} ns (${(dec / 5).toFixed(0)} ns a field; ` +
       `the all-u32 shape ${dec32.toFixed(0)} ns): bigint is at most ${(100 * bigintShare).toFixed(0)}% of it, ` +
-      `the generic per-field codec is the rest.`,
+      `the rest is the codec itself.`,
   ];
 }
 
