@@ -239,7 +239,8 @@ export class MmStruct {
    */
   pinPages(addr: number, npages: number, write: boolean): Page[] | number {
     if (addr % PAGE_SIZE !== 0) return -EINVAL;
-    const need = write ? PROT_READ | PROT_WRITE : PROT_READ;
+    // mm/gup.c check_vma_flags(): a write pin needs VM_WRITE, a read pin VM_READ
+    const need = write ? PROT_WRITE : PROT_READ;
     const out: Page[] = [];
     for (let i = 0; i < npages; i++) {
       const a = addr + i * PAGE_SIZE;
