@@ -178,13 +178,16 @@ function copyStructFromUser(mm: Process["mm"], ksize: number, src: number, usize
   return out;
 }
 
+const SIZE_BUF = new Uint8Array(4);
+const SIZE_VIEW = new DataView(SIZE_BUF.buffer);
+
 export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: number): KRet<number> {
   const nr = _IOC_NR(cmd);
   if (nr < U.IOMMUFD_CMD_BASE || nr - U.IOMMUFD_CMD_BASE >= IOMMUFD_TABLE_LEN)
     return iommufdVfioIoctl(ictx, proc, cmd, arg);
-  const sz = proc.mm.copyFromUser(arg, 4);
-  if (typeof sz === "number") return sz;
-  const userSize = new DataView(sz.buffer).getUint32(0, true);
+  // get_user(size): into a reused buffer (no path yields before it is read)
+  if (!proc.mm.copyFromUserInto(SIZE_BUF, arg, 4)) return -EFAULT;
+  const userSize = SIZE_VIEW.getUint32(0, true);
   const o = BY_NR[nr - U.IOMMUFD_CMD_BASE];
   if (!o || o.cmd !== cmd) return -ENOTTY;
   if (userSize < o.minSize) return -EINVAL;
