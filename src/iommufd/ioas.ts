@@ -42,6 +42,8 @@ export class IommufdIoas extends IommufdObject {
   protected destroyObj(): void {
     if (this.ictx.vfioIoas === this) this.ictx.vfioIoas = null;
     this.iopt.unmapAll();
+    // iopt_destroy_table(): with CONFIG_IOMMUFD_TEST, the selftest's ownerless reservations go
+    this.iopt.removeReservedIova(null);
   }
 }
 

@@ -9,7 +9,7 @@
 // after checking that any bytes past sizeof are zero (E2BIG). Handlers answer through
 // Ucmd.respond(), which copies back min(size, sizeof) bytes, as iommufd_ucmd_respond().
 
-import { E2BIG, EBADFD, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
+import { E2BIG, EBADFD, EFAULT, EINVAL, ENOENT, ENOTTY, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
 import { _IO, _IOC_NR, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as U from "../uapi/iommufd.js";
 import { defineStruct, type StructDesc } from "../uapi/struct.js";
@@ -133,28 +133,45 @@ export const IOMMUFD_IOCTL_OPS: readonly IoctlOp[] = [
   op(U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc, faultAlloc),
 ];
 
-/** struct iommu_test_cmd (iommufd_test.h): only its framing is modelled (min 68, sizeof 72). */
+/** struct iommu_test_cmd (iommufd_test.h), with the add_reserved member of its union. */
 const iommu_test_cmd = defineStruct("iommu_test_cmd", [
   ["size", "u32"],
   ["op", "u32"],
   ["id", "u32"],
   ["__reserved", "u32"],
-  ["union", "u64", 6],
+  ["start", "u64"],
+  ["length", "u64"],
+  ["union", "u64", 4],
   ["last", "u32"],
 ] as const);
 export const IOMMU_TEST_CMD = _IO(IOMMUFD_TYPE, U.IOMMUFD_CMD_BASE + 32);
+export const IOMMU_TEST_OP_ADD_RESERVED = 1;
 
 /**
  * CONFIG_IOMMUFD_TEST is on in the oracle's kernel, so its table runs to IOMMU_TEST_CMD
- * (0xa0): numbers up to there are framed here, the rows between are empty. The selftest
- * mock (selftest.c) itself is not modelled: a well-framed IOMMU_TEST_CMD answers ENOTTY.
+ * (0xa0): numbers up to there are framed here, the rows between are empty. Of the selftest
+ * mock (selftest.c) only IOMMU_TEST_OP_ADD_RESERVED is modelled (a reserved range with no
+ * owner, what the selftests use to shape an IOAS); the mock domains, accesses and dirty
+ * ops are not, and answer EOPNOTSUPP like an unknown op.
  */
 export const IOMMU_TEST_CMD_OP: IoctlOp = {
   name: "iommu_test_cmd",
   cmd: IOMMU_TEST_CMD,
   desc: iommu_test_cmd,
   minSize: iommu_test_cmd.offsetOfEnd("last"),
-  execute: () => -ENOTTY,
+  execute: (u: Ucmd<ReturnType<typeof iommu_test_cmd.decode>>) => {
+    const cmd = u.cmd;
+    if (cmd.op !== IOMMU_TEST_OP_ADD_RESERVED) return -EOPNOTSUPP;
+    // iommufd_test_add_reserved()
+    if (!cmd.length) return -EINVAL;
+    const last = cmd.start + cmd.length - 1n;
+    if (last > 0xffffffffffffffffn) return -EOVERFLOW;
+    const io = ioas.getIoas(u.ictx, cmd.id);
+    if (!io) return -ENOENT;
+    const rc = io.iopt.reserveIova(cmd.start, last, null);
+    io.put();
+    return rc;
+  },
 };
 const BY_NR: (IoctlOp | undefined)[] = [];
 for (const o of [...IOMMUFD_IOCTL_OPS, IOMMU_TEST_CMD_OP]) BY_NR[_IOC_NR(o.cmd) - U.IOMMUFD_CMD_BASE] = o;
