@@ -47,10 +47,7 @@ export function faultAlloc(u: Ucmd<ReturnType<typeof iommu_fault_alloc.decode>>)
   const ictx = u.ictx;
   const fault = new IommufdFault(ictx);
   let rc = ictx.objects.alloc(fault);
-  if (rc) {
-    fault.put("init");
-    return rc;
-  }
+  if (rc) return rc;
   const f = ictx.k.allocFile(faultFops(ictx.file.fops.owner), "anon_inode:[iommufd-pgfault]", O_RDWR | O_CLOEXEC);
   if (typeof f === "number") {
     ictx.objects.abort(fault);

@@ -12,7 +12,8 @@
 // automatic HWPT (made by attaching a device to an IOAS) is destroyed by the kernel when its
 // last device leaves (iommufd_hw_pagetable_put()).
 
-import { EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
+import { EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
+import { shouldFail } from "./fail_nth.js";
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -119,11 +120,13 @@ export function hwptPagingAlloc(
   const domain = core.domainAllocPaging(idev.dev, `iommufd ${ictx.name}`);
   const hwpt = new IommufdHwptPaging(ictx, ioas, domain, nest);
   const rc0 = ictx.objects.alloc(hwpt);
-  if (rc0) {
-    hwpt.put("init");
-    return rc0;
-  }
+  if (rc0) return rc0;
   ioas.get(`hwpt ${hwpt.id}`);
+  if (shouldFail()) {
+    // the domain allocation of domain_alloc_user()
+    ictx.objects.abort(hwpt);
+    return -ENOMEM;
+  }
   domain.owner = `iommufd hwpt ${hwpt.id}`;
   if (idev.enforceCacheCoherency) {
     // iommufd_hwpt_paging_enforce_cc()

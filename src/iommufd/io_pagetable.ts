@@ -17,7 +17,8 @@
 // before, except the one kernel quirk kept on purpose: an unmap that removes some areas and
 // then meets one it would cut returns -ENOENT with the first ones gone (6.12 does so).
 
-import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, EPERM } from "../uapi/errno.js";
+import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW, EPERM } from "../uapi/errno.js";
+import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
 import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, loOf } from "./interval_tree.js";
@@ -141,6 +142,7 @@ export class IoPagetable {
     // iopt_alloc_pages()
     if (length > U64_MAX - PAGE || length === 0n) return -EINVAL;
     if (uptr + length > U64_MAX) return -EOVERFLOW;
+    if (shouldFail()) return -ENOMEM; // kzalloc of the iopt_pages
     const pages = allocPages(uptr, length, (prot & IOMMU_WRITE) !== 0, source);
     if (ctxAccountMm && pages.accountMode === IOPT_PAGES_ACCOUNT_USER) pages.accountMode = IOPT_PAGES_ACCOUNT_MM;
     const slice: PagesSlice = { pages, startByte: Number(uptr % PAGE), length };
@@ -155,6 +157,7 @@ export class IoPagetable {
    */
   private mapUserPagesSmall(iova: number, uptr: number, length: number, prot: number, source: Process, mm: boolean) {
     if (length === 0) return -EINVAL;
+    if (shouldFail()) return -ENOMEM; // kzalloc of the iopt_pages
     const off = uptr % PAGE_SIZE;
     const pages = new IoptPages(uptr - off, Math.ceil((length + off) / PAGE_SIZE), (prot & IOMMU_WRITE) !== 0, source);
     if (mm && pages.accountMode === IOPT_PAGES_ACCOUNT_USER) pages.accountMode = IOPT_PAGES_ACCOUNT_MM;
@@ -168,6 +171,7 @@ export class IoPagetable {
     if (iova % align !== 0) return -EINVAL;
     if (this.reserved.root !== null && this.reserved.firstH(sh, sl, lh, ll) !== null) return -EINVAL;
     if (this.areas.firstH(sh, sl, lh, ll) !== null) return -EEXIST;
+    if (shouldFail()) return -ENOMEM; // iopt_area_alloc()
     if (off % align !== 0) return -EINVAL;
     const a = new IoptArea();
     a.bits = prot;
@@ -202,7 +206,8 @@ export class IoPagetable {
     allocIova: boolean,
     uptrHint?: bigint,
   ): bigint | number {
-    // iopt_alloc_area_pages()
+    // iopt_alloc_area_pages(): the areas are allocated first
+    for (let i = 0; i < list.length; i++) if (shouldFail()) return -ENOMEM;
     if (length === 0n || (Number(length & 0xfffn) & (this.iovaAlignment - 1)) !== 0) return -EINVAL;
     let iova = dst;
     if (allocIova) {
@@ -362,6 +367,7 @@ export class IoPagetable {
     let cur = iova;
     let a = this.areas.first(cur, cur);
     while (a !== null && a.pages !== null) {
+      if (shouldFail()) return -ENOMEM; // kzalloc of the list element
       const aLast = a.last;
       const end = aLast < last ? aLast : last;
       out.push({ pages: a.pages, startByte: a.startByte + Number(cur - a.start), length: end - cur + 1n });
@@ -438,6 +444,7 @@ export class IoPagetable {
 
   /** iopt_table_enforce_dev_resv_regions(): all the device's regions, or none. */
   enforceDevResvRegions(regions: readonly { start: bigint; length: bigint }[], dev: unknown): number {
+    if (shouldFail()) return -EINVAL; // iommufd_should_fail()
     for (const r of regions) {
       const rc = this.reserveIova(r.start, r.start + r.length - 1n, dev);
       if (rc) {
@@ -562,7 +569,7 @@ export class IoPagetable {
     }
     const list: Page[] = [];
     for (let i = first; i <= lastIdx; i++) list.push(pages.pageAt(i));
-    const rc = d.map(a.start, a.length, a.pageOffset, list, a.prot);
+    const rc = shouldFail() ? -ENOMEM : d.map(a.start, a.length, a.pageOffset, list, a.prot);
     if (rc) {
       if (pin) this.unpinArea(a);
       return rc;

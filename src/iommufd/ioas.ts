@@ -51,10 +51,7 @@ export class IommufdIoas extends IommufdObject {
 export function ioasAlloc(ictx: IommufdCtx): IommufdIoas | number {
   const ioas = new IommufdIoas(ictx);
   const rc = ictx.objects.alloc(ioas);
-  if (rc) {
-    ioas.put("init");
-    return rc;
-  }
+  if (rc) return rc;
   return ioas;
 }
 

@@ -12,7 +12,8 @@
 // inside an ioctl takes an unnamed short-term reference, as iommufd_get_object() does.
 // Closing the fd destroys leaves first, pass after pass (iommufd_fops_release()).
 
-import { EBUSY, ENOENT, ENOSPC } from "../uapi/errno.js";
+import { EBUSY, ENOENT, ENOMEM, ENOSPC } from "../uapi/errno.js";
+import { shouldFail } from "./fail_nth.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { RefCounted } from "../kernel/kref.js";
 
@@ -25,6 +26,8 @@ export abstract class IommufdObject extends RefCounted {
   id = 0;
   /** set by abort(): release runs abortObj() instead of destroyObj() */
   private aborted = false;
+  /** set when alloc() failed: nothing was initialized, release does nothing (kfree) */
+  private discarded = false;
 
   constructor(
     k: Kernel,
@@ -50,7 +53,14 @@ export abstract class IommufdObject extends RefCounted {
     this.aborted = true;
   }
 
+  /** Free an object whose id allocation failed: the creator's reference goes, no destroy. */
+  discard(): void {
+    this.discarded = true;
+    this.put("init");
+  }
+
   protected release(): void {
+    if (this.discarded) return;
     if (this.aborted) this.abortObj();
     else this.destroyObj();
   }
@@ -105,12 +115,20 @@ export class ObjectTable {
     return this.slots.size;
   }
 
-  /** _iommufd_object_alloc()'s xa_alloc: the lowest free id, reserved. */
+  /** _iommufd_object_alloc()'s xa_alloc: the lowest free id, reserved. On failure the
+   * object is discarded (its creator's reference dropped without a destroy). */
   alloc(obj: IommufdObject): number {
+    if (shouldFail()) {
+      obj.discard(); // kzalloc / xa_alloc
+      return -ENOMEM;
+    }
     let id: number;
     if (this.free.size > 0) id = this.free.pop();
     else {
-      if (this.next > XA_LIMIT_31B) return -ENOSPC;
+      if (this.next > XA_LIMIT_31B) {
+        obj.discard();
+        return -ENOSPC;
+      }
       id = this.next++;
     }
     obj.id = id;
@@ -138,6 +156,7 @@ export class ObjectTable {
 
   /** iommufd_get_object(): typed lookup with a short-term reference, or null (ENOENT). */
   get<T extends IommufdObject>(id: number, type?: IommufdObjType | readonly IommufdObjType[]): T | null {
+    if (shouldFail()) return null; // iommufd_should_fail() in iommufd_get_object()
     const o = this.slots.get(id);
     if (!o) return null;
     if (type !== undefined && (typeof type === "string" ? o.type !== type : !type.includes(o.type))) return null;

@@ -17,6 +17,7 @@
 // cost. `users` is the kref; src/check/iommufd_invariants.ts recomputes it from the areas.
 
 import { EFAULT, ENOMEM } from "../uapi/errno.js";
+import { shouldFail } from "./fail_nth.js";
 import { PAGE_SHIFT, PAGE_SIZE, type Page } from "../kernel/mm.js";
 import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
 
@@ -71,6 +72,7 @@ export class IoptPages {
    * memory that cannot be pinned, -ENOMEM over the limit) nothing changes.
    */
   pinRange(first: number, last: number): number {
+    if (shouldFail()) return -ENOMEM; // the pfn batch / pin_user_pages allocation
     const map = this.pinned ?? new Map<number, PinnedPage>();
     const fresh: number[] = [];
     const mm = this.source.mm;

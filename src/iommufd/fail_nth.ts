@@ -1,0 +1,31 @@
+// Fault injection for the iommufd paths, in the manner of /proc/self/task/<tid>/fail-nth and
+// the kernel's iommufd_should_fail() (tools/testing/selftests/iommu/iommufd_fail_nth.c):
+// armed with n, the n-th fallible step after arming fails, once. The fallible steps are the
+// ones that can fail in the kernel for reasons userspace does not control: object and area
+// allocation (ENOMEM), page pinning and IOMMU mapping (ENOMEM), reserved-region lookup
+// (iommufd_should_fail() in iopt_table_enforce_dev_resv_regions: EINVAL) and object lookup
+// (iommufd_should_fail() in iommufd_get_object(): ENOENT).
+//
+// One countdown for the whole twin: tests arm it around one call at a time.
+
+let countdown = 0;
+let hits = 0;
+
+/** Arm: the n-th fallible step from now fails (n >= 1); 0 disarms. */
+export function setFailNth(n: number): void {
+  countdown = n;
+  hits = 0;
+}
+
+/** Fallible steps passed since arming (how far a run got). */
+export function failNthSteps(): number {
+  return hits;
+}
+
+/** True when this fallible step is the one to fail. */
+export function shouldFail(): boolean {
+  if (countdown === 0) return false;
+  hits++;
+  if (--countdown === 0) return true;
+  return false;
+}
