@@ -13,6 +13,7 @@ import { IommufdIoas } from "../iommufd/ioas.js";
 import { type IommufdCtx, iommufdState } from "../iommufd/main.js";
 import { IommufdDevice } from "../iommufd/device.js";
 import { IommufdHwptPaging } from "../iommufd/hw_pagetable.js";
+import { accessRangesOf } from "../iommufd/access.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "../iommufd/pages.js";
 
 export function iommufdViolations(k: Kernel): string[] {
@@ -51,14 +52,14 @@ export function iommufdViolations(k: Kernel): string[] {
       if (!a.filled) continue;
       for (let i = a.index; i <= a.lastIndex; i++) want.set(i, (want.get(i) ?? 0) + 1);
     }
+    for (const [first, last] of accessRangesOf(pages))
+      for (let i = first; i <= last; i++) want.set(i, (want.get(i) ?? 0) + 1);
     const have = pages.pinned ?? new Map();
     if (have.size !== want.size)
       out.push(`iopt_pages 0x${pages.uptr.toString(16)}: ${have.size} pinned, ${want.size} wanted`);
     for (const [i, pp] of have) {
       if (want.get(i) !== pp.users)
-        out.push(
-          `iopt_pages 0x${pages.uptr.toString(16)} index ${i}: ${pp.users} users, ${want.get(i) ?? 0} filled areas`,
-        );
+        out.push(`iopt_pages 0x${pages.uptr.toString(16)} index ${i}: ${pp.users} users, ${want.get(i) ?? 0} wanted`);
       if (pp.page.pins < 1) out.push(`iopt_pages 0x${pages.uptr.toString(16)} index ${i}: page not pinned`);
     }
     let c = charged.get(pages.source);

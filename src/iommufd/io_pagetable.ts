@@ -17,7 +17,7 @@
 // before, except the one kernel quirk kept on purpose: an unmap that removes some areas and
 // then meets one it would cut returns -ENOENT with the first ones gone (6.12 does so).
 
-import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW, EPERM } from "../uapi/errno.js";
+import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW, EPERM } from "../uapi/errno.js";
 import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
@@ -35,6 +35,16 @@ export const IOMMU_READ = 1;
 export const IOMMU_WRITE = 2;
 export const IOMMU_CACHE = 4;
 const AREA_FILLED = 8;
+/** unmap has started on the area: no new access may pin it (area->prevent_access) */
+const AREA_PREVENT_ACCESS = 16;
+/** area->num_accesses lives in the bits above */
+const ACCESS_SHIFT = 5;
+const ACCESS_ONE = 1 << ACCESS_SHIFT;
+
+/** What the io_pagetable needs of an attached access (struct iommufd_access). */
+export interface IoptAccess {
+  readonly iovaAlignment: number;
+}
 
 /** What the io_pagetable needs of an iommu_domain (the IOMMU core's domain adapts to it). */
 export interface IoptDomain {
@@ -58,6 +68,18 @@ export class IoptArea extends IntervalNode {
   }
   get filled(): boolean {
     return (this.bits & AREA_FILLED) !== 0;
+  }
+  get numAccesses(): number {
+    return this.bits >>> ACCESS_SHIFT;
+  }
+  get preventAccess(): boolean {
+    return (this.bits & AREA_PREVENT_ACCESS) !== 0;
+  }
+  addAccessUser(): void {
+    this.bits += ACCESS_ONE;
+  }
+  removeAccessUser(): void {
+    this.bits -= ACCESS_ONE;
   }
   get length(): bigint {
     return this.last - this.start + 1n;
@@ -111,6 +133,10 @@ export class IoPagetable {
   readonly reserved = new IntervalTree<IoptReserved>();
   allowed = new IntervalTree<IntervalNode>();
   readonly domains: IoptDomain[] = [];
+  /** iopt->access_list */
+  readonly accesses: IoptAccess[] = [];
+  /** iommufd_access_notify_unmap(): set by the IOAS, asks accesses to unpin a range */
+  notifyUnmap: ((iova: bigint, length: bigint) => void) | null = null;
   iovaAlignment = 1;
   disableLargePages = false;
 
@@ -325,12 +351,23 @@ export class IoPagetable {
     let small = 0;
     let big = 0n;
     const unmappedNow = () => big + BigInt(small);
+    let tries = 0;
     for (;;) {
       const a = this.areas.firstH(sh, sl, lh, ll);
       if (a === null) break;
       if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedNow() };
       if (a.sh < sh || (a.sh === sh && a.sl < sl) || a.lh > lh || (a.lh === lh && a.ll > ll)) {
         return { rc: -ENOENT, unmapped: unmappedNow() };
+      }
+      if (a.sh !== sh || a.sl !== sl) tries = 0;
+      if (a.bits >>> ACCESS_SHIFT !== 0) {
+        // accesses pin this area: ask them to unpin, then look again from the area's start
+        sh = a.sh;
+        sl = a.sl;
+        a.bits |= AREA_PREVENT_ACCESS;
+        this.notifyUnmap?.(a.start, a.length);
+        if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedNow() };
+        continue;
       }
       const pages = a.pages;
       this.unfillArea(a);
@@ -393,6 +430,7 @@ export class IoPagetable {
     const m = BigInt(this.iovaAlignment - 1);
     const newStartByte = a.startByte + Number(newStart - start);
     if (newStart & m || BigInt(newStartByte) & m) return -EINVAL;
+    if (a.numAccesses) return -EINVAL;
     if (a.filled && !this.disableLargePages) return -EINVAL;
     this.areas.remove(a);
     const lhs = new IoptArea();
@@ -522,12 +560,28 @@ export class IoPagetable {
   recalcAlignment(): number {
     let align = this.disableLargePages ? PAGE_SIZE : 1;
     for (const d of this.domains) align = Math.max(align, Number(lowBit(d.pgsizeBitmap)));
+    for (const x of this.accesses) align = Math.max(align, x.iovaAlignment);
     if (align > this.iovaAlignment) {
       const rc = this.checkAlignment(align);
       if (rc) return rc;
     }
     this.iovaAlignment = align;
     return 0;
+  }
+
+  /** iopt_add_access(): the access's alignment joins the IOAS's (EADDRINUSE if areas do not fit). */
+  addAccess(x: IoptAccess): number {
+    this.accesses.push(x);
+    const rc = this.recalcAlignment();
+    if (rc) this.accesses.pop();
+    return rc;
+  }
+
+  /** iopt_remove_access() */
+  removeAccess(x: IoptAccess): void {
+    const i = this.accesses.indexOf(x);
+    if (i >= 0) this.accesses.splice(i, 1);
+    this.recalcAlignment();
   }
 
   /** iopt_disable_large_pages() */

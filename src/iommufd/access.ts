@@ -1,0 +1,296 @@
+// In-kernel accesses to an IOAS (drivers/iommu/iommufd/device.c iommufd_access_*, pages.c
+// iopt_area_add_access()): what an emulated device (an mdev) uses instead of DMA. There is
+// no uAPI; VFIO's emulated-device binding would call these.
+//
+//   iommufdAccessCreate(ictx, ops)       an ACCESS object held by the driver; needsPinPages
+//                                        makes the IOAS alignment PAGE_SIZE while attached
+//   iommufdAccessAttach / Replace / Detach(access[, ioasId])
+//   iommufdAccessPinPages(access, iova, length, write)   the pinned Pages, or -errno
+//   iommufdAccessUnpinPages(access, iova, length)        exactly a range pinned before
+//   iommufdAccessRw(access, iova, data, write)           copy through the IOAS
+//   iommufdAccessDestroy(access)
+//
+// Pins by accesses are per iopt_pages and per exact index range (the kernel's access_itree),
+// counted in users; the first pins the pages (and charges them), the last unpins. An unmap
+// that meets an area with access pins marks it prevent_access, calls every access's
+// ops.unmap(iova, length) and retries; an access that never unpins makes it EDEADLK after
+// 100 tries, as the kernel does.
+
+import { EBUSY, EINVAL, ENOENT, EOVERFLOW, EPERM } from "../uapi/errno.js";
+import { type Page, PAGE_SIZE } from "../kernel/mm.js";
+import { getIoas, type IommufdIoas } from "./ioas.js";
+import { IOMMU_READ, IOMMU_WRITE, type IoptArea, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
+import type { IommufdCtx } from "./main.js";
+import { IommufdObject } from "./object.js";
+import type { IoptPages } from "./pages.js";
+
+export const ACCESS_DRIVER_HOLDER = "access driver";
+
+export interface IommufdAccessOps {
+  /** the driver pins pages (iova_alignment PAGE_SIZE) */
+  readonly needsPinPages: boolean;
+  /** stop using [iova, iova + length): unpin whatever was pinned there */
+  unmap?(iova: bigint, length: bigint): void;
+}
+
+/** Access pins of one iopt_pages: "first:last" -> users (pages->access_itree). */
+const accessRanges = new WeakMap<IoptPages, Map<string, number>>();
+
+/** The index ranges accesses have pinned on `pages`, each pinned once (for invariant checks). */
+export function accessRangesOf(pages: IoptPages): [number, number][] {
+  return [...(accessRanges.get(pages)?.keys() ?? [])].map((k) => k.split(":").map(Number) as [number, number]);
+}
+
+export class IommufdAccess extends IommufdObject {
+  ioas: IommufdIoas | null = null;
+  /** access->ioas_unpin: where unpin works even while ioas is being changed */
+  ioasUnpin: IommufdIoas | null = null;
+  readonly iovaAlignment: number;
+
+  constructor(
+    readonly ictx: IommufdCtx,
+    readonly ops: IommufdAccessOps,
+  ) {
+    super(ictx.k, "access", ictx.name);
+    this.iovaAlignment = ops.needsPinPages ? PAGE_SIZE : 1;
+  }
+
+  /** iommufd_access_destroy_object() */
+  protected destroyObj(): void {
+    if (this.ioas) changeIoas(this, null);
+    this.ictx.file.put(`iommufd access ${this.id}`);
+  }
+}
+
+/** Unmap notifications of an IOAS go to every attached access. */
+function notifier(ioas: IommufdIoas): (iova: bigint, length: bigint) => void {
+  return (iova, length) => {
+    for (const x of [...ioas.iopt.accesses] as IommufdAccess[]) {
+      if (x.dead) continue;
+      x.get();
+      x.ops.unmap?.(iova, length);
+      x.put();
+    }
+  };
+}
+
+/** iommufd_access_change_ioas() */
+function changeIoas(access: IommufdAccess, next: IommufdIoas | null): number {
+  const cur = access.ioas;
+  if (cur !== access.ioasUnpin) return -EBUSY;
+  if (cur === next) return 0;
+  access.ioas = null;
+  if (next) {
+    const rc = next.iopt.addAccess(access);
+    if (rc) {
+      access.ioas = cur;
+      return rc;
+    }
+    next.iopt.notifyUnmap = notifier(next);
+    next.get(`access ${access.id}`);
+  }
+  if (cur) {
+    access.ops.unmap?.(0n, ULONG_MAX);
+    cur.iopt.removeAccess(access);
+    cur.put(`access ${access.id}`);
+  }
+  access.ioas = next;
+  access.ioasUnpin = next;
+  return 0;
+}
+
+/** iommufd_access_create() */
+export function iommufdAccessCreate(ictx: IommufdCtx, ops: IommufdAccessOps): IommufdAccess | number {
+  const access = new IommufdAccess(ictx, ops);
+  const rc = ictx.objects.alloc(access);
+  if (rc) return rc;
+  access.get(ACCESS_DRIVER_HOLDER);
+  ictx.file.get(`iommufd access ${access.id}`);
+  ictx.objects.finalize(access);
+  return access;
+}
+
+/** iommufd_access_destroy(): the driver's reference goes, and the object with it. */
+export function iommufdAccessDestroy(access: IommufdAccess): void {
+  access.put(ACCESS_DRIVER_HOLDER);
+  if (!access.ictx.objects.removeIfUnused(access))
+    throw access.k.bug("iommufd", `destroy of ${access.describe()} that is still referenced`);
+}
+
+function changeIoasId(access: IommufdAccess, id: number): number {
+  const ioas = getIoas(access.ictx, id);
+  if (!ioas) return -ENOENT;
+  const rc = changeIoas(access, ioas);
+  ioas.put();
+  return rc;
+}
+
+/** iommufd_access_attach() */
+export function iommufdAccessAttach(access: IommufdAccess, ioasId: number): number {
+  if (access.ioas) return -EINVAL;
+  return changeIoasId(access, ioasId);
+}
+
+/** iommufd_access_replace() */
+export function iommufdAccessReplace(access: IommufdAccess, ioasId: number): number {
+  if (!access.ioas) return -ENOENT;
+  return changeIoasId(access, ioasId);
+}
+
+/** iommufd_access_detach() */
+export function iommufdAccessDetach(access: IommufdAccess): void {
+  if (!access.ioas) throw access.k.bug("iommufd", `detach of ${access.describe()} that is not attached`);
+  changeIoas(access, null);
+}
+
+/** The contiguous areas over [iova, last] with the byte range each covers, or null on a hole. */
+function contig(ioas: IommufdIoas, iova: bigint, last: bigint): { area: IoptArea; cur: bigint; end: bigint }[] | null {
+  const out: { area: IoptArea; cur: bigint; end: bigint }[] = [];
+  let cur = iova;
+  let a = ioas.iopt.areas.first(cur, cur);
+  while (a !== null && a.pages !== null) {
+    const aLast = a.last;
+    const end = aLast < last ? aLast : last;
+    out.push({ area: a, cur, end });
+    if (last <= aLast) return out;
+    cur = aLast + 1n;
+    a = ioas.iopt.areas.first(cur, last);
+    if (a !== null && a.start !== cur) break;
+  }
+  return null;
+}
+
+function indexOf(a: IoptArea, iova: bigint): number {
+  return Math.floor((a.startByte + Number(iova - a.start)) / PAGE_SIZE);
+}
+
+function checkProt(a: IoptArea, write: boolean): boolean {
+  return (a.prot & (write ? IOMMU_WRITE : IOMMU_READ)) !== 0;
+}
+
+/** iopt_area_add_access() */
+function areaAddAccess(a: IoptArea, first: number, last: number, write: boolean): number {
+  const pages = a.pages!;
+  if (write && !pages.writable) return -EPERM;
+  let m = accessRanges.get(pages);
+  const key = `${first}:${last}`;
+  const users = m?.get(key) ?? 0;
+  if (users === 0) {
+    const rc = pages.pinRange(first, last);
+    if (rc) return rc;
+  }
+  if (!m) accessRanges.set(pages, (m = new Map()));
+  m.set(key, users + 1);
+  a.addAccessUser();
+  return 0;
+}
+
+/** iopt_area_remove_access() */
+function areaRemoveAccess(a: IoptArea, first: number, last: number): void {
+  const pages = a.pages!;
+  const m = accessRanges.get(pages);
+  const key = `${first}:${last}`;
+  const users = m?.get(key) ?? 0;
+  if (!m || users === 0) throw a.pages && pagesBug(key);
+  a.removeAccessUser();
+  if (users > 1) m.set(key, users - 1);
+  else {
+    m.delete(key);
+    pages.unpinRange(first, last);
+  }
+}
+
+function pagesBug(key: string): Error {
+  return new Error(`iopt_area_remove_access of ${key} that was never added`);
+}
+
+/** iommufd_access_pin_pages(): the Pages under [iova, iova + length), pinned. */
+export function iommufdAccessPinPages(
+  access: IommufdAccess,
+  iova: bigint,
+  length: bigint,
+  write: boolean,
+): Page[] | number {
+  if (access.iovaAlignment !== PAGE_SIZE || !access.ops.unmap) return -EINVAL;
+  if (!length) return -EINVAL;
+  const last = iova + length - 1n;
+  if (last > U64_MAX) return -EOVERFLOW;
+  const ioas = access.ioas;
+  if (!ioas) return -ENOENT;
+  const spans = contig(ioas, iova, last);
+  const done: [IoptArea, number, number][] = [];
+  const out: Page[] = [];
+  const fail = (rc: number): number => {
+    for (const [a, f, l] of done) areaRemoveAccess(a, f, l);
+    return rc;
+  };
+  for (const s of spans ?? partialSpans(ioas, iova, last)) {
+    const a = s.area;
+    // iopt_area_contig_is_aligned()
+    const startByte = a.startByte + Number(s.cur - a.start);
+    const lastByte = a.startByte + Number(a.last - a.start);
+    const aligned = startByte % PAGE_SIZE === 0 && (s.end === last || lastByte % PAGE_SIZE === PAGE_SIZE - 1);
+    if (a.preventAccess || !aligned) return fail(-EINVAL);
+    if (!checkProt(a, write)) return fail(-EPERM);
+    const f = indexOf(a, s.cur);
+    const l = indexOf(a, s.end);
+    const rc = areaAddAccess(a, f, l, write);
+    if (rc) return fail(rc);
+    done.push([a, f, l]);
+    for (let i = f; i <= l; i++) out.push(a.pages!.pageAt(i));
+  }
+  if (!spans) return fail(-ENOENT);
+  return out;
+}
+
+/** The contiguous prefix of areas when the range has a hole (the kernel pins it, then undoes). */
+function partialSpans(ioas: IommufdIoas, iova: bigint, last: bigint): { area: IoptArea; cur: bigint; end: bigint }[] {
+  const out: { area: IoptArea; cur: bigint; end: bigint }[] = [];
+  let cur = iova;
+  let a = ioas.iopt.areas.first(cur, cur);
+  while (a !== null && a.pages !== null && a.start <= cur) {
+    const aLast = a.last;
+    const end = aLast < last ? aLast : last;
+    out.push({ area: a, cur, end });
+    if (last <= aLast) break;
+    cur = aLast + 1n;
+    a = ioas.iopt.areas.first(cur, last);
+    if (a !== null && a.start !== cur) break;
+  }
+  return out;
+}
+
+/** iommufd_access_unpin_pages(): exactly a range pinned before. */
+export function iommufdAccessUnpinPages(access: IommufdAccess, iova: bigint, length: bigint): void {
+  const ioas = access.ioasUnpin;
+  if (!length || !ioas) throw access.k.bug("iommufd", `unpin by ${access.describe()} without a pin`);
+  const spans = contig(ioas, iova, iova + length - 1n);
+  if (!spans) throw access.k.bug("iommufd", `unpin by ${access.describe()} of a range with holes`);
+  for (const s of spans) areaRemoveAccess(s.area, indexOf(s.area, s.cur), indexOf(s.area, s.end));
+}
+
+/** iommufd_access_rw(): copy between `data` and the memory behind [iova, iova + data.length). */
+export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8Array, write: boolean): number {
+  if (!data.length) return -EINVAL;
+  const last = iova + BigInt(data.length) - 1n;
+  if (last > U64_MAX) return -EOVERFLOW;
+  const ioas = access.ioas;
+  if (!ioas) return -ENOENT;
+  let off = 0;
+  for (const s of contig(ioas, iova, last) ?? partialSpans(ioas, iova, last)) {
+    const a = s.area;
+    if (a.preventAccess) return -EINVAL;
+    if (!checkProt(a, write)) return -EPERM;
+    const pages = a.pages!;
+    const n = Number(s.end - s.cur) + 1;
+    // iopt_pages_rw_access(): through the source mm (copy_to_user / copy_from_user)
+    if (write && !pages.writable) return -EPERM;
+    const addr = pages.uptr + a.startByte + Number(s.cur - a.start);
+    const mm = pages.source.mm;
+    if (write) {
+      if (mm.copyToUser(addr, data.subarray(off, off + n)) < 0) return -14;
+    } else if (!mm.copyFromUserInto(data.subarray(off, off + n), addr, n)) return -14;
+    off += n;
+  }
+  return off === data.length ? 0 : -ENOENT;
+}
