@@ -16,7 +16,7 @@
 // ops.unmap(iova, length) and retries; an access that never unpins makes it EDEADLK after
 // 100 tries, as the kernel does.
 
-import { EBUSY, EINVAL, ENOENT, EOVERFLOW, EPERM } from "../uapi/errno.js";
+import { EBUSY, EFAULT, EINVAL, ENOENT, EOVERFLOW, EPERM } from "../uapi/errno.js";
 import { type Page, PAGE_SIZE } from "../kernel/mm.js";
 import { getIoas, type IommufdIoas } from "./ioas.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoptArea, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
@@ -288,8 +288,8 @@ export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8
     const addr = pages.uptr + a.startByte + Number(s.cur - a.start);
     const mm = pages.source.mm;
     if (write) {
-      if (mm.copyToUser(addr, data.subarray(off, off + n)) < 0) return -14;
-    } else if (!mm.copyFromUserInto(data.subarray(off, off + n), addr, n)) return -14;
+      if (mm.copyToUser(addr, data.subarray(off, off + n)) < 0) return -EFAULT;
+    } else if (!mm.copyFromUserInto(data.subarray(off, off + n), addr, n)) return -EFAULT;
     off += n;
   }
   return off === data.length ? 0 : -ENOENT;

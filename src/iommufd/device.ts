@@ -24,7 +24,7 @@
 // or allowed range is already there; adding the domain then pins every area (EFAULT for
 // unbacked memory) and reserves what lies outside the aperture.
 
-import { EINVAL, ENOENT, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
+import { EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
 import {
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
@@ -302,7 +302,7 @@ export function iommufdDeviceDetach(idev: IommufdDevice): void {
 /** iommufd_vfio_compat_ioas_get_id(): the compat IOAS id, or -ENODEV. */
 export function iommufdVfioCompatIoasGetId(ictx: IommufdCtx): number {
   const ioas = ictx.vfioIoas;
-  return ioas && !ioas.dead ? ioas.id : -19;
+  return ioas && !ioas.dead ? ioas.id : -ENODEV;
 }
 
 /** iommufd_vfio_compat_ioas_create(): make the compat IOAS if there is none; 0 or -errno. */

@@ -4,7 +4,7 @@
 // none, everything that needs it answers ENODEV. Unknown numbers and VFIO_IOMMU_DIRTY_PAGES
 // are ENOIOCTLCMD, which the VFS turns into ENOTTY.
 
-import { EFAULT, EINVAL, ENODEV, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
+import { EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
 import {
   IOMMU_VFIO_IOAS_CLEAR,
   IOMMU_VFIO_IOAS_GET,
@@ -66,7 +66,7 @@ export function iommufdVfioIoas(u: Ucmd<ReturnType<typeof iommu_vfio_ioas.decode
     }
     case IOMMU_VFIO_IOAS_SET: {
       const ioas = getIoas(u.ictx, cmd.ioas_id);
-      if (!ioas) return -ENODEV_OR_ENOENT;
+      if (!ioas) return -ENOENT; // iommufd_get_ioas()
       u.ictx.vfioIoas = ioas;
       ioas.put();
       return 0;
@@ -78,8 +78,6 @@ export function iommufdVfioIoas(u: Ucmd<ReturnType<typeof iommu_vfio_ioas.decode
       return -EOPNOTSUPP;
   }
 }
-/** iommufd_get_ioas() failing is ENOENT */
-const ENODEV_OR_ENOENT = 2;
 
 function checkExtension(ictx: IommufdCtx, type: number): number {
   switch (type) {

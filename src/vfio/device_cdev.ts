@@ -9,7 +9,7 @@
 // or another, is EINVAL. ATTACH/DETACH_IOMMUFD_PT then move the device between IOASes and
 // HWPTs. Closing the file unbinds (detaching first).
 
-import { EBADF, EFAULT, EINVAL, ENODEV } from "../uapi/errno.js";
+import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File } from "../kernel/fs.js";
 import type { KGen } from "../kernel/sched.js";
@@ -62,7 +62,7 @@ function* blockGroup(vdev: VfioDevice): KGen<number> {
   const g = vdev.group;
   yield* g.groupLock.lock();
   try {
-    if (g.openedFile) return -16; // EBUSY
+    if (g.openedFile) return -EBUSY;
     g.cdevDeviceOpenCnt++;
     return 0;
   } finally {
