@@ -122,7 +122,7 @@ export class Twin implements Backend {
 
   constructor(readonly config: TwinConfig = {}) {
     const k = this.kernel;
-    this.machine = new Machine(config.pci);
+    this.machine = new Machine(this.kernel.clock, config.pci);
     bootMachine(k, this.machine);
     for (const m of [kvmModule, vfioModule, vfioIommuType1Module, vfioPciModule, kvmGatedMdevModule])
       k.modules.provide(m);

@@ -73,7 +73,9 @@ export function checkVfioInvariants(k: Kernel): string[] {
 export function checkVfioQuiescent(k: Kernel, pages: readonly Page[] = []): string[] {
   const out = checkVfioInvariants(k);
   for (const o of k.objects) {
-    if (o.kind === "vfio_container" || o.kind === "file") out.push(`still alive: ${o.describe()}`);
+    // stdio (/dev/null on fds 0-2) stays open until the process exits
+    const stdio = o.kind === "file" && (o as { path?: string }).path === "/dev/null";
+    if (o.kind === "vfio_container" || (o.kind === "file" && !stdio)) out.push(`still alive: ${o.describe()}`);
     if (o.kind === "vfio_group" && [...o.holders.keys()].some((h) => !h.startsWith("device ")))
       out.push(`${o.describe()} still held by ${[...o.holders.keys()].join(", ")}`);
     if (o.kind === "vfio_device" && (o.refs !== 1 || !o.holders.has("registration")))

@@ -10,7 +10,7 @@
 
 import { EDU_DEVICE, EDU_VENDOR, EduDevice } from "./edu.js";
 import { GenericPciDevice } from "./generic.js";
-import type { PciDevice } from "./pci.js";
+import type { PciDevice, TimerHost } from "./pci.js";
 
 export type PciDriverName = "vfio-pci" | "host";
 
@@ -71,7 +71,8 @@ export class Machine {
   readonly devices: MachineDevice[] = [];
   readonly iommu: IommuHwConfig;
 
-  constructor(pci: readonly PciFunctionConfig[] = ORACLE_PCI, iommu: IommuHwConfig = DEFAULT_IOMMU) {
+  /** @param timers virtual time for the devices' delayed work (the kernel's clock) */
+  constructor(timers: TimerHost, pci: readonly PciFunctionConfig[] = ORACLE_PCI, iommu: IommuHwConfig = DEFAULT_IOMMU) {
     this.iommu = iommu;
     const seen = new Set<string>();
     let barAddr = 0xfea00000;
@@ -85,7 +86,7 @@ export class Machine {
       const full: Required<PciFunctionConfig> = { coherent: false, pasid: false, ...c };
       const hw =
         c.vendor === EDU_VENDOR && c.device === EDU_DEVICE
-          ? new EduDevice(c.bdf)
+          ? new EduDevice(c.bdf, timers)
           : new GenericPciDevice(c.bdf, c.vendor, c.device, barAddr);
       if (hw instanceof EduDevice) hw.cfg.setUint32(0x10, barAddr >>> 0, true);
       barAddr += 0x100000;

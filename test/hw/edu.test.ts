@@ -1,68 +1,90 @@
-import { describe, it } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EDU_ID, EduDevice } from "../../src/hw/edu.js";
-import { GenericPciDevice } from "../../src/hw/generic.js";
-import { Machine, ORACLE_PCI } from "../../src/hw/machine.js";
+import { Clock } from "../../src/kernel/time.js";
+import * as E from "../../src/hw/edu.js";
+import { PCI_COMMAND, PCI_COMMAND_MASTER } from "../../src/hw/pci.js";
 
-describe("EduDevice", () => {
-  it("has the oracle's identity and config space", () => {
-    const d = new EduDevice("0000:00:01.0");
-    const c = d.cfg;
-    assert.equal(c.getUint32(0, true), 0x11e81234);
-    assert.equal(c.getUint32(8, true), 0x00ff0010);
-    assert.equal(c.getUint32(0x2c, true), 0x11001af4);
-    assert.equal(c.getUint8(0x34), 0x40);
-    assert.equal(c.getUint32(0x40, true), 0x00800005);
-    assert.equal(c.getUint8(0x3d), 1);
-    assert.equal(d.bars[0]!.size, 1 << 20);
-    assert.equal(d.canReset, false);
-  });
+/** A flat 1 MiB "bus" at address 0: what an identity-mapped device would see. */
+function rig() {
+  const clock = new Clock();
+  const dev = new E.EduDevice("0000:00:01.0", clock);
+  const ram = new Uint8Array(1 << 20);
+  const faults: bigint[] = [];
+  dev.dma = {
+    read: (a, n) =>
+      a + BigInt(n) <= BigInt(ram.length) ? ram.slice(Number(a), Number(a) + n) : (faults.push(a), null),
+    write: (a, b) =>
+      a + BigInt(b.length) <= BigInt(ram.length) ? (ram.set(b, Number(a)), true) : (faults.push(a), false),
+  };
+  const irqs: string[] = [];
+  dev.irq = { msi: (v) => irqs.push(`msi${v}`), intx: (l) => irqs.push(`intx${l ? 1 : 0}`) };
+  const w = (off: number, v: number | bigint, size = off >= 0x80 ? 8 : 4) => dev.mmioWrite(0, off, size, BigInt(v));
+  const r = (off: number, size = 4) => dev.mmioRead(0, off, size);
+  return { clock, dev, ram, faults, irqs, w, r };
+}
 
-  it("decodes ident and liveness; wrong sizes read all-ones (or 0 below 4 bytes)", () => {
-    const d = new EduDevice("0000:00:01.0");
-    assert.equal(d.mmioRead(0, 0, 4), BigInt(EDU_ID));
-    d.mmioWrite(0, 4, 4, 0x12345678n);
-    assert.equal(d.mmioRead(0, 4, 4), 0xedcba987n);
-    assert.equal(d.mmioRead(0, 0, 8), 0xffffffffffffffffn);
-    assert.equal(d.mmioRead(0, 0x0c, 4), 0xffffffffn);
-    assert.equal(d.mmioRead(0, 2, 2), 0n);
-    d.mmioWrite(0, 4, 8, 0n);
-    assert.equal(d.mmioRead(0, 4, 4), 0xedcba987n, "an 8-byte write below 0x80 is dropped");
-  });
+test("identification, liveness and access-size rules", () => {
+  const { r, w, dev } = rig();
+  assert.equal(r(0), 0x010000edn);
+  w(4, 0x12345678);
+  assert.equal(r(4), 0xedcba987n);
+  assert.equal(r(0, 2), 0n, "a 2-byte access never reaches the registers (QEMU valid.min_access_size = 4)");
+  assert.equal(r(0x80, 2), 0n);
+  assert.equal(r(0x10), 0xffffffffn, "unknown register");
+  assert.equal(dev.config[0], 0x34);
+  assert.equal(dev.cfg.getUint16(2, true), 0x11e8);
+  assert.equal(dev.config[0x40], 0x05, "MSI capability first");
 });
 
-describe("Machine", () => {
-  it("defaults to the oracle's machine", () => {
-    const m = new Machine();
-    assert.equal(m.devices.length, 1);
-    assert.deepEqual(m.devices[0]!.config, { ...ORACLE_PCI[0]! });
-    assert.ok(m.devices[0]!.hw instanceof EduDevice);
-    assert.equal(m.iommu.awBits, 39);
-    assert.equal(m.iommu.pgsizeBitmap, 0x40201000n);
-  });
+test("factorial: computing bit until time passes, then n!, with the optional interrupt", () => {
+  const { r, w, clock, irqs } = rig();
+  w(E.EDU_REG_STATUS, E.EDU_STATUS_IRQFACT);
+  w(E.EDU_REG_FACT, 10);
+  assert.equal(r(E.EDU_REG_STATUS) & 1n, 1n);
+  clock.advance(E.EDU_FACT_DELAY_NS);
+  assert.equal(r(E.EDU_REG_FACT), 3628800n);
+  assert.equal(r(E.EDU_REG_STATUS) & 1n, 0n);
+  assert.equal(r(E.EDU_REG_IRQ_STATUS), 1n);
+  assert.deepEqual(irqs, ["intx1"]);
+  w(E.EDU_REG_IRQ_ACK, 1);
+  assert.deepEqual(irqs, ["intx1", "intx0"]);
+});
 
-  it("builds configured functions and rejects bad configs", () => {
-    const m = new Machine([
-      { bdf: "0000:00:02.0", vendor: 0x8086, device: 0x10d3, iommuGroup: 3, driver: "host" },
-      { bdf: "0000:00:03.0", vendor: 0x1234, device: 0x11e8, iommuGroup: 4, driver: "vfio-pci", pasid: true },
-    ]);
-    assert.ok(m.byBdf("0000:00:02.0")!.hw instanceof GenericPciDevice);
-    assert.equal(m.byBdf("0000:00:03.0")!.config.pasid, true);
-    assert.equal(m.byBdf("0000:00:03.0")!.config.coherent, false);
-    assert.throws(() => new Machine([{ bdf: "1:2", vendor: 1, device: 1, iommuGroup: 1, driver: "host" }]));
-    assert.throws(
-      () =>
-        new Machine([
-          { bdf: "0000:00:02.0", vendor: 1, device: 1, iommuGroup: 1, driver: "host" },
-          { bdf: "0000:00:02.0", vendor: 1, device: 1, iommuGroup: 1, driver: "host" },
-        ]),
-    );
-  });
+test("DMA needs bus mastering, runs after 100 ms, and raises 0x100 when asked", () => {
+  const { dev, r, w, clock, ram, irqs } = rig();
+  ram.set([1, 2, 3, 4], 0x1000);
+  w(E.EDU_REG_DMA_SRC, 0x1000);
+  w(E.EDU_REG_DMA_DST, 0x40000);
+  w(E.EDU_REG_DMA_COUNT, 4);
+  w(E.EDU_REG_DMA_CMD, E.EDU_DMA_RUN);
+  clock.advance(E.EDU_DMA_DELAY_NS);
+  assert.deepEqual([...dev.dmaBuf.subarray(0, 4)], [0, 0, 0, 0], "no bus master: nothing moves");
+  dev.cfg.setUint16(PCI_COMMAND, PCI_COMMAND_MASTER, true);
+  w(E.EDU_REG_DMA_CMD, E.EDU_DMA_RUN);
+  w(E.EDU_REG_DMA_SRC, 0x9999); // ignored while running
+  clock.advance(E.EDU_DMA_DELAY_NS - 1);
+  assert.equal(r(E.EDU_REG_DMA_CMD, 8) & 1n, 1n, "still running");
+  clock.advance(1);
+  assert.deepEqual([...dev.dmaBuf.subarray(0, 4)], [1, 2, 3, 4]);
+  w(E.EDU_REG_DMA_SRC, 0x40000);
+  w(E.EDU_REG_DMA_DST, 0x2000);
+  w(E.EDU_REG_DMA_CMD, E.EDU_DMA_RUN | E.EDU_DMA_TO_PCI | E.EDU_DMA_IRQ);
+  clock.advance(E.EDU_DMA_DELAY_NS);
+  assert.deepEqual([...ram.subarray(0x2000, 0x2004)], [1, 2, 3, 4]);
+  assert.equal(r(E.EDU_REG_IRQ_STATUS), 0x100n);
+  assert.deepEqual(irqs, ["intx1"]);
+});
 
-  it("the generic device's BAR0 is a register file", () => {
-    const d = new GenericPciDevice("0000:00:02.0", 0x8086, 0x10d3, 0xfeb00000);
-    d.mmioWrite(0, 8, 4, 0xdeadbeefn);
-    assert.equal(d.mmioRead(0, 8, 4), 0xdeadbeefn);
-    assert.equal(d.mmioRead(0, 8, 2), 0xbeefn);
-  });
+test("MSI instead of INTx once enabled; an out-of-buffer transfer is fatal to the device", () => {
+  const { dev, r, w, clock, irqs } = rig();
+  dev.cfg.setUint16(E.EDU_MSI_CAP + 2, 0x81, true);
+  w(E.EDU_REG_IRQ_RAISE, 0x8);
+  assert.deepEqual(irqs, ["msi0"]);
+  dev.cfg.setUint16(PCI_COMMAND, PCI_COMMAND_MASTER, true);
+  w(E.EDU_REG_DMA_DST, 0x40ff0);
+  w(E.EDU_REG_DMA_COUNT, 0x20);
+  w(E.EDU_REG_DMA_CMD, E.EDU_DMA_RUN);
+  clock.advance(E.EDU_DMA_DELAY_NS);
+  assert.match(String(dev.fatal), /out of bounds/);
+  assert.equal(r(0), 0xffffffffn, "a dead device reads all ones");
 });
