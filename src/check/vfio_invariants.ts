@@ -52,7 +52,7 @@ export function checkVfioInvariants(k: Kernel): string[] {
       } else if (iommu.domains.length)
         out.push(`type1: mapping at 0x${dma.iova.toString(16)} unpinned with a domain present`);
     }
-    if (n + iommu.dmaAvail !== 65535) out.push(`type1: ${n} mappings but dma_avail ${iommu.dmaAvail}`);
+    if (n + iommu.dmaAvail !== iommu.dmaLimit) out.push(`type1: ${n} mappings but dma_avail ${iommu.dmaAvail}`);
     for (const d of iommu.domains) {
       let pages = 0;
       for (const dma of iommu.dmaList) pages += dma.npages;

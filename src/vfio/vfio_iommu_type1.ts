@@ -29,6 +29,12 @@ import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 
 /** module parameter dma_entry_limit (U16_MAX) */
 export const DMA_ENTRY_LIMIT = 65535;
+
+/**
+ * The module's writable parameters (module_param(dma_entry_limit, uint, 0644)): a new
+ * container backend reads them at SET_IOMMU, as vfio_iommu_type1_open() does.
+ */
+export const type1Params = { dmaEntryLimit: DMA_ENTRY_LIMIT };
 /** DIRTY_BITMAP_SIZE_MAX: DIRTY_BITMAP_PAGES_MAX (INT_MAX) / 8, rounded as the kernel does */
 export const DIRTY_BITMAP_SIZE_MAX = 0x10000000n;
 const U64_MAX = 0xffffffffffffffffn;
@@ -77,7 +83,9 @@ export class VfioIommu {
   readonly emulatedGroups: IommuGroup[] = [];
   /** the usable IOVA ranges (aperture minus reserved regions); empty = no restriction */
   iovaList: IovaRange[] = [];
-  dmaAvail = DMA_ENTRY_LIMIT;
+  /** the dma_entry_limit this instance started with */
+  readonly dmaLimit = type1Params.dmaEntryLimit;
+  dmaAvail = this.dmaLimit;
   pgsizeBitmap = PAGE_MASK;
   vaddrInvalidCount = 0;
   dirtyPageTracking = false;
