@@ -110,25 +110,34 @@ export class VfioIommu {
   }
 }
 
-/** mm_lock_acct() / __account_locked_vm(): ENOMEM over the limit unless bypassed. */
-function lockAcct(dma: VfioDma, npage: number, check: boolean): number {
-  if (npage > 0 && check && !dma.lockCap) {
-    const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
-    if (dma.mm.lockedVm + npage > limit) return -ENOMEM;
-  }
+/** vfio_lock_acct() on release: un-charge what the mapping charged. */
+function lockAcct(dma: VfioDma, npage: number): void {
   dma.mm.lockedVm += npage;
-  return 0;
 }
 
-/** Pin a mapping's pages and charge them (vfio_pin_pages_remote for the whole range). */
+/**
+ * Pin a mapping's pages and charge them (vfio_pin_pages_remote for the whole range): page by
+ * page, each is pinned (EFAULT where it cannot be) and then checked against the limit
+ * (ENOMEM), so which error wins depends on which page comes first, as on the oracle.
+ * Nothing stays pinned or charged on failure.
+ */
 function pinDma(dma: VfioDma): number {
-  const pages = dma.mm.pinPages(dma.vaddr, dma.npages, (dma.prot & IOMMU_WRITE) !== 0);
-  if (typeof pages === "number") return pages;
-  const rc = lockAcct(dma, pages.length, true);
-  if (rc < 0) {
-    unpinPages(pages);
-    return rc;
+  const write = (dma.prot & IOMMU_WRITE) !== 0;
+  const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
+  const pages: Page[] = [];
+  for (let i = 0; i < dma.npages; i++) {
+    const pg = dma.mm.pinPages(dma.vaddr + i * PAGE_SIZE, 1, write);
+    let rc = typeof pg === "number" ? pg : 0;
+    if (typeof pg !== "number") {
+      pages.push(pg[0]!);
+      if (!dma.lockCap && dma.mm.lockedVm + pages.length > limit) rc = -ENOMEM;
+    }
+    if (rc < 0) {
+      unpinPages(pages);
+      return rc;
+    }
   }
+  dma.mm.lockedVm += pages.length;
   dma.pages = pages;
   return 0;
 }
@@ -136,7 +145,7 @@ function pinDma(dma: VfioDma): number {
 function unpinDma(dma: VfioDma): void {
   if (!dma.pages) return;
   unpinPages(dma.pages);
-  lockAcct(dma, -dma.pages.length, false);
+  lockAcct(dma, -dma.pages.length);
   dma.pages = null;
 }
 
@@ -411,6 +420,8 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
     const dev = ig.devices[0];
     if (!dev) return -ENODEV;
     const domain = core.domainAllocPaging(dev, "vfio_iommu_type1");
+    // iommu_enable_nesting(): the VT-d driver of 6.12 has no enable_nesting op
+    if (iommu.nesting) return -EINVAL;
     let rc = core.attachGroup(domain, ig);
     if (rc < 0) return rc;
     // vfio_iommu_aper_conflict(): existing mappings outside the new aperture

@@ -195,3 +195,41 @@ describe("group", () => {
     void str;
   });
 });
+
+describe("lifetimes seen on the oracle", () => {
+  it("a group closed with a device open stays busy until the device closes; the container lives on", () => {
+    const e = env();
+    const { c, g } = legacy(e);
+    const d = deviceFd(e, g);
+    assert.equal(e.p.close(g), 0);
+    assert.equal(e.p.open("/dev/vfio/1"), -EBUSY);
+    assert.equal(e.p.close(c), 0);
+    assert.equal(e.p.close(d), 0);
+    const g3 = e.p.open("/dev/vfio/1");
+    assert.ok(g3 >= 0);
+    assert.equal(status(e, g3).out.flags, V.VFIO_GROUP_FLAGS_VIABLE);
+    const g4 = e.p.dup(g3);
+    assert.equal(status(e, g4).out.flags, V.VFIO_GROUP_FLAGS_VIABLE);
+  });
+
+  it("SET_IOMMU(TYPE1_NESTING) is EINVAL on VT-d; ioctls of the other file types are ENOTTY", () => {
+    const e = env();
+    const c = e.p.open("/dev/vfio/vfio");
+    const g = e.p.open("/dev/vfio/1");
+    assert.equal(e.p.ioctl(c, V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1_NESTING_IOMMU), 1);
+    assert.equal(e.p.ioctl(c, V.VFIO_CHECK_EXTENSION, V.VFIO_EEH), 0);
+    assert.equal(e.p.ioctl(c, V.VFIO_GET_API_VERSION, 5), 0);
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, s32(e, c)), 0);
+    assert.equal(e.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1_NESTING_IOMMU), -EINVAL);
+    assert.equal(e.twin.kernel.modules.loaded.get("vfio_iommu_type1")!.refcnt, 0);
+    assert.equal(e.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU), 0);
+    assert.equal(deviceFd(e, g, `${BDF}x`), -ENODEV);
+    const d = deviceFd(e, g);
+    assert.equal(e.p.ioctl(d, V.VFIO_GROUP_GET_STATUS, e.scr), -ENOTTY);
+    assert.equal(e.p.ioctl(g, V.VFIO_DEVICE_GET_INFO, e.scr), -ENOTTY);
+    assert.equal(e.p.ioctl(c, V.VFIO_GROUP_GET_STATUS, e.scr), -ENOTTY);
+    assert.equal(e.p.ioctl(c, V.VFIO_DEVICE_GET_INFO, e.scr), -ENOTTY);
+    assert.equal(map(e, c, e.buf, 0n, 0x10000000000n), -EINVAL);
+    assert.equal(map(e, c, e.buf, 0n, 0x80000000n), -EFAULT);
+  });
+});

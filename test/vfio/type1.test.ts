@@ -295,3 +295,22 @@ describe("memlock accounting", () => {
     assert.equal(page.pins, 0);
   });
 });
+
+describe("memlock vs faults, page by page (oracle)", () => {
+  it("EFAULT or ENOMEM depending on which page comes first; RLIMIT 0 refuses any pin", () => {
+    const e = env({}, 16384);
+    const { c } = legacy(e);
+    const buf = e.p.mmap(0x100000, { addr: 0x10000000 });
+    assert.equal(map(e, c, buf + 0xfc000, 0x100000n, 0x8000n), -EFAULT);
+    assert.equal(map(e, c, buf + 0xfb000, 0x100000n, 0x8000n), -ENOMEM);
+    assert.equal(map(e, c, buf + 0xfd000, 0x100000n, 0x8000n), -EFAULT);
+    assert.equal(e.p.proc.mm.lockedVm, 0);
+    assert.equal(e.p.proc.mm.pageAt(buf + 0xfc000)!.pins, 0);
+    assert.equal(map(e, c, buf, 0x100000n, 0x4000n), 0);
+    assert.equal(map(e, c, buf, 0x200000n, 0x1000n), -ENOMEM);
+    assert.deepEqual(unmap(e, c, 0n, 0n, V.VFIO_DMA_UNMAP_FLAG_ALL), { rc: 0, size: 0x4000n });
+    assert.equal(e.p.setMemlock(0), 0);
+    assert.equal(map(e, c, buf, 0x100000n, 0x1000n), -ENOMEM);
+    assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+  });
+});
