@@ -607,6 +607,54 @@ function* ioctl(iommu: VfioIommu | null, cmd: number, arg: number): KGen<number>
 
 const live = new WeakMap<Kernel, Set<VfioIommu>>();
 
+/**
+ * The type1 invariants (registered in Kernel.checks while the module is loaded): each
+ * mapping's pinned pages are mapped in every domain of its container, page by page, with
+ * its permission; each process's mm->locked_vm equals what type1 mappings charged it; a
+ * Page's pin count is at least the number of mappings holding it; dma_avail + mappings is
+ * the limit. Assumes no other subsystem charges locked_vm (iommufd charges pinned_vm or the
+ * user unless in VFIO-compatible mode).
+ */
+export function type1Violations(k: Kernel): string[] {
+  const out: string[] = [];
+  const charged = new Map<unknown, number>();
+  const holdCount = new Map<Page, number>();
+  for (const iommu of type1Instances(k)) {
+    let n = 0;
+    for (const dma of iommu.dmaList) {
+      n++;
+      if (dma.pages) {
+        charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + dma.pages.length);
+        dma.pages.forEach((pg, i) => {
+          holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
+          for (const d of iommu.domains) {
+            const pte = d.domain.lookup(dma.iova + BigInt(i * 4096));
+            if (!pte || pte.page !== pg || pte.prot !== dma.prot)
+              out.push(
+                `type1: iova 0x${(dma.iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
+              );
+          }
+        });
+      } else if (iommu.domains.length)
+        out.push(`type1: mapping at 0x${dma.iova.toString(16)} unpinned with a domain present`);
+    }
+    if (n + iommu.dmaAvail !== iommu.dmaLimit) out.push(`type1: ${n} mappings but dma_avail ${iommu.dmaAvail}`);
+    for (const d of iommu.domains) {
+      let pages = 0;
+      for (const dma of iommu.dmaList) pages += dma.npages;
+      if (d.domain.mappedPages !== pages)
+        out.push(`type1: ${d.domain.describe()} maps ${d.domain.mappedPages} pages, mappings hold ${pages}`);
+    }
+  }
+  for (const p of k.processes.values()) {
+    const want = charged.get(p.mm) ?? 0;
+    if (p.mm.lockedVm !== want) out.push(`pid ${p.pid}: locked_vm ${p.mm.lockedVm} pages, type1 charged ${want}`);
+  }
+  for (const [pg, n] of holdCount)
+    if (pg.pins < n) out.push(`page pfn ${pg.pfn}: ${pg.pins} pins but ${n} mappings hold it`);
+  return out;
+}
+
 /** The type1 instances alive in kernel k (for invariants and benchmarks). */
 export function type1Instances(k: Kernel): Set<VfioIommu> {
   let s = live.get(k);
@@ -645,12 +693,14 @@ export const vfioIommuType1Module: ModuleDef = {
       detachGroup: (data, ig) => detachGroup(data as VfioIommu, ig),
     };
     m.export("__vfio_iommu_type1_ops", ops);
+    k.checks.set("vfio_iommu_type1", () => type1Violations(k));
     return vfioRegisterIommuDriver(core, ops);
   },
   exit(k, m) {
     const core = VfioCore.of(k);
     const ops = m.exports.get("__vfio_iommu_type1_ops") as VfioIommuDriverOps;
     if (core) vfioUnregisterIommuDriver(core, ops);
+    k.checks.delete("vfio_iommu_type1");
   },
 };
 

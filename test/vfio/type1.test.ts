@@ -314,3 +314,36 @@ describe("memlock vs faults, page by page (oracle)", () => {
     assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
   });
 });
+
+describe("invariant checks registered by the modules", () => {
+  it("hold on a busy twin and catch a corrupted count", async () => {
+    const { checkInvariants } = await import("../../src/check/invariants.js");
+    const { e, c, g } = setup();
+    assert.equal(map(e, c, e.buf, 0x100000n, 0x4000n), 0);
+    const d = e.p.ioctl(
+      g,
+      V.VFIO_GROUP_GET_DEVICE_FD,
+      (() => {
+        e.p.write(e.scr + 0x900, new Uint8Array([...Buffer.from("0000:00:01.0"), 0]));
+        return e.scr + 0x900;
+      })(),
+    );
+    assert.ok(d >= 0);
+    assert.deepEqual(checkInvariants(e.twin.kernel), []);
+    e.p.proc.mm.lockedVm++;
+    assert.match(checkVfioInvariants(e.twin.kernel).join("\n"), /locked_vm 5 pages, type1 charged 4/);
+    e.p.proc.mm.lockedVm--;
+    const grp = [...e.twin.kernel.objects].find((o) => o.kind === "vfio_group") as unknown as {
+      containerUsers: number;
+    };
+    grp.containerUsers++;
+    assert.match(
+      checkInvariants(e.twin.kernel)
+        .map((v) => v.message)
+        .join("\n"),
+      /container users, expected 2/,
+    );
+    grp.containerUsers--;
+    assert.deepEqual(checkInvariants(e.twin.kernel), []);
+  });
+});
