@@ -159,6 +159,12 @@ export const vfio_iommu_type1_dirty_bitmap = defineStruct("vfio_iommu_type1_dirt
   ["argsz", "u32"],
   ["flags", "u32"],
 ] as const);
+/** follows the header for GET_BITMAP */
+export const vfio_iommu_type1_dirty_bitmap_get = defineStruct("vfio_iommu_type1_dirty_bitmap_get", [
+  ["iova", "u64"],
+  ["size", "u64"],
+  ["bitmap", vfio_bitmap],
+] as const);
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_START = 1 << 0;
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP = 1 << 1;
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP = 1 << 2;

@@ -24,7 +24,7 @@ import type { IommuGroup } from "../iommu/iommu.js";
 import { IovaTree } from "../iommu/iova_tree.js";
 import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
 import type { VfioGroupType } from "./group.js";
-import { copyStructIn, copyStructOut, curProc } from "./uaccess.js";
+import { copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 
 /** module parameter dma_entry_limit (U16_MAX) */
@@ -46,6 +46,8 @@ export class VfioDma {
   /** pinned pages while the container has a domain; null before */
   pages: Page[] | null = null;
   vaddrInvalid = false;
+  /** dma->bitmap while dirty tracking is on (bit n = page n; kept between reports) */
+  bitmap: bigint | null = null;
   constructor(
     readonly iova: bigint,
     readonly size: bigint,
@@ -295,6 +297,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
       }
     }
     iommu.dmaAvail--;
+    if (iommu.dirtyPageTracking) d.bitmap = 0n;
     iommu.dmaList.insert(d);
     return 0;
   } finally {
@@ -312,16 +315,19 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   if (unmap.argsz < minsz || unmap.flags & ~mask) return -EINVAL;
   const dirty = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
   if (dirty && unmap.flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
+  let bitmap: { pgsize: bigint; size: bigint; data: bigint } | null = null;
   if (dirty) {
-    // dirty tracking is never started in the twin (see dirtyPages): the bitmap header is
-    // still read and checked, then vfio_dma_do_unmap refuses the request
     if (unmap.argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
-    const b = k.current!.process!.mm.copyFromUser(arg + minsz, V.vfio_bitmap.size);
-    if (typeof b === "number") return -EFAULT;
+    const b = copyStructIn(k, V.vfio_bitmap, arg + minsz);
+    if (typeof b === "number") return b;
+    if (!accessOk(b.data, b.size)) return -EINVAL;
+    const rc = verifyBitmapSize(unmap.size >> ffs(b.pgsize), b.size);
+    if (rc < 0) return rc;
+    bitmap = b;
   }
   const unmapAll = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
   const invalidateVaddr = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
-  let iova = unmap.iova;
+  const iova = unmap.iova;
   let size = unmap.size;
   let unmapped = 0n;
   let ret = -EINVAL;
@@ -334,7 +340,7 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
       if (iova || size) return ret;
       size = U64_MAX;
     } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
-    if (dirty && !iommu.dirtyPageTracking) return ret;
+    if (dirty && (!iommu.dirtyPageTracking || bitmap!.pgsize !== iommu.minPgsize)) return ret;
     const end = iova + size; // may exceed 2^64 - 1 for unmap-all: fine with bigint
     if (iommu.v2 && !unmapAll) {
       let dma = iommu.dmaList.find(iova);
@@ -364,12 +370,18 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
         invalidated.push(dma);
         unmapped += dma.size;
       } else {
+        if (bitmap) {
+          const rc = updateUserBitmap(iommu, Number(bitmap.data), dma, iova);
+          if (rc < 0) {
+            ret = rc;
+            break;
+          }
+        }
         unmapped += dma.size;
         removeDma(iommu, dma);
       }
       dma = next;
     }
-    iova = 0n;
   } finally {
     iommu.lock.unlock();
   }
@@ -378,8 +390,10 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
 }
 
 /**
- * vfio_iommu_type1_dirty_pages(): the header rules. Starting dirty tracking is accepted and
- * recorded (no page is ever reported dirty: the twin's devices do not mark pages).
+ * vfio_iommu_type1_dirty_pages(): START/STOP dirty tracking, GET_BITMAP of a range. No
+ * modelled device reports what it dirtied, so (as the kernel does while a group is not in
+ * pinned-page scope) every page of a mapping that is mapped in a domain is reported dirty,
+ * every time; mappings of an emulated-only container have no dirty page.
  */
 function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
@@ -391,16 +405,106 @@ function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
     V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START | V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP | V.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
   if (d.argsz < minsz || d.flags & ~mask) return -EINVAL;
   if (d.flags === 0 || (d.flags & (d.flags - 1)) !== 0) return -EINVAL;
+  if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START || d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) {
+    const start = (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START) !== 0;
+    yield* iommu.lock.lock();
+    // vfio_dma_bitmap_alloc_all() / vfio_dma_bitmap_free_all(), only on a change of state
+    if (start !== iommu.dirtyPageTracking) for (const x of iommu.dmaList) x.bitmap = start ? 0n : null;
+    iommu.dirtyPageTracking = start;
+    iommu.lock.unlock();
+    return 0;
+  }
+  // GET_BITMAP: struct vfio_iommu_type1_dirty_bitmap_get follows the header
+  const dataSize = d.argsz - minsz;
+  if (!dataSize || dataSize < V.vfio_iommu_type1_dirty_bitmap_get.size) return -EINVAL;
+  const range = copyStructIn(k, V.vfio_iommu_type1_dirty_bitmap_get, arg + minsz);
+  if (typeof range === "number") return range;
+  if (range.iova + range.size > U64_MAX) return -EINVAL;
+  const bm = range.bitmap;
+  if (!accessOk(bm.data, bm.size)) return -EINVAL;
+  let rc = verifyBitmapSize(range.size >> ffs(bm.pgsize), bm.size);
+  if (rc < 0) return rc;
   yield* iommu.lock.lock();
   try {
-    if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START) iommu.dirtyPageTracking = true;
-    else if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) iommu.dirtyPageTracking = false;
-    // GET_BITMAP: bitmap reporting is not modelled; answered as with tracking off
-    else return -EINVAL;
+    const pg = iommu.minPgsize;
+    if (bm.pgsize !== pg || range.iova & (pg - 1n) || !range.size || range.size & (pg - 1n)) return -EINVAL;
+    if (!iommu.dirtyPageTracking) return -EINVAL;
+    // vfio_iova_dirty_bitmap(): the range may not cut a mapping
+    const last = range.iova + range.size - 1n;
+    let dma = iommu.dmaList.find(range.iova);
+    if (dma && dma.iova !== range.iova) return -EINVAL;
+    dma = iommu.dmaList.find(last);
+    if (dma && dma.last !== last) return -EINVAL;
+    for (let x = iommu.dmaList.ceil(range.iova); x && x.iova <= last; x = iommu.dmaList.next(x)) {
+      rc = updateUserBitmap(iommu, Number(bm.data), x, range.iova);
+      if (rc < 0) return rc;
+    }
     return 0;
   } finally {
     iommu.lock.unlock();
   }
+}
+
+/** __ffs() of a u64 (64 for 0, where the kernel's result is undefined) */
+function ffs(v: bigint): bigint {
+  if (v === 0n) return 64n;
+  let n = 0n;
+  while (!((v >> n) & 1n)) n++;
+  return n;
+}
+
+/** DIRTY_BITMAP_BYTES(): whole u64 words */
+function bitmapBytes(npages: bigint): bigint {
+  return ((npages + 63n) / 64n) * 8n;
+}
+
+/** verify_bitmap_size() */
+function verifyBitmapSize(npages: bigint, size: bigint): number {
+  if (!npages || !size || size > DIRTY_BITMAP_SIZE_MAX || size < bitmapBytes(npages)) return -EINVAL;
+  return 0;
+}
+
+/** access_ok() on x86-64 6.12 (uaccess_64.h): the end of the range is not a kernel address */
+function accessOk(addr: bigint, size: bigint): boolean {
+  const sum = addr + size;
+  return sum < 1n << 63n;
+}
+
+/**
+ * update_user_bitmap(): writes the u64 words of the user bitmap that `dma` covers (bit 0 =
+ * base_iova). Done on the mapping's own bitmap exactly as the kernel does, stale bits
+ * included: set every page when the mapping is in a domain, shift left by the mapping's bit
+ * offset within its first word (without masking the top, as __bitmap_shift_left), OR in the
+ * low bits of the user word already there, copy, then clear only the first nbits bits. Bits
+ * shifted past nbits therefore reappear in later reports (observed on the oracle).
+ */
+function updateUserBitmap(iommu: VfioIommu, data: number, dma: VfioDma, base: bigint): number {
+  const k = iommu.k;
+  const pgshift = ffs(iommu.minPgsize);
+  const nbits = Number(dma.size >> pgshift);
+  const bitOffset = Number((dma.iova - base) >> pgshift);
+  const word0 = Math.floor(bitOffset / 64);
+  const shift = bitOffset % 64;
+  const lim = Math.ceil((nbits + shift) / 64);
+  const ones = (n: number) => (1n << BigInt(n)) - 1n;
+  let bm = dma.bitmap ?? 0n;
+  if (dma.pages !== null && iommu.domains.length > 0) bm |= ones(nbits);
+  if (shift) {
+    const window = ones(lim * 64);
+    bm = (((bm & window) << BigInt(shift)) & window) | (bm & ~window);
+    dma.bitmap = bm;
+    const cur = k.current!.process!.mm.copyFromUser(data + word0 * 8, 8);
+    if (typeof cur === "number") return -EFAULT;
+    bm |= new DataView(cur.buffer).getBigUint64(0, true) & ones(shift);
+  }
+  dma.bitmap = bm;
+  const out = new Uint8Array(lim * 8);
+  const dv = new DataView(out.buffer);
+  for (let w = 0; w < lim; w++) dv.setBigUint64(w * 8, (bm >> BigInt(64 * w)) & ones(64), true);
+  const rc = copyOut(k, data + word0 * 8, out);
+  if (rc < 0) return rc;
+  dma.bitmap = bm & ~ones(nbits);
+  return 0;
 }
 
 // ---- attach / detach ----

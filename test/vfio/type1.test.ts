@@ -347,3 +347,59 @@ describe("invariant checks registered by the modules", () => {
     assert.deepEqual(checkInvariants(e.twin.kernel), []);
   });
 });
+
+describe("dirty page tracking (oracle scenario, stale bits included)", () => {
+  it("reports every mapped page, with the kernel's leftover bits from earlier shifted reports", () => {
+    const { e, c } = setup();
+    assert.equal(map(e, c, e.buf, 0x100000n, 0x4000n), 0);
+    assert.equal(map(e, c, e.buf, 0x104000n, 0x2000n), 0);
+    assert.equal(map(e, c, e.buf, 0x140000n, 0x1000n, R), 0);
+    const bm = e.scr + 0x100;
+    const get = (iova: bigint, size: bigint, pgsize = 0x1000n, bsize = 8n, argsz = 48, data = BigInt(bm)) => {
+      e.p.write(bm, new Uint8Array(16));
+      const extra = V.vfio_iommu_type1_dirty_bitmap_get.encode({ iova, size, bitmap: { pgsize, size: bsize, data } });
+      const rc = call(
+        e,
+        c,
+        V.VFIO_IOMMU_DIRTY_PAGES,
+        V.vfio_iommu_type1_dirty_bitmap,
+        { argsz, flags: 4 },
+        { extra, at: e.scr + 0x400 },
+      ).rc;
+      const dv = new DataView(e.p.read(bm, 16).buffer);
+      return [rc, dv.getBigUint64(0, true), dv.getBigUint64(8, true)];
+    };
+    const dp = (flags: number) =>
+      call(e, c, V.VFIO_IOMMU_DIRTY_PAGES, V.vfio_iommu_type1_dirty_bitmap, { argsz: 8, flags }).rc;
+    assert.deepEqual(get(0x100000n, 0x8000n), [-EINVAL, 0n, 0n], "not tracking");
+    assert.equal(dp(1), 0);
+    assert.deepEqual(get(0x100000n, 0x8000n), [0, 0x3fn, 0n]);
+    assert.deepEqual(get(0xff000n, 0x8000n), [0, 0x7fen, 0n]);
+    assert.deepEqual(get(0x101000n, 0x8000n)[0], -EINVAL, "cuts a mapping");
+    assert.deepEqual(get(0x100000n, 0x41000n, 0x1000n, 16n), [0, 0x7fffn, 1n]);
+    assert.deepEqual(get(0x100000n, 0x41000n, 0x1000n, 8n)[0], -EINVAL, "bitmap too small");
+    assert.deepEqual(get(0x100000n, 0x8000n, 0x2000n)[0], -EINVAL);
+    assert.deepEqual(get(0x100000n, 0x8000n, 0x1000n, 8n, 47)[0], -EINVAL);
+    assert.deepEqual(get(0xfc000n, 0x8000n), [0, 0x1f0n, 0n]);
+    assert.deepEqual(get(0x100000n, 0x8000n, 0x1000n, 8n, 48, 0x7ffffffff000n)[0], -EFAULT);
+    // unmap with GET_DIRTY_BITMAP reports the pages of what it removes
+    const unmapDirty = (iova: bigint, size: bigint) => {
+      e.p.write(bm, new Uint8Array(16));
+      const extra = V.vfio_bitmap.encode({ pgsize: 0x1000n, size: 8n, data: BigInt(bm) });
+      const r = call(
+        e,
+        c,
+        V.VFIO_IOMMU_UNMAP_DMA,
+        V.vfio_iommu_type1_dma_unmap,
+        { argsz: 48, flags: 1, iova, size },
+        { extra, at: e.scr + 0x400 },
+      );
+      return [r.rc, r.out.size, new DataView(e.p.read(bm, 8).buffer).getBigUint64(0, true)];
+    };
+    assert.deepEqual(unmapDirty(0x104000n, 0x2000n), [0, 0x2000n, 0x7fffn]);
+    assert.deepEqual(unmapDirty(0xfc000n, 0x8000n), [0, 0x4000n, 0x1ff0n]);
+    assert.equal(dp(2), 0);
+    assert.deepEqual(get(0x100000n, 0x8000n)[0], -EINVAL);
+    assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+  });
+});
