@@ -148,7 +148,8 @@ export class VfioCore {
   readonly deviceFops: FileOperations;
   cdevHooks: VfioCdevHooks | null = null;
   iommufdHooks: VfioIommufdHooks | null = null;
-  private nextCdev = 0;
+  /** cdev minors in use (vfio_device_ida: the lowest free one is taken) */
+  private readonly cdevUsed = new Set<number>();
 
   constructor(
     readonly k: Kernel,
@@ -167,7 +168,14 @@ export class VfioCore {
   }
 
   allocCdevIndex(): number {
-    return this.nextCdev++;
+    let n = 0;
+    while (this.cdevUsed.has(n)) n++;
+    this.cdevUsed.add(n);
+    return n;
+  }
+
+  freeCdevIndex(n: number): void {
+    this.cdevUsed.delete(n);
   }
 
   /** The VfioDeviceFile behind a file, or null if it is not a VFIO device file. */

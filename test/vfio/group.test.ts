@@ -233,3 +233,27 @@ describe("lifetimes seen on the oracle", () => {
     assert.equal(map(e, c, e.buf, 0n, 0x80000000n), -EFAULT);
   });
 });
+
+describe("vfio_pci unbind and rebind", () => {
+  it("unloading vfio_pci removes the group node; an open group fd then answers ENODEV; reload restores vfio0", () => {
+    const e = env();
+    const k = e.twin.kernel;
+    const { c, g } = legacy(e);
+    assert.equal(map(e, c, e.buf, 0x100000n, 0x1000n), 0);
+    assert.equal(k.modules.unload("vfio_pci"), 0, "no device is open");
+    assert.equal(e.p.open("/dev/vfio/1"), -ENOENT);
+    assert.equal(e.p.readlink(`/sys/bus/pci/devices/${BDF}/driver`), -ENOENT);
+    assert.equal(status(e, g).rc, -ENODEV);
+    assert.equal(e.p.proc.mm.lockedVm, 0, "the container lost its last group and its mappings");
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_UNSET_CONTAINER), -EINVAL);
+    e.p.close(g);
+    e.p.close(c);
+    assert.equal(k.modules.load("vfio_pci"), 0);
+    assert.deepEqual(e.p.readdir(`/sys/bus/pci/devices/${BDF}/vfio-dev`), ["vfio0"]);
+    const l = legacy(e);
+    assert.ok(deviceFd(e, l.g) >= 0);
+    assert.equal(k.modules.unload("vfio_pci") < 0, true, "an open device pins the driver");
+    e.twin.kill(e.p);
+    assert.deepEqual(checkVfioQuiescent(k), []);
+  });
+});
