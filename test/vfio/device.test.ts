@@ -312,3 +312,59 @@ describe("open/close counting", () => {
     });
   }
 });
+
+describe("SET_IRQS edge cases (oracle)", () => {
+  it("MSI with no vectors ERANGE; eventfd -1 enables without a trigger; INTx mask/unmask by eventfd; REQ loopback", () => {
+    const { e, d } = open();
+    const T = V.VFIO_IRQ_SET_ACTION_TRIGGER;
+    const EFD = V.VFIO_IRQ_SET_DATA_EVENTFD;
+    const NONE = V.VFIO_IRQ_SET_DATA_NONE;
+    const BOOL = V.VFIO_IRQ_SET_DATA_BOOL;
+    const efd = e.p.eventfd(0o4000);
+    const ctx = eventfdCtx(e.p.proc.files.lookup(efd)!)!;
+    assert.equal(irqSet(e, d, 1, 0, 0, EFD | T), -34);
+    assert.equal(irqSet(e, d, 0, 0, 0, EFD | T), -EINVAL);
+    assert.equal(irqSet(e, d, 1, 0, 1, EFD | T, [-1]), 0);
+    assert.equal(irqSet(e, d, 1, 0, 1, NONE | T), 0);
+    assert.equal(irqSet(e, d, 1, 0, 1, EFD | T, [efd]), 0);
+    assert.equal(irqSet(e, d, 1, 0, 1, BOOL | T, [1]), 0);
+    assert.equal(ctx.count, 1n);
+    assert.equal(irqSet(e, d, 1, 0, 1, BOOL | T, [0]), 0);
+    assert.equal(ctx.count, 1n);
+    assert.equal(irqSet(e, d, 1, 0, 0, NONE | T), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, EFD | T, [-1]), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, NONE | T), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, EFD | T, [efd]), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, NONE | V.VFIO_IRQ_SET_ACTION_MASK), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, NONE | T), 0);
+    assert.equal(ctx.count, 2n, "a loopback trigger signals even while masked");
+    assert.equal(irqSet(e, d, 0, 0, 1, BOOL | V.VFIO_IRQ_SET_ACTION_UNMASK, [1]), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, EFD | V.VFIO_IRQ_SET_ACTION_UNMASK, [efd]), 0);
+    assert.equal(irqSet(e, d, 0, 0, 1, EFD | V.VFIO_IRQ_SET_ACTION_MASK, [efd]), -ENOTTY);
+    assert.equal(irqSet(e, d, 4, 0, 1, NONE | T), -EINVAL, "no request trigger yet");
+    assert.equal(irqSet(e, d, 4, 0, 1, EFD | T, [-1]), 0);
+    assert.equal(irqSet(e, d, 4, 0, 0, NONE | T), -EINVAL);
+    assert.equal(irqSet(e, d, 4, 0, 1, EFD | T, [efd]), 0);
+    assert.equal(irqSet(e, d, 4, 0, 1, NONE | T), 0);
+    assert.equal(ctx.count, 3n);
+    assert.equal(irqSet(e, d, 0, 1, 1, NONE | T), -EINVAL);
+    assert.equal(irqSet(e, d, 0, 0, 2, NONE | T), -EINVAL);
+    assert.equal(irqSet(e, d, 0, 0, 1, 8), -EINVAL);
+    const hdr = (argsz: number, flags: number, start = 0) =>
+      call(e, d, V.VFIO_DEVICE_SET_IRQS, V.vfio_irq_set, { argsz, flags, index: 0, start, count: 1 }).rc;
+    assert.equal(hdr(20, EFD | T), -EINVAL, "no room for the fd");
+    assert.equal(hdr(19, NONE | T), -EINVAL);
+    assert.equal(hdr(20, NONE | T, 0xffffffff), -EINVAL);
+    assert.equal(hdr(20, NONE | T | 0x40), -EINVAL);
+    e.p.close(efd);
+    e.p.close(d);
+    assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+    assert.equal(
+      [...e.twin.kernel.objects].filter(
+        (o) => o.kind === "file" && (o as unknown as { path: string }).path.includes("eventfd"),
+      ).length,
+      0,
+      "every trigger reference went with the device",
+    );
+  });
+});

@@ -11,7 +11,7 @@
 // Not modelled: MSI-X (the modelled devices have none), ERR/REQ triggers beyond accepting an
 // eventfd, hot reset, ioeventfd, VGA, device features (see vfio_main.ts), power states.
 
-import { EBADF, EEXIST, EFAULT, EINVAL, EIO, ENODEV, ENOSPC, ENOTTY } from "../../uapi/errno.js";
+import { EBADF, EEXIST, EFAULT, EINVAL, EIO, ENODEV, ENOSPC, ENOTTY, ERANGE } from "../../uapi/errno.js";
 import * as V from "../../uapi/vfio.js";
 import { eventfdCtx } from "../../kernel/eventfd.js";
 import type { File } from "../../kernel/fs.js";
@@ -61,6 +61,9 @@ export class VfioPciCoreDevice {
   /** eventfd files per vector (ctx->trigger); each holds a file reference */
   readonly triggers = new Map<number, File>();
   intxMasked = false;
+  /** the INTx unmask irqfd (ctx[0].unmask) and the device-request trigger (req_trigger) */
+  unmaskFd: File | null = null;
+  reqTrigger: File | null = null;
   /** signals delivered per index, for tests */
   readonly delivered = [0, 0, 0, 0, 0];
   readonly igate: Mutex;
@@ -154,6 +157,8 @@ export class VfioPciCoreDevice {
   releaseAll(): void {
     this.disableIrqs();
     this.pmExit();
+    this.reqTrigger?.put("vfio-pci req trigger");
+    this.reqTrigger = null;
     for (const x of this.ioeventfds.splice(0)) x.file.put("vfio-pci ioeventfd");
   }
 
@@ -254,16 +259,18 @@ export class VfioPciCoreDevice {
 
   disableIrqs(): void {
     this.putTriggers();
+    this.unmaskFd?.put("vfio-pci intx unmask eventfd");
+    this.unmaskFd = null;
     this.irqType = "none";
     this.intxMasked = false;
   }
 
-  /** eventfd_ctx_fdget() */
-  private eventfdGet(fd: number): File | number {
+  /** eventfd_ctx_fdget(): the eventfd's file with a reference held by `holder` */
+  private eventfdGet(fd: number, holder = "vfio-pci irq trigger"): File | number {
     const f = curProc(this.vdev.k).files.lookup(fd);
     if (!f) return -EBADF;
     if (!eventfdCtx(f)) return -EINVAL;
-    return f.get("vfio-pci irq trigger");
+    return f.get(holder);
   }
 
   /** vfio_pci_set_irqs_ioctl() */
@@ -277,7 +284,23 @@ export class VfioPciCoreDevice {
       if (action === V.VFIO_IRQ_SET_ACTION_MASK || action === V.VFIO_IRQ_SET_ACTION_UNMASK) {
         // vfio_pci_set_intx_mask() / _unmask()
         if (this.irqType !== "intx" || start !== 0 || count !== 1) return -EINVAL;
-        if (dataEventfd) return action === V.VFIO_IRQ_SET_ACTION_UNMASK ? -EINVAL : -EINVAL;
+        if (dataEventfd) {
+          // masking by eventfd is unimplemented in the kernel too ("XXX implement me")
+          if (action === V.VFIO_IRQ_SET_ACTION_MASK) return -ENOTTY;
+          // an unmask irqfd: kept (and released) like the kernel's virqfd; the twin's eventfd
+          // has no wakeup hook, so signalling it does not unmask by itself
+          const fd = dv.getInt32(0, true);
+          if (fd < 0) {
+            this.unmaskFd?.put("vfio-pci intx unmask eventfd");
+            this.unmaskFd = null;
+            return 0;
+          }
+          const f = this.eventfdGet(fd, "vfio-pci intx unmask eventfd");
+          if (typeof f === "number") return f;
+          this.unmaskFd?.put("vfio-pci intx unmask eventfd");
+          this.unmaskFd = f;
+          return 0;
+        }
         const doIt = dataNone || (dataBool && data[0] !== 0);
         if (doIt) this.intxMasked = action === V.VFIO_IRQ_SET_ACTION_MASK;
         return 0;
@@ -322,6 +345,8 @@ export class VfioPciCoreDevice {
       }
       if (!(this.irqType === want || this.irqType === "none")) return -EINVAL;
       if (dataEventfd) {
+        // vfio_msi_enable(): pci_alloc_irq_vectors(1, start + count) refuses 0 vectors
+        if (this.irqType === "none" && start + count === 0) return -ERANGE;
         const files: (File | null)[] = [];
         for (let i = 0; i < count; i++) {
           const fd = dv.getInt32(4 * i, true);
@@ -358,18 +383,40 @@ export class VfioPciCoreDevice {
     if (index === V.VFIO_PCI_REQ_IRQ_INDEX || index === V.VFIO_PCI_ERR_IRQ_INDEX) {
       if (action !== V.VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
       if (index === V.VFIO_PCI_ERR_IRQ_INDEX) return -ENOTTY; // not PCI Express
-      // vfio_pci_set_req_trigger() -> vfio_pci_set_ctx_trigger_single(): the twin never
-      // sends a request, so the eventfd is checked and not kept
-      if (dataEventfd) {
-        const fd = dv.getInt32(0, true);
-        if (fd >= 0) {
-          const t = this.eventfdGet(fd);
-          if (typeof t === "number") return t;
-          t.put("vfio-pci irq trigger");
+      // vfio_pci_set_req_trigger() -> vfio_pci_set_ctx_trigger_single()
+      if (start !== 0 || count > 1) return -EINVAL;
+      const H = "vfio-pci req trigger";
+      if (dataNone) {
+        if (!this.reqTrigger) return -EINVAL;
+        if (count) eventfdCtx(this.reqTrigger)?.signal();
+        else {
+          this.reqTrigger.put(H);
+          this.reqTrigger = null;
         }
         return 0;
       }
-      return 0;
+      if (dataBool) {
+        if (!count) return -EINVAL;
+        if (data[0] && this.reqTrigger) eventfdCtx(this.reqTrigger)?.signal();
+        return 0;
+      }
+      if (dataEventfd) {
+        if (!count) return -EINVAL;
+        const fd = dv.getInt32(0, true);
+        if (fd === -1) {
+          this.reqTrigger?.put(H);
+          this.reqTrigger = null;
+          return 0;
+        }
+        if (fd >= 0) {
+          const t = this.eventfdGet(fd, H);
+          if (typeof t === "number") return t;
+          this.reqTrigger?.put(H);
+          this.reqTrigger = t;
+          return 0;
+        }
+      }
+      return -EINVAL;
     }
     return -ENOTTY;
   }
