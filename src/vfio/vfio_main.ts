@@ -39,10 +39,7 @@ export interface VfioDeviceOps {
   device_feature?(vdev: VfioDevice, flags: number, arg: number, argsz: number): KRet<number>;
 }
 
-export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
-export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
-export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
-export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
+const { VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FEATURE_PROBE } = V;
 
 /**
  * vfio_check_feature(): 0 for a successful PROBE, 1 to go on with the feature, or -EINVAL
@@ -337,12 +334,12 @@ function vfioIoctlDeviceFeature(vdev: VfioDevice, arg: number): KRet<number> {
   if (!(flags & VFIO_DEVICE_FEATURE_PROBE) && flags & VFIO_DEVICE_FEATURE_SET && flags & VFIO_DEVICE_FEATURE_GET)
     return -EINVAL;
   switch (flags & VFIO_DEVICE_FEATURE_MASK) {
-    case 1: // MIGRATION
-    case 2: // MIG_DEVICE_STATE
-    case 6: // DMA_LOGGING_START
-    case 7: // DMA_LOGGING_STOP
-    case 8: // DMA_LOGGING_REPORT
-    case 9: // MIG_DATA_SIZE
+    case V.VFIO_DEVICE_FEATURE_MIGRATION:
+    case V.VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+    case V.VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
+    case V.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
+    case V.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+    case V.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
       return -ENOTTY;
     default:
       if (!vdev.ops.device_feature) return -EINVAL;

@@ -28,8 +28,6 @@ import {
 import { Mutex } from "../../kernel/locks.js";
 import { copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "../uaccess.js";
 import {
-  VFIO_DEVICE_FEATURE_MASK,
-  VFIO_DEVICE_FEATURE_SET,
   vfioCheckFeature,
   type VfioDevice,
   type VfioDeviceOps,
@@ -164,14 +162,13 @@ export class VfioPciCoreDevice {
 
   /** vfio_pci_core_ioctl_feature() */
   feature(flags: number, arg: number, argsz: number): number {
-    const set = VFIO_DEVICE_FEATURE_SET;
-    switch (flags & VFIO_DEVICE_FEATURE_MASK) {
-      case 3: // LOW_POWER_ENTRY
-      case 5: {
-        // LOW_POWER_EXIT
+    const set = V.VFIO_DEVICE_FEATURE_SET;
+    switch (flags & V.VFIO_DEVICE_FEATURE_MASK) {
+      case V.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY:
+      case V.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: {
         const rc = vfioCheckFeature(flags, argsz, set, 0);
         if (rc !== 1) return rc;
-        if ((flags & VFIO_DEVICE_FEATURE_MASK) === 5) {
+        if ((flags & V.VFIO_DEVICE_FEATURE_MASK) === V.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT) {
           this.pmExit();
           return 0;
         }
@@ -179,8 +176,8 @@ export class VfioPciCoreDevice {
         this.pmEngaged = true;
         return 0;
       }
-      case 4: {
-        // LOW_POWER_ENTRY_WITH_WAKEUP: struct { s32 wakeup_eventfd; u32 reserved; }
+      case V.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: {
+        // struct vfio_device_low_power_entry_with_wakeup { s32 wakeup_eventfd; u32 reserved; }
         const rc = vfioCheckFeature(flags, argsz, set, 8);
         if (rc !== 1) return rc;
         const b = copyIn(this.vdev.k, arg, 8);
