@@ -9,11 +9,16 @@ import { Kernel } from "./kernel/kernel.js";
 import type { Process } from "./kernel/process.js";
 import { CAP_SYS_RESOURCE } from "./kernel/process.js";
 import * as sys from "./kernel/syscalls.js";
-import { kvmModule } from "./kvm/kvm_main.js";
+import { makeKvmModule } from "./kvm/kvm_main.js";
+import type { CouplingDesign } from "./kvm/vfio_coupling.js";
 
 export interface TwinConfig {
   /** load KVM (default true) */
   kvm?: boolean;
+  /** how KVM's VFIO pseudo-device reaches VFIO (src/kvm/vfio_coupling.ts; default "upstream") */
+  coupling?: CouplingDesign;
+  /** build KVM with CONFIG_KVM_VFIO, i.e. with KVM_DEV_TYPE_VFIO (default true) */
+  kvmVfio?: boolean;
 }
 
 export class TwinProcess implements UserProcess {
@@ -111,7 +116,7 @@ export class Twin implements Backend {
 
   constructor(readonly config: TwinConfig = {}) {
     const k = this.kernel;
-    k.modules.provide(kvmModule);
+    k.modules.provide(makeKvmModule({ coupling: config.coupling ?? "upstream", vfio: config.kvmVfio !== false }));
     if (config.kvm !== false) mustLoad(k, "kvm");
   }
 

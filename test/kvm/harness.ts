@@ -1,0 +1,109 @@
+// Helpers for KVM's tests: a twin booted with a chosen coupling design, and the raw calls a
+// VMM makes on a VM and a KVM device, with arguments staged in the process's own memory.
+
+import type { UserProcess } from "../../src/backend/backend.js";
+import { createTwin, type Twin, type TwinConfig } from "../../src/twin.js";
+import { kvmState } from "../../src/kvm/kvm_main.js";
+import type { Kvm } from "../../src/kvm/kvm.js";
+import type { CouplingDesign } from "../../src/kvm/vfio_coupling.js";
+import * as K from "../../src/uapi/kvm.js";
+import { fakeVfioModule, type FakeVfioOptions } from "./fake_vfio.js";
+
+export interface BootOptions extends TwinConfig {
+  /** load the (fake) vfio module (default true) */
+  withVfio?: boolean;
+  fake?: FakeVfioOptions;
+}
+
+export function boot(design: CouplingDesign, o: BootOptions = {}): Twin {
+  const twin = createTwin({ ...o, coupling: design });
+  const k = twin.kernel;
+  if (!k.modules.available.has("vfio")) k.modules.provide(fakeVfioModule(o.fake));
+  if (o.withVfio !== false && !k.modules.loaded.has("vfio")) {
+    const rc = k.modules.load("vfio");
+    if (rc < 0) throw new Error(`load vfio: ${rc}`);
+  }
+  return twin;
+}
+
+/** A process with a scratch page at `scratch` for staging ioctl arguments. */
+export class Vmm {
+  readonly scratch: number;
+  constructor(readonly p: UserProcess) {
+    this.scratch = p.mmap(4096);
+    if (this.scratch < 0) throw new Error(`mmap: ${this.scratch}`);
+  }
+
+  /** open /dev/kvm + KVM_CREATE_VM: the VM fd (or -errno) */
+  createVm(): number {
+    const kfd = this.p.open("/dev/kvm");
+    if (kfd < 0) return kfd;
+    const vm = this.p.ioctl(kfd, K.KVM_CREATE_VM, 0);
+    this.p.close(kfd);
+    return vm;
+  }
+
+  /** KVM_CREATE_DEVICE: rc, and the fd field as written back (-1 going in) */
+  createDevice(vm: number, type: number, flags = 0): { rc: number; fd: number } {
+    this.p.write(this.scratch, K.kvm_create_device.encode({ type, fd: 0xffffffff, flags }));
+    const rc = this.p.ioctl(vm, K.KVM_CREATE_DEVICE, this.scratch);
+    const back = K.kvm_create_device.decode(this.p.read(this.scratch, K.kvm_create_device.size));
+    return { rc, fd: back.fd | 0 };
+  }
+
+  /** a VFIO pseudo-device fd, or throw */
+  vfioDevice(vm: number): number {
+    const { rc, fd } = this.createDevice(vm, K.KVM_DEV_TYPE_VFIO);
+    if (rc !== 0) throw new Error(`KVM_CREATE_DEVICE: ${rc}`);
+    return fd;
+  }
+
+  /** KVM_{SET,GET,HAS}_DEVICE_ATTR with addr -> an s32 `val`, or addr = `{ addr }` */
+  attr(req: number, dev: number, group: number, attr: number | bigint, val: number | { addr: number } = 0): number {
+    const valAt = this.scratch + 256;
+    let addr: bigint;
+    if (typeof val === "number") {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setInt32(0, val, true);
+      this.p.write(valAt, b);
+      addr = BigInt(valAt);
+    } else addr = BigInt(val.addr);
+    this.p.write(this.scratch, K.kvm_device_attr.encode({ flags: 0, group, attr: BigInt(attr), addr }));
+    return this.p.ioctl(dev, req, this.scratch);
+  }
+  set(dev: number, group: number, attr: number | bigint, val: number | { addr: number } = 0): number {
+    return this.attr(K.KVM_SET_DEVICE_ATTR, dev, group, attr, val);
+  }
+  has(dev: number, group: number, attr: number | bigint): number {
+    return this.attr(K.KVM_HAS_DEVICE_ATTR, dev, group, attr);
+  }
+  get(dev: number, group: number, attr: number | bigint): number {
+    return this.attr(K.KVM_GET_DEVICE_ATTR, dev, group, attr);
+  }
+  add(dev: number, fd: number): number {
+    return this.set(dev, K.KVM_DEV_VFIO_FILE, K.KVM_DEV_VFIO_FILE_ADD, fd);
+  }
+  del(dev: number, fd: number): number {
+    return this.set(dev, K.KVM_DEV_VFIO_FILE, K.KVM_DEV_VFIO_FILE_DEL, fd);
+  }
+}
+
+/** The twin's live VMs (newest last). */
+export function vms(twin: Twin): Kvm[] {
+  return [...(kvmState(twin.kernel)?.vms ?? [])];
+}
+
+/** Every live object's description, for leak checks. */
+export function live(twin: Twin): string[] {
+  return [...twin.kernel.objects].map((o) => o.describe()).sort();
+}
+
+/** Holders of every live file, by file path. */
+export function fileHolders(twin: Twin): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const o of twin.kernel.objects) {
+    if (o.kind !== "file") continue;
+    out.set(o.describe(), [...o.holders.keys()].sort());
+  }
+  return out;
+}
