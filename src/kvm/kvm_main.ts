@@ -11,7 +11,7 @@ import { installFile } from "../kernel/syscalls.js";
 import type { KvmRefExports } from "../kernel/vfio_kvm.js";
 import { Kvm, type KvmModuleLinks } from "./kvm.js";
 import { kvmDeviceFops, newDeviceOpsTable } from "./kvm_device.js";
-import { kvmVfioOps } from "./vfio.js";
+import { KvmVfio, kvmVfioOps } from "./vfio.js";
 import { type CouplingDesign, createVfioCoupling, type VfioCoupling } from "./vfio_coupling.js";
 
 /** KVM_USER_MEM_SLOTS on x86 (arch/x86/include/asm/kvm_host.h). */
@@ -125,15 +125,40 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
       m.export("__kvm_state", st);
       for (const [name, fn] of Object.entries(kvmRefExports())) m.export(name, fn);
       k.devices.register("/dev/kvm", st.kvmFops, st);
+      k.checks.set("kvm", () => checkVms(st));
       return 0;
     },
     exit(k) {
       k.devices.unregister("/dev/kvm");
+      k.checks.delete("kvm");
     },
   };
 }
 
 export const kvmModule: ModuleDef = makeKvmModule();
+
+/** Invariants of every live VM: the arch counters agree with what the KVM-VFIO device holds. */
+function checkVms(st: KvmModuleState): string[] {
+  const out: string[] = [];
+  for (const kvm of st.vms) {
+    let files = 0;
+    let noncoherent = 0;
+    for (const dev of kvm.devices) {
+      if (!(dev.private_ instanceof KvmVfio)) continue;
+      files += dev.private_.files.length;
+      if (dev.private_.noncoherent) noncoherent++;
+      for (const r of dev.private_.files)
+        if (r.file.dead) out.push(`vm ${kvm.id}: kvm-vfio holds released ${r.file.describe()}`);
+    }
+    if (kvm.arch.assignedDevices !== files)
+      out.push(`vm ${kvm.id}: assigned_device_count=${kvm.arch.assignedDevices} but kvm-vfio holds ${files} files`);
+    if (kvm.arch.noncoherentDmaCount !== noncoherent)
+      out.push(
+        `vm ${kvm.id}: noncoherent_dma_count=${kvm.arch.noncoherentDmaCount}, ${noncoherent} device(s) registered`,
+      );
+  }
+  return out;
+}
 
 /** The state of the loaded kvm module (tests and reports), or null. */
 export function kvmState(k: Kernel): KvmModuleState | null {

@@ -22,7 +22,14 @@ import * as K from "../../src/uapi/kvm.js";
 import { VFIO_GROUP_GET_DEVICE_FD } from "../../src/uapi/vfio.js";
 import { COUPLING_DESIGNS } from "../../src/kvm/vfio_coupling.js";
 import type { KvmVfio } from "../../src/kvm/vfio.js";
+import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
+import type { Twin } from "../../src/twin.js";
 import { boot, fileHolders, live, vms, Vmm } from "./harness.js";
+
+function invariants(twin: Twin): void {
+  const v = checkInvariants(twin.kernel);
+  assert.equal(v.length, 0, formatViolations(v));
+}
 import { goldenSteps, replay } from "./replay.js";
 import type { FakeGroup } from "./fake_vfio.js";
 
@@ -148,6 +155,7 @@ for (const design of COUPLING_DESIGNS) {
       assert.equal(v.del(dev, d), 0);
       assert.equal(v.del(dev, d), -ENOENT);
       assert.equal(kvm.arch.assignedDevices, 0);
+      invariants(twin);
     });
 
     it("set_kvm: the group learns its VM on ADD and forgets it on DEL; a driver needing KVM fails open before", () => {
@@ -186,6 +194,7 @@ for (const design of COUPLING_DESIGNS) {
       assert.equal(v.add(dev, nonco), 0);
       assert.equal(kvm.arch.noncoherentDmaCount, 1);
       assert.equal(kv.noncoherent, true);
+      invariants(twin);
       const d = getDeviceFd(v, nonco);
       assert.equal(v.add(dev, d), 0);
       assert.equal(kvm.arch.noncoherentDmaCount, 1, "one registration per KVM-VFIO device");
@@ -241,8 +250,12 @@ for (const design of COUPLING_DESIGNS) {
             const dfd = getDeviceFd(v, fds.group);
             assert.equal(v.add(fds.kvmdev, dfd), 0);
             assert.equal(v.p.close(dfd), 0, "KVM keeps the device file");
+            invariants(twin);
             if (del) assert.equal(v.del(fds.kvmdev, fds.group), 0);
-            for (const what of order) assert.equal(v.p.close(fds[what]), 0);
+            for (const what of order) {
+              assert.equal(v.p.close(fds[what]), 0);
+              invariants(twin);
+            }
             assert.equal(vms(twin).length, 0, "VM destroyed");
             twin.kill(v.p);
             assert.deepEqual(live(twin), before);
