@@ -33,6 +33,7 @@ export interface DesignReport {
   readonly pinsHeld: string[];
   /** holders of the group file at that point */
   readonly groupHolders: string[];
+  /** rmmod of the VFIO modules (users first) while KVM holds the files, then after release */
   readonly rmmodWhileHeld: string;
   readonly rmmodAfterRelease: string;
   /** FILE_ADD of a non-VFIO fd with VFIO never loaded, and the symbol_get misses it caused */
@@ -112,6 +113,23 @@ function vfioPins(k: Kernel): string[] {
   return m ? [...m.pins].map(([why, n]) => (n > 1 ? `${why} x${n}` : why)).sort() : [];
 }
 
+/**
+ * rmmod of every loaded module but kvm, users before what they use (vfio_pci and
+ * vfio_iommu_type1 before vfio), one attempt each: "name result" per module.
+ */
+function rmmodStack(k: Kernel): string {
+  const mods = [...k.modules.loaded.values()].filter((m) => m.name !== "kvm");
+  const order: typeof mods = [];
+  const visit = (m: (typeof mods)[number]) => {
+    if (order.includes(m)) return;
+    for (const u of m.usedBy) if (mods.includes(u)) visit(u);
+    order.push(m);
+  };
+  mods.forEach(visit);
+  if (order.length === 0) return "(none loaded)";
+  return order.map((m) => `${m.name} ${rcText(k.modules.unload(m.name))}`).join(", ");
+}
+
 /** Run the scenario under one design. */
 export function runDesign(design: CouplingDesign, make: DesignTwinFactory): DesignReport {
   const uapi: [string, string][] = [];
@@ -152,10 +170,10 @@ export function runDesign(design: CouplingDesign, make: DesignTwinFactory): Desi
   const pinsHeld = vfioPins(k);
   const groupFile = [...k.objects].find((o) => o.kind === "file" && o.describe().startsWith(`file ${path} `));
   const groupHolders = groupFile ? [...groupFile.holders.keys()].sort() : ["(released)"];
-  const rmmodWhileHeld = rcText(k.modules.unload("vfio"));
+  const rmmodWhileHeld = rmmodStack(k);
   c.p.close(dev);
   c.p.close(vm);
-  const rmmodAfterRelease = rcText(k.modules.unload("vfio"));
+  const rmmodAfterRelease = rmmodStack(k);
   twin.kill(c.p);
   const leaks = [...k.objects].filter((o) => !baseline.has(o)).map((o) => o.describe());
 
@@ -258,11 +276,11 @@ export function formatDesigns(reports: DesignReport[]): string {
     reports.map((r) => r.groupHolders),
   );
   row(
-    "rmmod vfio while KVM holds files",
+    "rmmod VFIO modules while KVM holds files",
     reports.map((r) => [r.rmmodWhileHeld]),
   );
   row(
-    "rmmod vfio after device fd closed",
+    "rmmod (the rest) after KVM let go",
     reports.map((r) => [r.rmmodAfterRelease]),
   );
   row(
