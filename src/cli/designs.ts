@@ -117,7 +117,7 @@ function vfioPins(k: Kernel): string[] {
  * rmmod of every loaded module but kvm, users before what they use (vfio_pci and
  * vfio_iommu_type1 before vfio), one attempt each: "name result" per module.
  */
-function rmmodStack(k: Kernel): string {
+export function rmmodStack(k: Kernel): string {
   const mods = [...k.modules.loaded.values()].filter((m) => m.name !== "kvm");
   const order: typeof mods = [];
   const visit = (m: (typeof mods)[number]) => {

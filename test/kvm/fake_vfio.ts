@@ -23,6 +23,8 @@ export class FakeGroup {
     readonly id: number,
     /** does the group's IOMMU enforce cache coherency (IOMMU_CAP_ENFORCE_CACHE_COHERENCY)? */
     public coherent: boolean,
+    /** its device's driver needs the VM at open_device (ESRCH without) */
+    readonly needsKvm: boolean,
   ) {}
 }
 
@@ -32,22 +34,26 @@ export class FakeDevice {
 }
 
 export interface FakeVfioOptions {
-  /** group ids and whether their IOMMU is coherent (default: group 1 coherent, 2 not) */
-  groups?: [number, boolean][];
-  /** the device's open needs a VM (default true) */
-  needsKvm?: boolean;
+  /** group id, IOMMU coherent?, driver needs KVM? Default: 1 coherent (an edu-like device),
+   * 2 non-coherent, 3 coherent with a driver that needs KVM at open */
+  groups?: [number, boolean, boolean][];
 }
+
+export const FAKE_COHERENT_GROUP = "/dev/vfio/1";
+export const FAKE_NONCOHERENT_GROUP = "/dev/vfio/2";
+export const FAKE_NEEDS_KVM_GROUP = "/dev/vfio/3";
 
 export function fakeVfioModule(opts: FakeVfioOptions = {}): ModuleDef {
   return {
     name: "vfio",
     init(k: Kernel, m) {
       const groups = new Map<number, FakeGroup>();
-      for (const [id, coherent] of opts.groups ?? [
-        [1, true],
-        [2, false],
+      for (const [id, coherent, needsKvm] of opts.groups ?? [
+        [1, true, false],
+        [2, false, false],
+        [3, true, true],
       ])
-        groups.set(id, new FakeGroup(id, coherent));
+        groups.set(id, new FakeGroup(id, coherent, needsKvm));
       const symbolCall = <N extends keyof KvmRefExports, R>(name: N, use: (fn: KvmRefExports[N]) => R): R | null => {
         const fn = k.modules.symbolGet<KvmRefExports[N]>(name);
         if (!fn) return null;
@@ -84,7 +90,7 @@ export function fakeVfioModule(opts: FakeVfioOptions = {}): ModuleDef {
           const g = _f.privateData as FakeGroup;
           const d = new FakeDevice(g);
           // vfio_device_group_open() -> open_device: this driver needs the VM
-          if (opts.needsKvm !== false) {
+          if (g.needsKvm) {
             if (!g.kvm || !symbolCall("kvm_get_kvm_safe", (get) => get(g.kvm))) return -ESRCH;
             d.kvm = g.kvm;
           }

@@ -7,28 +7,80 @@ import { kvmState } from "../../src/kvm/kvm_main.js";
 import type { Kvm } from "../../src/kvm/kvm.js";
 import type { CouplingDesign } from "../../src/kvm/vfio_coupling.js";
 import * as K from "../../src/uapi/kvm.js";
-import { fakeVfioModule, type FakeVfioOptions } from "./fake_vfio.js";
+import * as V from "../../src/uapi/vfio.js";
+import {
+  FAKE_COHERENT_GROUP,
+  FAKE_NEEDS_KVM_GROUP,
+  FAKE_NONCOHERENT_GROUP,
+  fakeVfioModule,
+  type FakeVfioOptions,
+} from "./fake_vfio.js";
 
 export interface BootOptions extends TwinConfig {
-  /** load the (fake) vfio module (default true) */
+  /** load vfio (default true) */
   withVfio?: boolean;
   fake?: FakeVfioOptions;
 }
 
+/** A twin with the fake vfio module in place of any real one. */
 export function boot(design: CouplingDesign, o: BootOptions = {}): Twin {
-  const twin = createTwin({ ...o, coupling: design });
+  const cfg: TwinConfig & { vfio?: boolean } = { ...o, coupling: design, vfio: false };
+  const twin = createTwin(cfg);
   const k = twin.kernel;
-  if (!k.modules.available.has("vfio")) k.modules.provide(fakeVfioModule(o.fake));
-  if (o.withVfio !== false && !k.modules.loaded.has("vfio")) {
+  k.modules.provide(fakeVfioModule(o.fake));
+  if (o.withVfio !== false) {
     const rc = k.modules.load("vfio");
     if (rc < 0) throw new Error(`load vfio: ${rc}`);
   }
   return twin;
 }
 
+/** A twin as createTwin builds it, with the real VFIO modules (when this branch has them). */
+export function bootReal(design: CouplingDesign, o: BootOptions = {}): Twin {
+  const cfg: TwinConfig & { vfio?: boolean } = { ...o, coupling: design, vfio: o.withVfio !== false };
+  return createTwin(cfg);
+}
+
+/** Does createTwin load a real vfio module on this branch? */
+export function realVfioPresent(): boolean {
+  return createTwin().kernel.modules.loaded.has("vfio");
+}
+
+/** What KVM's tests need from a VFIO: the fake module, or the real one once it is merged. */
+export interface VfioWorld {
+  readonly name: "fake vfio" | "real vfio";
+  boot(design: CouplingDesign, o?: BootOptions): Twin;
+  /** a group whose IOMMU enforces cache coherency; its device's driver does not need KVM */
+  readonly coherentGroup: string;
+  /** a group whose IOMMU does not (null: the world has none) */
+  readonly nonCoherentGroup: string | null;
+  /** a group whose device's driver needs the VM at open_device (null: none) */
+  readonly needsKvmGroup: string | null;
+}
+
+export const FAKE_WORLD: VfioWorld = {
+  name: "fake vfio",
+  boot,
+  coherentGroup: FAKE_COHERENT_GROUP,
+  nonCoherentGroup: FAKE_NONCOHERENT_GROUP,
+  needsKvmGroup: FAKE_NEEDS_KVM_GROUP,
+};
+
+export const REAL_WORLD: VfioWorld = {
+  name: "real vfio",
+  boot: bootReal,
+  coherentGroup: "/dev/vfio/1",
+  nonCoherentGroup: null,
+  needsKvmGroup: null,
+};
+
+export const WORLDS: VfioWorld[] = realVfioPresent() ? [FAKE_WORLD, REAL_WORLD] : [FAKE_WORLD];
+
 /** A process with a scratch page at `scratch` for staging ioctl arguments. */
 export class Vmm {
   readonly scratch: number;
+  /** group fd -> the container fd deviceFd() set up for it */
+  readonly containers = new Map<number, number>();
   constructor(readonly p: UserProcess) {
     this.scratch = p.mmap(4096);
     if (this.scratch < 0) throw new Error(`mmap: ${this.scratch}`);
@@ -80,6 +132,30 @@ export class Vmm {
   get(dev: number, group: number, attr: number | bigint): number {
     return this.attr(K.KVM_GET_DEVICE_ATTR, dev, group, attr);
   }
+  /**
+   * A device fd from the group the VFIO way: the group joins a new TYPE1v2 container the
+   * first time, then VFIO_GROUP_GET_DEVICE_FD with the group's device name (from sysfs).
+   */
+  deviceFd(group: number, groupPath: string): number {
+    if (!this.containers.has(group)) {
+      const c = this.p.open("/dev/vfio/vfio");
+      if (c < 0) return c;
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setInt32(0, c, true);
+      this.p.write(this.scratch + 512, b);
+      const r1 = this.p.ioctl(group, V.VFIO_GROUP_SET_CONTAINER, this.scratch + 512);
+      if (r1 < 0) return r1;
+      const r2 = this.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU);
+      if (r2 < 0) return r2;
+      this.containers.set(group, c);
+    }
+    const id = groupPath.slice("/dev/vfio/".length);
+    const devs = this.p.readdir(`/sys/kernel/iommu_groups/${id}/devices`);
+    const name = Array.isArray(devs) && devs[0] ? devs[0] : "0000:00:01.0";
+    this.p.write(this.scratch + 512, new TextEncoder().encode(name + "\0"));
+    return this.p.ioctl(group, V.VFIO_GROUP_GET_DEVICE_FD, this.scratch + 512);
+  }
+
   add(dev: number, fd: number): number {
     return this.set(dev, K.KVM_DEV_VFIO_FILE, K.KVM_DEV_VFIO_FILE_ADD, fd);
   }
