@@ -3,7 +3,8 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { EBUSY, EFAULT, EIO, ENODEV, ENOTTY, ENXIO, EPERM } from "../../src/uapi/errno.js";
+import { EBUSY, EFAULT, EIO, EMFILE, ENODEV, ENOTTY, ENXIO, EPERM } from "../../src/uapi/errno.js";
+import type { TwinProcess } from "../../src/twin.js";
 import * as K from "../../src/uapi/kvm.js";
 import { COUPLING_DESIGNS } from "../../src/kvm/vfio_coupling.js";
 import { boot, vms, Vmm } from "./harness.js";
@@ -46,6 +47,22 @@ for (const design of COUPLING_DESIGNS) {
       assert.equal(v.p.munmap(page + 0, 4096), 0);
       assert.equal(v.p.ioctl(vm2, K.KVM_CREATE_DEVICE, page), -EFAULT);
       assert.equal(vms(twin).at(-1)!.devices.length, 0, "nothing created");
+    });
+
+    it("no fd left for the device: EMFILE, the device is undone, the VM reference dropped", () => {
+      const twin = boot(design);
+      const v = new Vmm(twin.spawn());
+      const vm = v.createVm();
+      const kvm = vms(twin)[0]!;
+      const files = (v.p as TwinProcess).proc.files;
+      files.maxFds = 16;
+      while (v.p.eventfd() >= 0);
+      assert.equal(v.createDevice(vm, K.KVM_DEV_TYPE_VFIO).rc, -EMFILE);
+      assert.equal(kvm.devices.length, 0);
+      assert.equal(kvm.holders.get("kvm device"), undefined);
+      files.maxFds = 1024;
+      assert.equal(v.createDevice(vm, K.KVM_DEV_TYPE_VFIO).rc, 0, "not EBUSY: the failed one is gone");
+      assert.deepEqual(twin.kernel.bugs, []);
     });
 
     it("attribute dispatch: HAS, GET -> EPERM, ENXIO for unknown group/attr, EFAULT, ENOTTY", () => {
