@@ -87,3 +87,16 @@ describe("designs", () => {
     assert.doesNotMatch(text, /^!!/m);
   });
 });
+
+describe("designs with the real VFIO (the default twin)", () => {
+  const reports = runDesigns();
+  it("same uAPI, no leak, and the whole VFIO stack unloads once KVM let go", () => {
+    for (const r of reports) {
+      assert.deepEqual(r.uapi, reports[0]!.uapi, r.design);
+      assert.ok(r.uapi.every(([name, rc]) => rc === "0" || !/^FILE_ADD (group|device fd)$/.test(name)));
+      assert.match(r.rmmodWhileHeld, /vfio EAGAIN/, r.design);
+      assert.equal(r.rmmodAfterRelease, "vfio_iommu_type1 0, vfio_pci 0, vfio 0", r.design);
+      assert.deepEqual(r.leaks, [], r.design);
+    }
+  });
+});

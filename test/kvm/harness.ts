@@ -3,6 +3,7 @@
 
 import type { UserProcess } from "../../src/backend/backend.js";
 import { createTwin, type Twin, type TwinConfig } from "../../src/twin.js";
+import { ORACLE_PCI, type PciFunctionConfig } from "../../src/hw/machine.js";
 import { kvmState } from "../../src/kvm/kvm_main.js";
 import type { Kvm } from "../../src/kvm/kvm.js";
 import type { CouplingDesign } from "../../src/kvm/vfio_coupling.js";
@@ -24,8 +25,7 @@ export interface BootOptions extends TwinConfig {
 
 /** A twin with the fake vfio module in place of any real one. */
 export function boot(design: CouplingDesign, o: BootOptions = {}): Twin {
-  const cfg: TwinConfig & { vfio?: boolean } = { ...o, coupling: design, vfio: false };
-  const twin = createTwin(cfg);
+  const twin = createTwin({ ...o, coupling: design, vfio: false });
   const k = twin.kernel;
   k.modules.provide(fakeVfioModule(o.fake));
   if (o.withVfio !== false) {
@@ -35,21 +35,27 @@ export function boot(design: CouplingDesign, o: BootOptions = {}): Twin {
   return twin;
 }
 
-/** A twin as createTwin builds it, with the real VFIO modules (when this branch has them). */
+/**
+ * The machine of the real-VFIO runs: the oracle's edu device (group 1, behind an IOMMU that
+ * does not enforce cache coherency, as QEMU's VT-d without snoop control) and a second device
+ * alone in group 2 whose IOMMU does.
+ */
+export const REAL_PCI: PciFunctionConfig[] = [
+  ...ORACLE_PCI,
+  { bdf: "0000:00:02.0", vendor: 0x1af4, device: 0x1041, iommuGroup: 2, driver: "vfio-pci", coherent: true },
+];
+
+/** A twin as createTwin builds it, with the real VFIO modules, on REAL_PCI. */
 export function bootReal(design: CouplingDesign, o: BootOptions = {}): Twin {
-  const cfg: TwinConfig & { vfio?: boolean } = { ...o, coupling: design, vfio: o.withVfio !== false };
-  return createTwin(cfg);
+  return createTwin({ pci: REAL_PCI, ...o, coupling: design, vfio: o.withVfio !== false });
 }
 
-/** Does createTwin load a real vfio module on this branch? */
-export function realVfioPresent(): boolean {
-  return createTwin().kernel.modules.loaded.has("vfio");
-}
-
-/** What KVM's tests need from a VFIO: the fake module, or the real one once it is merged. */
+/** What KVM's tests need from a VFIO: the real src/vfio, and the fake for what it lacks. */
 export interface VfioWorld {
   readonly name: "fake vfio" | "real vfio";
   boot(design: CouplingDesign, o?: BootOptions): Twin;
+  /** the oracle's group (/dev/vfio/1, the edu device) for replaying its scenarios */
+  readonly oracleGroup: string;
   /** a group whose IOMMU enforces cache coherency; its device's driver does not need KVM */
   readonly coherentGroup: string;
   /** a group whose IOMMU does not (null: the world has none) */
@@ -61,6 +67,7 @@ export interface VfioWorld {
 export const FAKE_WORLD: VfioWorld = {
   name: "fake vfio",
   boot,
+  oracleGroup: FAKE_COHERENT_GROUP,
   coherentGroup: FAKE_COHERENT_GROUP,
   nonCoherentGroup: FAKE_NONCOHERENT_GROUP,
   needsKvmGroup: FAKE_NEEDS_KVM_GROUP,
@@ -69,12 +76,13 @@ export const FAKE_WORLD: VfioWorld = {
 export const REAL_WORLD: VfioWorld = {
   name: "real vfio",
   boot: bootReal,
-  coherentGroup: "/dev/vfio/1",
-  nonCoherentGroup: null,
+  oracleGroup: "/dev/vfio/1",
+  coherentGroup: "/dev/vfio/2",
+  nonCoherentGroup: "/dev/vfio/1",
   needsKvmGroup: null,
 };
 
-export const WORLDS: VfioWorld[] = realVfioPresent() ? [FAKE_WORLD, REAL_WORLD] : [FAKE_WORLD];
+export const WORLDS: VfioWorld[] = [FAKE_WORLD, REAL_WORLD];
 
 /** A process with a scratch page at `scratch` for staging ioctl arguments. */
 export class Vmm {

@@ -36,7 +36,7 @@ for (const world of WORLDS) {
         const twin = world.boot(design);
         const script = readFileSync(new URL("kvm-vfio-errno.txt", here), "utf8");
         const golden = goldenSteps(readFileSync(new URL("kvm-vfio-errno.custom.txt", here), "utf8"));
-        const got = replay(twin.spawn(), script, { group: G, bdf: "0000:00:01.0" });
+        const got = replay(twin.spawn(), script, { group: world.oracleGroup, bdf: "0000:00:01.0" });
         assert.deepEqual(got, golden);
         invariants(twin);
       });
