@@ -60,8 +60,9 @@ export interface VfioWorld {
   readonly coherentGroup: string;
   /** a group whose IOMMU does not (null: the world has none) */
   readonly nonCoherentGroup: string | null;
-  /** a group whose device's driver needs the VM at open_device (null: none) */
-  readonly needsKvmGroup: string | null;
+  /** a group whose device's driver needs the VM at open_device, and the device's name; null
+   * when this VFIO has no such driver */
+  needsKvm(twin: Twin): { path: string; device: string } | null;
 }
 
 export const FAKE_WORLD: VfioWorld = {
@@ -70,8 +71,11 @@ export const FAKE_WORLD: VfioWorld = {
   oracleGroup: FAKE_COHERENT_GROUP,
   coherentGroup: FAKE_COHERENT_GROUP,
   nonCoherentGroup: FAKE_NONCOHERENT_GROUP,
-  needsKvmGroup: FAKE_NEEDS_KVM_GROUP,
+  needsKvm: () => ({ path: FAKE_NEEDS_KVM_GROUP, device: "fake-device" }),
 };
+
+/** The mdev name of src/vfio/mdev/kvm_gated_mdev.ts (KVM_GATED_MDEV_UUID), as userspace sees it. */
+const KVM_GATED_MDEV = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
 
 export const REAL_WORLD: VfioWorld = {
   name: "real vfio",
@@ -79,7 +83,15 @@ export const REAL_WORLD: VfioWorld = {
   oracleGroup: "/dev/vfio/1",
   coherentGroup: "/dev/vfio/2",
   nonCoherentGroup: "/dev/vfio/1",
-  needsKvmGroup: null,
+  needsKvm(twin) {
+    // VFIO's test driver: GVT-g-like, open_device fails with ESRCH without a KVM
+    const mods = twin.kernel.modules;
+    if (!mods.available.has("vfio_kvm_gated_mdev")) return null;
+    if (!mods.loaded.has("vfio_kvm_gated_mdev") && mods.load("vfio_kvm_gated_mdev") < 0) return null;
+    const link = twin.kernel.sysfs.readlink(`/sys/bus/mdev/devices/${KVM_GATED_MDEV}/iommu_group`);
+    if (typeof link !== "string") return null;
+    return { path: `/dev/vfio/${link.split("/").pop()}`, device: KVM_GATED_MDEV };
+  },
 };
 
 export const WORLDS: VfioWorld[] = [FAKE_WORLD, REAL_WORLD];
@@ -144,7 +156,7 @@ export class Vmm {
    * A device fd from the group the VFIO way: the group joins a new TYPE1v2 container the
    * first time, then VFIO_GROUP_GET_DEVICE_FD with the group's device name (from sysfs).
    */
-  deviceFd(group: number, groupPath: string): number {
+  deviceFd(group: number, groupPath: string, device?: string): number {
     if (!this.containers.has(group)) {
       const c = this.p.open("/dev/vfio/vfio");
       if (c < 0) return c;
@@ -159,7 +171,7 @@ export class Vmm {
     }
     const id = groupPath.slice("/dev/vfio/".length);
     const devs = this.p.readdir(`/sys/kernel/iommu_groups/${id}/devices`);
-    const name = Array.isArray(devs) && devs[0] ? devs[0] : "0000:00:01.0";
+    const name = device ?? (Array.isArray(devs) && devs[0] ? devs[0] : "0000:00:01.0");
     this.p.write(this.scratch + 512, new TextEncoder().encode(name + "\0"));
     return this.p.ioctl(group, V.VFIO_GROUP_GET_DEVICE_FD, this.scratch + 512);
   }

@@ -79,29 +79,50 @@ for (const world of WORLDS) {
         invariants(twin);
       });
 
-      it(
-        "set_kvm ordering: a driver needing KVM fails open_device (ESRCH) until the group is added",
-        { skip: world.needsKvmGroup ? false : "this VFIO has no driver that needs KVM" },
-        () => {
-          const path = world.needsKvmGroup!;
-          const twin = world.boot(design);
-          const v = new Vmm(twin.spawn());
-          const dev = v.vfioDevice(v.createVm());
-          const kvm = vms(twin)[0]!;
-          const g = v.p.open(path);
-          assert.equal(v.deviceFd(g, path), -ESRCH, "GET_DEVICE_FD before FILE_ADD: no KVM");
-          assert.equal(v.add(dev, g), 0);
-          const d = v.deviceFd(g, path);
-          assert.ok(d >= 0, `GET_DEVICE_FD after FILE_ADD: ${d}`);
-          assert.equal(kvm.holders.get("kvm_get_kvm_safe"), 1, "the open device holds a VM reference");
-          assert.equal(v.del(dev, g), 0);
-          assert.equal(kvm.holders.get("kvm_get_kvm_safe"), 1, "kept until the device closes");
-          assert.equal(v.p.close(d), 0);
-          assert.equal(kvm.holders.get("kvm_get_kvm_safe"), undefined);
-          assert.equal(v.deviceFd(g, path), -ESRCH, "after FILE_DEL the group has no VM again");
-          invariants(twin);
-        },
-      );
+      it("set_kvm ordering: a driver needing KVM fails open_device (ESRCH) until the group is added", (t) => {
+        const twin = world.boot(design);
+        const gated = world.needsKvm(twin);
+        if (!gated) return t.skip("this VFIO has no driver that needs KVM");
+        const { path, device } = gated;
+        const v = new Vmm(twin.spawn());
+        const dev = v.vfioDevice(v.createVm());
+        const kvm = vms(twin)[0]!;
+        const g = v.p.open(path);
+        assert.ok(g >= 0, `open ${path}: ${g}`);
+        assert.equal(v.deviceFd(g, path, device), -ESRCH, "GET_DEVICE_FD before FILE_ADD: no KVM");
+        assert.equal(v.add(dev, g), 0);
+        const d = v.deviceFd(g, path, device);
+        assert.ok(d >= 0, `GET_DEVICE_FD after FILE_ADD: ${d}`);
+        assert.equal(kvm.holders.get("kvm_get_kvm_safe"), 1, "the open device holds a VM reference");
+        assert.equal(v.del(dev, g), 0);
+        assert.equal(kvm.holders.get("kvm_get_kvm_safe"), 1, "kept until the device closes");
+        assert.equal(v.p.close(d), 0);
+        assert.equal(kvm.holders.get("kvm_get_kvm_safe"), undefined);
+        assert.equal(v.deviceFd(g, path, device), -ESRCH, "after FILE_DEL the group has no VM again");
+        invariants(twin);
+      });
+
+      it("a VM reference held by an open device keeps the VM alive past every KVM fd", (t) => {
+        const twin = world.boot(design);
+        const gated = world.needsKvm(twin);
+        if (!gated) return t.skip("this VFIO has no driver that needs KVM");
+        const before = live(twin);
+        const v = new Vmm(twin.spawn());
+        const vm = v.createVm();
+        const dev = v.vfioDevice(vm);
+        const g = v.p.open(gated.path);
+        assert.equal(v.add(dev, g), 0);
+        const d = v.deviceFd(g, gated.path, gated.device);
+        assert.ok(d >= 0);
+        assert.equal(v.p.close(dev), 0);
+        assert.equal(v.p.close(vm), 0);
+        assert.equal(vms(twin).length, 1, "the device's kvm_get_kvm_safe reference keeps it");
+        invariants(twin);
+        assert.equal(v.p.close(d), 0);
+        assert.equal(vms(twin).length, 0);
+        twin.kill(v.p);
+        assert.deepEqual(live(twin), before);
+      });
 
       it(
         "noncoherent DMA: registered once while any added file is non-coherent, undone on DEL and release",
