@@ -158,6 +158,24 @@ for (const world of WORLDS) {
         },
       );
 
+      it("cdev fds (unbound) are VFIO files too: ADD, EEXIST, DEL, ENOENT (as on the oracle)", (t) => {
+        const twin = world.boot(design);
+        const v = new Vmm(twin.spawn());
+        const dev = v.vfioDevice(v.createVm());
+        const c = v.p.open("/dev/vfio/devices/vfio0");
+        if (c === -ENOENT) return t.skip("this VFIO has no device cdev");
+        assert.ok(c >= 0, `open cdev: ${c}`);
+        assert.equal(v.add(dev, c), 0);
+        assert.equal(v.add(dev, c), -EEXIST);
+        assert.equal(vms(twin)[0]!.arch.assignedDevices, 1);
+        assert.equal(v.del(dev, c), 0);
+        assert.equal(v.del(dev, c), -ENOENT);
+        assert.equal(v.add(dev, c), 0);
+        assert.equal(v.p.close(c), 0, "KVM keeps the cdev file");
+        assert.equal(v.p.close(dev), 0);
+        invariants(twin);
+      });
+
       it("coherent files alone register no noncoherent DMA", () => {
         const twin = world.boot(design);
         const v = new Vmm(twin.spawn());
