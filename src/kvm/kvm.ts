@@ -14,8 +14,6 @@ import type { KRet } from "../kernel/sched.js";
 import { type KvmDevice, type KvmDeviceOpsTable, kvmVmIoctlCreateDevice } from "./kvm_device.js";
 import { checkExtension } from "./kvm_main.js";
 
-let nextVmId = 1;
-
 export interface MemSlot {
   slot: number;
   flags: number;
@@ -31,10 +29,12 @@ export interface KvmModuleLinks {
   readonly deviceOps: KvmDeviceOpsTable;
   /** kvm_device_fops */
   readonly deviceFops: FileOperations;
+  /** VM numbers for reports, per kvm module instance (so a twin's output is repeatable) */
+  nextVmId: number;
 }
 
 export class Kvm extends RefCounted {
-  readonly id = nextVmId++;
+  readonly id: number;
   readonly memslots = new Map<number, MemSlot>();
   /** kvm->mm: VM and device ioctls from any other address space are EIO */
   readonly mm: MmStruct;
@@ -61,6 +61,7 @@ export class Kvm extends RefCounted {
     private readonly links: KvmModuleLinks,
   ) {
     super(k, "kvm");
+    this.id = links.nextVmId++;
     const module = links.module;
     this.module = module;
     this.mm = k.current!.process!.mm;

@@ -64,7 +64,7 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
   const coupling = opts.vfio === false ? null : createVfioCoupling(k, opts.coupling ?? "upstream");
   // kvm_vfio_ops_init() -> kvm_register_device_ops()
   if (coupling) deviceOps[K.KVM_DEV_TYPE_VFIO] = kvmVfioOps(coupling);
-  const links: KvmModuleLinks = { module: m, deviceOps, deviceFops: kvmDeviceFops(m) };
+  const links: KvmModuleLinks = { module: m, deviceOps, deviceFops: kvmDeviceFops(m), nextVmId: 1 };
   const kvmFops: FileOperations = {
     owner: m,
     name: "kvm",
@@ -99,7 +99,7 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
     },
   };
   void ENOTTY;
-  return { ...links, kvmFops, vms, coupling };
+  return Object.assign(links, { kvmFops, vms, coupling });
 }
 
 /** What VFIO takes VM references with (symbol_get from vfio_device_get_kvm_safe()). */
