@@ -12,7 +12,7 @@ import { ioctlPath } from "../../src/kernel/syscalls.js";
 import * as K from "../../src/uapi/kvm.js";
 import { COUPLING_DESIGNS, type CouplingDesign } from "../../src/kvm/vfio_coupling.js";
 import type { TwinProcess } from "../../src/twin.js";
-import { boot, vms, Vmm } from "./harness.js";
+import { vms, Vmm, type VfioWorld, WORLDS } from "./harness.js";
 
 /** Run `g` as a thread of `p`: the explorer's tasks belong to no process, a VMM thread does. */
 function* asThreadOf<T>(k: Kernel, p: Process, name: string, g: (t: Task) => KGen<T>): KGen<T> {
@@ -47,13 +47,13 @@ function stageAttr(v: Vmm, slot: number, attr: number, fd: number): number {
 
 type Op = "add" | "del";
 
-function world(design: CouplingDesign, ops: Op[], preAdd: boolean): () => World {
+function world(vw: VfioWorld, design: CouplingDesign, ops: Op[], preAdd: boolean): () => World {
   return () => {
-    const twin = boot(design);
+    const twin = vw.boot(design);
     const v = new Vmm(twin.spawn());
     const proc = (v.p as TwinProcess).proc;
     const dev = v.vfioDevice(v.createVm());
-    const g = v.p.open("/dev/vfio/2"); // non-coherent: the registration moves too
+    const g = v.p.open(vw.nonCoherentGroup ?? vw.coherentGroup); // the registration moves too
     if (preAdd) assert.equal(v.add(dev, g), 0);
     const k = twin.kernel;
     return {
@@ -75,10 +75,10 @@ function world(design: CouplingDesign, ops: Op[], preAdd: boolean): () => World 
   };
 }
 
-for (const design of COUPLING_DESIGNS) {
-  describe(`concurrent KVM-VFIO attribute calls (${design})`, () => {
+for (const [vw, design] of WORLDS.flatMap((w) => COUPLING_DESIGNS.map((d) => [w, d] as const))) {
+  describe(`concurrent KVM-VFIO attribute calls (${vw.name}, ${design})`, () => {
     it("two FILE_ADDs of one group: one wins, one EEXIST, in every interleaving", () => {
-      const r = explore(world(design, ["add", "add"], false));
+      const r = explore(world(vw, design, ["add", "add"], false));
       assert.equal(r.complete, true);
       assert.ok(r.schedules > 1);
       assert.deepEqual(r.failures, []);
@@ -86,7 +86,7 @@ for (const design of COUPLING_DESIGNS) {
     });
 
     it("FILE_ADD against FILE_DEL of an added group: both orders, counters consistent", () => {
-      const r = explore(world(design, ["add", "del"], true));
+      const r = explore(world(vw, design, ["add", "del"], true));
       assert.equal(r.complete, true);
       assert.deepEqual(r.failures, []);
       // DEL first then ADD again: [0, 0]; ADD first (EEXIST) then DEL: [-17, 0]
