@@ -5,6 +5,7 @@ import { checkInvariants, formatViolations } from "../check/invariants.js";
 import { createTwin } from "../twin.js";
 import { formatEvent } from "../kernel/trace.js";
 import { TypedProcess } from "../vmm/typed.js";
+import { vfioLegacySetup, vfioLegacyTeardown } from "../vmm/vfio_legacy.js";
 import { KVM_CHECK_EXTENSION, KVM_CAP_DEVICE_CTRL, KVM_CREATE_VM, KVM_GET_API_VERSION } from "../uapi/kvm.js";
 import type { Command } from "./main.js";
 
@@ -21,6 +22,13 @@ export const demoCommand: Command = {
     vmm.ioctlInt(kvm, KVM_GET_API_VERSION);
     vmm.ioctlInt(kvm, KVM_CHECK_EXTENSION, KVM_CAP_DEVICE_CTRL);
     const vm = vmm.ioctlInt(kvm, KVM_CREATE_VM, 0);
+    // the legacy VFIO flow QEMU performs for the edu device, with 2 MiB of guest RAM mapped
+    const ram = vmm.raw.mmap(0x200000);
+    const vfio = vfioLegacySetup(vmm.raw, {
+      device: "0000:00:01.0",
+      maps: [{ vaddr: ram, iova: 0n, size: 0x200000n }],
+    });
+    vfioLegacyTeardown(vmm.raw, vfio);
     vmm.close(vm);
     vmm.close(kvm);
     twin.kill(vmm.raw);
