@@ -14,7 +14,7 @@ import * as V from "../uapi/vfio.js";
 import type { CharDev, File } from "../kernel/fs.js";
 import type { KGen } from "../kernel/sched.js";
 import { type IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
-import { copyStructIn, curProc } from "./uaccess.js";
+import { copyOut, copyStructIn, fdget } from "./uaccess.js";
 import {
   vfioIommufdPhysicalAttachIoas,
   vfioIommufdPhysicalBind,
@@ -96,7 +96,7 @@ function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
       return rc;
     }
     // iommufd_ctx_from_fd()
-    const f = curProc(k).files.lookup(bind.iommufd);
+    const f = fdget(k, bind.iommufd);
     if (!f) {
       rc = -EBADF;
       return rc;
@@ -126,7 +126,7 @@ function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
     }
     const out = new Uint8Array(4);
     new DataView(out.buffer).setUint32(0, devid, true);
-    rc = curProc(k).mm.copyToUser(arg + V.vfio_device_bind_iommufd.offsetOf("out_devid"), out) < 0 ? -EFAULT : 0;
+    rc = copyOut(k, arg + V.vfio_device_bind_iommufd.offsetOf("out_devid"), out);
     if (rc) {
       vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
       vfioDevicePutKvm(vdev);
@@ -171,7 +171,7 @@ function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
     if (r.rc) return r.rc;
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, r.ptId, true);
-    if (curProc(vdev.k).mm.copyToUser(arg + V.vfio_device_attach_iommufd_pt.offsetOf("pt_id"), b) < 0) {
+    if (copyOut(vdev.k, arg + V.vfio_device_attach_iommufd_pt.offsetOf("pt_id"), b) < 0) {
       vfioIommufdPhysicalDetachIoas(vdev);
       return -EFAULT;
     }
