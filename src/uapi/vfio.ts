@@ -3,6 +3,7 @@
 
 import { defineIoctl, type IoctlArg } from "./ioctls.js";
 import { _IO, VFIO_BASE, VFIO_TYPE } from "./ioctl.js";
+import { defineStruct } from "./struct.js";
 
 const d = (name: string, n: number, arg: IoctlArg = "ptr") =>
   defineIoctl("vfio", name, _IO(VFIO_TYPE, VFIO_BASE + n), arg);
@@ -50,3 +51,132 @@ export const VFIO_SPAPR_TCE_v2_IOMMU = 7;
 export const VFIO_NOIOMMU_IOMMU = 8;
 export const VFIO_UNMAP_ALL = 9;
 export const VFIO_UPDATE_VADDR = 10;
+
+// ---- struct layouts (include/uapi/linux/vfio.h, 6.12); sizes checked in test/uapi/vfio_structs.test.ts
+
+export const vfio_group_status = defineStruct("vfio_group_status", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+] as const);
+export const VFIO_GROUP_FLAGS_VIABLE = 1 << 0;
+export const VFIO_GROUP_FLAGS_CONTAINER_SET = 1 << 1;
+
+export const vfio_info_cap_header = defineStruct("vfio_info_cap_header", [
+  ["id", "u16"],
+  ["version", "u16"],
+  ["next", "u32"],
+] as const);
+
+export const vfio_iommu_type1_info = defineStruct("vfio_iommu_type1_info", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["iova_pgsizes", "u64"],
+  ["cap_offset", "u32"],
+  ["pad", "u32"],
+] as const);
+export const VFIO_IOMMU_INFO_PGSIZES = 1 << 0;
+export const VFIO_IOMMU_INFO_CAPS = 1 << 1;
+
+export const vfio_iova_range = defineStruct("vfio_iova_range", [
+  ["start", "u64"],
+  ["end", "u64"],
+] as const);
+export const VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = 1;
+export const vfio_iommu_type1_info_cap_iova_range = defineStruct("vfio_iommu_type1_info_cap_iova_range", [
+  ["header", vfio_info_cap_header],
+  ["nr_iovas", "u32"],
+  ["reserved", "u32"],
+  ["iova_ranges", vfio_iova_range, 0],
+] as const);
+export const VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = 2;
+export const vfio_iommu_type1_info_cap_migration = defineStruct("vfio_iommu_type1_info_cap_migration", [
+  ["header", vfio_info_cap_header],
+  ["flags", "u32"],
+  ["pgsize_bitmap", "u64"],
+  ["max_dirty_bitmap_size", "u64"],
+] as const);
+export const VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 3;
+export const vfio_iommu_type1_info_dma_avail = defineStruct("vfio_iommu_type1_info_dma_avail", [
+  ["header", vfio_info_cap_header],
+  ["avail", "u32"],
+] as const);
+
+export const vfio_iommu_type1_dma_map = defineStruct("vfio_iommu_type1_dma_map", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["vaddr", "u64"],
+  ["iova", "u64"],
+  ["size", "u64"],
+] as const);
+export const VFIO_DMA_MAP_FLAG_READ = 1 << 0;
+export const VFIO_DMA_MAP_FLAG_WRITE = 1 << 1;
+export const VFIO_DMA_MAP_FLAG_VADDR = 1 << 2;
+
+export const vfio_iommu_type1_dma_unmap = defineStruct("vfio_iommu_type1_dma_unmap", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["iova", "u64"],
+  ["size", "u64"],
+  ["data", "bytes", 0],
+] as const);
+export const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1 << 0;
+export const VFIO_DMA_UNMAP_FLAG_ALL = 1 << 1;
+export const VFIO_DMA_UNMAP_FLAG_VADDR = 1 << 2;
+
+export const vfio_device_info = defineStruct("vfio_device_info", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["num_regions", "u32"],
+  ["num_irqs", "u32"],
+  ["cap_offset", "u32"],
+  ["pad", "u32"],
+] as const);
+
+export const vfio_region_info = defineStruct("vfio_region_info", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["index", "u32"],
+  ["cap_offset", "u32"],
+  ["size", "u64"],
+  ["offset", "u64"],
+] as const);
+
+export const vfio_irq_info = defineStruct("vfio_irq_info", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["index", "u32"],
+  ["count", "u32"],
+] as const);
+
+export const vfio_irq_set = defineStruct("vfio_irq_set", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["index", "u32"],
+  ["start", "u32"],
+  ["count", "u32"],
+  ["data", "bytes", 0],
+] as const);
+export const VFIO_IRQ_SET_DATA_NONE = 1 << 0;
+export const VFIO_IRQ_SET_DATA_BOOL = 1 << 1;
+export const VFIO_IRQ_SET_DATA_EVENTFD = 1 << 2;
+export const VFIO_IRQ_SET_ACTION_MASK = 1 << 3;
+export const VFIO_IRQ_SET_ACTION_UNMASK = 1 << 4;
+export const VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5;
+
+export const vfio_device_bind_iommufd = defineStruct("vfio_device_bind_iommufd", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["iommufd", "s32"],
+  ["out_devid", "u32"],
+] as const);
+
+export const vfio_device_attach_iommufd_pt = defineStruct("vfio_device_attach_iommufd_pt", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["pt_id", "u32"],
+] as const);
+
+export const vfio_device_detach_iommufd_pt = defineStruct("vfio_device_detach_iommufd_pt", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+] as const);
