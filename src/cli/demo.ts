@@ -1,6 +1,7 @@
 // `vfio-twin demo`: a passthrough scenario on the default machine, printed as an strace-like
 // trace, followed by the invariant check over the whole twin.
 
+import { checkInvariants, formatViolations } from "../check/invariants.js";
 import { createTwin } from "../twin.js";
 import { formatEvent } from "../kernel/trace.js";
 import { TypedProcess } from "../vmm/typed.js";
@@ -24,6 +25,8 @@ export const demoCommand: Command = {
     vmm.close(kvm);
     twin.kill(vmm.raw);
     for (const e of k.trace.events) console.log(json ? JSON.stringify(e) : formatEvent(e));
-    return 0;
+    const v = checkInvariants(k);
+    console.log(`# invariants: ${formatViolations(v)}`);
+    return v.length === 0 ? 0 : 1;
   },
 };

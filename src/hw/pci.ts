@@ -22,6 +22,13 @@ export interface IrqSink {
   intx(level: boolean): void;
 }
 
+/** Virtual time for device timers (the kernel's Clock satisfies it). Delays in ns. */
+export interface TimerHost {
+  readonly now: number;
+  schedule(delayNs: number, name: string, fn: () => void): unknown;
+  cancel(timer: never): void;
+}
+
 export interface BarInfo {
   /** bytes; a power of two */
   readonly size: number;

@@ -7,6 +7,7 @@ import { ENOENT } from "../uapi/errno.js";
 import { DeviceNodes, Sysfs } from "./devices.js";
 import { File, type FileOperations } from "./fs.js";
 import { Lockdep } from "./lockdep.js";
+import { nullFops } from "./mem_devices.js";
 import type { RefCounted } from "./kref.js";
 import { ModuleRegistry } from "./module.js";
 import { Process, UserStruct } from "./process.js";
@@ -36,7 +37,13 @@ export class Kernel {
   readonly users = new Map<number, UserStruct>();
   /** a task for work done outside any process (module init, timers) */
   readonly kthread = new Task(null, "kworker");
+  /** invariant checks subsystems register (src/check runs them): each returns violations */
+  readonly checks = new Map<string, () => string[]>();
   private nextPid = 1;
+
+  constructor() {
+    this.devices.register("/dev/null", nullFops, null);
+  }
 
   /** Record a kernel bug and return the error to throw. */
   bug(kind: string, message: string): KernelBug {
@@ -56,6 +63,12 @@ export class Kernel {
     for (const c of opts.caps ?? []) p.caps.add(c);
     p.mm.onVmaClose = (v) => v.file?.put("vma");
     this.processes.set(pid, p);
+    // stdin, stdout, stderr
+    for (let fd = 0; fd < 3; fd++) {
+      const f = this.allocFile(nullFops, "/dev/null", fd === 0 ? 0 : 1) as File;
+      f.opened = true;
+      p.files.install(f);
+    }
     return p;
   }
 

@@ -1,0 +1,68 @@
+// Invariants over the whole twin, checked between syscalls (at quiescent points). Each one
+// recomputes a count from the real holders and compares it with the count the kernel keeps:
+// a leak or an over-put shows up as a mismatch with names. Subsystems add their own checks
+// through Kernel.checks (pinned pages against mappings, memlock against pins, ...).
+
+import type { Kernel } from "../kernel/kernel.js";
+import type { RefCounted } from "../kernel/kref.js";
+
+export interface Violation {
+  readonly check: string;
+  readonly message: string;
+}
+
+/** Every invariant of the twin; an empty list means all hold. */
+export function checkInvariants(k: Kernel): Violation[] {
+  const out: Violation[] = [];
+  const add = (check: string, message: string) => out.push({ check, message });
+
+  for (const b of k.bugs) add("no-kernel-bugs", `${b.kind}: ${b.message}`);
+
+  // refcounts: every reference is held by somebody with a name (only between syscalls:
+  // a syscall's own short borrow is gone by then)
+  for (const o of k.objects) {
+    let sum = 0;
+    for (const n of o.holders.values()) sum += n;
+    if (sum !== o.refs)
+      add("refcount-holders", `${o.describe()}: refs=${o.refs} but holders sum to ${sum} (${holders(o)})`);
+    if (o.dead) add("registry", `${o.describe()} is released but still registered`);
+  }
+
+  // fd tables: each slot's file is live and knows it is held by that slot
+  for (const p of k.processes.values()) {
+    for (const [fd, f] of p.files.entries()) {
+      if (f.dead) add("fd-table", `pid ${p.pid} fd ${fd}: ${f.describe()} is released`);
+      else if (!f.holders.get(p.files.holder(fd)))
+        add("fd-table", `pid ${p.pid} fd ${fd}: ${f.describe()} lacks holder`);
+    }
+    // VMAs that map files hold references to them
+    for (const v of p.mm.vmas) {
+      if (v.file && (v.file.dead || !v.file.holders.get("vma")))
+        add("vma-file", `pid ${p.pid} vma 0x${v.start.toString(16)}: file not held`);
+    }
+  }
+
+  // modules: the refcount is the sum of named pins
+  for (const m of k.modules.loaded.values()) {
+    let sum = 0;
+    for (const n of m.pins.values()) sum += n;
+    if (sum !== m.refcnt) add("module-pins", `${m.name}: refcnt=${m.refcnt} but pins sum to ${sum}`);
+  }
+
+  for (const [name, check] of k.checks) for (const msg of check()) add(name, msg);
+  return out;
+}
+
+/** Objects alive now that were not alive in `baseline`: what a test leaked. */
+export function leakedSince(k: Kernel, baseline: ReadonlySet<RefCounted>): RefCounted[] {
+  return [...k.objects].filter((o) => !baseline.has(o));
+}
+
+export function holders(o: RefCounted): string {
+  return [...o.holders].map(([h, n]) => (n === 1 ? h : `${h} x${n}`)).join(", ");
+}
+
+/** A readable report of violations, one per line. */
+export function formatViolations(v: readonly Violation[]): string {
+  return v.length === 0 ? "all invariants hold" : v.map((x) => `[${x.check}] ${x.message}`).join("\n");
+}

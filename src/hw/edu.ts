@@ -1,0 +1,252 @@
+// QEMU's educational PCI device "edu" (hw/misc/edu.c, docs/specs/edu.rst; the oracle runs
+// QEMU 7.2's): 1234:11e8 rev 0x10, class 0x00ff, INTA, one MSI vector (64-bit, no masking),
+// BAR0 = 1 MiB of MMIO registers:
+//
+//   0x00 RO  identification 0x010000ed        0x04 RW  liveness: reads back ~written
+//   0x08 RW  factorial: write n, read n!      0x20 RW  status: 0x01 computing, 0x80 irq on fact
+//   0x24 RO  interrupt status                 0x60 WO  raise interrupt (ORs into status)
+//   0x64 WO  acknowledge interrupt            0x80/0x88/0x90/0x98 RW  DMA src, dst, count, cmd
+//
+// Below 0x80 only 4-byte accesses count; from 0x80 4 or 8. Other accesses read all ones and
+// are ignored on write. DMA cmd bits: 0x1 run, 0x2 direction (0 RAM -> device, 1 device ->
+// RAM), 0x4 raise interrupt 0x100 on completion. The transfer happens 100 ms of virtual time
+// after the run bit is written; DMA registers ignore writes while it runs. Bus addresses
+// are clamped to the 28-bit DMA mask; the device side must lie in its 4 KiB buffer at
+// 0x40000, which QEMU 7.2 checks with hw_error(), killing the machine: the twin records that
+// as a fatal device error and stops the device instead.
+//
+// The factorial is computed by a device thread in QEMU; here it finishes 1 µs of virtual time
+// after the write, so software must poll the status register (and let time pass) as it must
+// on the real device.
+
+import {
+  type BarInfo,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_MSI,
+  PCI_CLASS_DEVICE,
+  PCI_INTERRUPT_PIN,
+  PCI_REVISION_ID,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PciDevice,
+  type TimerHost,
+} from "./pci.js";
+
+export const EDU_VENDOR = 0x1234;
+export const EDU_DEVICE = 0x11e8;
+export const EDU_IDENT = 0x010000ed;
+export const EDU_REG_IDENT = 0x00;
+export const EDU_REG_LIVENESS = 0x04;
+export const EDU_REG_FACT = 0x08;
+export const EDU_REG_STATUS = 0x20;
+export const EDU_REG_IRQ_STATUS = 0x24;
+export const EDU_REG_IRQ_RAISE = 0x60;
+export const EDU_REG_IRQ_ACK = 0x64;
+export const EDU_REG_DMA_SRC = 0x80;
+export const EDU_REG_DMA_DST = 0x88;
+export const EDU_REG_DMA_COUNT = 0x90;
+export const EDU_REG_DMA_CMD = 0x98;
+export const EDU_STATUS_COMPUTING = 0x01;
+export const EDU_STATUS_IRQFACT = 0x80;
+export const EDU_DMA_RUN = 0x1;
+export const EDU_DMA_TO_PCI = 0x2;
+export const EDU_DMA_IRQ = 0x4;
+export const EDU_FACT_IRQ = 0x1;
+export const EDU_DMA_IRQ_BIT = 0x100;
+export const EDU_DMA_START = 0x40000n;
+export const EDU_DMA_SIZE = 4096;
+export const EDU_DMA_MASK = (1n << 28n) - 1n;
+export const EDU_DMA_DELAY_NS = 100_000_000;
+export const EDU_FACT_DELAY_NS = 1_000;
+/** where pci_add_capability() puts the first capability on a conventional device */
+export const EDU_MSI_CAP = 0x40;
+
+const MSI_FLAGS = EDU_MSI_CAP + 2;
+const PCI_MSI_FLAGS_ENABLE = 0x1;
+const PCI_MSI_FLAGS_64BIT = 0x80;
+const ALL_ONES = 0xffffffffffffffffn;
+
+export class EduDevice extends PciDevice {
+  readonly bars: readonly (BarInfo | null)[] = [
+    { size: 1 << 20, kind: "mem32", prefetchable: false },
+    null,
+    null,
+    null,
+    null,
+    null,
+  ];
+  private addr4 = 0;
+  private fact = 0;
+  private status = 0;
+  irqStatus = 0;
+  private regs = { src: 0n, dst: 0n, cnt: 0n, cmd: 0n };
+  readonly dmaBuf = new Uint8Array(EDU_DMA_SIZE);
+  /** set when the device hit a fatal error (QEMU's hw_error aborts the whole machine) */
+  fatal: string | null = null;
+  private intxLevel = false;
+
+  constructor(
+    bdf: string,
+    private readonly timers: TimerHost,
+  ) {
+    super(bdf, EDU_VENDOR, EDU_DEVICE);
+    const c = this.cfg;
+    c.setUint8(PCI_REVISION_ID, 0x10);
+    c.setUint16(PCI_CLASS_DEVICE, 0x00ff, true);
+    c.setUint16(PCI_SUBSYSTEM_VENDOR_ID, 0x1af4, true);
+    c.setUint16(PCI_SUBSYSTEM_ID, 0x1100, true);
+    c.setUint16(PCI_STATUS, PCI_STATUS_CAP_LIST, true);
+    c.setUint8(PCI_CAPABILITY_LIST, EDU_MSI_CAP);
+    c.setUint8(PCI_INTERRUPT_PIN, 1);
+    // BAR0: 32-bit non-prefetchable memory (type bits 0); the address is the platform's
+    c.setUint32(0x10, 0xfea00000, true);
+    // MSI capability: id, next 0, flags = 64-bit capable, one vector (msi_init(pdev,0,1,true,false))
+    c.setUint8(EDU_MSI_CAP, PCI_CAP_ID_MSI);
+    c.setUint8(EDU_MSI_CAP + 1, 0);
+    c.setUint16(MSI_FLAGS, PCI_MSI_FLAGS_64BIT, true);
+  }
+
+  msiEnabled(): boolean {
+    return (this.cfg.getUint16(MSI_FLAGS, true) & PCI_MSI_FLAGS_ENABLE) !== 0;
+  }
+
+  mmioRead(bar: number, off: number, size: number): bigint {
+    const ones = size >= 8 ? ALL_ONES : (1n << BigInt(size * 8)) - 1n;
+    if (bar !== 0 || this.fatal) return ones;
+    if (off < 0x80 && size !== 4) return ones;
+    if (off >= 0x80 && size !== 4 && size !== 8) return ones;
+    let v: bigint;
+    switch (off) {
+      case EDU_REG_IDENT:
+        v = BigInt(EDU_IDENT);
+        break;
+      case EDU_REG_LIVENESS:
+        v = BigInt(this.addr4);
+        break;
+      case EDU_REG_FACT:
+        v = BigInt(this.fact);
+        break;
+      case EDU_REG_STATUS:
+        v = BigInt(this.status);
+        break;
+      case EDU_REG_IRQ_STATUS:
+        v = BigInt(this.irqStatus);
+        break;
+      case EDU_REG_DMA_SRC:
+        v = this.regs.src;
+        break;
+      case EDU_REG_DMA_DST:
+        v = this.regs.dst;
+        break;
+      case EDU_REG_DMA_COUNT:
+        v = this.regs.cnt;
+        break;
+      case EDU_REG_DMA_CMD:
+        v = this.regs.cmd;
+        break;
+      default:
+        return ones;
+    }
+    return v & ones;
+  }
+
+  mmioWrite(bar: number, off: number, size: number, value: bigint): void {
+    if (bar !== 0 || this.fatal) return;
+    if (off < 0x80 && size !== 4) return;
+    if (off >= 0x80 && size !== 4 && size !== 8) return;
+    const v32 = Number(value & 0xffffffffn);
+    switch (off) {
+      case EDU_REG_LIVENESS:
+        this.addr4 = ~v32 >>> 0;
+        return;
+      case EDU_REG_FACT:
+        if (this.status & EDU_STATUS_COMPUTING) return;
+        this.fact = v32;
+        this.status |= EDU_STATUS_COMPUTING;
+        this.timers.schedule(EDU_FACT_DELAY_NS, `edu ${this.bdf} factorial`, () => this.factDone());
+        return;
+      case EDU_REG_STATUS:
+        if (v32 & EDU_STATUS_IRQFACT) this.status |= EDU_STATUS_IRQFACT;
+        else this.status &= ~EDU_STATUS_IRQFACT;
+        return;
+      case EDU_REG_IRQ_RAISE:
+        this.raiseIrq(v32);
+        return;
+      case EDU_REG_IRQ_ACK:
+        this.lowerIrq(v32);
+        return;
+      case EDU_REG_DMA_SRC:
+      case EDU_REG_DMA_DST:
+      case EDU_REG_DMA_COUNT:
+      case EDU_REG_DMA_CMD: {
+        if (this.regs.cmd & BigInt(EDU_DMA_RUN)) return; // busy: writes are ignored
+        // a 4-byte write replaces the whole 64-bit register with the zero-extended value
+        const v = size === 8 ? value : value & 0xffffffffn;
+        if (off === EDU_REG_DMA_SRC) this.regs.src = v;
+        else if (off === EDU_REG_DMA_DST) this.regs.dst = v;
+        else if (off === EDU_REG_DMA_COUNT) this.regs.cnt = v;
+        else if (v & BigInt(EDU_DMA_RUN)) {
+          this.regs.cmd = v;
+          this.timers.schedule(EDU_DMA_DELAY_NS, `edu ${this.bdf} dma`, () => this.dmaDone());
+        }
+        return;
+      }
+    }
+  }
+
+  private factDone(): void {
+    let n = this.fact;
+    let r = 1;
+    while (n > 0) r = Math.imul(r, n--) >>> 0;
+    this.fact = r;
+    this.status &= ~EDU_STATUS_COMPUTING;
+    if (this.status & EDU_STATUS_IRQFACT) this.raiseIrq(EDU_FACT_IRQ);
+  }
+
+  /** edu_dma_timer(): the transfer, then the completion interrupt if asked for. */
+  private dmaDone(): void {
+    const { src, dst, cnt, cmd } = this.regs;
+    if (!(cmd & BigInt(EDU_DMA_RUN)) || this.fatal) return;
+    const toPci = (cmd & BigInt(EDU_DMA_TO_PCI)) !== 0n;
+    const local = toPci ? src : dst;
+    const end = local + cnt;
+    const bufEnd = EDU_DMA_START + BigInt(EDU_DMA_SIZE);
+    if (!(local >= EDU_DMA_START && end >= local && end <= bufEnd)) {
+      this.fatal = `EDU: DMA range 0x${local.toString(16)}-0x${(end - 1n).toString(16)} out of bounds (0x40000-0x40fff)`;
+      return;
+    }
+    const off = Number(local - EDU_DMA_START);
+    const n = Number(cnt);
+    if (toPci) this.dmaWrite(dst & EDU_DMA_MASK, this.dmaBuf.slice(off, off + n));
+    else {
+      const b = this.dmaRead(src & EDU_DMA_MASK, n);
+      if (b) this.dmaBuf.set(b, off);
+    }
+    this.regs.cmd &= ~BigInt(EDU_DMA_RUN);
+    if (cmd & BigInt(EDU_DMA_IRQ)) this.raiseIrq(EDU_DMA_IRQ_BIT);
+  }
+
+  private raiseIrq(bits: number): void {
+    this.irqStatus = (this.irqStatus | bits) >>> 0;
+    if (this.irqStatus === 0) return;
+    if (this.msiEnabled()) this.irq?.msi(0);
+    else this.setIntx(true);
+  }
+
+  private lowerIrq(bits: number): void {
+    this.irqStatus = (this.irqStatus & ~bits) >>> 0;
+    if (this.irqStatus === 0 && !this.msiEnabled()) this.setIntx(false);
+  }
+
+  private setIntx(level: boolean): void {
+    this.intxLevel = level;
+    this.irq?.intx(level);
+  }
+
+  /** the INTx line's level now */
+  intxAsserted(): boolean {
+    return this.intxLevel;
+  }
+}
