@@ -20,6 +20,7 @@ import { PROT_READ, PROT_WRITE, Segfault } from "../backend/backend.js";
 import { EEXIST, EFAULT, EMSGSIZE, ENOSYS, errnoName } from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
+import * as S from "./script_structs.js";
 import * as I from "../uapi/iommufd.js";
 import * as K from "../uapi/kvm.js";
 import type { StructDesc } from "../uapi/struct.js";
@@ -49,28 +50,28 @@ const EXT_SYMS = syms({
   UPDATE_VADDR: V.VFIO_UPDATE_VADDR,
   TYPE1_NESTING: V.VFIO_TYPE1_NESTING_IOMMU,
 });
-const MAP_SYMS = syms({ R: V.VFIO_DMA_MAP_FLAG_READ, W: V.VFIO_DMA_MAP_FLAG_WRITE, VADDR: V.VFIO_DMA_MAP_FLAG_VADDR });
+const MAP_SYMS = syms({ R: S.VFIO_DMA_MAP_FLAG_READ, W: S.VFIO_DMA_MAP_FLAG_WRITE, VADDR: S.VFIO_DMA_MAP_FLAG_VADDR });
 const UNMAP_SYMS = syms({
-  ALL: V.VFIO_DMA_UNMAP_FLAG_ALL,
-  VADDR: V.VFIO_DMA_UNMAP_FLAG_VADDR,
-  DIRTY: V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  ALL: S.VFIO_DMA_UNMAP_FLAG_ALL,
+  VADDR: S.VFIO_DMA_UNMAP_FLAG_VADDR,
+  DIRTY: S.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
 });
 const IOAS_SYMS = syms({
-  FIXED: I.IOMMU_IOAS_MAP_FIXED_IOVA,
-  R: I.IOMMU_IOAS_MAP_READABLE,
-  W: I.IOMMU_IOAS_MAP_WRITEABLE,
+  FIXED: S.IOMMU_IOAS_MAP_FIXED_IOVA,
+  R: S.IOMMU_IOAS_MAP_READABLE,
+  W: S.IOMMU_IOAS_MAP_WRITEABLE,
 });
-const HWPT_SYMS = syms({ NEST_PARENT: I.IOMMU_HWPT_ALLOC_NEST_PARENT, DIRTY: I.IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
-const OPT_SYMS = syms({ RLIMIT_MODE: I.IOMMU_OPTION_RLIMIT_MODE, HUGE_PAGES: I.IOMMU_OPTION_HUGE_PAGES });
-const OPTOP_SYMS = syms({ GET: I.IOMMU_OPTION_OP_GET, SET: I.IOMMU_OPTION_OP_SET });
-const VIOAS_SYMS = syms({ GET: I.IOMMU_VFIO_IOAS_GET, SET: I.IOMMU_VFIO_IOAS_SET, CLEAR: I.IOMMU_VFIO_IOAS_CLEAR });
+const HWPT_SYMS = syms({ NEST_PARENT: S.IOMMU_HWPT_ALLOC_NEST_PARENT, DIRTY: S.IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+const OPT_SYMS = syms({ RLIMIT_MODE: S.IOMMU_OPTION_RLIMIT_MODE, HUGE_PAGES: S.IOMMU_OPTION_HUGE_PAGES });
+const OPTOP_SYMS = syms({ GET: S.IOMMU_OPTION_OP_GET, SET: S.IOMMU_OPTION_OP_SET });
+const VIOAS_SYMS = syms({ GET: S.IOMMU_VFIO_IOAS_GET, SET: S.IOMMU_VFIO_IOAS_SET, CLEAR: S.IOMMU_VFIO_IOAS_CLEAR });
 const IRQ_SYMS = syms({
-  NONE: V.VFIO_IRQ_SET_DATA_NONE,
-  BOOL: V.VFIO_IRQ_SET_DATA_BOOL,
-  EVENTFD: V.VFIO_IRQ_SET_DATA_EVENTFD,
-  MASK: V.VFIO_IRQ_SET_ACTION_MASK,
-  UNMASK: V.VFIO_IRQ_SET_ACTION_UNMASK,
-  TRIGGER: V.VFIO_IRQ_SET_ACTION_TRIGGER,
+  NONE: S.VFIO_IRQ_SET_DATA_NONE,
+  BOOL: S.VFIO_IRQ_SET_DATA_BOOL,
+  EVENTFD: S.VFIO_IRQ_SET_DATA_EVENTFD,
+  MASK: S.VFIO_IRQ_SET_ACTION_MASK,
+  UNMASK: S.VFIO_IRQ_SET_ACTION_UNMASK,
+  TRIGGER: S.VFIO_IRQ_SET_ACTION_TRIGGER,
 });
 const CAP_SYMS = syms({ IPC_LOCK: 14, SYS_RESOURCE: 24, SYS_RAWIO: 17, SYS_ADMIN: 21 });
 const KDEV_SYMS = syms({ VFIO: K.KVM_DEV_TYPE_VFIO });
@@ -409,9 +410,9 @@ class ScriptRunner {
       case "set_iommu":
         return this.ioctl(FD(1), V.VFIO_SET_IOMMU, this.flags(A(2), EXT_SYMS));
       case "group_status": {
-        const st = this.stageStruct(V.vfio_group_status, { argsz: V.vfio_group_status.size });
+        const st = this.stageStruct(S.vfio_group_status, { argsz: S.vfio_group_status.size });
         rc = this.ioctl(FD(1), V.VFIO_GROUP_GET_STATUS, st);
-        if (rc === 0) this.kv(`flags=${hex(this.readStruct(V.vfio_group_status, st).flags)}`);
+        if (rc === 0) this.kv(`flags=${hex(this.readStruct(S.vfio_group_status, st).flags)}`);
         return rc;
       }
       case "set_container": {
@@ -434,8 +435,8 @@ class ScriptRunner {
       case "iommu_info":
         return A(2) !== undefined ? this.iommuInfoSized(FD(1), A(2)) : this.iommuInfo(FD(1));
       case "map_dma": {
-        const m = this.stageStruct(V.vfio_iommu_type1_dma_map, {
-          argsz: V.vfio_iommu_type1_dma_map.size,
+        const m = this.stageStruct(S.vfio_iommu_type1_dma_map, {
+          argsz: S.vfio_iommu_type1_dma_map.size,
           vaddr: this.va(A(2)),
           iova: u64(this.num(A(3))),
           size: u64(this.num(A(4))),
@@ -444,21 +445,21 @@ class ScriptRunner {
         return this.ioctl(FD(1), V.VFIO_IOMMU_MAP_DMA, m);
       }
       case "unmap_dma": {
-        const u = this.stageStruct(V.vfio_iommu_type1_dma_unmap, {
-          argsz: V.vfio_iommu_type1_dma_unmap.size,
+        const u = this.stageStruct(S.vfio_iommu_type1_dma_unmap, {
+          argsz: S.vfio_iommu_type1_dma_unmap.size,
           iova: u64(this.num(A(2))),
           size: u64(this.num(A(3))),
           flags: A(4) !== undefined ? u32(this.flags(A(4), UNMAP_SYMS)) : 0,
         });
         rc = this.ioctl(FD(1), V.VFIO_IOMMU_UNMAP_DMA, u);
-        if (rc === 0) this.kv(`size=${hex(this.readStruct(V.vfio_iommu_type1_dma_unmap, u).size)}`);
+        if (rc === 0) this.kv(`size=${hex(this.readStruct(S.vfio_iommu_type1_dma_unmap, u).size)}`);
         return rc;
       }
       case "device_info": {
-        const d = this.stageStruct(V.vfio_device_info, { argsz: V.vfio_device_info.size });
+        const d = this.stageStruct(S.vfio_device_info, { argsz: S.vfio_device_info.size });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_GET_INFO, d);
         if (rc === 0) {
-          const di = this.readStruct(V.vfio_device_info, d);
+          const di = this.readStruct(S.vfio_device_info, d);
           this.kv(`flags=${hex(di.flags)} regions=${di.num_regions} irqs=${di.num_irqs}`);
         }
         return rc;
@@ -466,22 +467,22 @@ class ScriptRunner {
       case "device_reset":
         return this.ioctl(FD(1), V.VFIO_DEVICE_RESET);
       case "ioas_alloc": {
-        const x = this.stageStruct(I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size });
+        const x = this.stageStruct(S.iommu_ioas_alloc, { size: S.iommu_ioas_alloc.size });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_ALLOC, x);
         if (rc === 0) {
-          const id = this.readStruct(I.iommu_ioas_alloc, x).out_ioas_id;
+          const id = this.readStruct(S.iommu_ioas_alloc, x).out_ioas_id;
           this.setName(A(2), id);
           this.kv(`id=${id}`);
         }
         return rc;
       }
       case "destroy": {
-        const x = this.stageStruct(I.iommu_destroy, { size: I.iommu_destroy.size, id: u32(this.num(A(2))) });
+        const x = this.stageStruct(S.iommu_destroy, { size: S.iommu_destroy.size, id: u32(this.num(A(2))) });
         return this.ioctl(FD(1), I.IOMMU_DESTROY, x);
       }
       case "ioas_map": {
-        const m = this.stageStruct(I.iommu_ioas_map, {
-          size: I.iommu_ioas_map.size,
+        const m = this.stageStruct(S.iommu_ioas_map, {
+          size: S.iommu_ioas_map.size,
           ioas_id: u32(this.num(A(2))),
           user_va: this.va(A(3)),
           length: u64(this.num(A(4))),
@@ -489,23 +490,23 @@ class ScriptRunner {
           flags: u32(this.flags(A(6), IOAS_SYMS)),
         });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_MAP, m);
-        if (rc === 0) this.kv(`iova=${hex(this.readStruct(I.iommu_ioas_map, m).iova)}`);
+        if (rc === 0) this.kv(`iova=${hex(this.readStruct(S.iommu_ioas_map, m).iova)}`);
         return rc;
       }
       case "ioas_unmap": {
-        const u = this.stageStruct(I.iommu_ioas_unmap, {
-          size: I.iommu_ioas_unmap.size,
+        const u = this.stageStruct(S.iommu_ioas_unmap, {
+          size: S.iommu_ioas_unmap.size,
           ioas_id: u32(this.num(A(2))),
           iova: u64(this.num(A(3))),
           length: u64(this.num(A(4))),
         });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_UNMAP, u);
-        if (rc === 0) this.kv(`length=${hex(this.readStruct(I.iommu_ioas_unmap, u).length)}`);
+        if (rc === 0) this.kv(`length=${hex(this.readStruct(S.iommu_ioas_unmap, u).length)}`);
         return rc;
       }
       case "ioas_copy": {
-        const c = this.stageStruct(I.iommu_ioas_copy, {
-          size: I.iommu_ioas_copy.size,
+        const c = this.stageStruct(S.iommu_ioas_copy, {
+          size: S.iommu_ioas_copy.size,
           dst_ioas_id: u32(this.num(A(2))),
           src_ioas_id: u32(this.num(A(3))),
           length: u64(this.num(A(4))),
@@ -514,7 +515,7 @@ class ScriptRunner {
           flags: u32(this.flags(A(7), IOAS_SYMS)),
         });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_COPY, c);
-        if (rc === 0) this.kv(`dst_iova=${hex(this.readStruct(I.iommu_ioas_copy, c).dst_iova)}`);
+        if (rc === 0) this.kv(`dst_iova=${hex(this.readStruct(S.iommu_ioas_copy, c).dst_iova)}`);
         return rc;
       }
       case "iova_ranges":
@@ -530,11 +531,11 @@ class ScriptRunner {
           }
           ranges.push({ start: u64(this.num(t.slice(0, dash))), last: u64(this.num(t.slice(dash + 1))) });
         }
-        const r = new Uint8Array(32 * I.iommu_iova_range.size);
-        ranges.forEach((x, i) => I.iommu_iova_range.encodeInto(r, x, i * I.iommu_iova_range.size));
+        const r = new Uint8Array(32 * S.iommu_iova_range.size);
+        ranges.forEach((x, i) => S.iommu_iova_range.encodeInto(r, x, i * S.iommu_iova_range.size));
         const ra = this.alloc(r);
-        const al = this.stageStruct(I.iommu_ioas_allow_iovas, {
-          size: I.iommu_ioas_allow_iovas.size,
+        const al = this.stageStruct(S.iommu_ioas_allow_iovas, {
+          size: S.iommu_ioas_allow_iovas.size,
           ioas_id: u32(this.num(A(2))),
           num_iovas: ranges.length,
           allowed_iovas: BigInt(ra),
@@ -542,15 +543,15 @@ class ScriptRunner {
         return this.ioctl(FD(1), I.IOMMU_IOAS_ALLOW_IOVAS, al);
       }
       case "hwpt_alloc": {
-        const h = this.stageStruct(I.iommu_hwpt_alloc, {
-          size: I.iommu_hwpt_alloc.size,
+        const h = this.stageStruct(S.iommu_hwpt_alloc, {
+          size: S.iommu_hwpt_alloc.size,
           dev_id: u32(this.num(A(3))),
           pt_id: u32(this.num(A(4))),
           flags: A(5) !== undefined ? u32(this.flags(A(5), HWPT_SYMS)) : 0,
         });
         rc = this.ioctl(FD(1), I.IOMMU_HWPT_ALLOC, h);
         if (rc === 0) {
-          const id = this.readStruct(I.iommu_hwpt_alloc, h).out_hwpt_id;
+          const id = this.readStruct(S.iommu_hwpt_alloc, h).out_hwpt_id;
           this.setName(A(2), id);
           this.kv(`id=${id}`);
         }
@@ -559,8 +560,8 @@ class ScriptRunner {
       case "hw_info": {
         const data = this.alloc(new Uint8Array(256));
         const len = A(3) !== undefined ? u32(this.num(A(3))) : 256;
-        const h = this.stageStruct(I.iommu_hw_info, {
-          size: I.iommu_hw_info.size,
+        const h = this.stageStruct(S.iommu_hw_info, {
+          size: S.iommu_hw_info.size,
           dev_id: u32(this.num(A(2))),
           data_len: len,
           data_uptr: BigInt(data),
@@ -571,39 +572,39 @@ class ScriptRunner {
         }
         rc = this.ioctl(FD(1), I.IOMMU_GET_HW_INFO, h);
         if (rc === 0) {
-          const v = this.readStruct(I.iommu_hw_info, h);
+          const v = this.readStruct(S.iommu_hw_info, h);
           this.kv(`type=${v.out_data_type} data_len=${v.data_len} caps=${hex(v.out_capabilities)}`);
         }
         return rc;
       }
       case "bind": {
-        const b = this.stageStruct(V.vfio_device_bind_iommufd, {
-          argsz: V.vfio_device_bind_iommufd.size,
+        const b = this.stageStruct(S.vfio_device_bind_iommufd, {
+          argsz: S.vfio_device_bind_iommufd.size,
           iommufd: FD(2),
         });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_BIND_IOMMUFD, b);
         if (rc === 0) {
-          const id = this.readStruct(V.vfio_device_bind_iommufd, b).out_devid;
+          const id = this.readStruct(S.vfio_device_bind_iommufd, b).out_devid;
           this.setName(A(3), id);
           this.kv(`devid=${id}`);
         }
         return rc;
       }
       case "attach": {
-        const at = this.stageStruct(V.vfio_device_attach_iommufd_pt, {
-          argsz: V.vfio_device_attach_iommufd_pt.size,
+        const at = this.stageStruct(S.vfio_device_attach_iommufd_pt, {
+          argsz: S.vfio_device_attach_iommufd_pt.size,
           pt_id: u32(this.num(A(2))),
         });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, at);
         if (rc === 0) {
-          const id = this.readStruct(V.vfio_device_attach_iommufd_pt, at).pt_id;
+          const id = this.readStruct(S.vfio_device_attach_iommufd_pt, at).pt_id;
           this.setName(A(3), id);
           this.kv(`pt_id=${id}`);
         }
         return rc;
       }
       case "detach": {
-        const dt = this.stageStruct(V.vfio_device_detach_iommufd_pt, { argsz: V.vfio_device_detach_iommufd_pt.size });
+        const dt = this.stageStruct(S.vfio_device_detach_iommufd_pt, { argsz: S.vfio_device_detach_iommufd_pt.size });
         return this.ioctl(FD(1), V.VFIO_DEVICE_DETACH_IOMMUFD_PT, dt);
       }
       case "kvm_create": {
@@ -647,7 +648,7 @@ class ScriptRunner {
     if (rc !== 0) return rc;
     const b = this.p.read(ib, 4096);
     const dv = new DataView(b.buffer, b.byteOffset);
-    const ii = V.vfio_iommu_type1_info.decode(b);
+    const ii = S.vfio_iommu_type1_info.decode(b);
     this.kv(`argsz=${ii.argsz}`);
     if (argsz >= 8) this.kv(`flags=${hex(ii.flags)}`);
     if (argsz >= 16) this.kv(`pgsizes=${hex(ii.iova_pgsizes)}`);
@@ -658,13 +659,13 @@ class ScriptRunner {
     for (let off = argsz >= 20 ? ii.cap_offset : 0, hops = 0; off && off + 8 <= argsz && hops < 16; hops++) {
       const id = dv.getUint16(off, true);
       chain.push(id);
-      if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+      if (id === S.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
         const nr = u32at(off + 8);
         for (let i = 0; i < nr && off + 16 + (i + 1) * 16 <= argsz; i++)
           this.kv(`range=${hex(u64at(off + 16 + i * 16))}-${hex(u64at(off + 24 + i * 16))}`);
-      } else if (id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+      } else if (id === S.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
         this.kv(`dma_avail=${u32at(off + 8)}`);
-      } else if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+      } else if (id === S.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
         this.kv(`migration=${hex(u64at(off + 16))}/${hex(u64at(off + 24))}`);
       }
       off = u32at(off + 4);
@@ -683,17 +684,17 @@ class ScriptRunner {
     if (rc !== 0) return rc;
     const b = this.p.read(ib, 4096);
     const dv = new DataView(b.buffer, b.byteOffset);
-    const ii = V.vfio_iommu_type1_info.decode(b);
+    const ii = S.vfio_iommu_type1_info.decode(b);
     this.kv(`flags=${hex(ii.flags)} pgsizes=${hex(ii.iova_pgsizes)}`);
     for (let off = ii.cap_offset, hops = 0; off && off + 8 <= 4096 && hops < 64; hops++) {
       const id = dv.getUint16(off, true);
-      if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + 16 <= 4096) {
+      if (id === S.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + 16 <= 4096) {
         const nr = dv.getUint32(off + 8, true);
         for (let i = 0; i < nr && off + 32 + i * 16 <= 4096; i++)
           this.kv(
             `range=${hex(dv.getBigUint64(off + 16 + i * 16, true))}-${hex(dv.getBigUint64(off + 24 + i * 16, true))}`,
           );
-      } else if (id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + 12 <= 4096) {
+      } else if (id === S.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + 12 <= 4096) {
         this.kv(`dma_avail=${dv.getUint32(off + 8, true)}`);
       }
       off = dv.getUint32(off + 4, true);
@@ -708,24 +709,24 @@ class ScriptRunner {
       this.bad = true;
       return -1;
     }
-    const R = I.iommu_iova_range.size;
+    const R = S.iommu_iova_range.size;
     const r = this.alloc(new Uint8Array((sized ? 256 : 32) * R));
-    const q = this.stageStruct(I.iommu_ioas_iova_ranges, {
-      size: I.iommu_ioas_iova_ranges.size,
+    const q = this.stageStruct(S.iommu_ioas_iova_ranges, {
+      size: S.iommu_ioas_iova_ranges.size,
       ioas_id: u32(this.num(a[2])),
       num_iovas: max,
       allowed_iovas: BigInt(r),
     });
     const rc = this.ioctl(fd, I.IOMMU_IOAS_IOVA_RANGES, q);
     if (rc === 0 || (sized && this.errno === EMSGSIZE)) {
-      const v = this.readStruct(I.iommu_ioas_iova_ranges, q);
+      const v = this.readStruct(S.iommu_ioas_iova_ranges, q);
       if (sized) this.kv(`num_iovas=${v.num_iovas} alignment=${hex(v.out_iova_alignment)}`);
       else this.kv(`alignment=${hex(v.out_iova_alignment)}`);
       const shown = Math.min(v.num_iovas, max);
       if (shown > 0) {
         const rb = this.p.read(r, shown * R);
         for (let i = 0; i < shown; i++) {
-          const x = I.iommu_iova_range.decode(rb, i * R);
+          const x = S.iommu_iova_range.decode(rb, i * R);
           this.kv(`range=${hex(x.start)}-${hex(x.last)}`);
         }
       }
@@ -778,35 +779,35 @@ class ScriptRunner {
         return rc;
       }
       case "option": {
-        const o = this.stageStruct(I.iommu_option, {
-          size: I.iommu_option.size,
+        const o = this.stageStruct(S.iommu_option, {
+          size: S.iommu_option.size,
           option_id: u32(this.flags(A(2), OPT_SYMS)),
           op: u16(this.flags(A(3), OPTOP_SYMS)),
           object_id: u32(this.num(A(4))),
           val64: A(5) !== undefined ? u64(this.num(A(5))) : 0n,
         });
         rc = this.ioctl(FD(1), I.IOMMU_OPTION, o);
-        if (rc === 0) this.kv(`val64=${this.readStruct(I.iommu_option, o).val64}`);
+        if (rc === 0) this.kv(`val64=${this.readStruct(S.iommu_option, o).val64}`);
         return rc;
       }
       case "vfio_ioas": {
-        const v = this.stageStruct(I.iommu_vfio_ioas, {
-          size: I.iommu_vfio_ioas.size,
+        const v = this.stageStruct(S.iommu_vfio_ioas, {
+          size: S.iommu_vfio_ioas.size,
           op: u16(this.flags(A(2), VIOAS_SYMS)),
           ioas_id: A(3) !== undefined ? u32(this.num(A(3))) : 0,
         });
         rc = this.ioctl(FD(1), I.IOMMU_VFIO_IOAS, v);
         if (rc === 0) {
-          const r = this.readStruct(I.iommu_vfio_ioas, v);
-          if (r.op === I.IOMMU_VFIO_IOAS_GET) this.kv(`ioas_id=${r.ioas_id}`);
+          const r = this.readStruct(S.iommu_vfio_ioas, v);
+          if (r.op === S.IOMMU_VFIO_IOAS_GET) this.kv(`ioas_id=${r.ioas_id}`);
         }
         return rc;
       }
       case "fault_alloc": {
-        const f = this.stageStruct(I.iommu_fault_alloc, { size: I.iommu_fault_alloc.size });
+        const f = this.stageStruct(S.iommu_fault_alloc, { size: S.iommu_fault_alloc.size });
         rc = this.ioctl(FD(1), I.IOMMU_FAULT_QUEUE_ALLOC, f);
         if (rc === 0) {
-          const r = this.readStruct(I.iommu_fault_alloc, f);
+          const r = this.readStruct(S.iommu_fault_alloc, f);
           this.setName(A(2), r.out_fault_id);
           this.setName(A(3), r.out_fault_fd);
           this.kv(`id=${r.out_fault_id}`);
@@ -814,22 +815,22 @@ class ScriptRunner {
         return rc;
       }
       case "region_info": {
-        const r = this.stageStruct(V.vfio_region_info, {
-          argsz: V.vfio_region_info.size,
+        const r = this.stageStruct(S.vfio_region_info, {
+          argsz: S.vfio_region_info.size,
           index: u32(this.num(A(2))),
         });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_GET_REGION_INFO, r);
         if (rc === 0) {
-          const v = this.readStruct(V.vfio_region_info, r);
+          const v = this.readStruct(S.vfio_region_info, r);
           this.kv(`flags=${hex(v.flags)} size=${hex(v.size)} offset=${hex(v.offset)}`);
         }
         return rc;
       }
       case "irq_info": {
-        const q = this.stageStruct(V.vfio_irq_info, { argsz: V.vfio_irq_info.size, index: u32(this.num(A(2))) });
+        const q = this.stageStruct(S.vfio_irq_info, { argsz: S.vfio_irq_info.size, index: u32(this.num(A(2))) });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_GET_IRQ_INFO, q);
         if (rc === 0) {
-          const v = this.readStruct(V.vfio_irq_info, q);
+          const v = this.readStruct(S.vfio_irq_info, q);
           this.kv(`flags=${hex(v.flags)} count=${v.count}`);
         }
         return rc;
@@ -859,21 +860,21 @@ class ScriptRunner {
         const data: number[] = [];
         for (let i = 6; i < n && i < 6 + 64; i++) {
           const x = this.num(a[i]);
-          if (flags & V.VFIO_IRQ_SET_DATA_BOOL) data.push(Number(BigInt.asUintN(8, x)));
+          if (flags & S.VFIO_IRQ_SET_DATA_BOOL) data.push(Number(BigInt.asUintN(8, x)));
           else {
             const w = s32(x);
             data.push(w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, (w >>> 24) & 0xff);
           }
         }
-        const b = new Uint8Array(V.vfio_irq_set.size + 64 * 4);
-        V.vfio_irq_set.encodeInto(b, {
-          argsz: V.vfio_irq_set.size + data.length,
+        const b = new Uint8Array(S.vfio_irq_set.size + 64 * 4);
+        S.vfio_irq_set.encodeInto(b, {
+          argsz: S.vfio_irq_set.size + data.length,
           flags,
           index: u32(this.num(A(2))),
           start: u32(this.num(A(3))),
           count: u32(this.num(A(4))),
         });
-        b.set(data, V.vfio_irq_set.size);
+        b.set(data, S.vfio_irq_set.size);
         return this.ioctl(FD(1), V.VFIO_DEVICE_SET_IRQS, this.alloc(b));
       }
       case "eventfd": {

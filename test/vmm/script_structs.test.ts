@@ -2,8 +2,8 @@
 // sizeof()/offsetof() in a C program compiled against the 6.12 uapi headers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as vfio from "../../src/uapi/vfio.js";
-import * as iommufd from "../../src/uapi/iommufd.js";
+import * as vfio from "../../src/vmm/script_structs.js";
+import * as iommufd from "../../src/vmm/script_structs.js";
 import type { StructDesc } from "../../src/uapi/struct.js";
 
 const SIZES: [StructDesc<any>, number][] = [
