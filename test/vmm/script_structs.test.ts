@@ -2,40 +2,39 @@
 // sizeof()/offsetof() in a C program compiled against the 6.12 uapi headers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as vfio from "../../src/vmm/script_structs.js";
-import * as iommufd from "../../src/vmm/script_structs.js";
+import * as S from "../../src/vmm/script_structs.js";
 import type { StructDesc } from "../../src/uapi/struct.js";
 
 const SIZES: [StructDesc<any>, number][] = [
-  [vfio.vfio_group_status, 8],
-  [vfio.vfio_info_cap_header, 8],
-  [vfio.vfio_iommu_type1_info, 24],
-  [vfio.vfio_iova_range, 16],
-  [vfio.vfio_iommu_type1_info_cap_iova_range, 16],
-  [vfio.vfio_iommu_type1_info_cap_migration, 32],
-  [vfio.vfio_iommu_type1_info_dma_avail, 12],
-  [vfio.vfio_iommu_type1_dma_map, 32],
-  [vfio.vfio_iommu_type1_dma_unmap, 24],
-  [vfio.vfio_device_info, 24],
-  [vfio.vfio_region_info, 32],
-  [vfio.vfio_irq_info, 16],
-  [vfio.vfio_irq_set, 20],
-  [vfio.vfio_device_bind_iommufd, 16],
-  [vfio.vfio_device_attach_iommufd_pt, 12],
-  [vfio.vfio_device_detach_iommufd_pt, 8],
-  [iommufd.iommu_destroy, 8],
-  [iommufd.iommu_ioas_alloc, 12],
-  [iommufd.iommu_iova_range, 16],
-  [iommufd.iommu_ioas_iova_ranges, 32],
-  [iommufd.iommu_ioas_allow_iovas, 24],
-  [iommufd.iommu_ioas_map, 40],
-  [iommufd.iommu_ioas_copy, 40],
-  [iommufd.iommu_ioas_unmap, 24],
-  [iommufd.iommu_option, 24],
-  [iommufd.iommu_vfio_ioas, 12],
-  [iommufd.iommu_hwpt_alloc, 48],
-  [iommufd.iommu_hw_info, 40],
-  [iommufd.iommu_fault_alloc, 16],
+  [S.vfio_group_status, 8],
+  [S.vfio_info_cap_header, 8],
+  [S.vfio_iommu_type1_info, 24],
+  [S.vfio_iova_range, 16],
+  [S.vfio_iommu_type1_info_cap_iova_range, 16],
+  [S.vfio_iommu_type1_info_cap_migration, 32],
+  [S.vfio_iommu_type1_info_dma_avail, 12],
+  [S.vfio_iommu_type1_dma_map, 32],
+  [S.vfio_iommu_type1_dma_unmap, 24],
+  [S.vfio_device_info, 24],
+  [S.vfio_region_info, 32],
+  [S.vfio_irq_info, 16],
+  [S.vfio_irq_set, 20],
+  [S.vfio_device_bind_iommufd, 16],
+  [S.vfio_device_attach_iommufd_pt, 12],
+  [S.vfio_device_detach_iommufd_pt, 8],
+  [S.iommu_destroy, 8],
+  [S.iommu_ioas_alloc, 12],
+  [S.iommu_iova_range, 16],
+  [S.iommu_ioas_iova_ranges, 32],
+  [S.iommu_ioas_allow_iovas, 24],
+  [S.iommu_ioas_map, 40],
+  [S.iommu_ioas_copy, 40],
+  [S.iommu_ioas_unmap, 24],
+  [S.iommu_option, 24],
+  [S.iommu_vfio_ioas, 12],
+  [S.iommu_hwpt_alloc, 48],
+  [S.iommu_hw_info, 40],
+  [S.iommu_fault_alloc, 16],
 ];
 
 test("VFIO and iommufd structs have the 6.12 header's sizes", () => {
@@ -43,10 +42,10 @@ test("VFIO and iommufd structs have the 6.12 header's sizes", () => {
 });
 
 test("offsets that depend on padding match the header", () => {
-  assert.equal(vfio.vfio_iommu_type1_info_cap_migration.offsetOf("pgsize_bitmap"), 16);
-  assert.equal(vfio.vfio_iommu_type1_info_cap_iova_range.offsetOf("iova_ranges"), 16);
-  assert.equal(vfio.vfio_region_info.offsetOf("size"), 16);
-  assert.equal(iommufd.iommu_hw_info.offsetOf("out_capabilities"), 32);
-  assert.equal(iommufd.iommu_hwpt_alloc.offsetOf("fault_id"), 40);
-  assert.equal(iommufd.iommu_option.offsetOf("val64"), 16);
+  assert.equal(S.vfio_iommu_type1_info_cap_migration.offsetOf("pgsize_bitmap"), 16);
+  assert.equal(S.vfio_iommu_type1_info_cap_iova_range.offsetOf("iova_ranges"), 16);
+  assert.equal(S.vfio_region_info.offsetOf("size"), 16);
+  assert.equal(S.iommu_hw_info.offsetOf("out_capabilities"), 32);
+  assert.equal(S.iommu_hwpt_alloc.offsetOf("fault_id"), 40);
+  assert.equal(S.iommu_option.offsetOf("val64"), 16);
 });
