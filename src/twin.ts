@@ -10,10 +10,19 @@ import type { Process } from "./kernel/process.js";
 import { CAP_SYS_RESOURCE } from "./kernel/process.js";
 import * as sys from "./kernel/syscalls.js";
 import { kvmModule } from "./kvm/kvm_main.js";
+import { Machine, type PciFunctionConfig } from "./hw/machine.js";
+import { bootMachine } from "./iommu/pci_probe.js";
+import { vfioModule } from "./vfio/module.js";
+import { vfioIommuType1Module } from "./vfio/vfio_iommu_type1.js";
+import { vfioPciModule } from "./vfio/pci/vfio_pci.js";
 
 export interface TwinConfig {
   /** load KVM (default true) */
   kvm?: boolean;
+  /** the machine's PCI functions (src/hw/machine.ts); default: the oracle's edu device */
+  pci?: PciFunctionConfig[];
+  /** load vfio, vfio_iommu_type1 and vfio_pci (default true) */
+  vfio?: boolean;
 }
 
 export class TwinProcess implements UserProcess {
@@ -108,11 +117,15 @@ export class TwinProcess implements UserProcess {
 export class Twin implements Backend {
   readonly kind = "twin" as const;
   readonly kernel = new Kernel();
+  readonly machine: Machine;
 
   constructor(readonly config: TwinConfig = {}) {
     const k = this.kernel;
-    k.modules.provide(kvmModule);
+    this.machine = new Machine(this.kernel.clock, config.pci);
+    bootMachine(k, this.machine);
+    for (const m of [kvmModule, vfioModule, vfioIommuType1Module, vfioPciModule]) k.modules.provide(m);
     if (config.kvm !== false) mustLoad(k, "kvm");
+    if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);
   }
 
   spawn(opts: SpawnOptions = {}): TwinProcess {

@@ -18,6 +18,10 @@
 // The factorial is computed by a device thread in QEMU; here it finishes 1 µs of virtual time
 // after the write, so software must poll the status register (and let time pass) as it must
 // on the real device.
+//
+// Config space is as the oracle's guest kernel left it (command 0x0103: I/O + memory decode +
+// SERR; interrupt line 0x0a). Accesses narrower than 4 bytes never reach the registers: the
+// memory core rejects them (valid.min_access_size = 4) and they read 0.
 
 import {
   type BarInfo,
@@ -38,6 +42,9 @@ export const EDU_VENDOR = 0x1234;
 export const EDU_DEVICE = 0x11e8;
 export const EDU_IDENT = 0x010000ed;
 export const EDU_REG_IDENT = 0x00;
+export const EDU_REG_ID = EDU_REG_IDENT;
+export const EDU_ID = 0x010000ed;
+export const EDU_BAR0_SIZE = 1 << 20;
 export const EDU_REG_LIVENESS = 0x04;
 export const EDU_REG_FACT = 0x08;
 export const EDU_REG_STATUS = 0x20;
@@ -93,6 +100,8 @@ export class EduDevice extends PciDevice {
   ) {
     super(bdf, EDU_VENDOR, EDU_DEVICE);
     const c = this.cfg;
+    c.setUint16(0x04, 0x0103, true);
+    c.setUint8(0x3c, 0x0a);
     c.setUint8(PCI_REVISION_ID, 0x10);
     c.setUint16(PCI_CLASS_DEVICE, 0x00ff, true);
     c.setUint16(PCI_SUBSYSTEM_VENDOR_ID, 0x1af4, true);
@@ -114,6 +123,7 @@ export class EduDevice extends PciDevice {
 
   mmioRead(bar: number, off: number, size: number): bigint {
     const ones = size >= 8 ? ALL_ONES : (1n << BigInt(size * 8)) - 1n;
+    if (size < 4) return 0n;
     if (bar !== 0 || this.fatal) return ones;
     if (off < 0x80 && size !== 4) return ones;
     if (off >= 0x80 && size !== 4 && size !== 8) return ones;
@@ -153,7 +163,7 @@ export class EduDevice extends PciDevice {
   }
 
   mmioWrite(bar: number, off: number, size: number, value: bigint): void {
-    if (bar !== 0 || this.fatal) return;
+    if (bar !== 0 || this.fatal || size < 4) return;
     if (off < 0x80 && size !== 4) return;
     if (off >= 0x80 && size !== 4 && size !== 8) return;
     const v32 = Number(value & 0xffffffffn);

@@ -87,6 +87,11 @@ export abstract class PciDevice {
   /** an MMIO load of `size` bytes (1, 2, 4 or 8) at `off` into BAR `bar` */
   abstract mmioRead(bar: number, off: number, size: number): bigint;
   abstract mmioWrite(bar: number, off: number, size: number, value: bigint): void;
+  /** the device has a reset method (FLR, PM reset, ...); vfio-pci reports RESET from it */
+  get canReset(): boolean {
+    return false;
+  }
+
   /** a function-level reset, or false when the device has no reset method */
   reset(): boolean {
     return false;

@@ -100,7 +100,9 @@ export class MmStruct {
 
   /** mmap(2): returns the address or -errno. Lengths round up to pages. */
   mmap(length: number, o: MmapOpts): number {
-    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    if (length === 0) return -EINVAL;
+    // a negative length is a size_t near 2^64: PAGE_ALIGN overflows, ENOMEM (mm/mmap.c)
+    if (!Number.isSafeInteger(length) || length < 0) return -ENOMEM;
     const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     let addr: number;
     if (o.addr !== undefined) {

@@ -28,7 +28,8 @@ test("identification, liveness and access-size rules", () => {
   assert.equal(r(0), 0x010000edn);
   w(4, 0x12345678);
   assert.equal(r(4), 0xedcba987n);
-  assert.equal(r(0, 2), 0xffffn, "2-byte access below 0x80 reads all ones");
+  assert.equal(r(0, 2), 0n, "a 2-byte access never reaches the registers (QEMU valid.min_access_size = 4)");
+  assert.equal(r(0x80, 2), 0n);
   assert.equal(r(0x10), 0xffffffffn, "unknown register");
   assert.equal(dev.config[0], 0x34);
   assert.equal(dev.cfg.getUint16(2, true), 0x11e8);

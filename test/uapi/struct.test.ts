@@ -60,3 +60,24 @@ test("decode of a short buffer reads missing fields as zero; arrays and nested s
   assert.equal(short.n, 2);
   assert.equal(short.ranges[0]!.start, 0n);
 });
+
+test("signed fields and u64 values around 2^53 round-trip exactly, little-endian", () => {
+  const s = defineStruct("signed", [
+    ["a", "s8"],
+    ["b", "s16"],
+    ["c", "s32"],
+    ["d", "s64"],
+    ["e", "u64"],
+    ["f", "u64"],
+    ["g", "u32"],
+  ] as const);
+  const b = s.encode({ a: -2, b: -300, c: -70000, d: -5n, e: 2n ** 53n + 1n, f: 2n ** 53n - 1n, g: 2 ** 32 + 5 });
+  assert.deepEqual([...b.subarray(s.offsetOf("e"), s.offsetOf("e") + 8)], [1, 0, 0, 0, 0, 0, 0x20, 0]);
+  assert.deepEqual([...b.subarray(s.offsetOf("d"), s.offsetOf("d") + 8)], [0xfb, 255, 255, 255, 255, 255, 255, 255]);
+  const v = s.decode(b);
+  assert.deepEqual(v, { a: -2, b: -300, c: -70000, d: -5n, e: 2n ** 53n + 1n, f: 2n ** 53n - 1n, g: 5 });
+  const at = new Uint8Array(s.size + 8);
+  s.encodeInto(at, { e: U64_MAX }, 8);
+  assert.equal(s.decode(at, 8).e, U64_MAX);
+  assert.equal(s.decode(at.subarray(8)).e, U64_MAX, "a subarray view decodes at its own offset 0");
+});

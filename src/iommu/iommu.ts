@@ -1,0 +1,302 @@
+// The IOMMU core (drivers/iommu/iommu.c) for one twin kernel: IOMMU groups, the devices in
+// them, domain allocation and attachment, DMA ownership, and device DMA through the attached
+// domain. API for the subsystems above (vfio type1, iommufd):
+//
+//   IommuCore.of(k)                       the core of kernel k (made on first use)
+//   core.device(bdf) / core.group(id)     lookups
+//   core.domainAllocPaging(dev, owner)    iommu_paging_domain_alloc(): aperture + pgsizes of dev
+//   core.attachGroup(domain, group)       iommu_attach_group(): EBUSY unless the group sits
+//                                         in its default or blocking domain
+//   core.detachGroup(domain, group)       iommu_detach_group(): back to blocking (owned) or default
+//   core.replaceGroupDomain(group, d)     iommu_group_replace_domain() (owned groups only)
+//   core.claimDmaOwner(group, owner)      iommu_group_claim_dma_owner(): EPERM if owned
+//   core.releaseDmaOwner(group)
+//   dev.resvRegions()                     iommu_get_resv_regions(): the MSI window
+//   dev.capable("cache-coherency")        device_iommu_capable()
+//   domain.map / unmap / lookup           src/iommu/domain.ts
+//
+// A device's DMA (the DmaPort of src/hw/pci.ts) is translated through its group's current
+// domain at the time of the access. It succeeds only inside a mapping with the needed
+// permission; otherwise nothing is transferred and a fault (bdf, iova, read/write, reason)
+// is appended to core.faults, the twin's DMAR fault log.
+
+import { EBUSY, EINVAL, EPERM } from "../uapi/errno.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { PAGE_SIZE } from "../kernel/mm.js";
+import type { DmaPort, PciDevice } from "../hw/pci.js";
+import type { IommuHwConfig, PciFunctionConfig } from "../hw/machine.js";
+import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
+
+export type IommuFaultReason = "blocked" | "not-present" | "permission" | "identity";
+
+export interface IommuFault {
+  readonly bdf: string;
+  readonly iova: bigint;
+  readonly write: boolean;
+  readonly reason: IommuFaultReason;
+  /** the domain the access went through */
+  readonly domain: number;
+}
+
+export type IommuCap = "cache-coherency" | "pasid";
+
+export interface ResvRegion {
+  readonly start: bigint;
+  /** inclusive */
+  readonly last: bigint;
+  readonly type: "msi" | "direct" | "reserved";
+}
+
+/** struct device's IOMMU side (dev->iommu, dev->iommu_group) for one PCI function. */
+export class IommuDevice {
+  /** the bound driver's name ("vfio-pci", "host"), null when unbound */
+  driver: string | null = null;
+
+  constructor(
+    readonly core: IommuCore,
+    readonly bdf: string,
+    readonly pci: PciDevice | null,
+    readonly group: IommuGroup,
+    readonly caps: { readonly coherent: boolean; readonly pasid: boolean },
+  ) {}
+
+  /** device_iommu_capable() */
+  capable(cap: IommuCap): boolean {
+    return cap === "cache-coherency" ? this.caps.coherent : this.caps.pasid;
+  }
+
+  /** iommu_get_resv_regions(): VT-d reports the interrupt window as IOMMU_RESV_MSI. */
+  resvRegions(): ResvRegion[] {
+    const hw = this.core.hw;
+    return [{ start: hw.msiStart, last: hw.msiEnd, type: "msi" }];
+  }
+}
+
+/** struct iommu_group */
+export class IommuGroup {
+  readonly devices: IommuDevice[] = [];
+  /** the domain DMA goes through now */
+  domain: IommuDomain;
+  /** the DMA-API domain host drivers use (a paging domain owned by the kernel) */
+  readonly defaultDomain: IommuDomain;
+  blockingDomain: IommuDomain | null = null;
+  /** group->owner_cnt: host drivers using the default domain, or 1 for a claimed owner */
+  ownerCnt = 0;
+  owner: unknown = null;
+
+  constructor(
+    readonly core: IommuCore,
+    readonly id: number,
+  ) {
+    this.defaultDomain = core.newDomain("paging", "default domain");
+    this.domain = this.defaultDomain;
+    this.defaultDomain.groups.add(this);
+  }
+
+  /** iommu_group_dma_owner_claimed() */
+  dmaOwnerClaimed(): boolean {
+    return this.ownerCnt !== 0;
+  }
+
+  setDomain(d: IommuDomain): void {
+    this.domain.groups.delete(this);
+    this.domain = d;
+    d.groups.add(this);
+  }
+}
+
+/** A PCI function as the kernel's PCI core knows it after boot. */
+export interface PciFunction {
+  readonly config: Required<PciFunctionConfig>;
+  readonly hw: PciDevice;
+  readonly iommu: IommuDevice;
+}
+
+const cores = new WeakMap<Kernel, IommuCore>();
+
+export class IommuCore {
+  readonly groups = new Map<number, IommuGroup>();
+  readonly devices = new Map<string, IommuDevice>();
+  /** the machine's PCI functions as probed at boot, in config order */
+  readonly pciFunctions: PciFunction[] = [];
+  /** the DMAR fault log */
+  readonly faults: IommuFault[] = [];
+  hw: IommuHwConfig = {
+    kind: "intel-vtd",
+    awBits: 39,
+    pgsizeBitmap: 0x40201000n,
+    msiStart: 0xfee00000n,
+    msiEnd: 0xfeefffffn,
+  };
+
+  private constructor(readonly k: Kernel) {}
+
+  static of(k: Kernel): IommuCore {
+    let c = cores.get(k);
+    if (!c) cores.set(k, (c = new IommuCore(k)));
+    return c;
+  }
+
+  get apertureEnd(): bigint {
+    return (1n << BigInt(this.hw.awBits)) - 1n;
+  }
+
+  newDomain(type: "paging" | "identity" | "blocked", owner: string): IommuDomain {
+    return new IommuDomain(type, this.hw.pgsizeBitmap, 0n, this.apertureEnd, false, owner);
+  }
+
+  device(bdf: string): IommuDevice | null {
+    return this.devices.get(bdf) ?? null;
+  }
+
+  group(id: number): IommuGroup | null {
+    return this.groups.get(id) ?? null;
+  }
+
+  /** iommu_group_alloc() with a given id (the machine's), or the next free one. */
+  allocGroup(id?: number): IommuGroup {
+    let n = id;
+    if (n === undefined) {
+      n = 0;
+      while (this.groups.has(n)) n++;
+    }
+    let g = this.groups.get(n);
+    if (!g) this.groups.set(n, (g = new IommuGroup(this, n)));
+    return g;
+  }
+
+  /** iommu_probe_device(): put a device in its group and route its DMA through the core. */
+  probeDevice(
+    bdf: string,
+    pci: PciDevice | null,
+    groupId: number,
+    caps: { coherent: boolean; pasid: boolean },
+  ): IommuDevice {
+    const g = this.allocGroup(groupId);
+    const dev = new IommuDevice(this, bdf, pci, g, caps);
+    g.devices.push(dev);
+    this.devices.set(bdf, dev);
+    if (pci) pci.dma = this.dmaPort(dev);
+    return dev;
+  }
+
+  /** iommu_paging_domain_alloc(dev): a paging domain with the device's IOMMU geometry. */
+  domainAllocPaging(dev: IommuDevice, owner: string): IommuDomain {
+    void dev;
+    const d = this.newDomain("paging", owner);
+    // VT-d second-stage tables honour IOMMU_CACHE only when the hardware snoops (coherent)
+    d.enforceCacheCoherency = false;
+    return d;
+  }
+
+  /** intel_iommu_enforce_cache_coherency(): true only if every attached device supports it. */
+  enforceCacheCoherency(d: IommuDomain, group: IommuGroup): boolean {
+    const ok = group.devices.every((x) => x.capable("cache-coherency"));
+    if (ok) d.enforceCacheCoherency = true;
+    return ok;
+  }
+
+  /** iommu_attach_group(): drivers/iommu/iommu.c __iommu_attach_group(). */
+  attachGroup(d: IommuDomain, g: IommuGroup): number {
+    if (g.domain !== g.defaultDomain && g.domain !== g.blockingDomain) return -EBUSY;
+    g.setDomain(d);
+    return 0;
+  }
+
+  /** iommu_detach_group(): __iommu_group_set_core_domain(). */
+  detachGroup(d: IommuDomain, g: IommuGroup): void {
+    if (g.domain !== d) throw this.k.bug("iommu", `detach of ${d.describe()} from group ${g.id} it is not attached to`);
+    g.setDomain(g.owner !== null ? this.blockingDomain(g) : g.defaultDomain);
+  }
+
+  /** iommu_group_replace_domain(): only for a group with a claimed owner. */
+  replaceGroupDomain(g: IommuGroup, d: IommuDomain): number {
+    if (g.owner === null) return -EINVAL;
+    if (d.enforceCacheCoherency && !g.devices.every((x) => x.capable("cache-coherency"))) return -EINVAL;
+    g.setDomain(d);
+    return 0;
+  }
+
+  private blockingDomain(g: IommuGroup): IommuDomain {
+    if (!g.blockingDomain) g.blockingDomain = this.newDomain("blocked", `blocking domain of group ${g.id}`);
+    return g.blockingDomain;
+  }
+
+  /** iommu_group_claim_dma_owner(): the group moves to its blocking domain. */
+  claimDmaOwner(g: IommuGroup, owner: unknown): number {
+    if (owner === null || owner === undefined) return -EINVAL;
+    if (g.ownerCnt) return -EPERM;
+    if (g.domain !== g.defaultDomain) return -EBUSY;
+    g.setDomain(this.blockingDomain(g));
+    g.owner = owner;
+    g.ownerCnt++;
+    return 0;
+  }
+
+  /** iommu_group_release_dma_owner(): back to the default domain. */
+  releaseDmaOwner(g: IommuGroup): void {
+    if (g.owner === null || g.ownerCnt !== 1) throw this.k.bug("iommu", `release of unowned group ${g.id}`);
+    g.setDomain(g.defaultDomain);
+    g.owner = null;
+    g.ownerCnt = 0;
+  }
+
+  /** iommu_device_use_default_domain(): a host driver binds (what makes a group non-viable). */
+  deviceUseDefaultDomain(dev: IommuDevice): number {
+    const g = dev.group;
+    if (g.ownerCnt && (g.domain !== g.defaultDomain || g.owner !== null)) return -EBUSY;
+    g.ownerCnt++;
+    return 0;
+  }
+
+  deviceUnuseDefaultDomain(dev: IommuDevice): void {
+    const g = dev.group;
+    if (g.ownerCnt > 0 && g.owner === null) g.ownerCnt--;
+  }
+
+  /** The DMA port of a device: every access is translated at the time it happens. */
+  dmaPort(dev: IommuDevice): DmaPort {
+    return {
+      read: (addr, len) => {
+        const out = new Uint8Array(len);
+        return this.dma(dev, addr, len, false, (pg, off, n, at) => out.set(pg.subarray(off, off + n), at)) ? out : null;
+      },
+      write: (addr, bytes) =>
+        this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.set(bytes.subarray(at, at + n), off)),
+    };
+  }
+
+  /** Translate every page first (a fault moves no byte), then copy. */
+  private dma(
+    dev: IommuDevice,
+    addr: bigint,
+    len: number,
+    write: boolean,
+    copy: (page: Uint8Array, off: number, n: number, at: number) => void,
+  ): boolean {
+    const d = dev.group.domain;
+    const fault = (iova: bigint, reason: IommuFaultReason): boolean => {
+      this.faults.push({ bdf: dev.bdf, iova, write, reason, domain: d.id });
+      return false;
+    };
+    if (d.type === "blocked") return fault(addr, "blocked");
+    // identity: bus addresses are host physical; the twin has no physical memory map
+    if (d.type === "identity") return fault(addr, "identity");
+    const need = write ? IOMMU_WRITE : IOMMU_READ;
+    const chunks: [Uint8Array, number, number, number][] = [];
+    let at = 0;
+    while (at < len) {
+      const iova = addr + BigInt(at);
+      if (iova > 0xffffffffffffffffn) return fault(iova, "not-present");
+      const pte = d.lookup(iova);
+      if (!pte) return fault(iova, "not-present");
+      if ((pte.prot & need) !== need) return fault(iova, "permission");
+      const off = Number(iova & BigInt(PAGE_SIZE - 1));
+      const n = Math.min(len - at, PAGE_SIZE - off);
+      chunks.push([pte.page.data, off, n, at]);
+      at += n;
+    }
+    for (const [pg, off, n, a] of chunks) copy(pg, off, n, a);
+    return true;
+  }
+}

@@ -1,0 +1,354 @@
+// struct vfio_group and the group file /dev/vfio/<n> (drivers/vfio/group.c).
+//
+// A group exists while at least one VFIO driver has a device of the IOMMU group registered
+// (holders "device <name>"); its node appears with the first and goes with the last. The
+// file is single-open (EBUSY), and holds "group file" while open. Setting a container makes
+// the group a container user (container_users = 1) and claims DMA ownership of the IOMMU
+// group; each device's first open adds a user and pins the group file (vfio_group_use_container),
+// which is why UNSET_CONTAINER with an open device is EBUSY and why closing the group fd
+// before the device fd leaves the group attached until the device goes.
+//
+// Fields guarded by groupLock: container, containerUsers, openedFile, kvm (kvm_ref_lock in
+// the kernel), devices (device_lock).
+
+import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOTTY, EPERM } from "../uapi/errno.js";
+import * as V from "../uapi/vfio.js";
+import type { CharDev, File, FileOperations } from "../kernel/fs.js";
+import { RefCounted } from "../kernel/kref.js";
+import { Mutex } from "../kernel/locks.js";
+import { PAGE_SIZE } from "../kernel/mm.js";
+import type { KGen } from "../kernel/sched.js";
+import { installFile } from "../kernel/syscalls.js";
+import { IommuCore, type IommuGroup } from "../iommu/iommu.js";
+import {
+  containerFromFile,
+  type VfioContainer,
+  vfioContainerAttachGroup,
+  vfioGroupDetachContainer,
+} from "./container.js";
+import { copyStructIn, copyStructOut, curProc, getUserS32, strndupUser } from "./uaccess.js";
+import {
+  type VfioCore,
+  type VfioDevice,
+  VfioDeviceFile,
+  vfioDeviceGetKvmSafe,
+  vfioDevicePutKvm,
+  vfioDfClose,
+  vfioDfOpen,
+  runK,
+} from "./vfio_main.js";
+
+/** enum vfio_group_type */
+export type VfioGroupType = "iommu" | "emulated" | "noiommu";
+
+export class VfioGroup extends RefCounted {
+  readonly devices: VfioDevice[] = [];
+  container: VfioContainer | null = null;
+  containerUsers = 0;
+  /** the iommufd a group was attached to with SET_CONTAINER(iommufd) (the iommufd helper's) */
+  iommufd: unknown = null;
+  openedFile: File | null = null;
+  kvm: unknown = null;
+  /** cdev device files open on devices of this group (group open is then EBUSY) */
+  cdevDeviceOpenCnt = 0;
+  readonly groupLock: Mutex;
+  readonly path: string;
+  readonly fops: FileOperations;
+
+  constructor(
+    readonly core: VfioCore,
+    /** null once the last device was removed (vfio_device_remove_group) */
+    public iommuGroup: IommuGroup | null,
+    readonly id: number,
+    readonly type: VfioGroupType,
+  ) {
+    super(core.k, "vfio_group");
+    this.groupLock = new Mutex(core.k, "vfio_group.group_lock", `group_lock of group ${id}`);
+    this.path = `/dev/vfio/${type === "noiommu" ? "noiommu-" : ""}${id}`;
+    this.fops = groupFops(core);
+  }
+
+  describe(): string {
+    return `vfio_group ${this.id}`;
+  }
+
+  protected release(): void {
+    if (this.core.groups.get(this.id) === this) this.core.groups.delete(this.id);
+  }
+
+  /** vfio_group_has_iommu() */
+  hasIommu(): boolean {
+    return this.container !== null || this.iommufd !== null;
+  }
+
+  /** vfio_device_group_use_iommu() -> vfio_group_use_container() */
+  useContainer(): number {
+    const c = this.container;
+    if (!c) return -EINVAL;
+    if (!c.iommuDriver) return -EINVAL;
+    if (this.type === "noiommu") return -EPERM;
+    this.openedFile!.get("vfio device use of group");
+    this.containerUsers++;
+    return 0;
+  }
+
+  /** files whose fput waits until the locks are dropped (the kernel's fput defers to task work) */
+  private deferredFput: File[] = [];
+
+  /** vfio_group_unuse_container(): the group file reference is dropped by flushFput() */
+  unuseContainer(): void {
+    this.containerUsers--;
+    this.deferredFput.push(this.openedFile!);
+  }
+
+  /** Run the deferred fputs (call with no lock held: the last one releases the group file). */
+  flushFput(): void {
+    for (const f of this.deferredFput.splice(0)) f.put("vfio device use of group");
+  }
+
+  /** vfio_df_group_open(): drivers/vfio/group.c */
+  *dfGroupOpen(df: VfioDeviceFile): KGen<number> {
+    const vdev = df.device;
+    yield* this.groupLock.lock();
+    try {
+      if (!this.hasIommu()) return -EINVAL;
+      yield* vdev.devSetLock.lock();
+      try {
+        if (vdev.openCount === 0) vfioDeviceGetKvmSafe(vdev, this.kvm);
+        // the iommufd compat path (group attached to an iommufd) is the iommufd helper's
+        if (this.iommufd !== null) {
+          if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
+          return -EINVAL;
+        }
+        const rc = yield* vfioDfOpen(
+          df,
+          () => this.useContainer(),
+          () => this.unuseContainer(),
+        );
+        if (rc < 0) {
+          if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
+          return rc;
+        }
+        df.accessGranted = true;
+        return 0;
+      } finally {
+        vdev.devSetLock.unlock();
+      }
+    } finally {
+      this.groupLock.unlock();
+      this.flushFput();
+    }
+  }
+
+  /** vfio_df_group_close() */
+  *dfGroupClose(df: VfioDeviceFile): KGen<void> {
+    const vdev = df.device;
+    yield* this.groupLock.lock();
+    yield* vdev.devSetLock.lock();
+    vfioDfClose(df, () => this.unuseContainer());
+    if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
+    vdev.devSetLock.unlock();
+    this.groupLock.unlock();
+    this.flushFput();
+  }
+
+  /** vfio_group_enforced_coherent() */
+  enforcedCoherent(): boolean {
+    return this.devices.every((d) => d.iommuDev === null || d.iommuDev.capable("cache-coherency"));
+  }
+}
+
+/** The VfioGroup behind a group file, or null. */
+export function groupFromFile(f: File): VfioGroup | null {
+  return (f.fops as { vfioGroupFops?: boolean }).vfioGroupFops ? (f.privateData as VfioGroup) : null;
+}
+
+const fopsByCore = new WeakMap<VfioCore, FileOperations>();
+
+function groupFops(core: VfioCore): FileOperations {
+  let f = fopsByCore.get(core);
+  if (!f) fopsByCore.set(core, (f = makeGroupFops(core)));
+  return f;
+}
+
+function makeGroupFops(core: VfioCore): FileOperations {
+  const fops: FileOperations & { vfioGroupFops: true } = {
+    vfioGroupFops: true,
+    owner: core.module,
+    name: "vfio-group",
+    // vfio_group_fops_open()
+    *open(f: File, dev: CharDev) {
+      const g = dev.data as VfioGroup;
+      yield* g.groupLock.lock();
+      try {
+        if (g.devices.length === 0 || g.dead) return -ENODEV;
+        if (g.type === "noiommu") return -EPERM;
+        if (g.cdevDeviceOpenCnt) return -EBUSY;
+        if (g.openedFile) return -EBUSY;
+        g.openedFile = f;
+        f.privateData = g;
+        g.get("group file");
+        return 0;
+      } finally {
+        g.groupLock.unlock();
+      }
+    },
+    // vfio_group_fops_release()
+    *release(f: File) {
+      const g = f.privateData as VfioGroup;
+      f.privateData = null;
+      yield* g.groupLock.lock();
+      if (g.container) yield* vfioGroupDetachContainer(g);
+      if (g.iommufd !== null) g.core.iommufdHooks?.groupUnsetIommufd(g);
+      g.openedFile = null;
+      g.groupLock.unlock();
+      g.put("group file");
+    },
+    unlocked_ioctl(f: File, cmd: number, arg: number) {
+      const g = f.privateData as VfioGroup;
+      switch (cmd) {
+        case V.VFIO_GROUP_GET_DEVICE_FD:
+          return getDeviceFd(g, arg);
+        case V.VFIO_GROUP_GET_STATUS:
+          return getStatus(g, arg);
+        case V.VFIO_GROUP_SET_CONTAINER:
+          return setContainer(g, arg);
+        case V.VFIO_GROUP_UNSET_CONTAINER:
+          return unsetContainer(g);
+        default:
+          return -ENOTTY;
+      }
+    },
+  };
+  return fops;
+}
+
+/** vfio_group_ioctl_get_status() */
+function* getStatus(g: VfioGroup, arg: number): KGen<number> {
+  const minsz = V.vfio_group_status.offsetOfEnd("flags");
+  const st = copyStructIn(g.k, V.vfio_group_status, arg, minsz);
+  if (typeof st === "number") return st;
+  if (st.argsz < minsz) return -EINVAL;
+  let flags = 0;
+  yield* g.groupLock.lock();
+  if (!g.iommuGroup && g.type === "iommu") {
+    g.groupLock.unlock();
+    return -ENODEV;
+  }
+  if (g.hasIommu()) flags |= V.VFIO_GROUP_FLAGS_CONTAINER_SET | V.VFIO_GROUP_FLAGS_VIABLE;
+  else if (!g.iommuGroup || !g.iommuGroup.dmaOwnerClaimed()) flags |= V.VFIO_GROUP_FLAGS_VIABLE;
+  g.groupLock.unlock();
+  return copyStructOut(g.k, V.vfio_group_status, arg, { argsz: st.argsz, flags }, minsz);
+}
+
+/** vfio_group_ioctl_set_container() */
+function* setContainer(g: VfioGroup, arg: number): KGen<number> {
+  const fd = getUserS32(g.k, arg);
+  if (typeof fd !== "number") return fd.err;
+  const f = curProc(g.k).files.lookup(fd);
+  if (!f) return -EBADF;
+  f.get();
+  yield* g.groupLock.lock();
+  try {
+    if (g.hasIommu()) return -EINVAL;
+    if (!g.iommuGroup && g.type === "iommu") return -ENODEV;
+    const c = containerFromFile(f);
+    if (c) return yield* vfioContainerAttachGroup(c, g);
+    const hooks = g.core.iommufdHooks;
+    const ictx = hooks ? hooks.ctxFromFile(f) : null;
+    if (hooks && ictx !== null) return yield* runK(hooks.groupSetIommufd(g, ictx));
+    return -EBADFD;
+  } finally {
+    g.groupLock.unlock();
+    f.put();
+  }
+}
+
+/** vfio_group_ioctl_unset_container() */
+function* unsetContainer(g: VfioGroup): KGen<number> {
+  yield* g.groupLock.lock();
+  try {
+    if (!g.hasIommu()) return -EINVAL;
+    if (g.container) {
+      if (g.containerUsers !== 1) return -EBUSY;
+      yield* vfioGroupDetachContainer(g);
+    }
+    if (g.iommufd !== null) g.core.iommufdHooks?.groupUnsetIommufd(g);
+    return 0;
+  } finally {
+    g.groupLock.unlock();
+  }
+}
+
+/** vfio_group_ioctl_get_device_fd() */
+function* getDeviceFd(g: VfioGroup, arg: number): KGen<number> {
+  const name = strndupUser(g.k, arg, PAGE_SIZE);
+  if (typeof name === "number") return name;
+  // vfio_device_get_from_name()
+  const vdev = g.devices.find((d) => d.name === name && d.registered);
+  if (!vdev) return -ENODEV;
+  const proc = curProc(g.k);
+  const df = new VfioDeviceFile(vdev, g);
+  vdev.get("getting device fd");
+  const rc = yield* g.dfGroupOpen(df);
+  if (rc < 0) {
+    vdev.put("getting device fd");
+    return rc;
+  }
+  const f = g.k.allocFile(g.core.deviceFops, "anon_inode:[vfio-device]", 2);
+  if (typeof f === "number") {
+    yield* g.dfGroupClose(df);
+    vdev.put("getting device fd");
+    return f;
+  }
+  f.privateData = df;
+  vdev.handOver("getting device fd", `device file ${f.ino}`);
+  return installFile(proc, f);
+}
+
+/**
+ * vfio_register_group_dev() / vfio_register_emulated_iommu_dev(): put a device into the
+ * VFIO group of its IOMMU group (made, with its /dev/vfio node, for the first device).
+ * Emulated devices (mdev) get a group of their own, with a fresh IOMMU group id.
+ */
+export function vfioRegisterGroupDev(core: VfioCore, vdev: VfioDevice, type: VfioGroupType): number {
+  const icore = IommuCore.of(core.k);
+  let ig: IommuGroup;
+  if (type === "iommu") {
+    if (!vdev.iommuDev) return -EINVAL;
+    ig = vdev.iommuDev.group;
+  } else ig = icore.allocGroup();
+  let g = type === "iommu" ? core.groups.get(ig.id) : undefined;
+  if (g && g.devices.includes(vdev)) return -EINVAL;
+  if (!g) {
+    g = new VfioGroup(core, ig, ig.id, type);
+    core.groups.set(ig.id, g);
+    g.handOver("init", `device ${vdev.name}`);
+    core.k.devices.register(g.path, g.fops, g);
+  } else g.get(`device ${vdev.name}`);
+  g.devices.push(vdev);
+  vdev.group = g;
+  vdev.registered = true;
+  vdev.handOver("init", "registration");
+  core.devices.push(vdev);
+  return 0;
+}
+
+/** vfio_unregister_group_dev() + vfio_device_remove_group(). */
+export function* vfioUnregisterGroupDev(core: VfioCore, vdev: VfioDevice): KGen<void> {
+  const g = vdev.group;
+  vdev.registered = false;
+  g.devices.splice(g.devices.indexOf(vdev), 1);
+  core.devices.splice(core.devices.indexOf(vdev), 1);
+  if (g.devices.length === 0) {
+    core.k.devices.unregister(g.path);
+    yield* g.groupLock.lock();
+    if (g.container) yield* vfioGroupDetachContainer(g);
+    if (g.type !== "iommu" && g.iommuGroup) g.iommuGroup.core.groups.delete(g.iommuGroup.id);
+    g.iommuGroup = null;
+    g.groupLock.unlock();
+    if (core.groups.get(g.id) === g) core.groups.delete(g.id);
+  }
+  g.put(`device ${vdev.name}`);
+  vdev.put("registration");
+}

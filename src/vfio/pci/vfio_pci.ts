@@ -1,0 +1,54 @@
+// The vfio_pci module (drivers/vfio/pci/vfio_pci.c): binds to the machine's PCI functions
+// configured for "vfio-pci" (what driver_override + probe does at boot), registers each as a
+// vfio_device in the VFIO group of its IOMMU group, and names its device cdev in sysfs
+// (/sys/bus/pci/devices/<bdf>/vfio-dev/vfio<N>, N in config order from 0; the cdev's file
+// operations belong to the device-cdev code).
+
+import { EBUSY } from "../../uapi/errno.js";
+import type { ModuleDef } from "../../kernel/module.js";
+import { runSync } from "../../kernel/sched.js";
+import { IommuCore } from "../../iommu/iommu.js";
+import { bindDriver, pciSysfsDir, unbindDriver } from "../../iommu/pci_probe.js";
+import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
+import { VfioCore, VfioDevice } from "../vfio_main.js";
+import { VfioPciCoreDevice, vfioPciOps } from "./vfio_pci_core.js";
+
+export const VFIO_CDEV_DIR = "/dev/vfio/devices";
+
+export const vfioPciModule: ModuleDef = {
+  name: "vfio_pci",
+  requires: ["vfio"],
+  init(k, m) {
+    const core = VfioCore.of(k)!;
+    const icore = IommuCore.of(k);
+    const bound: VfioDevice[] = [];
+    for (const fn of icore.pciFunctions) {
+      if (fn.config.driver !== "vfio-pci") continue;
+      if (fn.iommu.driver !== null) continue;
+      // vfio_pci_core_register_device(): vfio_assign_device_set + vfio_register_group_dev
+      const vdev = new VfioDevice(k, fn.config.bdf, vfioPciOps, m, fn.iommu);
+      vdev.priv = new VfioPciCoreDevice(vdev, fn.hw);
+      const rc = vfioRegisterGroupDev(core, vdev, "iommu");
+      if (rc < 0) {
+        vdev.put("init");
+        return rc;
+      }
+      if (bindDriver(k, fn.iommu, "vfio-pci") < 0) return -EBUSY;
+      vdev.cdevIndex = core.allocCdevIndex();
+      k.sysfs.file(`${pciSysfsDir(vdev.name)}/vfio-dev/vfio${vdev.cdevIndex}/dev`, `511:${vdev.cdevIndex}\n`);
+      bound.push(vdev);
+    }
+    m.export("__vfio_pci_devices", bound);
+    return 0;
+  },
+  exit(k, m) {
+    const core = VfioCore.of(k)!;
+    const icore = IommuCore.of(k);
+    for (const vdev of m.exports.get("__vfio_pci_devices") as VfioDevice[]) {
+      k.sysfs.remove(`${pciSysfsDir(vdev.name)}/vfio-dev`);
+      runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(core, vdev));
+      const dev = icore.device(vdev.name);
+      if (dev) unbindDriver(k, dev);
+    }
+  },
+};

@@ -1,0 +1,65 @@
+// User memory access for the VFIO paths (copy_from_user / copy_to_user / get_user /
+// strndup_user on the calling task's mm). Plain functions: a fault is -EFAULT, never a throw.
+
+import { EFAULT, EINVAL } from "../uapi/errno.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { MmStruct } from "../kernel/mm.js";
+import type { Process } from "../kernel/process.js";
+import type { StructDesc } from "../uapi/struct.js";
+
+export function curProc(k: Kernel): Process {
+  const p = k.current?.process;
+  if (!p) throw k.bug("vfio", "user access outside a process context");
+  return p;
+}
+
+export function curMm(k: Kernel): MmStruct {
+  return curProc(k).mm;
+}
+
+/** copy_from_user of the first `minsz` bytes of a struct: the decoded value or -EFAULT. */
+export function copyStructIn<V>(k: Kernel, desc: StructDesc<V>, addr: number, minsz = desc.size): V | number {
+  const b = curMm(k).copyFromUser(addr, minsz);
+  if (typeof b === "number") return -EFAULT;
+  return desc.decode(b);
+}
+
+/** copy_to_user of the first `len` bytes of `value` encoded as `desc`. */
+export function copyStructOut<V>(
+  k: Kernel,
+  desc: StructDesc<V>,
+  addr: number,
+  value: Partial<V>,
+  len = desc.size,
+): number {
+  const b = desc.encode(value, Math.max(len, desc.size));
+  return curMm(k).copyToUser(addr, b, len) < 0 ? -EFAULT : 0;
+}
+
+export function copyIn(k: Kernel, addr: number, len: number): Uint8Array | number {
+  return curMm(k).copyFromUser(addr, len);
+}
+
+export function copyOut(k: Kernel, addr: number, bytes: Uint8Array): number {
+  return curMm(k).copyToUser(addr, bytes) < 0 ? -EFAULT : 0;
+}
+
+/** get_user() of an s32. */
+export function getUserS32(k: Kernel, addr: number): number | { err: number } {
+  const b = curMm(k).copyFromUser(addr, 4);
+  if (typeof b === "number") return { err: -EFAULT };
+  return new DataView(b.buffer).getInt32(0, true);
+}
+
+/** strndup_user(): a NUL-terminated string of at most n bytes (n including the NUL). */
+export function strndupUser(k: Kernel, addr: number, n: number): string | number {
+  const mm = curMm(k);
+  const bytes: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = mm.copyFromUser(addr + i, 1);
+    if (typeof b === "number") return -EFAULT;
+    if (b[0] === 0) return String.fromCharCode(...bytes);
+    bytes.push(b[0]!);
+  }
+  return -EINVAL;
+}

@@ -1,0 +1,641 @@
+// vfio_iommu_type1 (drivers/vfio/vfio_iommu_type1.c): the container backend for TYPE1 and
+// TYPE1v2. It keeps the user's DMA mappings (struct vfio_dma) in an IOVA tree, pins their
+// pages and maps them into one IOMMU domain per kind of group (groups whose domains would be
+// alike share one), and accounts pinned pages in the mapping process's mm->locked_vm against
+// its RLIMIT_MEMLOCK (skipped, not the accounting, with CAP_IPC_LOCK).
+//
+// Pages are pinned only while the container has an IOMMU-backed domain: a MAP_DMA with only
+// emulated (mdev) groups records the range, and attaching the first real group replays every
+// mapping (pin + account + map). Removing a mapping unmaps it from every domain, unpins and
+// un-accounts it. Every failing call leaves the tree, pins and accounting as they were.
+//
+// iommu.lock (a mutex) guards everything in VfioIommu.
+
+import { EACCES, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, ENOTTY } from "../uapi/errno.js";
+import * as V from "../uapi/vfio.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { Mutex } from "../kernel/locks.js";
+import { type Page, PAGE_SIZE, type MmStruct, unpinPages } from "../kernel/mm.js";
+import type { ModuleDef } from "../kernel/module.js";
+import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
+import type { KGen } from "../kernel/sched.js";
+import { IOMMU_READ, IOMMU_WRITE, type IommuDomain } from "../iommu/domain.js";
+import type { IommuGroup } from "../iommu/iommu.js";
+import { IovaTree } from "../iommu/iova_tree.js";
+import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
+import type { VfioGroupType } from "./group.js";
+import { copyStructIn, copyStructOut, curProc } from "./uaccess.js";
+import { VfioCore, VfioInfoCap } from "./vfio_main.js";
+
+/** module parameter dma_entry_limit (U16_MAX) */
+export const DMA_ENTRY_LIMIT = 65535;
+/** DIRTY_BITMAP_SIZE_MAX: DIRTY_BITMAP_PAGES_MAX (INT_MAX) / 8, rounded as the kernel does */
+export const DIRTY_BITMAP_SIZE_MAX = 0x10000000n;
+const U64_MAX = 0xffffffffffffffffn;
+/** PAGE_MASK as an unsigned long */
+const PAGE_MASK = U64_MAX ^ BigInt(PAGE_SIZE - 1);
+
+/** struct vfio_dma */
+export class VfioDma {
+  /** pinned pages while the container has a domain; null before */
+  pages: Page[] | null = null;
+  vaddrInvalid = false;
+  constructor(
+    readonly iova: bigint,
+    readonly size: bigint,
+    public vaddr: number,
+    readonly prot: number,
+    /** dma->task (group leader) and dma->mm: accounting goes there */
+    readonly proc: Process,
+    readonly mm: MmStruct,
+    readonly lockCap: boolean,
+  ) {}
+  get last(): bigint {
+    return this.iova + this.size - 1n;
+  }
+  get npages(): number {
+    return Number(this.size / BigInt(PAGE_SIZE));
+  }
+}
+
+/** struct vfio_domain */
+interface VfioDomain {
+  readonly domain: IommuDomain;
+  readonly groups: IommuGroup[];
+  readonly enforceCacheCoherency: boolean;
+}
+
+interface IovaRange {
+  start: bigint;
+  last: bigint;
+}
+
+/** struct vfio_iommu */
+export class VfioIommu {
+  readonly dmaList = new IovaTree<VfioDma>();
+  readonly domains: VfioDomain[] = [];
+  readonly emulatedGroups: IommuGroup[] = [];
+  /** the usable IOVA ranges (aperture minus reserved regions); empty = no restriction */
+  iovaList: IovaRange[] = [];
+  dmaAvail = DMA_ENTRY_LIMIT;
+  pgsizeBitmap = PAGE_MASK;
+  vaddrInvalidCount = 0;
+  dirtyPageTracking = false;
+  readonly lock: Mutex;
+  constructor(
+    readonly k: Kernel,
+    readonly v2: boolean,
+    readonly nesting: boolean,
+  ) {
+    this.lock = new Mutex(k, "vfio_iommu.lock");
+  }
+
+  get minPgsize(): bigint {
+    return this.pgsizeBitmap & -this.pgsizeBitmap;
+  }
+
+  /** pages this container holds pinned (for invariants) */
+  pinnedPages(): number {
+    let n = 0;
+    for (const d of this.dmaList) if (d.pages) n += d.pages.length;
+    return n;
+  }
+}
+
+/** mm_lock_acct() / __account_locked_vm(): ENOMEM over the limit unless bypassed. */
+function lockAcct(dma: VfioDma, npage: number, check: boolean): number {
+  if (npage > 0 && check && !dma.lockCap) {
+    const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
+    if (dma.mm.lockedVm + npage > limit) return -ENOMEM;
+  }
+  dma.mm.lockedVm += npage;
+  return 0;
+}
+
+/** Pin a mapping's pages and charge them (vfio_pin_pages_remote for the whole range). */
+function pinDma(dma: VfioDma): number {
+  const pages = dma.mm.pinPages(dma.vaddr, dma.npages, (dma.prot & IOMMU_WRITE) !== 0);
+  if (typeof pages === "number") return pages;
+  const rc = lockAcct(dma, pages.length, true);
+  if (rc < 0) {
+    unpinPages(pages);
+    return rc;
+  }
+  dma.pages = pages;
+  return 0;
+}
+
+function unpinDma(dma: VfioDma): void {
+  if (!dma.pages) return;
+  unpinPages(dma.pages);
+  lockAcct(dma, -dma.pages.length, false);
+  dma.pages = null;
+}
+
+/** vfio_remove_dma(): unmap from every domain, unpin, un-account, free. */
+function removeDma(iommu: VfioIommu, dma: VfioDma): void {
+  for (const d of iommu.domains) d.domain.unmap(dma.iova, dma.size);
+  unpinDma(dma);
+  iommu.dmaList.remove(dma);
+  iommu.dmaAvail++;
+}
+
+function mapIntoDomain(d: IommuDomain, dma: VfioDma): number {
+  return d.map(dma.iova, dma.pages!, dma.prot);
+}
+
+/** vfio_iommu_iova_dma_valid() */
+function iovaDmaValid(iommu: VfioIommu, start: bigint, last: bigint): boolean {
+  if (iommu.iovaList.length === 0) return true;
+  return iommu.iovaList.some((r) => start >= r.start && last <= r.last);
+}
+
+/** vfio_find_dma(): any mapping overlapping [start, start + size). */
+function findDma(iommu: VfioIommu, start: bigint, size: bigint): VfioDma | null {
+  if (size === 0n) return null;
+  return iommu.dmaList.firstOverlap(start, start + size - 1n);
+}
+
+// ---- ioctls ----
+
+/** vfio_iommu_type1_check_extension() */
+function checkExtension(iommu: VfioIommu | null, arg: number): number {
+  switch (arg) {
+    case V.VFIO_TYPE1_IOMMU:
+    case V.VFIO_TYPE1v2_IOMMU:
+    case V.VFIO_TYPE1_NESTING_IOMMU:
+    case V.VFIO_UNMAP_ALL:
+      return 1;
+    case V.VFIO_UPDATE_VADDR:
+      return iommu && iommu.emulatedGroups.length === 0 ? 1 : 0;
+    case V.VFIO_DMA_CC_IOMMU:
+      if (!iommu) return 0;
+      return iommu.domains.length > 0 && iommu.domains.every((d) => d.enforceCacheCoherency) ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+/** vfio_iommu_type1_get_info() */
+function* getInfo(iommu: VfioIommu, arg: number): KGen<number> {
+  const k = iommu.k;
+  let minsz = V.vfio_iommu_type1_info.offsetOfEnd("iova_pgsizes");
+  const info = copyStructIn(k, V.vfio_iommu_type1_info, arg, minsz);
+  if (typeof info === "number") return info;
+  if (info.argsz < minsz) return -EINVAL;
+  minsz = Math.min(info.argsz, V.vfio_iommu_type1_info.size);
+  yield* iommu.lock.lock();
+  const out = {
+    argsz: info.argsz,
+    flags: V.VFIO_IOMMU_INFO_PGSIZES,
+    iova_pgsizes: iommu.pgsizeBitmap,
+    cap_offset: 0,
+    pad: 0,
+  };
+  const caps = new VfioInfoCap();
+  // vfio_iommu_migration_build_caps()
+  const mig = V.vfio_iommu_type1_info_cap_migration;
+  caps.add(
+    V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+    1,
+    mig.encode({ flags: 0, pgsize_bitmap: iommu.minPgsize, max_dirty_bitmap_size: DIRTY_BITMAP_SIZE_MAX }).subarray(8),
+  );
+  // vfio_iommu_dma_avail_build_caps()
+  caps.add(
+    V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+    1,
+    V.vfio_iommu_type1_info_dma_avail.encode({ avail: iommu.dmaAvail }).subarray(8),
+  );
+  // vfio_iommu_iova_build_caps(): none when the list is empty (only emulated groups)
+  if (iommu.iovaList.length) {
+    const body = new Uint8Array(8 + 16 * iommu.iovaList.length);
+    const dv = new DataView(body.buffer);
+    dv.setUint32(0, iommu.iovaList.length, true);
+    iommu.iovaList.forEach((r, i) => V.vfio_iova_range.encodeInto(body, { start: r.start, end: r.last }, 8 + 16 * i));
+    void dv;
+    caps.add(V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, 1, body);
+  }
+  iommu.lock.unlock();
+  const infoSize = V.vfio_iommu_type1_info.size;
+  if (caps.size) {
+    out.flags |= V.VFIO_IOMMU_INFO_CAPS;
+    if (info.argsz < infoSize + caps.size) out.argsz = infoSize + caps.size;
+    else {
+      caps.shift(infoSize);
+      if (k.current!.process!.mm.copyToUser(arg + infoSize, caps.buf) < 0) return -EFAULT;
+      out.cap_offset = infoSize;
+    }
+  }
+  return copyStructOut(k, V.vfio_iommu_type1_info, arg, out, minsz);
+}
+
+/** vfio_iommu_type1_map_dma() + vfio_dma_do_map() */
+function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
+  const k = iommu.k;
+  const minsz = V.vfio_iommu_type1_dma_map.offsetOfEnd("size");
+  const map = copyStructIn(k, V.vfio_iommu_type1_dma_map, arg, minsz);
+  if (typeof map === "number") return map;
+  const mask = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE | V.VFIO_DMA_MAP_FLAG_VADDR;
+  if (map.argsz < minsz || map.flags & ~mask) return -EINVAL;
+  const setVaddr = (map.flags & V.VFIO_DMA_MAP_FLAG_VADDR) !== 0;
+  let prot = 0;
+  if (map.flags & V.VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
+  if (map.flags & V.VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
+  if ((prot && setVaddr) || (!prot && !setVaddr)) return -EINVAL;
+  const { iova, size, vaddr } = map;
+  yield* iommu.lock.lock();
+  try {
+    const pgmask = iommu.minPgsize - 1n;
+    if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
+    // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
+    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+    const dma = findDma(iommu, iova, size);
+    if (setVaddr) {
+      if (!dma) return -ENOENT;
+      if (!dma.vaddrInvalid || dma.iova !== iova || dma.size !== size) return -EINVAL;
+      dma.vaddr = Number(vaddr);
+      dma.vaddrInvalid = false;
+      iommu.vaddrInvalidCount--;
+      return 0;
+    }
+    if (dma) return -EEXIST;
+    if (!iommu.dmaAvail) return -ENOSPC;
+    if (!iovaDmaValid(iommu, iova, iova + size - 1n)) return -EINVAL;
+    // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
+    if (vaddr >= 2n ** 53n) return -EFAULT;
+    const proc = curProc(k);
+    const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
+    if (iommu.domains.length) {
+      const rc = pinDma(d);
+      if (rc < 0) return rc;
+      for (let i = 0; i < iommu.domains.length; i++) {
+        const r = mapIntoDomain(iommu.domains[i]!.domain, d);
+        if (r < 0) {
+          for (let j = 0; j < i; j++) iommu.domains[j]!.domain.unmap(d.iova, d.size);
+          unpinDma(d);
+          return r;
+        }
+      }
+    }
+    iommu.dmaAvail--;
+    iommu.dmaList.insert(d);
+    return 0;
+  } finally {
+    iommu.lock.unlock();
+  }
+}
+
+/** vfio_iommu_type1_unmap_dma() + vfio_dma_do_unmap() */
+function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
+  const k = iommu.k;
+  const minsz = V.vfio_iommu_type1_dma_unmap.offsetOfEnd("size");
+  const unmap = copyStructIn(k, V.vfio_iommu_type1_dma_unmap, arg, minsz);
+  if (typeof unmap === "number") return unmap;
+  const mask = V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | V.VFIO_DMA_UNMAP_FLAG_VADDR | V.VFIO_DMA_UNMAP_FLAG_ALL;
+  if (unmap.argsz < minsz || unmap.flags & ~mask) return -EINVAL;
+  const dirty = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+  if (dirty && unmap.flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
+  if (dirty) {
+    // dirty tracking is never started in the twin (see dirtyPages): the bitmap header is
+    // still read and checked, then vfio_dma_do_unmap refuses the request
+    if (unmap.argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
+    const b = k.current!.process!.mm.copyFromUser(arg + minsz, V.vfio_bitmap.size);
+    if (typeof b === "number") return -EFAULT;
+  }
+  const unmapAll = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+  const invalidateVaddr = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
+  let iova = unmap.iova;
+  let size = unmap.size;
+  let unmapped = 0n;
+  let ret = -EINVAL;
+  yield* iommu.lock.lock();
+  try {
+    if (invalidateVaddr && iommu.emulatedGroups.length) return -EBUSY;
+    const pgmask = iommu.minPgsize - 1n;
+    if (iova & pgmask) return ret;
+    if (unmapAll) {
+      if (iova || size) return ret;
+      size = U64_MAX;
+    } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
+    if (dirty && !iommu.dirtyPageTracking) return ret;
+    const end = iova + size; // may exceed 2^64 - 1 for unmap-all: fine with bigint
+    if (iommu.v2 && !unmapAll) {
+      let dma = iommu.dmaList.find(iova);
+      if (dma && dma.iova !== iova) return ret;
+      dma = iommu.dmaList.find(iova + size - 1n);
+      if (dma && dma.iova + dma.size !== iova + size) return ret;
+    }
+    ret = 0;
+    let dma = iommu.dmaList.firstOverlap(iova, end - 1n);
+    const invalidated: VfioDma[] = [];
+    while (dma) {
+      if (dma.iova >= end) break;
+      if (!iommu.v2 && iova > dma.iova) break;
+      const next = iommu.dmaList.next(dma);
+      if (invalidateVaddr) {
+        if (dma.vaddrInvalid) {
+          for (const x of invalidated) {
+            x.vaddrInvalid = false;
+            iommu.vaddrInvalidCount--;
+          }
+          ret = -EINVAL;
+          unmapped = 0n;
+          break;
+        }
+        dma.vaddrInvalid = true;
+        iommu.vaddrInvalidCount++;
+        invalidated.push(dma);
+        unmapped += dma.size;
+      } else {
+        unmapped += dma.size;
+        removeDma(iommu, dma);
+      }
+      dma = next;
+    }
+    iova = 0n;
+  } finally {
+    iommu.lock.unlock();
+  }
+  if (ret < 0) return ret;
+  return copyStructOut(k, V.vfio_iommu_type1_dma_unmap, arg, { ...unmap, size: unmapped }, minsz);
+}
+
+/**
+ * vfio_iommu_type1_dirty_pages(): the header rules. Starting dirty tracking is accepted and
+ * recorded (no page is ever reported dirty: the twin's devices do not mark pages).
+ */
+function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
+  const k = iommu.k;
+  if (!iommu.v2) return -EACCES;
+  const minsz = V.vfio_iommu_type1_dirty_bitmap.offsetOfEnd("flags");
+  const d = copyStructIn(k, V.vfio_iommu_type1_dirty_bitmap, arg, minsz);
+  if (typeof d === "number") return d;
+  const mask =
+    V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START | V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP | V.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+  if (d.argsz < minsz || d.flags & ~mask) return -EINVAL;
+  if (d.flags === 0 || (d.flags & (d.flags - 1)) !== 0) return -EINVAL;
+  yield* iommu.lock.lock();
+  try {
+    if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START) iommu.dirtyPageTracking = true;
+    else if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) iommu.dirtyPageTracking = false;
+    // GET_BITMAP: bitmap reporting is not modelled; answered as with tracking off
+    else return -EINVAL;
+    return 0;
+  } finally {
+    iommu.lock.unlock();
+  }
+}
+
+// ---- attach / detach ----
+
+/** vfio_iommu_type1_attach_group() */
+function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupType): KGen<number> {
+  yield* iommu.lock.lock();
+  try {
+    if (iommu.vaddrInvalidCount) return -EBUSY;
+    if (type === "emulated" || !ig) {
+      if (ig && iommu.emulatedGroups.includes(ig)) return -EINVAL;
+      if (ig) iommu.emulatedGroups.push(ig);
+      return 0;
+    }
+    if (iommu.domains.some((d) => d.groups.includes(ig)) || iommu.emulatedGroups.includes(ig)) return -EINVAL;
+    const core = ig.core;
+    const dev = ig.devices[0];
+    if (!dev) return -ENODEV;
+    const domain = core.domainAllocPaging(dev, "vfio_iommu_type1");
+    let rc = core.attachGroup(domain, ig);
+    if (rc < 0) return rc;
+    // vfio_iommu_aper_conflict(): existing mappings outside the new aperture
+    const first = iommu.dmaList.ceil(0n);
+    let lastDma: VfioDma | null = null;
+    for (const x of iommu.dmaList) lastDma = x;
+    if (
+      (first && first.iova < domain.apertureStart) ||
+      (lastDma && lastDma.last > domain.apertureEnd) ||
+      iommu.iovaList.some((r) => r.last < domain.apertureStart || r.start > domain.apertureEnd)
+    ) {
+      core.detachGroup(domain, ig);
+      return -EINVAL;
+    }
+    const resv = ig.devices.flatMap((d) => d.resvRegions());
+    // vfio_iommu_resv_conflict(): existing mappings over a reserved region
+    for (const r of resv) {
+      if (r.type === "direct") continue;
+      if (iommu.dmaList.firstOverlap(r.start, r.last)) {
+        core.detachGroup(domain, ig);
+        return -EINVAL;
+      }
+    }
+    // the new iova list: aperture resize, then reserved regions cut out
+    let list: IovaRange[] = iommu.iovaList.length
+      ? iommu.iovaList
+          .map((r) => ({
+            start: r.start > domain.apertureStart ? r.start : domain.apertureStart,
+            last: r.last < domain.apertureEnd ? r.last : domain.apertureEnd,
+          }))
+          .filter((r) => r.start <= r.last)
+      : [{ start: domain.apertureStart, last: domain.apertureEnd }];
+    for (const r of resv) list = excludeRange(list, r.start, r.last);
+    if (list.length === 0) {
+      core.detachGroup(domain, ig);
+      return -EINVAL;
+    }
+    const enforceCC = core.enforceCacheCoherency(domain, ig);
+    // try an existing compatible domain
+    for (const d of iommu.domains) {
+      if (d.enforceCacheCoherency === enforceCC) {
+        core.detachGroup(domain, ig);
+        if (core.attachGroup(d.domain, ig) === 0) {
+          d.groups.push(ig);
+          iommu.iovaList = list;
+          return 0;
+        }
+        rc = core.attachGroup(domain, ig);
+        if (rc < 0) return rc;
+      }
+    }
+    // vfio_iommu_replay(): pin (the first domain) and map every mapping into the new domain
+    const newlyPinned: VfioDma[] = [];
+    const mapped: VfioDma[] = [];
+    for (const dma of iommu.dmaList) {
+      if (!dma.pages) {
+        rc = pinDma(dma);
+        if (rc < 0) break;
+        newlyPinned.push(dma);
+      }
+      rc = mapIntoDomain(domain, dma);
+      if (rc < 0) break;
+      mapped.push(dma);
+    }
+    if (rc < 0) {
+      for (const dma of mapped) domain.unmap(dma.iova, dma.size);
+      for (const dma of newlyPinned) unpinDma(dma);
+      core.detachGroup(domain, ig);
+      return rc;
+    }
+    iommu.domains.push({ domain, groups: [ig], enforceCacheCoherency: enforceCC });
+    updatePgsizeBitmap(iommu);
+    iommu.iovaList = list;
+    return 0;
+  } finally {
+    iommu.lock.unlock();
+  }
+}
+
+function excludeRange(list: IovaRange[], start: bigint, last: bigint): IovaRange[] {
+  const out: IovaRange[] = [];
+  for (const r of list) {
+    if (last < r.start || start > r.last) {
+      out.push(r);
+      continue;
+    }
+    if (r.start < start) out.push({ start: r.start, last: start - 1n });
+    if (r.last > last) out.push({ start: last + 1n, last: r.last });
+  }
+  return out;
+}
+
+/** vfio_update_pgsize_bitmap() */
+function updatePgsizeBitmap(iommu: VfioIommu): void {
+  let b = U64_MAX;
+  for (const d of iommu.domains) b &= d.domain.pgsizeBitmap;
+  if (!iommu.domains.length) b = PAGE_MASK;
+  if (b & BigInt(PAGE_SIZE - 1)) {
+    b &= PAGE_MASK;
+    b |= BigInt(PAGE_SIZE);
+  }
+  iommu.pgsizeBitmap = b;
+}
+
+/** vfio_iommu_unmap_unpin_all() */
+function unmapUnpinAll(iommu: VfioIommu): void {
+  for (const dma of [...iommu.dmaList]) removeDma(iommu, dma);
+}
+
+/** vfio_iommu_type1_detach_group() */
+function* detachGroup(iommu: VfioIommu, ig: IommuGroup | null): KGen<void> {
+  yield* iommu.lock.lock();
+  try {
+    const ei = ig ? iommu.emulatedGroups.indexOf(ig) : -1;
+    if (ei >= 0 || !ig) {
+      if (ei >= 0) iommu.emulatedGroups.splice(ei, 1);
+      if (iommu.emulatedGroups.length === 0 && iommu.domains.length === 0) unmapUnpinAll(iommu);
+      return;
+    }
+    for (let i = 0; i < iommu.domains.length; i++) {
+      const d = iommu.domains[i]!;
+      const gi = d.groups.indexOf(ig);
+      if (gi < 0) continue;
+      ig.core.detachGroup(d.domain, ig);
+      d.groups.splice(gi, 1);
+      if (d.groups.length === 0) {
+        if (iommu.domains.length === 1) {
+          if (iommu.emulatedGroups.length === 0) unmapUnpinAll(iommu);
+          else {
+            // vfio_iommu_unmap_unpin_reaccount(): mappings stay, pages are no longer pinned
+            for (const dma of iommu.dmaList) {
+              d.domain.unmap(dma.iova, dma.size);
+              unpinDma(dma);
+            }
+          }
+        } else {
+          for (const dma of iommu.dmaList) d.domain.unmap(dma.iova, dma.size);
+        }
+        iommu.domains.splice(i, 1);
+        updatePgsizeBitmap(iommu);
+      }
+      break;
+    }
+    // vfio_iommu_resv_refresh() + aper_expand(): recompute the list from what remains
+    let list: IovaRange[] = [];
+    if (iommu.domains.length) {
+      const d0 = iommu.domains[0]!.domain;
+      list = [{ start: d0.apertureStart, last: d0.apertureEnd }];
+      for (const d of iommu.domains)
+        for (const g of d.groups)
+          for (const dev of g.devices) for (const r of dev.resvRegions()) list = excludeRange(list, r.start, r.last);
+    }
+    iommu.iovaList = list;
+  } finally {
+    iommu.lock.unlock();
+  }
+}
+
+/** vfio_iommu_type1_release() */
+function release(iommu: VfioIommu): void {
+  unmapUnpinAll(iommu);
+  for (const d of iommu.domains) for (const g of d.groups) g.core.detachGroup(d.domain, g);
+  iommu.domains.length = 0;
+  iommu.emulatedGroups.length = 0;
+}
+
+function* ioctl(iommu: VfioIommu | null, cmd: number, arg: number): KGen<number> {
+  if (cmd === V.VFIO_CHECK_EXTENSION) return checkExtension(iommu, arg);
+  if (!iommu) return -ENOTTY;
+  switch (cmd) {
+    case V.VFIO_IOMMU_GET_INFO:
+      return yield* getInfo(iommu, arg);
+    case V.VFIO_IOMMU_MAP_DMA:
+      return yield* mapDma(iommu, arg);
+    case V.VFIO_IOMMU_UNMAP_DMA:
+      return yield* unmapDma(iommu, arg);
+    case V.VFIO_IOMMU_DIRTY_PAGES:
+      return yield* dirtyPages(iommu, arg);
+    default:
+      return -ENOTTY;
+  }
+}
+
+const live = new WeakMap<Kernel, Set<VfioIommu>>();
+
+/** The type1 instances alive in kernel k (for invariants and benchmarks). */
+export function type1Instances(k: Kernel): Set<VfioIommu> {
+  let s = live.get(k);
+  if (!s) live.set(k, (s = new Set()));
+  return s;
+}
+
+export const vfioIommuType1Module: ModuleDef = {
+  name: "vfio_iommu_type1",
+  requires: ["vfio"],
+  init(k, m) {
+    const core = VfioCore.of(k);
+    if (!core) return -ENOENT;
+    const ops: VfioIommuDriverOps = {
+      name: "vfio-iommu-type1",
+      owner: m,
+      // vfio_iommu_type1_open()
+      open(arg) {
+        switch (arg) {
+          case V.VFIO_TYPE1_IOMMU:
+            return track(new VfioIommu(k, false, false));
+          case V.VFIO_TYPE1_NESTING_IOMMU:
+            return track(new VfioIommu(k, true, true));
+          case V.VFIO_TYPE1v2_IOMMU:
+            return track(new VfioIommu(k, true, false));
+          default:
+            return -EINVAL;
+        }
+      },
+      release(data) {
+        release(data as VfioIommu);
+        type1Instances(k).delete(data as VfioIommu);
+      },
+      ioctl: (data, cmd, arg) => ioctl(data as VfioIommu | null, cmd, arg),
+      attachGroup: (data, ig, type) => attachGroup(data as VfioIommu, ig, type),
+      detachGroup: (data, ig) => detachGroup(data as VfioIommu, ig),
+    };
+    m.export("__vfio_iommu_type1_ops", ops);
+    return vfioRegisterIommuDriver(core, ops);
+  },
+  exit(k, m) {
+    const core = VfioCore.of(k);
+    const ops = m.exports.get("__vfio_iommu_type1_ops") as VfioIommuDriverOps;
+    if (core) vfioUnregisterIommuDriver(core, ops);
+  },
+};
+
+function track(i: VfioIommu): VfioIommu {
+  type1Instances(i.k).add(i);
+  return i;
+}
