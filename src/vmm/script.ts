@@ -50,11 +50,11 @@ const EXT_SYMS = syms({
   UPDATE_VADDR: V.VFIO_UPDATE_VADDR,
   TYPE1_NESTING: V.VFIO_TYPE1_NESTING_IOMMU,
 });
-const MAP_SYMS = syms({ R: S.VFIO_DMA_MAP_FLAG_READ, W: S.VFIO_DMA_MAP_FLAG_WRITE, VADDR: S.VFIO_DMA_MAP_FLAG_VADDR });
+const MAP_SYMS = syms({ R: V.VFIO_DMA_MAP_FLAG_READ, W: V.VFIO_DMA_MAP_FLAG_WRITE, VADDR: V.VFIO_DMA_MAP_FLAG_VADDR });
 const UNMAP_SYMS = syms({
-  ALL: S.VFIO_DMA_UNMAP_FLAG_ALL,
-  VADDR: S.VFIO_DMA_UNMAP_FLAG_VADDR,
-  DIRTY: S.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  ALL: V.VFIO_DMA_UNMAP_FLAG_ALL,
+  VADDR: V.VFIO_DMA_UNMAP_FLAG_VADDR,
+  DIRTY: V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
 });
 const IOAS_SYMS = syms({
   FIXED: S.IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -66,12 +66,12 @@ const OPT_SYMS = syms({ RLIMIT_MODE: S.IOMMU_OPTION_RLIMIT_MODE, HUGE_PAGES: S.I
 const OPTOP_SYMS = syms({ GET: S.IOMMU_OPTION_OP_GET, SET: S.IOMMU_OPTION_OP_SET });
 const VIOAS_SYMS = syms({ GET: S.IOMMU_VFIO_IOAS_GET, SET: S.IOMMU_VFIO_IOAS_SET, CLEAR: S.IOMMU_VFIO_IOAS_CLEAR });
 const IRQ_SYMS = syms({
-  NONE: S.VFIO_IRQ_SET_DATA_NONE,
-  BOOL: S.VFIO_IRQ_SET_DATA_BOOL,
-  EVENTFD: S.VFIO_IRQ_SET_DATA_EVENTFD,
-  MASK: S.VFIO_IRQ_SET_ACTION_MASK,
-  UNMASK: S.VFIO_IRQ_SET_ACTION_UNMASK,
-  TRIGGER: S.VFIO_IRQ_SET_ACTION_TRIGGER,
+  NONE: V.VFIO_IRQ_SET_DATA_NONE,
+  BOOL: V.VFIO_IRQ_SET_DATA_BOOL,
+  EVENTFD: V.VFIO_IRQ_SET_DATA_EVENTFD,
+  MASK: V.VFIO_IRQ_SET_ACTION_MASK,
+  UNMASK: V.VFIO_IRQ_SET_ACTION_UNMASK,
+  TRIGGER: V.VFIO_IRQ_SET_ACTION_TRIGGER,
 });
 const CAP_SYMS = syms({ IPC_LOCK: 14, SYS_RESOURCE: 24, SYS_RAWIO: 17, SYS_ADMIN: 21 });
 const KDEV_SYMS = syms({ VFIO: K.KVM_DEV_TYPE_VFIO });
@@ -410,9 +410,9 @@ class ScriptRunner {
       case "set_iommu":
         return this.ioctl(FD(1), V.VFIO_SET_IOMMU, this.flags(A(2), EXT_SYMS));
       case "group_status": {
-        const st = this.stageStruct(S.vfio_group_status, { argsz: S.vfio_group_status.size });
+        const st = this.stageStruct(V.vfio_group_status, { argsz: V.vfio_group_status.size });
         rc = this.ioctl(FD(1), V.VFIO_GROUP_GET_STATUS, st);
-        if (rc === 0) this.kv(`flags=${hex(this.readStruct(S.vfio_group_status, st).flags)}`);
+        if (rc === 0) this.kv(`flags=${hex(this.readStruct(V.vfio_group_status, st).flags)}`);
         return rc;
       }
       case "set_container": {
@@ -435,8 +435,8 @@ class ScriptRunner {
       case "iommu_info":
         return A(2) !== undefined ? this.iommuInfoSized(FD(1), A(2)) : this.iommuInfo(FD(1));
       case "map_dma": {
-        const m = this.stageStruct(S.vfio_iommu_type1_dma_map, {
-          argsz: S.vfio_iommu_type1_dma_map.size,
+        const m = this.stageStruct(V.vfio_iommu_type1_dma_map, {
+          argsz: V.vfio_iommu_type1_dma_map.size,
           vaddr: this.va(A(2)),
           iova: u64(this.num(A(3))),
           size: u64(this.num(A(4))),
@@ -445,21 +445,21 @@ class ScriptRunner {
         return this.ioctl(FD(1), V.VFIO_IOMMU_MAP_DMA, m);
       }
       case "unmap_dma": {
-        const u = this.stageStruct(S.vfio_iommu_type1_dma_unmap, {
-          argsz: S.vfio_iommu_type1_dma_unmap.size,
+        const u = this.stageStruct(V.vfio_iommu_type1_dma_unmap, {
+          argsz: V.vfio_iommu_type1_dma_unmap.size,
           iova: u64(this.num(A(2))),
           size: u64(this.num(A(3))),
           flags: A(4) !== undefined ? u32(this.flags(A(4), UNMAP_SYMS)) : 0,
         });
         rc = this.ioctl(FD(1), V.VFIO_IOMMU_UNMAP_DMA, u);
-        if (rc === 0) this.kv(`size=${hex(this.readStruct(S.vfio_iommu_type1_dma_unmap, u).size)}`);
+        if (rc === 0) this.kv(`size=${hex(this.readStruct(V.vfio_iommu_type1_dma_unmap, u).size)}`);
         return rc;
       }
       case "device_info": {
-        const d = this.stageStruct(S.vfio_device_info, { argsz: S.vfio_device_info.size });
+        const d = this.stageStruct(V.vfio_device_info, { argsz: V.vfio_device_info.size });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_GET_INFO, d);
         if (rc === 0) {
-          const di = this.readStruct(S.vfio_device_info, d);
+          const di = this.readStruct(V.vfio_device_info, d);
           this.kv(`flags=${hex(di.flags)} regions=${di.num_regions} irqs=${di.num_irqs}`);
         }
         return rc;
@@ -648,7 +648,7 @@ class ScriptRunner {
     if (rc !== 0) return rc;
     const b = this.p.read(ib, 4096);
     const dv = new DataView(b.buffer, b.byteOffset);
-    const ii = S.vfio_iommu_type1_info.decode(b);
+    const ii = V.vfio_iommu_type1_info.decode(b);
     this.kv(`argsz=${ii.argsz}`);
     if (argsz >= 8) this.kv(`flags=${hex(ii.flags)}`);
     if (argsz >= 16) this.kv(`pgsizes=${hex(ii.iova_pgsizes)}`);
@@ -659,13 +659,13 @@ class ScriptRunner {
     for (let off = argsz >= 20 ? ii.cap_offset : 0, hops = 0; off && off + 8 <= argsz && hops < 16; hops++) {
       const id = dv.getUint16(off, true);
       chain.push(id);
-      if (id === S.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+      if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
         const nr = u32at(off + 8);
         for (let i = 0; i < nr && off + 16 + (i + 1) * 16 <= argsz; i++)
           this.kv(`range=${hex(u64at(off + 16 + i * 16))}-${hex(u64at(off + 24 + i * 16))}`);
-      } else if (id === S.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+      } else if (id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
         this.kv(`dma_avail=${u32at(off + 8)}`);
-      } else if (id === S.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+      } else if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
         this.kv(`migration=${hex(u64at(off + 16))}/${hex(u64at(off + 24))}`);
       }
       off = u32at(off + 4);
@@ -684,17 +684,17 @@ class ScriptRunner {
     if (rc !== 0) return rc;
     const b = this.p.read(ib, 4096);
     const dv = new DataView(b.buffer, b.byteOffset);
-    const ii = S.vfio_iommu_type1_info.decode(b);
+    const ii = V.vfio_iommu_type1_info.decode(b);
     this.kv(`flags=${hex(ii.flags)} pgsizes=${hex(ii.iova_pgsizes)}`);
     for (let off = ii.cap_offset, hops = 0; off && off + 8 <= 4096 && hops < 64; hops++) {
       const id = dv.getUint16(off, true);
-      if (id === S.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + 16 <= 4096) {
+      if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + 16 <= 4096) {
         const nr = dv.getUint32(off + 8, true);
         for (let i = 0; i < nr && off + 32 + i * 16 <= 4096; i++)
           this.kv(
             `range=${hex(dv.getBigUint64(off + 16 + i * 16, true))}-${hex(dv.getBigUint64(off + 24 + i * 16, true))}`,
           );
-      } else if (id === S.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + 12 <= 4096) {
+      } else if (id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + 12 <= 4096) {
         this.kv(`dma_avail=${dv.getUint32(off + 8, true)}`);
       }
       off = dv.getUint32(off + 4, true);
@@ -815,22 +815,22 @@ class ScriptRunner {
         return rc;
       }
       case "region_info": {
-        const r = this.stageStruct(S.vfio_region_info, {
-          argsz: S.vfio_region_info.size,
+        const r = this.stageStruct(V.vfio_region_info, {
+          argsz: V.vfio_region_info.size,
           index: u32(this.num(A(2))),
         });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_GET_REGION_INFO, r);
         if (rc === 0) {
-          const v = this.readStruct(S.vfio_region_info, r);
+          const v = this.readStruct(V.vfio_region_info, r);
           this.kv(`flags=${hex(v.flags)} size=${hex(v.size)} offset=${hex(v.offset)}`);
         }
         return rc;
       }
       case "irq_info": {
-        const q = this.stageStruct(S.vfio_irq_info, { argsz: S.vfio_irq_info.size, index: u32(this.num(A(2))) });
+        const q = this.stageStruct(V.vfio_irq_info, { argsz: V.vfio_irq_info.size, index: u32(this.num(A(2))) });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_GET_IRQ_INFO, q);
         if (rc === 0) {
-          const v = this.readStruct(S.vfio_irq_info, q);
+          const v = this.readStruct(V.vfio_irq_info, q);
           this.kv(`flags=${hex(v.flags)} count=${v.count}`);
         }
         return rc;
@@ -860,21 +860,21 @@ class ScriptRunner {
         const data: number[] = [];
         for (let i = 6; i < n && i < 6 + 64; i++) {
           const x = this.num(a[i]);
-          if (flags & S.VFIO_IRQ_SET_DATA_BOOL) data.push(Number(BigInt.asUintN(8, x)));
+          if (flags & V.VFIO_IRQ_SET_DATA_BOOL) data.push(Number(BigInt.asUintN(8, x)));
           else {
             const w = s32(x);
             data.push(w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, (w >>> 24) & 0xff);
           }
         }
-        const b = new Uint8Array(S.vfio_irq_set.size + 64 * 4);
-        S.vfio_irq_set.encodeInto(b, {
-          argsz: S.vfio_irq_set.size + data.length,
+        const b = new Uint8Array(V.vfio_irq_set.size + 64 * 4);
+        V.vfio_irq_set.encodeInto(b, {
+          argsz: V.vfio_irq_set.size + data.length,
           flags,
           index: u32(this.num(A(2))),
           start: u32(this.num(A(3))),
           count: u32(this.num(A(4))),
         });
-        b.set(data, S.vfio_irq_set.size);
+        b.set(data, V.vfio_irq_set.size);
         return this.ioctl(FD(1), V.VFIO_DEVICE_SET_IRQS, this.alloc(b));
       }
       case "eventfd": {

@@ -36,8 +36,20 @@ describe("parseCNumber", () => {
 describe("runScript", () => {
   it("prints INFO first and DONE last, and skips blank and comment lines (line numbers count them)", () => {
     const out = run("# a comment\n\n   \nraw $NONE KVM_GET_API_VERSION\n");
-    assert.equal(out[0], "INFO bdf=0000:00:01.0 group= cdev=-");
+    assert.equal(out[0], "INFO bdf=0000:00:01.0 group=/dev/vfio/1 cdev=/dev/vfio/devices/vfio0");
     assert.deepEqual(out.slice(1), ["STEP 4 raw -1 9 EBADF", "DONE"]);
+  });
+
+  it("discovers $GROUP and $CDEV from sysfs: empty for a device the machine lacks", () => {
+    const twin = createTwin();
+    const p = twin.spawn(ORACLE_PROCESS);
+    const out = runScript("open g $GROUP\nopen d $CDEV", p, { bdf: "0000:00:09.0" });
+    assert.deepEqual(out, [
+      "INFO bdf=0000:00:09.0 group= cdev=-",
+      "STEP 1 open -1 2 ENOENT",
+      "STEP 2 open -1 2 ENOENT",
+      "DONE",
+    ]);
   });
 
   it("names handles: open prints rc 0 and $name gives the fd; the first fd is 3 as in the C runner", () => {
@@ -101,9 +113,12 @@ describe("runScript", () => {
     );
   });
 
-  it("prints what the twin answers for paths it does not model, never a guess", () => {
-    // no VFIO on this twin yet: the group path is empty and the open fails as the kernel's would
-    assert.deepEqual(steps("open c /dev/vfio/vfio"), ["STEP 1 open -1 2 ENOENT"]);
+  it("prints what the twin answers, whatever the request (/dev/kvm: EINVAL, as kvm_arch_dev_ioctl)", () => {
+    assert.deepEqual(steps("open k /dev/kvm\nraw $k 0xaeff null\nraw $k VFIO_DEVICE_FEATURE"), [
+      "STEP 1 open 0 0 OK",
+      "STEP 2 raw -1 22 EINVAL",
+      "STEP 3 raw -1 22 EINVAL",
+    ]);
   });
 
   it("kvm_vm leaves /dev/kvm open and names the VM fd", () => {
