@@ -20,13 +20,9 @@ function opt(args: string[], name: string): string | undefined {
 }
 
 async function hostBackend(): Promise<Backend> {
-  // the host backend is optional (FFI); loaded only when asked for
-  const path = "../backend/host.js";
-  const m = (await import(path)) as Record<string, unknown>;
-  for (const v of Object.values(m)) {
-    if (typeof v === "function" && /^create/i.test(v.name)) return (v as () => Backend)();
-  }
-  throw new Error("src/backend/host.ts exports no create...() backend factory");
+  // the FFI backend is loaded only when asked for
+  const { createHost } = await import("../backend/host.js");
+  return createHost();
 }
 
 /** The fidelity table; the first mismatch of each scenario (every one with `all`). */
