@@ -7,11 +7,25 @@ import { createRequire } from "node:module";
 import { createTwin } from "../src/twin.js";
 import { createHost, hostAvailable, koffiAvailable } from "../src/backend/host.js";
 import * as K from "../src/uapi/kvm.js";
+import type { UserProcess } from "../src/backend/backend.js";
 import type { BenchContext, BenchRow, BenchSuite } from "./harness.js";
 
 const HOST = "ioctl/host KVM_CHECK_EXTENSION";
 const TWIN = "ioctl/twin KVM_CHECK_EXTENSION";
 const TARGET = 1 / 3;
+const HOST_SLOT = "ioctl/host KVM_SET_USER_MEMORY_REGION, no change";
+
+/** A VM with slot 0 over 64 KiB, and the ioctl that sets it again unchanged: a struct ioctl
+ * (copy_from_user + checks + slots_lock) that returns 0 without touching the memslots. */
+function memslotNoop(p: UserProcess): () => number {
+  const kvm = p.open("/dev/kvm");
+  const vm = p.ioctl(kvm, K.KVM_CREATE_VM, 0);
+  const mem = p.mmap(0x10000);
+  const arg = p.mmap(4096);
+  p.write(arg, K.kvm_userspace_memory_region.encode({ slot: 0, memory_size: 0x10000n, userspace_addr: BigInt(mem) }));
+  if (p.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, arg) !== 0) throw new Error("SET_USER_MEMORY_REGION");
+  return () => p.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, arg);
+}
 
 function run(ctx: BenchContext): BenchRow[] {
   const rows: BenchRow[] = [];
@@ -37,6 +51,8 @@ function run(ctx: BenchContext): BenchRow[] {
         note: "kernel fails at fdget; + errno read",
       }),
     );
+    const slotNoop = memslotNoop(p);
+    rows.push({ name: HOST_SLOT, ns: ctx.measure(slotNoop), note: "a struct ioctl on the real kernel" });
     host.kill(p);
     // what of the host's cost is the FFI crossing itself: a libc function that makes no syscall
     const koffi = createRequire(import.meta.url)("koffi");
@@ -71,6 +87,13 @@ function run(ctx: BenchContext): BenchRow[] {
   rows.push(
     withBase({ name: "ioctl/twin EBADF (fd -1)", ns: ctx.measure(() => p.ioctl(-1, K.KVM_CHECK_EXTENSION, 0)) }),
   );
+  const slotNoop = memslotNoop(p);
+  rows.push({
+    name: "ioctl/twin KVM_SET_USER_MEMORY_REGION, no change",
+    ns: ctx.measure(slotNoop),
+    ...(hostOk ? { baseline: HOST_SLOT } : {}),
+    note: "copy_from_user + struct decode",
+  });
   twin.kernel.trace.enabled = true;
   rows.push(
     withBase({

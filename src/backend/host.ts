@@ -358,7 +358,8 @@ export class HostProcess implements UserProcess {
     let at = start;
     for (const m of this.maps) {
       if (m.end <= at) continue;
-      if (m.start > at || (m.prot & need) !== need) return false;
+      // x86: a PROT_WRITE-only mapping is readable too (see accessible() in src/kernel/mm.ts)
+      if (m.start > at || (need === PROT_READ ? (m.prot & 7) === 0 : (m.prot & need) !== need)) return false;
       at = m.end;
       if (at >= end) return true;
     }

@@ -7,7 +7,7 @@
 // file table is not shared; ioctlPath() (for the explorer, where another thread of the same
 // process may close the fd meanwhile) takes one, as fdget() does for a shared table.
 
-import { EBADF, EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
+import { EBADF, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
 import { createEventfd } from "./eventfd.js";
 import type { File } from "./fs.js";
@@ -50,7 +50,7 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number): num
   const t = enter(p, "open", 0, 0);
   const dev = k.devices.lookup(path);
   let rc: number;
-  if (!dev) rc = -ENOENT;
+  if (!dev) rc = k.devices.isDir(path) ? -EISDIR : -ENOENT;
   else {
     const f = k.allocFile(dev.fops, path, flags);
     if (typeof f === "number") rc = -ENODEV;

@@ -51,6 +51,10 @@ export class StructDesc<V = Record<string, unknown>> {
   readonly size: number;
   readonly align: number;
   private readonly byName = new Map<string, FieldLayout>();
+  /** only scalar fields, no arrays: decode/encode run code generated for this layout */
+  private readonly flat: boolean;
+  private flatDecode: FlatDecode | undefined;
+  private flatEncode: FlatEncode | undefined;
 
   constructor(
     readonly name: string,
@@ -88,6 +92,7 @@ export class StructDesc<V = Record<string, unknown>> {
       off += elemSize * f.count;
     }
     this.fields = fields;
+    this.flat = fields.every((f) => f.scalar !== undefined && f.count === 1);
     this.align = align;
     this.size = alignUp(off, align);
   }
@@ -110,6 +115,7 @@ export class StructDesc<V = Record<string, unknown>> {
 
   /** Decode from bytes; fields that lie (partly) past `bytes.length` read as zero. */
   decode(bytes: Uint8Array, base = 0): V {
+    if (this.flat) return (this.flatDecode ??= compileDecode(this.fields))(bytes, base) as V;
     const out: Record<string, unknown> = {};
     for (const f of this.fields) {
       const o = base + f.offset;
@@ -145,6 +151,7 @@ export class StructDesc<V = Record<string, unknown>> {
   /** Encode into `bytes` at `base`; bytes past its end are not written. */
   encodeInto(bytes: Uint8Array, value: Partial<V>, base = 0): void {
     const rec = value as Record<string, unknown>;
+    if (this.flat) return (this.flatEncode ??= compileEncode(this.fields))(bytes, rec, base);
     for (const f of this.fields) {
       const v = rec[f.name];
       if (v === undefined) continue;
@@ -168,6 +175,68 @@ export class StructDesc<V = Record<string, unknown>> {
     this.encodeInto(new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength), value as Partial<V>, base);
   }
 }
+
+// Flat structs (most ioctl arguments) get a decoder and an encoder generated from their layout
+// on first use: an object literal of fixed shape and one specialised reader or writer per
+// field at a constant offset, instead of the generic loop's keyed loads and stores (2-3x
+// faster; bench/u64.ts). Same semantics: fields past the end read as zero and are not written.
+
+type FlatDecode = (b: Uint8Array, base: number) => Record<string, unknown>;
+type FlatEncode = (b: Uint8Array, v: Record<string, unknown>, base: number) => void;
+
+function compileDecode(fields: readonly FieldLayout[]): FlatDecode {
+  const props = fields.map((f) => `${JSON.stringify(f.name)}: ${f.scalar}(b, base + ${f.offset})`);
+  const names = Object.keys(READERS);
+  return new Function(...names, `return function decode(b, base) { return { ${props.join(", ")} }; };`)(
+    ...names.map((n) => READERS[n as Scalar]),
+  );
+}
+
+function compileEncode(fields: readonly FieldLayout[]): FlatEncode {
+  const stmts = fields.map(
+    (f) => `x = v[${JSON.stringify(f.name)}]; if (x !== undefined) ${f.scalar}(b, base + ${f.offset}, x);`,
+  );
+  const names = Object.keys(WRITERS);
+  return new Function(...names, `return function encodeInto(b, v, base) { let x; ${stmts.join(" ")} };`)(
+    ...names.map((n) => WRITERS[n as Scalar]),
+  );
+}
+
+/** One reader per scalar type for generated decoders (readScalar's cases, specialised). */
+const READERS: Record<Scalar, (b: Uint8Array, o: number) => number | bigint> = {
+  u8: (b, o) => (o >= 0 && o < b.length ? b[o]! : 0),
+  s8: (b, o) => (o >= 0 && o < b.length ? (b[o]! << 24) >> 24 : 0),
+  u16: (b, o) => (o >= 0 && o + 2 <= b.length ? b[o]! | (b[o + 1]! << 8) : 0),
+  s16: (b, o) => (o >= 0 && o + 2 <= b.length ? ((b[o]! | (b[o + 1]! << 8)) << 16) >> 16 : 0),
+  u32: (b, o) => (o >= 0 && o + 4 <= b.length ? u32At(b, o) : 0),
+  s32: (b, o) => (o >= 0 && o + 4 <= b.length ? u32At(b, o) | 0 : 0),
+  u64: (b, o) => (o >= 0 && o + 8 <= b.length ? readU64Bytes(b, o) : 0n),
+  s64: (b, o) => (o >= 0 && o + 8 <= b.length ? BigInt.asIntN(64, readU64Bytes(b, o)) : 0n),
+};
+
+/** One writer per scalar type for generated encoders (writeScalar's cases, specialised). */
+const WRITERS: Record<Scalar, (b: Uint8Array, o: number, v: number | bigint) => void> = {
+  u8: (b, o, v) => {
+    if (o >= 0 && o < b.length) b[o] = Number(v);
+  },
+  s8: (b, o, v) => {
+    if (o >= 0 && o < b.length) b[o] = Number(v);
+  },
+  u16: (b, o, v) => writeScalar(b, o, "u16", v),
+  s16: (b, o, v) => writeScalar(b, o, "u16", v),
+  u32: (b, o, v) => {
+    if (o >= 0 && o + 4 <= b.length) setU32(b, o, Number(v));
+  },
+  s32: (b, o, v) => {
+    if (o >= 0 && o + 4 <= b.length) setU32(b, o, Number(v));
+  },
+  u64: (b, o, v) => {
+    if (o >= 0 && o + 8 <= b.length) writeU64Bytes(b, o, typeof v === "bigint" ? v : BigInt(v));
+  },
+  s64: (b, o, v) => {
+    if (o >= 0 && o + 8 <= b.length) writeU64Bytes(b, o, typeof v === "bigint" ? v : BigInt(v));
+  },
+};
 
 export function defineStruct<const F extends readonly FieldSpec[]>(
   name: string,

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createTwin } from "../../src/twin.js";
 import type { Backend, UserProcess } from "../../src/backend/backend.js";
-import { PROT_READ, Segfault } from "../../src/backend/backend.js";
+import { PROT_READ, PROT_WRITE, Segfault } from "../../src/backend/backend.js";
 import { createHost, hostAvailable, koffiAvailable } from "../../src/backend/host.js";
 import { EAGAIN, EBADF, EEXIST, EFAULT, EINVAL, ENOMEM, ENOTTY, ESPIPE } from "../../src/uapi/errno.js";
 import * as K from "../../src/uapi/kvm.js";
@@ -272,6 +272,23 @@ for (const b of BACKENDS) {
         assert.equal(p.close(ro), 0);
       }
       assert.equal(p.munmap(a, 4096), 0);
+    });
+
+    it("a PROT_WRITE-only mapping is readable (x86 has no write-only pages); PROT_NONE is not", () => {
+      const w = p.mmap(4096, { prot: PROT_WRITE });
+      p.write(w, Uint8Array.of(7));
+      assert.deepEqual(p.read(w, 1), Uint8Array.of(7));
+      const efd = p.eventfd(0o4000);
+      const v = new Uint8Array(8);
+      v[0] = 2;
+      p.write(w + 8, v);
+      assert.equal(p.writeFd(efd, w + 8, 8), 8, "the kernel reads it too (copy_from_user)");
+      const none = p.mmap(4096, { prot: 0 });
+      assert.throws(() => p.read(none, 1), Segfault);
+      assert.equal(p.writeFd(efd, none, 8), -EFAULT);
+      assert.equal(p.close(efd), 0);
+      assert.equal(p.munmap(w, 4096), 0);
+      assert.equal(p.munmap(none, 4096), 0);
     });
 
     it("setMemlock refuses soft above hard without changing anything", () => {
