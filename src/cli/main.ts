@@ -3,6 +3,7 @@
 
 import { demoCommand } from "./demo.js";
 import { designsCommand } from "./designs.js";
+import { scriptCommand } from "./script.js";
 
 export interface Command {
   readonly name: string;
@@ -11,7 +12,7 @@ export interface Command {
   run(args: string[]): number | Promise<number>;
 }
 
-const COMMANDS: Command[] = [demoCommand, designsCommand];
+const COMMANDS: Command[] = [demoCommand, designsCommand, scriptCommand];
 
 function usage(): string {
   return ["usage: vfio-twin <command> [args]", "", ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join(
