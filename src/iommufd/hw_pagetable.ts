@@ -32,7 +32,7 @@ import { IommuCore } from "../iommu/iommu.js";
 import type { IommufdDevice } from "./device.js";
 import { hwptAttach, hwptDetach } from "./device.js";
 import type { IommufdIoas } from "./ioas.js";
-import { type IoptDomain, U64_MAX } from "./io_pagetable.js";
+import { IOMMU_READ, IOMMU_WRITE, type IoptDomain, U64_MAX } from "./io_pagetable.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
 
@@ -53,7 +53,9 @@ class DomainAdapter implements IoptDomain {
     return this.domain.apertureEnd;
   }
   map(iova: bigint, _length: bigint, _pageOffset: number, pages: readonly Page[], prot: number): number {
-    return this.domain.map(iova, pages, prot & 3);
+    // intel-iommu __domain_mapping(): a PTE with neither read nor write is refused
+    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return -EINVAL;
+    return this.domain.map(iova, pages, prot & (IOMMU_READ | IOMMU_WRITE));
   }
   unmap(iova: bigint, length: bigint): void {
     this.domain.unmap(iova, length);
