@@ -6,7 +6,7 @@
 // Per-device state (vdev->iommufd_device, vdev->iommufd_attached) lives in a WeakMap here so
 // that struct vfio_device stays the VFIO core's.
 
-import { ENODEV, EINVAL } from "../uapi/errno.js";
+import { EINVAL } from "../uapi/errno.js";
 import type { File } from "../kernel/fs.js";
 import {
   iommufdDeviceAttach,
@@ -19,11 +19,21 @@ import {
   type IommufdDevice,
 } from "../iommufd/device.js";
 import { IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
+import {
+  iommufdAccessAttach,
+  iommufdAccessCreate,
+  iommufdAccessDestroy,
+  iommufdAccessDetach,
+  iommufdAccessReplace,
+  type IommufdAccess,
+} from "../iommufd/access.js";
 import type { VfioGroup } from "./group.js";
 import type { VfioDevice, VfioIommufdHooks } from "./vfio_main.js";
 
 interface VfioIommufdState {
   idev: IommufdDevice | null;
+  /** vdev->iommufd_access: an emulated device's access object */
+  access: IommufdAccess | null;
   attached: boolean;
 }
 
@@ -31,7 +41,7 @@ const states = new WeakMap<VfioDevice, VfioIommufdState>();
 
 function st(vdev: VfioDevice): VfioIommufdState {
   let s = states.get(vdev);
-  if (!s) states.set(vdev, (s = { idev: null, attached: false }));
+  if (!s) states.set(vdev, (s = { idev: null, access: null, attached: false }));
   return s;
 }
 
@@ -40,10 +50,22 @@ export function vfioIommufdDevice(vdev: VfioDevice): IommufdDevice | null {
   return states.get(vdev)?.idev ?? null;
 }
 
-/** vfio_iommufd_physical_bind(): the device id, or -errno. Emulated devices (an iommufd
- * access object) are not modelled: -ENODEV. */
+/** vfio_iommufd_emulated_bind(): an access object stands for the device; its id, or -errno. */
+function emulatedBind(vdev: VfioDevice, ictx: IommufdCtx): number {
+  const access = iommufdAccessCreate(ictx, {
+    needsPinPages: true,
+    // vfio_emulated_unmap(): the driver's dma_unmap (the twin's emulated drivers pin nothing)
+    unmap: () => {},
+  });
+  if (typeof access === "number") return access;
+  st(vdev).access = access;
+  return access.id;
+}
+
+/** vfio_iommufd_physical_bind() (or the emulated one for a device without an IOMMU): the
+ * device id, or -errno. */
 export function vfioIommufdPhysicalBind(vdev: VfioDevice, ictx: IommufdCtx): number {
-  if (!vdev.iommuDev) return -ENODEV;
+  if (!vdev.iommuDev) return emulatedBind(vdev, ictx);
   const idev = iommufdDeviceBind(ictx, vdev.iommuDev);
   if (typeof idev === "number") return idev;
   st(vdev).idev = idev;
@@ -53,6 +75,13 @@ export function vfioIommufdPhysicalBind(vdev: VfioDevice, ictx: IommufdCtx): num
 /** vfio_iommufd_physical_unbind(): detaches first if attached. */
 export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
   const s = st(vdev);
+  if (s.access) {
+    // vfio_iommufd_emulated_unbind(): destroying the access detaches it
+    iommufdAccessDestroy(s.access);
+    s.access = null;
+    s.attached = false;
+    return;
+  }
   if (!s.idev) return;
   if (s.attached) {
     iommufdDeviceDetach(s.idev);
@@ -65,6 +94,12 @@ export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
 /** vfio_iommufd_physical_attach_ioas(): attach, or replace when attached; the HWPT id. */
 export function vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): { rc: number; ptId: number } {
   const s = st(vdev);
+  if (s.access) {
+    // vfio_iommufd_emulated_attach_ioas(): an IOAS only, and pt_id is not rewritten
+    const rc = s.attached ? iommufdAccessReplace(s.access, ptId) : iommufdAccessAttach(s.access, ptId);
+    if (rc === 0) s.attached = true;
+    return { rc, ptId };
+  }
   if (!s.idev) return { rc: -EINVAL, ptId };
   const r = s.attached ? iommufdDeviceReplace(s.idev, ptId) : iommufdDeviceAttach(s.idev, ptId);
   if (r.rc === 0) s.attached = true;
@@ -74,6 +109,11 @@ export function vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): {
 /** vfio_iommufd_physical_detach_ioas() */
 export function vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): void {
   const s = st(vdev);
+  if (s.access) {
+    if (s.attached) iommufdAccessDetach(s.access);
+    s.attached = false;
+    return;
+  }
   if (!s.idev || !s.attached) return;
   iommufdDeviceDetach(s.idev);
   s.attached = false;

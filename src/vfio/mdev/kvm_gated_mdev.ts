@@ -14,6 +14,7 @@ import type { ModuleDef } from "../../kernel/module.js";
 import { runSync } from "../../kernel/sched.js";
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
 import { copyStructIn, copyStructOut } from "../uaccess.js";
+import { vfioDeviceCdevAdd, vfioDeviceCdevDel } from "../device_cdev.js";
 import { VfioCore, VfioDevice, type VfioDeviceOps } from "../vfio_main.js";
 
 export const KVM_GATED_MDEV_UUID = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
@@ -67,11 +68,20 @@ export const kvmGatedMdevModule: ModuleDef = {
       `/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}/iommu_group`,
       `../../../../kernel/iommu_groups/${vdev.group.id}`,
     );
+    // every VFIO device has a cdev (vfio_device_add() with CONFIG_VFIO_DEVICE_CDEV)
+    vdev.cdevIndex = core.allocCdevIndex();
+    k.sysfs.file(
+      `/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}/vfio-dev/vfio${vdev.cdevIndex}/dev`,
+      `511:${vdev.cdevIndex}\n`,
+    );
+    vfioDeviceCdevAdd(core, vdev);
     m.export("__kvm_gated_mdev", vdev);
     return 0;
   },
   exit(k, m) {
     const vdev = m.exports.get("__kvm_gated_mdev") as VfioDevice;
+    vfioDeviceCdevDel(VfioCore.of(k)!, vdev);
+    VfioCore.of(k)!.freeCdevIndex(vdev.cdevIndex);
     k.sysfs.remove(`/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}`);
     runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(VfioCore.of(k)!, vdev));
   },

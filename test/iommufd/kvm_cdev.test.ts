@@ -1,0 +1,107 @@
+// The device cdev with KVM: KVM_DEV_VFIO_FILE_ADD accepts cdev fds, bound or not, and a
+// driver that needs KVM at open time (the test mdev standing for GVT-g) can only be bound
+// after its cdev was added to a VM (the kvm is taken at BIND, vfio_df_get_kvm_safe()).
+// Emulated devices bind through an iommufd access object (drivers/vfio/iommufd.c
+// vfio_iommufd_emulated_bind()).
+
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import { EBUSY, EEXIST, ENOENT, ESRCH } from "../../src/uapi/errno.js";
+import * as K from "../../src/uapi/kvm.js";
+import * as V from "../../src/uapi/vfio.js";
+import { createTwin } from "../../src/twin.js";
+import { TypedProcess } from "../../src/vmm/typed.js";
+import { type Env, teardown, ioasAlloc, map, destroy, rawFields as raw, checkAll } from "./helpers.js";
+
+function env(): Env {
+  const twin = createTwin();
+  assert.equal(twin.kernel.modules.load("vfio_kvm_gated_mdev"), 0);
+  const p = twin.spawn();
+  return { twin, p, tp: new TypedProcess(p), fd: p.open("/dev/iommu"), buf: p.mmap(1 << 20) };
+}
+
+function kvmVfioDevice(e: Env): number {
+  const kvm = e.p.open("/dev/kvm");
+  const vm = e.p.ioctl(kvm, K.KVM_CREATE_VM, 0);
+  assert.ok(vm >= 0);
+  const r = raw(e, K.KVM_CREATE_DEVICE, [["u32", 0, K.KVM_DEV_TYPE_VFIO]], undefined, vm);
+  assert.equal(r.rc, 0);
+  assert.equal(e.p.close(kvm), 0);
+  return Number(r.get("u32", 4));
+}
+function fileOp(e: Env, dev: number, attr: number, fd: number): number {
+  const at = e.tp.scratchAddr() + 0x6000;
+  e.p.write(at, new Uint8Array(new Int32Array([fd]).buffer));
+  return raw(
+    e,
+    K.KVM_SET_DEVICE_ATTR,
+    [
+      ["u32", 4, K.KVM_DEV_VFIO_FILE],
+      ["u64", 8, attr],
+      ["u64", 16, at],
+    ],
+    undefined,
+    dev,
+  ).rc;
+}
+const bind = (e: Env, c: number) => {
+  const r = raw(
+    e,
+    V.VFIO_DEVICE_BIND_IOMMUFD,
+    [
+      ["u32", 0, 16],
+      ["u32", 8, e.fd],
+    ],
+    undefined,
+    c,
+  );
+  return [r.rc, Number(r.get("u32", 12))];
+};
+const attach = (e: Env, c: number, pt: number) => {
+  const r = raw(
+    e,
+    V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+    [
+      ["u32", 0, 12],
+      ["u32", 8, pt],
+    ],
+    undefined,
+    c,
+  );
+  return [r.rc, Number(r.get("u32", 8))];
+};
+
+it("FILE_ADD takes cdev fds, bound or not; a KVM-needing driver binds only after FILE_ADD", () => {
+  const e = env();
+  const id = ioasAlloc(e);
+  assert.equal(map(e, id, 0x100000n, 0x1000n).rc, 0);
+  const kdev = kvmVfioDevice(e);
+  // the edu device's cdev, unbound then bound and attached
+  const c0 = e.p.open("/dev/vfio/devices/vfio0");
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c0), 0);
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c0), -EEXIST);
+  assert.deepEqual(bind(e, c0), [0, 2]);
+  assert.equal(attach(e, c0, id)[0], 0);
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_DEL, c0), 0);
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_DEL, c0), -ENOENT);
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c0), 0);
+  // the mdev that needs KVM: its cdev is vfio1
+  const c1 = e.p.open("/dev/vfio/devices/vfio1");
+  assert.ok(c1 >= 0);
+  assert.deepEqual(bind(e, c1), [-ESRCH, 0], "open_device finds no kvm");
+  checkAll(e);
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c1), 0);
+  const [rc, devid] = bind(e, c1);
+  assert.equal(rc, 0);
+  assert.equal(devid, 4, "the access object's id (3 is the edu device's HWPT)");
+  assert.deepEqual(attach(e, c1, id), [0, id], "an emulated device attaches to the IOAS itself");
+  assert.deepEqual(attach(e, c1, 3), [-ENOENT, 3], "not to a HWPT");
+  assert.equal(destroy(e, id), -EBUSY);
+  assert.equal(destroy(e, devid), -EBUSY, "the driver holds its access");
+  checkAll(e);
+  assert.equal(e.p.close(c1), 0);
+  assert.equal(destroy(e, devid), -EBUSY, "KVM still holds the cdev file, so it stays bound");
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_DEL, c1), -9, "the fd is gone (EBADF)");
+  assert.equal(e.p.close(kdev), 0, "the KVM VFIO device keeps files until the VM goes");
+  teardown(e);
+});
