@@ -1,0 +1,99 @@
+// The corpus scenario iommufd-accounting (test/scenarios/iommufd-accounting.{txt,golden}),
+// which drops CAP_IPC_LOCK: the scenario runner cannot, so it is replayed here with a process
+// spawned without it (RLIMIT_MEMLOCK 16 KiB, CAP_SYS_RESOURCE kept as root has it).
+
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import { EBUSY, ENOMEM } from "../../src/uapi/errno.js";
+import * as U from "../../src/uapi/iommufd.js";
+import * as V from "../../src/uapi/vfio.js";
+import { CAP_SYS_RESOURCE } from "../../src/kernel/process.js";
+import {
+  type Env,
+  setup,
+  teardown,
+  ioasAlloc,
+  map,
+  unmap,
+  destroy,
+  rawFields as raw,
+  checkAll,
+  RW,
+  FIXED,
+} from "./helpers.js";
+
+const BUF = 0x10000000;
+
+function option(e: Env, op: number, val = 0n) {
+  const r = raw(e, U.IOMMU_OPTION, [
+    ["u32", 0, 24],
+    ["u32", 4, U.IOMMU_OPTION_RLIMIT_MODE],
+    ["u16", 8, op],
+    ["u64", 16, val],
+  ]);
+  return [r.rc, r.get("u64", 16)];
+}
+
+it("reproduces the oracle's iommufd-accounting scenario", () => {
+  const e = setup({ caps: [CAP_SYS_RESOURCE], memlock: 0x4000 }); // 5, 6
+  assert.equal(e.p.mmap(1 << 20, { addr: BUF }), BUF);
+  assert.deepEqual(option(e, U.IOMMU_OPTION_OP_GET), [0, 0n]); // 8
+  const [a, b] = [ioasAlloc(e), ioasAlloc(e)]; // 9, 10
+  assert.equal(option(e, U.IOMMU_OPTION_OP_SET, 1n)[0], -EBUSY); // 11
+  assert.equal(map(e, a, 0x100000n, 0x3000n, { va: BUF }).rc, 0); // 12
+  assert.equal(map(e, a, 0x200000n, 0x3000n, { va: BUF + 0x10000 }).rc, 0); // 13
+  const d = e.p.open("/dev/vfio/devices/vfio0"); // 14
+  assert.equal(
+    raw(
+      e,
+      V.VFIO_DEVICE_BIND_IOMMUFD,
+      [
+        ["u32", 0, 16],
+        ["u32", 8, e.fd],
+      ],
+      undefined,
+      d,
+    ).rc,
+    0,
+  ); // 15
+  const attach = () =>
+    raw(
+      e,
+      V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+      [
+        ["u32", 0, 12],
+        ["u32", 8, a],
+      ],
+      undefined,
+      d,
+    ).rc;
+  assert.equal(attach(), -ENOMEM); // 16: six pages over a four-page limit
+  assert.equal(e.p.proc.user.lockedVm, 0);
+  assert.deepEqual(unmap(e, a, 0x200000n, 0x3000n), { rc: 0, length: 0x3000n }); // 17
+  assert.equal(attach(), 0); // 18
+  assert.equal(e.p.proc.user.lockedVm, 3);
+  assert.equal(map(e, a, 0x300000n, 0x1000n, { va: BUF }).rc, 0); // 19: the same memory again: charged
+  assert.equal(map(e, a, 0x400000n, 0x1000n, { va: BUF }).rc, -ENOMEM); // 20
+  const cp = raw(e, U.IOMMU_IOAS_COPY, [
+    ["u32", 0, 40],
+    ["u32", 4, FIXED | RW],
+    ["u32", 8, a],
+    ["u32", 12, a],
+    ["u64", 16, 0x3000],
+    ["u64", 24, 0x500000],
+    ["u64", 32, 0x100000],
+  ]);
+  assert.equal(cp.rc, 0); // 21: COPY shares the pin
+  assert.equal(e.p.proc.user.lockedVm, 4);
+  checkAll(e);
+  assert.deepEqual(unmap(e, a, 0x300000n, 0x1000n), { rc: 0, length: 0x1000n }); // 22
+  assert.equal(map(e, a, 0x400000n, 0x1000n, { va: BUF }).rc, 0); // 23
+  assert.equal(e.p.close(d), 0); // 24
+  assert.equal(e.p.proc.user.lockedVm, 0, "no domain, no pins");
+  assert.equal(map(e, a, 0x600000n, 0x3000n, { va: BUF + 0x10000 }).rc, 0); // 25
+  assert.equal(destroy(e, a), 0); // 26
+  assert.equal(destroy(e, b), 0); // 27
+  assert.deepEqual(option(e, U.IOMMU_OPTION_OP_SET, 1n), [0, 1n]); // 28
+  assert.deepEqual(option(e, U.IOMMU_OPTION_OP_GET), [0, 1n]); // 29
+  teardown(e);
+});
