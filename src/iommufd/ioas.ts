@@ -20,6 +20,7 @@ import {
   type iommu_option,
 } from "../uapi/iommufd.js";
 import { CAP_SYS_RESOURCE } from "../kernel/process.js";
+import { type KGen, preempt } from "../kernel/sched.js";
 import { IntervalNode, IntervalTree } from "./interval_tree.js";
 import { holes, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, IoPagetable, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
@@ -139,7 +140,7 @@ function convProt(flags: number): number {
 
 const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 
-export function ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): number {
+export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
   const cmd = u.cmd;
   if (cmd.flags & ~MAP_FLAGS || cmd.__reserved) return -EOPNOTSUPP;
   if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return -EOVERFLOW;
@@ -147,6 +148,9 @@ export function ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): number {
   const ioas = getIoas(u.ictx, cmd.ioas_id);
   if (!ioas) return -ENOENT;
   try {
+    // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
+    // of it is EBUSY until this returns
+    yield* preempt("iommufd_ioas_map");
     const r = ioas.iopt.mapUserPages(
       cmd.iova,
       cmd.user_va,
@@ -164,7 +168,7 @@ export function ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): number {
   }
 }
 
-export function ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): number {
+export function* ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): KGen<number> {
   const cmd = u.cmd;
   if (cmd.flags & ~MAP_FLAGS) return -EOPNOTSUPP;
   if (cmd.length >= ULONG_MAX || cmd.src_iova >= ULONG_MAX || cmd.dst_iova >= ULONG_MAX) return -EOVERFLOW;
@@ -174,6 +178,8 @@ export function ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): number {
   const list = src.iopt.getPages(cmd.src_iova, cmd.length);
   src.put();
   if (typeof list === "number") return list;
+  // between the source and the destination lookups the pages are held by the list only
+  yield* preempt("iommufd_ioas_copy");
   const putList = () => {
     for (const s of list) s.pages.users--;
   };
@@ -201,11 +207,12 @@ export function ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): number {
   }
 }
 
-export function ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): number {
+export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
   const cmd = u.cmd;
   const ioas = getIoas(u.ictx, cmd.ioas_id);
   if (!ioas) return -ENOENT;
   try {
+    yield* preempt("iommufd_ioas_unmap");
     let r: { rc: number; unmapped: bigint };
     if (cmd.iova === 0n && cmd.length === U64_MAX) r = ioas.iopt.unmapAll();
     else {

@@ -25,6 +25,7 @@ import { getHwInfo, type IommufdGroup } from "./device.js";
 import { faultAlloc } from "./fault.js";
 import * as hwpt from "./hw_pagetable.js";
 import { iommufdVfioIoas, iommufdVfioIoctl } from "./vfio_compat.js";
+import { iommufdViolations } from "./invariants.js";
 
 let nextCtx = 1;
 
@@ -270,9 +271,11 @@ export const iommufdModule: ModuleDef = {
     m.export("iommufd_ctx_from_file", iommufdCtxFromFile);
     m.export("iommufd_ctx_put", iommufdCtxPut);
     k.devices.register("/dev/iommu", state.fops, state);
+    k.checks.set("iommufd", () => iommufdViolations(k));
     return 0;
   },
   exit(k) {
+    k.checks.delete("iommufd");
     k.devices.unregister("/dev/iommu");
   },
 };

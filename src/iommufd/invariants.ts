@@ -1,0 +1,152 @@
+// iommufd invariants, recomputed from the real holders (the selftests' closing check, and
+// more): every iopt_pages' kref equals the areas that point at it; every pinned index has
+// as many users as filled areas cover it, each holding one FOLL_PIN on its page; areas are
+// filled exactly when their IOAS has a domain; each process's pinned_vm (and, per mode,
+// user/mm locked_vm) equals what its pages have charged; area trees are ordered, disjoint
+// and their augmented maxima right; object ids are the ids they are stored under.
+
+import type { Kernel } from "../kernel/kernel.js";
+import type { Process } from "../kernel/process.js";
+import type { IntervalNode, IntervalTree } from "./interval_tree.js";
+import type { IoptArea } from "./io_pagetable.js";
+import { IommufdIoas } from "./ioas.js";
+import { type IommufdCtx, iommufdState } from "./main.js";
+import { IommufdDevice } from "./device.js";
+import { IommufdHwptPaging } from "./hw_pagetable.js";
+import { accessRangesOf } from "./access.js";
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
+
+export function iommufdViolations(k: Kernel): string[] {
+  const out: string[] = [];
+  const st = iommufdState(k);
+  if (!st) return out;
+  const areasOf = new Map<IoptPages, IoptArea[]>();
+  for (const ictx of st.ctxs) {
+    for (const o of ictx.objects.objects()) {
+      if (ictx.objects.peek(o.id) !== o) out.push(`${o.describe()}: not stored under its id`);
+      if (o.dead) out.push(`${o.describe()}: released but still in the table`);
+      if (!(o instanceof IommufdIoas)) continue;
+      const iopt = o.iopt;
+      out.push(...treeViolations(o.describe(), iopt.areas));
+      for (const a of iopt.areas.all()) {
+        if (a.pages === null) {
+          out.push(`${o.describe()}: area 0x${a.start.toString(16)} without pages between syscalls`);
+          continue;
+        }
+        if (a.filled !== iopt.domains.length > 0)
+          out.push(
+            `${o.describe()}: area 0x${a.start.toString(16)} filled=${a.filled} with ${iopt.domains.length} domains`,
+          );
+        const l = areasOf.get(a.pages);
+        if (l) l.push(a);
+        else areasOf.set(a.pages, [a]);
+      }
+    }
+  }
+  const charged = new Map<Process, { user: number; mm: number; pinned: number }>();
+  for (const [pages, areas] of areasOf) {
+    if (pages.users !== areas.length)
+      out.push(`iopt_pages 0x${pages.uptr.toString(16)}: users=${pages.users} but ${areas.length} areas`);
+    const want = new Map<number, number>();
+    for (const a of areas) {
+      if (!a.filled) continue;
+      for (let i = a.index; i <= a.lastIndex; i++) want.set(i, (want.get(i) ?? 0) + 1);
+    }
+    for (const [first, last] of accessRangesOf(pages))
+      for (let i = first; i <= last; i++) want.set(i, (want.get(i) ?? 0) + 1);
+    const have = pages.pinned ?? new Map();
+    if (have.size !== want.size)
+      out.push(`iopt_pages 0x${pages.uptr.toString(16)}: ${have.size} pinned, ${want.size} wanted`);
+    for (const [i, pp] of have) {
+      if (want.get(i) !== pp.users)
+        out.push(`iopt_pages 0x${pages.uptr.toString(16)} index ${i}: ${pp.users} users, ${want.get(i) ?? 0} wanted`);
+      if (pp.page.pins < 1) out.push(`iopt_pages 0x${pages.uptr.toString(16)} index ${i}: page not pinned`);
+    }
+    let c = charged.get(pages.source);
+    if (!c) charged.set(pages.source, (c = { user: 0, mm: 0, pinned: 0 }));
+    c.pinned += pages.npinned;
+    if (pages.accountMode === IOPT_PAGES_ACCOUNT_USER) c.user += pages.npinned;
+    if (pages.accountMode === IOPT_PAGES_ACCOUNT_MM) c.mm += pages.npinned;
+  }
+  for (const p of k.processes.values()) {
+    const c = charged.get(p) ?? { user: 0, mm: 0, pinned: 0 };
+    if (p.mm.pinnedVm !== c.pinned) out.push(`pid ${p.pid}: pinned_vm=${p.mm.pinnedVm}, iommufd pins ${c.pinned}`);
+  }
+  for (const ictx of st.ctxs) out.push(...deviceViolations(ictx));
+  // user->locked_vm is iommufd's alone (type1 charges mm->locked_vm)
+  const byUser = new Map<number, number>();
+  for (const [p, c] of charged) byUser.set(p.user.uid, (byUser.get(p.user.uid) ?? 0) + c.user);
+  for (const u of k.users.values())
+    if (u.lockedVm !== (byUser.get(u.uid) ?? 0))
+      out.push(`uid ${u.uid}: locked_vm=${u.lockedVm}, iommufd charged ${byUser.get(u.uid) ?? 0}`);
+  return out;
+}
+
+/** Groups, devices and HWPTs of one context agree with each other and with the IOMMU core. */
+function deviceViolations(ictx: IommufdCtx): string[] {
+  const out: string[] = [];
+  const objs = ictx.objects.objects();
+  for (const [gid, ig] of ictx.groups) {
+    const devs = objs.filter((o) => o instanceof IommufdDevice && o.igroup === ig);
+    if (ig.refs !== devs.length) out.push(`${ictx.name} iommufd_group ${gid}: refs=${ig.refs}, ${devs.length} devices`);
+    if (ig.hwpt) {
+      if (ig.group.domain !== ig.hwpt.domain)
+        out.push(
+          `${ictx.name} iommufd_group ${gid}: attached to ${ig.hwpt.describe()} but the group is in ${ig.group.domain.describe()}`,
+        );
+      for (const d of ig.devices)
+        if (!ig.hwpt.holders.get(d.attachedHolder))
+          out.push(`${d.describe()}: attached without holding ${ig.hwpt.describe()}`);
+    } else if (ig.devices.length) out.push(`${ictx.name} iommufd_group ${gid}: devices attached, no hwpt`);
+  }
+  for (const o of objs) {
+    if (!(o instanceof IommufdHwptPaging)) continue;
+    const iopt = o.ioas.iopt;
+    if (o.inList !== o.ioas.hwptList.includes(o) || o.inList !== iopt.domains.includes(o.adapter))
+      out.push(
+        `${o.describe()}: on the IOAS list ${o.inList}, domain in the io_pagetable ${iopt.domains.includes(o.adapter)}`,
+      );
+    if (!o.ioas.holders.get(`hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its IOAS`);
+    // the domain maps exactly the pinned pages of the filled areas
+    let want = 0;
+    for (const a of iopt.areas.all()) {
+      if (!a.filled || !a.pages) continue;
+      want += a.lastIndex - a.index + 1;
+      for (let i = a.index; i <= a.lastIndex; i++) {
+        const pte = o.domain.lookup(a.start - BigInt(a.pageOffset) + BigInt((i - a.index) * 4096));
+        if (!pte || pte.page !== a.pages.pageAt(i)) {
+          out.push(`${o.describe()}: IOVA 0x${a.start.toString(16)} page ${i} not mapped to its pinned page`);
+          break;
+        }
+      }
+    }
+    if (o.inList && o.domain.mappedPages !== want)
+      out.push(`${o.describe()}: domain maps ${o.domain.mappedPages} pages, the areas ${want}`);
+  }
+  return out;
+}
+
+/** In-order keys ascending, areas disjoint, each node's max the max of its subtree. */
+function treeViolations(what: string, t: IntervalTree<IntervalNode>): string[] {
+  const out: string[] = [];
+  let prevLast: bigint | null = null;
+  let count = 0;
+  const walk = (n: IntervalNode | null): bigint => {
+    if (n === null) return -1n;
+    const lm = walk(n.left);
+    count++;
+    if (prevLast !== null && n.start <= prevLast)
+      out.push(`${what}: areas overlap or out of order at 0x${n.start.toString(16)}`);
+    prevLast = n.last;
+    const rm = walk(n.right);
+    let m = n.last;
+    if (lm > m) m = lm;
+    if (rm > m) m = rm;
+    const stored = (BigInt((n.mh ^ 0x80000000) >>> 0) << 32n) | BigInt((n.ml ^ 0x80000000) >>> 0);
+    if (stored !== m) out.push(`${what}: subtree max wrong at 0x${n.start.toString(16)}`);
+    return m;
+  };
+  walk(t.root);
+  if (count !== t.size) out.push(`${what}: tree size ${t.size}, ${count} nodes`);
+  return out;
+}
