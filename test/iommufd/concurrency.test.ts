@@ -6,6 +6,7 @@
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import * as U from "../../src/uapi/iommufd.js";
+import * as V from "../../src/uapi/vfio.js";
 import { ioctlPath } from "../../src/kernel/syscalls.js";
 import type { Task } from "../../src/kernel/sched.js";
 import { explore, type World } from "../../src/check/explorer.js";
@@ -90,4 +91,39 @@ it("COPY racing UNMAP of its source: the copy keeps the pages it looked up", () 
   assert.equal(r.complete, true);
   assert.deepEqual(r.failures, []);
   assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,0]"]);
+});
+
+function bindWorld(): World {
+  const twin = createTwin({ kvm: false });
+  const p = twin.spawn();
+  const t = new TypedProcess(p);
+  const fd = t.open("/dev/iommu");
+  const c0 = t.open("/dev/vfio/devices/vfio0");
+  const c1 = t.open("/dev/vfio/devices/vfio0");
+  const arg = t.stage(V.vfio_device_bind_iommufd.encode({ argsz: 16, iommufd: fd }), 0x100);
+  const arg2 = t.stage(V.vfio_device_bind_iommufd.encode({ argsz: 16, iommufd: fd }), 0x200);
+  const k = twin.kernel;
+  const proc = p.proc;
+  return {
+    kernel: k,
+    threads: [
+      {
+        name: "bind0",
+        process: proc,
+        path: (task: Task) => ioctlPath(k, proc, task, c0, V.VFIO_DEVICE_BIND_IOMMUFD, arg),
+      },
+      {
+        name: "bind1",
+        process: proc,
+        path: (task: Task) => ioctlPath(k, proc, task, c1, V.VFIO_DEVICE_BIND_IOMMUFD, arg2),
+      },
+    ],
+  };
+}
+
+it("two BINDs of one device through two cdev files: exactly one wins, in every interleaving", () => {
+  const r = explore(bindWorld);
+  assert.equal(r.complete, true);
+  assert.deepEqual(r.failures, []);
+  assert.deepEqual([...r.outcomes.keys()].sort(), ["[-22,0]", "[0,-22]"]);
 });
