@@ -7,6 +7,7 @@
 
 import type { Kernel } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
+import type { MmStruct } from "../kernel/mm.js";
 import type { IntervalNode, IntervalTree } from "./interval_tree.js";
 import type { IoptArea } from "./io_pagetable.js";
 import { IommufdIoas } from "./ioas.js";
@@ -15,6 +16,26 @@ import { IommufdDevice } from "./device.js";
 import { IommufdHwptPaging } from "./hw_pagetable.js";
 import { accessRangesOf } from "./access.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
+
+/** The pages iommufd has charged to mm->locked_vm (RLIMIT_MODE 1): locked_vm is shared with
+ * type1 and mlock, so each checks only its own share. */
+export function iommufdMmLockedVm(k: Kernel, mm: MmStruct): number {
+  const st = iommufdState(k);
+  if (!st) return 0;
+  const seen = new Set<IoptPages>();
+  let n = 0;
+  for (const ictx of st.ctxs)
+    for (const o of ictx.objects.objects()) {
+      if (!(o instanceof IommufdIoas)) continue;
+      for (const a of o.iopt.areas.all()) {
+        const p = a.pages;
+        if (!p || seen.has(p)) continue;
+        seen.add(p);
+        if (p.accountMode === IOPT_PAGES_ACCOUNT_MM && p.source.mm === mm) n += p.npinned;
+      }
+    }
+  return n;
+}
 
 export function iommufdViolations(k: Kernel): string[] {
   const out: string[] = [];

@@ -26,6 +26,7 @@ import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDr
 import type { VfioGroupType } from "./group.js";
 import { copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
+import { iommufdMmLockedVm } from "../iommufd/invariants.js";
 
 /** module parameter dma_entry_limit (U16_MAX) */
 export const DMA_ENTRY_LIMIT = 65535;
@@ -752,8 +753,13 @@ export function type1Violations(k: Kernel): string[] {
     }
   }
   for (const p of k.processes.values()) {
-    const want = charged.get(p.mm) ?? 0;
-    if (p.mm.lockedVm !== want) out.push(`pid ${p.pid}: locked_vm ${p.mm.lockedVm} pages, type1 charged ${want}`);
+    // mm->locked_vm is shared with iommufd's per-mm accounting (RLIMIT_MODE 1)
+    const type1 = charged.get(p.mm) ?? 0;
+    const fd = iommufdMmLockedVm(k, p.mm);
+    if (p.mm.lockedVm !== type1 + fd)
+      out.push(
+        `pid ${p.pid}: locked_vm ${p.mm.lockedVm} pages, type1 charged ${type1}${fd ? ` (+ iommufd ${fd})` : ""}`,
+      );
   }
   for (const [pg, n] of holdCount)
     if (pg.pins < n) out.push(`page pfn ${pg.pfn}: ${pg.pins} pins but ${n} mappings hold it`);

@@ -97,3 +97,31 @@ it("reproduces the oracle's iommufd-accounting scenario", () => {
   assert.deepEqual(option(e, U.IOMMU_OPTION_OP_GET), [0, 1n]); // 29
   teardown(e);
 });
+
+it("charges compat MAP_DMA per user, per mm only in RLIMIT_MODE 1 (oracle: iommufd-compat-accounting)", () => {
+  for (const mode of [0n, 1n]) {
+    const e = setup({ caps: [CAP_SYS_RESOURCE] });
+    assert.equal(e.p.mmap(1 << 20, { addr: BUF }), BUF);
+    if (mode) assert.deepEqual(option(e, U.IOMMU_OPTION_OP_SET, 1n), [0, 1n]);
+    const g = e.p.open("/dev/vfio/1");
+    const at = e.tp.scratchAddr() + 0x4000;
+    e.p.write(at, new Uint8Array(new Int32Array([e.fd]).buffer));
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, at), 0);
+    const name = e.tp.scratchAddr() + 0x5000;
+    e.p.write(name, new TextEncoder().encode("0000:00:01.0\0"));
+    const d = e.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, name);
+    assert.ok(d >= 0);
+    const m = raw(e, V.VFIO_IOMMU_MAP_DMA, [
+      ["u32", 0, 32],
+      ["u32", 4, 3],
+      ["u64", 8, BUF],
+      ["u64", 16, 0x100000],
+      ["u64", 24, 0x4000],
+    ]);
+    assert.equal(m.rc, 0);
+    // VmLck is mm->locked_vm, VmPin mm->pinned_vm
+    assert.deepEqual([e.p.proc.mm.lockedVm * 4, e.p.proc.mm.pinnedVm * 4], mode ? [16, 16] : [0, 16]);
+    assert.equal(e.p.proc.user.lockedVm, mode ? 0 : 4);
+    teardown(e);
+  }
+});
