@@ -298,7 +298,8 @@ export class IoPagetable {
   private allocIova(uptr: bigint, length: bigint): bigint | number {
     const pageOffset = uptr % PAGE;
     if (length === 0n || length >= ULONG_MAX / 2n) return -EOVERFLOW;
-    let align = uptr === 0n ? roundupPow2(length) : roundupPow2(length);
+    // keep the alignment the user address has (a THP stays mappable), capped at HPAGE_SIZE
+    let align = roundupPow2(length);
     if (uptr !== 0n && lowBit(uptr) < align) align = lowBit(uptr);
     if (align >= HPAGE_SIZE) align = HPAGE_SIZE;
     if (align < BigInt(this.iovaAlignment)) return -EINVAL;

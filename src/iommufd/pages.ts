@@ -18,7 +18,7 @@
 
 import { EFAULT, ENOMEM } from "../uapi/errno.js";
 import { shouldFail } from "./fail_nth.js";
-import { PAGE_SHIFT, PAGE_SIZE, type Page } from "../kernel/mm.js";
+import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
 
 export const IOPT_PAGES_ACCOUNT_NONE = 0;
@@ -82,7 +82,7 @@ export class IoptPages {
       const r = mm.pinPages(this.uptr + i * PAGE_SIZE, 1, this.writable);
       if (typeof r === "number") {
         this.unpinFresh(map, fresh);
-        return r === -EFAULT ? r : -EFAULT;
+        return -EFAULT;
       }
       map.set(i, { page: r[0]!, users: 0 });
       fresh.push(i);
@@ -170,4 +170,3 @@ export function allocPages(uptr: bigint, length: bigint, writable: boolean, sour
   return new IoptPages(uaddr(uptr - off), npages, writable, source);
 }
 
-export { PAGE_SHIFT };
