@@ -169,4 +169,3 @@ export function allocPages(uptr: bigint, length: bigint, writable: boolean, sour
   const npages = Number((length + off + BigInt(PAGE_SIZE - 1)) / BigInt(PAGE_SIZE));
   return new IoptPages(uaddr(uptr - off), npages, writable, source);
 }
-
