@@ -7,16 +7,21 @@
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { EEXIST, ENOENT } from "../../src/uapi/errno.js";
+import { EADDRINUSE, EEXIST, EINVAL, ENOENT } from "../../src/uapi/errno.js";
 import * as U from "../../src/uapi/iommufd.js";
 import type { IommufdCtx } from "../../src/iommufd/main.js";
 import type { IommufdIoas } from "../../src/iommufd/ioas.js";
-import { type Env, setup, teardown, ioasAlloc, map, unmap, raw, checkAll, RW, FIXED } from "./helpers.js";
+import * as V from "../../src/uapi/vfio.js";
+import { type Env, setup, teardown, ioasAlloc, map, unmap, raw, rawFields, checkAll, RW, FIXED } from "./helpers.js";
 
 type Iv = [number, number]; // [start, last] in pages
 interface Model {
   a: Iv[];
   b: Iv[];
+  /** areas not on page boundaries (start page of a 0x10-byte-offset 4 KiB map) */
+  odd: { a: number[]; b: number[] };
+  /** the device is attached to IOAS a (its domain pins a's areas) */
+  attached: boolean;
 }
 
 type Cmd =
@@ -24,13 +29,50 @@ type Cmd =
   | { op: "unmap"; to: "a" | "b"; start: number; len: number }
   | { op: "unmapAll"; to: "a" | "b" }
   | { op: "auto"; to: "a" | "b"; len: number }
-  | { op: "copy"; start: number; len: number; dst: number };
+  | { op: "copy"; start: number; len: number; dst: number }
+  | { op: "mapOdd"; to: "a" | "b"; start: number }
+  | { op: "attach" }
+  | { op: "detach" };
 
 const P = 0x1000;
 const overlaps = (l: Iv[], s: number, e: number) => l.some(([a, b]) => a <= e && s <= b);
 
-function step(e: Env, m: Model, ids: { a: number; b: number }, c: Cmd): void {
+function step(e: Env, m: Model, ids: { a: number; b: number }, c: Cmd, dev: number): void {
   const what = JSON.stringify(c);
+  if (c.op === "attach") {
+    const r = rawFields(
+      e,
+      V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+      [
+        ["u32", 0, 12],
+        ["u32", 8, ids.a],
+      ],
+      undefined,
+      dev,
+    );
+    // every area must fit the domain's 4 KiB alignment (iopt_check_iova_alignment)
+    const want = m.odd.a.length ? -EADDRINUSE : 0;
+    assert.equal(r.rc, want, what);
+    if (want === 0) m.attached = true;
+    return;
+  }
+  if (c.op === "detach") {
+    assert.equal(rawFields(e, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, [["u32", 0, 8]], undefined, dev).rc, 0, what);
+    m.attached = false;
+    return;
+  }
+  if (c.op === "mapOdd") {
+    // [start*P + 0x10, +0x1000) touches pages start and start+1
+    const r = map(e, ids[c.to], BigInt(c.start * P + 0x10), 0x1000n);
+    const domain = c.to === "a" && m.attached;
+    const want = domain ? -EINVAL : overlaps(m[c.to], c.start, c.start + 1) ? -EEXIST : 0;
+    assert.equal(r.rc, want, what);
+    if (want === 0) {
+      m[c.to].push([c.start, c.start + 1]);
+      m.odd[c.to].push(c.start);
+    }
+    return;
+  }
   if (c.op === "map") {
     const r = map(e, ids[c.to], BigInt(c.start * P), BigInt(c.len * P));
     const last = c.start + c.len - 1;
@@ -51,15 +93,23 @@ function step(e: Env, m: Model, ids: { a: number; b: number }, c: Cmd): void {
         break;
       }
       m[c.to].splice(m[c.to].indexOf(iv), 1);
-      bytes += (iv[1] - iv[0] + 1) * P;
+      const oi = m.odd[c.to].indexOf(iv[0]);
+      if (oi >= 0 && iv[1] === iv[0] + 1) {
+        m.odd[c.to].splice(oi, 1);
+        bytes += 0x1000;
+      } else bytes += (iv[1] - iv[0] + 1) * P;
     }
     assert.equal(r.rc, want, what);
     if (want === 0) assert.equal(r.length, BigInt(bytes), what);
   } else if (c.op === "unmapAll") {
     const r = unmap(e, ids[c.to], 0n, 0xffffffffffffffffn);
-    const bytes = m[c.to].reduce((s, [a, b]) => s + (b - a + 1) * P, 0);
+    const bytes = m[c.to].reduce(
+      (s, [a, b]) => s + (m.odd[c.to].includes(a) && b === a + 1 ? 0x1000 : (b - a + 1) * P),
+      0,
+    );
     assert.deepEqual(r, { rc: 0, length: BigInt(bytes) }, what);
     m[c.to].length = 0;
+    m.odd[c.to].length = 0;
   } else if (c.op === "auto") {
     const r = map(e, ids[c.to], 0n, BigInt(c.len * P), { flags: RW, va: e.buf });
     assert.equal(r.rc, 0, what);
@@ -71,7 +121,9 @@ function step(e: Env, m: Model, ids: { a: number; b: number }, c: Cmd): void {
     // copy a -> b: the source must be covered by contiguous areas
     const last = c.start + c.len - 1;
     const src = m.a.filter(([a, b]) => a <= last && c.start <= b).sort((x, y) => x[0] - y[0]);
-    let covered = src.length > 0 && src[0]![0] <= c.start;
+    // an area that is not page aligned can never begin or continue a page-aligned range
+    let covered =
+      src.length > 0 && src[0]![0] <= c.start && !src.some((iv) => m.odd.a.includes(iv[0]) && iv[1] === iv[0] + 1);
     for (let i = 1; covered && i < src.length; i++) covered = src[i]![0] === src[i - 1]![1] + 1;
     covered = covered && src.length > 0 && src[src.length - 1]![1] >= last;
     const r = raw(e, U.IOMMU_IOAS_COPY, U.iommu_ioas_copy, {
@@ -102,7 +154,10 @@ function step(e: Env, m: Model, ids: { a: number; b: number }, c: Cmd): void {
 function areasOf(e: Env, id: number): Iv[] {
   const ictx = e.p.proc.files.lookup(e.fd)!.privateData as IommufdCtx;
   const ioas = ictx.objects.peek(id) as IommufdIoas;
-  return ioas.iopt.areas.all().map((a) => [Number(a.start) / P, Number(a.last + 1n) / P - 1] as Iv);
+  // in pages; an area off the page grid ([s*P + 0x10, +0x1000)) reads as pages [s, s + 1]
+  return ioas.iopt.areas
+    .all()
+    .map((a) => [Math.floor(Number(a.start) / P), Math.ceil(Number(a.last + 1n) / P) - 1] as Iv);
 }
 
 const side = fc.constantFrom<"a" | "b">("a", "b");
@@ -139,6 +194,16 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
       dst: fc.integer({ min: 0, max: 63 }),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("mapOdd" as const),
+      to: side,
+      start: fc.integer({ min: 0, max: 31 }).map((x) => 2 * x),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("attach" as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("detach" as const) }) },
 );
 
 it("agrees with a list-of-intervals model of the 6.12 IOAS rules", () => {
@@ -146,9 +211,26 @@ it("agrees with a list-of-intervals model of the 6.12 IOAS rules", () => {
     fc.property(fc.array(cmd, { minLength: 1, maxLength: 40 }), (cmds) => {
       const e = setup();
       const ids = { a: ioasAlloc(e), b: ioasAlloc(e) };
-      const m: Model = { a: [], b: [] };
+      const dev = e.p.open("/dev/vfio/devices/vfio0");
+      assert.equal(
+        rawFields(
+          e,
+          V.VFIO_DEVICE_BIND_IOMMUFD,
+          [
+            ["u32", 0, 16],
+            ["u32", 8, e.fd],
+          ],
+          undefined,
+          dev,
+        ).rc,
+        0,
+      );
+      const m: Model = { a: [], b: [], odd: { a: [], b: [] }, attached: false };
       for (const c of cmds) {
-        step(e, m, ids, c);
+        step(e, m, ids, c, dev);
+        // with the domain, each of a's areas is pinned (its own MAP, offset 0); b's are not
+        const want = m.attached ? m.a.reduce((s, [x, y]) => s + y - x + 1, 0) : 0;
+        assert.equal(e.p.proc.mm.pinnedVm, want, `pinned after ${JSON.stringify(c)}`);
         for (const k of ["a", "b"] as const)
           assert.deepEqual(
             areasOf(e, ids[k]),
