@@ -121,6 +121,14 @@ export class TwinProcess implements UserProcess {
   sleep(ms: number): void {
     this.twin.advance(ms * 1e6);
   }
+  capDrop(cap: number): number {
+    this.proc.caps.delete(cap);
+    return 0;
+  }
+  procStatus(): { vmLck: number; vmPin: number } {
+    // fs/proc/task_mmu.c task_mem(): locked_vm and pinned_vm in kB
+    return { vmLck: this.proc.mm.lockedVm * 4, vmPin: this.proc.mm.pinnedVm * 4 };
+  }
 }
 
 export class Twin implements Backend {

@@ -56,6 +56,11 @@ export interface UserProcess {
   setMemlock(soft: number, hard?: number): number;
   /** sleep: on the twin, virtual time advances and device timers fire */
   sleep(ms: number): void;
+  /** capset(2) removing `cap` from the effective, permitted and inheritable sets: 0 or -errno.
+   * Optional: where it is missing, the scenario verb cap_drop answers ENOSYS. */
+  capDrop?(cap: number): number;
+  /** VmLck and VmPin of /proc/self/status, in kB, or -errno. Optional, as capDrop. */
+  procStatus?(): { vmLck: number; vmPin: number } | number;
 }
 
 export interface Backend {

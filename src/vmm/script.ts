@@ -950,16 +950,24 @@ class ScriptRunner {
         return this.sys(p.setMemlock(Number(soft), Number(hard)));
       }
       case "cap_drop": {
-        // capget/capset are not part of the UserProcess interface: the call does not exist
-        this.flags(A(1), CAP_SYMS);
-        this.errno = ENOSYS;
-        return -1;
+        // capget, then capset without CAP for CAP < 64, as the C runner does
+        const c = this.flags(A(1), CAP_SYMS);
+        if (!p.capDrop) {
+          this.errno = ENOSYS; // not part of this backend's UserProcess
+          return -1;
+        }
+        return c < 64n ? this.sys(p.capDrop(Number(c))) : 0;
       }
       case "proc_status": {
-        // /proc/self/status is not part of the UserProcess interface: as when fopen fails
-        this.errno = ENOSYS;
-        this.kv("VmLck=-1 VmPin=-1");
-        return -1;
+        const r = p.procStatus ? p.procStatus() : -ENOSYS;
+        if (typeof r === "number") {
+          // as when fopen("/proc/self/status") fails
+          this.errno = -r;
+          this.kv("VmLck=-1 VmPin=-1");
+          return -1;
+        }
+        this.kv(`VmLck=${r.vmLck} VmPin=${r.vmPin}`);
+        return 0;
       }
       case "kvm_vm": {
         const k = this.sys(p.open("/dev/kvm", O_RDWR | O_CLOEXEC));
