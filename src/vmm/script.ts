@@ -20,7 +20,6 @@ import { PROT_READ, PROT_WRITE, Segfault } from "../backend/backend.js";
 import { EEXIST, EFAULT, EMSGSIZE, ENOSYS, errnoName } from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
-import * as S from "./script_structs.js";
 import * as I from "../uapi/iommufd.js";
 import * as K from "../uapi/kvm.js";
 import type { StructDesc } from "../uapi/struct.js";
@@ -57,14 +56,14 @@ const UNMAP_SYMS = syms({
   DIRTY: V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
 });
 const IOAS_SYMS = syms({
-  FIXED: S.IOMMU_IOAS_MAP_FIXED_IOVA,
-  R: S.IOMMU_IOAS_MAP_READABLE,
-  W: S.IOMMU_IOAS_MAP_WRITEABLE,
+  FIXED: I.IOMMU_IOAS_MAP_FIXED_IOVA,
+  R: I.IOMMU_IOAS_MAP_READABLE,
+  W: I.IOMMU_IOAS_MAP_WRITEABLE,
 });
-const HWPT_SYMS = syms({ NEST_PARENT: S.IOMMU_HWPT_ALLOC_NEST_PARENT, DIRTY: S.IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
-const OPT_SYMS = syms({ RLIMIT_MODE: S.IOMMU_OPTION_RLIMIT_MODE, HUGE_PAGES: S.IOMMU_OPTION_HUGE_PAGES });
-const OPTOP_SYMS = syms({ GET: S.IOMMU_OPTION_OP_GET, SET: S.IOMMU_OPTION_OP_SET });
-const VIOAS_SYMS = syms({ GET: S.IOMMU_VFIO_IOAS_GET, SET: S.IOMMU_VFIO_IOAS_SET, CLEAR: S.IOMMU_VFIO_IOAS_CLEAR });
+const HWPT_SYMS = syms({ NEST_PARENT: I.IOMMU_HWPT_ALLOC_NEST_PARENT, DIRTY: I.IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+const OPT_SYMS = syms({ RLIMIT_MODE: I.IOMMU_OPTION_RLIMIT_MODE, HUGE_PAGES: I.IOMMU_OPTION_HUGE_PAGES });
+const OPTOP_SYMS = syms({ GET: I.IOMMU_OPTION_OP_GET, SET: I.IOMMU_OPTION_OP_SET });
+const VIOAS_SYMS = syms({ GET: I.IOMMU_VFIO_IOAS_GET, SET: I.IOMMU_VFIO_IOAS_SET, CLEAR: I.IOMMU_VFIO_IOAS_CLEAR });
 const IRQ_SYMS = syms({
   NONE: V.VFIO_IRQ_SET_DATA_NONE,
   BOOL: V.VFIO_IRQ_SET_DATA_BOOL,
@@ -467,22 +466,22 @@ class ScriptRunner {
       case "device_reset":
         return this.ioctl(FD(1), V.VFIO_DEVICE_RESET);
       case "ioas_alloc": {
-        const x = this.stageStruct(S.iommu_ioas_alloc, { size: S.iommu_ioas_alloc.size });
+        const x = this.stageStruct(I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_ALLOC, x);
         if (rc === 0) {
-          const id = this.readStruct(S.iommu_ioas_alloc, x).out_ioas_id;
+          const id = this.readStruct(I.iommu_ioas_alloc, x).out_ioas_id;
           this.setName(A(2), id);
           this.kv(`id=${id}`);
         }
         return rc;
       }
       case "destroy": {
-        const x = this.stageStruct(S.iommu_destroy, { size: S.iommu_destroy.size, id: u32(this.num(A(2))) });
+        const x = this.stageStruct(I.iommu_destroy, { size: I.iommu_destroy.size, id: u32(this.num(A(2))) });
         return this.ioctl(FD(1), I.IOMMU_DESTROY, x);
       }
       case "ioas_map": {
-        const m = this.stageStruct(S.iommu_ioas_map, {
-          size: S.iommu_ioas_map.size,
+        const m = this.stageStruct(I.iommu_ioas_map, {
+          size: I.iommu_ioas_map.size,
           ioas_id: u32(this.num(A(2))),
           user_va: this.va(A(3)),
           length: u64(this.num(A(4))),
@@ -490,23 +489,23 @@ class ScriptRunner {
           flags: u32(this.flags(A(6), IOAS_SYMS)),
         });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_MAP, m);
-        if (rc === 0) this.kv(`iova=${hex(this.readStruct(S.iommu_ioas_map, m).iova)}`);
+        if (rc === 0) this.kv(`iova=${hex(this.readStruct(I.iommu_ioas_map, m).iova)}`);
         return rc;
       }
       case "ioas_unmap": {
-        const u = this.stageStruct(S.iommu_ioas_unmap, {
-          size: S.iommu_ioas_unmap.size,
+        const u = this.stageStruct(I.iommu_ioas_unmap, {
+          size: I.iommu_ioas_unmap.size,
           ioas_id: u32(this.num(A(2))),
           iova: u64(this.num(A(3))),
           length: u64(this.num(A(4))),
         });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_UNMAP, u);
-        if (rc === 0) this.kv(`length=${hex(this.readStruct(S.iommu_ioas_unmap, u).length)}`);
+        if (rc === 0) this.kv(`length=${hex(this.readStruct(I.iommu_ioas_unmap, u).length)}`);
         return rc;
       }
       case "ioas_copy": {
-        const c = this.stageStruct(S.iommu_ioas_copy, {
-          size: S.iommu_ioas_copy.size,
+        const c = this.stageStruct(I.iommu_ioas_copy, {
+          size: I.iommu_ioas_copy.size,
           dst_ioas_id: u32(this.num(A(2))),
           src_ioas_id: u32(this.num(A(3))),
           length: u64(this.num(A(4))),
@@ -515,7 +514,7 @@ class ScriptRunner {
           flags: u32(this.flags(A(7), IOAS_SYMS)),
         });
         rc = this.ioctl(FD(1), I.IOMMU_IOAS_COPY, c);
-        if (rc === 0) this.kv(`dst_iova=${hex(this.readStruct(S.iommu_ioas_copy, c).dst_iova)}`);
+        if (rc === 0) this.kv(`dst_iova=${hex(this.readStruct(I.iommu_ioas_copy, c).dst_iova)}`);
         return rc;
       }
       case "iova_ranges":
@@ -531,11 +530,11 @@ class ScriptRunner {
           }
           ranges.push({ start: u64(this.num(t.slice(0, dash))), last: u64(this.num(t.slice(dash + 1))) });
         }
-        const r = new Uint8Array(32 * S.iommu_iova_range.size);
-        ranges.forEach((x, i) => S.iommu_iova_range.encodeInto(r, x, i * S.iommu_iova_range.size));
+        const r = new Uint8Array(32 * I.iommu_iova_range.size);
+        ranges.forEach((x, i) => I.iommu_iova_range.encodeInto(r, x, i * I.iommu_iova_range.size));
         const ra = this.alloc(r);
-        const al = this.stageStruct(S.iommu_ioas_allow_iovas, {
-          size: S.iommu_ioas_allow_iovas.size,
+        const al = this.stageStruct(I.iommu_ioas_allow_iovas, {
+          size: I.iommu_ioas_allow_iovas.size,
           ioas_id: u32(this.num(A(2))),
           num_iovas: ranges.length,
           allowed_iovas: BigInt(ra),
@@ -543,15 +542,15 @@ class ScriptRunner {
         return this.ioctl(FD(1), I.IOMMU_IOAS_ALLOW_IOVAS, al);
       }
       case "hwpt_alloc": {
-        const h = this.stageStruct(S.iommu_hwpt_alloc, {
-          size: S.iommu_hwpt_alloc.size,
+        const h = this.stageStruct(I.iommu_hwpt_alloc, {
+          size: I.iommu_hwpt_alloc.size,
           dev_id: u32(this.num(A(3))),
           pt_id: u32(this.num(A(4))),
           flags: A(5) !== undefined ? u32(this.flags(A(5), HWPT_SYMS)) : 0,
         });
         rc = this.ioctl(FD(1), I.IOMMU_HWPT_ALLOC, h);
         if (rc === 0) {
-          const id = this.readStruct(S.iommu_hwpt_alloc, h).out_hwpt_id;
+          const id = this.readStruct(I.iommu_hwpt_alloc, h).out_hwpt_id;
           this.setName(A(2), id);
           this.kv(`id=${id}`);
         }
@@ -560,8 +559,8 @@ class ScriptRunner {
       case "hw_info": {
         const data = this.alloc(new Uint8Array(256));
         const len = A(3) !== undefined ? u32(this.num(A(3))) : 256;
-        const h = this.stageStruct(S.iommu_hw_info, {
-          size: S.iommu_hw_info.size,
+        const h = this.stageStruct(I.iommu_hw_info, {
+          size: I.iommu_hw_info.size,
           dev_id: u32(this.num(A(2))),
           data_len: len,
           data_uptr: BigInt(data),
@@ -572,39 +571,39 @@ class ScriptRunner {
         }
         rc = this.ioctl(FD(1), I.IOMMU_GET_HW_INFO, h);
         if (rc === 0) {
-          const v = this.readStruct(S.iommu_hw_info, h);
+          const v = this.readStruct(I.iommu_hw_info, h);
           this.kv(`type=${v.out_data_type} data_len=${v.data_len} caps=${hex(v.out_capabilities)}`);
         }
         return rc;
       }
       case "bind": {
-        const b = this.stageStruct(S.vfio_device_bind_iommufd, {
-          argsz: S.vfio_device_bind_iommufd.size,
+        const b = this.stageStruct(V.vfio_device_bind_iommufd, {
+          argsz: V.vfio_device_bind_iommufd.size,
           iommufd: FD(2),
         });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_BIND_IOMMUFD, b);
         if (rc === 0) {
-          const id = this.readStruct(S.vfio_device_bind_iommufd, b).out_devid;
+          const id = this.readStruct(V.vfio_device_bind_iommufd, b).out_devid;
           this.setName(A(3), id);
           this.kv(`devid=${id}`);
         }
         return rc;
       }
       case "attach": {
-        const at = this.stageStruct(S.vfio_device_attach_iommufd_pt, {
-          argsz: S.vfio_device_attach_iommufd_pt.size,
+        const at = this.stageStruct(V.vfio_device_attach_iommufd_pt, {
+          argsz: V.vfio_device_attach_iommufd_pt.size,
           pt_id: u32(this.num(A(2))),
         });
         rc = this.ioctl(FD(1), V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, at);
         if (rc === 0) {
-          const id = this.readStruct(S.vfio_device_attach_iommufd_pt, at).pt_id;
+          const id = this.readStruct(V.vfio_device_attach_iommufd_pt, at).pt_id;
           this.setName(A(3), id);
           this.kv(`pt_id=${id}`);
         }
         return rc;
       }
       case "detach": {
-        const dt = this.stageStruct(S.vfio_device_detach_iommufd_pt, { argsz: S.vfio_device_detach_iommufd_pt.size });
+        const dt = this.stageStruct(V.vfio_device_detach_iommufd_pt, { argsz: V.vfio_device_detach_iommufd_pt.size });
         return this.ioctl(FD(1), V.VFIO_DEVICE_DETACH_IOMMUFD_PT, dt);
       }
       case "kvm_create": {
@@ -709,24 +708,24 @@ class ScriptRunner {
       this.bad = true;
       return -1;
     }
-    const R = S.iommu_iova_range.size;
+    const R = I.iommu_iova_range.size;
     const r = this.alloc(new Uint8Array((sized ? 256 : 32) * R));
-    const q = this.stageStruct(S.iommu_ioas_iova_ranges, {
-      size: S.iommu_ioas_iova_ranges.size,
+    const q = this.stageStruct(I.iommu_ioas_iova_ranges, {
+      size: I.iommu_ioas_iova_ranges.size,
       ioas_id: u32(this.num(a[2])),
       num_iovas: max,
       allowed_iovas: BigInt(r),
     });
     const rc = this.ioctl(fd, I.IOMMU_IOAS_IOVA_RANGES, q);
     if (rc === 0 || (sized && this.errno === EMSGSIZE)) {
-      const v = this.readStruct(S.iommu_ioas_iova_ranges, q);
+      const v = this.readStruct(I.iommu_ioas_iova_ranges, q);
       if (sized) this.kv(`num_iovas=${v.num_iovas} alignment=${hex(v.out_iova_alignment)}`);
       else this.kv(`alignment=${hex(v.out_iova_alignment)}`);
       const shown = Math.min(v.num_iovas, max);
       if (shown > 0) {
         const rb = this.p.read(r, shown * R);
         for (let i = 0; i < shown; i++) {
-          const x = S.iommu_iova_range.decode(rb, i * R);
+          const x = I.iommu_iova_range.decode(rb, i * R);
           this.kv(`range=${hex(x.start)}-${hex(x.last)}`);
         }
       }
@@ -779,35 +778,35 @@ class ScriptRunner {
         return rc;
       }
       case "option": {
-        const o = this.stageStruct(S.iommu_option, {
-          size: S.iommu_option.size,
+        const o = this.stageStruct(I.iommu_option, {
+          size: I.iommu_option.size,
           option_id: u32(this.flags(A(2), OPT_SYMS)),
           op: u16(this.flags(A(3), OPTOP_SYMS)),
           object_id: u32(this.num(A(4))),
           val64: A(5) !== undefined ? u64(this.num(A(5))) : 0n,
         });
         rc = this.ioctl(FD(1), I.IOMMU_OPTION, o);
-        if (rc === 0) this.kv(`val64=${this.readStruct(S.iommu_option, o).val64}`);
+        if (rc === 0) this.kv(`val64=${this.readStruct(I.iommu_option, o).val64}`);
         return rc;
       }
       case "vfio_ioas": {
-        const v = this.stageStruct(S.iommu_vfio_ioas, {
-          size: S.iommu_vfio_ioas.size,
+        const v = this.stageStruct(I.iommu_vfio_ioas, {
+          size: I.iommu_vfio_ioas.size,
           op: u16(this.flags(A(2), VIOAS_SYMS)),
           ioas_id: A(3) !== undefined ? u32(this.num(A(3))) : 0,
         });
         rc = this.ioctl(FD(1), I.IOMMU_VFIO_IOAS, v);
         if (rc === 0) {
-          const r = this.readStruct(S.iommu_vfio_ioas, v);
-          if (r.op === S.IOMMU_VFIO_IOAS_GET) this.kv(`ioas_id=${r.ioas_id}`);
+          const r = this.readStruct(I.iommu_vfio_ioas, v);
+          if (r.op === I.IOMMU_VFIO_IOAS_GET) this.kv(`ioas_id=${r.ioas_id}`);
         }
         return rc;
       }
       case "fault_alloc": {
-        const f = this.stageStruct(S.iommu_fault_alloc, { size: S.iommu_fault_alloc.size });
+        const f = this.stageStruct(I.iommu_fault_alloc, { size: I.iommu_fault_alloc.size });
         rc = this.ioctl(FD(1), I.IOMMU_FAULT_QUEUE_ALLOC, f);
         if (rc === 0) {
-          const r = this.readStruct(S.iommu_fault_alloc, f);
+          const r = this.readStruct(I.iommu_fault_alloc, f);
           this.setName(A(2), r.out_fault_id);
           this.setName(A(3), r.out_fault_fd);
           this.kv(`id=${r.out_fault_id}`);
