@@ -171,6 +171,7 @@ function* createDevice(
     ops.destroy?.(dev);
     return f;
   }
+  f.fmodePread = false; // anon_inode_getfd(): no FMODE_PREAD, pread is ESPIPE
   f.privateData = dev;
   // on EMFILE the new file is dropped, and its release (kvmDeviceRelease) undoes the rest
   const fd = installFile(kvm.k.current!.process!, f);

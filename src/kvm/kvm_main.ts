@@ -81,6 +81,7 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
             kvm.put("init");
             return f;
           }
+          f.fmodePread = false; // anon_inode_getfd(): no FMODE_PREAD, pread is ESPIPE
           f.privateData = kvm;
           kvm.handOver("init", "vm file");
           vms.add(kvm);
