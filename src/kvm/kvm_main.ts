@@ -2,7 +2,7 @@
 // KVM_CHECK_EXTENSION and KVM_CREATE_VM, and the VM file it creates. The VM's device
 // framework and its VFIO pseudo-device build on the Kvm object defined in ./kvm.ts.
 
-import { EINVAL, ENOTTY } from "../uapi/errno.js";
+import { EFAULT, EINVAL, ENOTTY, ENXIO } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import type { FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
@@ -20,10 +20,15 @@ export const KVM_USER_MEM_SLOTS = 32764;
  * (arch/x86/kvm/Kconfig); 1024 on the oracle's 6.12 and on this machine's host kernel. */
 export const KVM_MAX_VCPUS = 1024;
 const PAGE_SIZE = 4096;
+const KVM_CAP_IRQCHIP = 0;
+/** KVM_X86_XCOMP_GUEST_SUPP's value (kvm_caps.supported_xcr0): x87|SSE|AVX. The real value
+ * follows the host CPU; only whether the call succeeds is compared with the kernel. */
+const KVM_SUPPORTED_XCR0 = 0x7n;
 
 /** kvm_vm_ioctl_check_extension_generic() + the x86 answers for what the twin models. */
 export function checkExtension(kvm: Kvm | null, cap: number): number {
   switch (cap) {
+    case KVM_CAP_IRQCHIP: // arch/x86/kvm/x86.c kvm_vm_ioctl_check_extension()
     case K.KVM_CAP_USER_MEMORY:
     case K.KVM_CAP_DESTROY_MEMORY_REGION_WORKS:
     case K.KVM_CAP_JOIN_MEMORY_REGIONS_WORKS:
@@ -93,6 +98,9 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
         case K.KVM_GET_VCPU_MMAP_SIZE:
           // kvm_run page + pio data page + coalesced mmio ring page on x86
           return arg !== 0 ? -EINVAL : 3 * PAGE_SIZE;
+        case K.KVM_GET_DEVICE_ATTR:
+        case K.KVM_HAS_DEVICE_ATTR:
+          return systemAttr(k, cmd === K.KVM_GET_DEVICE_ATTR, arg);
         default:
           // kvm_arch_dev_ioctl(): unknown system ioctls are EINVAL on x86, not ENOTTY
           return -EINVAL;
@@ -101,6 +109,23 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
   };
   void ENOTTY;
   return Object.assign(links, { kvmFops, vms, coupling });
+}
+
+/**
+ * arch/x86/kvm/x86.c kvm_arch_dev_ioctl() KVM_{GET,HAS}_DEVICE_ATTR on /dev/kvm: group 0 has
+ * only KVM_X86_XCOMP_GUEST_SUPP (attr 0); other groups need kvm_x86_ops.dev_get_attr (SEV),
+ * absent on the oracle's build: ENXIO. GET writes the u64 value at attr.addr.
+ */
+function systemAttr(k: Kernel, get: boolean, arg: number): number {
+  const mm = k.current!.process!.mm;
+  const b = mm.copyFromUser(arg, K.kvm_device_attr.size);
+  if (typeof b === "number") return -EFAULT;
+  const attr = K.kvm_device_attr.decode(b);
+  if (attr.group !== 0 || attr.attr !== 0n) return -ENXIO;
+  if (!get) return 0;
+  const v = new Uint8Array(8);
+  new DataView(v.buffer).setBigUint64(0, KVM_SUPPORTED_XCR0, true);
+  return attr.addr >= 2n ** 53n || mm.copyToUser(Number(attr.addr), v) < 0 ? -EFAULT : 0;
 }
 
 /** What VFIO takes VM references with (symbol_get from vfio_device_get_kvm_safe()). */

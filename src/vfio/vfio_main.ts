@@ -298,7 +298,13 @@ function makeDeviceFops(core: VfioCore): FileOperations {
     unlocked_ioctl(f, cmd, arg) {
       const d = df(f);
       if (cmd === V.VFIO_DEVICE_BIND_IOMMUFD) {
-        if (d.group || !core.cdevHooks) return -EINVAL;
+        if (d.group) {
+          // vfio_df_ioctl_bind_iommufd(): the struct is copied in (EFAULT) before the
+          // "BIND_IOMMUFD only for cdev fds" check (EINVAL)
+          const b = copyIn(d.device.k, arg, V.vfio_device_bind_iommufd.size);
+          return typeof b === "number" ? b : -EINVAL;
+        }
+        if (!core.cdevHooks) return -EINVAL;
         return core.cdevHooks.bindIommufd(d, arg);
       }
       if (!d.accessGranted) return -EINVAL;
