@@ -25,6 +25,13 @@ export class DeviceNodes {
     return this.nodes.get(path) ?? null;
   }
 
+  /** a directory of nodes (/dev, /dev/vfio): open(2) of it without O_DIRECTORY is EISDIR */
+  isDir(path: string): boolean {
+    const pre = path.endsWith("/") ? path : path + "/";
+    for (const p of this.nodes.keys()) if (p.startsWith(pre)) return true;
+    return false;
+  }
+
   paths(): string[] {
     return [...this.nodes.keys()].sort();
   }

@@ -5,7 +5,7 @@
 // sequential run, so it answers EAGAIN as well and says so in the trace.
 
 import { EAGAIN, EFAULT, EINVAL } from "../uapi/errno.js";
-import type { File, FileOperations } from "./fs.js";
+import { type File, type FileOperations, O_RDWR } from "./fs.js";
 import type { Kernel } from "./kernel.js";
 
 export const EFD_SEMAPHORE = 1;
@@ -41,16 +41,13 @@ export const eventfdFops: FileOperations = {
     ctx.count -= v;
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, v, true);
+    // fs/eventfd.c: eventfd_read() consumes the count before copy_to_iter(); a fault loses it
     const rc = file.k.current!.process!.mm.copyToUser(buf, b);
-    if (rc < 0) {
-      ctx.count += v;
-      return -EFAULT;
-    }
-    return 8;
+    return rc < 0 ? -EFAULT : 8;
   },
   write(file, buf, count) {
     const ctx = file.privateData as EventfdCtx;
-    if (count < 8) return -EINVAL;
+    if (count !== 8) return -EINVAL; // eventfd_write(): exactly sizeof(u64)
     const b = file.k.current!.process!.mm.copyFromUser(buf, 8);
     if (typeof b === "number") return b;
     const v = new DataView(b.buffer).getBigUint64(0, true);
@@ -63,8 +60,10 @@ export const eventfdFops: FileOperations = {
 
 export function createEventfd(k: Kernel, flags: number): File | number {
   if (flags & ~(EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC)) return -EINVAL;
-  const f = k.allocFile(eventfdFops, "anon_inode:[eventfd]", flags);
+  // do_eventfd(): O_RDWR plus the shared fcntl flags; an anon inode without FMODE_PREAD
+  const f = k.allocFile(eventfdFops, "anon_inode:[eventfd]", O_RDWR | (flags & (EFD_NONBLOCK | EFD_CLOEXEC)));
   if (typeof f === "number") return f;
+  f.fmodePread = false;
   f.privateData = new EventfdCtx((flags & EFD_SEMAPHORE) !== 0);
   return f;
 }

@@ -52,6 +52,10 @@ export class File extends RefCounted {
   pos = 0;
   /** FMODE_OPENED: ->open succeeded, so the last fput calls ->release */
   opened = false;
+  /** FMODE_PREAD | FMODE_PWRITE: set for files from open(2) (fs/open.c do_dentry_open) and
+   * for the few anon-inode files that ask for it (VFIO device fds); eventfd and other anon
+   * inodes lack it, and pread/pwrite on them are ESPIPE. */
+  fmodePread = true;
   readonly ino = nextInode++;
 
   constructor(

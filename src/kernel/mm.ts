@@ -100,7 +100,9 @@ export class MmStruct {
 
   /** mmap(2): returns the address or -errno. Lengths round up to pages. */
   mmap(length: number, o: MmapOpts): number {
-    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    if (length === 0) return -EINVAL;
+    // a negative length is a size_t near 2^64: PAGE_ALIGN overflows, ENOMEM (mm/mmap.c)
+    if (!Number.isSafeInteger(length) || length < 0) return -ENOMEM;
     const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     let addr: number;
     if (o.addr !== undefined) {
@@ -189,7 +191,7 @@ export class MmStruct {
     while (off < len) {
       const a = addr + off;
       if (!v || a >= v.end || a < v.start) v = this.find(a);
-      if (!v || (v.prot & need) !== need) return false;
+      if (!v || !accessible(v.prot, need)) return false;
       const n = Math.min(len - off, PAGE_SIZE - (a % PAGE_SIZE), v.end - a);
       if (!f(v, a, off, n)) return false;
       off += n;
@@ -238,7 +240,8 @@ export class MmStruct {
    */
   pinPages(addr: number, npages: number, write: boolean): Page[] | number {
     if (addr % PAGE_SIZE !== 0) return -EINVAL;
-    const need = write ? PROT_READ | PROT_WRITE : PROT_READ;
+    // mm/gup.c check_vma_flags(): a write pin needs VM_WRITE, a read pin VM_READ
+    const need = write ? PROT_WRITE : PROT_READ;
     const out: Page[] = [];
     for (let i = 0; i < npages; i++) {
       const a = addr + i * PAGE_SIZE;
@@ -264,4 +267,12 @@ export class MmStruct {
 
 export function unpinPages(pages: readonly Page[]): void {
   for (const p of pages) p.pins--;
+}
+
+/** Whether a user access of kind `need` succeeds on a mapping with `prot`. x86 page tables
+ * cannot express write-only: a read faults only on a VMA without any of READ/WRITE/EXEC
+ * (arch/x86/mm/fault.c access_error()); a write needs PROT_WRITE. */
+function accessible(prot: number, need: number): boolean {
+  if (need === PROT_READ) return (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
+  return (prot & need) === need;
 }

@@ -7,7 +7,7 @@
 // file table is not shared; ioctlPath() (for the explorer, where another thread of the same
 // process may close the fd meanwhile) takes one, as fdget() does for a shared table.
 
-import { EBADF, EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY } from "../uapi/errno.js";
+import { EBADF, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
 import { createEventfd } from "./eventfd.js";
 import type { File } from "./fs.js";
@@ -50,7 +50,7 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number): num
   const t = enter(p, "open", 0, 0);
   const dev = k.devices.lookup(path);
   let rc: number;
-  if (!dev) rc = -ENOENT;
+  if (!dev) rc = k.devices.isDir(path) ? -EISDIR : -ENOENT;
   else {
     const f = k.allocFile(dev.fops, path, flags);
     if (typeof f === "number") rc = -ENODEV;
@@ -275,12 +275,16 @@ export function sysRw(
   const t = enter(p, write ? "write" : "read", fd, count);
   const f = p.files.lookup(fd);
   let rc: number;
-  if (!f) rc = -EBADF;
-  else if (buf < 0 || buf + count > TASK_SIZE) rc = -EFAULT;
+  // fs/read_write.c: ksys_pread64() checks pos before fdget, then FMODE_PREAD; vfs_read()
+  // FMODE_READ (EBADF), a read op (EINVAL), access_ok (EFAULT)
+  if (pos !== null && pos < 0) rc = -EINVAL;
+  else if (!f) rc = -EBADF;
+  else if (pos !== null && !f.fmodePread) rc = -ESPIPE;
+  else if ((f.flags & 3) === (write ? 0 : 1)) rc = -EBADF;
   else {
     const op = write ? f.fops.write : f.fops.read;
     if (!op) rc = -EINVAL;
-    else if (pos !== null && pos < 0) rc = -EINVAL;
+    else if (buf < 0 || buf + count > TASK_SIZE) rc = -EFAULT;
     else {
       rc = call(k, t, () => op(f, buf, count, pos ?? f.pos));
       if (pos === null && rc > 0 && f.fops.name !== "eventfd") f.pos += rc;

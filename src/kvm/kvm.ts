@@ -70,39 +70,65 @@ export class Kvm extends RefCounted {
   /** VM ioctls added by other parts of kvm (the device framework): null when not theirs. */
   extraIoctl: ((cmd: number, arg: number) => number | null) | null = null;
 
-  /** KVM_SET_USER_MEMORY_REGION as bookkeeping (kvm_set_memory_region's checks). */
+  /**
+   * KVM_SET_USER_MEMORY_REGION as bookkeeping, with the checks of virt/kvm/kvm_main.c:
+   * kvm_vm_ioctl_set_memory_region() and __kvm_set_memory_region(). Slots are keyed by the
+   * full slot value (address space << 16 | id); x86 with CONFIG_KVM_SMM has two address spaces.
+   */
   private setUserMemoryRegion(arg: number): number {
     const mm = this.k.current!.process!.mm;
     const b = mm.copyFromUser(arg, K.kvm_userspace_memory_region.size);
     if (typeof b === "number") return -EFAULT;
     const r = K.kvm_userspace_memory_region.decode(b);
-    const valid = K.KVM_MEM_LOG_DIRTY_PAGES | K.KVM_MEM_READONLY;
-    if (r.flags & ~valid) return -EINVAL;
-    const as = r.slot >>> 16;
     const id = r.slot & 0xffff;
-    if (as !== 0 || id >= KVM_USER_MEM_SLOTS_) return -EINVAL;
-    const page = 4095n;
-    if (r.memory_size & page || r.guest_phys_addr & page || r.userspace_addr & page) return -EINVAL;
-    if (r.memory_size === 0n) {
-      this.memslots.delete(id);
+    const as = r.slot >>> 16;
+    if (id >= KVM_USER_MEM_SLOTS_) return -EINVAL;
+    // check_memory_region_flags(): no guest_memfd on a default VM
+    if (r.flags & ~(K.KVM_MEM_LOG_DIRTY_PAGES | K.KVM_MEM_READONLY)) return -EINVAL;
+    const size = r.memory_size;
+    const gpa = r.guest_phys_addr;
+    const uaddr = r.userspace_addr;
+    if (size & 4095n || gpa & 4095n || uaddr & 4095n) return -EINVAL;
+    // access_ok(uaddr, size): the end may not pass USER_PTR_MAX (TASK_SIZE_MAX, 4-level paging)
+    const end = (uaddr + size) & U64_MASK;
+    if (end > USER_PTR_MAX || end < uaddr) return -EINVAL;
+    if (as >= KVM_ADDRESS_SPACES) return -EINVAL;
+    if (((gpa + size) & U64_MASK) < gpa) return -EINVAL;
+    if (size >> 12n > KVM_MEM_MAX_NR_PAGES) return -EINVAL;
+    const old = this.memslots.get(r.slot);
+    if (size === 0n) {
+      if (!old) return -EINVAL;
+      this.memslots.delete(r.slot);
       return 0;
     }
-    if (r.userspace_addr + r.memory_size > BigInt(2 ** 47)) return -EINVAL;
-    for (const s of this.memslots.values()) {
-      if (s.slot === id) continue;
-      if (r.guest_phys_addr < s.guestPhysAddr + s.memorySize && s.guestPhysAddr < r.guest_phys_addr + r.memory_size) {
-        return -17; // EEXIST: overlaps another slot
+    if (old) {
+      // an existing slot may move or change LOG_DIRTY_PAGES, nothing else
+      if (uaddr !== old.userspaceAddr || size !== old.memorySize || (r.flags ^ old.flags) & K.KVM_MEM_READONLY) {
+        return -EINVAL;
+      }
+      if (gpa === old.guestPhysAddr) {
+        old.flags = r.flags; // KVM_MR_FLAGS_ONLY, or nothing to change
+        return 0;
       }
     }
-    this.memslots.set(id, {
-      slot: id,
+    for (const s of this.memslots.values()) {
+      if (s.slot === r.slot || s.slot >>> 16 !== as) continue;
+      if (gpa < s.guestPhysAddr + s.memorySize && s.guestPhysAddr < gpa + size) return -17; // EEXIST
+    }
+    this.memslots.set(r.slot, {
+      slot: r.slot,
       flags: r.flags,
-      guestPhysAddr: r.guest_phys_addr,
-      memorySize: r.memory_size,
-      userspaceAddr: r.userspace_addr,
+      guestPhysAddr: gpa,
+      memorySize: size,
+      userspaceAddr: uaddr,
     });
     return 0;
   }
 }
 
 const KVM_USER_MEM_SLOTS_ = 32764;
+/** KVM_MAX_NR_ADDRESS_SPACES on x86 with CONFIG_KVM_SMM (Debian's and the oracle's config) */
+const KVM_ADDRESS_SPACES = 2;
+const KVM_MEM_MAX_NR_PAGES = (1n << 31n) - 1n;
+const USER_PTR_MAX = 2n ** 47n - 4096n;
+const U64_MASK = 2n ** 64n - 1n;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createTwin } from "../../src/twin.js";
-import { EBADF, ENOENT, EWOULDBLOCK } from "../../src/uapi/errno.js";
+import { EBADF, EISDIR, ENOENT, EWOULDBLOCK } from "../../src/uapi/errno.js";
 import { KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY, KVM_CREATE_VM, KVM_GET_API_VERSION } from "../../src/uapi/kvm.js";
 import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
 import type { File } from "../../src/kernel/fs.js";
@@ -71,4 +71,12 @@ test("process exit closes every fd: the VM is destroyed and kvm can be unloaded"
   assert.equal(k.modules.unload("kvm"), 0);
   assert.equal(p.open("/dev/kvm"), -ENOENT, "an exited process has no fd table left to use");
   assert.equal(formatViolations(checkInvariants(k)), "all invariants hold");
+});
+
+test("open of a directory of nodes is EISDIR, as open(2) without O_DIRECTORY on a directory", () => {
+  const p = createTwin().spawn();
+  assert.equal(p.open("/dev"), -EISDIR);
+  assert.equal(p.open("/dev/vfio"), -EISDIR);
+  assert.equal(p.open("/dev/vfio/"), -EISDIR);
+  assert.equal(p.open("/dev/vf"), -ENOENT);
 });

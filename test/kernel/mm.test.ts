@@ -61,3 +61,16 @@ test("a pinned page outlives munmap and keeps its bytes", () => {
   assert.equal(pages[0]!.data[0], 0x5a);
   assert.equal(proc.mm.pinPages(a, 1, false), -EFAULT, "nothing is mapped there now");
 });
+
+test("pin permissions follow check_vma_flags: a write pin needs PROT_WRITE only, a read pin PROT_READ", () => {
+  const twin = createTwin();
+  const p = twin.spawn();
+  const proc = [...twin.kernel.processes.values()][0]!;
+  const wo = p.mmap(PAGE_SIZE, { prot: 2 });
+  const ro = p.mmap(PAGE_SIZE, { prot: PROT_READ });
+  const none = p.mmap(PAGE_SIZE, { prot: 0 });
+  assert.ok(Array.isArray(proc.mm.pinPages(wo, 1, true)));
+  assert.equal(proc.mm.pinPages(ro, 1, true), -EFAULT);
+  assert.ok(Array.isArray(proc.mm.pinPages(ro, 1, false)));
+  assert.equal(proc.mm.pinPages(none, 1, false), -EFAULT);
+});
