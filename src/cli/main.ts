@@ -2,6 +2,7 @@
 // vfio-twin's command line. Each command lives in its own file and registers in COMMANDS.
 
 import { demoCommand } from "./demo.js";
+import { eduCommand } from "./edu.js";
 
 export interface Command {
   readonly name: string;
@@ -10,7 +11,7 @@ export interface Command {
   run(args: string[]): number | Promise<number>;
 }
 
-const COMMANDS: Command[] = [demoCommand];
+const COMMANDS: Command[] = [demoCommand, eduCommand];
 
 function usage(): string {
   return ["usage: vfio-twin <command> [args]", "", ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join(
