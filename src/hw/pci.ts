@@ -12,9 +12,11 @@
  * that changes no byte of memory; the other pages of the same access go through.
  */
 export interface DmaPort {
-  /** fill `out` from bus address `addr`; blocked pages read as zeros (QEMU's unassigned
-   * access). True when no page was blocked. */
-  read(addr: bigint, out: Uint8Array): boolean;
+  /** the bytes at `addr`, or null when any page was blocked (each blocked page is a fault) */
+  read(addr: bigint, len: number): Uint8Array | null;
+  /** fill `out` from bus address `addr` as the device receives it: blocked pages read as
+   * zeros (QEMU's unassigned access). True when no page was blocked. */
+  load(addr: bigint, out: Uint8Array): boolean;
   /** true when every byte was written; blocked pages keep their bytes */
   write(addr: bigint, bytes: Uint8Array): boolean;
   /** a request that never left the device because bus mastering is off (logged, no DMAR fault) */
@@ -226,7 +228,7 @@ export abstract class PciDevice {
   dmaLoad(addr: bigint, len: number): Uint8Array {
     const out = new Uint8Array(len);
     if (!this.busMaster() || !this.dma) this.dma?.blocked?.(addr, len, false);
-    else this.dma.read(addr, out);
+    else this.dma.load(addr, out);
     return out;
   }
 
@@ -237,7 +239,7 @@ export abstract class PciDevice {
       this.dma?.blocked?.(addr, len, false);
       return null;
     }
-    return this.dma.read(addr, out) ? out : null;
+    return this.dma.load(addr, out) ? out : null;
   }
 
   /** pci_dma_write(): true when every byte landed */

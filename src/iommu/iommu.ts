@@ -263,9 +263,14 @@ export class IommuCore {
 
   /** The DMA port of a device: every access is translated at the time it happens. */
   dmaPort(dev: IommuDevice): DmaPort {
+    const load = (addr: bigint, out: Uint8Array) =>
+      this.dma(dev, addr, out.length, false, (pg, off, n, at) => out.set(pg.subarray(off, off + n), at));
     return {
-      read: (addr, out) =>
-        this.dma(dev, addr, out.length, false, (pg, off, n, at) => out.set(pg.subarray(off, off + n), at)),
+      read: (addr, len) => {
+        const out = new Uint8Array(len);
+        return load(addr, out) ? out : null;
+      },
+      load,
       write: (addr, bytes) =>
         this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.set(bytes.subarray(at, at + n), off)),
       blocked: (addr, len, write) => {

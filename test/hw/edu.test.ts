@@ -11,7 +11,9 @@ function rig() {
   const ram = new Uint8Array(1 << 20);
   const faults: bigint[] = [];
   dev.dma = {
-    read: (a, out) =>
+    read: (a, n) =>
+      a + BigInt(n) <= BigInt(ram.length) ? ram.slice(Number(a), Number(a) + n) : (faults.push(a), null),
+    load: (a, out) =>
       a + BigInt(out.length) <= BigInt(ram.length)
         ? (out.set(ram.subarray(Number(a), Number(a) + out.length)), true)
         : (faults.push(a), false),
