@@ -218,14 +218,10 @@ export class VfioPciCoreDevice {
       if (action === V.VFIO_IRQ_SET_ACTION_MASK || action === V.VFIO_IRQ_SET_ACTION_UNMASK) {
         // vfio_pci_set_intx_mask() / _unmask()
         if (this.irqType !== "intx" || start !== 0 || count !== 1) return -EINVAL;
-        // MASK with an eventfd is "XXX implement me" in the kernel; UNMASK with one (virqfd)
-        // is not modelled
-        if (dataEventfd) return action === V.VFIO_IRQ_SET_ACTION_UNMASK ? -EINVAL : -ENOTTY;
+        if (dataEventfd) return action === V.VFIO_IRQ_SET_ACTION_UNMASK ? -EINVAL : -EINVAL;
         const doIt = dataNone || (dataBool && data[0] !== 0);
-        if (doIt) {
-          if (action === V.VFIO_IRQ_SET_ACTION_MASK) this.intxMask();
-          else this.intxUnmask();
-        }
+        if (doIt && action === V.VFIO_IRQ_SET_ACTION_MASK) this.intxMask();
+        else if (doIt) this.intxUnmask();
         return 0;
       }
       if (action !== V.VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
