@@ -126,7 +126,7 @@ export class VfioPciCoreDevice {
   }
 
   /** vfio_send_intx_eventfd() */
-  private sendIntxEventfd(): void {
+  sendIntxEventfd(): void {
     const t = this.triggers.get(0);
     if (this.irqType === "intx" && !this.virqDisabled && t) this.signal(V.VFIO_PCI_INTX_IRQ_INDEX, t);
   }
@@ -253,8 +253,8 @@ export class VfioPciCoreDevice {
       }
       if (this.irqType !== "intx") return -EINVAL;
       if (dataNone || (dataBool && data[0])) {
-        const t = this.triggers.get(0);
-        if (t) this.signal(index, t);
+        // vfio_send_intx_eventfd(): not while the user's DisINTx is set
+        this.sendIntxEventfd();
       }
       return 0;
     }
