@@ -15,6 +15,7 @@ import { bootMachine } from "./iommu/pci_probe.js";
 import { vfioModule } from "./vfio/module.js";
 import { vfioIommuType1Module } from "./vfio/vfio_iommu_type1.js";
 import { vfioPciModule } from "./vfio/pci/vfio_pci.js";
+import { kvmGatedMdevModule } from "./vfio/mdev/kvm_gated_mdev.js";
 
 export interface TwinConfig {
   /** load KVM (default true) */
@@ -128,7 +129,8 @@ export class Twin implements Backend {
     const k = this.kernel;
     this.machine = new Machine(this.kernel.clock, config.pci);
     bootMachine(k, this.machine);
-    for (const m of [kvmModule, vfioModule, vfioIommuType1Module, vfioPciModule]) k.modules.provide(m);
+    for (const m of [kvmModule, vfioModule, vfioIommuType1Module, vfioPciModule, kvmGatedMdevModule])
+      k.modules.provide(m);
     if (config.kvm !== false) mustLoad(k, "kvm");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);
   }

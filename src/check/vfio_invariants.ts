@@ -31,41 +31,9 @@ export function checkVfioInvariants(k: Kernel): string[] {
     for (const n of m.pins.values()) sum += n;
     if (sum !== m.refcnt) out.push(`module ${m.name}: refcnt ${m.refcnt} but pins sum to ${sum}`);
   }
-  const charged = new Map<unknown, number>();
-  const holdCount = new Map<Page, number>();
-  for (const iommu of type1Instances(k)) {
-    let n = 0;
-    for (const dma of iommu.dmaList) {
-      n++;
-      if (dma.pages) {
-        charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + dma.pages.length);
-        dma.pages.forEach((pg, i) => {
-          holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
-          for (const d of iommu.domains) {
-            const pte = d.domain.lookup(dma.iova + BigInt(i * 4096));
-            if (!pte || pte.page !== pg || pte.prot !== dma.prot)
-              out.push(
-                `type1: iova 0x${(dma.iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
-              );
-          }
-        });
-      } else if (iommu.domains.length)
-        out.push(`type1: mapping at 0x${dma.iova.toString(16)} unpinned with a domain present`);
-    }
-    if (n + iommu.dmaAvail !== 65535) out.push(`type1: ${n} mappings but dma_avail ${iommu.dmaAvail}`);
-    for (const d of iommu.domains) {
-      let pages = 0;
-      for (const dma of iommu.dmaList) pages += dma.npages;
-      if (d.domain.mappedPages !== pages)
-        out.push(`type1: ${d.domain.describe()} maps ${d.domain.mappedPages} pages, mappings hold ${pages}`);
-    }
-  }
-  for (const p of k.processes.values()) {
-    const want = charged.get(p.mm) ?? 0;
-    if (p.mm.lockedVm !== want) out.push(`pid ${p.pid}: locked_vm ${p.mm.lockedVm} pages, type1 charged ${want}`);
-  }
-  for (const [pg, n] of holdCount)
-    if (pg.pins < n) out.push(`page pfn ${pg.pfn}: ${pg.pins} pins but ${n} mappings hold it`);
+  // the subsystems' own checks (registered by the vfio and vfio_iommu_type1 modules)
+  for (const [name, check] of k.checks)
+    if (name.startsWith("vfio")) for (const m of check()) out.push(`[${name}] ${m}`);
   return out;
 }
 

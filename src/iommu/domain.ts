@@ -3,7 +3,9 @@
 // identity domain passes bus addresses through untranslated; a blocked domain refuses all.
 //
 // The page table maps IOVA pages (4 KiB; the pgsize bitmap is reported, not used to build
-// large entries) to Page objects of src/kernel/mm.ts with read/write permission. The table
+// large entries) to Page objects of src/kernel/mm.ts with read/write permission. It is a
+// two-level radix table as hardware walks: a directory of 512-entry leaf tables, a leaf
+// freed when its last entry goes (a flat Map churned by map/unmap degrades badly in V8). The table
 // never pins: whoever maps a page (type1, iommufd) pinned it first and unpins it after the
 // unmap. "last" is inclusive, "end" exclusive, IOVAs are bigint.
 
@@ -20,12 +22,21 @@ export interface IoPte {
   readonly prot: number;
 }
 
+/** entries per leaf table (a 4 KiB table of 8-byte PTEs) */
+const LEAF = 512;
+
+interface Leaf {
+  readonly ptes: (IoPte | undefined)[];
+  count: number;
+}
+
 let nextDomainId = 1;
 
 export class IommuDomain {
   readonly id = nextDomainId++;
-  /** IOVA page number -> entry; page numbers < 2^52 are exact as numbers */
-  private readonly pt = new Map<number, IoPte>();
+  /** IOVA page number >> 9 -> leaf table; page numbers < 2^52 are exact as numbers */
+  private readonly dir = new Map<number, Leaf>();
+  private n = 0;
   /** groups currently attached (group.domain === this) */
   readonly groups = new Set<{ readonly id: number }>();
   /** what allocated the domain, for reports: "vfio_iommu_type1", "iommufd hwpt 4", "default" */
@@ -46,7 +57,30 @@ export class IommuDomain {
   }
 
   get mappedPages(): number {
-    return this.pt.size;
+    return this.n;
+  }
+
+  private get(pfn: number): IoPte | undefined {
+    return this.dir.get(Math.floor(pfn / LEAF))?.ptes[pfn % LEAF];
+  }
+
+  private set(pfn: number, pte: IoPte): void {
+    const key = Math.floor(pfn / LEAF);
+    let leaf = this.dir.get(key);
+    if (!leaf) this.dir.set(key, (leaf = { ptes: new Array<IoPte | undefined>(LEAF), count: 0 }));
+    leaf.ptes[pfn % LEAF] = pte;
+    leaf.count++;
+    this.n++;
+  }
+
+  private del(pfn: number): boolean {
+    const key = Math.floor(pfn / LEAF);
+    const leaf = this.dir.get(key);
+    if (!leaf || leaf.ptes[pfn % LEAF] === undefined) return false;
+    leaf.ptes[pfn % LEAF] = undefined;
+    this.n--;
+    if (--leaf.count === 0) this.dir.delete(key);
+    return true;
   }
 
   /**
@@ -59,8 +93,8 @@ export class IommuDomain {
     const last = iova + BigInt(pages.length * PAGE_SIZE) - 1n;
     if (pages.length === 0 || iova < this.apertureStart || last > this.apertureEnd) return -EINVAL;
     const first = Number(iova >> BigInt(PAGE_SHIFT));
-    for (let i = 0; i < pages.length; i++) if (this.pt.has(first + i)) return -EEXIST;
-    for (let i = 0; i < pages.length; i++) this.pt.set(first + i, { page: pages[i]!, prot });
+    for (let i = 0; i < pages.length; i++) if (this.get(first + i)) return -EEXIST;
+    for (let i = 0; i < pages.length; i++) this.set(first + i, { page: pages[i]!, prot });
     return 0;
   }
 
@@ -69,19 +103,23 @@ export class IommuDomain {
     const first = Number(iova >> BigInt(PAGE_SHIFT));
     const n = Number(size >> BigInt(PAGE_SHIFT));
     let done = 0;
-    for (let i = 0; i < n; i++) if (this.pt.delete(first + i)) done += PAGE_SIZE;
+    for (let i = 0; i < n; i++) if (this.del(first + i)) done += PAGE_SIZE;
     return done;
   }
 
   /** iommu_iova_to_phys() in page terms: the entry for the page holding `iova`, or null. */
   lookup(iova: bigint): IoPte | null {
     if (this.type !== "paging") return null;
-    return this.pt.get(Number(iova >> BigInt(PAGE_SHIFT))) ?? null;
+    return this.get(Number(iova >> BigInt(PAGE_SHIFT))) ?? null;
   }
 
   /** Every mapped IOVA page number (for invariants). */
   *entries(): IterableIterator<[number, IoPte]> {
-    yield* this.pt.entries();
+    for (const [key, leaf] of this.dir)
+      for (let i = 0; i < LEAF; i++) {
+        const pte = leaf.ptes[i];
+        if (pte) yield [key * LEAF + i, pte];
+      }
   }
 
   describe(): string {

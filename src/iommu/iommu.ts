@@ -25,7 +25,7 @@ import { EBUSY, EINVAL, EPERM } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { PAGE_SIZE } from "../kernel/mm.js";
 import type { DmaPort, PciDevice } from "../hw/pci.js";
-import type { IommuHwConfig, PciFunctionConfig } from "../hw/machine.js";
+import { DEFAULT_IOMMU, type IommuHwConfig, type PciFunctionConfig } from "../hw/machine.js";
 import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
 
 /**
@@ -128,13 +128,8 @@ export class IommuCore {
   readonly pciFunctions: PciFunction[] = [];
   /** the DMAR fault log */
   readonly faults: IommuFault[] = [];
-  hw: IommuHwConfig = {
-    kind: "intel-vtd",
-    awBits: 39,
-    pgsizeBitmap: 0x40201000n,
-    msiStart: 0xfee00000n,
-    msiEnd: 0xfeefffffn,
-  };
+  /** the platform IOMMU's capabilities (bootMachine sets the machine's) */
+  hw: IommuHwConfig = DEFAULT_IOMMU;
 
   private constructor(readonly k: Kernel) {}
 

@@ -155,9 +155,35 @@ export const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1 << 0;
 export const VFIO_DMA_UNMAP_FLAG_ALL = 1 << 1;
 export const VFIO_DMA_UNMAP_FLAG_VADDR = 1 << 2;
 
+/** struct vfio_device_feature: argsz, flags (feature number | GET/SET/PROBE), then data */
+export const vfio_device_feature = defineStruct("vfio_device_feature", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+] as const);
+export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
+export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
+export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
+export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
+export const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN = 0;
+export const VFIO_DEVICE_FEATURE_MIGRATION = 1;
+export const VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE = 2;
+export const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY = 3;
+export const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP = 4;
+export const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT = 5;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_START = 6;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
+export const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 9;
+
 export const vfio_iommu_type1_dirty_bitmap = defineStruct("vfio_iommu_type1_dirty_bitmap", [
   ["argsz", "u32"],
   ["flags", "u32"],
+] as const);
+/** follows the header for GET_BITMAP */
+export const vfio_iommu_type1_dirty_bitmap_get = defineStruct("vfio_iommu_type1_dirty_bitmap_get", [
+  ["iova", "u64"],
+  ["size", "u64"],
+  ["bitmap", vfio_bitmap],
 ] as const);
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_START = 1 << 0;
 export const VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP = 1 << 1;
@@ -180,7 +206,7 @@ export const VFIO_DEVICE_PCI_HOT_RESET = d("VFIO_DEVICE_PCI_HOT_RESET", 13);
 export const VFIO_DEVICE_QUERY_GFX_PLANE = d("VFIO_DEVICE_QUERY_GFX_PLANE", 14);
 export const VFIO_DEVICE_GET_GFX_DMABUF = d("VFIO_DEVICE_GET_GFX_DMABUF", 15);
 export const VFIO_DEVICE_IOEVENTFD = d("VFIO_DEVICE_IOEVENTFD", 16);
-export const VFIO_DEVICE_FEATURE = d("VFIO_DEVICE_FEATURE", 17);
+export const VFIO_DEVICE_FEATURE = d("VFIO_DEVICE_FEATURE", 17, vfio_device_feature);
 export const VFIO_DEVICE_BIND_IOMMUFD = d("VFIO_DEVICE_BIND_IOMMUFD", 18);
 export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = d("VFIO_DEVICE_ATTACH_IOMMUFD_PT", 19);
 export const VFIO_DEVICE_DETACH_IOMMUFD_PT = d("VFIO_DEVICE_DETACH_IOMMUFD_PT", 20);

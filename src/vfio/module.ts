@@ -2,7 +2,10 @@
 // container node /dev/vfio/vfio, and the exported API KVM uses. Backends (vfio_iommu_type1)
 // and drivers (vfio_pci) are separate modules that require this one.
 
+import type { Kernel } from "../kernel/kernel.js";
 import type { ModuleDef } from "../kernel/module.js";
+import type { File } from "../kernel/fs.js";
+import type { VfioDeviceFile } from "./vfio_main.js";
 import { makeContainerFops } from "./container.js";
 import { VfioCore } from "./vfio_main.js";
 import { makeVfioKvmApi } from "./vfio_kvm.js";
@@ -18,10 +21,44 @@ export const vfioModule: ModuleDef = {
     const api = makeVfioKvmApi(core);
     for (const [name, fn] of Object.entries(api)) m.export(name, fn);
     m.export("__vfio_core", core);
+    k.checks.set("vfio", () => vfioCoreViolations(k, core));
     return 0;
   },
   exit(k) {
+    k.checks.delete("vfio");
     k.devices.unregister(VFIO_CONTAINER_PATH);
     VfioCore.install(k, null);
   },
 };
+
+/**
+ * The VFIO core's invariants (in Kernel.checks while the module is loaded): a device's open
+ * count equals its device files that were granted access; a device holds a kvm only while
+ * open and with the kvm_put_kvm pin; a group with a container has one container user plus
+ * one per opened device of the group; container and group agree on their membership; an
+ * open group's file is live.
+ */
+export function vfioCoreViolations(k: Kernel, core: VfioCore): string[] {
+  const out: string[] = [];
+  const files = new Map<unknown, number>();
+  for (const o of k.objects) {
+    if (o.kind !== "file" || (o as File).fops !== core.deviceFops) continue;
+    const df = (o as File).privateData as VfioDeviceFile | null;
+    if (df?.accessGranted) files.set(df.device, (files.get(df.device) ?? 0) + 1);
+  }
+  for (const d of core.devices) {
+    const n = files.get(d) ?? 0;
+    if (d.openCount !== n) out.push(`vfio_device ${d.name}: open count ${d.openCount}, ${n} open device files`);
+    if (d.kvm !== null && (d.openCount === 0 || d.putKvm === null))
+      out.push(`vfio_device ${d.name}: kvm held while closed`);
+  }
+  for (const g of core.groups.values()) {
+    const opened = g.devices.filter((d) => d.openCount > 0 && !d.cdevOpened).length;
+    const want = g.container ? 1 + opened : 0;
+    if (g.containerUsers !== want)
+      out.push(`vfio_group ${g.id}: ${g.containerUsers} container users, expected ${want}`);
+    if (g.container && !g.container.groups.includes(g)) out.push(`vfio_group ${g.id}: not in its container's list`);
+    if (g.openedFile?.dead) out.push(`vfio_group ${g.id}: opened file is released`);
+  }
+  return out;
+}

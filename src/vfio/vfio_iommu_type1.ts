@@ -24,11 +24,17 @@ import type { IommuGroup } from "../iommu/iommu.js";
 import { IovaTree } from "../iommu/iova_tree.js";
 import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
 import type { VfioGroupType } from "./group.js";
-import { copyStructIn, copyStructOut, curProc } from "./uaccess.js";
+import { copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 
 /** module parameter dma_entry_limit (U16_MAX) */
 export const DMA_ENTRY_LIMIT = 65535;
+
+/**
+ * The module's writable parameters (module_param(dma_entry_limit, uint, 0644)): a new
+ * container backend reads them at SET_IOMMU, as vfio_iommu_type1_open() does.
+ */
+export const type1Params = { dmaEntryLimit: DMA_ENTRY_LIMIT };
 /** DIRTY_BITMAP_SIZE_MAX: DIRTY_BITMAP_PAGES_MAX (INT_MAX) / 8, rounded as the kernel does */
 export const DIRTY_BITMAP_SIZE_MAX = 0x10000000n;
 const U64_MAX = 0xffffffffffffffffn;
@@ -40,6 +46,8 @@ export class VfioDma {
   /** pinned pages while the container has a domain; null before */
   pages: Page[] | null = null;
   vaddrInvalid = false;
+  /** dma->bitmap while dirty tracking is on (bit n = page n; kept between reports) */
+  bitmap: bigint | null = null;
   constructor(
     readonly iova: bigint,
     readonly size: bigint,
@@ -77,7 +85,9 @@ export class VfioIommu {
   readonly emulatedGroups: IommuGroup[] = [];
   /** the usable IOVA ranges (aperture minus reserved regions); empty = no restriction */
   iovaList: IovaRange[] = [];
-  dmaAvail = DMA_ENTRY_LIMIT;
+  /** the dma_entry_limit this instance started with */
+  readonly dmaLimit = type1Params.dmaEntryLimit;
+  dmaAvail = this.dmaLimit;
   pgsizeBitmap = PAGE_MASK;
   vaddrInvalidCount = 0;
   dirtyPageTracking = false;
@@ -102,25 +112,34 @@ export class VfioIommu {
   }
 }
 
-/** mm_lock_acct() / __account_locked_vm(): ENOMEM over the limit unless bypassed. */
-function lockAcct(dma: VfioDma, npage: number, check: boolean): number {
-  if (npage > 0 && check && !dma.lockCap) {
-    const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
-    if (dma.mm.lockedVm + npage > limit) return -ENOMEM;
-  }
+/** vfio_lock_acct() on release: un-charge what the mapping charged. */
+function lockAcct(dma: VfioDma, npage: number): void {
   dma.mm.lockedVm += npage;
-  return 0;
 }
 
-/** Pin a mapping's pages and charge them (vfio_pin_pages_remote for the whole range). */
+/**
+ * Pin a mapping's pages and charge them (vfio_pin_pages_remote for the whole range): page by
+ * page, each is pinned (EFAULT where it cannot be) and then checked against the limit
+ * (ENOMEM), so which error wins depends on which page comes first, as on the oracle.
+ * Nothing stays pinned or charged on failure.
+ */
 function pinDma(dma: VfioDma): number {
-  const pages = dma.mm.pinPages(dma.vaddr, dma.npages, (dma.prot & IOMMU_WRITE) !== 0);
-  if (typeof pages === "number") return pages;
-  const rc = lockAcct(dma, pages.length, true);
-  if (rc < 0) {
-    unpinPages(pages);
-    return rc;
+  const write = (dma.prot & IOMMU_WRITE) !== 0;
+  const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
+  const pages: Page[] = [];
+  for (let i = 0; i < dma.npages; i++) {
+    const pg = dma.mm.pinPages(dma.vaddr + i * PAGE_SIZE, 1, write);
+    let rc = typeof pg === "number" ? pg : 0;
+    if (typeof pg !== "number") {
+      pages.push(pg[0]!);
+      if (!dma.lockCap && dma.mm.lockedVm + pages.length > limit) rc = -ENOMEM;
+    }
+    if (rc < 0) {
+      unpinPages(pages);
+      return rc;
+    }
   }
+  dma.mm.lockedVm += pages.length;
   dma.pages = pages;
   return 0;
 }
@@ -128,7 +147,7 @@ function pinDma(dma: VfioDma): number {
 function unpinDma(dma: VfioDma): void {
   if (!dma.pages) return;
   unpinPages(dma.pages);
-  lockAcct(dma, -dma.pages.length, false);
+  lockAcct(dma, -dma.pages.length);
   dma.pages = null;
 }
 
@@ -278,6 +297,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
       }
     }
     iommu.dmaAvail--;
+    if (iommu.dirtyPageTracking) d.bitmap = 0n;
     iommu.dmaList.insert(d);
     return 0;
   } finally {
@@ -295,16 +315,19 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   if (unmap.argsz < minsz || unmap.flags & ~mask) return -EINVAL;
   const dirty = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
   if (dirty && unmap.flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
+  let bitmap: { pgsize: bigint; size: bigint; data: bigint } | null = null;
   if (dirty) {
-    // dirty tracking is never started in the twin (see dirtyPages): the bitmap header is
-    // still read and checked, then vfio_dma_do_unmap refuses the request
     if (unmap.argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
-    const b = k.current!.process!.mm.copyFromUser(arg + minsz, V.vfio_bitmap.size);
-    if (typeof b === "number") return -EFAULT;
+    const b = copyStructIn(k, V.vfio_bitmap, arg + minsz);
+    if (typeof b === "number") return b;
+    if (!accessOk(b.data, b.size)) return -EINVAL;
+    const rc = verifyBitmapSize(unmap.size >> ffs(b.pgsize), b.size);
+    if (rc < 0) return rc;
+    bitmap = b;
   }
   const unmapAll = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
   const invalidateVaddr = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
-  let iova = unmap.iova;
+  const iova = unmap.iova;
   let size = unmap.size;
   let unmapped = 0n;
   let ret = -EINVAL;
@@ -317,7 +340,7 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
       if (iova || size) return ret;
       size = U64_MAX;
     } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
-    if (dirty && !iommu.dirtyPageTracking) return ret;
+    if (dirty && (!iommu.dirtyPageTracking || bitmap!.pgsize !== iommu.minPgsize)) return ret;
     const end = iova + size; // may exceed 2^64 - 1 for unmap-all: fine with bigint
     if (iommu.v2 && !unmapAll) {
       let dma = iommu.dmaList.find(iova);
@@ -347,12 +370,18 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
         invalidated.push(dma);
         unmapped += dma.size;
       } else {
+        if (bitmap) {
+          const rc = updateUserBitmap(iommu, Number(bitmap.data), dma, iova);
+          if (rc < 0) {
+            ret = rc;
+            break;
+          }
+        }
         unmapped += dma.size;
         removeDma(iommu, dma);
       }
       dma = next;
     }
-    iova = 0n;
   } finally {
     iommu.lock.unlock();
   }
@@ -361,8 +390,10 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
 }
 
 /**
- * vfio_iommu_type1_dirty_pages(): the header rules. Starting dirty tracking is accepted and
- * recorded (no page is ever reported dirty: the twin's devices do not mark pages).
+ * vfio_iommu_type1_dirty_pages(): START/STOP dirty tracking, GET_BITMAP of a range. No
+ * modelled device reports what it dirtied, so (as the kernel does while a group is not in
+ * pinned-page scope) every page of a mapping that is mapped in a domain is reported dirty,
+ * every time; mappings of an emulated-only container have no dirty page.
  */
 function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
@@ -374,16 +405,106 @@ function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
     V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START | V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP | V.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
   if (d.argsz < minsz || d.flags & ~mask) return -EINVAL;
   if (d.flags === 0 || (d.flags & (d.flags - 1)) !== 0) return -EINVAL;
+  if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START || d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) {
+    const start = (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START) !== 0;
+    yield* iommu.lock.lock();
+    // vfio_dma_bitmap_alloc_all() / vfio_dma_bitmap_free_all(), only on a change of state
+    if (start !== iommu.dirtyPageTracking) for (const x of iommu.dmaList) x.bitmap = start ? 0n : null;
+    iommu.dirtyPageTracking = start;
+    iommu.lock.unlock();
+    return 0;
+  }
+  // GET_BITMAP: struct vfio_iommu_type1_dirty_bitmap_get follows the header
+  const dataSize = d.argsz - minsz;
+  if (!dataSize || dataSize < V.vfio_iommu_type1_dirty_bitmap_get.size) return -EINVAL;
+  const range = copyStructIn(k, V.vfio_iommu_type1_dirty_bitmap_get, arg + minsz);
+  if (typeof range === "number") return range;
+  if (range.iova + range.size > U64_MAX) return -EINVAL;
+  const bm = range.bitmap;
+  if (!accessOk(bm.data, bm.size)) return -EINVAL;
+  let rc = verifyBitmapSize(range.size >> ffs(bm.pgsize), bm.size);
+  if (rc < 0) return rc;
   yield* iommu.lock.lock();
   try {
-    if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START) iommu.dirtyPageTracking = true;
-    else if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) iommu.dirtyPageTracking = false;
-    // GET_BITMAP: bitmap reporting is not modelled; answered as with tracking off
-    else return -EINVAL;
+    const pg = iommu.minPgsize;
+    if (bm.pgsize !== pg || range.iova & (pg - 1n) || !range.size || range.size & (pg - 1n)) return -EINVAL;
+    if (!iommu.dirtyPageTracking) return -EINVAL;
+    // vfio_iova_dirty_bitmap(): the range may not cut a mapping
+    const last = range.iova + range.size - 1n;
+    let dma = iommu.dmaList.find(range.iova);
+    if (dma && dma.iova !== range.iova) return -EINVAL;
+    dma = iommu.dmaList.find(last);
+    if (dma && dma.last !== last) return -EINVAL;
+    for (let x = iommu.dmaList.ceil(range.iova); x && x.iova <= last; x = iommu.dmaList.next(x)) {
+      rc = updateUserBitmap(iommu, Number(bm.data), x, range.iova);
+      if (rc < 0) return rc;
+    }
     return 0;
   } finally {
     iommu.lock.unlock();
   }
+}
+
+/** __ffs() of a u64 (64 for 0, where the kernel's result is undefined) */
+function ffs(v: bigint): bigint {
+  if (v === 0n) return 64n;
+  let n = 0n;
+  while (!((v >> n) & 1n)) n++;
+  return n;
+}
+
+/** DIRTY_BITMAP_BYTES(): whole u64 words */
+function bitmapBytes(npages: bigint): bigint {
+  return ((npages + 63n) / 64n) * 8n;
+}
+
+/** verify_bitmap_size() */
+function verifyBitmapSize(npages: bigint, size: bigint): number {
+  if (!npages || !size || size > DIRTY_BITMAP_SIZE_MAX || size < bitmapBytes(npages)) return -EINVAL;
+  return 0;
+}
+
+/** access_ok() on x86-64 6.12 (uaccess_64.h): the end of the range is not a kernel address */
+function accessOk(addr: bigint, size: bigint): boolean {
+  const sum = addr + size;
+  return sum < 1n << 63n;
+}
+
+/**
+ * update_user_bitmap(): writes the u64 words of the user bitmap that `dma` covers (bit 0 =
+ * base_iova). Done on the mapping's own bitmap exactly as the kernel does, stale bits
+ * included: set every page when the mapping is in a domain, shift left by the mapping's bit
+ * offset within its first word (without masking the top, as __bitmap_shift_left), OR in the
+ * low bits of the user word already there, copy, then clear only the first nbits bits. Bits
+ * shifted past nbits therefore reappear in later reports (observed on the oracle).
+ */
+function updateUserBitmap(iommu: VfioIommu, data: number, dma: VfioDma, base: bigint): number {
+  const k = iommu.k;
+  const pgshift = ffs(iommu.minPgsize);
+  const nbits = Number(dma.size >> pgshift);
+  const bitOffset = Number((dma.iova - base) >> pgshift);
+  const word0 = Math.floor(bitOffset / 64);
+  const shift = bitOffset % 64;
+  const lim = Math.ceil((nbits + shift) / 64);
+  const ones = (n: number) => (1n << BigInt(n)) - 1n;
+  let bm = dma.bitmap ?? 0n;
+  if (dma.pages !== null && iommu.domains.length > 0) bm |= ones(nbits);
+  if (shift) {
+    const window = ones(lim * 64);
+    bm = (((bm & window) << BigInt(shift)) & window) | (bm & ~window);
+    dma.bitmap = bm;
+    const cur = k.current!.process!.mm.copyFromUser(data + word0 * 8, 8);
+    if (typeof cur === "number") return -EFAULT;
+    bm |= new DataView(cur.buffer).getBigUint64(0, true) & ones(shift);
+  }
+  dma.bitmap = bm;
+  const out = new Uint8Array(lim * 8);
+  const dv = new DataView(out.buffer);
+  for (let w = 0; w < lim; w++) dv.setBigUint64(w * 8, (bm >> BigInt(64 * w)) & ones(64), true);
+  const rc = copyOut(k, data + word0 * 8, out);
+  if (rc < 0) return rc;
+  dma.bitmap = bm & ~ones(nbits);
+  return 0;
 }
 
 // ---- attach / detach ----
@@ -403,6 +524,8 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
     const dev = ig.devices[0];
     if (!dev) return -ENODEV;
     const domain = core.domainAllocPaging(dev, "vfio_iommu_type1");
+    // iommu_enable_nesting(): the VT-d driver of 6.12 has no enable_nesting op
+    if (iommu.nesting) return -EINVAL;
     let rc = core.attachGroup(domain, ig);
     if (rc < 0) return rc;
     // vfio_iommu_aper_conflict(): existing mappings outside the new aperture
@@ -588,6 +711,54 @@ function* ioctl(iommu: VfioIommu | null, cmd: number, arg: number): KGen<number>
 
 const live = new WeakMap<Kernel, Set<VfioIommu>>();
 
+/**
+ * The type1 invariants (registered in Kernel.checks while the module is loaded): each
+ * mapping's pinned pages are mapped in every domain of its container, page by page, with
+ * its permission; each process's mm->locked_vm equals what type1 mappings charged it; a
+ * Page's pin count is at least the number of mappings holding it; dma_avail + mappings is
+ * the limit. Assumes no other subsystem charges locked_vm (iommufd charges pinned_vm or the
+ * user unless in VFIO-compatible mode).
+ */
+export function type1Violations(k: Kernel): string[] {
+  const out: string[] = [];
+  const charged = new Map<unknown, number>();
+  const holdCount = new Map<Page, number>();
+  for (const iommu of type1Instances(k)) {
+    let n = 0;
+    for (const dma of iommu.dmaList) {
+      n++;
+      if (dma.pages) {
+        charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + dma.pages.length);
+        dma.pages.forEach((pg, i) => {
+          holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
+          for (const d of iommu.domains) {
+            const pte = d.domain.lookup(dma.iova + BigInt(i * 4096));
+            if (!pte || pte.page !== pg || pte.prot !== dma.prot)
+              out.push(
+                `type1: iova 0x${(dma.iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
+              );
+          }
+        });
+      } else if (iommu.domains.length)
+        out.push(`type1: mapping at 0x${dma.iova.toString(16)} unpinned with a domain present`);
+    }
+    if (n + iommu.dmaAvail !== iommu.dmaLimit) out.push(`type1: ${n} mappings but dma_avail ${iommu.dmaAvail}`);
+    for (const d of iommu.domains) {
+      let pages = 0;
+      for (const dma of iommu.dmaList) pages += dma.npages;
+      if (d.domain.mappedPages !== pages)
+        out.push(`type1: ${d.domain.describe()} maps ${d.domain.mappedPages} pages, mappings hold ${pages}`);
+    }
+  }
+  for (const p of k.processes.values()) {
+    const want = charged.get(p.mm) ?? 0;
+    if (p.mm.lockedVm !== want) out.push(`pid ${p.pid}: locked_vm ${p.mm.lockedVm} pages, type1 charged ${want}`);
+  }
+  for (const [pg, n] of holdCount)
+    if (pg.pins < n) out.push(`page pfn ${pg.pfn}: ${pg.pins} pins but ${n} mappings hold it`);
+  return out;
+}
+
 /** The type1 instances alive in kernel k (for invariants and benchmarks). */
 export function type1Instances(k: Kernel): Set<VfioIommu> {
   let s = live.get(k);
@@ -626,12 +797,14 @@ export const vfioIommuType1Module: ModuleDef = {
       detachGroup: (data, ig) => detachGroup(data as VfioIommu, ig),
     };
     m.export("__vfio_iommu_type1_ops", ops);
+    k.checks.set("vfio_iommu_type1", () => type1Violations(k));
     return vfioRegisterIommuDriver(core, ops);
   },
   exit(k, m) {
     const core = VfioCore.of(k);
     const ops = m.exports.get("__vfio_iommu_type1_ops") as VfioIommuDriverOps;
     if (core) vfioUnregisterIommuDriver(core, ops);
+    k.checks.delete("vfio_iommu_type1");
   },
 };
 

@@ -35,6 +35,25 @@ export interface VfioDeviceOps {
   read?(vdev: VfioDevice, buf: number, count: number, pos: number): KRet<number>;
   write?(vdev: VfioDevice, buf: number, count: number, pos: number): KRet<number>;
   mmap?(vdev: VfioDevice, vma: Vma): KRet<number>;
+  /** VFIO_DEVICE_FEATURE for features the core does not handle; `arg` points at the data */
+  device_feature?(vdev: VfioDevice, flags: number, arg: number, argsz: number): KRet<number>;
+}
+
+const { VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FEATURE_PROBE } = V;
+
+/**
+ * vfio_check_feature(): 0 for a successful PROBE, 1 to go on with the feature, or -EINVAL
+ * when the requested GET/SET is unsupported or argsz is below `minsz`.
+ */
+export function vfioCheckFeature(flags: number, argsz: number, supported: number, minsz: number): number {
+  if (
+    (flags & VFIO_DEVICE_FEATURE_GET && !(supported & VFIO_DEVICE_FEATURE_GET)) ||
+    (flags & VFIO_DEVICE_FEATURE_SET && !(supported & VFIO_DEVICE_FEATURE_SET))
+  )
+    return -EINVAL;
+  if (flags & VFIO_DEVICE_FEATURE_PROBE) return 0;
+  if (argsz < minsz) return -EINVAL;
+  return 1;
 }
 
 export type KvmPut = (kvm: unknown) => void;
@@ -53,6 +72,8 @@ export class VfioDevice extends RefCounted {
   readonly devSetLock: Mutex;
   /** the driver-private object (vfio_pci_core_device, an mdev state) */
   priv: unknown = null;
+  /** vfio_device_cdev_opened(): opened through its cdev (set by the device-cdev code) */
+  cdevOpened = false;
   /** the cdev index N of /dev/vfio/devices/vfioN (-1 without a cdev) */
   cdevIndex = -1;
 
@@ -124,7 +145,8 @@ export class VfioCore {
   readonly deviceFops: FileOperations;
   cdevHooks: VfioCdevHooks | null = null;
   iommufdHooks: VfioIommufdHooks | null = null;
-  private nextCdev = 0;
+  /** cdev minors in use (vfio_device_ida: the lowest free one is taken) */
+  private readonly cdevUsed = new Set<number>();
 
   constructor(
     readonly k: Kernel,
@@ -143,7 +165,14 @@ export class VfioCore {
   }
 
   allocCdevIndex(): number {
-    return this.nextCdev++;
+    let n = 0;
+    while (this.cdevUsed.has(n)) n++;
+    this.cdevUsed.add(n);
+    return n;
+  }
+
+  freeCdevIndex(n: number): void {
+    this.cdevUsed.delete(n);
   }
 
   /** The VfioDeviceFile behind a file, or null if it is not a VFIO device file. */
@@ -287,24 +316,35 @@ function makeDeviceFops(core: VfioCore): FileOperations {
 }
 
 /**
- * vfio_ioctl_device_feature(): the twin's devices implement no feature (no migration, no
- * low-power entry, no DMA logging), so after the header checks every feature is ENOTTY,
- * except PROBE of an unknown one, which is the same ENOTTY.
+ * vfio_ioctl_device_feature(): the header rules, then the core's features (migration and
+ * DMA logging: ENOTTY, the modelled devices have neither mig_ops nor log_ops), then the
+ * driver's device_feature (EINVAL without one).
  */
-function vfioIoctlDeviceFeature(vdev: VfioDevice, arg: number): number {
+function vfioIoctlDeviceFeature(vdev: VfioDevice, arg: number): KRet<number> {
   const hdr = vdev.k.current!.process!.mm.copyFromUser(arg, 8);
   if (typeof hdr === "number") return hdr;
   const dv = new DataView(hdr.buffer);
   const argsz = dv.getUint32(0, true);
   const flags = dv.getUint32(4, true);
-  const MASK = 0xffff;
-  const GET = 1 << 16;
-  const SET = 1 << 17;
-  const PROBE = 1 << 18;
   if (argsz < 8) return -EINVAL;
-  if (flags & ~(MASK | GET | SET | PROBE)) return -EINVAL;
-  if (!(flags & PROBE) && flags & GET && flags & SET) return -EINVAL;
-  return -ENOTTY;
+  if (
+    flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE)
+  )
+    return -EINVAL;
+  if (!(flags & VFIO_DEVICE_FEATURE_PROBE) && flags & VFIO_DEVICE_FEATURE_SET && flags & VFIO_DEVICE_FEATURE_GET)
+    return -EINVAL;
+  switch (flags & VFIO_DEVICE_FEATURE_MASK) {
+    case V.VFIO_DEVICE_FEATURE_MIGRATION:
+    case V.VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+    case V.VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
+    case V.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
+    case V.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+    case V.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+      return -ENOTTY;
+    default:
+      if (!vdev.ops.device_feature) return -EINVAL;
+      return vdev.ops.device_feature(vdev, flags, arg + 8, argsz - 8);
+  }
 }
 
 /** struct vfio_info_cap: builds a capability chain as vfio_info_cap_add() does. */

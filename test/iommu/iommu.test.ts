@@ -130,3 +130,43 @@ describe("IovaTree", () => {
     void IOMMU_WRITE;
   });
 });
+
+describe("several groups in one type1 container", () => {
+  for (const coherent of [false, true]) {
+    it(`${coherent ? "a coherent and a non-coherent group get two domains" : "alike groups share one domain"}; both devices reach the mappings`, async () => {
+      const { checkVfioInvariants, checkVfioQuiescent } = await import("../../src/check/vfio_invariants.js");
+      const { type1Instances } = await import("../../src/vfio/vfio_iommu_type1.js");
+      const { s32 } = await import("../vfio/helpers.js");
+      const V = await import("../../src/uapi/vfio.js");
+      const e = env({
+        pci: [
+          { bdf: "0000:00:03.0", vendor: 0x1234, device: 0x11e8, iommuGroup: 3, driver: "vfio-pci" },
+          { bdf: "0000:00:04.0", vendor: 0x1234, device: 0x11e8, iommuGroup: 4, driver: "vfio-pci", coherent },
+        ],
+      });
+      const { c } = legacy(e, "/dev/vfio/3");
+      e.p.write(e.buf, new Uint8Array([7, 7, 7]));
+      assert.equal(map(e, c, e.buf, 0x100000n, 0x2000n), 0);
+      assert.equal(e.p.proc.mm.lockedVm, 2);
+      const g4 = e.p.open("/dev/vfio/4");
+      assert.equal(e.p.ioctl(g4, V.VFIO_GROUP_SET_CONTAINER, s32(e, c)), 0);
+      assert.equal(e.p.proc.mm.lockedVm, 2, "the second domain reuses the pinned pages");
+      const iommu = [...type1Instances(e.twin.kernel)][0]!;
+      assert.equal(iommu.domains.length, coherent ? 2 : 1);
+      assert.equal(e.p.ioctl(c, V.VFIO_CHECK_EXTENSION, V.VFIO_DMA_CC_IOMMU), 0, "not every domain enforces it");
+      const core = IommuCore.of(e.twin.kernel);
+      for (const bdf of ["0000:00:03.0", "0000:00:04.0"]) {
+        const hw = core.device(bdf)!.pci!;
+        hw.cfg.setUint16(PCI_COMMAND, 0x106, true);
+        assert.deepEqual([...hw.dmaRead(0x100000n, 3)!], [7, 7, 7], bdf);
+      }
+      assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+      assert.equal(e.p.ioctl(g4, V.VFIO_GROUP_UNSET_CONTAINER), 0);
+      assert.equal(core.device("0000:00:04.0")!.pci!.dmaRead(0x100000n, 3), null);
+      assert.equal(e.p.proc.mm.lockedVm, 2, "group 3 still holds the mappings");
+      assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+      e.twin.kill(e.p);
+      assert.deepEqual(checkVfioQuiescent(e.twin.kernel), []);
+    });
+  }
+});

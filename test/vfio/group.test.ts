@@ -195,3 +195,65 @@ describe("group", () => {
     void str;
   });
 });
+
+describe("lifetimes seen on the oracle", () => {
+  it("a group closed with a device open stays busy until the device closes; the container lives on", () => {
+    const e = env();
+    const { c, g } = legacy(e);
+    const d = deviceFd(e, g);
+    assert.equal(e.p.close(g), 0);
+    assert.equal(e.p.open("/dev/vfio/1"), -EBUSY);
+    assert.equal(e.p.close(c), 0);
+    assert.equal(e.p.close(d), 0);
+    const g3 = e.p.open("/dev/vfio/1");
+    assert.ok(g3 >= 0);
+    assert.equal(status(e, g3).out.flags, V.VFIO_GROUP_FLAGS_VIABLE);
+    const g4 = e.p.dup(g3);
+    assert.equal(status(e, g4).out.flags, V.VFIO_GROUP_FLAGS_VIABLE);
+  });
+
+  it("SET_IOMMU(TYPE1_NESTING) is EINVAL on VT-d; ioctls of the other file types are ENOTTY", () => {
+    const e = env();
+    const c = e.p.open("/dev/vfio/vfio");
+    const g = e.p.open("/dev/vfio/1");
+    assert.equal(e.p.ioctl(c, V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1_NESTING_IOMMU), 1);
+    assert.equal(e.p.ioctl(c, V.VFIO_CHECK_EXTENSION, V.VFIO_EEH), 0);
+    assert.equal(e.p.ioctl(c, V.VFIO_GET_API_VERSION, 5), 0);
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, s32(e, c)), 0);
+    assert.equal(e.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1_NESTING_IOMMU), -EINVAL);
+    assert.equal(e.twin.kernel.modules.loaded.get("vfio_iommu_type1")!.refcnt, 0);
+    assert.equal(e.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU), 0);
+    assert.equal(deviceFd(e, g, `${BDF}x`), -ENODEV);
+    const d = deviceFd(e, g);
+    assert.equal(e.p.ioctl(d, V.VFIO_GROUP_GET_STATUS, e.scr), -ENOTTY);
+    assert.equal(e.p.ioctl(g, V.VFIO_DEVICE_GET_INFO, e.scr), -ENOTTY);
+    assert.equal(e.p.ioctl(c, V.VFIO_GROUP_GET_STATUS, e.scr), -ENOTTY);
+    assert.equal(e.p.ioctl(c, V.VFIO_DEVICE_GET_INFO, e.scr), -ENOTTY);
+    assert.equal(map(e, c, e.buf, 0n, 0x10000000000n), -EINVAL);
+    assert.equal(map(e, c, e.buf, 0n, 0x80000000n), -EFAULT);
+  });
+});
+
+describe("vfio_pci unbind and rebind", () => {
+  it("unloading vfio_pci removes the group node; an open group fd then answers ENODEV; reload restores vfio0", () => {
+    const e = env();
+    const k = e.twin.kernel;
+    const { c, g } = legacy(e);
+    assert.equal(map(e, c, e.buf, 0x100000n, 0x1000n), 0);
+    assert.equal(k.modules.unload("vfio_pci"), 0, "no device is open");
+    assert.equal(e.p.open("/dev/vfio/1"), -ENOENT);
+    assert.equal(e.p.readlink(`/sys/bus/pci/devices/${BDF}/driver`), -ENOENT);
+    assert.equal(status(e, g).rc, -ENODEV);
+    assert.equal(e.p.proc.mm.lockedVm, 0, "the container lost its last group and its mappings");
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_UNSET_CONTAINER), -EINVAL);
+    e.p.close(g);
+    e.p.close(c);
+    assert.equal(k.modules.load("vfio_pci"), 0);
+    assert.deepEqual(e.p.readdir(`/sys/bus/pci/devices/${BDF}/vfio-dev`), ["vfio0"]);
+    const l = legacy(e);
+    assert.ok(deviceFd(e, l.g) >= 0);
+    assert.equal(k.modules.unload("vfio_pci") < 0, true, "an open device pins the driver");
+    e.twin.kill(e.p);
+    assert.deepEqual(checkVfioQuiescent(k), []);
+  });
+});

@@ -4,7 +4,6 @@
 // (/sys/bus/pci/devices/<bdf>/vfio-dev/vfio<N>, N in config order from 0; the cdev's file
 // operations belong to the device-cdev code).
 
-import { EBUSY } from "../../uapi/errno.js";
 import type { ModuleDef } from "../../kernel/module.js";
 import { runSync } from "../../kernel/sched.js";
 import { IommuCore } from "../../iommu/iommu.js";
@@ -26,14 +25,15 @@ export const vfioPciModule: ModuleDef = {
       if (fn.config.driver !== "vfio-pci") continue;
       if (fn.iommu.driver !== null) continue;
       // vfio_pci_core_register_device(): vfio_assign_device_set + vfio_register_group_dev
+      if (bindDriver(k, fn.iommu, "vfio-pci") < 0) continue;
       const vdev = new VfioDevice(k, fn.config.bdf, vfioPciOps, m, fn.iommu);
       vdev.priv = new VfioPciCoreDevice(vdev, fn.hw);
       const rc = vfioRegisterGroupDev(core, vdev, "iommu");
       if (rc < 0) {
         vdev.put("init");
-        return rc;
+        unbindDriver(k, fn.iommu);
+        continue;
       }
-      if (bindDriver(k, fn.iommu, "vfio-pci") < 0) return -EBUSY;
       vdev.cdevIndex = core.allocCdevIndex();
       k.sysfs.file(`${pciSysfsDir(vdev.name)}/vfio-dev/vfio${vdev.cdevIndex}/dev`, `511:${vdev.cdevIndex}\n`);
       bound.push(vdev);
@@ -46,6 +46,7 @@ export const vfioPciModule: ModuleDef = {
     const icore = IommuCore.of(k);
     for (const vdev of m.exports.get("__vfio_pci_devices") as VfioDevice[]) {
       k.sysfs.remove(`${pciSysfsDir(vdev.name)}/vfio-dev`);
+      core.freeCdevIndex(vdev.cdevIndex);
       runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(core, vdev));
       const dev = icore.device(vdev.name);
       if (dev) unbindDriver(k, dev);

@@ -11,7 +11,7 @@
 // Not modelled: MSI-X (the modelled devices have none), ERR/REQ triggers beyond accepting an
 // eventfd, hot reset, ioeventfd, VGA, device features (see vfio_main.ts), power states.
 
-import { EBADF, EFAULT, EINVAL, EIO, ENOTTY } from "../../uapi/errno.js";
+import { EBADF, EEXIST, EFAULT, EINVAL, EIO, ENODEV, ENOSPC, ENOTTY, ERANGE } from "../../uapi/errno.js";
 import * as V from "../../uapi/vfio.js";
 import { eventfdCtx } from "../../kernel/eventfd.js";
 import type { File } from "../../kernel/fs.js";
@@ -29,7 +29,24 @@ import {
 import { Mutex } from "../../kernel/locks.js";
 import { VfioPciConfig } from "./vfio_pci_config.js";
 import { copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "../uaccess.js";
-import { type VfioDevice, type VfioDeviceOps, VfioInfoCap, vfioSetIrqsValidate } from "../vfio_main.js";
+import {
+  vfioCheckFeature,
+  type VfioDevice,
+  type VfioDeviceOps,
+  VfioInfoCap,
+  vfioSetIrqsValidate,
+} from "../vfio_main.js";
+
+/** VFIO_PCI_IOEVENTFD_MAX */
+export const VFIO_PCI_IOEVENTFD_MAX = 1000;
+
+interface IoEventfd {
+  bar: number;
+  pos: number;
+  data: bigint;
+  count: number;
+  file: File;
+}
 
 const OFFSET_MASK = 2 ** V.VFIO_PCI_OFFSET_SHIFT - 1;
 const indexToOffset = (i: number) => BigInt(i) << BigInt(V.VFIO_PCI_OFFSET_SHIFT);
@@ -46,10 +63,18 @@ export class VfioPciCoreDevice {
   /** eventfd files per vector (ctx->trigger); each holds a file reference */
   readonly triggers = new Map<number, File>();
   intxMasked = false;
+  /** the INTx unmask irqfd (ctx[0].unmask) and the device-request trigger (req_trigger) */
+  unmaskFd: File | null = null;
+  reqTrigger: File | null = null;
   /** signals delivered per index, for tests */
   readonly delivered = [0, 0, 0, 0, 0];
   readonly igate: Mutex;
   readonly cfgSize = 256;
+  /** runtime PM engaged by LOW_POWER_ENTRY (pm_runtime_engaged) and its wake eventfd */
+  pmEngaged = false;
+  pmWake: File | null = null;
+  /** VFIO_DEVICE_IOEVENTFD registrations (the write on signal is not modelled) */
+  readonly ioeventfds: IoEventfd[] = [];
 
   constructor(
     readonly vdev: VfioDevice,
@@ -192,19 +217,131 @@ export class VfioPciCoreDevice {
     this.triggers.clear();
   }
 
+  /** vfio_pci_runtime_pm_exit() */
+  pmExit(): void {
+    this.pmEngaged = false;
+    this.pmWake?.put("vfio-pci pm wake eventfd");
+    this.pmWake = null;
+  }
+
+  /** close_device: ioeventfds and runtime PM go with the last close */
+  releaseAll(): void {
+    this.disableIrqs();
+    this.pmExit();
+    this.reqTrigger?.put("vfio-pci req trigger");
+    this.reqTrigger = null;
+    for (const x of this.ioeventfds.splice(0)) x.file.put("vfio-pci ioeventfd");
+  }
+
+  /** vfio_pci_core_ioctl_feature() */
+  feature(flags: number, arg: number, argsz: number): number {
+    const set = V.VFIO_DEVICE_FEATURE_SET;
+    switch (flags & V.VFIO_DEVICE_FEATURE_MASK) {
+      case V.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY:
+      case V.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: {
+        const rc = vfioCheckFeature(flags, argsz, set, 0);
+        if (rc !== 1) return rc;
+        if ((flags & V.VFIO_DEVICE_FEATURE_MASK) === V.VFIO_DEVICE_FEATURE_LOW_POWER_EXIT) {
+          this.pmExit();
+          return 0;
+        }
+        if (this.pmEngaged) return -EINVAL;
+        this.pmEngaged = true;
+        return 0;
+      }
+      case V.VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: {
+        // struct vfio_device_low_power_entry_with_wakeup { s32 wakeup_eventfd; u32 reserved; }
+        const rc = vfioCheckFeature(flags, argsz, set, 8);
+        if (rc !== 1) return rc;
+        const b = copyIn(this.vdev.k, arg, 8);
+        if (typeof b === "number") return -EFAULT;
+        const fd = new DataView(b.buffer).getInt32(0, true);
+        if (fd < 0) return -EINVAL;
+        const f = curProc(this.vdev.k).files.lookup(fd);
+        if (!f) return -EBADF;
+        if (!eventfdCtx(f)) return -EINVAL;
+        if (this.pmEngaged) return -EINVAL;
+        this.pmEngaged = true;
+        this.pmWake = f.get("vfio-pci pm wake eventfd");
+        return 0;
+      }
+      default:
+        // PCI_VF_TOKEN: only for SR-IOV PFs (vdev->vf_token); none are modelled
+        return -ENOTTY;
+    }
+  }
+
+  /** vfio_pci_ioctl_get_pci_hot_reset_info(): neither slot nor bus reset on the modelled bus */
+  hotResetInfo(arg: number): number {
+    const b = copyIn(this.vdev.k, arg, 12);
+    if (typeof b === "number") return -EFAULT;
+    if (new DataView(b.buffer).getUint32(0, true) < 12) return -EINVAL;
+    return -ENODEV;
+  }
+
+  /** vfio_pci_ioctl_pci_hot_reset(): the header rules, then ENODEV (no slot or bus reset) */
+  hotReset(arg: number): number {
+    const b = copyIn(this.vdev.k, arg, 12);
+    if (typeof b === "number") return -EFAULT;
+    const dv = new DataView(b.buffer);
+    if (dv.getUint32(0, true) < 12 || dv.getUint32(4, true)) return -EINVAL;
+    // a zero-length group array is only for cdev-opened devices
+    if ((dv.getUint32(8, true) !== 0) === this.vdev.cdevOpened) return -EINVAL;
+    return -ENODEV;
+  }
+
+  /** vfio_pci_ioctl_ioeventfd() + vfio_pci_ioeventfd() */
+  ioeventfd(arg: number): number {
+    const k = this.vdev.k;
+    // struct vfio_device_ioeventfd { u32 argsz, flags; u64 offset, data; s32 fd; u32 reserved; }
+    const b = copyIn(k, arg, 32);
+    if (typeof b === "number") return -EFAULT;
+    const dv = new DataView(b.buffer);
+    const argsz = dv.getUint32(0, true);
+    const flags = dv.getUint32(4, true);
+    const offset = dv.getBigUint64(8, true);
+    const data = dv.getBigUint64(16, true);
+    const fd = dv.getInt32(24, true);
+    if (argsz < 28) return -EINVAL;
+    if (flags & ~0xf) return -EINVAL;
+    const count = flags & 0xf;
+    if (count === 0 || (count & (count - 1)) !== 0) return -EINVAL;
+    if (count < 8 && data >= 1n << BigInt(count * 8)) return -EINVAL;
+    const bar = Number(offset >> BigInt(V.VFIO_PCI_OFFSET_SHIFT));
+    const pos = Number(offset & BigInt(OFFSET_MASK));
+    if (bar > 5) return -EINVAL;
+    const info = this.hw.bars[bar];
+    if (pos + count > (info?.size ?? 0)) return -EINVAL;
+    const i = this.ioeventfds.findIndex((x) => x.bar === bar && x.pos === pos && x.data === data && x.count === count);
+    if (i >= 0) {
+      if (fd !== -1) return -EEXIST;
+      this.ioeventfds.splice(i, 1)[0]!.file.put("vfio-pci ioeventfd");
+      return 0;
+    }
+    if (fd < 0) return -ENODEV;
+    if (this.ioeventfds.length >= VFIO_PCI_IOEVENTFD_MAX) return -ENOSPC;
+    const f = curProc(k).files.lookup(fd);
+    if (!f) return -EBADF;
+    if (!eventfdCtx(f)) return -EINVAL;
+    this.ioeventfds.push({ bar, pos, data, count, file: f.get("vfio-pci ioeventfd") });
+    return 0;
+  }
+
   disableIrqs(): void {
     if (this.irqType === "msi") this.hwMsi(false, 0);
     this.putTriggers();
+    this.unmaskFd?.put("vfio-pci intx unmask eventfd");
+    this.unmaskFd = null;
     this.irqType = "none";
     this.intxMasked = false;
   }
 
-  /** eventfd_ctx_fdget() */
-  private eventfdGet(fd: number): File | number {
+  /** eventfd_ctx_fdget(): the eventfd's file with a reference held by `holder` */
+  private eventfdGet(fd: number, holder = "vfio-pci irq trigger"): File | number {
     const f = curProc(this.vdev.k).files.lookup(fd);
     if (!f) return -EBADF;
     if (!eventfdCtx(f)) return -EINVAL;
-    return f.get("vfio-pci irq trigger");
+    return f.get(holder);
   }
 
   /** vfio_pci_set_irqs_ioctl() */
@@ -218,7 +355,23 @@ export class VfioPciCoreDevice {
       if (action === V.VFIO_IRQ_SET_ACTION_MASK || action === V.VFIO_IRQ_SET_ACTION_UNMASK) {
         // vfio_pci_set_intx_mask() / _unmask()
         if (this.irqType !== "intx" || start !== 0 || count !== 1) return -EINVAL;
-        if (dataEventfd) return action === V.VFIO_IRQ_SET_ACTION_UNMASK ? -EINVAL : -EINVAL;
+        if (dataEventfd) {
+          // masking by eventfd is unimplemented in the kernel too ("XXX implement me")
+          if (action === V.VFIO_IRQ_SET_ACTION_MASK) return -ENOTTY;
+          // an unmask irqfd: kept (and released) like the kernel's virqfd; the twin's eventfd
+          // has no wakeup hook, so signalling it does not unmask by itself
+          const fd = dv.getInt32(0, true);
+          if (fd < 0) {
+            this.unmaskFd?.put("vfio-pci intx unmask eventfd");
+            this.unmaskFd = null;
+            return 0;
+          }
+          const f = this.eventfdGet(fd, "vfio-pci intx unmask eventfd");
+          if (typeof f === "number") return f;
+          this.unmaskFd?.put("vfio-pci intx unmask eventfd");
+          this.unmaskFd = f;
+          return 0;
+        }
         const doIt = dataNone || (dataBool && data[0] !== 0);
         if (doIt && action === V.VFIO_IRQ_SET_ACTION_MASK) this.intxMask();
         else if (doIt) this.intxUnmask();
@@ -268,6 +421,8 @@ export class VfioPciCoreDevice {
       }
       if (!(this.irqType === want || this.irqType === "none")) return -EINVAL;
       if (dataEventfd) {
+        // vfio_msi_enable(): pci_alloc_irq_vectors(1, start + count) refuses 0 vectors
+        if (this.irqType === "none" && start + count === 0) return -ERANGE;
         const files: (File | null)[] = [];
         for (let i = 0; i < count; i++) {
           const fd = dv.getInt32(4 * i, true);
@@ -305,18 +460,40 @@ export class VfioPciCoreDevice {
     if (index === V.VFIO_PCI_REQ_IRQ_INDEX || index === V.VFIO_PCI_ERR_IRQ_INDEX) {
       if (action !== V.VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
       if (index === V.VFIO_PCI_ERR_IRQ_INDEX) return -ENOTTY; // not PCI Express
-      // vfio_pci_set_req_trigger() -> vfio_pci_set_ctx_trigger_single(): the twin never
-      // sends a request, so the eventfd is checked and not kept
-      if (dataEventfd) {
-        const fd = dv.getInt32(0, true);
-        if (fd >= 0) {
-          const t = this.eventfdGet(fd);
-          if (typeof t === "number") return t;
-          t.put("vfio-pci irq trigger");
+      // vfio_pci_set_req_trigger() -> vfio_pci_set_ctx_trigger_single()
+      if (start !== 0 || count > 1) return -EINVAL;
+      const H = "vfio-pci req trigger";
+      if (dataNone) {
+        if (!this.reqTrigger) return -EINVAL;
+        if (count) eventfdCtx(this.reqTrigger)?.signal();
+        else {
+          this.reqTrigger.put(H);
+          this.reqTrigger = null;
         }
         return 0;
       }
-      return 0;
+      if (dataBool) {
+        if (!count) return -EINVAL;
+        if (data[0] && this.reqTrigger) eventfdCtx(this.reqTrigger)?.signal();
+        return 0;
+      }
+      if (dataEventfd) {
+        if (!count) return -EINVAL;
+        const fd = dv.getInt32(0, true);
+        if (fd === -1) {
+          this.reqTrigger?.put(H);
+          this.reqTrigger = null;
+          return 0;
+        }
+        if (fd >= 0) {
+          const t = this.eventfdGet(fd, H);
+          if (typeof t === "number") return t;
+          this.reqTrigger?.put(H);
+          this.reqTrigger = t;
+          return 0;
+        }
+      }
+      return -EINVAL;
     }
     return -ENOTTY;
   }
@@ -572,7 +749,7 @@ export const vfioPciOps: VfioDeviceOps = {
   // vfio_pci_core_close_device() -> vfio_pci_core_disable()
   close_device(vdev) {
     const p = vdev.priv as VfioPciCoreDevice;
-    p.disableIrqs();
+    p.releaseAll();
     p.hw.irq = null;
   },
   // vfio_pci_core_ioctl()
@@ -589,6 +766,12 @@ export const vfioPciOps: VfioDeviceOps = {
         return p.setIrqsIoctl(arg);
       case V.VFIO_DEVICE_RESET:
         return p.reset();
+      case V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO:
+        return p.hotResetInfo(arg);
+      case V.VFIO_DEVICE_PCI_HOT_RESET:
+        return p.hotReset(arg);
+      case V.VFIO_DEVICE_IOEVENTFD:
+        return p.ioeventfd(arg);
       default:
         return -ENOTTY;
     }
@@ -596,4 +779,5 @@ export const vfioPciOps: VfioDeviceOps = {
   read: (vdev, buf, count, pos) => (vdev.priv as VfioPciCoreDevice).rw(false, buf, count, pos),
   write: (vdev, buf, count, pos) => (vdev.priv as VfioPciCoreDevice).rw(true, buf, count, pos),
   mmap: (vdev, vma) => (vdev.priv as VfioPciCoreDevice).mmap(vma),
+  device_feature: (vdev, flags, arg, argsz) => (vdev.priv as VfioPciCoreDevice).feature(flags, arg, argsz),
 };
