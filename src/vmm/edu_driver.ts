@@ -21,6 +21,7 @@ import { PROT_READ, PROT_WRITE } from "../backend/backend.js";
 import { Errno, ETIMEDOUT } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
 import { check, TypedProcess } from "./typed.js";
+import { mapDma, unmapDma, vfioLegacySetup, vfioLegacyTeardown } from "./vfio_legacy.js";
 
 export const EDU_VENDOR = 0x1234;
 export const EDU_DEVICE = 0x11e8;
@@ -165,24 +166,14 @@ export class VfioPciDevice {
 
   /** VFIO_IOMMU_MAP_DMA of [vaddr, vaddr + size) at iova, read/write */
   dmaMap(vaddr: number, size: number, iova: bigint): DmaRegion {
-    this.t.ioctl(this.container, V.VFIO_IOMMU_MAP_DMA, V.vfio_iommu_type1_dma_map, {
-      argsz: V.vfio_iommu_type1_dma_map.size,
-      flags: V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE,
-      vaddr: BigInt(vaddr),
-      iova,
-      size: BigInt(size),
-    });
+    mapDma(this.t, this.container, { vaddr, iova, size: BigInt(size) });
     const r = { vaddr, iova, size };
     this.regions.push(r);
     return r;
   }
 
   dmaUnmap(r: DmaRegion): void {
-    this.t.ioctl(this.container, V.VFIO_IOMMU_UNMAP_DMA, V.vfio_iommu_type1_dma_unmap, {
-      argsz: V.vfio_iommu_type1_dma_unmap.size,
-      iova: r.iova,
-      size: BigInt(r.size),
-    });
+    unmapDma(this.t, this.container, r.iova, BigInt(r.size));
     this.regions.splice(this.regions.indexOf(r), 1);
   }
 
@@ -232,36 +223,34 @@ export class VfioPciDevice {
   }
 }
 
-/** Bind the process to the device the way the selftests' vfio_pci_device_init() does (type1). */
+/**
+ * Bind the process to the device the way the selftests' vfio_pci_device_init() does on the
+ * type1 path (the container/group/device steps are ./vfio_legacy.ts), then map BAR0.
+ */
 export function vfioPciDeviceInit(p: UserProcess, bdf: string): VfioPciDevice {
   const dev = new VfioPciDevice(p, bdf);
-  const t = dev.t;
-  const link = p.readlink(`/sys/bus/pci/devices/${bdf}/iommu_group`);
-  if (typeof link === "number") throw new Errno(-link, `readlink(${bdf}/iommu_group)`);
-  const groupNr = link.split("/").pop()!;
-  dev.container = t.open("/dev/vfio/vfio");
-  dev.group = t.open(`/dev/vfio/${groupNr}`);
-  const st = t.ioctl(dev.group, V.VFIO_GROUP_GET_STATUS, V.vfio_group_status, { argsz: V.vfio_group_status.size });
-  if (!(st.flags & V.VFIO_GROUP_FLAGS_VIABLE)) throw new Error(`group ${groupNr} is not viable`);
-  const cfd = t.stage(int32(dev.container), 0x700);
-  check(p.ioctl(dev.group, V.VFIO_GROUP_SET_CONTAINER, cfd), "VFIO_GROUP_SET_CONTAINER");
-  t.ioctlInt(dev.container, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU);
-  const name = t.stage(new Uint8Array([...new TextEncoder().encode(bdf), 0]), 0x700);
-  dev.fd = check(p.ioctl(dev.group, V.VFIO_GROUP_GET_DEVICE_FD, name), "VFIO_GROUP_GET_DEVICE_FD");
-  const info = t.ioctl(dev.fd, V.VFIO_DEVICE_GET_INFO, V.vfio_device_info, { argsz: V.vfio_device_info.size });
-  if (!(info.flags & V.VFIO_DEVICE_FLAGS_PCI)) throw new Error(`${bdf} is not a PCI device`);
-  const regionInfo = (index: number) =>
-    t.ioctl(dev.fd, V.VFIO_DEVICE_GET_REGION_INFO, V.vfio_region_info, { argsz: V.vfio_region_info.size, index });
-  dev.configOffset = regionInfo(V.VFIO_PCI_CONFIG_REGION_INDEX).offset;
-  dev.vendor = dev.configRead(0x00, 2);
-  dev.device = dev.configRead(0x02, 2);
-  const bar0 = regionInfo(0);
-  if (bar0.size && bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
-    dev.bar0Size = Number(bar0.size);
-    dev.bar0 = check(
-      p.mmap(dev.bar0Size, { prot: PROT_READ | PROT_WRITE, fd: dev.fd, offset: bar0.offset }),
-      "mmap(BAR0)",
-    );
+  const s = vfioLegacySetup(p, { device: bdf });
+  dev.container = s.container;
+  dev.group = s.group;
+  dev.fd = s.device;
+  try {
+    if (!(s.deviceFlags & V.VFIO_DEVICE_FLAGS_PCI)) throw new Error(`${bdf} is not a PCI device`);
+    const cfg = s.regions.find((r) => r.index === V.VFIO_PCI_CONFIG_REGION_INDEX);
+    if (!cfg) throw new Error(`${bdf}: no config space region`);
+    dev.configOffset = cfg.offset;
+    dev.vendor = dev.configRead(0x00, 2);
+    dev.device = dev.configRead(0x02, 2);
+    const bar0 = s.regions.find((r) => r.index === 0);
+    if (bar0 && bar0.size && bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
+      dev.bar0Size = Number(bar0.size);
+      dev.bar0 = check(
+        p.mmap(dev.bar0Size, { prot: PROT_READ | PROT_WRITE, fd: dev.fd, offset: bar0.offset }),
+        "mmap(BAR0)",
+      );
+    }
+  } catch (err) {
+    vfioLegacyTeardown(p, s);
+    throw err;
   }
   return dev;
 }
@@ -300,12 +289,6 @@ export function vfioPciDriverMemcpy(dev: VfioPciDevice, src: bigint, dst: bigint
   const ops = dev.driver.ops!;
   ops.memcpyStart(dev, src, dst, size, 1);
   return ops.memcpyWait(dev);
-}
-
-function int32(v: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, v, true);
-  return b;
 }
 
 function eduStart(dev: VfioPciDevice, src: bigint, dst: bigint, size: number, toRam: boolean): void {
