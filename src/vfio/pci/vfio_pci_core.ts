@@ -22,6 +22,7 @@ import {
   PCI_CAP_ID_MSI,
   PCI_COMMAND,
   PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
   PCI_STATUS,
   PCI_STATUS_INTERRUPT,
   type PciDevice,
@@ -59,6 +60,8 @@ export class VfioPciCoreDevice {
   config: VfioPciConfig | null = null;
   /** the user set DisINTx in the virtual command register (vdev->virq_disabled) */
   virqDisabled = false;
+  /** the standard header as pci_save_state() kept it at open (vdev->pci_saved_state) */
+  private savedHeader: Uint8Array | null = null;
   irqType: IrqType = "none";
   /** eventfd files per vector (ctx->trigger); each holds a file reference */
   readonly triggers = new Map<number, File>();
@@ -222,6 +225,40 @@ export class VfioPciCoreDevice {
     this.pmEngaged = false;
     this.pmWake?.put("vfio-pci pm wake eventfd");
     this.pmWake = null;
+  }
+
+  /** pci_clear_master() */
+  pciClearMaster(): void {
+    const cmd = this.hw.configRead(PCI_COMMAND, 2);
+    if (cmd & PCI_COMMAND_MASTER) this.hw.configWrite(PCI_COMMAND, 2, cmd & ~PCI_COMMAND_MASTER);
+  }
+
+  /**
+   * vfio_pci_core_enable(), the device side: bus mastering off before the state is saved
+   * (pci_save_state() keeps the standard header), and DisINTx cleared for INTx masking.
+   */
+  coreEnable(): void {
+    this.pciClearMaster();
+    this.savedHeader = this.hw.config.slice(0, 64);
+    const cmd = this.hw.configRead(PCI_COMMAND, 2);
+    if (cmd & PCI_COMMAND_INTX_DISABLE) this.hw.configWrite(PCI_COMMAND, 2, cmd & ~PCI_COMMAND_INTX_DISABLE);
+  }
+
+  /**
+   * vfio_pci_core_disable(), after the interrupts are off: command = DisINTx, no reset on a
+   * device without a reset method, pci_restore_state() of the header saved at open,
+   * pci_disable_device() (bus mastering off). The next open finds the command register as
+   * the first open did (0x103 on the oracle).
+   */
+  coreDisable(): void {
+    this.virqDisabled = false;
+    this.hw.configWrite(PCI_COMMAND, 2, PCI_COMMAND_INTX_DISABLE);
+    if (this.resetWorks()) this.hw.reset();
+    const h = this.savedHeader;
+    if (h)
+      for (let off = 0; off < 64; off += 4) this.hw.configWrite(off, 4, new DataView(h.buffer).getUint32(off, true));
+    this.savedHeader = null;
+    this.pciClearMaster();
   }
 
   /** close_device: ioeventfds and runtime PM go with the last close */
@@ -741,6 +778,7 @@ export const vfioPciOps: VfioDeviceOps = {
   // vfio_pci_open_device() -> vfio_pci_core_enable()
   open_device(vdev) {
     const p = vdev.priv as VfioPciCoreDevice;
+    p.coreEnable();
     p.virqDisabled = false;
     p.config = new VfioPciConfig(p);
     p.installIrqSink();
@@ -749,7 +787,9 @@ export const vfioPciOps: VfioDeviceOps = {
   // vfio_pci_core_close_device() -> vfio_pci_core_disable()
   close_device(vdev) {
     const p = vdev.priv as VfioPciCoreDevice;
+    p.pciClearMaster(); // stop the device from further DMA, before anything else
     p.releaseAll();
+    p.coreDisable();
     p.hw.irq = null;
   },
   // vfio_pci_core_ioctl()
