@@ -16,7 +16,7 @@ function open() {
   const { c, g } = legacy(e);
   const d = deviceFd(e, g);
   assert.ok(d >= 0);
-  return { e, c, d };
+  return { e, c, g, d };
 }
 
 function pr(e: Env, d: number, off: number, len: number): number | bigint {
@@ -193,5 +193,50 @@ describe("DMA the IOMMU refuses", () => {
       f.map((x) => [x.iova, x.write, x.reason]),
       [[0x200000n, true, "permission"]],
     );
+  });
+});
+
+describe("DMA page by page, and at close", () => {
+  it("a transfer crossing the end of a mapping moves the mapped page and faults on the next", () => {
+    const { e, d, c } = open();
+    pw(e, d, CFG + 4, 2, 0x6);
+    e.p.write(e.buf + 0xff8, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    assert.equal(map(e, c, e.buf, 0x100000n, 0x1000n), 0);
+    pw(e, d, 0x80, 8, 0x100ff8);
+    pw(e, d, 0x88, 8, 0x40000);
+    pw(e, d, 0x90, 8, 16);
+    pw(e, d, 0x98, 8, 1);
+    e.p.sleep(100);
+    pw(e, d, 0x80, 8, 0x40000);
+    pw(e, d, 0x88, 8, 0x100800);
+    pw(e, d, 0x98, 8, 3);
+    e.p.sleep(100);
+    assert.deepEqual([...e.p.read(e.buf + 0x800, 16)], [1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const f = IommuCore.of(e.twin.kernel).faultsOf(BDF);
+    assert.deepEqual(
+      f.map((x) => [x.iova, x.write, x.reason]),
+      [[0x101000n, false, "not-present"]],
+    );
+  });
+
+  it("closing the device clears bus mastering first: a running DMA moves nothing; the next open finds 0x103", () => {
+    const { e, d, c, g } = open();
+    pw(e, d, CFG + 4, 2, 0x6);
+    e.p.write(e.buf, new Uint8Array([0x78, 0x56, 0x34, 0x12]));
+    assert.equal(map(e, c, e.buf, 0x100000n, 0x1000n), 0);
+    pw(e, d, 0x80, 8, 0x100000);
+    pw(e, d, 0x88, 8, 0x40000);
+    pw(e, d, 0x90, 8, 4);
+    pw(e, d, 0x98, 8, 1);
+    e.p.sleep(100);
+    pw(e, d, 0x80, 8, 0x40000);
+    pw(e, d, 0x88, 8, 0x100800);
+    pw(e, d, 0x98, 8, 3);
+    assert.equal(e.p.close(d), 0);
+    e.p.sleep(300);
+    assert.deepEqual([...e.p.read(e.buf + 0x800, 4)], [0, 0, 0, 0]);
+    const d2 = deviceFd(e, g);
+    assert.ok(d2 >= 0);
+    assert.equal(pr(e, d2, CFG + 4, 2), 0x103);
   });
 });
