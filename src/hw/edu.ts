@@ -68,8 +68,6 @@ export const EDU_DMA_START = 0x40000n;
 export const EDU_DMA_SIZE = 4096;
 export const EDU_DMA_MASK = (1n << 28n) - 1n;
 export const EDU_DMA_DELAY_NS = 100_000_000;
-/** the factorial thread finishes before the next access (see above) */
-export const EDU_FACT_DELAY_NS = 0;
 /** where pci_add_capability() puts the first capability on a conventional device */
 export const EDU_MSI_CAP = 0x40;
 

@@ -19,7 +19,10 @@ interface Cmp {
   expected: number;
   mismatches: unknown[];
 }
-type RunOnTwin = (e: { name: string; scenario: string; golden: string; status: string }) => { cmp: Cmp };
+type RunOnTwin = (e: { name: string; scenario: string; golden: string; status: string }) => {
+  cmp: Cmp;
+  lines: string[];
+};
 type FormatMismatch = (name: string, m: unknown) => string;
 
 const have = existsSync(CORPUS) && existsSync(FIDELITY);
@@ -51,7 +54,9 @@ for (const n of names) {
       golden: readFileSync(join(DIR, `${n}.golden`), "utf8"),
       status: "must-match",
     };
-    const { cmp } = runOnTwin(e);
+    const { cmp, lines } = runOnTwin(e);
+    // deterministic: a second fresh twin prints the same lines (sleeps are virtual time)
+    assert.deepEqual(runOnTwin(e).lines, lines);
     if (cmp.mismatches.length)
       assert.fail(`${cmp.mismatches.length} line(s) differ; first:\n${formatMismatch(n, cmp.mismatches[0])}`);
     assert.equal(cmp.matched + cmp.expected, cmp.total);
