@@ -9,7 +9,8 @@ import { Kernel } from "./kernel/kernel.js";
 import type { Process } from "./kernel/process.js";
 import { CAP_SYS_RESOURCE } from "./kernel/process.js";
 import * as sys from "./kernel/syscalls.js";
-import { kvmModule } from "./kvm/kvm_main.js";
+import { makeKvmModule } from "./kvm/kvm_main.js";
+import type { CouplingDesign } from "./kvm/vfio_coupling.js";
 import { Machine, type PciFunctionConfig } from "./hw/machine.js";
 import { bootMachine } from "./iommu/pci_probe.js";
 import { vfioModule } from "./vfio/module.js";
@@ -20,6 +21,10 @@ import { kvmGatedMdevModule } from "./vfio/mdev/kvm_gated_mdev.js";
 export interface TwinConfig {
   /** load KVM (default true) */
   kvm?: boolean;
+  /** how KVM's VFIO pseudo-device reaches VFIO (src/kvm/vfio_coupling.ts; default "upstream") */
+  coupling?: CouplingDesign;
+  /** build KVM with CONFIG_KVM_VFIO, i.e. with KVM_DEV_TYPE_VFIO (default true) */
+  kvmVfio?: boolean;
   /** the machine's PCI functions (src/hw/machine.ts); default: the oracle's edu device */
   pci?: PciFunctionConfig[];
   /** load vfio, vfio_iommu_type1 and vfio_pci (default true) */
@@ -129,8 +134,8 @@ export class Twin implements Backend {
     const k = this.kernel;
     this.machine = new Machine(this.kernel.clock, config.pci);
     bootMachine(k, this.machine);
-    for (const m of [kvmModule, vfioModule, vfioIommuType1Module, vfioPciModule, kvmGatedMdevModule])
-      k.modules.provide(m);
+    const kvm = makeKvmModule({ coupling: config.coupling ?? "upstream", vfio: config.kvmVfio !== false });
+    for (const m of [kvm, vfioModule, vfioIommuType1Module, vfioPciModule, kvmGatedMdevModule]) k.modules.provide(m);
     if (config.kvm !== false) mustLoad(k, "kvm");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);
   }

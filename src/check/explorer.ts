@@ -6,14 +6,16 @@
 // same way).
 
 import type { Kernel } from "../kernel/kernel.js";
+import type { Process } from "../kernel/process.js";
 import { type KRet, Scheduler, Task } from "../kernel/sched.js";
 import { checkInvariants, type Violation } from "./invariants.js";
 
 /** One concurrent world: a kernel plus the paths to interleave, built fresh per schedule. */
 export interface World {
   readonly kernel: Kernel;
-  /** each entry becomes a task; its value is the path (e.g. ioctlPath(...)) */
-  readonly threads: readonly { name: string; path: (t: Task) => KRet<unknown> }[];
+  /** each entry becomes a task (of `process`, whose memory user pointers then reach); its
+   * value is the path (e.g. ioctlPath(...)) */
+  readonly threads: readonly { name: string; process?: Process; path: (t: Task) => KRet<unknown> }[];
   /** called after every thread finished: extra checks, returns violations */
   readonly after?: (results: unknown[]) => string[];
 }
@@ -39,7 +41,7 @@ export function replay(build: () => World, prefix: readonly number[]): Outcome &
   const w = build();
   const s = new Scheduler(w.kernel);
   const threads = w.threads.map((t) => {
-    const task = new Task(null, t.name);
+    const task = new Task(t.process ?? null, t.name);
     return s.add(
       task,
       w.kernel.withTask(task, () => t.path(task)),

@@ -2,6 +2,7 @@
 // vfio-twin's command line. Each command lives in its own file and registers in COMMANDS.
 
 import { demoCommand } from "./demo.js";
+import { designsCommand } from "./designs.js";
 import { eduCommand } from "./edu.js";
 
 export interface Command {
@@ -11,7 +12,7 @@ export interface Command {
   run(args: string[]): number | Promise<number>;
 }
 
-const COMMANDS: Command[] = [demoCommand, eduCommand];
+const COMMANDS: Command[] = [demoCommand, designsCommand, eduCommand];
 
 function usage(): string {
   return ["usage: vfio-twin <command> [args]", "", ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join(

@@ -8,7 +8,7 @@
 // process may close the fd meanwhile) takes one, as fdget() does for a shared table.
 
 import { EBADF, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
-import { ioctlsByNr } from "../uapi/ioctls.js";
+import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
 import { createEventfd } from "./eventfd.js";
 import type { File } from "./fs.js";
 import type { Kernel } from "./kernel.js";
@@ -124,24 +124,25 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
 }
 
 function traceIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number, rc: number): void {
-  const def = ioctlsByNr(cmd)[0];
-  const name = def
-    ? ioctlsByNr(cmd)
-        .map((d) => d.name)
-        .join("|")
-    : `0x${cmd.toString(16)}`;
-  const args = [String(fd), name];
-  let out: string | undefined;
+  const f = p.files.lookup(fd);
+  const def = pickIoctl(cmd, f?.fops.name ?? "");
+  const args = [String(fd), def ? def.name : `0x${cmd.toString(16)}`];
   if (def && typeof def.arg === "object") {
-    // the struct as it is after the call: in-fields unchanged, out-fields filled
+    // the struct as it is after the call: in-fields as given, out-fields as the kernel wrote them
     const bytes = p.mm.copyFromUser(arg, def.arg.size);
-    if (typeof bytes === "number") args.push(`0x${arg.toString(16)}`);
-    else if (rc >= 0) out = fmtStruct(def.arg.decode(bytes));
-    else args.push(fmtStruct(def.arg.decode(bytes)));
-    if (rc >= 0 && out !== undefined) args.push("{...}");
+    args.push(typeof bytes === "number" ? `0x${arg.toString(16)}` : fmtStruct(def.arg.decode(bytes)));
   } else if (def?.arg === "int") args.push(String(arg));
-  else if (def?.arg === "ptr" || !def) args.push(`0x${arg.toString(16)}`);
-  k.trace.record(p.pid, k.clock.now, "ioctl", args, rc, out);
+  else if (def?.arg !== "none") args.push(`0x${arg.toString(16)}`);
+  k.trace.record(p.pid, k.clock.now, "ioctl", args, rc);
+}
+
+/** VFIO reuses numbers across file types (base+12.. are container and device ioctls): pick
+ * the definition that belongs to the file's type, as only that one reached the handler. */
+function pickIoctl(cmd: number, fileType: string): IoctlDef | undefined {
+  const defs = ioctlsByNr(cmd);
+  if (defs.length <= 1) return defs[0];
+  const prefix = fileType === "vfio-container" || fileType === "iommufd" ? "VFIO_IOMMU_" : "VFIO_DEVICE_";
+  return defs.find((d) => d.name.startsWith(prefix)) ?? defs[0];
 }
 
 export function fmtStruct(v: unknown): string {

@@ -2,15 +2,17 @@
 // reference, each KVM device holds one; the VM is destroyed when the last goes. The VM pins
 // the kvm module for its whole life, as kvm_create_vm() does with __module_get.
 
-import { EFAULT, EINVAL, ENOTTY } from "../uapi/errno.js";
+import { EFAULT, EINVAL, EIO, ENOTTY } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { RefCounted } from "../kernel/kref.js";
+import { Mutex } from "../kernel/locks.js";
+import type { MmStruct } from "../kernel/mm.js";
 import type { Module } from "../kernel/module.js";
+import type { KRet } from "../kernel/sched.js";
+import { type KvmDevice, type KvmDeviceOpsTable, kvmVmIoctlCreateDevice } from "./kvm_device.js";
 import { checkExtension } from "./kvm_main.js";
-
-let nextVmId = 1;
 
 export interface MemSlot {
   slot: number;
@@ -20,9 +22,34 @@ export interface MemSlot {
   userspaceAddr: bigint;
 }
 
+/** What a VM needs from its kvm module instance. */
+export interface KvmModuleLinks {
+  readonly module: Module;
+  /** kvm_device_ops_table */
+  readonly deviceOps: KvmDeviceOpsTable;
+  /** kvm_device_fops */
+  readonly deviceFops: FileOperations;
+  /** VM numbers for reports, per kvm module instance (so a twin's output is repeatable) */
+  nextVmId: number;
+}
+
 export class Kvm extends RefCounted {
-  readonly id = nextVmId++;
+  readonly id: number;
   readonly memslots = new Map<number, MemSlot>();
+  /** kvm->mm: VM and device ioctls from any other address space are EIO */
+  readonly mm: MmStruct;
+  /** kvm->lock */
+  readonly lock: Mutex;
+  /** kvm->devices, newest first (list_add_rcu) */
+  readonly devices: KvmDevice[] = [];
+  /** struct kvm_arch, the x86 counters device assignment drives (arch/x86/kvm/x86.c) */
+  readonly arch = {
+    /** kvm_arch_start_assignment()/end: VFIO files added to the KVM-VFIO device */
+    assignedDevices: 0,
+    /** kvm_arch_register_noncoherent_dma()/unregister */
+    noncoherentDmaCount: 0,
+  };
+  readonly module: Module;
   /** set by the kvm module to forget the VM when it is destroyed */
   onDestroy: (() => void) | null = null;
   /** hooks run at VM destruction (devices register their destroy here) */
@@ -31,9 +58,14 @@ export class Kvm extends RefCounted {
 
   constructor(
     k: Kernel,
-    readonly module: Module,
+    private readonly links: KvmModuleLinks,
   ) {
     super(k, "kvm");
+    this.id = links.nextVmId++;
+    const module = links.module;
+    this.module = module;
+    this.mm = k.current!.process!.mm;
+    this.lock = new Mutex(k, "kvm.lock", `kvm.lock (vm ${this.id})`);
     k.modules.tryGet(module, `kvm vm ${this.id}`);
     this.vmFops = {
       owner: module,
@@ -48,14 +80,19 @@ export class Kvm extends RefCounted {
   }
 
   protected release(): void {
+    // kvm_destroy_vm() -> kvm_destroy_devices(): devices without a release op end here
+    for (const dev of this.devices.splice(0)) dev.ops.destroy?.(dev);
     for (const h of this.destroyHooks.splice(0)) h();
     this.onDestroy?.();
     this.k.modules.put(this.module, `kvm vm ${this.id}`);
   }
 
   /** kvm_vm_ioctl(): the generic VM ioctls; unknown ones fall to the arch, which says ENOTTY. */
-  vmIoctl(cmd: number, arg: number): number {
+  vmIoctl(cmd: number, arg: number): KRet<number> {
+    if (this.mm !== this.k.current?.process?.mm) return -EIO;
     switch (cmd) {
+      case K.KVM_CREATE_DEVICE:
+        return kvmVmIoctlCreateDevice(this, this.links.deviceOps, this.links.deviceFops, arg);
       case K.KVM_CHECK_EXTENSION:
         return checkExtension(this, arg);
       case K.KVM_SET_USER_MEMORY_REGION:

@@ -8,7 +8,11 @@ import type { FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
 import { installFile } from "../kernel/syscalls.js";
-import { Kvm } from "./kvm.js";
+import type { KvmRefExports } from "../kernel/vfio_kvm.js";
+import { Kvm, type KvmModuleLinks } from "./kvm.js";
+import { kvmDeviceFops, newDeviceOpsTable } from "./kvm_device.js";
+import { KvmVfio, kvmVfioOps } from "./vfio.js";
+import { type CouplingDesign, createVfioCoupling, type VfioCoupling } from "./vfio_coupling.js";
 
 /** KVM_USER_MEM_SLOTS on x86 (arch/x86/include/asm/kvm_host.h). */
 export const KVM_USER_MEM_SLOTS = 32764;
@@ -39,13 +43,28 @@ export function checkExtension(kvm: Kvm | null, cap: number): number {
   }
 }
 
-export interface KvmModuleState {
+export interface KvmModuleState extends KvmModuleLinks {
   readonly kvmFops: FileOperations;
   readonly vms: Set<Kvm>;
+  /** the KVM-VFIO coupling, null when KVM is built without CONFIG_KVM_VFIO */
+  readonly coupling: VfioCoupling | null;
 }
 
-function makeState(k: Kernel, m: Module): KvmModuleState {
+/** How a kvm module is built: the KVM<->VFIO coupling design and CONFIG_KVM_VFIO. */
+export interface KvmBuildOptions {
+  /** default "upstream" */
+  coupling?: CouplingDesign;
+  /** CONFIG_KVM_VFIO (default true): without it KVM_DEV_TYPE_VFIO is not registered */
+  vfio?: boolean;
+}
+
+function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState {
   const vms = new Set<Kvm>();
+  const deviceOps = newDeviceOpsTable();
+  const coupling = opts.vfio === false ? null : createVfioCoupling(k, opts.coupling ?? "upstream");
+  // kvm_vfio_ops_init() -> kvm_register_device_ops()
+  if (coupling) deviceOps[K.KVM_DEV_TYPE_VFIO] = kvmVfioOps(coupling);
+  const links: KvmModuleLinks = { module: m, deviceOps, deviceFops: kvmDeviceFops(m), nextVmId: 1 };
   const kvmFops: FileOperations = {
     owner: m,
     name: "kvm",
@@ -56,7 +75,7 @@ function makeState(k: Kernel, m: Module): KvmModuleState {
         case K.KVM_CREATE_VM: {
           // kvm_dev_ioctl_create_vm(): only the default VM type on this x86 model
           if (arg !== 0) return -EINVAL;
-          const kvm = new Kvm(k, m);
+          const kvm = new Kvm(k, links);
           const f = k.allocFile(kvm.vmFops, "anon_inode:kvm-vm", 2);
           if (typeof f === "number") {
             kvm.put("init");
@@ -80,18 +99,70 @@ function makeState(k: Kernel, m: Module): KvmModuleState {
     },
   };
   void ENOTTY;
-  return { kvmFops, vms };
+  return Object.assign(links, { kvmFops, vms, coupling });
 }
 
-export const kvmModule: ModuleDef = {
-  name: "kvm",
-  init(k, m) {
-    const st = makeState(k, m);
-    m.export("__kvm_state", st);
-    k.devices.register("/dev/kvm", st.kvmFops, st);
-    return 0;
-  },
-  exit(k) {
-    k.devices.unregister("/dev/kvm");
-  },
-};
+/** What VFIO takes VM references with (symbol_get from vfio_device_get_kvm_safe()). */
+function kvmRefExports(): KvmRefExports {
+  const HOLDER = "kvm_get_kvm_safe";
+  return {
+    // kvm_get_kvm_safe(): refcount_inc_not_zero
+    kvm_get_kvm_safe(kvm) {
+      if (!(kvm instanceof Kvm) || kvm.dead) return false;
+      kvm.get(HOLDER);
+      return true;
+    },
+    kvm_put_kvm(kvm) {
+      (kvm as Kvm).put(HOLDER);
+    },
+  };
+}
+
+/** The kvm module (kvm.ko + kvm-intel/amd as one), built with `opts`. */
+export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
+  return {
+    name: "kvm",
+    init(k, m) {
+      const st = makeState(k, m, opts);
+      m.export("__kvm_state", st);
+      for (const [name, fn] of Object.entries(kvmRefExports())) m.export(name, fn);
+      k.devices.register("/dev/kvm", st.kvmFops, st);
+      k.checks.set("kvm", () => checkVms(st));
+      return 0;
+    },
+    exit(k) {
+      k.devices.unregister("/dev/kvm");
+      k.checks.delete("kvm");
+    },
+  };
+}
+
+export const kvmModule: ModuleDef = makeKvmModule();
+
+/** Invariants of every live VM: the arch counters agree with what the KVM-VFIO device holds. */
+function checkVms(st: KvmModuleState): string[] {
+  const out: string[] = [];
+  for (const kvm of st.vms) {
+    let files = 0;
+    let noncoherent = 0;
+    for (const dev of kvm.devices) {
+      if (!(dev.private_ instanceof KvmVfio)) continue;
+      files += dev.private_.files.length;
+      if (dev.private_.noncoherent) noncoherent++;
+      for (const r of dev.private_.files)
+        if (r.file.dead) out.push(`vm ${kvm.id}: kvm-vfio holds released ${r.file.describe()}`);
+    }
+    if (kvm.arch.assignedDevices !== files)
+      out.push(`vm ${kvm.id}: assigned_device_count=${kvm.arch.assignedDevices} but kvm-vfio holds ${files} files`);
+    if (kvm.arch.noncoherentDmaCount !== noncoherent)
+      out.push(
+        `vm ${kvm.id}: noncoherent_dma_count=${kvm.arch.noncoherentDmaCount}, ${noncoherent} device(s) registered`,
+      );
+  }
+  return out;
+}
+
+/** The state of the loaded kvm module (tests and reports), or null. */
+export function kvmState(k: Kernel): KvmModuleState | null {
+  return (k.modules.loaded.get("kvm")?.exports.get("__kvm_state") as KvmModuleState | undefined) ?? null;
+}

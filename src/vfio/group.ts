@@ -26,7 +26,7 @@ import {
   vfioContainerAttachGroup,
   vfioGroupDetachContainer,
 } from "./container.js";
-import { copyStructIn, copyStructOut, curProc, getUserS32, strndupUser } from "./uaccess.js";
+import { copyStructIn, copyStructOut, curProc, fdget, getUserS32, strndupUser } from "./uaccess.js";
 import {
   type VfioCore,
   type VfioDevice,
@@ -245,7 +245,7 @@ function* getStatus(g: VfioGroup, arg: number): KGen<number> {
 function* setContainer(g: VfioGroup, arg: number): KGen<number> {
   const fd = getUserS32(g.k, arg);
   if (typeof fd !== "number") return fd.err;
-  const f = curProc(g.k).files.lookup(fd);
+  const f = fdget(g.k, fd);
   if (!f) return -EBADF;
   f.get();
   yield* g.groupLock.lock();
@@ -288,6 +288,7 @@ function* getDeviceFd(g: VfioGroup, arg: number): KGen<number> {
   const vdev = g.devices.find((d) => d.name === name && d.registered);
   if (!vdev) return -ENODEV;
   const proc = curProc(g.k);
+  if (!proc) return -EBADF; // no file table to install into
   const df = new VfioDeviceFile(vdev, g);
   vdev.get("getting device fd");
   const rc = yield* g.dfGroupOpen(df);

@@ -9,6 +9,7 @@ import type { VfioDeviceFile } from "./vfio_main.js";
 import { makeContainerFops } from "./container.js";
 import { VfioCore } from "./vfio_main.js";
 import { makeVfioKvmApi } from "./vfio_kvm.js";
+import { exportKvmCoupling } from "./kvm_coupling.js";
 
 export const VFIO_CONTAINER_PATH = "/dev/vfio/vfio";
 
@@ -20,6 +21,7 @@ export const vfioModule: ModuleDef = {
     k.devices.register(VFIO_CONTAINER_PATH, makeContainerFops(core), core);
     const api = makeVfioKvmApi(core);
     for (const [name, fn] of Object.entries(api)) m.export(name, fn);
+    exportKvmCoupling(k, m); // the other two coupling designs' exports (src/kvm/vfio_coupling.ts)
     m.export("__vfio_core", core);
     k.checks.set("vfio", () => vfioCoreViolations(k, core));
     return 0;

@@ -1,20 +1,32 @@
 // User memory access for the VFIO paths (copy_from_user / copy_to_user / get_user /
 // strndup_user on the calling task's mm). Plain functions: a fault is -EFAULT, never a throw.
+// A task without a process (a kernel thread, the explorer's bare tasks) has no mm and no
+// files: every user access faults and every fd lookup fails, as for a kthread in Linux.
 
 import { EFAULT, EINVAL } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { MmStruct } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
+import type { File } from "../kernel/fs.js";
 import type { StructDesc } from "../uapi/struct.js";
 
-export function curProc(k: Kernel): Process {
-  const p = k.current?.process;
-  if (!p) throw k.bug("vfio", "user access outside a process context");
-  return p;
+/** current's process, or null on a kernel thread */
+export function curProc(k: Kernel): Process | null {
+  return k.current?.process ?? null;
 }
 
+/** fdget() in current's file table: the file or null */
+export function fdget(k: Kernel, fd: number): File | null {
+  return curProc(k)?.files.lookup(fd) ?? null;
+}
+
+const NO_MM = {
+  copyFromUser: () => -EFAULT,
+  copyToUser: () => -EFAULT,
+} as unknown as MmStruct;
+
 export function curMm(k: Kernel): MmStruct {
-  return curProc(k).mm;
+  return curProc(k)?.mm ?? NO_MM;
 }
 
 /** copy_from_user of the first `minsz` bytes of a struct: the decoded value or -EFAULT. */

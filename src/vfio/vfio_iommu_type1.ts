@@ -24,7 +24,7 @@ import type { IommuGroup } from "../iommu/iommu.js";
 import { IovaTree } from "../iommu/iova_tree.js";
 import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
 import type { VfioGroupType } from "./group.js";
-import { copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
+import { copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 
 /** module parameter dma_entry_limit (U16_MAX) */
@@ -241,7 +241,7 @@ function* getInfo(iommu: VfioIommu, arg: number): KGen<number> {
     if (info.argsz < infoSize + caps.size) out.argsz = infoSize + caps.size;
     else {
       caps.shift(infoSize);
-      if (k.current!.process!.mm.copyToUser(arg + infoSize, caps.buf) < 0) return -EFAULT;
+      if (copyOut(k, arg + infoSize, caps.buf) < 0) return -EFAULT;
       out.cap_offset = infoSize;
     }
   }
@@ -283,6 +283,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
     if (vaddr >= 2n ** 53n) return -EFAULT;
     const proc = curProc(k);
+    if (!proc) return -EFAULT; // no mm to pin from
     const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
     if (iommu.domains.length) {
       const rc = pinDma(d);
@@ -493,7 +494,7 @@ function updateUserBitmap(iommu: VfioIommu, data: number, dma: VfioDma, base: bi
     const window = ones(lim * 64);
     bm = (((bm & window) << BigInt(shift)) & window) | (bm & ~window);
     dma.bitmap = bm;
-    const cur = k.current!.process!.mm.copyFromUser(data + word0 * 8, 8);
+    const cur = copyIn(k, data + word0 * 8, 8);
     if (typeof cur === "number") return -EFAULT;
     bm |= new DataView(cur.buffer).getBigUint64(0, true) & ones(shift);
   }

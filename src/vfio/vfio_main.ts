@@ -25,6 +25,7 @@ import { isGen } from "../kernel/sched.js";
 import type { IommuDevice } from "../iommu/iommu.js";
 import type { VfioGroup } from "./group.js";
 import type { VfioIommuDriverOps } from "./container.js";
+import { copyIn } from "./uaccess.js";
 
 /** struct vfio_device_ops: what a VFIO driver (vfio-pci, an mdev driver) provides. */
 export interface VfioDeviceOps {
@@ -321,7 +322,7 @@ function makeDeviceFops(core: VfioCore): FileOperations {
  * driver's device_feature (EINVAL without one).
  */
 function vfioIoctlDeviceFeature(vdev: VfioDevice, arg: number): KRet<number> {
-  const hdr = vdev.k.current!.process!.mm.copyFromUser(arg, 8);
+  const hdr = copyIn(vdev.k, arg, 8);
   if (typeof hdr === "number") return hdr;
   const dv = new DataView(hdr.buffer);
   const argsz = dv.getUint32(0, true);

@@ -9,16 +9,20 @@ import { ioctlsByNr } from "../uapi/ioctls.js";
 import type { StructDesc } from "../uapi/struct.js";
 
 const SCRATCH = 64 * 1024;
+/** one scratch mapping per process, shared by every TypedProcess over it */
+const scratchOf = new WeakMap<UserProcess, number>();
 
 export class TypedProcess {
-  private scratch = -1;
-
   constructor(readonly raw: UserProcess) {}
 
-  /** The scratch area's address (mapped on first use). */
+  /** The scratch area's address (mapped on first use, once per process). */
   scratchAddr(): number {
-    if (this.scratch < 0) this.scratch = check(this.raw.mmap(SCRATCH), "mmap");
-    return this.scratch;
+    let a = scratchOf.get(this.raw);
+    if (a === undefined) {
+      a = check(this.raw.mmap(SCRATCH), "mmap");
+      scratchOf.set(this.raw, a);
+    }
+    return a;
   }
 
   open(path: string, flags = 2): number {

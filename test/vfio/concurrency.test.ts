@@ -9,7 +9,7 @@ import { EBUSY, EINVAL } from "../../src/uapi/errno.js";
 import { Scheduler, Task } from "../../src/kernel/sched.js";
 import { ioctlPath } from "../../src/kernel/syscalls.js";
 import { checkInvariants } from "../../src/check/invariants.js";
-import { deviceFd, env, legacy, str } from "./helpers.js";
+import { deviceFd, env, legacy, s32, str } from "./helpers.js";
 
 type Build = () => { e: ReturnType<typeof env>; paths: ((t: Task) => Generator<any, number, void>)[] };
 
@@ -85,4 +85,30 @@ it("two GET_DEVICE_FDs race a MAP_DMA and a SET_IOMMU on the container", () => {
     };
   }, 3000);
   assert.deepEqual([...outcomes], [JSON.stringify(["ok", "ok", "ok", -EINVAL])]);
+});
+
+it("under the shared explorer (bare kernel tasks): SET_IOMMU races UNSET_CONTAINER", async () => {
+  const { explore } = await import("../../src/check/explorer.js");
+  const r = explore(() => {
+    const e = env();
+    const c = e.p.open("/dev/vfio/vfio");
+    const g = e.p.open("/dev/vfio/1");
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, s32(e, c)), 0);
+    const k = e.twin.kernel;
+    return {
+      kernel: k,
+      threads: [
+        { name: "set_iommu", path: (t: Task) => ioctlPath(k, e.p.proc, t, c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU) },
+        { name: "unset", path: (t: Task) => ioctlPath(k, e.p.proc, t, g, V.VFIO_GROUP_UNSET_CONTAINER, 0) },
+        // a task without a process has no mm: a user pointer faults instead of crashing the model
+        { name: "status", path: (t: Task) => ioctlPath(k, e.p.proc, t, g, V.VFIO_GROUP_GET_STATUS, e.scr) },
+      ],
+    };
+  });
+  assert.equal(r.complete, true);
+  assert.deepEqual(r.failures, []);
+  assert.deepEqual(
+    [...r.outcomes.keys()].sort(),
+    [JSON.stringify([0, 0, -14]), JSON.stringify([-EINVAL, 0, -14])].sort(),
+  );
 });

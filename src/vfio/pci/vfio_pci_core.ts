@@ -29,7 +29,7 @@ import {
 } from "../../hw/pci.js";
 import { Mutex } from "../../kernel/locks.js";
 import { VfioPciConfig } from "./vfio_pci_config.js";
-import { copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "../uaccess.js";
+import { copyIn, copyOut, copyStructIn, copyStructOut, fdget } from "../uaccess.js";
 import {
   vfioCheckFeature,
   type VfioDevice,
@@ -294,7 +294,7 @@ export class VfioPciCoreDevice {
         if (typeof b === "number") return -EFAULT;
         const fd = new DataView(b.buffer).getInt32(0, true);
         if (fd < 0) return -EINVAL;
-        const f = curProc(this.vdev.k).files.lookup(fd);
+        const f = fdget(this.vdev.k, fd);
         if (!f) return -EBADF;
         if (!eventfdCtx(f)) return -EINVAL;
         if (this.pmEngaged) return -EINVAL;
@@ -357,7 +357,7 @@ export class VfioPciCoreDevice {
     }
     if (fd < 0) return -ENODEV;
     if (this.ioeventfds.length >= VFIO_PCI_IOEVENTFD_MAX) return -ENOSPC;
-    const f = curProc(k).files.lookup(fd);
+    const f = fdget(k, fd);
     if (!f) return -EBADF;
     if (!eventfdCtx(f)) return -EINVAL;
     this.ioeventfds.push({ bar, pos, data, count, file: f.get("vfio-pci ioeventfd") });
@@ -375,7 +375,7 @@ export class VfioPciCoreDevice {
 
   /** eventfd_ctx_fdget(): the eventfd's file with a reference held by `holder` */
   private eventfdGet(fd: number, holder = "vfio-pci irq trigger"): File | number {
-    const f = curProc(this.vdev.k).files.lookup(fd);
+    const f = fdget(this.vdev.k, fd);
     if (!f) return -EBADF;
     if (!eventfdCtx(f)) return -EINVAL;
     return f.get(holder);
