@@ -27,6 +27,7 @@ export class DeviceNodes {
 
   /** a directory of nodes (/dev, /dev/vfio): open(2) of it without O_DIRECTORY is EISDIR */
   isDir(path: string): boolean {
+    if (path === "") return false; // open("") is ENOENT (fs/namei.c getname: empty path)
     const pre = path.endsWith("/") ? path : path + "/";
     for (const p of this.nodes.keys()) if (p.startsWith(pre)) return true;
     return false;
