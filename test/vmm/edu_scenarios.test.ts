@@ -1,64 +1,36 @@
-// The edu scenarios (test/scenarios-edu/) on a fresh default twin, diffed line for line
-// against the real kernel's goldens with the oracle helper's runner (src/vmm/corpus.ts,
-// fidelity.ts). The runner is imported at run time so that this file compiles before it
-// is on main; without it the test is skipped.
+// The edu scenarios of the corpus (test/scenarios/edu-*.txt, matched against their goldens by
+// test/scenarios.test.ts) are deterministic and sleep only in virtual time: two fresh twins
+// print the same lines, and each twin's clock has advanced by at least the scenario's sleeps.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
+import { createTwin } from "../../src/twin.js";
+import { loadCorpus, MUST_MATCH, ORACLE_PROCESS } from "../../src/vmm/corpus.js";
+import { runScript } from "../../src/vmm/script.js";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const DIR = join(HERE, "../../../test/scenarios-edu");
-const CORPUS = join(HERE, "../../src/vmm/corpus.js");
-const FIDELITY = join(HERE, "../../src/vmm/fidelity.js");
+const DIR = join(dirname(fileURLToPath(import.meta.url)), "../../../test/scenarios");
+const edu = loadCorpus(DIR).filter((e) => e.name.startsWith("edu-") && e.status === MUST_MATCH);
 
-interface Cmp {
-  total: number;
-  matched: number;
-  expected: number;
-  mismatches: unknown[];
+function run(scenario: string): { lines: string[]; ns: number } {
+  const twin = createTwin();
+  const p = twin.spawn(ORACLE_PROCESS);
+  const lines = runScript(scenario, p);
+  twin.kill(p);
+  return { lines, ns: twin.kernel.clock.now };
 }
-type RunOnTwin = (e: { name: string; scenario: string; golden: string; status: string }) => {
-  cmp: Cmp;
-  lines: string[];
-};
-type FormatMismatch = (name: string, m: unknown) => string;
 
-const have = existsSync(CORPUS) && existsSync(FIDELITY);
-/** per scenario: "must-match", or why the twin cannot match it yet */
-const status = JSON.parse(readFileSync(join(DIR, "status.json"), "utf8")) as Record<string, string>;
-const names = readdirSync(DIR)
-  .filter((f) => f.endsWith(".txt"))
-  .map((f) => f.slice(0, -4))
-  .sort();
-
-test("every edu scenario has a golden recorded on the oracle", () => {
-  assert.ok(names.length >= 5);
-  for (const n of names) {
-    const g = readFileSync(join(DIR, `${n}.golden`), "utf8");
-    assert.match(g.split("\n", 1)[0]!, /^# Linux 6\.12\.\d+.*run\.sh custom --script/);
-    assert.ok(g.trimEnd().endsWith("DONE"), `${n}: the oracle run reached DONE`);
-    assert.ok(status[n], `${n}: listed in status.json`);
-  }
+test("the edu scenarios are in the corpus", () => {
+  assert.ok(edu.length >= 7, edu.map((e) => e.name).join(" "));
 });
 
-for (const n of names) {
-  const why = !have ? "the scenario runner is not on main" : status[n] === "must-match" ? false : status[n];
-  test(`edu scenario ${n} matches the kernel`, { skip: why ?? "not listed in status.json" }, async () => {
-    const { runOnTwin } = (await import(pathToFileURL(CORPUS).href)) as { runOnTwin: RunOnTwin };
-    const { formatMismatch } = (await import(pathToFileURL(FIDELITY).href)) as { formatMismatch: FormatMismatch };
-    const e = {
-      name: n,
-      scenario: readFileSync(join(DIR, `${n}.txt`), "utf8"),
-      golden: readFileSync(join(DIR, `${n}.golden`), "utf8"),
-      status: "must-match",
-    };
-    const { cmp, lines } = runOnTwin(e);
-    // deterministic: a second fresh twin prints the same lines (sleeps are virtual time)
-    assert.deepEqual(runOnTwin(e).lines, lines);
-    if (cmp.mismatches.length)
-      assert.fail(`${cmp.mismatches.length} line(s) differ; first:\n${formatMismatch(n, cmp.mismatches[0])}`);
-    assert.equal(cmp.matched + cmp.expected, cmp.total);
+for (const e of edu) {
+  test(`${e.name}: deterministic, sleeps in virtual time`, () => {
+    const a = run(e.scenario);
+    const b = run(e.scenario);
+    assert.deepEqual(a.lines, b.lines);
+    assert.equal(a.ns, b.ns);
+    const slept = [...e.scenario.matchAll(/^\s*sleep\s+(\d+)/gm)].reduce((s, m) => s + Number(m[1]), 0);
+    assert.ok(a.ns >= slept * 1e6, `${a.ns} ns on the clock for ${slept} ms of sleep`);
   });
 }
