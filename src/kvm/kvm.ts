@@ -52,8 +52,6 @@ export class Kvm extends RefCounted {
   readonly module: Module;
   /** set by the kvm module to forget the VM when it is destroyed */
   onDestroy: (() => void) | null = null;
-  /** hooks run at VM destruction (devices register their destroy here) */
-  readonly destroyHooks: (() => void)[] = [];
   readonly vmFops: FileOperations;
 
   constructor(
@@ -82,7 +80,6 @@ export class Kvm extends RefCounted {
   protected release(): void {
     // kvm_destroy_vm() -> kvm_destroy_devices(): devices without a release op end here
     for (const dev of this.devices.splice(0)) dev.ops.destroy?.(dev);
-    for (const h of this.destroyHooks.splice(0)) h();
     this.onDestroy?.();
     this.k.modules.put(this.module, `kvm vm ${this.id}`);
   }
@@ -97,15 +94,10 @@ export class Kvm extends RefCounted {
         return checkExtension(this, arg);
       case K.KVM_SET_USER_MEMORY_REGION:
         return this.setUserMemoryRegion(arg);
-      default: {
-        const ext = this.extraIoctl?.(cmd, arg);
-        return ext ?? -ENOTTY;
-      }
+      default:
+        return -ENOTTY;
     }
   }
-
-  /** VM ioctls added by other parts of kvm (the device framework): null when not theirs. */
-  extraIoctl: ((cmd: number, arg: number) => number | null) | null = null;
 
   /**
    * KVM_SET_USER_MEMORY_REGION as bookkeeping, with the checks of virt/kvm/kvm_main.c:

@@ -117,7 +117,12 @@ function removeDevice(kvm: Kvm, dev: KvmDevice): void {
 }
 
 /** KVM_CREATE_DEVICE in kvm_vm_ioctl() around kvm_ioctl_create_device(). */
-export function* kvmVmIoctlCreateDevice(kvm: Kvm, table: KvmDeviceOpsTable, fops: FileOperations, arg: number) {
+export function* kvmVmIoctlCreateDevice(
+  kvm: Kvm,
+  table: KvmDeviceOpsTable,
+  fops: FileOperations,
+  arg: number,
+): KGen<number> {
   const mm = kvm.k.current!.process!.mm;
   const b = mm.copyFromUser(arg, K.kvm_create_device.size);
   if (typeof b === "number") return -EFAULT;

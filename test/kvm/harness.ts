@@ -54,8 +54,6 @@ export function bootReal(design: CouplingDesign, o: BootOptions = {}): Twin {
 export interface VfioWorld {
   readonly name: "fake vfio" | "real vfio";
   boot(design: CouplingDesign, o?: BootOptions): Twin;
-  /** the oracle's group (/dev/vfio/1, the edu device) for replaying its scenarios */
-  readonly oracleGroup: string;
   /** a group whose IOMMU enforces cache coherency; its device's driver does not need KVM */
   readonly coherentGroup: string;
   /** a group whose IOMMU does not (null: the world has none) */
@@ -68,7 +66,6 @@ export interface VfioWorld {
 export const FAKE_WORLD: VfioWorld = {
   name: "fake vfio",
   boot,
-  oracleGroup: FAKE_COHERENT_GROUP,
   coherentGroup: FAKE_COHERENT_GROUP,
   nonCoherentGroup: FAKE_NONCOHERENT_GROUP,
   needsKvm: () => ({ path: FAKE_NEEDS_KVM_GROUP, device: "fake-device" }),
@@ -80,7 +77,6 @@ const KVM_GATED_MDEV = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
 export const REAL_WORLD: VfioWorld = {
   name: "real vfio",
   boot: bootReal,
-  oracleGroup: "/dev/vfio/1",
   coherentGroup: "/dev/vfio/2",
   nonCoherentGroup: "/dev/vfio/1",
   needsKvm(twin) {

@@ -4,7 +4,6 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { EBADF, EEXIST, EINVAL, ENOENT, ESRCH } from "../../src/uapi/errno.js";
 import * as K from "../../src/uapi/kvm.js";
 import { COUPLING_DESIGNS } from "../../src/kvm/vfio_coupling.js";
@@ -13,10 +12,8 @@ import { checkInvariants, formatViolations } from "../../src/check/invariants.js
 import { rmmodStack } from "../../src/cli/designs.js";
 import type { Twin } from "../../src/twin.js";
 import { fileHolders, live, vms, Vmm, WORLDS } from "./harness.js";
-import { goldenSteps, replay } from "./replay.js";
 
 const FILE = K.KVM_DEV_VFIO_FILE;
-const here = new URL("../../../test/kvm/oracle/", import.meta.url);
 
 function invariants(twin: Twin): void {
   const v = checkInvariants(twin.kernel);
@@ -31,15 +28,6 @@ for (const world of WORLDS) {
   for (const design of COUPLING_DESIGNS) {
     describe(`KVM-VFIO files (${world.name}, ${design})`, () => {
       const G = world.coherentGroup;
-
-      it("replays the oracle's errno scenario line for line", () => {
-        const twin = world.boot(design);
-        const script = readFileSync(new URL("kvm-vfio-errno.txt", here), "utf8");
-        const golden = goldenSteps(readFileSync(new URL("kvm-vfio-errno.custom.txt", here), "utf8"));
-        const got = replay(twin.spawn(), script, { group: world.oracleGroup, bdf: "0000:00:01.0" });
-        assert.deepEqual(got, golden);
-        invariants(twin);
-      });
 
       it("FILE_ADD / FILE_DEL: EBADF, EINVAL for non-VFIO files, EEXIST, ENOENT; group and device fds", () => {
         const twin = world.boot(design);
