@@ -11,7 +11,7 @@ import { nullFops } from "./mem_devices.js";
 import type { RefCounted } from "./kref.js";
 import { ModuleRegistry } from "./module.js";
 import { Process, UserStruct } from "./process.js";
-import { isGen, KernelBug, runSync, Task } from "./sched.js";
+import { isGen, type KGen, KernelBug, runSync, Task } from "./sched.js";
 import { Clock } from "./time.js";
 import { Trace } from "./trace.js";
 
@@ -81,13 +81,44 @@ export class Kernel {
     return new File(this, fops, path, flags);
   }
 
-  /** __fput(): the last reference to a file went; run ->release, then unpin the module. */
+  /**
+   * The last reference to a file went (fs/file_table.c fput()). In a syscall the release is
+   * deferred to task_work and runs on the return to user space, after the syscall dropped
+   * its locks, as Linux does; elsewhere (kernel threads, timers) it runs at once.
+   */
   fput(f: File): void {
+    const t = this.current;
+    if (t !== null && t.inSyscall) t.taskWork.push(f);
+    else this.__fput(f);
+  }
+
+  /** __fput(): run ->release, then unpin the module the file's fops belong to. */
+  __fput(f: File): void {
     if (f.opened && f.fops.release) {
       const r = f.fops.release(f);
       if (isGen(r)) runSync(this, this.current ?? this.kthread, r);
     }
     this.modules.put(f.fops.owner, `file ${f.path}`);
+  }
+
+  /** The same as a path for the Scheduler: a release that sleeps yields. */
+  *__fputPath(f: File): KGen<void> {
+    if (f.opened && f.fops.release) {
+      const r = f.fops.release(f);
+      if (isGen(r)) yield* r;
+    }
+    this.modules.put(f.fops.owner, `file ${f.path}`);
+  }
+
+  /** task_work_run() on the way back to user space: releases may queue further fputs. */
+  runTaskWork(t: Task): void {
+    this.withTask(t, () => {
+      for (let f = t.taskWork.shift(); f; f = t.taskWork.shift()) this.__fput(f);
+    });
+  }
+
+  *taskWorkPath(t: Task): KGen<void> {
+    for (let f = t.taskWork.shift(); f; f = t.taskWork.shift()) yield* this.__fputPath(f);
   }
 
   /** Run `fn` with `t` as current (for work outside a syscall: timers, module init). */

@@ -10,6 +10,7 @@
 import { ioctlsByNr } from "../uapi/ioctls.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
+import type { File } from "./fs.js";
 
 /** Something a task can wait for: a lock, a completion. */
 export interface Waitable {
@@ -38,6 +39,10 @@ export class Task {
   call = "";
   a0 = 0;
   a1 = 0;
+  /** inside a syscall: a last fput is deferred to `taskWork` until the return to user space */
+  inSyscall = false;
+  /** task_work: files whose last reference went during this syscall (____fput) */
+  readonly taskWork: File[] = [];
   constructor(
     readonly process: Process | null,
     readonly name: string,

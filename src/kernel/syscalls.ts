@@ -28,7 +28,14 @@ function enter(p: Process, call: string, a0: number, a1: number): Task {
   t.call = call;
   t.a0 = a0;
   t.a1 = a1;
+  t.inSyscall = true;
   return t;
+}
+
+/** The return to user space: deferred fputs run now (task_work_run), then the task leaves. */
+function leave(k: Kernel, t: Task): void {
+  if (t.taskWork.length !== 0) k.runTaskWork(t);
+  t.inSyscall = false;
 }
 
 function run<T>(k: Kernel, t: Task, r: KRet<T>): T {
@@ -66,6 +73,7 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number): num
   }
   if (k.trace.enabled)
     k.trace.record(p.pid, k.clock.now, "openat", ["AT_FDCWD", JSON.stringify(path), flagsText(flags)], rc);
+  leave(k, t);
   return rc;
 }
 
@@ -81,6 +89,7 @@ export function sysClose(k: Kernel, p: Process, fd: number): number {
   const t = enter(p, "close", fd, 0);
   const rc = k.withTask(t, () => p.files.close(fd));
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "close", [String(fd)], rc);
+  leave(k, t);
   return rc;
 }
 
@@ -101,6 +110,7 @@ export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: nu
     }
   }
   if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
+  leave(k, t);
   return rc;
 }
 
@@ -109,18 +119,32 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
   t.call = "ioctl";
   t.a0 = fd;
   t.a1 = cmd;
+  t.inSyscall = true;
   const f = p.files.lookup(fd);
-  if (!f) return -EBADF;
-  if (!f.fops.unlocked_ioctl) return -ENOTTY;
-  f.get();
-  try {
+  let rc: number;
+  if (!f) rc = -EBADF;
+  else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
+  else {
+    f.get();
     const r = f.fops.unlocked_ioctl(f, cmd, arg);
-    const rc = isGen(r) ? yield* r : r;
-    if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
-    return rc;
-  } finally {
+    rc = isGen(r) ? yield* r : r;
     f.put();
+    if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
   }
+  yield* k.taskWorkPath(t);
+  t.inSyscall = false;
+  return rc;
+}
+
+/** close(2) as a path for the Scheduler: a release that must wait for a lock yields. */
+export function* closePath(k: Kernel, p: Process, t: Task, fd: number): KGen<number> {
+  t.call = "close";
+  t.a0 = fd;
+  t.inSyscall = true;
+  const rc = p.files.close(fd);
+  yield* k.taskWorkPath(t);
+  t.inSyscall = false;
+  return rc;
 }
 
 function traceIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number, rc: number): void {
@@ -167,7 +191,7 @@ function flagsText(flags: number): string {
 }
 
 export function sysDup(k: Kernel, p: Process, fd: number): number {
-  enter(p, "dup", fd, 0);
+  const t = enter(p, "dup", fd, 0);
   const f = p.files.lookup(fd);
   let rc: number;
   if (!f) rc = -EBADF;
@@ -177,6 +201,7 @@ export function sysDup(k: Kernel, p: Process, fd: number): number {
     if (rc < 0) f.put("init");
   }
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "dup", [String(fd)], rc);
+  leave(k, t);
   return rc;
 }
 
@@ -246,6 +271,7 @@ export function sysMmap(k: Kernel, p: Process, length: number, a: MmapArgs): num
       rc >= 0 ? `0x${rc.toString(16)}` : rc,
     );
   }
+  leave(k, t);
   return rc;
 }
 
@@ -257,9 +283,10 @@ function protText(prot: number): string {
 }
 
 export function sysMunmap(k: Kernel, p: Process, addr: number, length: number): number {
-  enter(p, "munmap", addr, length);
+  const t = enter(p, "munmap", addr, length);
   const rc = k.withTask(p.mainTask, () => p.mm.munmap(addr, length));
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "munmap", [`0x${addr.toString(16)}`, String(length)], rc);
+  leave(k, t);
   return rc;
 }
 
@@ -301,25 +328,28 @@ export function sysRw(
       rc,
     );
   }
+  leave(k, t);
   return rc;
 }
 
 export function sysEventfd(k: Kernel, p: Process, flags: number): number {
-  enter(p, "eventfd2", 0, flags);
+  const t = enter(p, "eventfd2", 0, flags);
   const f = createEventfd(k, flags);
   const rc = typeof f === "number" ? f : installFile(p, f);
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "eventfd2", ["0", String(flags)], rc);
+  leave(k, t);
   return rc;
 }
 
 /** Process exit: every fd closed and the address space torn down (do_exit). */
 export function sysExit(k: Kernel, p: Process): void {
   if (p.exited) return;
-  enter(p, "exit", p.pid, 0);
+  const t = enter(p, "exit", p.pid, 0);
   k.withTask(p.mainTask, () => {
     p.files.closeAll();
     p.mm.exitMmap();
   });
+  leave(k, t); // exit_task_work(): the releases of everything the process held
   p.exited = true;
   k.processes.delete(p.pid);
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "exit_group", ["0"], "?");
