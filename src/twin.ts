@@ -119,6 +119,11 @@ export class TwinProcess implements UserProcess {
     return 0;
   }
   sleep(ms: number): void {
+    const k = this.k;
+    if (k.trace.enabled) {
+      const ns = Math.round(ms * 1e6);
+      k.trace.record(this.pid, k.clock.now, "nanosleep", [`{tv_sec=${Math.floor(ns / 1e9)}, tv_nsec=${ns % 1e9}}`], 0);
+    }
     this.twin.advance(ms * 1e6);
   }
 }
