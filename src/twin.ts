@@ -2,7 +2,7 @@
 // loaded and the machine's devices present; spawn() gives processes that speak the raw
 // syscall API of src/backend/backend.ts.
 
-import type { Backend, MmapOptions, SpawnOptions, UserProcess } from "./backend/backend.js";
+import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL, EPERM } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
@@ -117,6 +117,15 @@ export class TwinProcess implements UserProcess {
     rl.cur = soft;
     rl.max = hard;
     return 0;
+  }
+  capDrop(cap: number): number {
+    if (!Number.isInteger(cap) || cap < 0 || cap >= 64) return -EINVAL;
+    this.proc.caps.delete(cap);
+    return 0;
+  }
+  procStatus(): ProcStatus {
+    const kb = 4096 / 1024;
+    return { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
   }
   sleep(ms: number): void {
     const k = this.k;

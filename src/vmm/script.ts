@@ -17,7 +17,7 @@
 
 import type { UserProcess } from "../backend/backend.js";
 import { PROT_READ, PROT_WRITE, Segfault } from "../backend/backend.js";
-import { EEXIST, EFAULT, EMSGSIZE, ENOSYS, errnoName } from "../uapi/errno.js";
+import { EEXIST, EFAULT, EMSGSIZE, errnoName } from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
 import * as S from "./script_structs.js";
@@ -950,16 +950,17 @@ class ScriptRunner {
         return this.sys(p.setMemlock(Number(soft), Number(hard)));
       }
       case "cap_drop": {
-        // capget/capset are not part of the UserProcess interface: the call does not exist
-        this.flags(A(1), CAP_SYMS);
-        this.errno = ENOSYS;
-        return -1;
+        const cap = this.flags(A(1), CAP_SYMS);
+        return this.sys(p.capDrop(Number(cap)));
       }
       case "proc_status": {
-        // /proc/self/status is not part of the UserProcess interface: as when fopen fails
-        this.errno = ENOSYS;
-        this.kv("VmLck=-1 VmPin=-1");
-        return -1;
+        const st = p.procStatus();
+        if (typeof st === "number") {
+          this.kv("VmLck=-1 VmPin=-1");
+          return this.sys(st);
+        }
+        this.kv(`VmLck=${st.vmLckKb} VmPin=${st.vmPinKb}`);
+        return 0;
       }
       case "kvm_vm": {
         const k = this.sys(p.open("/dev/kvm", O_RDWR | O_CLOEXEC));
