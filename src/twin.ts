@@ -2,7 +2,7 @@
 // loaded and the machine's devices present; spawn() gives processes that speak the raw
 // syscall API of src/backend/backend.ts.
 
-import type { Backend, MmapOptions, SpawnOptions, UserProcess } from "./backend/backend.js";
+import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL, EPERM } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
@@ -118,16 +118,22 @@ export class TwinProcess implements UserProcess {
     rl.max = hard;
     return 0;
   }
-  sleep(ms: number): void {
-    this.twin.advance(ms * 1e6);
-  }
   capDrop(cap: number): number {
+    if (!Number.isInteger(cap) || cap < 0 || cap >= 64) return -EINVAL;
     this.proc.caps.delete(cap);
     return 0;
   }
-  procStatus(): { vmLck: number; vmPin: number } {
-    // fs/proc/task_mmu.c task_mem(): locked_vm and pinned_vm in kB
-    return { vmLck: this.proc.mm.lockedVm * 4, vmPin: this.proc.mm.pinnedVm * 4 };
+  procStatus(): ProcStatus {
+    const kb = 4096 / 1024;
+    return { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
+  }
+  sleep(ms: number): void {
+    const k = this.k;
+    if (k.trace.enabled) {
+      const ns = Math.round(ms * 1e6);
+      k.trace.record(this.pid, k.clock.now, "nanosleep", [`{tv_sec=${Math.floor(ns / 1e9)}, tv_nsec=${ns % 1e9}}`], 0);
+    }
+    this.twin.advance(ms * 1e6);
   }
 }
 

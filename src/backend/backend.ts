@@ -54,13 +54,20 @@ export interface UserProcess {
   readdir(path: string): string[] | number;
   /** setrlimit(RLIMIT_MEMLOCK) */
   setMemlock(soft: number, hard?: number): number;
+  /** capset(2) removing `cap` (CAP_IPC_LOCK = 14, ...) from the effective, permitted and
+   * inheritable sets */
+  capDrop(cap: number): number;
+  /** /proc/self/status: what the kernel says is locked and pinned */
+  procStatus(): ProcStatus | number;
   /** sleep: on the twin, virtual time advances and device timers fire */
   sleep(ms: number): void;
-  /** capset(2) removing `cap` from the effective, permitted and inheritable sets: 0 or -errno.
-   * Optional: where it is missing, the scenario verb cap_drop answers ENOSYS. */
-  capDrop?(cap: number): number;
-  /** VmLck and VmPin of /proc/self/status, in kB, or -errno. Optional, as capDrop. */
-  procStatus?(): { vmLck: number; vmPin: number } | number;
+}
+
+export interface ProcStatus {
+  /** VmLck: mm->locked_vm (type1's and mlock's accounting), kB */
+  vmLckKb: number;
+  /** VmPin: mm->pinned_vm (iommufd's per-mm accounting), kB */
+  vmPinKb: number;
 }
 
 export interface Backend {

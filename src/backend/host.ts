@@ -10,9 +10,9 @@
 // machine where the native module is missing; createHost() then throws, and hostAvailable()
 // / koffiAvailable() let tests skip with a message.
 
-import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createRequire } from "node:module";
-import type { Backend, MmapOptions, SpawnOptions, UserProcess } from "./backend.js";
+import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend.js";
 import { PROT_READ, PROT_WRITE, Segfault } from "./backend.js";
 import { EEXIST, EINVAL, EIO, errnoByName } from "../uapi/errno.js";
 import { KVM_CREATE_DEVICE, KVM_CREATE_DEVICE_TEST, KVM_CREATE_VCPU, KVM_CREATE_VM } from "../uapi/kvm.js";
@@ -44,6 +44,8 @@ interface Libc {
   write: Fn;
   eventfd: Fn;
   setrlimit: Fn;
+  capget: Fn;
+  capset: Fn;
   /** memcpy(JS buffer <- raw address) */
   copyIn: Fn;
   /** memcpy(raw address <- JS buffer) */
@@ -76,6 +78,8 @@ function load(): Libc {
       write: lib.func("intptr_t write(int fd, uintptr_t buf, size_t count)"),
       eventfd: lib.func("int eventfd(unsigned int initval, int flags)"),
       setrlimit: lib.func("int setrlimit(int resource, const void *rlim)"),
+      capget: lib.func("int capget(void *hdr, void *data)"),
+      capset: lib.func("int capset(void *hdr, const void *data)"),
       copyIn: lib.func("memcpy", "void *", ["void *", "uintptr_t", "size_t"]),
       copyOut: lib.func("memcpy", "void *", ["uintptr_t", "const void *", "size_t"]),
     };
@@ -296,6 +300,29 @@ export class HostProcess implements UserProcess {
     const lim = (v: number) => (v >= Number.MAX_SAFE_INTEGER ? RLIM_INFINITY : BigInt(Math.max(0, Math.trunc(v))));
     const rc = this.c.setrlimit(RLIMIT_MEMLOCK, new BigUint64Array([lim(soft), lim(hard)]));
     return rc < 0 ? this.fail() : 0;
+  }
+
+  /** capget + capset (_LINUX_CAPABILITY_VERSION_3: two u32 triples) without `cap`. */
+  capDrop(cap: number): number {
+    if (!Number.isInteger(cap) || cap < 0 || cap >= 64) return -EINVAL;
+    const hdr = new Uint32Array([0x20080522, 0]);
+    const data = new Uint32Array(6); // {effective, permitted, inheritable} x 2
+    if (this.c.capget(hdr, data) < 0) return this.fail();
+    const w = cap >> 5;
+    const bit = ~(1 << (cap & 31)) >>> 0;
+    for (let i = 0; i < 3; i++) data[w * 3 + i]! &= bit;
+    return this.c.capset(hdr, data) < 0 ? this.fail() : 0;
+  }
+
+  /** VmLck and VmPin of /proc/self/status, in kB. */
+  procStatus(): ProcStatus | number {
+    try {
+      const text = readFileSync("/proc/self/status", "utf8");
+      const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? -1);
+      return { vmLckKb: field("VmLck"), vmPinKb: field("VmPin") };
+    } catch (e) {
+      return fsErrno(e);
+    }
   }
 
   /** A real sleep of the calling thread. */

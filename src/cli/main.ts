@@ -3,6 +3,7 @@
 
 import { demoCommand } from "./demo.js";
 import { designsCommand } from "./designs.js";
+import { eduCommand } from "./edu.js";
 import { scriptCommand } from "./script.js";
 
 export interface Command {
@@ -12,7 +13,7 @@ export interface Command {
   run(args: string[]): number | Promise<number>;
 }
 
-const COMMANDS: Command[] = [demoCommand, designsCommand, scriptCommand];
+const COMMANDS: Command[] = [demoCommand, designsCommand, scriptCommand, eduCommand];
 
 function usage(): string {
   return ["usage: vfio-twin <command> [args]", "", ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join(

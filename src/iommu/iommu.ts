@@ -16,9 +16,10 @@
 //   domain.map / unmap / lookup           src/iommu/domain.ts
 //
 // A device's DMA (the DmaPort of src/hw/pci.ts) is translated through its group's current
-// domain at the time of the access. It succeeds only inside a mapping with the needed
-// permission; otherwise nothing is transferred and a fault (bdf, iova, read/write, reason)
-// is appended to core.faults, the twin's DMAR fault log.
+// domain at the time of the access, page by page. A page goes through only inside a mapping
+// with the needed permission; otherwise none of its bytes move and a fault (bdf, iova,
+// read/write, reason) is appended to core.faults, the twin's DMAR fault log (query it with
+// core.faultsOf(bdf)), and traced as the kernel's iommu:io_page_fault event.
 
 import { EBUSY, EINVAL, EPERM } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
@@ -27,7 +28,13 @@ import type { DmaPort, PciDevice } from "../hw/pci.js";
 import { DEFAULT_IOMMU, type IommuHwConfig, type PciFunctionConfig } from "../hw/machine.js";
 import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
 
-export type IommuFaultReason = "blocked" | "not-present" | "permission" | "identity";
+/**
+ * Why a DMA was refused: "not-present" (no mapping at the IOVA), "permission" (a read-only
+ * mapping written, ...), "blocked" (the group sits in a blocking domain), "identity" (an
+ * identity domain; the twin has no physical memory map), "bus-master-off" (the request never
+ * left the device: logged by the twin, the real DMAR has no record of it).
+ */
+export type IommuFaultReason = "blocked" | "not-present" | "permission" | "identity" | "bus-master-off";
 
 export interface IommuFault {
   readonly bdf: string;
@@ -251,17 +258,47 @@ export class IommuCore {
 
   /** The DMA port of a device: every access is translated at the time it happens. */
   dmaPort(dev: IommuDevice): DmaPort {
+    const load = (addr: bigint, out: Uint8Array) =>
+      this.dma(dev, addr, out.length, false, (pg, off, n, at) => out.set(pg.subarray(off, off + n), at));
     return {
       read: (addr, len) => {
         const out = new Uint8Array(len);
-        return this.dma(dev, addr, len, false, (pg, off, n, at) => out.set(pg.subarray(off, off + n), at)) ? out : null;
+        return load(addr, out) ? out : null;
       },
+      load,
       write: (addr, bytes) =>
         this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.set(bytes.subarray(at, at + n), off)),
+      blocked: (addr, len, write) => {
+        void len;
+        this.recordFault(dev, addr, write, "bus-master-off", dev.group.domain.id);
+      },
     };
   }
 
-  /** Translate every page first (a fault moves no byte), then copy. */
+  /** Faults recorded for one device (the DMAR fault log filtered by source id). */
+  faultsOf(bdf: string): IommuFault[] {
+    return this.faults.filter((f) => f.bdf === bdf);
+  }
+
+  private recordFault(dev: IommuDevice, iova: bigint, write: boolean, reason: IommuFaultReason, domain: number): void {
+    this.faults.push({ bdf: dev.bdf, iova, write, reason, domain });
+    // the kernel's iommu:io_page_fault tracepoint, in the syscall trace
+    const k = this.k;
+    if (k.trace.enabled)
+      k.trace.record(
+        0,
+        k.clock.now,
+        "io_page_fault",
+        [dev.bdf, `iova=0x${iova.toString(16)}`, write ? "write" : "read", reason],
+        "blocked",
+      );
+  }
+
+  /**
+   * Translate page by page, as QEMU's VT-d does for each access: a page without a mapping
+   * with the needed permission is a fault (recorded) and none of its bytes move; the other
+   * pages go through. True when no page faulted.
+   */
   private dma(
     dev: IommuDevice,
     addr: bigint,
@@ -271,27 +308,26 @@ export class IommuCore {
   ): boolean {
     const d = dev.group.domain;
     const fault = (iova: bigint, reason: IommuFaultReason): boolean => {
-      this.faults.push({ bdf: dev.bdf, iova, write, reason, domain: d.id });
+      this.recordFault(dev, iova, write, reason, d.id);
       return false;
     };
+    if (len === 0) return true;
     if (d.type === "blocked") return fault(addr, "blocked");
     // identity: bus addresses are host physical; the twin has no physical memory map
     if (d.type === "identity") return fault(addr, "identity");
     const need = write ? IOMMU_WRITE : IOMMU_READ;
-    const chunks: [Uint8Array, number, number, number][] = [];
+    let ok = true;
     let at = 0;
     while (at < len) {
       const iova = addr + BigInt(at);
-      if (iova > 0xffffffffffffffffn) return fault(iova, "not-present");
-      const pte = d.lookup(iova);
-      if (!pte) return fault(iova, "not-present");
-      if ((pte.prot & need) !== need) return fault(iova, "permission");
       const off = Number(iova & BigInt(PAGE_SIZE - 1));
       const n = Math.min(len - at, PAGE_SIZE - off);
-      chunks.push([pte.page.data, off, n, at]);
+      const pte = iova > 0xffffffffffffffffn ? null : d.lookup(iova);
+      if (!pte) ok = fault(iova, "not-present");
+      else if ((pte.prot & need) !== need) ok = fault(iova, "permission");
+      else copy(pte.page.data, off, n, at);
       at += n;
     }
-    for (const [pg, off, n, a] of chunks) copy(pg, off, n, a);
-    return true;
+    return ok;
   }
 }

@@ -224,12 +224,13 @@ export class MmStruct {
    * written then: the twin checks the whole range first, a stricter kernel than Linux). */
   copyToUser(addr: number, bytes: Uint8Array, len = bytes.length): number {
     if (!this.walk(addr, len, PROT_WRITE, () => true)) return -EFAULT;
-    this.walk(addr, len, PROT_WRITE, (v, a, off, n) => {
+    // device memory can refuse the store (a BAR whose memory decode is off faults)
+    const ok = this.walk(addr, len, PROT_WRITE, (v, a, off, n) => {
       if (v.io) return v.io.write(v.pgoff + (a - v.start), bytes.subarray(off, off + n));
       v.page(a, true)!.data.set(bytes.subarray(off, off + n), a % PAGE_SIZE);
       return true;
     });
-    return 0;
+    return ok ? 0 : -EFAULT;
   }
 
   /**

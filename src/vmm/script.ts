@@ -17,7 +17,7 @@
 
 import type { UserProcess } from "../backend/backend.js";
 import { PROT_READ, PROT_WRITE, Segfault } from "../backend/backend.js";
-import { EEXIST, EFAULT, EMSGSIZE, ENOSYS, errnoName } from "../uapi/errno.js";
+import { EEXIST, EFAULT, EMSGSIZE, errnoName } from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
 import * as I from "../uapi/iommufd.js";
@@ -949,23 +949,17 @@ class ScriptRunner {
         return this.sys(p.setMemlock(Number(soft), Number(hard)));
       }
       case "cap_drop": {
-        // capget, then capset without CAP for CAP < 64, as the C runner does
-        const c = this.flags(A(1), CAP_SYMS);
-        if (!p.capDrop) {
-          this.errno = ENOSYS; // not part of this backend's UserProcess
-          return -1;
-        }
-        return c < 64n ? this.sys(p.capDrop(Number(c))) : 0;
+        // capget, then capset without CAP only for CAP < 64, as the C runner does
+        const cap = this.flags(A(1), CAP_SYMS);
+        return cap < 64n ? this.sys(p.capDrop(Number(cap))) : 0;
       }
       case "proc_status": {
-        const r = p.procStatus ? p.procStatus() : -ENOSYS;
-        if (typeof r === "number") {
-          // as when fopen("/proc/self/status") fails
-          this.errno = -r;
+        const st = p.procStatus();
+        if (typeof st === "number") {
           this.kv("VmLck=-1 VmPin=-1");
-          return -1;
+          return this.sys(st);
         }
-        this.kv(`VmLck=${r.vmLck} VmPin=${r.vmPin}`);
+        this.kv(`VmLck=${st.vmLckKb} VmPin=${st.vmPinKb}`);
         return 0;
       }
       case "kvm_vm": {

@@ -74,3 +74,16 @@ test("pin permissions follow check_vma_flags: a write pin needs PROT_WRITE only,
   assert.ok(Array.isArray(proc.mm.pinPages(ro, 1, false)));
   assert.equal(proc.mm.pinPages(none, 1, false), -EFAULT);
 });
+
+test("procStatus reports locked_vm and pinned_vm in kB; capDrop removes a capability", () => {
+  const twin = createTwin();
+  const p = twin.spawn({ caps: [14] });
+  const proc = [...twin.kernel.processes.values()][0]!;
+  proc.mm.lockedVm = 3;
+  proc.mm.pinnedVm = 5;
+  assert.deepEqual(p.procStatus(), { vmLckKb: 12, vmPinKb: 20 });
+  assert.equal(proc.capable(14), true);
+  assert.equal(p.capDrop(14), 0);
+  assert.equal(proc.capable(14), false);
+  assert.equal(p.capDrop(64), -EINVAL);
+});

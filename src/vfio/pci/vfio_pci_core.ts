@@ -3,10 +3,10 @@
 // fixed region offsets index << 40), IRQ info and SET_IRQS with eventfd triggers for INTx
 // and MSI, reset, read/write of config space and BARs, and mmap of BARs.
 //
-// Config space is partly virtualized as vfio_pci_config.c does: reads come from the device
-// except the BARs (vfio keeps its own copy with sizing semantics) and the ROM BAR; writes
-// reach only the command register, the interrupt line, the BARs (virtual) and the MSI
-// capability's control/address/data; other writes are dropped as read-only.
+// Config space is virtualized as vfio_pci_config.c does, in ./vfio_pci_config.ts. INTx is
+// masked the way vfio does it for PCI 2.3 devices: the DisINTx bit in the device's command
+// register (pci_check_and_mask_intx()); MSI enable on SET_IRQS programs the device's MSI
+// capability as the kernel's MSI core does (the user's view of it stays virtual).
 //
 // Not modelled: MSI-X (the modelled devices have none), ERR/REQ triggers beyond accepting an
 // eventfd, hot reset, ioeventfd, VGA, device features (see vfio_main.ts), power states.
@@ -22,10 +22,13 @@ import {
   PCI_CAP_ID_MSI,
   PCI_COMMAND,
   PCI_COMMAND_INTX_DISABLE,
-  PCI_INTERRUPT_LINE,
+  PCI_COMMAND_MASTER,
+  PCI_STATUS,
+  PCI_STATUS_INTERRUPT,
   type PciDevice,
 } from "../../hw/pci.js";
 import { Mutex } from "../../kernel/locks.js";
+import { VfioPciConfig } from "./vfio_pci_config.js";
 import { copyIn, copyOut, copyStructIn, copyStructOut, fdget } from "../uaccess.js";
 import {
   vfioCheckFeature,
@@ -53,8 +56,12 @@ type IrqType = "none" | "intx" | "msi";
 
 /** struct vfio_pci_core_device */
 export class VfioPciCoreDevice {
-  /** the virtual BAR registers (vdev->vconfig BARs) */
-  readonly vbars = new Uint32Array(6);
+  /** vconfig and its permission bits, made at open (vfio_config_init()) */
+  config: VfioPciConfig | null = null;
+  /** the user set DisINTx in the virtual command register (vdev->virq_disabled) */
+  virqDisabled = false;
+  /** the standard header as pci_save_state() kept it at open (vdev->pci_saved_state) */
+  private savedHeader: Uint8Array | null = null;
   irqType: IrqType = "none";
   /** eventfd files per vector (ctx->trigger); each holds a file reference */
   readonly triggers = new Map<number, File>();
@@ -77,7 +84,10 @@ export class VfioPciCoreDevice {
     readonly hw: PciDevice,
   ) {
     this.igate = new Mutex(vdev.k, "vfio_pci_core_device.igate");
-    for (let i = 0; i < 6; i++) this.vbars[i] = hw.cfg.getUint32(0x10 + 4 * i, true);
+  }
+
+  msiActive(): boolean {
+    return this.irqType === "msi";
   }
 
   get msiCap(): number {
@@ -125,13 +135,79 @@ export class VfioPciCoreDevice {
         const t = this.triggers.get(vector);
         if (t) this.signal(V.VFIO_PCI_MSI_IRQ_INDEX, t);
       },
+      // vfio_intx_handler(): a rising line means the device asserts (its status bit is set
+      // with it), so pci_check_and_mask_intx() masks it with DisINTx: AUTOMASKED
       intx: (level) => {
         if (!level || this.irqType !== "intx" || this.intxMasked) return;
-        const t = this.triggers.get(0);
-        this.intxMasked = true; // AUTOMASKED
-        if (t) this.signal(V.VFIO_PCI_INTX_IRQ_INDEX, t);
+        this.pciIntx(false);
+        this.intxMasked = true;
+        this.sendIntxEventfd();
       },
     };
+  }
+
+  /** pci_intx(): DisINTx in the device's command register */
+  private pciIntx(enable: boolean): void {
+    const cmd = this.hw.configRead(PCI_COMMAND, 2);
+    const v = enable ? cmd & ~PCI_COMMAND_INTX_DISABLE : cmd | PCI_COMMAND_INTX_DISABLE;
+    if (v !== cmd) this.hw.configWrite(PCI_COMMAND, 2, v);
+  }
+
+  /** vfio_send_intx_eventfd() */
+  sendIntxEventfd(): void {
+    const t = this.triggers.get(0);
+    if (this.irqType === "intx" && !this.virqDisabled && t) this.signal(V.VFIO_PCI_INTX_IRQ_INDEX, t);
+  }
+
+  /** __vfio_pci_intx_mask(): always masks, pending or not */
+  intxMask(): void {
+    if (this.irqType !== "intx") {
+      this.pciIntx(false); // the physical bit follows the virtual one
+      return;
+    }
+    if (!this.intxMasked) {
+      this.pciIntx(false);
+      this.intxMasked = true;
+    }
+  }
+
+  /**
+   * __vfio_pci_intx_unmask() -> vfio_pci_intx_unmask_handler(): pci_check_and_unmask_intx()
+   * refuses while the device still asserts; vfio then stays masked and signals again.
+   */
+  intxUnmask(): void {
+    if (this.irqType !== "intx") {
+      this.pciIntx(true);
+      return;
+    }
+    if (!this.intxMasked || this.virqDisabled) return;
+    const pending = (this.hw.configRead(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT) !== 0;
+    if (pending) {
+      this.sendIntxEventfd();
+      return;
+    }
+    this.pciIntx(true);
+    this.intxMasked = false;
+  }
+
+  /** pci_alloc_irq_vectors(MSI) / pci_free_irq_vectors(): the kernel's MSI core programs the
+   * device's capability (address, data, enable) and DisINTx (pci_intx_for_msi()) */
+  private hwMsi(enable: boolean, nvec: number): void {
+    const pos = this.msiCap;
+    if (!pos) return;
+    const flags = this.hw.configRead(pos + 2, 2);
+    if (enable) {
+      this.hw.configWrite(pos + 4, 4, 0xfee00000);
+      this.hw.configWrite(pos + 8, 4, 0);
+      this.hw.configWrite(pos + 12, 2, 0);
+      const qsize = 31 - Math.clz32(nvec * 2 - 1);
+      this.hw.configWrite(pos + 2, 2, (flags & ~0x71) | (qsize << 4) | 1);
+      this.pciIntx(false);
+    } else {
+      this.hw.configWrite(pos + 2, 2, flags & ~0x71);
+      this.pciIntx(true);
+    }
+    if (this.config) this.config.msiQmax = enable ? 31 - Math.clz32(nvec * 2 - 1) : this.config.msiQmax;
   }
 
   private signal(index: number, f: File): void {
@@ -149,6 +225,40 @@ export class VfioPciCoreDevice {
     this.pmEngaged = false;
     this.pmWake?.put("vfio-pci pm wake eventfd");
     this.pmWake = null;
+  }
+
+  /** pci_clear_master() */
+  pciClearMaster(): void {
+    const cmd = this.hw.configRead(PCI_COMMAND, 2);
+    if (cmd & PCI_COMMAND_MASTER) this.hw.configWrite(PCI_COMMAND, 2, cmd & ~PCI_COMMAND_MASTER);
+  }
+
+  /**
+   * vfio_pci_core_enable(), the device side: bus mastering off before the state is saved
+   * (pci_save_state() keeps the standard header), and DisINTx cleared for INTx masking.
+   */
+  coreEnable(): void {
+    this.pciClearMaster();
+    this.savedHeader = this.hw.config.slice(0, 64);
+    const cmd = this.hw.configRead(PCI_COMMAND, 2);
+    if (cmd & PCI_COMMAND_INTX_DISABLE) this.hw.configWrite(PCI_COMMAND, 2, cmd & ~PCI_COMMAND_INTX_DISABLE);
+  }
+
+  /**
+   * vfio_pci_core_disable(), after the interrupts are off: command = DisINTx, no reset on a
+   * device without a reset method, pci_restore_state() of the header saved at open,
+   * pci_disable_device() (bus mastering off). The next open finds the command register as
+   * the first open did (0x103 on the oracle).
+   */
+  coreDisable(): void {
+    this.virqDisabled = false;
+    this.hw.configWrite(PCI_COMMAND, 2, PCI_COMMAND_INTX_DISABLE);
+    if (this.resetWorks()) this.hw.reset();
+    const h = this.savedHeader;
+    if (h)
+      for (let off = 0; off < 64; off += 4) this.hw.configWrite(off, 4, new DataView(h.buffer).getUint32(off, true));
+    this.savedHeader = null;
+    this.pciClearMaster();
   }
 
   /** close_device: ioeventfds and runtime PM go with the last close */
@@ -255,6 +365,7 @@ export class VfioPciCoreDevice {
   }
 
   disableIrqs(): void {
+    if (this.irqType === "msi") this.hwMsi(false, 0);
     this.putTriggers();
     this.unmaskFd?.put("vfio-pci intx unmask eventfd");
     this.unmaskFd = null;
@@ -299,7 +410,8 @@ export class VfioPciCoreDevice {
           return 0;
         }
         const doIt = dataNone || (dataBool && data[0] !== 0);
-        if (doIt) this.intxMasked = action === V.VFIO_IRQ_SET_ACTION_MASK;
+        if (doIt && action === V.VFIO_IRQ_SET_ACTION_MASK) this.intxMask();
+        else if (doIt) this.intxUnmask();
         return 0;
       }
       if (action !== V.VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
@@ -320,15 +432,19 @@ export class VfioPciCoreDevice {
         this.putTriggers();
         if (trig) this.triggers.set(0, trig);
         if (this.irqType === "none") {
+          // vfio_intx_enable(): masked as the user's DisINTx says; DisINTx follows; a line
+          // already high fires as soon as the handler is in (level-triggered)
           this.irqType = "intx";
-          this.intxMasked = (this.hw.cfg.getUint16(PCI_COMMAND, true) & PCI_COMMAND_INTX_DISABLE) !== 0;
+          this.intxMasked = this.virqDisabled;
+          this.pciIntx(!this.intxMasked);
+          if (!this.intxMasked && this.hw.intxAsserted()) this.hw.irq?.intx(true);
         }
         return 0;
       }
       if (this.irqType !== "intx") return -EINVAL;
       if (dataNone || (dataBool && data[0])) {
-        const t = this.triggers.get(0);
-        if (t) this.signal(index, t);
+        // vfio_send_intx_eventfd(): not while the user's DisINTx is set
+        this.sendIntxEventfd();
       }
       return 0;
     }
@@ -359,6 +475,7 @@ export class VfioPciCoreDevice {
           }
           files.push(t);
         }
+        if (this.irqType === "none") this.hwMsi(true, start + count);
         this.irqType = want;
         for (let i = 0; i < count; i++) {
           const old = this.triggers.get(start + i);
@@ -420,73 +537,27 @@ export class VfioPciCoreDevice {
 
   // ---- config space ----
 
-  cfgRead(off: number, size: number): number {
-    if (off >= 0x10 && off < 0x28) {
-      const bar = (off - 0x10) >> 2;
-      const v = this.vbars[bar]!;
-      return (v >>> (8 * (off & 3))) & (size === 4 ? 0xffffffff : (1 << (8 * size)) - 1);
-    }
-    if (off >= 0x30 && off < 0x34) return 0; // no ROM
-    const c = this.hw.cfg;
-    return size === 1 ? c.getUint8(off) : size === 2 ? c.getUint16(off, true) : c.getUint32(off, true);
-  }
-
-  cfgWrite(off: number, size: number, val: number): void {
-    const c = this.hw.cfg;
-    const put = (o: number, n: number, v: number) => {
-      if (n === 1) c.setUint8(o, v);
-      else if (n === 2) c.setUint16(o, v, true);
-      else c.setUint32(o, v, true);
-    };
-    for (let i = 0; i < size; i++) {
-      const o = off + i;
-      const b = (val >>> (8 * i)) & 0xff;
-      if (o === PCI_COMMAND)
-        put(o, 1, b & 0x47); // IO, MEM, MASTER, PARITY (0x40)
-      else if (o === PCI_COMMAND + 1)
-        put(o, 1, b & 0x05); // SERR, INTX_DISABLE
-      else if (o === PCI_INTERRUPT_LINE) put(o, 1, b);
-      else if (o >= 0x10 && o < 0x28) {
-        const bar = (o - 0x10) >> 2;
-        const info = this.hw.bars[bar];
-        const shift = 8 * (o & 3);
-        let v = (this.vbars[bar]! & ~(0xff << shift)) | (b << shift);
-        v >>>= 0;
-        // sizing semantics: only the address bits above the size stick; low flag bits fixed
-        const mask = info ? ~(info.size - 1) >>> 0 : 0;
-        this.vbars[bar] =
-          ((v & mask) | (info ? (info.kind === "mem64" ? 0x4 : 0) | (info.prefetchable ? 0x8 : 0) : 0)) >>> 0;
-      } else {
-        const msi = this.msiCap;
-        if (msi && o >= msi + 2 && o < msi + 0x0e) {
-          if (o === msi + 2) put(o, 1, (c.getUint8(o) & ~0x71) | (b & 0x71));
-          else if (o === msi + 3) continue;
-          else put(o, 1, b);
-        }
-      }
-    }
-  }
-
-  /** vfio_pci_config_rw() */
+  /** vfio_pci_config_rw(): chunk by chunk through vconfig's permission bits */
   configRw(write: boolean, buf: number, count: number, pos: number): number {
-    if (pos >= this.cfgSize || pos + count > this.cfgSize) return -EFAULT;
-    let done = 0;
+    const cfg = this.config;
+    if (!cfg) return -EINVAL;
     const k = this.vdev.k;
+    let done = 0;
     while (done < count) {
       const o = pos + done;
-      const left = count - done;
-      const n = o % 4 === 0 && left >= 4 ? 4 : o % 2 === 0 && left >= 2 ? 2 : 1;
+      const n = cfg.chunk(o, count - done);
+      if (n < 0) return n;
       if (write) {
         const b = copyIn(k, buf + done, n);
-        if (typeof b === "number") return done ? done : -EFAULT;
+        if (typeof b === "number") return -EFAULT;
         let v = 0;
         for (let i = n - 1; i >= 0; i--) v = v * 256 + b[i]!;
-        this.cfgWrite(o, n, v);
+        cfg.write(o, n, v);
       } else {
-        const v = this.cfgRead(o, n);
+        const v = cfg.read(o, n);
         const b = new Uint8Array(n);
-        for (let i = 0; i < n; i++) b[i] = (v >>> (8 * i)) & 0xff;
-        if (copyOut(k, buf + done, b) < 0) return done ? done : -EFAULT;
+        for (let i = 0; i < n; i++) b[i] = Math.floor(v / 2 ** (8 * i)) & 0xff;
+        if (copyOut(k, buf + done, b) < 0) return -EFAULT;
       }
       done += n;
     }
@@ -707,13 +778,18 @@ export const vfioPciOps: VfioDeviceOps = {
   // vfio_pci_open_device() -> vfio_pci_core_enable()
   open_device(vdev) {
     const p = vdev.priv as VfioPciCoreDevice;
+    p.coreEnable();
+    p.virqDisabled = false;
+    p.config = new VfioPciConfig(p);
     p.installIrqSink();
     return 0;
   },
   // vfio_pci_core_close_device() -> vfio_pci_core_disable()
   close_device(vdev) {
     const p = vdev.priv as VfioPciCoreDevice;
+    p.pciClearMaster(); // stop the device from further DMA, before anything else
     p.releaseAll();
+    p.coreDisable();
     p.hw.irq = null;
   },
   // vfio_pci_core_ioctl()
