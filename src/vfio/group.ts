@@ -303,8 +303,17 @@ function* unsetContainer(g: VfioGroup): KGen<number> {
 function* getDeviceFd(g: VfioGroup, arg: number): KGen<number> {
   const name = strndupUser(g.k, arg, PAGE_SIZE);
   if (typeof name === "number") return name;
-  // vfio_device_get_from_name()
-  const vdev = g.devices.find((d) => d.name === name && d.registered);
+  // vfio_device_get_from_name(): the driver's match() when it has one (a -errno ends the
+  // search), else the exact device name
+  let vdev: VfioDevice | null = null;
+  for (const d of g.devices) {
+    const m = d.ops.match ? d.ops.match(d, name) : d.name === name ? 1 : 0;
+    if (m < 0) return m;
+    if (m > 0 && d.registered) {
+      vdev = d;
+      break;
+    }
+  }
   if (!vdev) return -ENODEV;
   const proc = curProc(g.k);
   if (!proc) return -EBADF; // no file table to install into

@@ -38,6 +38,8 @@ export interface VfioDeviceOps {
   mmap?(vdev: VfioDevice, vma: Vma): KRet<number>;
   /** VFIO_DEVICE_FEATURE for features the core does not handle; `arg` points at the data */
   device_feature?(vdev: VfioDevice, flags: number, arg: number, argsz: number): KRet<number>;
+  /** GET_DEVICE_FD name matching: 1 match, 0 no match, -errno (without it: the exact name) */
+  match?(vdev: VfioDevice, buf: string): number;
 }
 
 const { VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FEATURE_PROBE } = V;

@@ -820,4 +820,33 @@ export const vfioPciOps: VfioDeviceOps = {
   write: (vdev, buf, count, pos) => (vdev.priv as VfioPciCoreDevice).rw(true, buf, count, pos),
   mmap: (vdev, vma) => (vdev.priv as VfioPciCoreDevice).mmap(vma),
   device_feature: (vdev, flags, arg, argsz) => (vdev.priv as VfioPciCoreDevice).feature(flags, arg, argsz),
+  match: (vdev, buf) => vfioPciCoreMatch(vdev.name, buf),
 };
+
+const VF_TOKEN_ARG = "vf_token=";
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/;
+
+/**
+ * vfio_pci_core_match(): the PCI name, then only blanks and at most one "vf_token=<uuid>".
+ * The modelled devices are neither SR-IOV VFs nor PFs, so vfio_pci_validate_vf_token()
+ * refuses any token (EINVAL) and accepts its absence.
+ */
+export function vfioPciCoreMatch(pciName: string, buf: string): number {
+  if (!buf.startsWith(pciName)) return 0;
+  let rest = buf.slice(pciName.length);
+  if (rest === "") return 1;
+  if (rest[0] !== " ") return 0; // non-whitespace after the name
+  let vfToken = false;
+  while (rest !== "") {
+    if (rest[0] === " ") {
+      rest = rest.slice(1);
+      continue;
+    }
+    if (vfToken || !rest.startsWith(VF_TOKEN_ARG)) return -EINVAL; // unknown or duplicate option
+    rest = rest.slice(VF_TOKEN_ARG.length);
+    if (rest.length < 36 || !UUID_RE.test(rest)) return -EINVAL; // uuid_parse()
+    vfToken = true;
+    rest = rest.slice(36);
+  }
+  return vfToken ? -EINVAL : 1;
+}
