@@ -3,8 +3,8 @@
 // a real kernel with the device bound to vfio-pci.
 //
 // Its shape is the kernel's VFIO selftests library (tools/testing/selftests/vfio/lib):
-// a VfioPciDevice (struct vfio_pci_device: container, group and device fds, BAR0 mapped,
-// MSI eventfds) carries a driver (struct vfio_pci_driver: ops, a DMA region, the largest
+// a VfioPciDevice (struct vfio_pci_device: the device fd reached through a type1v2 container
+// or through iommufd, BAR0 mapped, MSI eventfds) carries a driver (struct vfio_pci_driver: ops, a DMA region, the largest
 // memcpy size and count, the MSI vector), and the ops are struct vfio_pci_driver_ops:
 // probe, init, remove, memcpy_start(src, dst, size, count), memcpy_wait, send_msi.
 //
