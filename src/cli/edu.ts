@@ -1,14 +1,17 @@
-// `vfio-twin edu`: the edu device driven by a userspace driver (src/vmm/edu_driver.ts) through
-// a type1 container on the default machine: a buffer copied by the device's DMA engine, a
-// factorial with its completion interrupt, a DMA with its completion interrupt, one copy to
-// an IOVA nothing maps (an IOMMU fault: no byte moves), printed as the syscall trace with
-// the IOMMU's io_page_fault events, then the results and the invariant check.
+// `vfio-twin edu [--iommufd|--type1] [--json]`: the edu device driven by a userspace driver
+// (src/vmm/edu_driver.ts) on the default machine, through a type1 container and then through
+// iommufd: a buffer copied by the device's DMA engine, a factorial with its completion
+// interrupt, a DMA with its completion interrupt, one copy to an IOVA nothing maps (an IOMMU
+// fault: no byte moves); with iommufd also a replace of the attachment by a second IOAS and
+// a detach (DMA blocked). Printed as the syscall trace with the IOMMU's io_page_fault
+// events, then the results and the invariant check.
 
 import { checkInvariants, formatViolations } from "../check/invariants.js";
 import { IommuCore } from "../iommu/iommu.js";
 import { formatEvent } from "../kernel/trace.js";
 import { createTwin } from "../twin.js";
 import {
+  type IommuMode,
   eduDmaWithIrq,
   eduFactorial,
   vfioPciDeviceCleanup,
@@ -28,14 +31,21 @@ export interface EduDemoResult {
   dmaIrqs: bigint;
   msiIrqs: bigint;
   faultCopyUntouched: boolean;
+  /** iommufd only: a copy after replacing the attachment with a second IOAS, and after detach */
+  replaced?: boolean;
+  detachedUntouched?: boolean;
   faults: string[];
   virtualMs: number;
   /** the invariant check over the twin after the driver's process exited ("" when clean) */
   violations: string;
 }
 
-/** The demo on a fresh twin; `trace` is called for each syscall and fault event as it happens. */
-export function runEduDemo(onEvent?: (line: string) => void, json = false): EduDemoResult {
+/** The demo on a fresh twin; `onEvent` is called for each syscall and fault event as it happens. */
+export function runEduDemo(
+  onEvent?: (line: string) => void,
+  json = false,
+  mode: IommuMode = "vfio_type1v2_iommu",
+): EduDemoResult {
   const twin = createTwin();
   const k = twin.kernel;
   if (onEvent) {
@@ -44,7 +54,7 @@ export function runEduDemo(onEvent?: (line: string) => void, json = false): EduD
       onEvent(json ? JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? String(v) : v)) : formatEvent(e));
   }
   const p = twin.spawn({ name: "edu-driver" });
-  const dev = vfioPciDeviceInit(p, BDF);
+  const dev = vfioPciDeviceInit(p, BDF, mode);
   if (!vfioPciDriverProbe(dev)) throw new Error("no driver for the device");
   const mem = p.mmap(4 * 4096);
   const region = dev.dmaMap(mem, 3 * 4096, 0x100000n);
@@ -61,6 +71,24 @@ export function runEduDemo(onEvent?: (line: string) => void, json = false): EduD
   p.write(mem + 0x3000, new Uint8Array(16).fill(0xee));
   vfioPciDriverMemcpy(dev, 0x100000n, 0x103000n, 16);
   const faultCopyUntouched = p.read(mem + 0x3000, 16).every((b) => b === 0xee);
+  let replaced: boolean | undefined;
+  let detachedUntouched: boolean | undefined;
+  if (mode === "iommufd") {
+    // a second IOAS where IOVA 0x100000 is other memory; the attachment is replaced in place
+    const other = p.mmap(2 * 4096);
+    p.write(other, new Uint8Array([0xc0, 0xff, 0xee, 0x00]));
+    const ioas2 = dev.ioasAlloc();
+    dev.dmaMap(other, 2 * 4096, 0x100000n, ioas2);
+    dev.attach(ioas2);
+    vfioPciDriverMemcpy(dev, 0x100000n, 0x101000n, 4);
+    replaced = [...p.read(other + 0x1000, 4)].join() === "192,255,238,0";
+    // detached: the device sits in a blocking domain
+    dev.detach();
+    p.write(other + 0x1000, new Uint8Array([1, 1, 1, 1]));
+    vfioPciDriverMemcpy(dev, 0x100000n, 0x101000n, 4);
+    detachedUntouched = [...p.read(other + 0x1000, 4)].join() === "1,1,1,1";
+    dev.attach(dev.ioasId);
+  }
   const faults = IommuCore.of(k)
     .faultsOf(BDF)
     .map((f) => `${f.bdf} iova=0x${f.iova.toString(16)} ${f.write ? "write" : "read"} ${f.reason}`);
@@ -75,6 +103,8 @@ export function runEduDemo(onEvent?: (line: string) => void, json = false): EduD
     dmaIrqs,
     msiIrqs,
     faultCopyUntouched,
+    ...(replaced !== undefined ? { replaced } : {}),
+    ...(detachedUntouched !== undefined ? { detachedUntouched } : {}),
     faults,
     virtualMs: k.clock.now / 1e6,
   };
@@ -85,17 +115,36 @@ export const eduCommand: Command = {
   summary: "drive the edu device (DMA, factorial, interrupts) with a userspace driver; print the trace",
   run(args) {
     const json = args.includes("--json");
-    const t0 = performance.now();
-    const r = runEduDemo((l) => console.log(l), json);
-    const wall = performance.now() - t0;
-    console.log(`# memcpy 256 bytes RAM -> edu -> RAM through type1: ${r.copied ? "ok" : "MISMATCH"}`);
-    console.log(`# factorial(10) = ${r.factorial}, completion interrupts: ${r.factorialIrqs}`);
-    console.log(`# DMA with completion interrupt: ${r.dmaIrqs} interrupts; send_msi: ${r.msiIrqs}`);
-    console.log(`# copy to an unmapped IOVA: ${r.faultCopyUntouched ? "no byte moved" : "BYTES MOVED"}`);
-    for (const f of r.faults) console.log(`# IOMMU fault: ${f}`);
-    console.log(`# virtual time ${r.virtualMs} ms in ${wall.toFixed(1)} ms of wall time`);
-    console.log(`# invariants: ${r.violations || "ok"}`);
-    const ok = r.copied && r.factorial === 3628800 && r.faultCopyUntouched && !r.violations;
+    const modes: IommuMode[] = args.includes("--type1")
+      ? ["vfio_type1v2_iommu"]
+      : args.includes("--iommufd")
+        ? ["iommufd"]
+        : ["vfio_type1v2_iommu", "iommufd"];
+    let ok = true;
+    for (const mode of modes) {
+      console.log(`# ---- edu through ${mode === "iommufd" ? "iommufd (cdev + IOAS)" : "a type1v2 container"}`);
+      const t0 = performance.now();
+      const r = runEduDemo((l) => console.log(l), json, mode);
+      const wall = performance.now() - t0;
+      console.log(`# memcpy 256 bytes RAM -> edu -> RAM: ${r.copied ? "ok" : "MISMATCH"}`);
+      console.log(`# factorial(10) = ${r.factorial}, completion interrupts: ${r.factorialIrqs}`);
+      console.log(`# DMA with completion interrupt: ${r.dmaIrqs} interrupts; send_msi: ${r.msiIrqs}`);
+      console.log(`# copy to an unmapped IOVA: ${r.faultCopyUntouched ? "no byte moved" : "BYTES MOVED"}`);
+      if (r.replaced !== undefined)
+        console.log(`# replaced by a second IOAS: ${r.replaced ? "copy went there" : "MISMATCH"}`);
+      if (r.detachedUntouched !== undefined)
+        console.log(`# detached: ${r.detachedUntouched ? "no byte moved" : "BYTES MOVED"}`);
+      for (const f of r.faults) console.log(`# IOMMU fault: ${f}`);
+      console.log(`# virtual time ${r.virtualMs} ms in ${wall.toFixed(1)} ms of wall time`);
+      console.log(`# invariants: ${r.violations || "ok"}`);
+      ok &&=
+        r.copied &&
+        r.factorial === 3628800 &&
+        r.faultCopyUntouched &&
+        r.replaced !== false &&
+        r.detachedUntouched !== false &&
+        !r.violations;
+    }
     return ok ? 0 : 1;
   },
 };

@@ -3,8 +3,8 @@
 // a real kernel with the device bound to vfio-pci.
 //
 // Its shape is the kernel's VFIO selftests library (tools/testing/selftests/vfio/lib):
-// a VfioPciDevice (struct vfio_pci_device: container, group and device fds, BAR0 mapped,
-// MSI eventfds) carries a driver (struct vfio_pci_driver: ops, a DMA region, the largest
+// a VfioPciDevice (struct vfio_pci_device: the device fd reached through a type1v2 container
+// or through iommufd, BAR0 mapped, MSI eventfds) carries a driver (struct vfio_pci_driver: ops, a DMA region, the largest
 // memcpy size and count, the MSI vector), and the ops are struct vfio_pci_driver_ops:
 // probe, init, remove, memcpy_start(src, dst, size, count), memcpy_wait, send_msi.
 //
@@ -18,10 +18,11 @@
 
 import type { UserProcess } from "../backend/backend.js";
 import { PROT_READ, PROT_WRITE } from "../backend/backend.js";
-import { Errno, ETIMEDOUT } from "../uapi/errno.js";
+import { Errno, ENODEV, ETIMEDOUT } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
+import * as I from "../uapi/iommufd.js";
 import { check, TypedProcess } from "./typed.js";
-import { mapDma, unmapDma, vfioLegacySetup, vfioLegacyTeardown } from "./vfio_legacy.js";
+import { mapDma, unmapDma, vfioLegacySetup } from "./vfio_legacy.js";
 
 export const EDU_VENDOR = 0x1234;
 export const EDU_DEVICE = 0x11e8;
@@ -60,6 +61,8 @@ export interface DmaRegion {
   readonly vaddr: number;
   readonly iova: bigint;
   readonly size: number;
+  /** iommufd mode: the IOAS it is mapped in */
+  readonly ioasId?: number;
 }
 
 /** struct vfio_pci_driver */
@@ -90,12 +93,24 @@ export interface VfioPciDriverOps {
   sendMsi(dev: VfioPciDevice): void;
 }
 
-/** struct vfio_pci_device for the legacy type1 path: what the driver reaches the device by. */
+/**
+ * How the device reaches memory, named as the selftests' iommu modes: a type1v2 container
+ * over the group, or iommufd (the device cdev bound to /dev/iommu, attached to an IOAS).
+ */
+export type IommuMode = "vfio_type1v2_iommu" | "iommufd";
+
+/** struct vfio_pci_device: what the driver reaches the device by. */
 export class VfioPciDevice {
   readonly t: TypedProcess;
+  mode: IommuMode = "vfio_type1v2_iommu";
   container = -1;
   group = -1;
   fd = -1;
+  /** iommufd mode: the /dev/iommu fd, the IOAS, the bound device's id, what it is attached to */
+  iommufd = -1;
+  ioasId = 0;
+  devId = 0;
+  ptId = 0;
   /** where BAR0 is mapped in the process */
   bar0 = 0;
   bar0Size = 0;
@@ -164,17 +179,59 @@ export class VfioPciDevice {
 
   // ---- DMA mappings ----
 
-  /** VFIO_IOMMU_MAP_DMA of [vaddr, vaddr + size) at iova, read/write */
-  dmaMap(vaddr: number, size: number, iova: bigint): DmaRegion {
-    mapDma(this.t, this.container, { vaddr, iova, size: BigInt(size) });
-    const r = { vaddr, iova, size };
+  /** map [vaddr, vaddr + size) at iova, read/write: VFIO_IOMMU_MAP_DMA or IOMMU_IOAS_MAP (FIXED) */
+  dmaMap(vaddr: number, size: number, iova: bigint, ioasId = this.ioasId): DmaRegion {
+    if (this.mode === "iommufd")
+      this.t.ioctl(this.iommufd, I.IOMMU_IOAS_MAP, I.iommu_ioas_map, {
+        size: I.iommu_ioas_map.size,
+        flags: I.IOMMU_IOAS_MAP_FIXED_IOVA | I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: ioasId,
+        user_va: BigInt(vaddr),
+        length: BigInt(size),
+        iova,
+      });
+    else mapDma(this.t, this.container, { vaddr, iova, size: BigInt(size) });
+    const r = { vaddr, iova, size, ioasId };
     this.regions.push(r);
     return r;
   }
 
   dmaUnmap(r: DmaRegion): void {
-    unmapDma(this.t, this.container, r.iova, BigInt(r.size));
+    if (this.mode === "iommufd")
+      this.t.ioctl(this.iommufd, I.IOMMU_IOAS_UNMAP, I.iommu_ioas_unmap, {
+        size: I.iommu_ioas_unmap.size,
+        ioas_id: r.ioasId ?? this.ioasId,
+        iova: r.iova,
+        length: BigInt(r.size),
+      });
+    else unmapDma(this.t, this.container, r.iova, BigInt(r.size));
     this.regions.splice(this.regions.indexOf(r), 1);
+  }
+
+  // ---- iommufd: IOAS and attachment ----
+
+  /** IOMMU_IOAS_ALLOC: a new IOAS in the device's iommufd */
+  ioasAlloc(): number {
+    return this.t.ioctl(this.iommufd, I.IOMMU_IOAS_ALLOC, I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size })
+      .out_ioas_id;
+  }
+
+  /** VFIO_DEVICE_ATTACH_IOMMUFD_PT: attach, or replace the attachment (returns the HWPT id) */
+  attach(ptId: number): number {
+    const r = this.t.ioctl(this.fd, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, V.vfio_device_attach_iommufd_pt, {
+      argsz: V.vfio_device_attach_iommufd_pt.size,
+      pt_id: ptId,
+    });
+    this.ptId = r.pt_id;
+    return r.pt_id;
+  }
+
+  /** VFIO_DEVICE_DETACH_IOMMUFD_PT: the device's DMA is blocked until it is attached again */
+  detach(): void {
+    this.t.ioctl(this.fd, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, V.vfio_device_detach_iommufd_pt, {
+      argsz: V.vfio_device_detach_iommufd_pt.size,
+    });
+    this.ptId = 0;
   }
 
   // ---- interrupts ----
@@ -224,24 +281,31 @@ export class VfioPciDevice {
 }
 
 /**
- * Bind the process to the device the way the selftests' vfio_pci_device_init() does on the
- * type1 path (the container/group/device steps are ./vfio_legacy.ts), then map BAR0.
+ * Bind the process to the device the way the selftests' vfio_pci_device_init() does, then
+ * map BAR0. type1v2: the container/group/device steps of ./vfio_legacy.ts. iommufd: open
+ * /dev/iommu and the device's cdev (found in sysfs), allocate an IOAS, BIND_IOMMUFD, attach.
  */
-export function vfioPciDeviceInit(p: UserProcess, bdf: string): VfioPciDevice {
+export function vfioPciDeviceInit(p: UserProcess, bdf: string, mode: IommuMode = "vfio_type1v2_iommu"): VfioPciDevice {
   const dev = new VfioPciDevice(p, bdf);
-  const s = vfioLegacySetup(p, { device: bdf });
-  dev.container = s.container;
-  dev.group = s.group;
-  dev.fd = s.device;
+  dev.mode = mode;
   try {
-    if (!(s.deviceFlags & V.VFIO_DEVICE_FLAGS_PCI)) throw new Error(`${bdf} is not a PCI device`);
-    const cfg = s.regions.find((r) => r.index === V.VFIO_PCI_CONFIG_REGION_INDEX);
-    if (!cfg) throw new Error(`${bdf}: no config space region`);
-    dev.configOffset = cfg.offset;
+    if (mode === "iommufd") iommufdSetup(dev);
+    else {
+      const s = vfioLegacySetup(p, { device: bdf });
+      dev.container = s.container;
+      dev.group = s.group;
+      dev.fd = s.device;
+    }
+    const t = dev.t;
+    const info = t.ioctl(dev.fd, V.VFIO_DEVICE_GET_INFO, V.vfio_device_info, { argsz: V.vfio_device_info.size });
+    if (!(info.flags & V.VFIO_DEVICE_FLAGS_PCI)) throw new Error(`${bdf} is not a PCI device`);
+    const region = (index: number) =>
+      t.ioctl(dev.fd, V.VFIO_DEVICE_GET_REGION_INFO, V.vfio_region_info, { argsz: V.vfio_region_info.size, index });
+    dev.configOffset = region(V.VFIO_PCI_CONFIG_REGION_INDEX).offset;
     dev.vendor = dev.configRead(0x00, 2);
     dev.device = dev.configRead(0x02, 2);
-    const bar0 = s.regions.find((r) => r.index === 0);
-    if (bar0 && bar0.size && bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
+    const bar0 = region(0);
+    if (bar0.size && bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
       dev.bar0Size = Number(bar0.size);
       dev.bar0 = check(
         p.mmap(dev.bar0Size, { prot: PROT_READ | PROT_WRITE, fd: dev.fd, offset: bar0.offset }),
@@ -249,10 +313,31 @@ export function vfioPciDeviceInit(p: UserProcess, bdf: string): VfioPciDevice {
       );
     }
   } catch (err) {
-    vfioLegacyTeardown(p, s);
+    closeAll(dev);
     throw err;
   }
   return dev;
+}
+
+function iommufdSetup(dev: VfioPciDevice): void {
+  const { p, t, bdf } = dev;
+  const names = p.readdir(`/sys/bus/pci/devices/${bdf}/vfio-dev`);
+  if (typeof names === "number" || !names[0])
+    throw new Errno(typeof names === "number" ? -names : ENODEV, `${bdf}: no VFIO cdev`);
+  dev.iommufd = t.open("/dev/iommu");
+  dev.ioasId = dev.ioasAlloc();
+  dev.fd = t.open(`/dev/vfio/devices/${names[0]}`);
+  dev.devId = t.ioctl(dev.fd, V.VFIO_DEVICE_BIND_IOMMUFD, V.vfio_device_bind_iommufd, {
+    argsz: V.vfio_device_bind_iommufd.size,
+    iommufd: dev.iommufd,
+  }).out_devid;
+  dev.attach(dev.ioasId);
+}
+
+/** close what is open, device first */
+function closeAll(dev: VfioPciDevice): void {
+  for (const fd of [dev.fd, dev.group, dev.container, dev.iommufd]) if (fd >= 0) dev.p.close(fd);
+  dev.fd = dev.group = dev.container = dev.iommufd = -1;
 }
 
 export function vfioPciDeviceCleanup(dev: VfioPciDevice): void {
@@ -261,8 +346,7 @@ export function vfioPciDeviceCleanup(dev: VfioPciDevice): void {
   for (const r of [...dev.regions]) dev.dmaUnmap(r);
   if (dev.bar0) check(dev.p.munmap(dev.bar0, dev.bar0Size), "munmap(BAR0)");
   dev.bar0 = 0;
-  for (const fd of [dev.fd, dev.group, dev.container]) if (fd >= 0) dev.t.close(fd);
-  dev.fd = dev.group = dev.container = -1;
+  closeAll(dev);
 }
 
 /** vfio_pci_driver_probe(): the first driver whose probe() takes the device */

@@ -149,6 +149,71 @@ describe("edu driver ops (vfio_pci_driver_ops shape)", () => {
   });
 });
 
+describe("the edu driver through iommufd (cdev bound to /dev/iommu, attached to an IOAS)", () => {
+  function setupFd() {
+    const twin = createTwin();
+    const p = twin.spawn({ name: "edu-iommufd" });
+    const dev = vfioPciDeviceInit(p, BDF, "iommufd");
+    const mem = p.mmap(16 * 4096);
+    const region = dev.dmaMap(mem, 8 * 4096, 0x100000n);
+    assert.ok(vfioPciDriverProbe(dev));
+    vfioPciDriverInit(dev, region);
+    const faults = () => IommuCore.of(twin.kernel).faultsOf(BDF);
+    return { twin, p, dev, mem, faults };
+  }
+
+  it("binds, attaches to an IOAS through an automatic HWPT, and copies through it", () => {
+    const { dev, p, mem, faults } = setupFd();
+    assert.ok(dev.iommufd >= 0 && dev.ioasId > 0 && dev.devId > 0 && dev.ptId > 0);
+    assert.notEqual(dev.ptId, dev.ioasId, "attach names the HWPT it made");
+    p.write(mem, new Uint8Array(4096).fill(0x3c));
+    assert.equal(vfioPciDriverMemcpy(dev, 0x100000n, 0x102000n, 4096), 0);
+    assert.ok(p.read(mem + 0x2000, 4096).every((b) => b === 0x3c));
+    assert.equal(eduFactorial(dev, 6).value, 720);
+    assert.equal(eduDmaWithIrq(dev, 0x100000n, 0x101000n, 8), 2n);
+    assert.deepEqual(faults(), []);
+  });
+
+  it("replace: the same IOVA now reaches the second IOAS's memory; the old mapping is gone", () => {
+    const { dev, p, mem, faults } = setupFd();
+    const ioas2 = dev.ioasAlloc();
+    dev.dmaMap(mem + 0x8000, 0x2000, 0x100000n, ioas2);
+    p.write(mem + 0x8000, new Uint8Array([5, 6, 7, 8]));
+    const hwpt = dev.attach(ioas2);
+    assert.ok(hwpt > 0);
+    assert.equal(vfioPciDriverMemcpy(dev, 0x100000n, 0x101000n, 4), 0);
+    assert.deepEqual([...p.read(mem + 0x9000, 4)], [5, 6, 7, 8]);
+    assert.deepEqual([...p.read(mem + 0x1000, 4)], [0, 0, 0, 0], "the first IOAS's page is untouched");
+    assert.equal(vfioPciDriverMemcpy(dev, 0x100000n, 0x104000n, 4), 0, "0x104000 is only in the first IOAS");
+    assert.deepEqual(
+      faults().map((f) => [f.iova, f.write, f.reason]),
+      [[0x104000n, true, "not-present"]],
+    );
+  });
+
+  it("detach: DMA is blocked (reason blocked) and moves no byte; attach again and it flows", () => {
+    const { dev, p, mem, faults, twin } = setupFd();
+    p.write(mem, new Uint8Array([1, 2, 3, 4]));
+    p.write(mem + 0x1000, new Uint8Array([9, 9, 9, 9]));
+    dev.detach();
+    assert.equal(vfioPciDriverMemcpy(dev, 0x100000n, 0x101000n, 4), 0);
+    assert.deepEqual([...p.read(mem + 0x1000, 4)], [9, 9, 9, 9]);
+    assert.deepEqual(
+      faults().map((f) => [f.iova, f.write, f.reason]),
+      [
+        [0x100000n, false, "blocked"],
+        [0x101000n, true, "blocked"],
+      ],
+    );
+    dev.attach(dev.ioasId);
+    assert.equal(vfioPciDriverMemcpy(dev, 0x100000n, 0x101000n, 4), 0);
+    assert.deepEqual([...p.read(mem + 0x1000, 4)], [1, 2, 3, 4]);
+    vfioPciDeviceCleanup(dev);
+    twin.kill(p);
+    assert.deepEqual(checkInvariants(twin.kernel), []);
+  });
+});
+
 describe("the demo (vfio-twin edu)", () => {
   it("copies, computes 10!, takes the interrupts, and reports the fault", () => {
     const lines: string[] = [];
@@ -163,6 +228,16 @@ describe("the demo (vfio-twin edu)", () => {
     assert.deepEqual(r.faults, [`${BDF} iova=0x103000 write not-present`]);
     assert.ok(lines.some((l) => l.includes("io_page_fault")));
     assert.ok(lines.some((l) => l.includes("VFIO_DEVICE_SET_IRQS")));
+  });
+
+  it("through iommufd: also replace and detach", () => {
+    const r = runEduDemo(undefined, false, "iommufd");
+    assert.equal(r.copied, true);
+    assert.equal(r.factorialIrqs, 1n);
+    assert.equal(r.replaced, true);
+    assert.equal(r.detachedUntouched, true);
+    assert.equal(r.violations, "");
+    assert.deepEqual(r.faults.slice(1), [`${BDF} iova=0x100000 read blocked`, `${BDF} iova=0x101000 write blocked`]);
   });
 
   it("is deterministic: the same virtual time and the same trace on every run", () => {
