@@ -21,7 +21,8 @@ import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOV
 import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
-import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, loOf } from "./interval_tree.js";
+import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, IovaRange, loOf } from "./interval_tree.js";
+import { AreaTree } from "./area_tree.js";
 import { allocPages, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, IoptPages } from "./pages.js";
 
 export const U64_MAX = 0xffffffffffffffffn;
@@ -57,7 +58,7 @@ export interface IoptDomain {
   unmap(iova: bigint, length: bigint): void;
 }
 
-export class IoptArea extends IntervalNode {
+export class IoptArea extends IovaRange {
   pages: IoptPages | null = null;
   startByte = 0;
   /** iommu_prot | AREA_FILLED */
@@ -129,7 +130,7 @@ function roundupPow2(v: bigint): bigint {
 }
 
 export class IoPagetable {
-  readonly areas = new IntervalTree<IoptArea>();
+  readonly areas = new AreaTree<IoptArea>();
   readonly reserved = new IntervalTree<IoptReserved>();
   allowed = new IntervalTree<IntervalNode>();
   readonly domains: IoptDomain[] = [];
@@ -646,12 +647,13 @@ export class IoPagetable {
   }
 }
 
+/** What holes() needs of a tree: the first range meeting [start, last] (IntervalTree, AreaTree). */
+export interface RangeIndex {
+  first(start: bigint, last: bigint): IovaRange | null;
+}
+
 /** The used spans (unions of touching/overlapping nodes) of `trees` within [first, last]. */
-export function usedSpans(
-  trees: readonly IntervalTree<IntervalNode>[],
-  first: bigint,
-  last: bigint,
-): [bigint, bigint][] {
+export function usedSpans(trees: readonly RangeIndex[], first: bigint, last: bigint): [bigint, bigint][] {
   const out: [bigint, bigint][] = [];
   let pos = first;
   for (;;) {
@@ -664,11 +666,7 @@ export function usedSpans(
 }
 
 /** The holes (ranges covered by no node of `trees`) within [first, last], lazily. */
-export function* holes(
-  trees: readonly IntervalTree<IntervalNode>[],
-  first: bigint,
-  last: bigint,
-): Generator<[bigint, bigint]> {
+export function* holes(trees: readonly RangeIndex[], first: bigint, last: bigint): Generator<[bigint, bigint]> {
   let pos = first;
   for (;;) {
     const span = nextUsed(trees, pos, last);
@@ -683,9 +681,9 @@ export function* holes(
 }
 
 /** The first used span meeting [pos, last]: the union of nodes chained by touching. */
-function nextUsed(trees: readonly IntervalTree<IntervalNode>[], pos: bigint, last: bigint): [bigint, bigint] | null {
-  const earliest = (from: bigint): IntervalNode | null => {
-    let best: IntervalNode | null = null;
+function nextUsed(trees: readonly RangeIndex[], pos: bigint, last: bigint): [bigint, bigint] | null {
+  const earliest = (from: bigint): IovaRange | null => {
+    let best: IovaRange | null = null;
     for (const t of trees) {
       const n = t.first(from, last);
       if (n !== null && (best === null || n.start < best.start)) best = n;
