@@ -21,7 +21,7 @@ import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOV
 import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
-import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, IovaRange, loOf } from "./interval_tree.js";
+import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, type IovaRange, loOf } from "./interval_tree.js";
 import { AreaTree } from "./area_tree.js";
 import { allocPages, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, IoptPages } from "./pages.js";
 
@@ -58,11 +58,43 @@ export interface IoptDomain {
   unmap(iova: bigint, length: bigint): void;
 }
 
-export class IoptArea extends IovaRange {
+/**
+ * struct iopt_area. An area made by a plain FIXED map is also the iopt_pages it slices
+ * (pages === this): one object per IOMMU_IOAS_MAP instead of two, which at 1M live areas is
+ * what the GC's promotion of them costs most (bench/iommufd.ts). Areas made by COPY, a split
+ * or a kernel-chosen IOVA point at another object's pages and leave their own pages part
+ * unused (users 0, no pins).
+ */
+export class IoptArea extends IoptPages {
+  // the range as biased halves (IovaRange's fields: the area tree reads them)
+  sh = 0;
+  sl = 0;
+  lh = 0;
+  ll = 0;
   pages: IoptPages | null = null;
   startByte = 0;
   /** iommu_prot | AREA_FILLED */
   bits = 0;
+
+  /** An area over another object's pages (set .pages). */
+  static over(pages: IoptPages): IoptArea {
+    const a = new IoptArea(pages.uptr, 0, false, pages.source);
+    a.users = 0;
+    return a;
+  }
+
+  setRange(start: bigint, last: bigint): void {
+    this.sh = hiOf(start);
+    this.sl = loOf(start);
+    this.lh = hiOf(last);
+    this.ll = loOf(last);
+  }
+  get start(): bigint {
+    return fromHalves(this.sh, this.sl);
+  }
+  get last(): bigint {
+    return fromHalves(this.lh, this.ll);
+  }
 
   get prot(): number {
     return this.bits & 7;
@@ -186,8 +218,9 @@ export class IoPagetable {
     if (length === 0) return -EINVAL;
     if (shouldFail()) return -ENOMEM; // kzalloc of the iopt_pages
     const off = uptr % PAGE_SIZE;
-    const pages = new IoptPages(uptr - off, Math.ceil((length + off) / PAGE_SIZE), (prot & IOMMU_WRITE) !== 0, source);
-    if (mm && pages.accountMode === IOPT_PAGES_ACCOUNT_USER) pages.accountMode = IOPT_PAGES_ACCOUNT_MM;
+    // the area is its own iopt_pages (see IoptArea)
+    const a = new IoptArea(uptr - off, Math.ceil((length + off) / PAGE_SIZE), (prot & IOMMU_WRITE) !== 0, source);
+    if (mm && a.accountMode === IOPT_PAGES_ACCOUNT_USER) a.accountMode = IOPT_PAGES_ACCOUNT_MM;
     const align = this.iovaAlignment;
     if (length % align !== 0) return -EINVAL;
     const last = iova + length - 1;
@@ -200,14 +233,13 @@ export class IoPagetable {
     if (this.areas.firstH(sh, sl, lh, ll) !== null) return -EEXIST;
     if (shouldFail()) return -ENOMEM; // iopt_area_alloc()
     if (off % align !== 0) return -EINVAL;
-    const a = new IoptArea();
     a.bits = prot;
     a.startByte = off;
     a.sh = sh;
     a.sl = sl;
     a.lh = lh;
     a.ll = ll;
-    a.pages = pages;
+    a.pages = a;
     this.areas.insert(a);
     if (this.domains.length > 0) {
       const rc = this.fillArea(a);
@@ -258,7 +290,7 @@ export class IoPagetable {
     };
     let at = iova;
     for (const s of list) {
-      const a = new IoptArea();
+      const a = IoptArea.over(s.pages);
       const rc = this.insertArea(a, s.pages, at, s.startByte, s.length, prot);
       if (rc) {
         undo();
@@ -435,8 +467,8 @@ export class IoPagetable {
     if (a.numAccesses) return -EINVAL;
     if (a.filled && !this.disableLargePages) return -EINVAL;
     this.areas.remove(a);
-    const lhs = new IoptArea();
-    const rhs = new IoptArea();
+    const lhs = IoptArea.over(pages);
+    const rhs = IoptArea.over(pages);
     lhs.bits = rhs.bits = a.bits;
     lhs.startByte = a.startByte;
     rhs.startByte = newStartByte;
