@@ -12,8 +12,8 @@
 //
 // The areas themselves stay objects (access.ts and the invariants hold them); removal is by
 // identity. Nodes that fall under a quarter full merge with a neighbour, so the height stays
-// logarithmic under any insert/remove order. At 1M live areas what remains is the GC of the
-// two objects per area (IoptArea, IoptPages), not the descent.
+// logarithmic under any insert/remove order. At 1M live areas what remains is the GC
+// promoting each live area out of the young generation, not the descent.
 
 import { fromHalves, hiOf, loOf, type IovaRange } from "./interval_tree.js";
 

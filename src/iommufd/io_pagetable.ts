@@ -150,6 +150,11 @@ function loN(v: number): number {
   return (v >>> 0) ^ BIAS;
 }
 
+/** the bytes an unmap removed, from its bigint and number parts (no closure per call) */
+function unmappedOf(big: bigint, small: number): bigint {
+  return big === 0n ? BigInt(small) : big + BigInt(small);
+}
+
 /** __ffs64 as a power of two: the lowest set bit of v (v != 0). */
 function lowBit(v: bigint): bigint {
   return v & -v;
@@ -384,14 +389,13 @@ export class IoPagetable {
     // bytes unmapped: a number while exact, folded into a bigint beyond 2^52
     let small = 0;
     let big = 0n;
-    const unmappedNow = () => big + BigInt(small);
     let tries = 0;
     for (;;) {
       const a = this.areas.firstH(sh, sl, lh, ll);
       if (a === null) break;
-      if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedNow() };
+      if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedOf(big, small) };
       if (a.sh < sh || (a.sh === sh && a.sl < sl) || a.lh > lh || (a.lh === lh && a.ll > ll)) {
-        return { rc: -ENOENT, unmapped: unmappedNow() };
+        return { rc: -ENOENT, unmapped: unmappedOf(big, small) };
       }
       if (a.sh !== sh || a.sl !== sl) tries = 0;
       if (a.bits >>> ACCESS_SHIFT !== 0) {
@@ -400,7 +404,7 @@ export class IoPagetable {
         sl = a.sl;
         a.bits |= AREA_PREVENT_ACCESS;
         this.notifyUnmap?.(a.start, a.length);
-        if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedNow() };
+        if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedOf(big, small) };
         continue;
       }
       const pages = a.pages;
@@ -426,7 +430,7 @@ export class IoPagetable {
         sl = a.ll + 1;
       }
     }
-    return { rc: 0, unmapped: unmappedNow() };
+    return { rc: 0, unmapped: unmappedOf(big, small) };
   }
 
   /** iopt_get_pages(): the slices behind [iova, iova + length), each with a page reference. */
