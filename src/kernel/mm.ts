@@ -73,14 +73,21 @@ export interface MmapOpts {
   pgoff?: number;
 }
 
+const BOUNCE = new Uint8Array(64);
+
 /**
- * dst[dstOff..] = src[srcOff, srcOff + n). Small copies (ioctl structs) go byte by byte:
+ * dst[dstOff..] = src[srcOff, srcOff + n). Small copies (ioctl structs) go byte by byte
+ * through a bounce buffer (so views of the same page may overlap, as with set()):
  * subarray() would allocate a view and, on a small fresh Uint8Array, move its bytes off the
  * JS heap (src/uapi/struct.ts), which costs more than the copy.
  */
 function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, n: number): void {
-  if (n <= 64) for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]!;
-  else dst.set(src.subarray(srcOff, srcOff + n), dstOff);
+  if (n > 64) {
+    dst.set(src.subarray(srcOff, srcOff + n), dstOff);
+    return;
+  }
+  for (let i = 0; i < n; i++) BOUNCE[i] = src[srcOff + i]!;
+  for (let i = 0; i < n; i++) dst[dstOff + i] = BOUNCE[i]!;
 }
 
 export class MmStruct {
