@@ -11,7 +11,8 @@ import * as vm from "node:vm";
 import { createTwin } from "../src/twin.js";
 import type { Process } from "../src/kernel/process.js";
 import { IoPagetable, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from "../src/iommufd/io_pagetable.js";
-import { IntervalNode, IntervalTree } from "../src/iommufd/interval_tree.js";
+import { IntervalNode, IntervalTree, IovaRange } from "../src/iommufd/interval_tree.js";
+import { AreaTree } from "../src/iommufd/area_tree.js";
 import * as U from "../src/uapi/iommufd.js";
 import { BigIntervalTree, BigNode } from "./bigint_tree.js";
 import type { BenchRow, BenchSuite } from "./harness.js";
@@ -37,7 +38,18 @@ export interface IommufdBenchResult {
     bigintBytes: number;
     halvesBytes: number;
   };
+  /** the area B+tree and the treap alone, ns per op (sequential 4 KiB areas) */
+  trees: TreeRow[];
   lines: string[];
+}
+
+export interface TreeRow {
+  tree: "btree" | "treap";
+  n: number;
+  insertNs: number;
+  firstNs: number;
+  /** firstH() then remove(), as unmap does */
+  takeNs: number;
 }
 
 function gcFn(): () => void {
@@ -50,7 +62,9 @@ function gcFn(): () => void {
 function heap(gc: () => void): number {
   gc();
   gc();
-  return process.memoryUsage().heapUsed;
+  // the area tree's keys live in ArrayBuffers outside the JS heap: count them too
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 }
 
 const PROT = IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE;
@@ -117,7 +131,24 @@ function median(xs: number[]): number {
   return s[s.length >> 1]!;
 }
 
+/**
+ * The ioctl path at n areas: one untimed round first (a single cold pass of 10k measured
+ * mostly the JIT tiering up the path: ~8 us/map cold against ~2 us warm), then the median
+ * of 5 rounds, each in a fresh twin.
+ */
 function ioctlRun(n: number): { areas: number; mapNs: number; unmapNs: number } {
+  ioctlRound(n);
+  const maps: number[] = [];
+  const unmaps: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const x = ioctlRound(n);
+    maps.push(x.mapNs);
+    unmaps.push(x.unmapNs);
+  }
+  return { areas: n, mapNs: median(maps), unmapNs: median(unmaps) };
+}
+
+function ioctlRound(n: number): { areas: number; mapNs: number; unmapNs: number } {
   const twin = createTwin({ kvm: false });
   const p = twin.spawn();
   const fd = p.open("/dev/iommu");
@@ -154,6 +185,42 @@ function ioctlRun(n: number): { areas: number; mapNs: number; unmapNs: number } 
   const unmapNs = ((performance.now() - t) * 1e6) / n;
   twin.kill(p);
   return { areas: n, mapNs, unmapNs };
+}
+
+/** The tree alone: insert n areas in IOVA order, look each up, then find-and-remove each. */
+function treeRun(tree: "btree" | "treap", n: number): TreeRow {
+  const nodes: IovaRange[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = tree === "btree" ? new IovaRange() : new IntervalNode();
+    x.setRange(BigInt(i) * 0x2000n + 0x100000n, BigInt(i) * 0x2000n + 0x100fffn);
+    nodes.push(x);
+  }
+  const rounds = Math.max(1, Math.min(15, Math.floor(300_000 / n)));
+  const ins: number[] = [];
+  const fst: number[] = [];
+  const take: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t = tree === "btree" ? new AreaTree<IovaRange>() : new IntervalTree<IntervalNode>();
+    const tt = t as AreaTree<IovaRange>; // the same calls on both
+    let t0 = performance.now();
+    for (let i = 0; i < n; i++) tt.insert(nodes[i]!);
+    ins.push(((performance.now() - t0) * 1e6) / n);
+    t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const x = nodes[i]!;
+      if (tt.firstH(x.sh, x.sl, x.lh, x.ll) !== x) throw new Error("tree lookup");
+    }
+    fst.push(((performance.now() - t0) * 1e6) / n);
+    t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const x = nodes[i]!;
+      tt.firstH(x.sh, x.sl, x.lh, x.ll);
+      tt.remove(x);
+    }
+    take.push(((performance.now() - t0) * 1e6) / n);
+    if (!tt.isEmpty()) throw new Error("tree not empty");
+  }
+  return { tree, n, insertNs: median(ins), firstNs: median(fst), takeNs: median(take) };
 }
 
 function reprRun(n: number, gc: () => void): IommufdBenchResult["representation"] {
@@ -217,6 +284,9 @@ export function benchIommufd(opts: { big?: number; small?: number; repr?: number
   const engine = [engineRun(small, gc), engineRun(big, gc)];
   const ioctl = ioctlRun(small);
   const representation = reprRun(opts.repr ?? 200_000, gc);
+  const trees: TreeRow[] = [];
+  for (const t of ["treap", "btree"] as const) treeRun(t, 10_000); // warm-up
+  for (const n of [small, big]) for (const t of ["treap", "btree"] as const) trees.push(treeRun(t, n));
   const f = (x: number) => x.toFixed(0);
   const lines = [
     ...engine.map(
@@ -227,7 +297,11 @@ export function benchIommufd(opts: { big?: number; small?: number; repr?: number
     `iommufd ioctl path ${ioctl.areas} areas: map ${f(ioctl.mapNs)} ns, unmap ${f(ioctl.unmapNs)} ns`,
     `interval tree keys, bigint / int32 halves at ${representation.n}: insert x${representation.insertRatio.toFixed(2)}, lookup x${representation.lookupRatio.toFixed(2)}, remove x${representation.removeRatio.toFixed(2)}, bytes x${representation.bytesRatio.toFixed(2)} (${f(representation.bigintBytes)} vs ${f(representation.halvesBytes)} bytes/node)`,
   ];
-  return { engine, ioctl, representation, lines };
+  for (const t of trees)
+    lines.push(
+      `area index alone, ${t.tree} at ${t.n}: insert ${f(t.insertNs)} ns, first ${f(t.firstNs)} ns, first+remove ${f(t.takeNs)} ns`,
+    );
+  return { engine, ioctl, representation, trees, lines };
 }
 
 /** The suite for bench/run.ts: rows in ns, 1M rows against their 10k baselines. */
@@ -252,7 +326,7 @@ export const suite: BenchSuite = {
       { name: "iommufd/ioctl IOMMU_IOAS_MAP 10k", ns: r.ioctl.mapNs, baseline: `iommufd/map ${k(s.areas)}` },
       { name: "iommufd/ioctl IOMMU_IOAS_UNMAP 10k", ns: r.ioctl.unmapNs, baseline: `iommufd/unmap ${k(s.areas)}` },
     ];
-    ctx.log(r.lines[r.lines.length - 1]!);
+    for (const l of r.lines.slice(3)) ctx.log(l);
     return rows;
   },
   summary(rows) {

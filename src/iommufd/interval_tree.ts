@@ -25,16 +25,12 @@ export function fromHalves(h: number, l: number): bigint {
   return (BigInt((h ^ BIAS) >>> 0) << 32n) | BigInt((l ^ BIAS) >>> 0);
 }
 
-export class IntervalNode {
+/** A closed range [start, last] over u64, as biased halves (an area, a reserved range). */
+export class IovaRange {
   sh = 0;
   sl = 0;
   lh = 0;
   ll = 0;
-  /** the largest last in this subtree */
-  mh = 0;
-  ml = 0;
-  left: this | null = null;
-  right: this | null = null;
 
   setRange(start: bigint, last: bigint): void {
     this.sh = hiOf(start);
@@ -48,6 +44,14 @@ export class IntervalNode {
   get last(): bigint {
     return fromHalves(this.lh, this.ll);
   }
+}
+
+export class IntervalNode extends IovaRange {
+  /** the largest last in this subtree */
+  mh = 0;
+  ml = 0;
+  left: this | null = null;
+  right: this | null = null;
 }
 
 function prio(n: IntervalNode): number {

@@ -3,12 +3,11 @@
 // as many users as filled areas cover it, each holding one FOLL_PIN on its page; areas are
 // filled exactly when their IOAS has a domain; each process's pinned_vm (and, per mode,
 // user/mm locked_vm) equals what its pages have charged; area trees are ordered, disjoint
-// and their augmented maxima right; object ids are the ids they are stored under.
+// and their B+tree keys right; object ids are the ids they are stored under.
 
 import type { Kernel } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
 import type { MmStruct } from "../kernel/mm.js";
-import type { IntervalNode, IntervalTree } from "./interval_tree.js";
 import type { IoptArea } from "./io_pagetable.js";
 import { IommufdIoas } from "./ioas.js";
 import { type IommufdCtx, iommufdState } from "./main.js";
@@ -48,7 +47,7 @@ export function iommufdViolations(k: Kernel): string[] {
       if (o.dead) out.push(`${o.describe()}: released but still in the table`);
       if (!(o instanceof IommufdIoas)) continue;
       const iopt = o.iopt;
-      out.push(...treeViolations(o.describe(), iopt.areas));
+      out.push(...iopt.areas.violations(o.describe()));
       for (const a of iopt.areas.all()) {
         if (a.pages === null) {
           out.push(`${o.describe()}: area 0x${a.start.toString(16)} without pages between syscalls`);
@@ -144,30 +143,5 @@ function deviceViolations(ictx: IommufdCtx): string[] {
     if (o.inList && o.domain.mappedPages !== want)
       out.push(`${o.describe()}: domain maps ${o.domain.mappedPages} pages, the areas ${want}`);
   }
-  return out;
-}
-
-/** In-order keys ascending, areas disjoint, each node's max the max of its subtree. */
-function treeViolations(what: string, t: IntervalTree<IntervalNode>): string[] {
-  const out: string[] = [];
-  let prevLast: bigint | null = null;
-  let count = 0;
-  const walk = (n: IntervalNode | null): bigint => {
-    if (n === null) return -1n;
-    const lm = walk(n.left);
-    count++;
-    if (prevLast !== null && n.start <= prevLast)
-      out.push(`${what}: areas overlap or out of order at 0x${n.start.toString(16)}`);
-    prevLast = n.last;
-    const rm = walk(n.right);
-    let m = n.last;
-    if (lm > m) m = lm;
-    if (rm > m) m = rm;
-    const stored = (BigInt((n.mh ^ 0x80000000) >>> 0) << 32n) | BigInt((n.ml ^ 0x80000000) >>> 0);
-    if (stored !== m) out.push(`${what}: subtree max wrong at 0x${n.start.toString(16)}`);
-    return m;
-  };
-  walk(t.root);
-  if (count !== t.size) out.push(`${what}: tree size ${t.size}, ${count} nodes`);
   return out;
 }

@@ -21,7 +21,8 @@ import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOV
 import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
-import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, loOf } from "./interval_tree.js";
+import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, type IovaRange, loOf } from "./interval_tree.js";
+import { AreaTree } from "./area_tree.js";
 import { allocPages, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, IoptPages } from "./pages.js";
 
 export const U64_MAX = 0xffffffffffffffffn;
@@ -57,11 +58,43 @@ export interface IoptDomain {
   unmap(iova: bigint, length: bigint): void;
 }
 
-export class IoptArea extends IntervalNode {
+/**
+ * struct iopt_area. An area made by a plain FIXED map is also the iopt_pages it slices
+ * (pages === this): one object per IOMMU_IOAS_MAP instead of two, which at 1M live areas is
+ * what the GC's promotion of them costs most (bench/iommufd.ts). Areas made by COPY, a split
+ * or a kernel-chosen IOVA point at another object's pages and leave their own pages part
+ * unused (users 0, no pins).
+ */
+export class IoptArea extends IoptPages {
+  // the range as biased halves (IovaRange's fields: the area tree reads them)
+  sh = 0;
+  sl = 0;
+  lh = 0;
+  ll = 0;
   pages: IoptPages | null = null;
   startByte = 0;
   /** iommu_prot | AREA_FILLED */
   bits = 0;
+
+  /** An area over another object's pages (set .pages). */
+  static over(pages: IoptPages): IoptArea {
+    const a = new IoptArea(pages.uptr, 0, false, pages.source);
+    a.users = 0;
+    return a;
+  }
+
+  setRange(start: bigint, last: bigint): void {
+    this.sh = hiOf(start);
+    this.sl = loOf(start);
+    this.lh = hiOf(last);
+    this.ll = loOf(last);
+  }
+  get start(): bigint {
+    return fromHalves(this.sh, this.sl);
+  }
+  get last(): bigint {
+    return fromHalves(this.lh, this.ll);
+  }
 
   get prot(): number {
     return this.bits & 7;
@@ -117,6 +150,11 @@ function loN(v: number): number {
   return (v >>> 0) ^ BIAS;
 }
 
+/** the bytes an unmap removed, from its bigint and number parts (no closure per call) */
+function unmappedOf(big: bigint, small: number): bigint {
+  return big === 0n ? BigInt(small) : big + BigInt(small);
+}
+
 /** __ffs64 as a power of two: the lowest set bit of v (v != 0). */
 function lowBit(v: bigint): bigint {
   return v & -v;
@@ -129,7 +167,7 @@ function roundupPow2(v: bigint): bigint {
 }
 
 export class IoPagetable {
-  readonly areas = new IntervalTree<IoptArea>();
+  readonly areas = new AreaTree<IoptArea>();
   readonly reserved = new IntervalTree<IoptReserved>();
   allowed = new IntervalTree<IntervalNode>();
   readonly domains: IoptDomain[] = [];
@@ -185,8 +223,9 @@ export class IoPagetable {
     if (length === 0) return -EINVAL;
     if (shouldFail()) return -ENOMEM; // kzalloc of the iopt_pages
     const off = uptr % PAGE_SIZE;
-    const pages = new IoptPages(uptr - off, Math.ceil((length + off) / PAGE_SIZE), (prot & IOMMU_WRITE) !== 0, source);
-    if (mm && pages.accountMode === IOPT_PAGES_ACCOUNT_USER) pages.accountMode = IOPT_PAGES_ACCOUNT_MM;
+    // the area is its own iopt_pages (see IoptArea)
+    const a = new IoptArea(uptr - off, Math.ceil((length + off) / PAGE_SIZE), (prot & IOMMU_WRITE) !== 0, source);
+    if (mm && a.accountMode === IOPT_PAGES_ACCOUNT_USER) a.accountMode = IOPT_PAGES_ACCOUNT_MM;
     const align = this.iovaAlignment;
     if (length % align !== 0) return -EINVAL;
     const last = iova + length - 1;
@@ -199,14 +238,13 @@ export class IoPagetable {
     if (this.areas.firstH(sh, sl, lh, ll) !== null) return -EEXIST;
     if (shouldFail()) return -ENOMEM; // iopt_area_alloc()
     if (off % align !== 0) return -EINVAL;
-    const a = new IoptArea();
     a.bits = prot;
     a.startByte = off;
     a.sh = sh;
     a.sl = sl;
     a.lh = lh;
     a.ll = ll;
-    a.pages = pages;
+    a.pages = a;
     this.areas.insert(a);
     if (this.domains.length > 0) {
       const rc = this.fillArea(a);
@@ -257,7 +295,7 @@ export class IoPagetable {
     };
     let at = iova;
     for (const s of list) {
-      const a = new IoptArea();
+      const a = IoptArea.over(s.pages);
       const rc = this.insertArea(a, s.pages, at, s.startByte, s.length, prot);
       if (rc) {
         undo();
@@ -351,14 +389,13 @@ export class IoPagetable {
     // bytes unmapped: a number while exact, folded into a bigint beyond 2^52
     let small = 0;
     let big = 0n;
-    const unmappedNow = () => big + BigInt(small);
     let tries = 0;
     for (;;) {
       const a = this.areas.firstH(sh, sl, lh, ll);
       if (a === null) break;
-      if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedNow() };
+      if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedOf(big, small) };
       if (a.sh < sh || (a.sh === sh && a.sl < sl) || a.lh > lh || (a.lh === lh && a.ll > ll)) {
-        return { rc: -ENOENT, unmapped: unmappedNow() };
+        return { rc: -ENOENT, unmapped: unmappedOf(big, small) };
       }
       if (a.sh !== sh || a.sl !== sl) tries = 0;
       if (a.bits >>> ACCESS_SHIFT !== 0) {
@@ -367,7 +404,7 @@ export class IoPagetable {
         sl = a.sl;
         a.bits |= AREA_PREVENT_ACCESS;
         this.notifyUnmap?.(a.start, a.length);
-        if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedNow() };
+        if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedOf(big, small) };
         continue;
       }
       const pages = a.pages;
@@ -393,7 +430,7 @@ export class IoPagetable {
         sl = a.ll + 1;
       }
     }
-    return { rc: 0, unmapped: unmappedNow() };
+    return { rc: 0, unmapped: unmappedOf(big, small) };
   }
 
   /** iopt_get_pages(): the slices behind [iova, iova + length), each with a page reference. */
@@ -434,8 +471,8 @@ export class IoPagetable {
     if (a.numAccesses) return -EINVAL;
     if (a.filled && !this.disableLargePages) return -EINVAL;
     this.areas.remove(a);
-    const lhs = new IoptArea();
-    const rhs = new IoptArea();
+    const lhs = IoptArea.over(pages);
+    const rhs = IoptArea.over(pages);
     lhs.bits = rhs.bits = a.bits;
     lhs.startByte = a.startByte;
     rhs.startByte = newStartByte;
@@ -646,12 +683,13 @@ export class IoPagetable {
   }
 }
 
+/** What holes() needs of a tree: the first range meeting [start, last] (IntervalTree, AreaTree). */
+export interface RangeIndex {
+  first(start: bigint, last: bigint): IovaRange | null;
+}
+
 /** The used spans (unions of touching/overlapping nodes) of `trees` within [first, last]. */
-export function usedSpans(
-  trees: readonly IntervalTree<IntervalNode>[],
-  first: bigint,
-  last: bigint,
-): [bigint, bigint][] {
+export function usedSpans(trees: readonly RangeIndex[], first: bigint, last: bigint): [bigint, bigint][] {
   const out: [bigint, bigint][] = [];
   let pos = first;
   for (;;) {
@@ -664,11 +702,7 @@ export function usedSpans(
 }
 
 /** The holes (ranges covered by no node of `trees`) within [first, last], lazily. */
-export function* holes(
-  trees: readonly IntervalTree<IntervalNode>[],
-  first: bigint,
-  last: bigint,
-): Generator<[bigint, bigint]> {
+export function* holes(trees: readonly RangeIndex[], first: bigint, last: bigint): Generator<[bigint, bigint]> {
   let pos = first;
   for (;;) {
     const span = nextUsed(trees, pos, last);
@@ -683,9 +717,9 @@ export function* holes(
 }
 
 /** The first used span meeting [pos, last]: the union of nodes chained by touching. */
-function nextUsed(trees: readonly IntervalTree<IntervalNode>[], pos: bigint, last: bigint): [bigint, bigint] | null {
-  const earliest = (from: bigint): IntervalNode | null => {
-    let best: IntervalNode | null = null;
+function nextUsed(trees: readonly RangeIndex[], pos: bigint, last: bigint): [bigint, bigint] | null {
+  const earliest = (from: bigint): IovaRange | null => {
+    let best: IovaRange | null = null;
     for (const t of trees) {
       const n = t.first(from, last);
       if (n !== null && (best === null || n.start < best.start)) best = n;

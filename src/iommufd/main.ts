@@ -44,6 +44,13 @@ export class IommufdCtx {
   ) {}
 }
 
+/**
+ * The ioctl path's staging buffer for struct copy-in (decoded before the handler runs) and
+ * respond() (copied to user memory at once): allocated once, off the JS heap, so a command
+ * allocates no byte buffers. Structs larger than it (none in 6.12's table) get fresh ones.
+ */
+const SCRATCH = new Uint8Array(4096);
+
 /** One command being executed (struct iommufd_ucmd). */
 export class Ucmd<V> {
   constructor(
@@ -57,8 +64,15 @@ export class Ucmd<V> {
 
   /** iommufd_ucmd_respond(): the struct back, min(user size, sizeof) bytes. */
   respond(): number {
-    const bytes = this.desc.encode(this.cmd as Partial<V>);
-    return this.proc.mm.copyToUser(this.ubuffer, bytes, Math.min(this.userSize, bytes.length));
+    const size = this.desc.size;
+    if (size > SCRATCH.length) {
+      const bytes = this.desc.encode(this.cmd as Partial<V>);
+      return this.proc.mm.copyToUser(this.ubuffer, bytes, Math.min(this.userSize, bytes.length));
+    }
+    // encoded into the shared scratch buffer, copied out before anything else can run
+    SCRATCH.fill(0, 0, size);
+    this.desc.encodeInto(SCRATCH, this.cmd as Partial<V>);
+    return this.proc.mm.copyToUser(this.ubuffer, SCRATCH, Math.min(this.userSize, size));
   }
 
   copyToUser(addr: bigint, bytes: Uint8Array): number {
@@ -190,9 +204,12 @@ function copyStructFromUser(mm: Process["mm"], ksize: number, src: number, usize
       off += n;
     }
   }
-  const out = new Uint8Array(ksize);
   const n = Math.min(ksize, usize);
+  // the scratch buffer zeroed to ksize reads as the kernel's zero-filled ksize struct: every
+  // field of the layout lies within ksize
+  const out = ksize <= SCRATCH.length ? SCRATCH : new Uint8Array(ksize);
   if (!mm.copyFromUserInto(out, src, n)) return -EFAULT;
+  out.fill(0, n, ksize);
   return out;
 }
 

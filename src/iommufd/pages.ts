@@ -37,7 +37,7 @@ export class IoptPages {
   /** the kref: areas (and in-flight COPY lists) holding this */
   users = 1;
   /** writable | account mode */
-  private bits: number;
+  private pbits: number;
   /** page index -> pinned page with its user count; null while nothing is pinned */
   pinned: Map<number, PinnedPage> | null = null;
 
@@ -50,17 +50,17 @@ export class IoptPages {
     readonly source: Process,
   ) {
     const mode = source.capable(CAP_IPC_LOCK) ? IOPT_PAGES_ACCOUNT_NONE : IOPT_PAGES_ACCOUNT_USER;
-    this.bits = (writable ? WRITABLE : 0) | mode;
+    this.pbits = (writable ? WRITABLE : 0) | mode;
   }
 
   get writable(): boolean {
-    return (this.bits & WRITABLE) !== 0;
+    return (this.pbits & WRITABLE) !== 0;
   }
   get accountMode(): number {
-    return this.bits & ACCOUNT_MASK;
+    return this.pbits & ACCOUNT_MASK;
   }
   set accountMode(m: number) {
-    this.bits = (this.bits & ~ACCOUNT_MASK) | m;
+    this.pbits = (this.pbits & ~ACCOUNT_MASK) | m;
   }
   get npinned(): number {
     return this.pinned === null ? 0 : this.pinned.size;

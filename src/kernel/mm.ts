@@ -73,6 +73,23 @@ export interface MmapOpts {
   pgoff?: number;
 }
 
+const BOUNCE = new Uint8Array(64);
+
+/**
+ * dst[dstOff..] = src[srcOff, srcOff + n). Small copies (ioctl structs) go byte by byte
+ * through a bounce buffer (so views of the same page may overlap, as with set()):
+ * subarray() would allocate a view and, on a small fresh Uint8Array, move its bytes off the
+ * JS heap (src/uapi/struct.ts), which costs more than the copy.
+ */
+function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, n: number): void {
+  if (n > 64) {
+    dst.set(src.subarray(srcOff, srcOff + n), dstOff);
+    return;
+  }
+  for (let i = 0; i < n; i++) BOUNCE[i] = src[srcOff + i]!;
+  for (let i = 0; i < n; i++) dst[dstOff + i] = BOUNCE[i]!;
+}
+
 export class MmStruct {
   /** sorted by start, non-overlapping */
   readonly vmas: Vma[] = [];
@@ -199,6 +216,16 @@ export class MmStruct {
     return true;
   }
 
+  /** The anonymous (not device) vma holding all of [addr, addr + len) within one page, with
+   * `need` allowed, or null (then walk() decides, faults included). */
+  private onePage(addr: number, len: number, need: number): Vma | null {
+    if (len <= 0 || !Number.isSafeInteger(addr) || addr < 0 || addr + len > TASK_SIZE) return null;
+    if ((addr % PAGE_SIZE) + len > PAGE_SIZE) return null;
+    const v = this.find(addr);
+    if (v === null || v.io !== null || addr + len > v.end || !accessible(v.prot, need)) return null;
+    return v;
+  }
+
   /** copy_from_user(): the bytes, or -EFAULT if any byte is not readable user memory. */
   copyFromUser(addr: number, len: number): Uint8Array | number {
     const out = new Uint8Array(len);
@@ -206,6 +233,14 @@ export class MmStruct {
   }
 
   copyFromUserInto(dst: Uint8Array, addr: number, len: number): boolean {
+    const v = this.onePage(addr, len, PROT_READ);
+    if (v !== null) {
+      // the common case (an ioctl struct inside one anonymous page): walk()'s one chunk
+      const p = v.page(addr, false);
+      if (p) copyBytes(dst, 0, p.data, addr % PAGE_SIZE, len);
+      else dst.fill(0, 0, len);
+      return true;
+    }
     return this.walk(addr, len, PROT_READ, (v, a, off, n) => {
       if (v.io) {
         const b = v.io.read(v.pgoff + (a - v.start), n);
@@ -214,7 +249,7 @@ export class MmStruct {
         return true;
       }
       const p = v.page(a, false);
-      if (p) dst.set(p.data.subarray(a % PAGE_SIZE, (a % PAGE_SIZE) + n), off);
+      if (p) copyBytes(dst, off, p.data, a % PAGE_SIZE, n);
       else dst.fill(0, off, off + n);
       return true;
     });
@@ -223,11 +258,16 @@ export class MmStruct {
   /** copy_to_user(): 0, or -EFAULT if any byte is not writable user memory (nothing is
    * written then: the twin checks the whole range first, a stricter kernel than Linux). */
   copyToUser(addr: number, bytes: Uint8Array, len = bytes.length): number {
+    const v = this.onePage(addr, len, PROT_WRITE);
+    if (v !== null) {
+      copyBytes(v.page(addr, true)!.data, addr % PAGE_SIZE, bytes, 0, len);
+      return 0;
+    }
     if (!this.walk(addr, len, PROT_WRITE, () => true)) return -EFAULT;
     // device memory can refuse the store (a BAR whose memory decode is off faults)
     const ok = this.walk(addr, len, PROT_WRITE, (v, a, off, n) => {
       if (v.io) return v.io.write(v.pgoff + (a - v.start), bytes.subarray(off, off + n));
-      v.page(a, true)!.data.set(bytes.subarray(off, off + n), a % PAGE_SIZE);
+      copyBytes(v.page(a, true)!.data, a % PAGE_SIZE, bytes, off, n);
       return true;
     });
     return ok ? 0 : -EFAULT;
