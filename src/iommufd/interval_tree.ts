@@ -25,18 +25,31 @@ export function fromHalves(h: number, l: number): bigint {
   return (BigInt((h ^ BIAS) >>> 0) << 32n) | BigInt((l ^ BIAS) >>> 0);
 }
 
+/** The four halves of a closed range, whatever class carries them (IoptArea extends
+ * IoptPages, so it cannot also extend IovaRange: it uses these functions instead). */
+export interface RangeHalves {
+  sh: number;
+  sl: number;
+  lh: number;
+  ll: number;
+}
+
+export function setRangeHalves(r: RangeHalves, start: bigint, last: bigint): void {
+  r.sh = hiOf(start);
+  r.sl = loOf(start);
+  r.lh = hiOf(last);
+  r.ll = loOf(last);
+}
+
 /** A closed range [start, last] over u64, as biased halves (an area, a reserved range). */
-export class IovaRange {
+export class IovaRange implements RangeHalves {
   sh = 0;
   sl = 0;
   lh = 0;
   ll = 0;
 
   setRange(start: bigint, last: bigint): void {
-    this.sh = hiOf(start);
-    this.sl = loOf(start);
-    this.lh = hiOf(last);
-    this.ll = loOf(last);
+    setRangeHalves(this, start, last);
   }
   get start(): bigint {
     return fromHalves(this.sh, this.sl);

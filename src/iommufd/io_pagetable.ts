@@ -21,7 +21,16 @@ import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOV
 import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
-import { BIAS, fromHalves, hiOf, IntervalNode, IntervalTree, type IovaRange, loOf } from "./interval_tree.js";
+import {
+  BIAS,
+  fromHalves,
+  hiOf,
+  IntervalNode,
+  IntervalTree,
+  type IovaRange,
+  loOf,
+  setRangeHalves,
+} from "./interval_tree.js";
 import { AreaTree } from "./area_tree.js";
 import { allocPages, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, IoptPages } from "./pages.js";
 
@@ -84,10 +93,7 @@ export class IoptArea extends IoptPages {
   }
 
   setRange(start: bigint, last: bigint): void {
-    this.sh = hiOf(start);
-    this.sl = loOf(start);
-    this.lh = hiOf(last);
-    this.ll = loOf(last);
+    setRangeHalves(this, start, last);
   }
   get start(): bigint {
     return fromHalves(this.sh, this.sl);
