@@ -2,14 +2,24 @@
 // trace, followed by the invariant check over the whole twin.
 //
 // A VMM process sets up a VM with the edu device assigned through the legacy VFIO path and
-// KVM's VFIO device; a second VMM then tries to take the same group and is told EBUSY, and
-// the demo shows who holds it; the first VMM tears everything down and exits.
+// KVM's VFIO device; the device copies a buffer inside guest RAM by DMA through the IOMMU
+// (guest RAM is mapped at IOVA = GPA) and a copy outside guest RAM is refused and logged; a
+// second VMM then tries to take the same group and is told EBUSY, and the demo shows who
+// holds it; the first VMM tears everything down and exits.
 
 import { checkInvariants, formatViolations } from "../check/invariants.js";
 import { formatHolders, whoHolds } from "../check/holders.js";
 import { createTwin } from "../twin.js";
 import { formatEvent } from "../kernel/trace.js";
 import { startVm, stopVm } from "../vmm/passthrough.js";
+import {
+  vfioPciDeviceAdopt,
+  vfioPciDeviceCleanup,
+  vfioPciDriverInit,
+  vfioPciDriverMemcpy,
+  vfioPciDriverProbe,
+} from "../vmm/edu_driver.js";
+import { IommuCore } from "../iommu/iommu.js";
 import { errnoName } from "../uapi/errno.js";
 import type { Command } from "./main.js";
 
@@ -27,6 +37,23 @@ export const demoCommand: Command = {
     out("qemu: a VM with 0000:00:01.0 (edu) assigned through /dev/vfio/1, a type1 container and KVM's VFIO device");
     const qemu = twin.spawn({ name: "qemu", memlock: 64 << 20 });
     const vm = startVm(qemu, { bdf: "0000:00:01.0" });
+
+    out("the guest's driver (the edu driver over the VM's device fd) copies 4 KiB inside guest RAM by DMA");
+    const pattern = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7 + 1) & 0xff);
+    qemu.write(vm.ram + 0x1000, pattern);
+    const dev = vfioPciDeviceAdopt(qemu, "0000:00:01.0", vm.vfio.device);
+    dev.pollMs = 100; // the engine finishes 100 ms after a start: poll at that pace
+    if (!vfioPciDriverProbe(dev)) throw new Error("edu driver did not probe");
+    vfioPciDriverInit(dev, { vaddr: vm.ram, iova: 0n, size: vm.ramSize });
+    const rc1 = vfioPciDriverMemcpy(dev, 0x1000n, 0x3000n, 4096); // GPA = IOVA
+    const same = qemu.read(vm.ram + 0x3000, 4096).every((b, i) => b === pattern[i]);
+    out(`memcpy GPA 0x1000 -> 0x3000: ${rc1 === 0 && same ? "the bytes arrived in guest RAM" : "FAILED"}`);
+    const rc2 = vfioPciDriverMemcpy(dev, 0x1000n, BigInt(vm.ramSize) + 0x10000n, 4096);
+    const faults = IommuCore.of(k).faultsOf("0000:00:01.0");
+    out(
+      `memcpy to GPA 0x${(vm.ramSize + 0x10000).toString(16)} (outside guest RAM): rc ${rc2}, IOMMU faults: ${faults.map((f) => `iova=0x${f.iova.toString(16)} ${f.write ? "write" : "read"} ${f.reason}`).join("; ")}`,
+    );
+    vfioPciDeviceCleanup(dev);
 
     out("a second VMM asks for the same group");
     const other = twin.spawn({ name: "qemu-2" });

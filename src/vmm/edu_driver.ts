@@ -133,6 +133,8 @@ export class VfioPciDevice {
   pending: { src: bigint; dst: bigint; size: number; left: number; phase: "in" | "out" } | null = null;
   /** ms slept between polls of a busy engine */
   pollMs = 10;
+  /** the fds belong to a VMM (vfioPciDeviceAdopt): cleanup leaves them open */
+  adopted = false;
 
   constructor(
     readonly p: UserProcess,
@@ -296,27 +298,45 @@ export function vfioPciDeviceInit(p: UserProcess, bdf: string, mode: IommuMode =
       dev.group = s.group;
       dev.fd = s.device;
     }
-    const t = dev.t;
-    const info = t.ioctl(dev.fd, V.VFIO_DEVICE_GET_INFO, V.vfio_device_info, { argsz: V.vfio_device_info.size });
-    if (!(info.flags & V.VFIO_DEVICE_FLAGS_PCI)) throw new Error(`${bdf} is not a PCI device`);
-    const region = (index: number) =>
-      t.ioctl(dev.fd, V.VFIO_DEVICE_GET_REGION_INFO, V.vfio_region_info, { argsz: V.vfio_region_info.size, index });
-    dev.configOffset = region(V.VFIO_PCI_CONFIG_REGION_INDEX).offset;
-    dev.vendor = dev.configRead(0x00, 2);
-    dev.device = dev.configRead(0x02, 2);
-    const bar0 = region(0);
-    if (bar0.size && bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
-      dev.bar0Size = Number(bar0.size);
-      dev.bar0 = check(
-        p.mmap(dev.bar0Size, { prot: PROT_READ | PROT_WRITE, fd: dev.fd, offset: bar0.offset }),
-        "mmap(BAR0)",
-      );
-    }
+    probeDevice(dev);
   } catch (err) {
     closeAll(dev);
     throw err;
   }
   return dev;
+}
+
+/**
+ * The device through a device fd a VMM already holds (its own container or iommufd set up
+ * the IOVA space, e.g. guest RAM at IOVA = GPA): the driver reads the device's regions and
+ * maps BAR0, and on cleanup leaves the VMM's fds open.
+ */
+export function vfioPciDeviceAdopt(p: UserProcess, bdf: string, deviceFd: number): VfioPciDevice {
+  const dev = new VfioPciDevice(p, bdf);
+  dev.fd = deviceFd;
+  dev.adopted = true;
+  probeDevice(dev);
+  return dev;
+}
+
+/** VFIO_DEVICE_GET_INFO, the config region's offset, the ids, and BAR0 mapped. */
+function probeDevice(dev: VfioPciDevice): void {
+  const { p, t, bdf } = dev;
+  const info = t.ioctl(dev.fd, V.VFIO_DEVICE_GET_INFO, V.vfio_device_info, { argsz: V.vfio_device_info.size });
+  if (!(info.flags & V.VFIO_DEVICE_FLAGS_PCI)) throw new Error(`${bdf} is not a PCI device`);
+  const region = (index: number) =>
+    t.ioctl(dev.fd, V.VFIO_DEVICE_GET_REGION_INFO, V.vfio_region_info, { argsz: V.vfio_region_info.size, index });
+  dev.configOffset = region(V.VFIO_PCI_CONFIG_REGION_INDEX).offset;
+  dev.vendor = dev.configRead(0x00, 2);
+  dev.device = dev.configRead(0x02, 2);
+  const bar0 = region(0);
+  if (bar0.size && bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) {
+    dev.bar0Size = Number(bar0.size);
+    dev.bar0 = check(
+      p.mmap(dev.bar0Size, { prot: PROT_READ | PROT_WRITE, fd: dev.fd, offset: bar0.offset }),
+      "mmap(BAR0)",
+    );
+  }
 }
 
 function iommufdSetup(dev: VfioPciDevice): void {
@@ -346,7 +366,7 @@ export function vfioPciDeviceCleanup(dev: VfioPciDevice): void {
   for (const r of [...dev.regions]) dev.dmaUnmap(r);
   if (dev.bar0) check(dev.p.munmap(dev.bar0, dev.bar0Size), "munmap(BAR0)");
   dev.bar0 = 0;
-  closeAll(dev);
+  if (!dev.adopted) closeAll(dev);
 }
 
 /** vfio_pci_driver_probe(): the first driver whose probe() takes the device */
