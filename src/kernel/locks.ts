@@ -1,6 +1,7 @@
 // Sleeping locks as generator paths: `yield* m.lock()` is a preemption point, then waits
 // while another task owns the lock. Ownership is checked on unlock (mutex_unlock by a
-// non-owner is a bug, as DEBUG_MUTEXES says).
+// non-owner is a bug, as DEBUG_MUTEXES says). Semantics after kernel/locking/mutex.c and
+// rwsem.c: no recursion, any number of readers or one writer.
 //
 // Lock order notes for the twin's subsystems live at the top of the file that defines each
 // lock, as in the kernel; lockdep (./lockdep.ts) checks them at run time.

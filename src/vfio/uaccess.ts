@@ -1,5 +1,6 @@
 // User memory access for the VFIO paths (copy_from_user / copy_to_user / get_user /
-// strndup_user on the calling task's mm). Plain functions: a fault is -EFAULT, never a throw.
+// strndup_user on the calling task's mm; include/linux/uaccess.h, mm/util.c). Plain
+// functions: a fault is -EFAULT, never a throw.
 // A task without a process (a kernel thread, the explorer's bare tasks) has no mm and no
 // files: every user access faults and every fd lookup fails, as for a kthread in Linux.
 
