@@ -24,6 +24,7 @@ import {
   checkAll,
   RW,
   FIXED,
+  allowIovas as allow,
 } from "./helpers.js";
 
 const BUF = 0x10000000;
@@ -56,22 +57,6 @@ function attach(e: Env, d: number, pt: number, flags = 0) {
 }
 function detach(e: Env, d: number) {
   return raw(e, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, [["u32", 0, 8]], undefined, d).rc;
-}
-function allow(e: Env, ioas: number, list: [bigint, bigint][]) {
-  const arr = e.tp.scratchAddr() + 0x8000;
-  const b = new Uint8Array(16 * Math.max(1, list.length));
-  const dv = new DataView(b.buffer);
-  list.forEach(([s, l], i) => {
-    dv.setBigUint64(16 * i, s, true);
-    dv.setBigUint64(16 * i + 8, l, true);
-  });
-  e.p.write(arr, b);
-  return raw(e, U.IOMMU_IOAS_ALLOW_IOVAS, [
-    ["u32", 0, 24],
-    ["u32", 4, ioas],
-    ["u32", 8, list.length],
-    ["u64", 16, arr],
-  ]).rc;
 }
 function hwptAlloc(e: Env, set: [string, number, number | bigint][]) {
   const r = raw(e, U.IOMMU_HWPT_ALLOC, [["u32", 0, 48], ...set]);

@@ -134,6 +134,24 @@ export function ranges(
   return { rc: r.rc, num: r.out.num_iovas, align: r.out.out_iova_alignment, list };
 }
 
+/** IOMMU_IOAS_ALLOW_IOVAS with `list` staged as an iommu_iova_range array in scratch memory. */
+export function allowIovas(e: Env, ioas: number, list: [bigint, bigint][]): number {
+  const arr = e.tp.scratchAddr() + 0x8000;
+  const b = new Uint8Array(16 * Math.max(1, list.length));
+  const dv = new DataView(b.buffer);
+  list.forEach(([s, l], i) => {
+    dv.setBigUint64(16 * i, s, true);
+    dv.setBigUint64(16 * i + 8, l, true);
+  });
+  e.p.write(arr, b);
+  return raw(e, U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, {
+    size: U.iommu_ioas_allow_iovas.size,
+    ioas_id: ioas,
+    num_iovas: list.length,
+    allowed_iovas: BigInt(arr),
+  }).rc;
+}
+
 /** The oracle's `raw`: a zeroed scratch buffer with some fields set, the call, some fields read. */
 export function rawFields(
   e: Env,

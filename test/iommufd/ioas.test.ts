@@ -17,7 +17,20 @@ import {
 } from "../../src/uapi/errno.js";
 import * as U from "../../src/uapi/iommufd.js";
 import { CAP_SYS_RESOURCE } from "../../src/kernel/process.js";
-import { type Env, setup, teardown, raw, ioasAlloc, map, unmap, destroy, ranges, RW, FIXED } from "./helpers.js";
+import {
+  type Env,
+  setup,
+  teardown,
+  raw,
+  ioasAlloc,
+  map,
+  unmap,
+  destroy,
+  ranges,
+  RW,
+  FIXED,
+  allowIovas,
+} from "./helpers.js";
 
 const MAX = 0xffffffffffffffffn;
 let e: Env;
@@ -36,22 +49,7 @@ function copy(dst: number, src: number, len: bigint, dstIova: bigint, srcIova: b
   });
 }
 
-function allow(ioas: number, list: [bigint, bigint][]) {
-  const arr = e.tp.scratchAddr() + 0x4000;
-  const b = new Uint8Array(16 * Math.max(1, list.length));
-  const dv = new DataView(b.buffer);
-  list.forEach(([s, l], i) => {
-    dv.setBigUint64(16 * i, s, true);
-    dv.setBigUint64(16 * i + 8, l, true);
-  });
-  e.p.write(arr, b);
-  return raw(e, U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, {
-    size: U.iommu_ioas_allow_iovas.size,
-    ioas_id: ioas,
-    num_iovas: list.length,
-    allowed_iovas: BigInt(arr),
-  }).rc;
-}
+const allow = (ioas: number, list: [bigint, bigint][]) => allowIovas(e, ioas, list);
 
 function option(id: number, op: number, obj: number, val = 0n) {
   const r = raw(e, U.IOMMU_OPTION, U.iommu_option, {

@@ -7,7 +7,19 @@ import assert from "node:assert/strict";
 import { EADDRINUSE, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, ESPIPE } from "../../src/uapi/errno.js";
 import * as U from "../../src/uapi/iommufd.js";
 import { IOMMU_TEST_CMD } from "../../src/iommufd/main.js";
-import { type Env, setup, teardown, ioasAlloc, map, unmap, destroy, ranges, rawFields, RW } from "./helpers.js";
+import {
+  type Env,
+  setup,
+  teardown,
+  ioasAlloc,
+  map,
+  unmap,
+  destroy,
+  ranges,
+  rawFields,
+  RW,
+  allowIovas,
+} from "./helpers.js";
 
 const PAGE = 0x1000n;
 const BUF = 0x10000000;
@@ -27,22 +39,7 @@ function addReserved(id: number, start: bigint, length: bigint, op = 1) {
     ["u64", 24, length],
   ]).rc;
 }
-function allow(id: number, list: [bigint, bigint][]) {
-  const arr = e.tp.scratchAddr() + 0x8000;
-  const b = new Uint8Array(16 * Math.max(1, list.length));
-  const dv = new DataView(b.buffer);
-  list.forEach(([s, l], i) => {
-    dv.setBigUint64(16 * i, s, true);
-    dv.setBigUint64(16 * i + 8, l, true);
-  });
-  e.p.write(arr, b);
-  return rawFields(e, U.IOMMU_IOAS_ALLOW_IOVAS, [
-    ["u32", 0, 24],
-    ["u32", 4, id],
-    ["u32", 8, list.length],
-    ["u64", 16, arr],
-  ]).rc;
-}
+const allow = (id: number, list: [bigint, bigint][]) => allowIovas(e, id, list);
 const auto = (id: number, len: bigint, va = BUF) => map(e, id, 0n, len, { flags: RW, va });
 
 describe("the oracle's iommufd-test-reserved scenario", () => {
