@@ -1,7 +1,9 @@
 // The io_pagetable's area B+tree (src/iommufd/area_tree.ts) against a sorted-array model:
-// random inserts of disjoint ranges, removals by identity (found or not), first-intersecting
-// queries and range listings, with the structure checked after every step. Small node
-// counts would never split: runs go past several levels (B = 64) by inserting in bulk.
+// random inserts of disjoint ranges (some right after a lookup found their hole, as MAP does),
+// removals by identity (found or not, some right after a lookup found them, as UNMAP does),
+// first-intersecting queries and range listings, with the structure checked after every
+// step. Small node counts would never split: runs go past several levels (16 areas a leaf,
+// 32 children a node) by inserting in bulk.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -62,10 +64,13 @@ describe("iommufd: area B+tree", () => {
           if (o.k === "ins") {
             // a run of `count` ranges, `stride` slots apart, skipping any that would overlap
             for (let c = 0; c < o.count; c++) {
-              const s = slotStart(o.slot + c * o.stride * 3);
-              const l = s + BigInt(o.len) - 1n;
+              const s: bigint = slotStart(o.slot + c * o.stride * 3);
+              const l: bigint = s + BigInt(o.len) - 1n;
               if (l > 0xffff_ffff_ffff_ffffn || overlaps(s, l)) continue;
               const r = new R(s, l);
+              // as MAP does, half the time: look the range up (a hole), then insert it, which
+              // takes the slot that lookup stopped at
+              if (c % 2 === 0) assert.equal(t.first(s, l), null);
               t.insert(r);
               model.push(r);
             }
@@ -104,6 +109,33 @@ describe("iommufd: area B+tree", () => {
     );
   });
 
+  it("keeps its shape under descending and shuffled builds, and hands every handle back", () => {
+    for (const order of ["descending", "shuffled"] as const) {
+      const t = new AreaTree<R>();
+      const rs: R[] = [];
+      for (let i = 0; i < 6000; i++) rs.push(new R(BigInt(i) * 0x2000n, BigInt(i) * 0x2000n + 0xfffn));
+      const ins = order === "descending" ? [...rs].reverse() : rs.map((_, i) => rs[(i * 4099) % rs.length]!);
+      for (const r of ins) {
+        assert.equal(t.first(r.start, r.last), null);
+        t.insert(r);
+      }
+      assert.deepEqual(t.violations(order), []);
+      assert.ok(t.depth() <= 4, `${order}: depth ${t.depth()}`);
+      assert.deepEqual(t.all(), rs);
+      // a lookup's remembered hole is for that range only: inserting another range next
+      // must not land in its slot
+      assert.equal(t.first(0x1000n, 0x1fffn), null);
+      const other = new R(0x3000n, 0x3fffn);
+      t.insert(other);
+      assert.deepEqual(t.violations(order), []);
+      assert.equal(t.first(0x3000n, 0x3000n), other);
+      assert.equal(t.remove(other), true);
+      for (const r of ins) assert.equal(t.remove(r), true);
+      assert.deepEqual(t.violations(order), []);
+      assert.equal(t.isEmpty(), true);
+    }
+  });
+
   it("stays shallow and empties completely after a million-style sequential run", () => {
     const t = new AreaTree<R>();
     const rs: R[] = [];
@@ -112,7 +144,11 @@ describe("iommufd: area B+tree", () => {
       t.insert(r);
       rs.push(r);
     }
-    assert.equal(t.depth(), 3, "64-wide nodes: 20k areas in three levels");
+    assert.equal(
+      t.depth(),
+      4,
+      "12 areas a leaf, 24 children a node after a sequential build: 20k areas in four levels",
+    );
     assert.deepEqual(t.violations("t"), []);
     for (let i = 0; i < rs.length; i += 2) assert.equal(t.remove(rs[i]!), true);
     assert.deepEqual(t.violations("t"), []);
