@@ -447,7 +447,23 @@ export const suite: BenchSuite = {
   },
 };
 
+/** The steady-state cost against the number of live areas (`node --expose-gc
+ * dist/bench/iommufd.js curve`): where between 10k and 1M the cost grows. */
+export function curve(sizes = [10_000, 30_000, 100_000, 300_000, 1_000_000]): string[] {
+  const gc = gcFn();
+  steadyRun(100_000, 10_000, gc); // warm-up
+  const base = steadyRun(sizes[0]!, 10_000, gc);
+  return sizes.map((n, i) => {
+    const r = i === 0 ? base : steadyRun(n, 10_000, gc);
+    const x = (v: number, b: number) => `${v.toFixed(0)} ns (${(v / b).toFixed(2)}x)`;
+    return `${n} live: map ${x(r.mapNs, base.mapNs)}, unmap ${x(r.unmapNs, base.unmapNs)}, ${r.bytesPerArea.toFixed(0)} B/area`;
+  });
+}
+
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  const big = process.argv[2] ? Number(process.argv[2]) : undefined;
-  for (const l of benchIommufd(big ? { big } : {}).lines) console.log(l);
+  if (process.argv[2] === "curve") for (const l of curve()) console.log(l);
+  else {
+    const big = process.argv[2] ? Number(process.argv[2]) : undefined;
+    for (const l of benchIommufd(big ? { big } : {}).lines) console.log(l);
+  }
 }

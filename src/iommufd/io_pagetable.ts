@@ -1,8 +1,10 @@
 // struct io_pagetable (drivers/iommu/iommufd/io_pagetable.c): the IOVA space of one IOAS.
 //
-// - areas: IOVA ranges backed by a slice of an IoptPages, non-overlapping, in an interval
-//   tree (the area is its own node). `startByte` is the area's first byte counted from
-//   pages.uptr, so index = startByte / PAGE_SIZE and page_offset = startByte % PAGE_SIZE.
+// - areas: IOVA ranges backed by a slice of an IoptPages, non-overlapping, in the kernel's
+//   interval tree, here a B+tree (area_tree.ts: it copies each area's range into its leaves,
+//   so an area is removed before its range changes). `startByte` is the area's first byte
+//   counted from pages.uptr, so index = startByte / PAGE_SIZE and page_offset = startByte %
+//   PAGE_SIZE.
 // - reserved: ranges no area may cover (domain apertures, device MSI windows), with owners;
 //   they may overlap each other. allowed: if non-empty, automatic IOVA allocation stays
 //   inside it (it limits neither FIXED maps nor IOVA_RANGES, as the oracle showed).
