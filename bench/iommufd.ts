@@ -166,7 +166,7 @@ export function steadyRun(n: number, batch: number, gc: () => void): IommufdBenc
   const holes: bigint[] = new Array(b);
   const maps: number[] = [];
   const unmaps: number[] = [];
-  // about 400k untimed operations, at least two rounds
+  // about 400k untimed operations, counting the build's maps; at least two rounds
   const warm = Math.max(2, Math.ceil(200_000 / b) - Math.floor(n / b));
   for (let round = 0; round < warm + ROUNDS; round++) {
     // the hole after area j, for j spread by a stride coprime with n (7919 is prime)
