@@ -34,6 +34,8 @@ export interface IommufdBenchResult {
   engine: IommufdBenchRow[];
   /** through ioctl(2) on /dev/iommu (copy-in, decode, lookup, respond) */
   ioctl: { areas: number; mapNs: number; unmapNs: number };
+  /** steadyRun through ioctl(2), at the small and the big size */
+  ioctlSteady: { areas: number; mapNs: number; unmapNs: number }[];
   /** bigint-keyed tree / halves-keyed tree (>1: bigint is worse) */
   representation: {
     n: number;
@@ -261,6 +263,60 @@ function ioctlRound(n: number): { areas: number; mapNs: number; unmapNs: number 
   return { areas: n, mapNs, unmapNs };
 }
 
+/**
+ * steadyRun's measurement through ioctl(2) on /dev/iommu, as a VMM sees it: n areas mapped
+ * (IOMMU_IOAS_MAP, untimed), then rounds of 10k IOMMU_IOAS_MAPs into holes and their
+ * IOMMU_IOAS_UNMAPs, each with its struct encoded and copied into user memory; the same
+ * warm-up and lower quartile.
+ */
+function ioctlSteadyRun(n: number): { areas: number; mapNs: number; unmapNs: number } {
+  const twin = createTwin({ kvm: false });
+  const p = twin.spawn();
+  const fd = p.open("/dev/iommu");
+  const scr = p.mmap(4096);
+  p.write(scr, U.iommu_ioas_alloc.encode({ size: 12 }));
+  if (p.ioctl(fd, U.IOMMU_IOAS_ALLOC, scr) !== 0) throw new Error("ioas alloc");
+  const mapArg = new Uint8Array(U.iommu_ioas_map.size);
+  const unmapArg = new Uint8Array(U.iommu_ioas_unmap.size);
+  const map = (iova: bigint) => {
+    U.iommu_ioas_map.encodeInto(mapArg, {
+      size: 40,
+      flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+      ioas_id: 1,
+      user_va: 0x10000000n,
+      length: 0x1000n,
+      iova,
+    });
+    p.write(scr, mapArg);
+    if (p.ioctl(fd, U.IOMMU_IOAS_MAP, scr) !== 0) throw new Error("map");
+  };
+  const unmap = (iova: bigint) => {
+    U.iommu_ioas_unmap.encodeInto(unmapArg, { size: 24, ioas_id: 1, iova, length: 0x1000n });
+    p.write(scr, unmapArg);
+    if (p.ioctl(fd, U.IOMMU_IOAS_UNMAP, scr) !== 0) throw new Error("unmap");
+  };
+  const base = 0x100000n;
+  for (let i = 0; i < n; i++) map(BigInt(i) * 0x2000n + base);
+  const b = Math.min(10_000, n);
+  const holes: bigint[] = new Array(b);
+  const maps: number[] = [];
+  const unmaps: number[] = [];
+  const warm = Math.max(2, Math.ceil(200_000 / b) - Math.floor(n / b));
+  for (let round = 0; round < warm + 9; round++) {
+    for (let k = 0; k < b; k++) holes[k] = BigInt((k * 7919 + round * 104729) % n) * 0x2000n + base + 0x1000n;
+    let t = performance.now();
+    for (let k = 0; k < b; k++) map(holes[k]!);
+    const mapNs = ((performance.now() - t) * 1e6) / b;
+    t = performance.now();
+    for (let k = 0; k < b; k++) unmap(holes[k]!);
+    if (round < warm) continue;
+    maps.push(mapNs);
+    unmaps.push(((performance.now() - t) * 1e6) / b);
+  }
+  twin.kill(p);
+  return { areas: n, mapNs: quantile(maps, 0.25), unmapNs: quantile(unmaps, 0.25) };
+}
+
 /** The tree alone: insert n areas in IOVA order, look each up, then find-and-remove each. */
 function treeRun(tree: "btree" | "treap", n: number): TreeRow {
   const nodes: IovaRange[] = [];
@@ -358,6 +414,7 @@ export function benchIommufd(opts: { big?: number; small?: number; repr?: number
   const steady = [steadyRun(small, 10_000, gc), steadyRun(big, 10_000, gc)];
   const engine = [engineRun(small, gc), engineRun(big, gc)];
   const ioctl = ioctlRun(small);
+  const ioctlSteady = [ioctlSteadyRun(small), ioctlSteadyRun(big)];
   const representation = reprRun(opts.repr ?? 200_000, gc);
   const trees: TreeRow[] = [];
   for (const t of ["treap", "btree"] as const) treeRun(t, 10_000); // warm-up
@@ -375,13 +432,14 @@ export function benchIommufd(opts: { big?: number; small?: number; repr?: number
     ),
     `iommufd build-up 1M/10k cost ratio (includes promoting every area): map ${(engine[1]!.mapNs / engine[0]!.mapNs).toFixed(2)}, unmap ${(engine[1]!.unmapNs / engine[0]!.unmapNs).toFixed(2)}`,
     `iommufd ioctl path ${ioctl.areas} areas: map ${f(ioctl.mapNs)} ns, unmap ${f(ioctl.unmapNs)} ns`,
+    `iommufd ioctl path, 1M/10k live: map ${(ioctlSteady[1]!.mapNs / ioctlSteady[0]!.mapNs).toFixed(2)}, unmap ${(ioctlSteady[1]!.unmapNs / ioctlSteady[0]!.unmapNs).toFixed(2)}`,
     `interval tree keys, bigint / int32 halves at ${representation.n}: insert x${representation.insertRatio.toFixed(2)}, lookup x${representation.lookupRatio.toFixed(2)}, remove x${representation.removeRatio.toFixed(2)}, bytes x${representation.bytesRatio.toFixed(2)} (${f(representation.bigintBytes)} vs ${f(representation.halvesBytes)} bytes/node)`,
   ];
   for (const t of trees)
     lines.push(
       `area index alone, ${t.tree} at ${t.n}: insert ${f(t.insertNs)} ns, first ${f(t.firstNs)} ns, first+remove ${f(t.takeNs)} ns`,
     );
-  return { steady, engine, ioctl, representation, trees, lines };
+  return { steady, engine, ioctl, ioctlSteady, representation, trees, lines };
 }
 
 /** The suite for bench/run.ts: rows in ns, 1M rows against their 10k baselines. */
@@ -434,6 +492,13 @@ export const suite: BenchSuite = {
         baseline: `iommufd/unmap, ${k(ss.areas)} live`,
       },
     ];
+    const [is, ib] = r.ioctlSteady as [IommufdBenchResult["ioctl"], IommufdBenchResult["ioctl"]];
+    for (const op of ["map", "unmap"] as const) {
+      const ns = (x: IommufdBenchResult["ioctl"]) => (op === "map" ? x.mapNs : x.unmapNs);
+      const small = `iommufd/ioctl ${op}, ${k(is.areas)} live`;
+      rows.push({ name: small, ns: ns(is), note: "through ioctl(2)" });
+      rows.push({ name: `iommufd/ioctl ${op}, ${k(ib.areas)} live`, ns: ns(ib), baseline: small });
+    }
     for (const l of r.lines.slice(3)) ctx.log(l);
     return rows;
   },
