@@ -135,44 +135,45 @@ function bigRun(n: number, iovas: bigint[], proc: Process, gc: () => void): Iomm
 }
 
 /**
- * The marginal cost at n live areas, which is what "ns per map at 1M live areas" asks: n areas
- * live (mapped untimed), then rounds of a batch of B maps into holes spread over the whole
- * range and the B unmaps, each timed. The batch is the same size at every n, so its own
- * objects meet the same young-generation fate at 10k and at 1M; what grows with n is the
- * index and the memory it is spread over. (engineRun's build-up rows measure something else:
- * the average over building from 0 to n, where at 1M every area is also promoted out of the
- * young generation.)
- *
- * Untimed rounds come first, as many as a steady state needs: the first maps into a tree built
- * in IOVA order split its leaves and run code the build-up never reached, and a forced GC
- * leaves V8's young generation at its smallest, which it regrows only as objects keep
- * surviving; the heap is weighed after the timed rounds for the same reason. Then ROUNDS
- * timed rounds, reported as their lower quartile (the median rides along): the bench machine
- * is shared, and whole rounds, even whole runs, come out ~2x slower for reasons outside the
- * process (the same 10k run measured 270 or 540 ns/map from one run to the next, with the
- * same GC log). Young-generation collections, ~1% of a round at either size, fall in the
- * rounds they happen in.
+ * One IOAS with n areas live (mapped in IOVA order, every other 4 KiB page) and rounds of B
+ * maps into the holes between them, spread over the whole range, then their B unmaps. The
+ * batch is the same size at every n, so its own objects meet the same young-generation fate
+ * at 10k and at 1M; what grows with n is the index and the memory it is spread over.
  */
-export function steadyRun(n: number, batch: number, gc: () => void): IommufdBenchRow {
-  const ROUNDS = 15;
-  const twin = createTwin({ kvm: false });
-  const proc = twin.spawn().proc;
-  const iopt = new IoPagetable();
-  const base = 0x100000n;
-  const h0 = heap(gc);
-  for (let i = 0; i < n; i++) {
-    const r = iopt.mapUserPages(BigInt(i) * 0x2000n + base, 0x10000000n, 0x1000n, PROT, false, proc, false);
-    if (typeof r === "number") throw new Error(`map ${i}: ${r}`);
+class HoleRounds {
+  readonly iopt = new IoPagetable();
+  private readonly holes: bigint[];
+  private round = 0;
+  private static readonly BASE = 0x100000n;
+
+  constructor(
+    readonly n: number,
+    batch: number,
+    private readonly proc: Process,
+  ) {
+    for (let i = 0; i < n; i++) {
+      const r = this.iopt.mapUserPages(
+        BigInt(i) * 0x2000n + HoleRounds.BASE,
+        0x10000000n,
+        0x1000n,
+        PROT,
+        false,
+        proc,
+        false,
+      );
+      if (typeof r === "number") throw new Error(`map ${i}: ${r}`);
+    }
+    this.holes = new Array<bigint>(Math.min(batch, n));
   }
-  const b = Math.min(batch, n);
-  const holes: bigint[] = new Array(b);
-  const maps: number[] = [];
-  const unmaps: number[] = [];
-  // about 400k untimed operations, counting the build's maps; at least two rounds
-  const warm = Math.max(2, Math.ceil(200_000 / b) - Math.floor(n / b));
-  for (let round = 0; round < warm + ROUNDS; round++) {
+
+  /** One round: ns per map, ns per unmap. */
+  run(): [number, number] {
+    const { holes, iopt, n, proc } = this;
+    const b = holes.length;
+    const round = this.round++;
     // the hole after area j, for j spread by a stride coprime with n (7919 is prime)
-    for (let k = 0; k < b; k++) holes[k] = BigInt((k * 7919 + round * 104729) % n) * 0x2000n + base + 0x1000n;
+    for (let k = 0; k < b; k++)
+      holes[k] = BigInt((k * 7919 + round * 104729) % n) * 0x2000n + HoleRounds.BASE + 0x1000n;
     let t = performance.now();
     for (let k = 0; k < b; k++) {
       const r = iopt.mapUserPages(holes[k]!, 0x10000000n, 0x1000n, PROT, false, proc, false);
@@ -181,18 +182,48 @@ export function steadyRun(n: number, batch: number, gc: () => void): IommufdBenc
     const mapNs = ((performance.now() - t) * 1e6) / b;
     t = performance.now();
     for (let k = 0; k < b; k++) if (iopt.unmapIova(holes[k]!, 0x1000n).rc !== 0) throw new Error(`unmap hole ${k}`);
-    if (round < warm) continue;
-    maps.push(mapNs);
-    unmaps.push(((performance.now() - t) * 1e6) / b);
+    return [mapNs, ((performance.now() - t) * 1e6) / b];
+  }
+
+  /** Untimed rounds until about 400k operations have run, counting the build's maps: the
+   * first maps into a tree built in IOVA order split its leaves and run code the build never
+   * reached, and V8's young generation regrows only as objects keep surviving. */
+  warm(): void {
+    const b = this.holes.length;
+    const rounds = Math.max(2, Math.ceil(200_000 / b) - Math.floor(this.n / b));
+    for (let r = 0; r < rounds; r++) this.run();
+  }
+}
+
+/**
+ * The marginal cost at n live areas (HoleRounds), which is what "ns per map at 1M live areas"
+ * asks. (engineRun's build-up rows measure something else: the average over building from 0
+ * to n, where at 1M every area is also promoted out of the young generation.) After the
+ * warm-up, 15 timed rounds, reported as their lower quartile with the median alongside; the
+ * heap is weighed after them (a forced GC shrinks the young generation the rounds run in).
+ */
+export function steadyRun(n: number, batch: number, gc: () => void): IommufdBenchRow {
+  const proc = createTwin({ kvm: false }).spawn().proc;
+  const h0 = heap(gc);
+  const h = new HoleRounds(n, batch, proc);
+  h.warm();
+  const maps: number[] = [];
+  const unmaps: number[] = [];
+  for (let r = 0; r < 15; r++) {
+    const [m, u] = h.run();
+    maps.push(m);
+    unmaps.push(u);
   }
   const bytesPerArea = (heap(gc) - h0) / n;
-  // iopt must outlive the weighing (an unused one would be collected by it)
-  if (iopt.areas.size !== n) throw new Error("areas left");
+  // h must outlive the weighing (an unused one would be collected by it)
+  if (h.iopt.areas.size !== n) throw new Error("areas left");
+  return { areas: n, ...quartiles(maps, unmaps), bytesPerArea };
+}
+
+function quartiles(maps: number[], unmaps: number[]) {
   return {
-    areas: n,
     mapNs: quantile(maps, 0.25),
     unmapNs: quantile(unmaps, 0.25),
-    bytesPerArea,
     mapMedianNs: median(maps),
     unmapMedianNs: median(unmaps),
   };
