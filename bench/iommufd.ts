@@ -199,8 +199,11 @@ class HoleRounds {
  * The marginal cost at n live areas (HoleRounds), which is what "ns per map at 1M live areas"
  * asks. (engineRun's build-up rows measure something else: the average over building from 0
  * to n, where at 1M every area is also promoted out of the young generation.) After the
- * warm-up, 15 timed rounds, reported as their lower quartile with the median alongside; the
- * heap is weighed after them (a forced GC shrinks the young generation the rounds run in).
+ * warm-up, 15 timed rounds, reported as their lower quartile with the median alongside: the
+ * bench machine is shared, and whole rounds, even whole runs, come out ~2x slower for reasons
+ * outside the process (the same 10k run measured 270 or 540 ns/map from one run to the next,
+ * with the same GC log). The heap is weighed after the rounds (a forced GC shrinks the young
+ * generation the rounds run in).
  */
 export function steadyRun(n: number, batch: number, gc: () => void): IommufdBenchRow {
   const proc = createTwin({ kvm: false }).spawn().proc;
