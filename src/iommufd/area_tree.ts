@@ -112,27 +112,13 @@ export class AreaTree<N extends IovaRange> {
   firstH(qsh: number, qsl: number, qlh: number, qll: number): N | null {
     this.pathLen = 0;
     this.missLen = 0;
-    let x = this.root;
-    if (x < 0 || this.pastEnd(qsh, qsl)) return null;
-    const pn = this.pathNode;
-    const pi = this.pathIdx;
-    const inner = this.inner;
+    if (this.root < 0 || this.pastEnd(qsh, qsl)) return null;
+    this.descend(qsh, qsl);
     const top = this.height - 1;
-    for (let d = 0; d < top; d++) {
-      const base = x * IS;
-      const n = this.innerN[x]!;
-      const i = lowerBound(inner, base, n, IE, qsh, qsl);
-      if (i === n) return null;
-      pn[d] = x;
-      pi[d] = i;
-      x = inner[base + IE * i + 2]!;
-    }
+    const x = this.pathNode[top]!;
+    const i = this.pathIdx[top]!;
     const lf = this.leaf;
-    const eb = this.eb(x);
-    const i = lowerBound(lf, eb, this.leafN[x]!, LE, qsh, qsl);
-    pn[top] = x;
-    pi[top] = i;
-    const at = eb + LE * i;
+    const at = this.eb(x) + LE * i;
     // the area's start, from the leaf: a hole is told without reading the area
     if (i === this.leafN[x] || lf[at + 2]! > qlh || (lf[at + 2] === qlh && lf[at + 3]! > qll)) {
       this.missLen = top + 1;
@@ -219,15 +205,9 @@ export class AreaTree<N extends IovaRange> {
       }
       i = this.leafN[x]!;
     } else {
-      x = this.root;
-      for (let d = 0; d < top; d++) {
-        const base = x * IS;
-        const j = lowerBound(this.inner, base, this.innerN[x]!, IE, h, l);
-        pn[d] = x;
-        pi[d] = j;
-        x = this.inner[base + IE * j + 2]!;
-      }
-      i = lowerBound(this.leaf, this.eb(x), this.leafN[x]!, LE, h, l);
+      this.descend(h, l);
+      x = pn[top]!;
+      i = pi[top]!;
     }
     if (this.leafN[x]! < KL) {
       this.leafPut(x, i, a);
@@ -264,22 +244,12 @@ export class AreaTree<N extends IovaRange> {
     this.missLen = 0;
     if (len === 0 || this.areaAt(pn[len - 1]!, pi[len - 1]!) !== a) {
       // not the area firstH() found last: walk down to it
-      let x = this.root;
-      if (x < 0) return false;
-      const h = a.lh;
-      const l = a.ll;
-      for (len = 0; len < this.height - 1; len++) {
-        const n = this.innerN[x]!;
-        const i = lowerBound(this.inner, x * IS, n, IE, h, l);
-        if (i === n) return false;
-        pn[len] = x;
-        pi[len] = i;
-        x = this.inner[x * IS + IE * i + 2]!;
-      }
-      const i = lowerBound(this.leaf, this.eb(x), this.leafN[x]!, LE, h, l);
+      if (this.root < 0 || this.pastEnd(a.lh, a.ll)) return false;
+      this.descend(a.lh, a.ll);
+      len = this.height;
+      const x = pn[len - 1]!;
+      const i = pi[len - 1]!;
       if (i === this.leafN[x] || this.areaAt(x, i) !== a) return false;
-      pn[len] = x;
-      pi[len++] = i;
     }
     this.leafCut(pn[len - 1]!, pi[len - 1]!);
     this.size--;
@@ -324,11 +294,35 @@ export class AreaTree<N extends IovaRange> {
     return true;
   }
 
+  /** The path (pathNode, pathIdx, every level) to the first entry whose key is >= (h, l); the
+   * tree is not empty and (h, l) is not past its end, so no inner scan runs off a node. */
+  private descend(h: number, l: number): void {
+    const pn = this.pathNode;
+    const pi = this.pathIdx;
+    const inner = this.inner;
+    const top = this.height - 1;
+    let x = this.root;
+    for (let d = 0; d < top; d++) {
+      const base = x * IS;
+      const i = lowerBound(inner, base, this.innerN[x]!, IE, h, l);
+      pn[d] = x;
+      pi[d] = i;
+      x = inner[base + IE * i + 2]!;
+    }
+    pn[top] = x;
+    pi[top] = lowerBound(this.leaf, this.eb(x), this.leafN[x]!, LE, h, l);
+  }
+
+  /** Where node x's largest key is (in the leaf pool for a leaf, else the inner pool). */
+  private lastKeyAt(x: number, leaf: boolean): number {
+    return leaf ? this.eb(x) + LE * (this.leafN[x]! - 1) : x * IS + IE * (this.innerN[x]! - 1);
+  }
+
   /** Every area ends below (h, l) (the tree is not empty): the root's last key says so. */
   private pastEnd(h: number, l: number): boolean {
-    const r = this.root;
-    const k = this.height === 1 ? this.leaf : this.inner;
-    const at = this.height === 1 ? this.eb(r) + LE * (this.leafN[r]! - 1) : r * IS + IE * (this.innerN[r]! - 1);
+    const leaf = this.height === 1;
+    const k = leaf ? this.leaf : this.inner;
+    const at = this.lastKeyAt(this.root, leaf);
     const mh = k[at]!;
     return mh < h || (mh === h && k[at + 1]! < l);
   }
@@ -370,7 +364,7 @@ export class AreaTree<N extends IovaRange> {
   private setInnerKey(p: number, j: number, c: number, d: number): void {
     const leaf = d === this.height - 1;
     const src = leaf ? this.leaf : this.inner;
-    const at = leaf ? this.eb(c) + LE * (this.leafN[c]! - 1) : c * IS + IE * (this.innerN[c]! - 1);
+    const at = this.lastKeyAt(c, leaf);
     this.inner[p * IS + IE * j] = src[at]!;
     this.inner[p * IS + IE * j + 1] = src[at + 1]!;
   }
