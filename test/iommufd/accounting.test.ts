@@ -17,6 +17,8 @@ import {
   unmap,
   destroy,
   rawFields as raw,
+  bindIommufd,
+  attachPt,
   checkAll,
   RW,
   FIXED,
@@ -43,30 +45,8 @@ it("reproduces the oracle's iommufd-accounting scenario", () => {
   assert.equal(map(e, a, 0x100000n, 0x3000n, { va: BUF }).rc, 0); // 12
   assert.equal(map(e, a, 0x200000n, 0x3000n, { va: BUF + 0x10000 }).rc, 0); // 13
   const d = e.p.open("/dev/vfio/devices/vfio0"); // 14
-  assert.equal(
-    raw(
-      e,
-      V.VFIO_DEVICE_BIND_IOMMUFD,
-      [
-        ["u32", 0, 16],
-        ["u32", 8, e.fd],
-      ],
-      undefined,
-      d,
-    ).rc,
-    0,
-  ); // 15
-  const attach = () =>
-    raw(
-      e,
-      V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-      [
-        ["u32", 0, 12],
-        ["u32", 8, a],
-      ],
-      undefined,
-      d,
-    ).rc;
+  assert.equal(bindIommufd(e, d).rc, 0); // 15
+  const attach = () => attachPt(e, d, a).rc;
   assert.equal(attach(), -ENOMEM); // 16: six pages over a four-page limit
   assert.equal(e.p.proc.user.lockedVm, 0);
   assert.deepEqual(unmap(e, a, 0x200000n, 0x3000n), { rc: 0, length: 0x3000n }); // 17

@@ -6,12 +6,23 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as U from "../../src/uapi/iommufd.js";
-import * as V from "../../src/uapi/vfio.js";
 import { setFailNth, failNthSteps } from "../../src/iommufd/fail_nth.js";
 import type { IommufdCtx } from "../../src/iommufd/main.js";
 import { IommufdIoas } from "../../src/iommufd/ioas.js";
 import { IommuCore } from "../../src/iommu/iommu.js";
-import { type Env, setup, teardown, ioasAlloc, map, rawFields as raw, checkAll, RW, FIXED } from "./helpers.js";
+import {
+  type Env,
+  setup,
+  teardown,
+  ioasAlloc,
+  map,
+  rawFields as raw,
+  checkAll,
+  RW,
+  FIXED,
+  bindIommufd,
+  attachPt,
+} from "./helpers.js";
 
 const BUF = 0x10000000;
 
@@ -68,28 +79,8 @@ function env(): { e: Env; d: number; ioas: number } {
   const d = e.p.open("/dev/vfio/devices/vfio0");
   return { e, d, ioas };
 }
-const bind = (e: Env, d: number) =>
-  raw(
-    e,
-    V.VFIO_DEVICE_BIND_IOMMUFD,
-    [
-      ["u32", 0, 16],
-      ["u32", 8, e.fd],
-    ],
-    undefined,
-    d,
-  ).rc;
-const attach = (e: Env, d: number, pt: number) =>
-  raw(
-    e,
-    V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-    [
-      ["u32", 0, 12],
-      ["u32", 8, pt],
-    ],
-    undefined,
-    d,
-  ).rc;
+const bind = (e: Env, d: number) => bindIommufd(e, d).rc;
+const attach = (e: Env, d: number, pt: number) => attachPt(e, d, pt).rc;
 
 describe("fail_nth", () => {
   it("bind and attach (automatic domain, pinning two areas)", () => {

@@ -8,7 +8,7 @@ import { EBUSY, EFAULT, EINVAL, ENOENT } from "../../src/uapi/errno.js";
 import * as U from "../../src/uapi/iommufd.js";
 import * as V from "../../src/uapi/vfio.js";
 import { CAP_IPC_LOCK, CAP_SYS_RESOURCE } from "../../src/kernel/process.js";
-import { type Env, setup, teardown, destroy, ranges, rawFields as raw, checkAll } from "./helpers.js";
+import { type Env, setup, teardown, destroy, ranges, rawFields as raw, checkAll, bindIommufd } from "./helpers.js";
 
 const BUF = 0x10000000;
 
@@ -49,19 +49,6 @@ function vfioIoasGet(e: Env) {
     ["u16", 8, U.IOMMU_VFIO_IOAS_GET],
   ]);
   return [r.rc, Number(r.get("u32", 4))];
-}
-function bindCdev(e: Env, c: number) {
-  const r = raw(
-    e,
-    V.VFIO_DEVICE_BIND_IOMMUFD,
-    [
-      ["u32", 0, 16],
-      ["u32", 8, e.fd],
-    ],
-    undefined,
-    c,
-  );
-  return [r.rc, Number(r.get("u32", 12))];
 }
 const vmPinKb = (e: Env) => e.p.proc.mm.pinnedVm * 4;
 
@@ -105,7 +92,7 @@ it("reproduces the oracle's iommufd-group-compat scenario", () => {
   assert.equal(destroy(e, 3), -EBUSY); // 28 its automatic HWPT
   const c = e.p.open("/dev/vfio/devices/vfio0"); // 29
   assert.ok(c >= 0);
-  assert.deepEqual(bindCdev(e, c)[0], -EBUSY); // 30
+  assert.equal(bindIommufd(e, c).rc, -EBUSY); // 30
   assert.equal(e.p.ioctl(g, V.VFIO_GROUP_UNSET_CONTAINER), 0); // 31: no EBUSY on the iommufd path
   assert.deepEqual(status(e, g), [0, 0]); // 32: still owned by the bound device
   assert.equal(raw(e, V.VFIO_DEVICE_GET_INFO, [["u32", 0, 24]], undefined, d).rc, 0); // 33
@@ -114,7 +101,7 @@ it("reproduces the oracle's iommufd-group-compat scenario", () => {
   assert.equal(setContainer(e, g, e.fd), 0); // 36
   assert.deepEqual(vfioIoasGet(e), [0, 1]); // 37
   assert.equal(e.p.close(g), 0); // 38
-  assert.deepEqual(bindCdev(e, c), [0, 2]); // 39
+  assert.deepEqual(bindIommufd(e, c), { rc: 0, devid: 2 }); // 39
   checkAll(e);
   assert.equal(e.p.close(c), 0); // 40
   teardown(e);

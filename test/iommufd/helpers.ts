@@ -8,6 +8,7 @@ import { TypedProcess } from "../../src/vmm/typed.js";
 import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
 import type { StructDesc } from "../../src/uapi/struct.js";
 import * as U from "../../src/uapi/iommufd.js";
+import * as V from "../../src/uapi/vfio.js";
 
 export interface Env {
   twin: Twin;
@@ -183,4 +184,34 @@ export function rawFields(
             ? BigInt(back.getUint32(off, true))
             : back.getBigUint64(off, true),
   };
+}
+
+/**
+ * VFIO_DEVICE_BIND_IOMMUFD on the device cdev d (argsz 16, flags 0, the iommufd), with extra
+ * fields set on top; the devid the kernel wrote back (drivers/vfio/device_cdev.c).
+ */
+export function bindIommufd(
+  e: Env,
+  d: number,
+  iommufd = e.fd,
+  set: [string, number, number][] = [],
+): { rc: number; devid: number } {
+  const r = rawFields(e, V.VFIO_DEVICE_BIND_IOMMUFD, [["u32", 0, 16], ["u32", 8, iommufd >>> 0], ...set], undefined, d);
+  return { rc: r.rc, devid: Number(r.get("u32", 12)) };
+}
+
+/** VFIO_DEVICE_ATTACH_IOMMUFD_PT (argsz 12, flags, pt_id); the pt_id the kernel wrote back. */
+export function attachPt(e: Env, d: number, pt: number, flags = 0): { rc: number; pt: number } {
+  const r = rawFields(
+    e,
+    V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+    [
+      ["u32", 0, 12],
+      ["u32", 4, flags],
+      ["u32", 8, pt],
+    ],
+    undefined,
+    d,
+  );
+  return { rc: r.rc, pt: Number(r.get("u32", 8)) };
 }

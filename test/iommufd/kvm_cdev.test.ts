@@ -8,10 +8,19 @@ import { it } from "node:test";
 import assert from "node:assert/strict";
 import { EBUSY, EEXIST, ENOENT, ESRCH } from "../../src/uapi/errno.js";
 import * as K from "../../src/uapi/kvm.js";
-import * as V from "../../src/uapi/vfio.js";
 import { createTwin } from "../../src/twin.js";
 import { TypedProcess } from "../../src/vmm/typed.js";
-import { type Env, teardown, ioasAlloc, map, destroy, rawFields as raw, checkAll } from "./helpers.js";
+import {
+  type Env,
+  teardown,
+  ioasAlloc,
+  map,
+  destroy,
+  rawFields as raw,
+  checkAll,
+  bindIommufd as bind,
+  attachPt as attach,
+} from "./helpers.js";
 
 function env(): Env {
   const twin = createTwin();
@@ -44,32 +53,6 @@ function fileOp(e: Env, dev: number, attr: number, fd: number): number {
     dev,
   ).rc;
 }
-const bind = (e: Env, c: number) => {
-  const r = raw(
-    e,
-    V.VFIO_DEVICE_BIND_IOMMUFD,
-    [
-      ["u32", 0, 16],
-      ["u32", 8, e.fd],
-    ],
-    undefined,
-    c,
-  );
-  return [r.rc, Number(r.get("u32", 12))];
-};
-const attach = (e: Env, c: number, pt: number) => {
-  const r = raw(
-    e,
-    V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-    [
-      ["u32", 0, 12],
-      ["u32", 8, pt],
-    ],
-    undefined,
-    c,
-  );
-  return [r.rc, Number(r.get("u32", 8))];
-};
 
 it("FILE_ADD takes cdev fds, bound or not; a KVM-needing driver binds only after FILE_ADD", () => {
   const e = env();
@@ -80,22 +63,22 @@ it("FILE_ADD takes cdev fds, bound or not; a KVM-needing driver binds only after
   const c0 = e.p.open("/dev/vfio/devices/vfio0");
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c0), 0);
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c0), -EEXIST);
-  assert.deepEqual(bind(e, c0), [0, 2]);
-  assert.equal(attach(e, c0, id)[0], 0);
+  assert.deepEqual(bind(e, c0), { rc: 0, devid: 2 });
+  assert.equal(attach(e, c0, id).rc, 0);
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_DEL, c0), 0);
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_DEL, c0), -ENOENT);
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c0), 0);
   // the mdev that needs KVM: its cdev is vfio1
   const c1 = e.p.open("/dev/vfio/devices/vfio1");
   assert.ok(c1 >= 0);
-  assert.deepEqual(bind(e, c1), [-ESRCH, 0], "open_device finds no kvm");
+  assert.deepEqual(bind(e, c1), { rc: -ESRCH, devid: 0 }, "open_device finds no kvm");
   checkAll(e);
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, c1), 0);
-  const [rc, devid] = bind(e, c1);
+  const { rc, devid } = bind(e, c1);
   assert.equal(rc, 0);
   assert.equal(devid, 4, "the access object's id (3 is the edu device's HWPT)");
-  assert.deepEqual(attach(e, c1, id), [0, id], "an emulated device attaches to the IOAS itself");
-  assert.deepEqual(attach(e, c1, 3), [-ENOENT, 3], "not to a HWPT");
+  assert.deepEqual(attach(e, c1, id), { rc: 0, pt: id }, "an emulated device attaches to the IOAS itself");
+  assert.deepEqual(attach(e, c1, 3), { rc: -ENOENT, pt: 3 }, "not to a HWPT");
   assert.equal(destroy(e, id), -EBUSY);
   assert.equal(destroy(e, devid), -EBUSY, "the driver holds its access");
   checkAll(e);

@@ -12,7 +12,21 @@ import * as U from "../../src/uapi/iommufd.js";
 import type { IommufdCtx } from "../../src/iommufd/main.js";
 import type { IommufdIoas } from "../../src/iommufd/ioas.js";
 import * as V from "../../src/uapi/vfio.js";
-import { type Env, setup, teardown, ioasAlloc, map, unmap, raw, rawFields, checkAll, RW, FIXED } from "./helpers.js";
+import {
+  type Env,
+  setup,
+  teardown,
+  ioasAlloc,
+  map,
+  unmap,
+  raw,
+  rawFields,
+  checkAll,
+  RW,
+  FIXED,
+  bindIommufd,
+  attachPt,
+} from "./helpers.js";
 
 type Iv = [number, number]; // [start, last] in pages
 interface Model {
@@ -40,16 +54,7 @@ const overlaps = (l: Iv[], s: number, e: number) => l.some(([a, b]) => a <= e &&
 function step(e: Env, m: Model, ids: { a: number; b: number }, c: Cmd, dev: number): void {
   const what = JSON.stringify(c);
   if (c.op === "attach") {
-    const r = rawFields(
-      e,
-      V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-      [
-        ["u32", 0, 12],
-        ["u32", 8, ids.a],
-      ],
-      undefined,
-      dev,
-    );
+    const r = attachPt(e, dev, ids.a);
     // every area must fit the domain's 4 KiB alignment (iopt_check_iova_alignment)
     const want = m.odd.a.length ? -EADDRINUSE : 0;
     assert.equal(r.rc, want, what);
@@ -212,19 +217,7 @@ it("agrees with a list-of-intervals model of the 6.12 IOAS rules", () => {
       const e = setup();
       const ids = { a: ioasAlloc(e), b: ioasAlloc(e) };
       const dev = e.p.open("/dev/vfio/devices/vfio0");
-      assert.equal(
-        rawFields(
-          e,
-          V.VFIO_DEVICE_BIND_IOMMUFD,
-          [
-            ["u32", 0, 16],
-            ["u32", 8, e.fd],
-          ],
-          undefined,
-          dev,
-        ).rc,
-        0,
-      );
+      assert.equal(bindIommufd(e, dev).rc, 0);
       const m: Model = { a: [], b: [], odd: { a: [], b: [] }, attached: false };
       for (const c of cmds) {
         step(e, m, ids, c, dev);

@@ -11,7 +11,18 @@ import type { PciFunctionConfig } from "../../src/hw/machine.js";
 import { IommuCore } from "../../src/iommu/iommu.js";
 import { createTwin } from "../../src/twin.js";
 import { TypedProcess } from "../../src/vmm/typed.js";
-import { type Env, teardown, ioasAlloc, map, unmap, destroy, rawFields as raw, checkAll } from "./helpers.js";
+import {
+  type Env,
+  teardown,
+  ioasAlloc,
+  map,
+  unmap,
+  destroy,
+  rawFields as raw,
+  checkAll,
+  bindIommufd,
+  attachPt as attach,
+} from "./helpers.js";
 
 function machine(pci: PciFunctionConfig[]): Env {
   const twin = createTwin({ kvm: false, pci });
@@ -31,33 +42,8 @@ const edu = (bdf: string, group: number, coherent = false): PciFunctionConfig =>
 function bound(e: Env, n: number): number {
   const d = e.p.open(`/dev/vfio/devices/vfio${n}`);
   assert.ok(d >= 0);
-  assert.equal(
-    raw(
-      e,
-      V.VFIO_DEVICE_BIND_IOMMUFD,
-      [
-        ["u32", 0, 16],
-        ["u32", 8, e.fd],
-      ],
-      undefined,
-      d,
-    ).rc,
-    0,
-  );
+  assert.equal(bindIommufd(e, d).rc, 0);
   return d;
-}
-function attach(e: Env, d: number, pt: number) {
-  const r = raw(
-    e,
-    V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-    [
-      ["u32", 0, 12],
-      ["u32", 8, pt],
-    ],
-    undefined,
-    d,
-  );
-  return { rc: r.rc, pt: Number(r.get("u32", 8)) };
 }
 const detach = (e: Env, d: number) => raw(e, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, [["u32", 0, 8]], undefined, d).rc;
 
