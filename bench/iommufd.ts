@@ -87,7 +87,7 @@ function engineRun(n: number, gc: () => void): IommufdBenchRow {
   const va = 0x10000000n;
   // IOVAs: every other 4 KiB page, so areas stay disjoint and non-adjacent
   const iovas: bigint[] = new Array(n);
-  for (let i = 0; i < n; i++) iovas[i] = BigInt(i) * 0x2000n + 0x100000n;
+  for (let i = 0; i < n; i++) iovas[i] = areaIova(i);
   const rounds = Math.max(1, Math.min(15, Math.floor(300_000 / n)));
   if (n >= 500_000) return bigRun(n, iovas, proc, gc);
   const maps: number[] = [];
@@ -140,11 +140,28 @@ function bigRun(n: number, iovas: bigint[], proc: Process, gc: () => void): Iomm
  * batch is the same size at every n, so its own objects meet the same young-generation fate
  * at 10k and at 1M; what grows with n is the index and the memory it is spread over.
  */
+/** Area i of a hole-rounds IOAS: every other 4 KiB page from 1 MiB. */
+function areaIova(i: number): bigint {
+  return BigInt(i) * 0x2000n + 0x100000n;
+}
+
+/** Hole k of round r among n areas: the one after area j, for j spread by a stride coprime
+ * with n (7919 is prime) and shifted every round. */
+function holeIova(k: number, r: number, n: number): bigint {
+  return areaIova((k * 7919 + r * 104729) % n) + 0x1000n;
+}
+
+/** Untimed rounds of b until about 400k operations have run, counting the build's n maps:
+ * the first maps into a tree built in IOVA order split its leaves and run code the build never
+ * reached, and V8's young generation regrows only as objects keep surviving. */
+function warmRounds(n: number, b: number): number {
+  return Math.max(2, Math.ceil(200_000 / b) - Math.floor(n / b));
+}
+
 class HoleRounds {
   readonly iopt = new IoPagetable();
   private readonly holes: bigint[];
   private round = 0;
-  private static readonly BASE = 0x100000n;
 
   constructor(
     readonly n: number,
@@ -152,15 +169,7 @@ class HoleRounds {
     private readonly proc: Process,
   ) {
     for (let i = 0; i < n; i++) {
-      const r = this.iopt.mapUserPages(
-        BigInt(i) * 0x2000n + HoleRounds.BASE,
-        0x10000000n,
-        0x1000n,
-        PROT,
-        false,
-        proc,
-        false,
-      );
+      const r = this.iopt.mapUserPages(areaIova(i), 0x10000000n, 0x1000n, PROT, false, proc, false);
       if (typeof r === "number") throw new Error(`map ${i}: ${r}`);
     }
     this.holes = new Array<bigint>(Math.min(batch, n));
@@ -171,9 +180,7 @@ class HoleRounds {
     const { holes, iopt, n, proc } = this;
     const b = holes.length;
     const round = this.round++;
-    // the hole after area j, for j spread by a stride coprime with n (7919 is prime)
-    for (let k = 0; k < b; k++)
-      holes[k] = BigInt((k * 7919 + round * 104729) % n) * 0x2000n + HoleRounds.BASE + 0x1000n;
+    for (let k = 0; k < b; k++) holes[k] = holeIova(k, round, n);
     let t = performance.now();
     for (let k = 0; k < b; k++) {
       const r = iopt.mapUserPages(holes[k]!, 0x10000000n, 0x1000n, PROT, false, proc, false);
@@ -185,12 +192,9 @@ class HoleRounds {
     return [mapNs, ((performance.now() - t) * 1e6) / b];
   }
 
-  /** Untimed rounds until about 400k operations have run, counting the build's maps: the
-   * first maps into a tree built in IOVA order split its leaves and run code the build never
-   * reached, and V8's young generation regrows only as objects keep surviving. */
+  /** The untimed rounds before a measurement (warmRounds). */
   warm(): void {
-    const b = this.holes.length;
-    const rounds = Math.max(2, Math.ceil(200_000 / b) - Math.floor(this.n / b));
+    const rounds = warmRounds(this.n, this.holes.length);
     for (let r = 0; r < rounds; r++) this.run();
   }
 }
@@ -258,7 +262,9 @@ function ioctlRun(n: number): { areas: number; mapNs: number; unmapNs: number } 
   return { areas: n, mapNs: median(maps), unmapNs: median(unmaps) };
 }
 
-function ioctlRound(n: number): { areas: number; mapNs: number; unmapNs: number } {
+/** An IOAS on /dev/iommu in a fresh twin, mapped and unmapped through ioctl(2) with the
+ * structs encoded and copied into user memory each time, as a VMM does. */
+function ioctlIoas() {
   const twin = createTwin({ kvm: false });
   const p = twin.spawn();
   const fd = p.open("/dev/iommu");
@@ -267,87 +273,67 @@ function ioctlRound(n: number): { areas: number; mapNs: number; unmapNs: number 
   if (p.ioctl(fd, U.IOMMU_IOAS_ALLOC, scr) !== 0) throw new Error("ioas alloc");
   const mapArg = new Uint8Array(U.iommu_ioas_map.size);
   const unmapArg = new Uint8Array(U.iommu_ioas_unmap.size);
+  return {
+    map(iova: bigint): void {
+      U.iommu_ioas_map.encodeInto(mapArg, {
+        size: 40,
+        flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: 1,
+        user_va: 0x10000000n,
+        length: 0x1000n,
+        iova,
+      });
+      p.write(scr, mapArg);
+      if (p.ioctl(fd, U.IOMMU_IOAS_MAP, scr) !== 0) throw new Error("map");
+    },
+    unmap(iova: bigint): void {
+      U.iommu_ioas_unmap.encodeInto(unmapArg, { size: 24, ioas_id: 1, iova, length: 0x1000n });
+      p.write(scr, unmapArg);
+      if (p.ioctl(fd, U.IOMMU_IOAS_UNMAP, scr) !== 0) throw new Error("unmap");
+    },
+    close(): void {
+      twin.kill(p);
+    },
+  };
+}
+
+function ioctlRound(n: number): { areas: number; mapNs: number; unmapNs: number } {
+  const io = ioctlIoas();
   let t = performance.now();
-  for (let i = 0; i < n; i++) {
-    U.iommu_ioas_map.encodeInto(mapArg, {
-      size: 40,
-      flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
-      ioas_id: 1,
-      user_va: 0x10000000n,
-      length: 0x1000n,
-      iova: BigInt(i) * 0x2000n + 0x100000n,
-    });
-    p.write(scr, mapArg);
-    if (p.ioctl(fd, U.IOMMU_IOAS_MAP, scr) !== 0) throw new Error("map");
-  }
+  for (let i = 0; i < n; i++) io.map(areaIova(i));
   const mapNs = ((performance.now() - t) * 1e6) / n;
   t = performance.now();
-  for (let i = 0; i < n; i++) {
-    U.iommu_ioas_unmap.encodeInto(unmapArg, {
-      size: 24,
-      ioas_id: 1,
-      iova: BigInt(i) * 0x2000n + 0x100000n,
-      length: 0x1000n,
-    });
-    p.write(scr, unmapArg);
-    if (p.ioctl(fd, U.IOMMU_IOAS_UNMAP, scr) !== 0) throw new Error("unmap");
-  }
+  for (let i = 0; i < n; i++) io.unmap(areaIova(i));
   const unmapNs = ((performance.now() - t) * 1e6) / n;
-  twin.kill(p);
+  io.close();
   return { areas: n, mapNs, unmapNs };
 }
 
 /**
  * steadyRun's measurement through ioctl(2) on /dev/iommu, as a VMM sees it: n areas mapped
- * (IOMMU_IOAS_MAP, untimed), then rounds of 10k IOMMU_IOAS_MAPs into holes and their
- * IOMMU_IOAS_UNMAPs, each with its struct encoded and copied into user memory; the same
- * warm-up and lower quartile.
+ * (IOMMU_IOAS_MAP, untimed), then rounds of 10k IOMMU_IOAS_MAPs into the holes HoleRounds
+ * uses and their IOMMU_IOAS_UNMAPs; the same warm-up and lower quartile.
  */
 function ioctlSteadyRun(n: number): { areas: number; mapNs: number; unmapNs: number } {
-  const twin = createTwin({ kvm: false });
-  const p = twin.spawn();
-  const fd = p.open("/dev/iommu");
-  const scr = p.mmap(4096);
-  p.write(scr, U.iommu_ioas_alloc.encode({ size: 12 }));
-  if (p.ioctl(fd, U.IOMMU_IOAS_ALLOC, scr) !== 0) throw new Error("ioas alloc");
-  const mapArg = new Uint8Array(U.iommu_ioas_map.size);
-  const unmapArg = new Uint8Array(U.iommu_ioas_unmap.size);
-  const map = (iova: bigint) => {
-    U.iommu_ioas_map.encodeInto(mapArg, {
-      size: 40,
-      flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
-      ioas_id: 1,
-      user_va: 0x10000000n,
-      length: 0x1000n,
-      iova,
-    });
-    p.write(scr, mapArg);
-    if (p.ioctl(fd, U.IOMMU_IOAS_MAP, scr) !== 0) throw new Error("map");
-  };
-  const unmap = (iova: bigint) => {
-    U.iommu_ioas_unmap.encodeInto(unmapArg, { size: 24, ioas_id: 1, iova, length: 0x1000n });
-    p.write(scr, unmapArg);
-    if (p.ioctl(fd, U.IOMMU_IOAS_UNMAP, scr) !== 0) throw new Error("unmap");
-  };
-  const base = 0x100000n;
-  for (let i = 0; i < n; i++) map(BigInt(i) * 0x2000n + base);
+  const io = ioctlIoas();
+  for (let i = 0; i < n; i++) io.map(areaIova(i));
   const b = Math.min(10_000, n);
   const holes: bigint[] = new Array(b);
   const maps: number[] = [];
   const unmaps: number[] = [];
-  const warm = Math.max(2, Math.ceil(200_000 / b) - Math.floor(n / b));
+  const warm = warmRounds(n, b);
   for (let round = 0; round < warm + 9; round++) {
-    for (let k = 0; k < b; k++) holes[k] = BigInt((k * 7919 + round * 104729) % n) * 0x2000n + base + 0x1000n;
+    for (let k = 0; k < b; k++) holes[k] = holeIova(k, round, n);
     let t = performance.now();
-    for (let k = 0; k < b; k++) map(holes[k]!);
+    for (let k = 0; k < b; k++) io.map(holes[k]!);
     const mapNs = ((performance.now() - t) * 1e6) / b;
     t = performance.now();
-    for (let k = 0; k < b; k++) unmap(holes[k]!);
+    for (let k = 0; k < b; k++) io.unmap(holes[k]!);
     if (round < warm) continue;
     maps.push(mapNs);
     unmaps.push(((performance.now() - t) * 1e6) / b);
   }
-  twin.kill(p);
+  io.close();
   return { areas: n, mapNs: quantile(maps, 0.25), unmapNs: quantile(unmaps, 0.25) };
 }
 
@@ -356,7 +342,7 @@ function treeRun(tree: "btree" | "treap", n: number): TreeRow {
   const nodes: IovaRange[] = [];
   for (let i = 0; i < n; i++) {
     const x = tree === "btree" ? new IovaRange() : new IntervalNode();
-    x.setRange(BigInt(i) * 0x2000n + 0x100000n, BigInt(i) * 0x2000n + 0x100fffn);
+    x.setRange(areaIova(i), areaIova(i) + 0xfffn);
     nodes.push(x);
   }
   const rounds = Math.max(1, Math.min(15, Math.floor(300_000 / n)));
@@ -390,6 +376,8 @@ function treeRun(tree: "btree" | "treap", n: number): TreeRow {
 function reprRun(n: number, gc: () => void): IommufdBenchResult["representation"] {
   const starts: bigint[] = [];
   for (let i = 0; i < n; i++) starts.push(BigInt(i) * 0x2000n + 0xfff00000000n);
+  // the two trees' runs are spelled out, not one generic function: each timed loop should
+  // see one tree class, as it does in use, not a polymorphic call the other tree shares
   // halves
   let h0 = heap(gc);
   const ht = new IntervalTree<IntervalNode>();
