@@ -447,14 +447,14 @@ export function benchIommufd(opts: { big?: number; small?: number; repr?: number
       (r) =>
         `iommufd with ${r.areas} areas live: map ${f(r.mapNs)} ns, unmap ${f(r.unmapNs)} ns (batches of 10k into holes), ${f(r.bytesPerArea)} bytes/area`,
     ),
-    `iommufd 1M/10k live, marginal cost ratio: map ${(steady[1]!.mapNs / steady[0]!.mapNs).toFixed(2)}, unmap ${(steady[1]!.unmapNs / steady[0]!.unmapNs).toFixed(2)}`,
+    `iommufd ${big}/${small} live, marginal cost ratio: map ${(steady[1]!.mapNs / steady[0]!.mapNs).toFixed(2)}, unmap ${(steady[1]!.unmapNs / steady[0]!.unmapNs).toFixed(2)}`,
     ...engine.map(
       (r) =>
         `iommufd engine ${r.areas} areas: map ${f(r.mapNs)} ns, unmap ${f(r.unmapNs)} ns, ${f(r.bytesPerArea)} bytes/area`,
     ),
-    `iommufd build-up 1M/10k cost ratio (includes promoting every area): map ${(engine[1]!.mapNs / engine[0]!.mapNs).toFixed(2)}, unmap ${(engine[1]!.unmapNs / engine[0]!.unmapNs).toFixed(2)}`,
+    `iommufd build-up ${big}/${small} cost ratio (includes promoting every area): map ${(engine[1]!.mapNs / engine[0]!.mapNs).toFixed(2)}, unmap ${(engine[1]!.unmapNs / engine[0]!.unmapNs).toFixed(2)}`,
     `iommufd ioctl path ${ioctl.areas} areas: map ${f(ioctl.mapNs)} ns, unmap ${f(ioctl.unmapNs)} ns`,
-    `iommufd ioctl path, 1M/10k live: map ${(ioctlSteady[1]!.mapNs / ioctlSteady[0]!.mapNs).toFixed(2)}, unmap ${(ioctlSteady[1]!.unmapNs / ioctlSteady[0]!.unmapNs).toFixed(2)}`,
+    `iommufd ioctl path, ${big}/${small} live: map ${(ioctlSteady[1]!.mapNs / ioctlSteady[0]!.mapNs).toFixed(2)}, unmap ${(ioctlSteady[1]!.unmapNs / ioctlSteady[0]!.unmapNs).toFixed(2)}`,
     `interval tree keys, bigint / int32 halves at ${representation.n}: insert x${representation.insertRatio.toFixed(2)}, lookup x${representation.lookupRatio.toFixed(2)}, remove x${representation.removeRatio.toFixed(2)}, bytes x${representation.bytesRatio.toFixed(2)} (${f(representation.bigintBytes)} vs ${f(representation.halvesBytes)} bytes/node)`,
   ];
   for (const t of trees)
