@@ -40,6 +40,8 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** let the twin's clock follow wall time as well as the clients' sleeps (default true) */
   wallClock?: boolean;
+  /** called before each request is served (tests use it to kill a client mid-call) */
+  onRequest?: (c: Conn, op: number) => void;
 }
 
 interface Pending {
@@ -224,6 +226,7 @@ export class BridgeServer {
 
   handle(c: Conn, f: Buffer): Buffer {
     const op = f.readUInt32LE(4);
+    this.opts.onRequest?.(c, op);
     if (op === Op.HELLO) return this.hello(c, f);
     const p = c.proc;
     if (!p) return repl(-EPERM);
