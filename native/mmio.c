@@ -181,15 +181,15 @@ static void prog_segv_get(struct sigaction *out)
 static void segv_handler(int sig, siginfo_t *si, void *ctx);
 
 /* Our handler, with SA_ONSTACK mirrored from the program's so its stack-overflow handler
- * still runs on its alternate stack. SA_NODEFER: SIGSEGV must never be blocked, or an MMIO
- * access after a program handler siglongjmp()ed out without restoring the mask would kill.
- * Asynchronous signals are blocked while we emulate: the access is atomic, as on hardware. */
+ * still runs on its alternate stack. Asynchronous signals are blocked while we emulate: the
+ * access is atomic, as on hardware. SIGSEGV stays blocked too (a fault in the callback kills
+ * at once); invoke() unblocks it for the program's handlers. */
 static int install_ours(int prog_flags)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = segv_handler;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER | (prog_flags & SA_ONSTACK);
+    sa.sa_flags = SA_SIGINFO | (prog_flags & SA_ONSTACK);
     sigfillset(&sa.sa_mask);
     sigdelset(&sa.sa_mask, SIGSEGV);
     sigdelset(&sa.sa_mask, SIGBUS);
@@ -432,7 +432,9 @@ static int default_action(int sig)
 
 /* Run a program handler for sig the way the kernel sets one up: mask = interrupted mask +
  * sa_mask + sig (unless SA_NODEFER), SA_RESETHAND honoured, SA_SIGINFO picks the calling
- * convention. SIGSEGV itself is never really blocked (see install_ours). */
+ * convention. SIGSEGV itself is never really blocked: MMIO must keep working inside the
+ * handler and after it siglongjmp()s out without restoring the mask (a blocked SIGSEGV
+ * fault kills). */
 static void invoke(const struct sigaction *act, int sig, siginfo_t *si, ucontext_t *uc)
 {
     sigset_t m = uc->uc_sigmask, old;
@@ -502,7 +504,7 @@ static void chain_segv(int sig, siginfo_t *si, ucontext_t *uc)
         return; /* sent by kill()/sigqueue(): really ignored */
     default_action(sig);
     if (si->si_code <= 0)
-        raise(sig); /* not a fault: nothing re-executes; SIGSEGV is unblocked (SA_NODEFER) */
+        raise(sig); /* not a fault: nothing re-executes; pending until we return, then kills */
     /* a fault: returning re-executes the instruction, which now kills as SIG_DFL would
      * (an ignored fault kills too: force_sig_fault resets it to the default) */
 }
