@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -17,17 +18,43 @@
 #endif
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
-static sigaction_fn real_sigaction_p;
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
+static void *real_sigaction_p, *real_sigprocmask_p, *real_pthread_sigmask_p;
+
+/* libc's definition of a function we interpose; mmio_init() resolves all of them so that the
+ * handler path never calls dlsym() */
+static void *real_fn(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
 
 static sigaction_fn real_sigaction(void)
 {
-    sigaction_fn f = __atomic_load_n(&real_sigaction_p, __ATOMIC_ACQUIRE);
-    if (!f) {
-        void *sym = dlsym(RTLD_NEXT, "sigaction");
-        memcpy(&f, &sym, sizeof f); /* object-to-function pointer, the POSIX way */
-        __atomic_store_n(&real_sigaction_p, f, __ATOMIC_RELEASE);
-    }
+    sigaction_fn f;
+    void *p = real_fn(&real_sigaction_p, "sigaction");
+    memcpy(&f, &p, sizeof f); /* object-to-function pointer, the POSIX way */
     return f;
+}
+
+static sigmask_fn real_mask_fn(void **slot, const char *name)
+{
+    sigmask_fn f;
+    void *p = real_fn(slot, name);
+    memcpy(&f, &p, sizeof f);
+    return f;
+}
+
+/* This thread's mask, straight to the kernel: no interposition, no dlsym, async-signal-safe. */
+static void thread_mask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (old)
+        sigemptyset(old);
+    syscall(SYS_rt_sigprocmask, how, set, old, (size_t)(_NSIG / 8));
 }
 
 static void cpu_relax(void) { __builtin_ia32_pause(); }
@@ -40,7 +67,7 @@ static void lock_take(char *lock, sigset_t *saved)
 {
     sigset_t all;
     sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, saved);
+    thread_mask(SIG_BLOCK, &all, saved);
     while (__atomic_test_and_set(lock, __ATOMIC_ACQUIRE))
         cpu_relax();
 }
@@ -48,7 +75,7 @@ static void lock_take(char *lock, sigset_t *saved)
 static void lock_drop(char *lock, const sigset_t *saved)
 {
     __atomic_clear(lock, __ATOMIC_RELEASE);
-    sigprocmask(SIG_SETMASK, saved, NULL);
+    thread_mask(SIG_SETMASK, saved, NULL);
 }
 
 static void seq_write_begin(unsigned *seq)
@@ -209,6 +236,8 @@ void mmio_init(void)
             cpu_relax();
         return;
     }
+    real_mask_fn(&real_sigprocmask_p, "sigprocmask");
+    real_mask_fn(&real_pthread_sigmask_p, "pthread_sigmask");
     sigset_t saved;
     lock_take(&prog_lock, &saved);
     if (real_sigaction()) {
@@ -457,12 +486,12 @@ static void invoke(const struct sigaction *act, int sig, siginfo_t *si, ucontext
             default_action(sig);
         }
     }
-    sigprocmask(SIG_SETMASK, &m, &old);
+    thread_mask(SIG_SETMASK, &m, &old);
     if (act->sa_flags & SA_SIGINFO)
         act->sa_sigaction(sig, si, uc);
     else
         act->sa_handler(sig);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    thread_mask(SIG_SETMASK, &old, NULL);
 }
 
 /* A refused access: the program's SIGBUS disposition, BUS_ADRERR at the faulting address.
@@ -478,7 +507,7 @@ static void deliver_sigbus(uintptr_t addr, ucontext_t *uc)
         default_action(SIGBUS);
         sigemptyset(&bus);
         sigaddset(&bus, SIGBUS);
-        sigprocmask(SIG_UNBLOCK, &bus, NULL);
+        thread_mask(SIG_UNBLOCK, &bus, NULL);
         raise(SIGBUS);
         return; /* not reached */
     }
@@ -609,6 +638,39 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
     }
     lock_drop(&prog_lock, &saved);
     return 0;
+}
+
+/* A thread that blocks SIGSEGV (sigfillset() + pthread_sigmask() is a common idiom for worker
+ * threads) would be killed by its first MMIO access: the kernel does not deliver a blocked
+ * synchronous fault. On hardware that access just works, so SIGSEGV is left out of every mask
+ * the program sets once mmio_init() ran. */
+static const sigset_t *strip_segv(int how, const sigset_t *set, sigset_t *copy)
+{
+    if (!set || how == SIG_UNBLOCK || __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2 || sigismember(set, SIGSEGV) != 1)
+        return set;
+    *copy = *set;
+    sigdelset(copy, SIGSEGV);
+    return copy;
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    sigmask_fn real = real_mask_fn(&real_sigprocmask_p, "sigprocmask");
+    sigset_t copy;
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real(how, strip_segv(how, set, &copy), old);
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    sigmask_fn real = real_mask_fn(&real_pthread_sigmask_p, "pthread_sigmask");
+    sigset_t copy;
+    if (!real)
+        return ENOSYS;
+    return real(how, strip_segv(how, set, &copy), old);
 }
 
 static sighandler_t set_handler(int sig, sighandler_t h, int flags, int mask_self)

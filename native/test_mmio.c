@@ -633,6 +633,14 @@ static void die_bus_blocked(void)
     sigprocmask(SIG_BLOCK, &s, NULL);
     *(volatile uint8_t *)(base + BUS_OFF) = 1;
 }
+static void die_null_blocked(void)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGSEGV);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+    *(volatile int *)nowhere = 1;
+}
 static void live_mmio(void) { *(volatile uint32_t *)(base + 0x90) = 1; }
 
 static void test_deaths(void)
@@ -644,6 +652,7 @@ static void test_deaths(void)
     int st = child_status(live_raise_ignored);
     check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "raise(SIGSEGV) with SIG_IGN is ignored");
     check(killed_by(child_status(die_resethand_twice), SIGSEGV), "second fault after SA_RESETHAND kills with SIGSEGV");
+    check(killed_by(child_status(die_null_blocked), SIGSEGV), "NULL store with SIGSEGV blocked kills with SIGSEGV");
     check(killed_by(child_status(die_undecodable), SIGSEGV), "undecodable MMIO instruction without a handler: SIGSEGV");
     check(killed_by(child_status(die_bus_default), SIGBUS), "refused read with SIGBUS at SIG_DFL kills with SIGBUS");
     check(killed_by(child_status(die_bus_ignored), SIGBUS), "refused read with SIGBUS ignored still kills with SIGBUS");
@@ -692,6 +701,33 @@ static void test_threads(void)
           "%d threads x %d store+load pairs while another region is registered/unregistered 2000 times", NTHREADS, ITERS);
 }
 
+static void *blocked_worker(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    mem_put(mem, 0xb00, 4, 0xb10c);
+    return (void *)(uintptr_t)(*(volatile uint32_t *)(base + 0xb00) == 0xb10c);
+}
+
+static void test_blocked_masks(void)
+{
+    pthread_t th;
+    void *ok = NULL;
+    pthread_create(&th, NULL, blocked_worker, NULL);
+    pthread_join(th, &ok);
+    check(ok != NULL, "MMIO from a thread that blocked every signal with pthread_sigmask");
+
+    sigset_t segv, old;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    sigprocmask(SIG_BLOCK, &segv, &old);
+    *(volatile uint16_t *)(base + 0xb04) = 0x5e9;
+    check(mem_get(mem, 0xb04, 2) == 0x5e9, "MMIO after sigprocmask(SIG_BLOCK, {SIGSEGV})");
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static void test_register_errors(void)
 {
     errno = 0;
@@ -730,6 +766,7 @@ static int run_tests(void)
     test_deaths();
     test_segv_chaining();
     test_threads();
+    test_blocked_masks();
     return 0;
 }
 
