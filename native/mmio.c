@@ -555,7 +555,8 @@ static void report_undecodable(uintptr_t rip, uintptr_t addr)
     for (; *b; b++) buf[n++] = *b;
     write_hex(buf, &n, rip, 16);
     for (; *c; c++) buf[n++] = *c;
-    for (int k = 0; k < 15; k++) {
+    int avail = (int)(4096 - (rip & 4095)); /* the next page may be unmapped: never fault here */
+    for (int k = 0; k < 15 && k < avail; k++) {
         buf[n++] = ' ';
         write_hex(buf, &n, ((const uint8_t *)rip)[k], 2);
     }

@@ -495,6 +495,11 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     info_handler(sig, si, uc);
 }
 
+static void preinit_handler(int sig, siginfo_t *si, void *uc)
+{
+    info_handler(sig, si, uc);
+}
+
 static void test_segv_chaining(void)
 {
     struct sigaction old, cur;
@@ -738,9 +743,21 @@ static void test_register_errors(void)
     check(mmio_register((uintptr_t)spare, PAGE, NULL, mem) == -1 && errno == EINVAL, "mmio_register without callback: EINVAL");
 }
 
+static void preinit_handler(int sig, siginfo_t *si, void *uc);
+
 static int run_tests(void)
 {
+    /* a handler installed before mmio_init() is recorded as the program's and still called */
+    struct sigaction cur;
+    set_action(SIGSEGV, preinit_handler, 0, 0);
     mmio_init();
+    sigaction(SIGSEGV, NULL, &cur);
+    check(cur.sa_sigaction == preinit_handler, "mmio_init keeps a SIGSEGV handler installed before it as the program's");
+    nsig = 0;
+    if (sigsetjmp(jb, 1) == 0)
+        *(volatile int *)nowhere = 1;
+    check(nsig == 1 && last_sig == SIGSEGV, "... and chains a NULL fault to it");
+    signal(SIGSEGV, SIG_DFL);
     mmio_init(); /* idempotent */
 
     base = mmap(NULL, NPAGES * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
