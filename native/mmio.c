@@ -257,12 +257,18 @@ void mmio_init(void)
 
 enum { REX_B = 1, REX_X = 2, REX_R = 4, REX_W = 8 };
 
+enum { K_MOV, K_ALU, K_XCHG };
+enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP, ALU_TEST, ALU_INC, ALU_DEC };
+
 struct insn {
+    int kind;          /* K_MOV: load or store; K_ALU: read (+ write back); K_XCHG */
+    int alu;           /* K_ALU: ALU_* */
+    int mem_dst;       /* K_ALU: memory is the destination operand */
     unsigned len;      /* bytes, prefixes included */
     unsigned size;     /* memory access width: 1, 2, 4, 8 */
     unsigned dst_size; /* load: destination register width */
     int is_write;
-    int is_imm;  /* store of an immediate */
+    int is_imm;  /* the other operand is an immediate (imm), not reg */
     int sign;    /* load sign-extends (MOVSX/MOVSXD) */
     int reg;     /* register operand 0..15 */
     int rex;     /* a REX prefix was present: byte regs 4..7 are SPL..DIL, not AH..BH */
@@ -319,7 +325,7 @@ static void reg_put(greg_t *g, int r, unsigned size, int rex, uint64_t v)
 static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
 {
     unsigned i = 0;
-    int opsz16 = 0, addr32 = 0, rex = 0;
+    int opsz16 = 0, addr32 = 0, rex = 0, lock = 0, grp = 0;
     memset(in, 0, sizeof *in);
 
     for (;; i++) {
@@ -334,6 +340,8 @@ static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
             ; /* CS/DS/ES/SS overrides are no-ops in 64-bit mode */
         else if (b == 0x64 || b == 0x65)
             in->seg = 1;
+        else if (b == 0xf0)
+            lock = 1;
         else if ((b & 0xf0) == 0x40) {
             rex = b; /* must be last before the opcode: a legacy prefix after it voids it */
             continue;
@@ -360,10 +368,36 @@ static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
         in->size = in->dst_size = osz;
         break;
     case 0xc6: /* C6 /0 ib: MOV r/m8, imm8 */
-        in->size = 1, in->is_write = in->is_imm = 1, immsz = 1;
+        in->size = 1, in->is_write = in->is_imm = 1, immsz = 1, grp = 0xc6;
         break;
     case 0xc7: /* C7 /0 iw/id: MOV r/m16/32, imm16/32; REX.W: r/m64, imm32 sign-extended */
-        in->size = osz, in->is_write = in->is_imm = 1, immsz = osz == 2 ? 2 : 4;
+        in->size = osz, in->is_write = in->is_imm = 1, immsz = osz == 2 ? 2 : 4, grp = 0xc6;
+        break;
+    case 0x80: /* 80 /0../7 ib: ADD..CMP r/m8, imm8 */
+    case 0x81: /* 81 /0../7 iw/id: ADD..CMP r/m16/32/64, imm16/32 */
+    case 0x83: /* 83 /0../7 ib: ADD..CMP r/m16/32/64, imm8 sign-extended */
+        in->kind = K_ALU, in->mem_dst = 1, in->is_imm = 1, grp = 0x80;
+        in->size = op == 0x80 ? 1 : osz;
+        immsz = op == 0x81 ? (osz == 2 ? 2 : 4) : 1;
+        break;
+    case 0x84: /* TEST r/m8, r8 */
+    case 0x85: /* TEST r/m16/32/64, r16/32/64 */
+        in->kind = K_ALU, in->alu = ALU_TEST, in->mem_dst = 1, in->size = op == 0x84 ? 1 : osz;
+        break;
+    case 0x86: /* XCHG r/m8, r8 */
+    case 0x87: /* XCHG r/m16/32/64, r16/32/64 */
+        in->kind = K_XCHG, in->size = op == 0x86 ? 1 : osz;
+        break;
+    case 0xf6: /* F6 /0 ib: TEST r/m8, imm8 */
+    case 0xf7: /* F7 /0 iw/id: TEST r/m16/32/64, imm16/32 */
+        in->kind = K_ALU, in->alu = ALU_TEST, in->mem_dst = 1, in->is_imm = 1, grp = 0xc6;
+        in->size = op == 0xf6 ? 1 : osz;
+        immsz = op == 0xf6 ? 1 : (osz == 2 ? 2 : 4);
+        break;
+    case 0xfe: /* FE /0, /1: INC, DEC r/m8 */
+    case 0xff: /* FF /0, /1: INC, DEC r/m16/32/64 */
+        in->kind = K_ALU, in->mem_dst = 1, grp = 0xfe;
+        in->size = op == 0xfe ? 1 : osz;
         break;
     case 0x63: /* MOVSXD r64, r/m32 (REX.W); without REX.W a plain 16/32-bit move */
         if (rex & REX_W)
@@ -403,6 +437,11 @@ static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
         break;
     }
     default:
+        if (op < 0x40 && (op & 7) < 4) { /* 00..3B /r: ADD OR ADC SBB AND SUB XOR CMP, either direction */
+            in->kind = K_ALU, in->alu = op >> 3, in->mem_dst = !(op & 2);
+            in->size = (op & 1) ? osz : 1;
+            break;
+        }
         return -1;
     }
 
@@ -412,8 +451,18 @@ static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
     in->reg = (int)((modrm >> 3) & 7) | ((rex & REX_R) ? 8 : 0);
     if (mod == 3)
         return -1; /* register operand: not a memory access */
-    if (in->is_imm && ((modrm >> 3) & 7) != 0)
-        return -1; /* C6/C7 with reg != 0 are other instructions */
+    unsigned ext = (modrm >> 3) & 7; /* opcode extension of group opcodes */
+    if (grp == 0xc6 && ext != 0)
+        return -1; /* C6/C7, F6/F7 with /1../7 are other instructions */
+    if (grp == 0x80)
+        in->alu = (int)ext;
+    if (grp == 0xfe) {
+        if (ext > 1)
+            return -1; /* FF /2.. are CALL, JMP, PUSH */
+        in->alu = ext ? ALU_DEC : ALU_INC;
+    }
+    if (lock && !(in->kind == K_XCHG || (in->kind == K_ALU && in->alu != ALU_CMP && in->alu != ALU_TEST)))
+        return -1; /* LOCK only on read-modify-write forms (#UD otherwise) */
 
     uint64_t ea = 0;
     int riprel = 0, disp32 = mod == 2;
@@ -437,9 +486,7 @@ static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
         ea += sext(le(p + i, 4), 4), i += 4;
 
     if (immsz) {
-        in->imm = le(p + i, immsz);
-        if (in->size == 8)
-            in->imm = sext(in->imm, 4);
+        in->imm = sext(le(p + i, immsz), immsz); /* imm8 of 83, imm32 with REX.W: sign-extended */
         i += immsz;
     }
     in->len = i;
@@ -447,6 +494,50 @@ static int decode(const uint8_t *p, const greg_t *g, struct insn *in)
         ea += (uint64_t)(uintptr_t)p + i;
     in->ea = (uintptr_t)(addr32 ? ea & 0xffffffffull : ea);
     return 0;
+}
+
+/* ---- ALU forms: run the same operation on registers, so result and flags are the CPU's ---- */
+
+#define RFLAGS_ARITH 0x8d5ull /* OF SF ZF AF PF CF */
+
+/* rsp is moved past the red zone before pushfq: the compiler may keep data there */
+#define ALU_ASM(mn, sfx, m)                                                                     \
+    __asm__("bt $0, %[cf]\n\t" mn sfx " %" m "[b], %" m "[a]\n\t"                              \
+            "lea -128(%%rsp), %%rsp\n\tpushfq\n\tpopq %[fl]\n\tlea 128(%%rsp), %%rsp"           \
+            : [a] "+q"(a), [fl] "=r"(fl)                                                         \
+            : [b] "q"(b), [cf] "r"(cf)                                                           \
+            : "cc")
+#define ALU_ASM1(mn, sfx, m)                                                                    \
+    __asm__("bt $0, %[cf]\n\t" mn sfx " %" m "[a]\n\t"                                          \
+            "lea -128(%%rsp), %%rsp\n\tpushfq\n\tpopq %[fl]\n\tlea 128(%%rsp), %%rsp"           \
+            : [a] "+q"(a), [fl] "=r"(fl)                                                         \
+            : [cf] "r"(cf)                                                                       \
+            : "cc")
+#define ALU_SIZES(ASM, mn)              \
+    switch (size) {                     \
+    case 1: ASM(mn, "b", "b"); break;   \
+    case 2: ASM(mn, "w", "w"); break;   \
+    case 4: ASM(mn, "l", "k"); break;   \
+    default: ASM(mn, "q", "q"); break;  \
+    }
+
+/* a OP b at `size` bytes with carry-in cf (ADC, SBB; INC/DEC keep it); *flags gets RFLAGS */
+static uint64_t alu_native(int op, unsigned size, uint64_t a, uint64_t b, uint64_t cf, uint64_t *flags)
+{
+    uint64_t fl = 0;
+    switch (op) {
+    case ALU_ADD: ALU_SIZES(ALU_ASM, "add") break;
+    case ALU_OR: ALU_SIZES(ALU_ASM, "or") break;
+    case ALU_ADC: ALU_SIZES(ALU_ASM, "adc") break;
+    case ALU_SBB: ALU_SIZES(ALU_ASM, "sbb") break;
+    case ALU_AND: case ALU_TEST: ALU_SIZES(ALU_ASM, "and") break;
+    case ALU_SUB: case ALU_CMP: ALU_SIZES(ALU_ASM, "sub") break;
+    case ALU_XOR: ALU_SIZES(ALU_ASM, "xor") break;
+    case ALU_INC: ALU_SIZES(ALU_ASM1, "inc") break;
+    case ALU_DEC: ALU_SIZES(ALU_ASM1, "dec") break;
+    }
+    *flags = fl;
+    return a & size_mask(size);
 }
 
 /* ---- signal delivery as the kernel would do it ---- */
@@ -585,20 +676,47 @@ static int emulate(siginfo_t *si, ucontext_t *uc)
         report_undecodable(rip, fault); /* straddles a region boundary, or decoder disagrees */
         return 0;
     }
-    uint64_t val = 0;
-    if (in.is_write)
-        val = in.is_imm ? in.imm & size_mask(in.size) : reg_get(g, in.reg, in.size, in.rex);
-    if (r.fn(r.cookie, ea - r.start, in.size, in.is_write, &val) != 0) {
-        deliver_sigbus(fault, uc);
-        return 1;
-    }
-    if (!in.is_write) {
-        val &= size_mask(in.size);
-        if (in.sign)
-            val = sext(val, in.size);
-        reg_put(g, in.reg, in.dst_size, in.rex, val);
+    uint64_t mask = size_mask(in.size), off = ea - r.start, val = 0;
+    uint64_t other = in.is_imm ? in.imm & mask : reg_get(g, in.reg, in.size, in.rex);
+    if (in.kind == K_MOV) {
+        if (in.is_write)
+            val = other;
+        if (r.fn(r.cookie, off, in.size, in.is_write, &val) != 0)
+            goto bus_error;
+        if (!in.is_write) {
+            val &= mask;
+            if (in.sign)
+                val = sext(val, in.size);
+            reg_put(g, in.reg, in.dst_size, in.rex, val);
+        }
+    } else {
+        /* read-modify-write as two device accesses; LOCK cannot make them atomic for the
+         * device model (a locked access to UC memory is not either, on the bus) */
+        if (r.fn(r.cookie, off, in.size, 0, &val) != 0)
+            goto bus_error;
+        val &= mask;
+        if (in.kind == K_XCHG) {
+            uint64_t w = other;
+            if (r.fn(r.cookie, off, in.size, 1, &w) != 0)
+                goto bus_error;
+            reg_put(g, in.reg, in.size, in.rex, val);
+        } else {
+            uint64_t fl, a = in.mem_dst ? val : other, b = in.mem_dst ? other : val;
+            uint64_t res = alu_native(in.alu, in.size, a, b, (uint64_t)g[REG_EFL] & 1, &fl);
+            if (in.alu != ALU_CMP && in.alu != ALU_TEST) {
+                if (!in.mem_dst)
+                    reg_put(g, in.reg, in.size, in.rex, res);
+                else if (r.fn(r.cookie, off, in.size, 1, &res) != 0)
+                    goto bus_error;
+            }
+            g[REG_EFL] = (greg_t)(((uint64_t)g[REG_EFL] & ~RFLAGS_ARITH) | (fl & RFLAGS_ARITH));
+        }
     }
     g[REG_RIP] = (greg_t)(rip + in.len);
+    return 1;
+
+bus_error:
+    deliver_sigbus(fault, uc);
     return 1;
 }
 

@@ -386,6 +386,105 @@ static void test_stores(void)
     }
 }
 
+/* ---- ALU forms, differentially: the same instruction on ordinary memory and on the region
+ * must leave the same rax, rcx, arithmetic flags and memory ---- */
+
+#define FLAGS 0x8d5ull
+
+struct cpu {
+    uint64_t rax, rcx, flags;
+};
+
+#define DIFF_FN(name, insn)                                                                    \
+    static void name(uint8_t *p, struct cpu *c)                                                \
+    {                                                                                          \
+        uint64_t a = c->rax, cx = c->rcx, f, fin = c->flags;                                    \
+        __asm__ volatile("lea -128(%%rsp), %%rsp\n\tpushfq\n\tandq $~0x8d5, (%%rsp)\n\t"         \
+                         "orq %[fin], (%%rsp)\n\tpopfq\n\t" insn "\n\t"                          \
+                         "pushfq\n\tpopq %[f]\n\tlea 128(%%rsp), %%rsp"                              \
+                         : "+a"(a), "+c"(cx), [f] "=&r"(f)                                      \
+                         : "D"(p), [fin] "r"(fin)                                                \
+                         : "cc", "memory");                                                     \
+        c->rax = a, c->rcx = cx, c->flags = f & FLAGS;                                          \
+    }
+
+#define ALU_FORMS(X)                                                     \
+    X(cmp_imm32, "cmpl $5, (%%rdi)", "83 /7: cmp dword, imm8")              \
+    X(cmp_imm8, "cmpb $0x80, 1(%%rdi)", "80 /7: cmp byte, imm8")            \
+    X(cmp_imm32b, "cmpl $0x12345678, 4(%%rdi)", "81 /7: cmp dword, imm32")  \
+    X(cmp_rq, "cmpq %%rcx, 8(%%rdi)", "REX.W 39: cmp qword, rcx")          \
+    X(cmp_wr, "cmpw (%%rdi), %%cx", "66 3B: cmp cx, word")                 \
+    X(cmp_ah, "cmpb %%ah, 3(%%rdi)", "38: cmp byte, ah")                   \
+    X(test_b, "testb $1, (%%rdi)", "F6 /0: test byte, imm8")               \
+    X(test_l, "testl $0x80000000, 4(%%rdi)", "F7 /0: test dword, imm32")   \
+    X(test_w, "testw $0x8000, 2(%%rdi)", "66 F7 /0: test word, imm16")     \
+    X(test_r, "testl %%ecx, 4(%%rdi)", "85: test dword, ecx")              \
+    X(test_rb, "testb %%cl, 1(%%rdi)", "84: test byte, cl")                \
+    X(or_l, "orl $1, (%%rdi)", "83 /1: or dword, imm8")                    \
+    X(and_l, "andl $-5, (%%rdi)", "83 /4: and dword, imm8 sign-extended")  \
+    X(and_q, "andq $0x7ffffff0, 8(%%rdi)", "REX.W 81 /4: and qword, imm32") \
+    X(xor_q, "xorq %%rcx, 8(%%rdi)", "REX.W 31: xor qword, rcx")           \
+    X(add_b, "addb $0x7f, (%%rdi)", "80 /0: add byte (overflow)")          \
+    X(add_q, "addq $-1, 8(%%rdi)", "REX.W 83 /0: add qword, -1")          \
+    X(sub_w, "subw $1, 2(%%rdi)", "66 83 /5: sub word")                    \
+    X(adc_l, "adcl %%ecx, (%%rdi)", "11: adc dword, ecx (carry in)")       \
+    X(sbb_q, "sbbq $3, 8(%%rdi)", "REX.W 83 /3: sbb qword (borrow in)")    \
+    X(add_rl, "addl (%%rdi), %%eax", "03: add eax, dword (zero-extends)")  \
+    X(sub_rq, "subq 8(%%rdi), %%rax", "REX.W 2B: sub rax, qword")          \
+    X(or_ah, "orb 1(%%rdi), %%ah", "0A: or ah, byte")                      \
+    X(and_cx, "andw 2(%%rdi), %%cx", "66 23: and cx, word")                \
+    X(xor_ecx, "xorl (%%rdi), %%ecx", "33: xor ecx, dword")               \
+    X(inc_l, "incl (%%rdi)", "FF /0: inc dword (CF kept)")                 \
+    X(dec_b, "decb 1(%%rdi)", "FE /1: dec byte")                           \
+    X(inc_q, "incq 8(%%rdi)", "REX.W FF /0: inc qword")                    \
+    X(dec_w, "decw 2(%%rdi)", "66 FF /1: dec word")                        \
+    X(lock_or, "lock orl $1, 4(%%rdi)", "F0 83 /1: lock or")               \
+    X(lock_add, "lock addq %%rcx, 8(%%rdi)", "F0 REX.W 01: lock add")      \
+    X(xchg_l, "xchgl %%eax, (%%rdi)", "87: xchg dword, eax")               \
+    X(xchg_b, "xchgb %%cl, 1(%%rdi)", "86: xchg byte, cl")                 \
+    X(xchg_q, "xchgq %%rcx, 8(%%rdi)", "REX.W 87: xchg qword, rcx")
+
+#define X(name, insn, desc) DIFF_FN(diff_##name, insn)
+ALU_FORMS(X)
+#undef X
+
+static void test_alu(void)
+{
+    static const struct {
+        void (*fn)(uint8_t *, struct cpu *);
+        const char *desc;
+    } forms[] = {
+#define X(name, insn, desc) {diff_##name, desc},
+        ALU_FORMS(X)
+#undef X
+    };
+    static const uint8_t patterns[][16] = {
+        {5, 0x80, 0x00, 0x80, 0x78, 0x56, 0x34, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+        {0x7f, 0x01, 0xff, 0x7f, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80},
+        {0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
+    };
+    static const struct cpu inputs[] = {
+        {0x1122334455668077ull, 0x8000000000000001ull, 0},
+        {0xffffffff8000ffffull, 0x000000007fffffffull, FLAGS},
+        {0, 0xffffffffffffffffull, 0x001},
+    };
+    uint8_t plain[16];
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        int same = 1;
+        for (size_t pi = 0; pi < sizeof patterns / sizeof patterns[0]; pi++)
+            for (size_t ii = 0; ii < sizeof inputs / sizeof inputs[0]; ii++) {
+                struct cpu want = inputs[ii], got = inputs[ii];
+                memcpy(plain, patterns[pi], 16);
+                memcpy(mem + 0xc00, patterns[pi], 16);
+                forms[f].fn(plain, &want);
+                forms[f].fn(base + 0xc00, &got);
+                if (memcmp(&want, &got, sizeof want) || memcmp(plain, mem + 0xc00, 16))
+                    same = 0;
+            }
+        check(same, "%s: as on memory (result, flags, register)", forms[f].desc);
+    }
+}
+
 /* ---- signals ---- */
 
 static sigjmp_buf jb;
@@ -526,11 +625,11 @@ static void test_segv_chaining(void)
     nsig = 0;
     if (sigsetjmp(jb, 1) == 0) {
         fprintf(stderr, "(expected diagnostic follows)\n");
-        __asm__ volatile("addl $1, (%0)" : : "r"(base + 0x70) : "memory");
+        __asm__ volatile("movups %%xmm0, (%0)" : : "r"(base + 0x70) : "memory");
         check(0, "undecodable instruction returned");
     } else {
         check(nsig == 1 && last_info.si_addr == (void *)(base + 0x70) && last_info.si_code == SEGV_ACCERR,
-              "undecodable add [mem], imm in a region reaches the program's SIGSEGV handler");
+              "undecodable movups [mem], xmm0 in a region reaches the program's SIGSEGV handler");
     }
 
     /* unregister: the PROT_NONE page faults as a plain SIGSEGV again */
@@ -622,7 +721,7 @@ static void die_resethand_twice(void)
         *(volatile int *)nowhere = 1;
     *(volatile int *)nowhere = 2;
 }
-static void die_undecodable(void) { __asm__ volatile("addl $1, (%0)" : : "r"(base + 0x70) : "memory"); }
+static void die_undecodable(void) { __asm__ volatile("movups %%xmm0, (%0)" : : "r"(base + 0x70) : "memory"); }
 static void die_bus_default(void) { (void)*(volatile uint32_t *)(base + BUS_OFF); }
 static void die_bus_ignored(void)
 {
@@ -779,6 +878,7 @@ static int run_tests(void)
     test_volatile();
     test_loads();
     test_stores();
+    test_alu();
     test_sigbus();
     test_deaths();
     test_segv_chaining();
