@@ -1,7 +1,15 @@
 /* MMIO emulation for VFIO BAR mappings: SIGSEGV handler, x86-64 decoder, signal interposition.
  *
  * Link into the LD_PRELOAD library (no main, no constructors). Needs dlsym(RTLD_NEXT) for
- * the real sigaction: -ldl on glibc < 2.34. */
+ * the real sigaction: -ldl on glibc < 2.34.
+ *
+ * Decoded (legacy prefixes 66, 67, F0, segment overrides, REX.W/R/X/B; any ModRM/SIB/disp
+ * form incl. RIP-relative; AH..BH without REX):
+ *   MOV 88 89 8A 8B, C6/C7 /0, A0..A3 (moffs), MOVZX/MOVSX 0F B6/B7/BE/BF, MOVSXD 63,
+ *   MOVNTI 0F C3; with a memory operand also ADD OR ADC SBB AND SUB XOR CMP (00..3B,
+ *   80/81/83), TEST (84/85, F6/F7 /0), INC/DEC (FE/FF /0 /1), XCHG (86/87).
+ * Not decoded (the fault goes to the program's SIGSEGV disposition, with a line on stderr):
+ *   SSE/AVX (VEX/EVEX) moves, string instructions (MOVS/STOS/...), anything else. */
 #define _GNU_SOURCE
 #include "mmio.h"
 
@@ -135,6 +143,7 @@ int mmio_register(uintptr_t start, size_t len, mmio_fn fn, void *cookie)
         errno = EINVAL;
         return -1;
     }
+    mmio_init();
     sigset_t saved;
     int err = ENOSPC, slot = -1;
     lock_take(&region_lock, &saved);

@@ -25,11 +25,24 @@ void mmio_init(void);                                                     /* ins
 /* Most regions registered at once; mmio_register fails with ENOSPC beyond it. */
 #define MMIO_MAX_REGIONS 64
 
-/* Values and *val: the low `size` bytes are significant, little-endian as the CPU sees them;
+/* Call mmio_init() from the preload's constructor: it also resolves libc's sigaction,
+ * sigprocmask and pthread_sigmask (dlsym(RTLD_NEXT)) so that nothing on the fault path calls
+ * dlsym. mmio_register() calls it too, in case.
+ *
+ * Linking mmio.c exports wrappers for sigaction, signal, bsd_signal, sysv_signal,
+ * __sysv_signal, sigset, sigprocmask and pthread_sigmask. Once mmio_init() ran, SIGSEGV
+ * belongs to the MMIO handler: the program's sigaction(SIGSEGV) only changes the disposition
+ * recorded for it (returned as oldact, used for faults that are not MMIO), and SIGSEGV is
+ * left out of any mask the program sets. SIGBUS is never taken over.
+ *
+ * Debugging under gdb: `handle SIGSEGV nostop noprint pass`, or every BAR access stops.
+ *
+ * Values and *val: the low `size` bytes are significant, little-endian as the CPU sees them;
  * a read's *val is masked to `size` bytes before it is written to the register. The callback
  * runs inside the SIGSEGV handler of the faulting thread with all asynchronous signals
  * blocked (an MMIO access is atomic with respect to signals, as on hardware), so it must only
  * use async-signal-safe calls (read/write on a socket are fine) and must not touch an MMIO
- * region itself. */
+ * region itself. Do not mmio_unregister() a region (or free its cookie) while another thread may
+ * still be inside its callback. */
 
 #endif
