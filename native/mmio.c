@@ -749,13 +749,12 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
     }
     if (sig != SIGSEGV || __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 0)
         return real(sig, act, oldact);
-    struct sigaction n;
+    struct sigaction n, o;
     if (act)
-        n = *act; /* act and oldact may alias */
+        n = *act; /* act and oldact may alias; user memory is touched outside the lock */
     sigset_t saved;
     lock_take(&prog_lock, &saved);
-    if (oldact)
-        *oldact = prog_segv;
+    o = prog_segv;
     if (act) {
         seq_write_begin(&prog_seq);
         prog_segv = n;
@@ -765,6 +764,8 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
         install_ours(n.sa_flags);
     }
     lock_drop(&prog_lock, &saved);
+    if (oldact)
+        *oldact = o;
     return 0;
 }
 

@@ -40,7 +40,8 @@ void mmio_init(void);                                                     /* ins
  * Values and *val: the low `size` bytes are significant, little-endian as the CPU sees them;
  * a read's *val is masked to `size` bytes before it is written to the register. The callback
  * runs inside the SIGSEGV handler of the faulting thread with all asynchronous signals
- * blocked (an MMIO access is atomic with respect to signals, as on hardware), so it must only
+ * blocked (an MMIO access is atomic with respect to signals, as on hardware), possibly on
+ * several threads at once (serialise the socket), so it must only
  * use async-signal-safe calls (read/write on a socket are fine) and must not touch an MMIO
  * region itself. Do not mmio_unregister() a region (or free its cookie) while another thread may
  * still be inside its callback. */
