@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -234,12 +235,18 @@ static int hello_locked(uint64_t token)
 	return 0;
 }
 
+/* Signals stay blocked during an exchange: a program handler that touched a BAR (an MMIO
+ * request of its own) must not interleave with the request in flight or wait on mu. */
 static int64_t rpc(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
 		   size_t outcap, size_t *outlen, uint64_t *aux)
 {
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_mutex_lock(&mu);
 	int64_t rc = ensure_locked() ? -EIO : rpc_locked(op, a, na, pay, plen, out, outcap, outlen, aux);
 	pthread_mutex_unlock(&mu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
 
@@ -314,6 +321,7 @@ __attribute__((constructor)) static void vt_init(void)
 	REAL(readdir); REAL(readdir64); REAL(closedir); REAL(nanosleep); REAL(clock_nanosleep);
 	REAL(usleep); REAL(sleep);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	mmio_init(); /* resolves the real signal calls now, so a fault never needs dlsym */
 }
 
 /* ------------------------------------------------------------------ files -- */
@@ -547,6 +555,8 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(f
 
 /* ------------------------------------------------------------ mmap, MMIO -- */
 
+static void forget_devmaps(uintptr_t s, size_t len);
+
 static int mmio_cb(void *cookie, uint64_t off, unsigned size, int is_write, uint64_t *val)
 {
 	uintptr_t start = (uintptr_t)cookie;
@@ -560,7 +570,12 @@ static int mmio_cb(void *cookie, uint64_t off, unsigned size, int is_write, uint
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (fd < 0 || !twin_fd(fd)) return r_mmap(addr, len, prot, flags, fd, off);
+	if (fd < 0 || !twin_fd(fd)) {
+		void *va = r_mmap(addr, len, prot, flags, fd, off);
+		/* a fixed mapping over a BAR mapping replaces it, as munmap would */
+		if (va != MAP_FAILED && (flags & MAP_FIXED)) forget_devmaps((uintptr_t)va, len);
+		return va;
+	}
 	/* the address first (as the program asked, MAP_FIXED* included), then the twin's VMA */
 	int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
 	void *va = r_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | keep, -1, 0);
@@ -572,7 +587,6 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		fail(rc);
 		return MAP_FAILED;
 	}
-	mmio_init();
 	size_t plen = (len + 4095) & ~(size_t)4095;
 	if (mmio_register((uintptr_t)va, plen, mmio_cb, va) < 0) {
 		rpc(VT_MUNMAP, (uint64_t[]){ (uint64_t)(uintptr_t)va, plen }, 2, NULL, 0, NULL, 0, NULL, NULL);
@@ -594,24 +608,30 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	return mmap(addr, len, prot, flags, fd, off);
 }
 
-int munmap(void *addr, size_t len)
+/* [s, s + len) no longer maps the device: drop the emulation and the twin's VMA. */
+static void forget_devmaps(uintptr_t s, size_t len)
 {
-	uintptr_t s = (uintptr_t)addr, e = s + len;
+	uintptr_t e = s + len;
 	int dev = 0;
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < DEVMAP_MAX; i++) {
 		struct devmap *m = &devmaps[i];
 		if (m->len && m->start < e && s < m->start + m->len) {
 			dev = 1;
-			if (s <= m->start && e >= m->start + m->len) m->len = 0; /* whole: forget it */
+			if (s <= m->start && e >= m->start + m->len) m->len = 0;
 		}
 	}
 	pthread_mutex_unlock(&mu);
-	int rc = r_munmap(addr, len);
-	if (dev && rc == 0) {
+	if (dev) {
 		mmio_unregister(s, len);
 		rpc(VT_MUNMAP, (uint64_t[]){ s, len }, 2, NULL, 0, NULL, 0, NULL, NULL);
 	}
+}
+
+int munmap(void *addr, size_t len)
+{
+	int rc = r_munmap(addr, len);
+	if (rc == 0) forget_devmaps((uintptr_t)addr, len);
 	return rc;
 }
 
