@@ -91,6 +91,8 @@ static unsigned char fdkind[FD_MAX];
 static uint32_t fdmaking[32];
 static unsigned nfdmaking;
 static uint64_t fork_token;
+static char *shm;          /* the shared-memory channel, once the server took it */
+static uint32_t shm_seq;
 
 struct devmap {
 	uintptr_t start;
@@ -152,6 +154,9 @@ static void lost(void)
 	connect_failed = 1;
 }
 
+static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
+		       size_t outcap, size_t *outlen, uint64_t *aux);
+
 /* One request, one reply, with mu held. Returns rc (>= 0 or -errno). */
 static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen,
 			  void *out, size_t outcap, size_t *outlen, uint64_t *aux)
@@ -161,6 +166,7 @@ static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pa
 	char hdr[sizeof q + 256];
 	for (int i = 0; i < na; i++) q.a[i] = a[i];
 	if (sock < 0) return -EIO;
+	if (shm) return rpc_shm(op, a, na, pay, plen, out, outcap, outlen, aux);
 	if (plen <= 256) { /* one send for the common small request */
 		memcpy(hdr, &q, sizeof q);
 		if (plen) memcpy(hdr + sizeof q, pay, plen);
@@ -185,6 +191,75 @@ broken:
 }
 
 static int hello_locked(uint64_t token);
+
+static double mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+#define SPIN_NS 50000.0 /* how long a client spins for its reply before it sleeps */
+
+static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
+		       size_t outcap, size_t *outlen, uint64_t *aux)
+{
+	struct vt_shm_hdr *h = (struct vt_shm_hdr *)shm;
+	struct vt_req q = { .len = (uint32_t)(sizeof q + plen), .op = op };
+	if (sizeof q + plen > VT_SHM_AREA) return -E2BIG;
+	for (int i = 0; i < na; i++) q.a[i] = a[i];
+	memcpy(shm + VT_SHM_REQ, &q, sizeof q);
+	if (plen) memcpy(shm + VT_SHM_REQ + sizeof q, pay, plen);
+	uint32_t s = ++shm_seq;
+	__atomic_store_n(&h->req_seq, s, __ATOMIC_SEQ_CST);
+	char bell = 'r';
+	if (!__atomic_load_n(&h->server_polling, __ATOMIC_SEQ_CST) && send(sock, &bell, 1, MSG_NOSIGNAL) != 1) goto broken;
+	double t0 = 0;
+	for (unsigned i = 0; __atomic_load_n(&h->rep_seq, __ATOMIC_ACQUIRE) != s; i++) {
+		__builtin_ia32_pause();
+		if ((i & 255) != 255) continue;
+		if (!t0) t0 = mono_ns();
+		else if (mono_ns() - t0 > SPIN_NS) {
+			/* sleep on the socket: the server rings once it has answered */
+			__atomic_store_n(&h->client_blocked, 1, __ATOMIC_SEQ_CST);
+			while (__atomic_load_n(&h->rep_seq, __ATOMIC_SEQ_CST) != s) {
+				ssize_t n = recv(sock, &bell, 1, 0);
+				if (n < 0 && errno == EINTR) continue;
+				if (n <= 0) goto broken;
+			}
+			__atomic_store_n(&h->client_blocked, 0, __ATOMIC_SEQ_CST);
+			break;
+		}
+	}
+	struct vt_rep r;
+	memcpy(&r, shm + VT_SHM_REP, sizeof r);
+	if (r.len < sizeof r || r.len > VT_SHM_AREA) goto broken;
+	size_t n = r.len - sizeof r, keep = n < outcap ? n : outcap;
+	if (keep) memcpy(out, shm + VT_SHM_REP + sizeof r, keep);
+	if (outlen) *outlen = keep;
+	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
+	return r.rc;
+broken:
+	lost();
+	return -EIO;
+}
+
+/* The shared-memory channel: a memfd the server maps (it takes the fd with pidfd_getfd). */
+static int shm_fd_new(void)
+{
+	int fd = memfd_create("vfio-twin-channel", MFD_CLOEXEC);
+	if (fd < 0) return -1;
+	if (ftruncate(fd, VT_SHM_SIZE) < 0) {
+		r_close(fd);
+		return -1;
+	}
+	int hi = r_fcntl(fd, F_DUPFD_CLOEXEC, 900);
+	if (hi >= 0) {
+		r_close(fd);
+		fd = hi;
+	}
+	return fd;
+}
 
 /* Connect on first use; a forked child says its parent's token (see atfork_child). */
 static int ensure_locked(void)
@@ -223,9 +298,20 @@ static int hello_locked(uint64_t token)
 		if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
 		r_close(f);
 	}
-	uint64_t a[3] = { (uint64_t)getpid(), token, VT_PROTO_VERSION };
+	int sfd = getenv("VFIO_TWIN_NO_SHM") ? -1 : shm_fd_new();
+	uint64_t a[5] = { (uint64_t)getpid(), token, VT_PROTO_VERSION, (uint64_t)(int64_t)sfd, sfd >= 0 };
 	size_t got = 0;
-	int64_t rc = rpc_locked(VT_HELLO, a, 3, comm, strlen(comm) + 1, fdmaking, sizeof fdmaking, &got, NULL);
+	uint64_t aux[2] = { 0, 0 };
+	shm = NULL;
+	int64_t rc = rpc_locked(VT_HELLO, a, 5, comm, strlen(comm) + 1, fdmaking, sizeof fdmaking, &got, aux);
+	if (sfd >= 0) {
+		if (rc >= 0 && aux[0] == 1) {
+			void *m = r_mmap(NULL, VT_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+			shm = m == MAP_FAILED ? NULL : m;
+			shm_seq = 0;
+		}
+		r_close(sfd); /* the server holds its own copy; the mapping keeps the pages */
+	}
 	if (rc < 0) {
 		fprintf(stderr, "vfio-twin: the bridge server refused this process: %s\n", strerror((int)-rc));
 		lost();
@@ -305,6 +391,10 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	pthread_mutex_init(&mu, NULL);
+	if (shm) { /* the parent's channel, shared by inheritance: not ours */
+		r_munmap(shm, VT_SHM_SIZE);
+		shm = NULL;
+	}
 	if (sock >= 0) {
 		r_close(sock);
 		sock = -1;
