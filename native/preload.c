@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -983,4 +984,51 @@ long syscall(long nr, ...)
 	if (nr == SYS_prlimit64 && memlock_of_self((int)a[1], (pid_t)a[0]))
 		return prlimit((pid_t)a[0], (__rlimit_resource_t)a[1], (const struct rlimit *)a[2], (struct rlimit *)a[3]);
 	return syscall_real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ------------------------------------------------------------------ wait -- */
+
+/* When wait() returns a dead child, Linux has already released its files. A bridged child's
+ * socket close may still be in flight to the server, so say it: its exit happens in the twin
+ * before this process's next call (the kernel selftest checks page refs right after). */
+static void reaped(pid_t pid, int status)
+{
+	if (pid <= 0 || !(WIFEXITED(status) || WIFSIGNALED(status))) return;
+	pthread_mutex_lock(&mu);
+	int on = sock >= 0;
+	pthread_mutex_unlock(&mu);
+	if (on) rpc(VT_REAP, (uint64_t[]){ (uint64_t)pid }, 1, NULL, 0, NULL, 0, NULL, NULL);
+}
+
+pid_t waitpid(pid_t pid, int *wstatus, int options)
+{
+	static pid_t (*real)(pid_t, int *, int);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "waitpid");
+	int st = 0;
+	pid_t r = real(pid, &st, options);
+	if (wstatus) *wstatus = st;
+	reaped(r, st);
+	return r;
+}
+pid_t wait(int *wstatus) { return waitpid(-1, wstatus, 0); }
+pid_t wait4(pid_t pid, int *wstatus, int options, struct rusage *ru)
+{
+	static pid_t (*real)(pid_t, int *, int, struct rusage *);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "wait4");
+	int st = 0;
+	pid_t r = real(pid, &st, options, ru);
+	if (wstatus) *wstatus = st;
+	reaped(r, st);
+	return r;
+}
+pid_t wait3(int *wstatus, int options, struct rusage *ru) { return wait4(-1, wstatus, options, ru); }
+int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	static int (*real)(idtype_t, id_t, siginfo_t *, int);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "waitid");
+	int r = real(idtype, id, info, options);
+	if (r == 0 && info && !(options & WNOWAIT) &&
+	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED))
+		reaped(info->si_pid, info->si_code == CLD_EXITED ? 0 : SIGKILL);
+	return r;
 }

@@ -11,7 +11,19 @@ import * as net from "node:net";
 import { existsSync, unlinkSync } from "node:fs";
 import type { Twin } from "../twin.js";
 import * as sys from "../kernel/syscalls.js";
-import { EBUSY, EFAULT, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOSYS, EPERM, EPROTO, errnoName } from "../uapi/errno.js";
+import {
+  EBUSY,
+  ECHILD,
+  EFAULT,
+  EINVAL,
+  EISDIR,
+  EMSGSIZE,
+  ENOENT,
+  ENOSYS,
+  EPERM,
+  EPROTO,
+  errnoName,
+} from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
 import * as K from "../uapi/kvm.js";
@@ -407,6 +419,8 @@ export class BridgeServer {
         return repl(p.setMemlock(unrlim(f.readBigUInt64LE(8)), unrlim(f.readBigUInt64LE(16))));
       case Op.FORK:
         return repl(this.fork(p));
+      case Op.REAP:
+        return repl(this.reap(s(f, 0)));
       default:
         return repl(-ENOSYS);
     }
@@ -474,6 +488,22 @@ export class BridgeServer {
     timer.unref();
     this.pending.set(token, { entries, caps: [...p.caps], memlock: [p.memlock.cur, p.memlock.max], timer });
     return token;
+  }
+
+  /**
+   * A parent's wait() reaped `pid`: in Linux the child's files were released before the wait
+   * returned, so a bridged child's exit is done now, before the parent's next call, even if
+   * its socket's close has not been seen yet. Only a process that is gone can be reaped.
+   */
+  private reap(pid: number): number {
+    if (!(pid > 0) || existsSync(`/proc/${pid}/status`)) return -ECHILD;
+    for (const c of this.conns)
+      if (c.proc?.pid === pid) {
+        c.sock.destroy();
+        c.end();
+        return 0;
+      }
+    return 0;
   }
 
   private dropFork(token: number): void {
