@@ -111,14 +111,16 @@ static int twin_path(const char *p)
 {
 	static const char *const pre[] = {
 		"/dev/vfio", "/dev/iommu", "/dev/kvm", "/sys/bus/pci/devices", "/sys/bus/pci/drivers",
-		"/sys/kernel/iommu_groups", "/sys/bus/mdev", NULL,
+		"/sys/kernel/iommu_groups", "/sys/bus/mdev", "/sys/kernel/debug", NULL,
 	};
 	if (!p || p[0] != '/') return 0;
 	for (int i = 0; pre[i]; i++) {
 		size_t n = strlen(pre[i]);
 		if (!strncmp(p, pre[i], n) && (p[n] == 0 || p[n] == '/')) return 1;
 	}
-	return 0;
+	/* /proc/{self,thread-self,PID}[/task/TID]/fail-nth: the twin's fault injection */
+	size_t l = strlen(p);
+	return !strncmp(p, "/proc/", 6) && l > 15 && !strcmp(p + l - 9, "/fail-nth");
 }
 
 static int own_status_path(const char *p)
@@ -467,12 +469,12 @@ static int open_status(int flags)
 
 static int twin_open(const char *path, int flags)
 {
-	if (strncmp(path, "/sys/", 5) == 0) {
+	/* an attribute opened for reading is its text in a memfd; for writing, the twin's file */
+	if (strncmp(path, "/sys/", 5) == 0 && (flags & O_ACCMODE) == O_RDONLY) {
 		char text[4096];
 		size_t len = 0;
 		int64_t rc = rpc(VT_READFILE, NULL, 0, path, strlen(path) + 1, text, sizeof text, &len, NULL);
 		if (rc < 0) return fail(rc);
-		if ((flags & O_ACCMODE) != O_RDONLY) return fail(-EACCES);
 		return text_file(text, len, flags);
 	}
 	int ph = placeholder(flags & O_CLOEXEC);
@@ -512,17 +514,28 @@ int open64(const char *path, int flags, ...) { MODE_ARG(flags, mode); return vt_
 int __open_2(const char *path, int flags) { return vt_open(path, flags, 0); }
 int __open64_2(const char *path, int flags) { return vt_open(path, flags, 0); }
 
+/* The directory a dirfd() of a twin directory stands for (see dirfd()). */
+static char *dirpath[FD_MAX];
+
+static int vt_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (path[0] == '/') return vt_open(path, flags, mode);
+	if (dirfd >= 0 && dirfd < FD_MAX && dirpath[dirfd]) {
+		char full[4096];
+		snprintf(full, sizeof full, "%s/%s", dirpath[dirfd], path);
+		return vt_open(full, flags, mode);
+	}
+	return r_openat(dirfd, path, flags, mode);
+}
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	MODE_ARG(flags, mode);
-	if (path[0] == '/') return vt_open(path, flags, mode);
-	return r_openat(dirfd, path, flags, mode);
+	return vt_openat(dirfd, path, flags, mode);
 }
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	MODE_ARG(flags, mode);
-	if (path[0] == '/') return vt_open(path, flags, mode);
-	return r_openat(dirfd, path, flags, mode);
+	return vt_openat(dirfd, path, flags, mode);
 }
 int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
 int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
@@ -542,6 +555,10 @@ FILE *fopen64(const char *path, const char *mode) { return vt_fopen(path, mode);
 
 int close(int fd)
 {
+	if (fd >= 0 && fd < FD_MAX && dirpath[fd]) {
+		free(dirpath[fd]);
+		dirpath[fd] = NULL;
+	}
 	if (known_fd(fd)) {
 		rpc(VT_CLOSE, (uint64_t[]){ (uint64_t)fd }, 1, NULL, 0, NULL, 0, NULL, NULL);
 		fdkind[fd] = 0;
@@ -777,6 +794,8 @@ int access(const char *path, int mode)
 /* A twin directory: the names, handed out as dirents. */
 struct vt_dir {
 	uint32_t magic;
+	int fd;      /* dirfd(): a placeholder standing for the path, or -1 */
+	char *path;
 	size_t len, off;
 	struct dirent64 ent;
 	char names[];
@@ -797,6 +816,8 @@ DIR *opendir(const char *path)
 	struct vt_dir *d = calloc(1, sizeof *d + sizeof dots + len);
 	if (!d) return NULL;
 	d->magic = VT_DIR_MAGIC;
+	d->fd = -1;
+	d->path = strdup(path);
 	memcpy(d->names, dots, sizeof dots - 1);
 	memcpy(d->names + sizeof dots - 1, buf, len);
 	d->len = sizeof dots - 1 + len;
@@ -836,8 +857,31 @@ int closedir(DIR *d)
 	struct vt_dir *v = ours(d);
 	if (!v) return r_closedir(d);
 	v->magic = 0;
+	if (v->fd >= 0) close(v->fd);
+	free(v->path);
 	free(v);
 	return 0;
+}
+
+/* dirfd() of a twin directory: an fd whose openat()s resolve under the directory's path. */
+int dirfd(DIR *d)
+{
+	static int (*real)(DIR *);
+	struct vt_dir *v = ours(d);
+	if (!v) {
+		if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "dirfd");
+		return real(d);
+	}
+	if (v->fd < 0) {
+		int fd = r_open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fd >= FD_MAX) {
+			if (fd >= 0) r_close(fd);
+			return fail(-EMFILE);
+		}
+		dirpath[fd] = strdup(v->path);
+		v->fd = fd;
+	}
+	return v->fd;
 }
 
 /* ------------------------------------------------------------------ time -- */

@@ -32,6 +32,7 @@ import { formatHolders, whoHolds } from "../check/holders.js";
 import type { File } from "../kernel/fs.js";
 import { RLIM_INFINITY } from "../kernel/process.js";
 import { ClientProcess } from "./client_process.js";
+import { isProcFailNth, openProcFailNth } from "./procfs.js";
 import { closeFd, mapShared, pidfdGetfd, pidfdOpen, peerCred } from "./ffi.js";
 import { Op, REP_HDR, REQ_HDR, REQ_MAX, VT_PROTO_VERSION, VT_RW_POS, VT_RW_WRITE } from "./proto.js";
 
@@ -345,7 +346,9 @@ export class BridgeServer {
     switch (op) {
       case Op.OPEN: {
         const path = str(f);
-        const rc = sys.sysOpen(k, p, path, s(f, 1), s(f, 0));
+        const rc = isProcFailNth(path)
+          ? openProcFailNth(k, p, path, s(f, 1), s(f, 0))
+          : sys.sysOpen(k, p, path, s(f, 1), s(f, 0));
         if (rc === -EBUSY) this.busy(c, `open ${path}`, path);
         return repl(rc);
       }
