@@ -123,6 +123,22 @@ static int twin_path(const char *p)
 	return !strncmp(p, "/proc/", 6) && l > 15 && !strcmp(p + l - 9, "/fail-nth");
 }
 
+/* A twin path as the twin names it: no repeated '/', no trailing '/', "." steps dropped. */
+static const char *canon(const char *p, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const char *q = p; *q && o + 1 < cap; q++) {
+		if (*q == '/' && (q[1] == '/' || (q[1] == '.' && (q[2] == '/' || q[2] == 0)))) {
+			if (q[1] == '.') q++;
+			continue;
+		}
+		out[o++] = *q;
+	}
+	while (o > 1 && out[o - 1] == '/') o--;
+	out[o] = 0;
+	return out;
+}
+
 static int own_status_path(const char *p)
 {
 	char mine[64];
@@ -495,7 +511,8 @@ static int twin_open(const char *path, int flags)
 
 static int vt_open(const char *path, int flags, mode_t mode)
 {
-	if (twin_path(path)) return twin_open(path, flags);
+	char c[4096];
+	if (twin_path(path)) return twin_open(canon(path, c, sizeof c), flags);
 	if (own_status_path(path) && !connect_failed) return open_status(flags);
 	return r_open(path, flags, mode);
 }
@@ -752,7 +769,8 @@ int munmap(void *addr, size_t len)
 ssize_t readlink(const char *path, char *buf, size_t size)
 {
 	if (!twin_path(path)) return r_readlink(path, buf, size);
-	char t[4096];
+	char t[4096], c[4096];
+	path = canon(path, c, sizeof c);
 	size_t len = 0;
 	int64_t rc = rpc(VT_READLINK, NULL, 0, path, strlen(path) + 1, t, sizeof t, &len, NULL);
 	if (rc < 0) return fail(rc);
@@ -764,6 +782,8 @@ ssize_t readlink(const char *path, char *buf, size_t size)
 static int twin_stat(const char *path, struct stat *st, int follow)
 {
 	uint64_t aux[2];
+	char c[4096];
+	path = canon(path, c, sizeof c);
 	int64_t rc = rpc(VT_STAT, (uint64_t[]){ (uint64_t)follow }, 1, path, strlen(path) + 1, NULL, 0, NULL, aux);
 	if (rc < 0) return fail(rc);
 	memset(st, 0, sizeof *st);
@@ -805,7 +825,8 @@ struct vt_dir {
 DIR *opendir(const char *path)
 {
 	if (!twin_path(path)) return r_opendir(path);
-	char buf[16384];
+	char buf[16384], c[4096];
+	path = canon(path, c, sizeof c);
 	size_t len = 0;
 	int64_t rc = rpc(VT_READDIR, NULL, 0, path, strlen(path) + 1, buf, sizeof buf, &len, NULL);
 	if (rc < 0) {
