@@ -12,6 +12,7 @@ import * as sys from "./kernel/syscalls.js";
 import { makeKvmModule } from "./kvm/kvm_main.js";
 import type { CouplingDesign } from "./kvm/vfio_coupling.js";
 import { iommufdModule } from "./iommufd/main.js";
+import { setIommufdTest } from "./iommufd/selftest.js";
 import { Machine, type PciFunctionConfig } from "./hw/machine.js";
 import { bootMachine } from "./iommu/pci_probe.js";
 import { vfioModule } from "./vfio/module.js";
@@ -32,6 +33,8 @@ export interface TwinConfig {
   pci?: PciFunctionConfig[];
   /** load vfio, vfio_iommu_type1 and vfio_pci (default true) */
   vfio?: boolean;
+  /** iommufd built with CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD and the selftest mock (default true) */
+  iommufdTest?: boolean;
 }
 
 export class TwinProcess implements UserProcess {
@@ -149,6 +152,7 @@ export class Twin implements Backend {
     const kvm = makeKvmModule({ coupling: config.coupling ?? "upstream", vfio: config.kvmVfio !== false });
     for (const m of [kvm, vfioModule, vfioIommuType1Module, vfioPciModule, kvmGatedMdevModule]) k.modules.provide(m);
     if (config.kvm !== false) mustLoad(k, "kvm");
+    setIommufdTest(k, config.iommufdTest !== false);
     k.modules.provide(iommufdModule);
     if (config.iommufd ?? config.vfio !== false) mustLoad(k, "iommufd");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);

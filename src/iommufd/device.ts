@@ -26,16 +26,23 @@
 
 import { EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
 import {
+  IOMMU_HW_CAP_DIRTY_TRACKING,
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
   iommu_hw_info_vtd,
   type iommu_hw_info,
 } from "../uapi/iommufd.js";
+import {
+  IOMMU_HW_INFO_SELFTEST_REGVAL,
+  IOMMU_HW_INFO_TYPE_SELFTEST,
+  iommu_test_hw_info,
+} from "../uapi/iommufd_test.js";
 import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
 import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
+import { driverAttachDev, MockDev } from "./selftest_mock.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
@@ -69,7 +76,8 @@ export class IommufdDevice extends IommufdObject {
   protected destroyObj(): void {
     releaseDmaOwner(this.dev);
     putGroup(this.igroup);
-    this.ictx.file.put(`iommufd device ${this.id}`);
+    // a mock device never held the context: its selftest object dies with it
+    if (!(this.dev instanceof MockDev)) this.ictx.file.put(`iommufd device ${this.id}`);
   }
 
   get attachedHolder(): string {
@@ -122,7 +130,8 @@ export function iommufdDeviceBind(ictx: IommufdCtx, dev: IommuDevice): IommufdDe
     putGroup(igroup);
     return rc;
   }
-  ictx.file.get(`iommufd device ${idev.id}`);
+  // iommufd_ctx_get(), except for the selftest's mock devices (iommufd_selftest_is_mock_dev())
+  if (!(dev instanceof MockDev)) ictx.file.get(`iommufd device ${idev.id}`);
   idev.get(DRIVER_HOLDER);
   ictx.objects.finalize(idev);
   return idev;
@@ -154,7 +163,8 @@ export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number
   let rc = iopt.enforceDevResvRegions(regions, idev.dev);
   if (rc) return rc;
   if (ig.devices.length === 0) {
-    rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
+    rc = driverAttachDev(hwpt.domain, idev.dev);
+    if (!rc) rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
     if (rc) {
       iopt.removeReservedIova(idev.dev);
       return rc;
@@ -208,7 +218,9 @@ const doReplace: AttachFn = (idev, hwpt) => {
       }
     }
   }
-  const rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
+  let rc = 0;
+  for (const d of ig.devices) rc ||= driverAttachDev(hwpt.domain, d.dev);
+  if (!rc) rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
   if (rc) {
     removeGroupReserved(ig, hwpt);
     return rc;
@@ -329,12 +341,16 @@ export function getHwInfo(u: Ucmd<V<typeof iommu_hw_info>>): number {
   const idev = u.ictx.objects.get<IommufdDevice>(cmd.dev_id, "device");
   if (!idev) return -ENOENT;
   try {
-    const data = iommu_hw_info_vtd.encode({
-      flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
-      cap_reg: VTD_CAP_REG,
-      ecap_reg: VTD_ECAP_REG,
-    });
-    cmd.out_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
+    // ops->hw_info(): intel_iommu_hw_info(), or the mock's mock_domain_hw_info()
+    const mock = idev.dev instanceof MockDev;
+    const data = mock
+      ? iommu_test_hw_info.encode({ flags: 0, test_reg: IOMMU_HW_INFO_SELFTEST_REGVAL })
+      : iommu_hw_info_vtd.encode({
+          flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+          cap_reg: VTD_CAP_REG,
+          ecap_reg: VTD_ECAP_REG,
+        });
+    cmd.out_data_type = mock ? IOMMU_HW_INFO_TYPE_SELFTEST : IOMMU_HW_INFO_TYPE_INTEL_VTD;
     const copyLen = Math.min(cmd.data_len, data.length);
     let rc = u.copyToUser(cmd.data_uptr, data.subarray(0, copyLen));
     if (rc) return rc;
@@ -344,8 +360,8 @@ export function getHwInfo(u: Ucmd<V<typeof iommu_hw_info>>): number {
       if (rc) return rc;
     }
     cmd.data_len = data.length;
-    cmd.out_capabilities = 0n; // no IOMMU_CAP_DIRTY_TRACKING
-    cmd.out_max_pasid_log2 = 0; // no PASID on the emulated VT-d
+    cmd.out_capabilities = idev.dev.capable("dirty-tracking") ? BigInt(IOMMU_HW_CAP_DIRTY_TRACKING) : 0n;
+    cmd.out_max_pasid_log2 = 0; // no PASID on the emulated VT-d nor on the 6.12 mock
     return u.respond();
   } finally {
     idev.put();
