@@ -39,6 +39,7 @@ import {
 } from "../uapi/iommufd_test.js";
 import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
 import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
+import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
@@ -46,13 +47,17 @@ import { driverAttachDev, MockDev } from "./selftest_mock.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
+/** What a device attaches to: a paging HWPT, or a nested one (reserved regions and the IOAS
+ * comparisons of replace go to its parent's IOAS, as find_hwpt_paging() does). */
+export type IommufdHwpt = IommufdHwptPaging | IommufdHwptNested;
+
 /** The holder name a bound device's driver uses on the DEVICE object. */
 export const DRIVER_HOLDER = "vfio driver";
 
 /** struct iommufd_group: per context, per IOMMU group. */
 export class IommufdGroup {
   refs = 1;
-  hwpt: IommufdHwptPaging | null = null;
+  hwpt: IommufdHwpt | null = null;
   readonly devices: IommufdDevice[] = [];
   constructor(
     readonly ictx: IommufdCtx,
@@ -154,7 +159,7 @@ function isAttached(idev: IommufdDevice): boolean {
 }
 
 /** iommufd_hw_pagetable_attach() */
-export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number {
+export function hwptAttach(hwpt: IommufdHwpt, idev: IommufdDevice): number {
   const ig = idev.igroup;
   if (ig.hwpt !== null && ig.hwpt !== hwpt) return -EINVAL;
   const iopt = hwpt.ioas.iopt;
@@ -177,7 +182,7 @@ export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number
 }
 
 /** iommufd_hw_pagetable_detach(): the HWPT the device left; the caller puts its reference. */
-export function hwptDetach(idev: IommufdDevice): IommufdHwptPaging {
+export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   const ig = idev.igroup;
   const hwpt = ig.hwpt!;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
@@ -189,7 +194,7 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwptPaging {
   return hwpt;
 }
 
-type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwptPaging) => IommufdHwptPaging | null | number;
+type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
 
 /** iommufd_device_do_attach() */
 const doAttach: AttachFn = (idev, hwpt) => {
@@ -197,7 +202,7 @@ const doAttach: AttachFn = (idev, hwpt) => {
   return rc ? rc : null;
 };
 
-function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwptPaging): void {
+function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwpt): void {
   for (const d of ig.devices) hwpt.ioas.iopt.removeReservedIova(d.dev);
 }
 
@@ -238,7 +243,7 @@ function autoGetDomain(
   idev: IommufdDevice,
   ioas: IommufdIoas,
   fn: AttachFn,
-): { r: IommufdHwptPaging | null | number; ptId: number } {
+): { r: IommufdHwpt | null | number; ptId: number } {
   const ictx = idev.ictx;
   for (const hwpt of [...ioas.hwptList]) {
     if (!hwpt.autoDomain || hwpt.dead) continue;
@@ -254,7 +259,7 @@ function autoGetDomain(
   const immediate = fn === doAttach;
   const hwpt = hwptPagingAlloc(ictx, ioas, idev, 0, immediate, false);
   if (typeof hwpt === "number") return { r: hwpt, ptId: 0 };
-  let r: IommufdHwptPaging | null | number = null;
+  let r: IommufdHwpt | null | number = null;
   if (!immediate) {
     r = fn(idev, hwpt);
     if (typeof r === "number") {
@@ -272,11 +277,11 @@ function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number
   const ictx = idev.ictx;
   const pt = ictx.objects.get(ptId);
   if (!pt) return { rc: -ENOENT, ptId };
-  let destroy: IommufdHwptPaging | null;
+  let destroy: IommufdHwpt | null;
   let out = ptId;
   try {
     if (pt.type === "hwpt_paging" || pt.type === "hwpt_nested") {
-      const r = fn(idev, pt as IommufdHwptPaging);
+      const r = fn(idev, pt as IommufdHwpt);
       if (typeof r === "number") return { rc: r, ptId };
       destroy = r;
     } else if (pt.type === "ioas") {

@@ -13,6 +13,7 @@ import { IommufdIoas } from "./ioas.js";
 import { type IommufdCtx, iommufdState } from "./main.js";
 import { IommufdDevice } from "./device.js";
 import { IommufdHwptPaging } from "./hw_pagetable.js";
+import { IommufdHwptNested } from "./hwpt_nested.js";
 import { accessRangesOf } from "./access.js";
 import { IommufdSelftest } from "./selftest_idev.js";
 import { MOCK_IO_PAGE_SIZE, MockDomain, mockDevIds } from "./selftest_mock.js";
@@ -129,6 +130,10 @@ function deviceViolations(ictx: IommufdCtx): string[] {
     } else if (ig.devices.length) out.push(`${ictx.name} iommufd_group ${gid}: devices attached, no hwpt`);
   }
   for (const o of objs) {
+    if (o instanceof IommufdHwptNested) {
+      if (!o.parent.holders.get(`nested hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its parent`);
+      if (o.fault && !o.fault.holders.get(`hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its fault`);
+    }
     if (!(o instanceof IommufdHwptPaging)) continue;
     const iopt = o.ioas.iopt;
     if (o.inList !== o.ioas.hwptList.includes(o) || o.inList !== iopt.domains.includes(o.adapter))

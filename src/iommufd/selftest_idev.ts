@@ -111,8 +111,8 @@ export function mockDomainReplace(u: TestUcmd, m: V<typeof test_mock_domain_repl
 
 /**
  * iommufd_test_trigger_iopf(): the page request goes to iommu_report_device_fault(), whose
- * answer is ignored. No HWPT with a fault queue can exist in the twin (they are nested), so
- * the request is dropped there.
+ * answer is ignored. Delivering it to the FAULT object of an IOPF-capable (nested) HWPT is
+ * not modelled: the request is dropped, nothing is queued on the fault fd.
  */
 export function triggerIopf(u: TestUcmd, m: V<typeof test_trigger_iopf>): number {
   const idev = u.ictx.objects.get<IommufdDevice>(m.dev_id, "device");

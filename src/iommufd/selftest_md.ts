@@ -1,6 +1,7 @@
 // The selftest's looks into a mock domain and into user pages (drivers/iommu/iommufd/
 // selftest.c): MD_CHECK_MAP (iommufd_test_md_check_pa()), MD_CHECK_REFS
-// (iommufd_test_md_check_refs()), DIRTY (iommufd_test_dirty()) and MD_CHECK_IOTLB.
+// (iommufd_test_md_check_refs()), DIRTY (iommufd_test_dirty()) and MD_CHECK_IOTLB
+// (iommufd_test_md_check_iotlb()).
 //
 // A user page is found as get_user_pages_fast() finds it (userPage(): the Page behind a
 // readable anonymous mapping, faulted in; EFAULT otherwise) and compared by identity, its
@@ -8,13 +9,14 @@
 // GUP_PIN_COUNTING_BIAS in the kernel) is Page.pins; the twin has no compound pages.
 
 import { EFAULT, EINVAL, EIO, ENOENT, EOVERFLOW } from "../uapi/errno.js";
-import { test_dirty } from "../uapi/iommufd_test.js";
+import { MOCK_NESTED_DOMAIN_IOTLB_ID_MAX, test_dirty } from "../uapi/iommufd_test.js";
 import { type Page, PAGE_SIZE, PROT_NONE } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
 import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { uaddr } from "./pages.js";
 import { type TestUcmd, setMember } from "./selftest_cmd.js";
-import { MOCK_IO_PAGE_SIZE, MOCK_PFN_DIRTY_IOVA, MockDomain } from "./selftest_mock.js";
+import type { IommufdHwptNested } from "./hwpt_nested.js";
+import { MOCK_IO_PAGE_SIZE, MOCK_PFN_DIRTY_IOVA, MockDomain, MockNestedDomain } from "./selftest_mock.js";
 
 const U64_MAX = 0xffffffffffffffffn;
 const PAGE = BigInt(PAGE_SIZE);
@@ -105,10 +107,12 @@ export function mdDirty(u: TestUcmd, m: ReturnType<typeof test_dirty.decode>): n
   }
 }
 
-/** iommufd_test_md_check_iotlb(): needs a nested mock HWPT, which the twin cannot make yet. */
-export function mdCheckIotlb(u: TestUcmd): number {
-  const hwpt = u.ictx.objects.get(u.cmd.id, "hwpt_nested");
+/** iommufd_test_md_check_iotlb(): IOTLB entry `id` of a nested mock HWPT holds `iotlb`. */
+export function mdCheckIotlb(u: TestUcmd, m: { id: number; iotlb: number }): number {
+  const hwpt = u.ictx.objects.get<IommufdHwptNested>(u.cmd.id, "hwpt_nested");
   if (!hwpt) return -ENOENT;
+  const d = hwpt.domain;
   hwpt.put();
-  return -EINVAL;
+  if (!(d instanceof MockNestedDomain)) return -EINVAL;
+  return m.id > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX || d.iotlb[m.id] !== m.iotlb ? -EINVAL : 0;
 }
