@@ -3,9 +3,9 @@
 // (iommufd_test_md_check_refs()), DIRTY (iommufd_test_dirty()) and MD_CHECK_IOTLB
 // (iommufd_test_md_check_iotlb()).
 //
-// A user page is found as get_user_pages_fast() finds it (userPage(): the Page behind a
-// readable anonymous mapping, faulted in; EFAULT otherwise) and compared by identity, its
-// physical address being its pfn. Its FOLL_PIN count (page_ref_count() /
+// A user page is found as get_user_pages_fast() finds it (userPage(): mm.pageAt(), the Page
+// behind a mapping, faulted in; EFAULT otherwise) and compared by identity, its physical
+// address being its pfn. Its FOLL_PIN count (page_ref_count() /
 // GUP_PIN_COUNTING_BIAS in the kernel) is Page.pins; the twin has no compound pages.
 
 import { EFAULT, EINVAL, EIO, ENOENT, EOVERFLOW } from "../uapi/errno.js";
@@ -22,11 +22,15 @@ const U64_MAX = 0xffffffffffffffffn;
 const PAGE = BigInt(PAGE_SIZE);
 const CHUNK = BigInt(MOCK_IO_PAGE_SIZE);
 
-/** get_user_pages_fast(addr, 1, 0, pages): the page at a user address, or -EFAULT. */
+/**
+ * get_user_pages_fast(addr, 1, 0, pages): the page at a user address, or -EFAULT. The page
+ * comes from mm.pageAt() (a bridged process's mm answers it from the client's own mappings);
+ * a twin VMA of device memory or without access refuses, as gup does.
+ */
 export function userPage(proc: Process, addr: bigint): Page | number {
   const a = uaddr(addr);
   const v = proc.mm.find(a);
-  if (!v || v.io || v.prot === PROT_NONE) return -EFAULT;
+  if (v && (v.io || v.prot === PROT_NONE)) return -EFAULT;
   return proc.mm.pageAt(a) ?? -EFAULT;
 }
 
