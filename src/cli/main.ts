@@ -5,6 +5,7 @@ import { demoCommand } from "./demo.js";
 import { designsCommand } from "./designs.js";
 import { eduCommand } from "./edu.js";
 import { scriptCommand } from "./script.js";
+import { runCommand, serveCommand } from "./bridge.js";
 
 export interface Command {
   readonly name: string;
@@ -13,7 +14,7 @@ export interface Command {
   run(args: string[]): number | Promise<number>;
 }
 
-const COMMANDS: Command[] = [demoCommand, designsCommand, scriptCommand, eduCommand];
+const COMMANDS: Command[] = [demoCommand, designsCommand, scriptCommand, eduCommand, serveCommand, runCommand];
 
 function usage(): string {
   return ["usage: vfio-twin <command> [args]", "", ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join(

@@ -23,7 +23,7 @@
 
 import { EBUSY, EINVAL, EPERM } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { PAGE_SIZE } from "../kernel/mm.js";
+import { type Page, PAGE_SIZE } from "../kernel/mm.js";
 import type { DmaPort, PciDevice } from "../hw/pci.js";
 import { DEFAULT_IOMMU, type IommuHwConfig, type PciFunctionConfig } from "../hw/machine.js";
 import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
@@ -281,15 +281,14 @@ export class IommuCore {
   /** The DMA port of a device: every access is translated at the time it happens. */
   dmaPort(dev: IommuDevice): DmaPort {
     const load = (addr: bigint, out: Uint8Array) =>
-      this.dma(dev, addr, out.length, false, (pg, off, n, at) => out.set(pg.subarray(off, off + n), at));
+      this.dma(dev, addr, out.length, false, (pg, off, n, at) => pg.load(off, n, out, at));
     return {
       read: (addr, len) => {
         const out = new Uint8Array(len);
         return load(addr, out) ? out : null;
       },
       load,
-      write: (addr, bytes) =>
-        this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.set(bytes.subarray(at, at + n), off)),
+      write: (addr, bytes) => this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at)),
       blocked: (addr, len, write) => {
         void len;
         this.recordFault(dev, addr, write, "bus-master-off", dev.group.domain.id);
@@ -326,7 +325,7 @@ export class IommuCore {
     addr: bigint,
     len: number,
     write: boolean,
-    copy: (page: Uint8Array, off: number, n: number, at: number) => void,
+    copy: (page: Page, off: number, n: number, at: number) => boolean,
   ): boolean {
     const d = dev.group.domain;
     const fault = (iova: bigint, reason: IommuFaultReason): boolean => {
@@ -347,7 +346,9 @@ export class IommuCore {
       const pte = iova > 0xffffffffffffffffn ? null : d.lookup(iova);
       if (!pte) ok = fault(iova, "not-present");
       else if ((pte.prot & need) !== need) ok = fault(iova, "permission");
-      else copy(pte.page.data, off, n, at);
+      // a page whose backing memory went away (a bridged process that exited) reads as a
+      // bus error would: the access fails and is logged like any other
+      else if (!copy(pte.page, off, n, at)) ok = fault(iova, "not-present");
       at += n;
     }
     return ok;

@@ -4,12 +4,43 @@
 import { EBADF, EMFILE } from "../uapi/errno.js";
 import type { File } from "./fs.js";
 
+/**
+ * Where a table's numbers come from when its process is not the twin's alone: a bridged C
+ * client (src/bridge) owns its real fd numbers, so the twin allocates only numbers the client
+ * set aside, and a number the twin does not know may be a file of the client's own (an
+ * eventfd it passes to VFIO_DEVICE_SET_IRQS), which the table then adopts.
+ */
+export interface FdNumbering {
+  /** the number for the next fd_install, or -errno */
+  alloc(t: FdTable): number;
+  /** a file of the process's own behind `fd` (installed by the caller), or null */
+  adopt(fd: number): File | null;
+}
+
 export class FdTable {
   private readonly slots: (File | null)[] = [];
+  numbering: FdNumbering | null = null;
   constructor(
     readonly pid: number,
     public maxFds = 1024,
   ) {}
+
+  /** Whether `fd` is a free slot. */
+  isFree(fd: number): boolean {
+    return !this.slots[fd];
+  }
+
+  /** fd_install at a number chosen by the caller (dup2, or an fd a bridged client reserved):
+   * a file already there is closed first. Takes over the caller's reference "init". */
+  installAt(fd: number, file: File): number {
+    if (!Number.isInteger(fd) || fd < 0 || fd >= this.maxFds) return -EBADF;
+    const old = this.slots[fd];
+    while (this.slots.length < fd) this.slots.push(null);
+    this.slots[fd] = file;
+    file.handOver("init", this.holder(fd));
+    if (old) old.put(this.holder(fd));
+    return fd;
+  }
 
   holder(fd: number): string {
     return `fd ${fd} of pid ${this.pid}`;
@@ -17,6 +48,10 @@ export class FdTable {
 
   /** fd_install into the lowest free slot; takes over the caller's reference "init". */
   install(file: File): number {
+    if (this.numbering) {
+      const n = this.numbering.alloc(this);
+      return n < 0 ? n : this.installAt(n, file);
+    }
     let fd = this.slots.indexOf(null);
     if (fd < 0) fd = this.slots.length;
     if (fd >= this.maxFds) return -EMFILE;
@@ -27,8 +62,12 @@ export class FdTable {
 
   /** fdget without a reference: valid only until the syscall returns. */
   lookup(fd: number): File | null {
-    if (!Number.isInteger(fd) || fd < 0 || fd >= this.slots.length) return null;
-    return this.slots[fd] ?? null;
+    if (!Number.isInteger(fd) || fd < 0) return null;
+    const f = fd < this.slots.length ? this.slots[fd] : null;
+    if (f || !this.numbering || fd >= this.maxFds) return f ?? null;
+    const own = this.numbering.adopt(fd);
+    if (own) this.installAt(fd, own);
+    return own;
   }
 
   /** close_fd: removes the slot and drops its reference. */

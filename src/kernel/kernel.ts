@@ -58,11 +58,10 @@ export class Kernel {
   }
 
   spawnProcess(opts: { uid?: number; memlock?: number; name?: string; caps?: number[] } = {}): Process {
-    const pid = this.nextPid++;
+    const pid = this.allocPid();
     const p = new Process(pid, this.user(opts.uid ?? 1000), opts.memlock ?? 8 * 1024 * 1024, opts.name ?? "proc");
     for (const c of opts.caps ?? []) p.caps.add(c);
-    p.mm.onVmaClose = (v) => v.file?.put("vma");
-    this.processes.set(pid, p);
+    this.adoptProcess(p);
     // stdin, stdout, stderr
     for (let fd = 0; fd < 3; fd++) {
       const f = this.allocFile(nullFops, "/dev/null", fd === 0 ? 0 : 1) as File;
@@ -70,6 +69,16 @@ export class Kernel {
       p.files.install(f);
     }
     return p;
+  }
+
+  allocPid(): number {
+    return this.nextPid++;
+  }
+
+  /** Make a process built elsewhere (a bridged client, src/bridge) one of this kernel's. */
+  adoptProcess(p: Process): void {
+    p.mm.onVmaClose = (v) => v.file?.put("vma");
+    this.processes.set(p.pid, p);
   }
 
   /**

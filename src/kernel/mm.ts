@@ -22,11 +22,25 @@ export const PROT_EXEC = 4;
 
 let nextPfn = 0x100;
 
-/** struct page: 4 KiB of memory with a count of FOLL_PIN pins. */
+/** struct page: 4 KiB of memory with a count of FOLL_PIN pins. Devices and the kernel reach
+ * its bytes through load()/store(), so a page whose memory lives elsewhere (a bridged
+ * process's own page, src/bridge/remote_mm.ts) is the same kind of object to the IOMMU. */
 export class Page {
   readonly pfn = nextPfn++;
-  readonly data = new Uint8Array(PAGE_SIZE);
   pins = 0;
+  constructor(readonly data: Uint8Array = new Uint8Array(PAGE_SIZE)) {}
+
+  /** out[at, at + n) = this page's bytes [off, off + n); false when the memory is gone */
+  load(off: number, n: number, out: Uint8Array, at: number): boolean {
+    out.set(this.data.subarray(off, off + n), at);
+    return true;
+  }
+
+  /** this page's bytes [off, off + n) = src[at, at + n); false when the memory is gone */
+  store(off: number, n: number, src: Uint8Array, at: number): boolean {
+    this.data.set(src.subarray(at, at + n), off);
+    return true;
+  }
 }
 
 /** Device memory behind a VMA (vm_ops of an mmap'ed BAR): reads and writes go to the device. */

@@ -29,7 +29,7 @@ export interface Rlimit {
 
 export class Process {
   readonly files: FdTable;
-  readonly mm = new MmStruct();
+  readonly mm: MmStruct;
   /** RLIMIT_MEMLOCK in bytes */
   readonly memlock: Rlimit;
   readonly caps = new Set<number>();
@@ -43,9 +43,12 @@ export class Process {
     readonly user: UserStruct,
     memlockBytes: number,
     readonly name: string,
+    /** a bridged client's own address space and rlimit (src/bridge) instead of the twin's */
+    own: { mm?: MmStruct; memlock?: Rlimit } = {},
   ) {
     this.files = new FdTable(pid);
-    this.memlock = { cur: memlockBytes, max: memlockBytes };
+    this.mm = own.mm ?? new MmStruct();
+    this.memlock = own.memlock ?? { cur: memlockBytes, max: memlockBytes };
     this.mainTask = new Task(this, `${name}[${pid}]`);
   }
 

@@ -7,10 +7,10 @@
 // file table is not shared; ioctlPath() (for the explorer, where another thread of the same
 // process may close the fd meanwhile) takes one, as fdget() does for a shared table.
 
-import { EBADF, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
+import { EACCES, EBADF, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
 import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
 import { createEventfd } from "./eventfd.js";
-import type { File } from "./fs.js";
+import type { File, FileOperations } from "./fs.js";
 import type { Kernel } from "./kernel.js";
 import { PROT_READ, PROT_WRITE, TASK_SIZE } from "./mm.js";
 import type { Process } from "./process.js";
@@ -53,12 +53,17 @@ function call<T>(k: Kernel, t: Task, fn: () => KRet<T>): T {
   }
 }
 
-export function sysOpen(k: Kernel, p: Process, path: string, flags: number): number {
+/** open(2); `at` installs at a number the caller chose (a bridged client's reserved fd). */
+export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?: number): number {
   const t = enter(p, "open", 0, 0);
   const dev = k.devices.lookup(path);
+  const install = (f: File) => (at === undefined ? p.files.install(f) : p.files.installAt(at, f));
   let rc: number;
-  if (!dev) rc = k.devices.isDir(path) ? -EISDIR : -ENOENT;
-  else {
+  if (!dev) {
+    const text = k.sysfs.read(path);
+    if (typeof text === "string") rc = openSysfsFile(k, path, flags, text, install);
+    else rc = k.devices.isDir(path) || k.sysfs.isDir(path) ? -EISDIR : -ENOENT;
+  } else {
     const f = k.allocFile(dev.fops, path, flags);
     if (typeof f === "number") rc = -ENODEV;
     else {
@@ -66,7 +71,7 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number): num
       if (rc < 0) f.put("init");
       else {
         f.opened = true;
-        rc = p.files.install(f);
+        rc = install(f);
         if (rc < 0) f.put("init");
       }
     }
@@ -74,6 +79,31 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number): num
   if (k.trace.enabled)
     k.trace.record(p.pid, k.clock.now, "openat", ["AT_FDCWD", JSON.stringify(path), flagsText(flags)], rc);
   leave(k, t);
+  return rc;
+}
+
+/** A sysfs attribute (kernfs_fop_read_iter): its text as of the open, read from the position;
+ * writes are refused as for the read-only attributes the twin has. */
+const sysfsFops: FileOperations = {
+  owner: null,
+  name: "sysfs",
+  read(file, buf, count, pos) {
+    const bytes = file.privateData as Uint8Array;
+    const n = Math.max(0, Math.min(count, bytes.length - pos));
+    if (n === 0) return 0;
+    const rc = file.k.current!.process!.mm.copyToUser(buf, bytes.subarray(pos, pos + n));
+    return rc < 0 ? rc : n;
+  },
+};
+
+function openSysfsFile(k: Kernel, path: string, flags: number, text: string, install: (f: File) => number): number {
+  if ((flags & 3) !== 0) return -EACCES; // the attributes are 0444
+  const f = k.allocFile(sysfsFops, path, flags);
+  if (typeof f === "number") return f;
+  f.privateData = new TextEncoder().encode(text);
+  f.opened = true;
+  const rc = install(f);
+  if (rc < 0) f.put("init");
   return rc;
 }
 
@@ -190,17 +220,26 @@ function flagsText(flags: number): string {
   return [acc, ...extra].join("|");
 }
 
-export function sysDup(k: Kernel, p: Process, fd: number): number {
+/** dup(2), or dup2(2) when `to` is given (the number a bridged client's own dup2 chose). */
+export function sysDup(k: Kernel, p: Process, fd: number, to?: number): number {
   const t = enter(p, "dup", fd, 0);
   const f = p.files.lookup(fd);
   let rc: number;
   if (!f) rc = -EBADF;
+  else if (to === fd) rc = fd;
   else {
     f.get("init");
-    rc = p.files.install(f);
+    rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
     if (rc < 0) f.put("init");
   }
-  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "dup", [String(fd)], rc);
+  if (k.trace.enabled)
+    k.trace.record(
+      p.pid,
+      k.clock.now,
+      to === undefined ? "dup" : "dup2",
+      [String(fd), ...(to === undefined ? [] : [String(to)])],
+      rc,
+    );
   leave(k, t);
   return rc;
 }

@@ -40,6 +40,7 @@ export const EDEADLK = 35;
 export const ENAMETOOLONG = 36;
 export const ENOLCK = 37;
 export const ENOSYS = 38;
+export const EPROTO = 71;
 export const ENOTEMPTY = 39;
 export const ELOOP = 40;
 export const ENOMSG = 42;
@@ -92,6 +93,7 @@ const NAMES: Record<number, string> = {
   36: "ENAMETOOLONG",
   37: "ENOLCK",
   38: "ENOSYS",
+  71: "EPROTO",
   39: "ENOTEMPTY",
   40: "ELOOP",
   42: "ENOMSG",

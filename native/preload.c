@@ -1,0 +1,872 @@
+/*
+ * libvfiotwin.so: runs an unmodified program against the twin (docs/bridge.md).
+ *
+ * Preloaded into a dynamically linked program, it sends the calls the program makes on the
+ * twin's files (/dev/vfio/..., /dev/iommu, /dev/kvm, the sysfs paths VMMs read) to the bridge
+ * server named by $VFIO_TWIN_SOCKET, and lets every other call through. Each twin fd is a
+ * real placeholder fd (/dev/null) at the same number, so numbers, close-on-exec and fork
+ * behave as the program expects; the server installs a file only at a number set aside here.
+ * The program's memory stays where it is: the server reads and writes it itself
+ * (process_vm_readv/writev), so structs with embedded pointers need no marshalling here.
+ * A BAR mapping is a PROT_NONE page whose loads and stores native/mmio.c emulates.
+ */
+#define _GNU_SOURCE
+#undef _FORTIFY_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bridge_proto.h"
+#include "mmio.h"
+
+#define FD_MAX 65536
+#define FD_TWIN 1    /* a twin file behind a placeholder */
+#define FD_ADOPTED 2 /* the program's own fd, which the twin also holds (an eventfd) */
+
+/* ------------------------------------------------------------ the real calls -- */
+
+static int (*r_open)(const char *, int, ...);
+static int (*r_openat)(int, const char *, int, ...);
+static FILE *(*r_fopen)(const char *, const char *);
+static int (*r_close)(int);
+static int (*r_dup)(int);
+static int (*r_dup2)(int, int);
+static int (*r_dup3)(int, int, int);
+static int (*r_fcntl)(int, int, ...);
+static int (*r_ioctl)(int, unsigned long, ...);
+static void *(*r_mmap)(void *, size_t, int, int, int, off_t);
+static int (*r_munmap)(void *, size_t);
+static ssize_t (*r_read)(int, void *, size_t);
+static ssize_t (*r_write)(int, const void *, size_t);
+static ssize_t (*r_pread)(int, void *, size_t, off_t);
+static ssize_t (*r_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*r_readlink)(const char *, char *, size_t);
+static int (*r_stat)(const char *, struct stat *);
+static int (*r_lstat)(const char *, struct stat *);
+static int (*r_access)(const char *, int);
+static DIR *(*r_opendir)(const char *);
+static struct dirent *(*r_readdir)(DIR *);
+static struct dirent64 *(*r_readdir64)(DIR *);
+static int (*r_closedir)(DIR *);
+static int (*r_nanosleep)(const struct timespec *, struct timespec *);
+static int (*r_clock_nanosleep)(clockid_t, int, const struct timespec *, struct timespec *);
+static int (*r_usleep)(useconds_t);
+static unsigned (*r_sleep)(unsigned);
+
+static long (*r_syscall)(long, ...);
+static long syscall_real(long nr, long a, long b, long c, long d, long e, long f)
+{
+	if (!r_syscall) r_syscall = (__typeof__(r_syscall))dlsym(RTLD_NEXT, "syscall");
+	return r_syscall(nr, a, b, c, d, e, f);
+}
+
+#define REAL(name)                                                       \
+	do {                                                             \
+		if (!r_##name) r_##name = (__typeof__(r_##name))dlsym(RTLD_NEXT, #name); \
+	} while (0)
+
+/* ------------------------------------------------------------------ state -- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int sock = -1;
+static int connect_failed;
+static unsigned char fdkind[FD_MAX];
+static uint32_t fdmaking[32];
+static unsigned nfdmaking;
+static uint64_t fork_token;
+
+struct devmap {
+	uintptr_t start;
+	size_t len;
+};
+#define DEVMAP_MAX 64
+static struct devmap devmaps[DEVMAP_MAX];
+
+static int twin_fd(int fd) { return fd >= 0 && fd < FD_MAX && fdkind[fd] == FD_TWIN; }
+static int known_fd(int fd) { return fd >= 0 && fd < FD_MAX && fdkind[fd] != 0; }
+
+/* Paths the twin answers: its device nodes and the sysfs a VMM reads (the twin is the machine). */
+static int twin_path(const char *p)
+{
+	static const char *const pre[] = {
+		"/dev/vfio", "/dev/iommu", "/dev/kvm", "/sys/bus/pci/devices", "/sys/bus/pci/drivers",
+		"/sys/kernel/iommu_groups", "/sys/bus/mdev", NULL,
+	};
+	if (!p || p[0] != '/') return 0;
+	for (int i = 0; pre[i]; i++) {
+		size_t n = strlen(pre[i]);
+		if (!strncmp(p, pre[i], n) && (p[n] == 0 || p[n] == '/')) return 1;
+	}
+	return 0;
+}
+
+static int own_status_path(const char *p)
+{
+	char mine[64];
+	if (!p) return 0;
+	snprintf(mine, sizeof mine, "/proc/%d/status", (int)getpid());
+	return !strcmp(p, "/proc/self/status") || !strcmp(p, "/proc/thread-self/status") || !strcmp(p, mine);
+}
+
+/* -------------------------------------------------------------- transport -- */
+
+static int xfer(int out, void *buf, size_t len)
+{
+	char *b = buf;
+	while (len) {
+		ssize_t n = out ? send(sock, b, len, MSG_NOSIGNAL) : recv(sock, b, len, 0);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) return -1;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void lost(void)
+{
+	static int said;
+	if (!said++) {
+		static const char m[] = "vfio-twin: lost the bridge server; twin calls fail with EIO\n";
+		if (r_write) r_write(2, m, sizeof m - 1);
+	}
+	if (sock >= 0) r_close(sock);
+	sock = -1;
+	connect_failed = 1;
+}
+
+/* One request, one reply, with mu held. Returns rc (>= 0 or -errno). */
+static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen,
+			  void *out, size_t outcap, size_t *outlen, uint64_t *aux)
+{
+	struct vt_req q = { .len = (uint32_t)(sizeof q + plen), .op = op };
+	struct vt_rep r;
+	char hdr[sizeof q + 256];
+	for (int i = 0; i < na; i++) q.a[i] = a[i];
+	if (sock < 0) return -EIO;
+	if (plen <= 256) { /* one send for the common small request */
+		memcpy(hdr, &q, sizeof q);
+		if (plen) memcpy(hdr + sizeof q, pay, plen);
+		if (xfer(1, hdr, sizeof q + plen)) goto broken;
+	} else if (xfer(1, &q, sizeof q) || xfer(1, (void *)pay, plen))
+		goto broken;
+	if (xfer(0, &r, sizeof r) || r.len < sizeof r) goto broken;
+	size_t n = r.len - sizeof r, keep = n < outcap ? n : outcap;
+	if (keep && xfer(0, out, keep)) goto broken;
+	for (size_t left = n - keep; left;) { /* more than the caller wanted: drain */
+		char sink[256];
+		size_t k = left < sizeof sink ? left : sizeof sink;
+		if (xfer(0, sink, k)) goto broken;
+		left -= k;
+	}
+	if (outlen) *outlen = keep;
+	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
+	return r.rc;
+broken:
+	lost();
+	return -EIO;
+}
+
+static int hello_locked(uint64_t token);
+
+/* Connect on first use; a forked child says its parent's token (see atfork_child). */
+static int ensure_locked(void)
+{
+	if (sock >= 0) return 0;
+	if (connect_failed) return -1;
+	const char *path = getenv("VFIO_TWIN_SOCKET");
+	if (!path || !*path) return connect_failed = 1, -1;
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (s >= 0) r_close(s);
+		fprintf(stderr, "vfio-twin: cannot reach the bridge server at %s: %s\n", path, strerror(errno));
+		return connect_failed = 1, -1;
+	}
+	/* out of the program's way: a high number, as a library's own fd should be */
+	int hi = r_fcntl(s, F_DUPFD_CLOEXEC, 900);
+	if (hi >= 0) {
+		r_close(s);
+		s = hi;
+	}
+	sock = s;
+	uint64_t token = fork_token;
+	fork_token = 0;
+	return hello_locked(token);
+}
+
+static int hello_locked(uint64_t token)
+{
+	char comm[64] = "client";
+	int f = r_open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	if (f >= 0) {
+		ssize_t n = r_read(f, comm, sizeof comm - 1);
+		comm[n > 0 ? n : 0] = 0;
+		if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
+		r_close(f);
+	}
+	uint64_t a[3] = { (uint64_t)getpid(), token, VT_PROTO_VERSION };
+	size_t got = 0;
+	int64_t rc = rpc_locked(VT_HELLO, a, 3, comm, strlen(comm) + 1, fdmaking, sizeof fdmaking, &got, NULL);
+	if (rc < 0) {
+		fprintf(stderr, "vfio-twin: the bridge server refused this process: %s\n", strerror((int)-rc));
+		lost();
+		return -1;
+	}
+	nfdmaking = (unsigned)(got / 4);
+	return 0;
+}
+
+static int64_t rpc(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
+		   size_t outcap, size_t *outlen, uint64_t *aux)
+{
+	pthread_mutex_lock(&mu);
+	int64_t rc = ensure_locked() ? -EIO : rpc_locked(op, a, na, pay, plen, out, outcap, outlen, aux);
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+static int fail(int64_t rc)
+{
+	errno = (int)-rc;
+	return -1;
+}
+
+/* A placeholder for a twin fd: /dev/null, so a stray read or write by code that does not go
+ * through libc's exported calls is harmless. */
+static int placeholder(int cloexec) { return r_open("/dev/null", O_RDWR | (cloexec ? O_CLOEXEC : 0)); }
+
+/* The (fd, kind) pairs a reply carries: numbers the twin now uses. */
+static void apply_fd_events(const int32_t *ev, size_t n, const int *reserved, int nres, int *used)
+{
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		int fd = ev[i], kind = ev[i + 1], ours = 0;
+		if (fd < 0 || fd >= FD_MAX) continue;
+		for (int j = 0; j < nres; j++)
+			if (reserved[j] == fd) used[j] = ours = 1;
+		if (kind == VT_FD_INSTALLED && !ours) {
+			/* an fd-making ioctl this library was not told of: the server picked a number free
+			 * on both sides; put a placeholder there */
+			int ph = placeholder(1);
+			if (ph >= 0 && ph != fd) {
+				r_dup3(ph, fd, O_CLOEXEC);
+				r_close(ph);
+			}
+		}
+		fdkind[fd] = kind == VT_FD_INSTALLED ? FD_TWIN : FD_ADOPTED;
+	}
+}
+
+/* ------------------------------------------------------------- constructor -- */
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&mu);
+	fork_token = 0;
+	if (sock >= 0) {
+		/* the server copies this table now; the child claims the copy with the token */
+		int64_t rc = rpc_locked(VT_FORK, NULL, 0, NULL, 0, NULL, 0, NULL, NULL);
+		fork_token = rc > 0 ? (uint64_t)rc : 0;
+	}
+}
+
+static void atfork_parent(void)
+{
+	fork_token = 0;
+	pthread_mutex_unlock(&mu);
+}
+
+/* The child is a new twin process whose table is the parent's at fork(): it connects on its
+ * own socket and claims that table with the token. */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&mu, NULL);
+	if (sock >= 0) {
+		r_close(sock);
+		sock = -1;
+		connect_failed = 0;
+		ensure_locked(); /* HELLO with fork_token */
+	}
+}
+
+__attribute__((constructor)) static void vt_init(void)
+{
+	REAL(open); REAL(openat); REAL(fopen); REAL(close); REAL(dup); REAL(dup2); REAL(dup3);
+	REAL(fcntl); REAL(ioctl); REAL(mmap); REAL(munmap); REAL(read); REAL(write); REAL(pread);
+	REAL(pwrite); REAL(readlink); REAL(stat); REAL(lstat); REAL(access); REAL(opendir);
+	REAL(readdir); REAL(readdir64); REAL(closedir); REAL(nanosleep); REAL(clock_nanosleep);
+	REAL(usleep); REAL(sleep);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* ------------------------------------------------------------------ files -- */
+
+/* A sysfs attribute or our own /proc status as a real file: the text in a memfd, so stdio
+ * (which reads through libc's internal calls, not these wrappers) sees it too. */
+static int text_file(const char *text, size_t len, int flags)
+{
+	int fd = memfd_create("vfio-twin", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+	if (fd < 0) return -1;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = r_write(fd, text + off, len - off);
+		if (n <= 0) break;
+		off += (size_t)n;
+	}
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+/* /proc/self/status with VmLck and VmPin as the twin accounts them (mm->locked_vm and
+ * mm->pinned_vm are what type1 and iommufd charge; the real ones stay 0 here). */
+static int open_status(int flags)
+{
+	char buf[8192], out[8400];
+	uint64_t aux[2] = { 0, 0 };
+	int fd = r_open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return -1;
+	ssize_t n = r_read(fd, buf, sizeof buf - 1);
+	r_close(fd);
+	if (n < 0) return -1;
+	buf[n] = 0;
+	if (rpc(VT_STATUS, NULL, 0, NULL, 0, NULL, 0, NULL, aux) < 0) return text_file(buf, (size_t)n, flags);
+	size_t o = 0;
+	for (char *line = buf, *nl; *line; line = nl) {
+		nl = strchr(line, '\n');
+		nl = nl ? nl + 1 : line + strlen(line);
+		if (!strncmp(line, "VmLck:", 6))
+			o += (size_t)snprintf(out + o, sizeof out - o, "VmLck:\t%8llu kB\n", (unsigned long long)aux[0]);
+		else if (!strncmp(line, "VmPin:", 6))
+			o += (size_t)snprintf(out + o, sizeof out - o, "VmPin:\t%8llu kB\n", (unsigned long long)aux[1]);
+		else if (o + (size_t)(nl - line) < sizeof out) {
+			memcpy(out + o, line, (size_t)(nl - line));
+			o += (size_t)(nl - line);
+		}
+	}
+	return text_file(out, o, flags);
+}
+
+static int twin_open(const char *path, int flags)
+{
+	if (strncmp(path, "/sys/", 5) == 0) {
+		char text[4096];
+		size_t len = 0;
+		int64_t rc = rpc(VT_READFILE, NULL, 0, path, strlen(path) + 1, text, sizeof text, &len, NULL);
+		if (rc < 0) return fail(rc);
+		if ((flags & O_ACCMODE) != O_RDONLY) return fail(-EACCES);
+		return text_file(text, len, flags);
+	}
+	int ph = placeholder(flags & O_CLOEXEC);
+	if (ph < 0) return -1;
+	if (ph >= FD_MAX) {
+		r_close(ph);
+		return fail(-EMFILE);
+	}
+	uint64_t a[2] = { (uint64_t)ph, (uint64_t)(int64_t)flags };
+	int64_t rc = rpc(VT_OPEN, a, 2, path, strlen(path) + 1, NULL, 0, NULL, NULL);
+	if (rc < 0) {
+		r_close(ph);
+		return fail(rc);
+	}
+	fdkind[ph] = FD_TWIN;
+	return ph;
+}
+
+static int vt_open(const char *path, int flags, mode_t mode)
+{
+	if (twin_path(path)) return twin_open(path, flags);
+	if (own_status_path(path) && !connect_failed) return open_status(flags);
+	return r_open(path, flags, mode);
+}
+
+#define MODE_ARG(flags, mode)                                   \
+	mode_t mode = 0;                                        \
+	if ((flags) & (O_CREAT | __O_TMPFILE)) {                \
+		va_list ap;                                     \
+		va_start(ap, flags);                            \
+		mode = (mode_t)va_arg(ap, int);                 \
+		va_end(ap);                                     \
+	}
+
+int open(const char *path, int flags, ...) { MODE_ARG(flags, mode); return vt_open(path, flags, mode); }
+int open64(const char *path, int flags, ...) { MODE_ARG(flags, mode); return vt_open(path, flags, mode); }
+int __open_2(const char *path, int flags) { return vt_open(path, flags, 0); }
+int __open64_2(const char *path, int flags) { return vt_open(path, flags, 0); }
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	MODE_ARG(flags, mode);
+	if (path[0] == '/') return vt_open(path, flags, mode);
+	return r_openat(dirfd, path, flags, mode);
+}
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	MODE_ARG(flags, mode);
+	if (path[0] == '/') return vt_open(path, flags, mode);
+	return r_openat(dirfd, path, flags, mode);
+}
+int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+
+static FILE *vt_fopen(const char *path, const char *mode)
+{
+	if (twin_path(path) || (own_status_path(path) && !connect_failed)) {
+		int flags = strchr(mode, '+') ? O_RDWR : mode[0] == 'r' ? O_RDONLY : O_WRONLY;
+		if (strchr(mode, 'e')) flags |= O_CLOEXEC;
+		int fd = vt_open(path, flags, 0);
+		return fd < 0 ? NULL : fdopen(fd, mode);
+	}
+	return r_fopen(path, mode);
+}
+FILE *fopen(const char *path, const char *mode) { return vt_fopen(path, mode); }
+FILE *fopen64(const char *path, const char *mode) { return vt_fopen(path, mode); }
+
+int close(int fd)
+{
+	if (known_fd(fd)) {
+		rpc(VT_CLOSE, (uint64_t[]){ (uint64_t)fd }, 1, NULL, 0, NULL, 0, NULL, NULL);
+		fdkind[fd] = 0;
+	}
+	return r_close(fd);
+}
+
+/* After the real dup*() made `nfd`: the twin's table follows (dup2 onto a twin fd closes it). */
+static int after_dup(int old, int nfd)
+{
+	if (nfd < 0 || nfd == old) return nfd;
+	if (nfd >= FD_MAX) return nfd;
+	if (fdkind[nfd]) {
+		rpc(VT_CLOSE, (uint64_t[]){ (uint64_t)nfd }, 1, NULL, 0, NULL, 0, NULL, NULL);
+		fdkind[nfd] = 0;
+	}
+	if (known_fd(old)) {
+		uint64_t a[2] = { (uint64_t)old, (uint64_t)nfd };
+		if (rpc(VT_DUP, a, 2, NULL, 0, NULL, 0, NULL, NULL) >= 0) fdkind[nfd] = fdkind[old];
+	}
+	return nfd;
+}
+
+int dup(int fd) { return after_dup(fd, r_dup(fd)); }
+int dup2(int fd, int nfd)
+{
+	int was = known_fd(nfd) && nfd != fd;
+	int rc = r_dup2(fd, nfd);
+	if (rc < 0 && was) return rc;
+	return after_dup(fd, rc);
+}
+int dup3(int fd, int nfd, int flags) { return after_dup(fd, r_dup3(fd, nfd, flags)); }
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	int rc = r_fcntl(fd, cmd, arg);
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && known_fd(fd)) return after_dup(fd, rc);
+	return rc;
+}
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl(fd, cmd, arg);
+}
+
+/* ----------------------------------------------------------------- ioctl -- */
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!twin_fd(fd)) return r_ioctl(fd, req, arg);
+	int reserved[2], nres = 0, used[2] = { 0, 0 };
+	for (unsigned i = 0; i < nfdmaking; i++)
+		if (fdmaking[i] == (uint32_t)req) {
+			int ph = placeholder(1);
+			if (ph >= 0 && ph < FD_MAX) reserved[nres++] = ph;
+			else if (ph >= 0) r_close(ph);
+			break;
+		}
+	int32_t ev[16];
+	size_t evlen = 0;
+	uint64_t a[3] = { (uint64_t)fd, (uint64_t)req, (uint64_t)(uintptr_t)arg };
+	int64_t rc = rpc(VT_IOCTL, a, 3, reserved, sizeof(int) * (size_t)nres, ev, sizeof ev, &evlen, NULL);
+	apply_fd_events(ev, evlen / 4, reserved, nres, used);
+	for (int j = 0; j < nres; j++)
+		if (!used[j]) r_close(reserved[j]);
+	if (rc < 0) return fail(rc);
+	return (int)rc;
+}
+
+/* --------------------------------------------------------- read and write -- */
+
+static ssize_t twin_rw(int fd, uintptr_t buf, size_t count, off_t pos, int flags)
+{
+	uint64_t a[5] = { (uint64_t)fd, (uint64_t)buf, (uint64_t)count, (uint64_t)(int64_t)pos,
+			  (uint64_t)flags };
+	int64_t rc = rpc(VT_RW, a, 5, NULL, 0, NULL, 0, NULL, NULL);
+	return rc < 0 ? fail(rc) : (ssize_t)rc;
+}
+
+ssize_t read(int fd, void *buf, size_t n) { return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, 0, 0) : r_read(fd, buf, n); }
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, 0, VT_RW_WRITE) : r_write(fd, buf, n);
+}
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, off, VT_RW_POS) : r_pread(fd, buf, n, off);
+}
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, off, VT_RW_POS | VT_RW_WRITE) : r_pwrite(fd, buf, n, off);
+}
+ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+
+/* ------------------------------------------------------------ mmap, MMIO -- */
+
+static int mmio_cb(void *cookie, uint64_t off, unsigned size, int is_write, uint64_t *val)
+{
+	uintptr_t start = (uintptr_t)cookie;
+	uint64_t a[4] = { start + off, size, (uint64_t)is_write, is_write ? *val : 0 };
+	uint64_t aux[2];
+	int64_t rc = rpc(VT_MMIO, a, 4, NULL, 0, NULL, 0, NULL, aux);
+	if (rc < 0) return -1;
+	if (!is_write) *val = aux[0];
+	return 0;
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (fd < 0 || !twin_fd(fd)) return r_mmap(addr, len, prot, flags, fd, off);
+	/* the address first (as the program asked, MAP_FIXED* included), then the twin's VMA */
+	int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+	void *va = r_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | keep, -1, 0);
+	if (va == MAP_FAILED) return va;
+	uint64_t a[6] = { (uint64_t)fd, (uint64_t)(uintptr_t)va, len, (uint64_t)prot, (uint64_t)flags, (uint64_t)off };
+	int64_t rc = rpc(VT_MMAP, a, 6, NULL, 0, NULL, 0, NULL, NULL);
+	if (rc < 0) {
+		r_munmap(va, len);
+		fail(rc);
+		return MAP_FAILED;
+	}
+	mmio_init();
+	size_t plen = (len + 4095) & ~(size_t)4095;
+	if (mmio_register((uintptr_t)va, plen, mmio_cb, va) < 0) {
+		rpc(VT_MUNMAP, (uint64_t[]){ (uint64_t)(uintptr_t)va, plen }, 2, NULL, 0, NULL, 0, NULL, NULL);
+		r_munmap(va, len);
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < DEVMAP_MAX; i++)
+		if (!devmaps[i].len) {
+			devmaps[i] = (struct devmap){ (uintptr_t)va, plen };
+			break;
+		}
+	pthread_mutex_unlock(&mu);
+	return va;
+}
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+int munmap(void *addr, size_t len)
+{
+	uintptr_t s = (uintptr_t)addr, e = s + len;
+	int dev = 0;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < DEVMAP_MAX; i++) {
+		struct devmap *m = &devmaps[i];
+		if (m->len && m->start < e && s < m->start + m->len) {
+			dev = 1;
+			if (s <= m->start && e >= m->start + m->len) m->len = 0; /* whole: forget it */
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	int rc = r_munmap(addr, len);
+	if (dev && rc == 0) {
+		mmio_unregister(s, len);
+		rpc(VT_MUNMAP, (uint64_t[]){ s, len }, 2, NULL, 0, NULL, 0, NULL, NULL);
+	}
+	return rc;
+}
+
+/* ----------------------------------------------------------------- sysfs -- */
+
+ssize_t readlink(const char *path, char *buf, size_t size)
+{
+	if (!twin_path(path)) return r_readlink(path, buf, size);
+	char t[4096];
+	size_t len = 0;
+	int64_t rc = rpc(VT_READLINK, NULL, 0, path, strlen(path) + 1, t, sizeof t, &len, NULL);
+	if (rc < 0) return fail(rc);
+	if (len > size) len = size;
+	memcpy(buf, t, len);
+	return (ssize_t)len;
+}
+
+static int twin_stat(const char *path, struct stat *st, int follow)
+{
+	uint64_t aux[2];
+	int64_t rc = rpc(VT_STAT, (uint64_t[]){ (uint64_t)follow }, 1, path, strlen(path) + 1, NULL, 0, NULL, aux);
+	if (rc < 0) return fail(rc);
+	memset(st, 0, sizeof *st);
+	st->st_mode = (mode_t)aux[0];
+	st->st_size = (off_t)aux[1];
+	st->st_nlink = 1;
+	st->st_blksize = 4096;
+	st->st_dev = 0x7477; /* "tw" */
+	st->st_ino = 1;
+	for (const char *p = path; *p; p++) st->st_ino = st->st_ino * 31 + (unsigned char)*p;
+	return 0;
+}
+
+int stat(const char *path, struct stat *st) { return twin_path(path) ? twin_stat(path, st, 1) : r_stat(path, st); }
+int lstat(const char *path, struct stat *st) { return twin_path(path) ? twin_stat(path, st, 0) : r_lstat(path, st); }
+int stat64(const char *path, struct stat64 *st) { return stat(path, (struct stat *)st); }
+int lstat64(const char *path, struct stat64 *st) { return lstat(path, (struct stat *)st); }
+
+int access(const char *path, int mode)
+{
+	if (!twin_path(path)) return r_access(path, mode);
+	struct stat st;
+	if (twin_stat(path, &st, 1) < 0) return -1;
+	if ((mode & W_OK) && !(st.st_mode & 0222)) return fail(-EACCES);
+	return 0;
+}
+
+/* A twin directory: the names, handed out as dirents. */
+struct vt_dir {
+	uint32_t magic;
+	size_t len, off;
+	struct dirent64 ent;
+	char names[];
+};
+#define VT_DIR_MAGIC 0x76746472
+
+DIR *opendir(const char *path)
+{
+	if (!twin_path(path)) return r_opendir(path);
+	char buf[16384];
+	size_t len = 0;
+	int64_t rc = rpc(VT_READDIR, NULL, 0, path, strlen(path) + 1, buf, sizeof buf, &len, NULL);
+	if (rc < 0) {
+		errno = (int)-rc;
+		return NULL;
+	}
+	static const char dots[] = ".\0..\0";
+	struct vt_dir *d = calloc(1, sizeof *d + sizeof dots + len);
+	if (!d) return NULL;
+	d->magic = VT_DIR_MAGIC;
+	memcpy(d->names, dots, sizeof dots - 1);
+	memcpy(d->names + sizeof dots - 1, buf, len);
+	d->len = sizeof dots - 1 + len;
+	return (DIR *)d;
+}
+
+/* Whether d is ours: a real DIR never starts with our magic (glibc's starts with its fd). */
+static struct vt_dir *ours(DIR *d) { return d && ((struct vt_dir *)d)->magic == VT_DIR_MAGIC ? (struct vt_dir *)d : NULL; }
+
+static struct dirent64 *vt_next(struct vt_dir *d)
+{
+	if (d->off >= d->len) return NULL;
+	const char *n = d->names + d->off;
+	size_t l = strlen(n);
+	d->off += l + 1;
+	memset(&d->ent, 0, sizeof d->ent);
+	d->ent.d_ino = d->off;
+	d->ent.d_off = (off_t)d->off;
+	d->ent.d_reclen = sizeof d->ent;
+	d->ent.d_type = DT_UNKNOWN;
+	snprintf(d->ent.d_name, sizeof d->ent.d_name, "%s", n);
+	return &d->ent;
+}
+
+struct dirent *readdir(DIR *d)
+{
+	struct vt_dir *v = ours(d);
+	return v ? (struct dirent *)vt_next(v) : r_readdir(d);
+}
+struct dirent64 *readdir64(DIR *d)
+{
+	struct vt_dir *v = ours(d);
+	return v ? vt_next(v) : r_readdir64(d);
+}
+int closedir(DIR *d)
+{
+	struct vt_dir *v = ours(d);
+	if (!v) return r_closedir(d);
+	v->magic = 0;
+	free(v);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ time -- */
+
+/* Device time is the twin's: a sleep in a bridged program lets that much device time pass
+ * (timers due run, interrupts fire) and returns at once, as the twin's p.sleep() does. */
+static int twin_sleep(uint64_t ns)
+{
+	if (sock < 0 && connect_failed) return -1;
+	pthread_mutex_lock(&mu);
+	int connected = sock >= 0;
+	int64_t rc = connected ? rpc_locked(VT_SLEEP, (uint64_t[]){ ns }, 1, NULL, 0, NULL, 0, NULL, NULL) : -1;
+	pthread_mutex_unlock(&mu);
+	return connected && rc >= 0 ? 0 : -1;
+}
+
+int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	if (req && twin_sleep((uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec) == 0) {
+		if (rem) rem->tv_sec = rem->tv_nsec = 0;
+		return 0;
+	}
+	return r_nanosleep(req, rem);
+}
+int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
+{
+	if (req && flags == 0 && twin_sleep((uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec) == 0)
+		return 0;
+	return r_clock_nanosleep(clk, flags, req, rem);
+}
+int usleep(useconds_t us) { return twin_sleep((uint64_t)us * 1000) == 0 ? 0 : r_usleep(us); }
+unsigned sleep(unsigned s) { return twin_sleep((uint64_t)s * 1000000000ull) == 0 ? 0 : r_sleep(s); }
+
+/* ---------------------------------------------------- credentials, rlimit -- */
+
+/* The twin is the machine: RLIMIT_MEMLOCK and the capability sets that its accounting and
+ * permission checks read are the twin's, so a connected program's setrlimit(RLIMIT_MEMLOCK)
+ * and capset() go there (and are answered as the twin's kernel answers them). */
+static int connected(void)
+{
+	pthread_mutex_lock(&mu);
+	int ok = ensure_locked() == 0;
+	pthread_mutex_unlock(&mu);
+	return ok;
+}
+
+static int twin_getrlimit(struct rlimit *rl)
+{
+	uint64_t aux[2];
+	int64_t rc = rpc(VT_GETRLIMIT, NULL, 0, NULL, 0, NULL, 0, NULL, aux);
+	if (rc < 0) return fail(rc);
+	rl->rlim_cur = aux[0];
+	rl->rlim_max = aux[1];
+	return 0;
+}
+
+static int twin_setrlimit(const struct rlimit *rl)
+{
+	uint64_t a[2] = { rl->rlim_cur, rl->rlim_max };
+	int64_t rc = rpc(VT_SETRLIMIT, a, 2, NULL, 0, NULL, 0, NULL, NULL);
+	return rc < 0 ? fail(rc) : 0;
+}
+
+static int memlock_of_self(int res, pid_t pid) { return res == RLIMIT_MEMLOCK && (pid == 0 || pid == getpid()) && connected(); }
+
+int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
+{
+	static int (*real)(__rlimit_resource_t, struct rlimit *);
+	if (memlock_of_self(res, 0)) return twin_getrlimit(rl);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "getrlimit");
+	return real(res, rl);
+}
+int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
+{
+	static int (*real)(__rlimit_resource_t, const struct rlimit *);
+	if (memlock_of_self(res, 0)) return twin_setrlimit(rl);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "setrlimit");
+	return real(res, rl);
+}
+int getrlimit64(__rlimit_resource_t res, struct rlimit64 *rl) { return getrlimit(res, (struct rlimit *)rl); }
+int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl) { return setrlimit(res, (const struct rlimit *)rl); }
+int prlimit(pid_t pid, __rlimit_resource_t res, const struct rlimit *nw, struct rlimit *old)
+{
+	static int (*real)(pid_t, __rlimit_resource_t, const struct rlimit *, struct rlimit *);
+	if (memlock_of_self(res, pid)) {
+		struct rlimit cur;
+		if (twin_getrlimit(&cur) < 0) return -1;
+		if (nw && twin_setrlimit(nw) < 0) return -1;
+		if (old) *old = cur;
+		return 0;
+	}
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "prlimit");
+	return real(pid, res, nw, old);
+}
+int prlimit64(pid_t pid, __rlimit_resource_t res, const struct rlimit64 *nw, struct rlimit64 *old)
+{
+	return prlimit(pid, res, (const struct rlimit *)nw, (struct rlimit *)old);
+}
+
+/* capget/capset of this process (version 2 and 3 headers: two u32 words per set). */
+static int twin_cap(int set, cap_user_header_t h, cap_user_data_t d)
+{
+	if (h->pid != 0 && h->pid != getpid()) return -2; /* another process: not ours to answer */
+	if (h->version != _LINUX_CAPABILITY_VERSION_3 && h->version != _LINUX_CAPABILITY_VERSION_2) {
+		h->version = _LINUX_CAPABILITY_VERSION_3;
+		return d ? fail(-EINVAL) : 0;
+	}
+	if (!d) return 0;
+	if (set) {
+		uint64_t eff = d[0].effective | (uint64_t)d[1].effective << 32;
+		int64_t rc = rpc(VT_CAPSET, (uint64_t[]){ eff }, 1, NULL, 0, NULL, 0, NULL, NULL);
+		return rc < 0 ? fail(rc) : 0;
+	}
+	uint64_t aux[2];
+	int64_t rc = rpc(VT_CAPGET, NULL, 0, NULL, 0, NULL, 0, NULL, aux);
+	if (rc < 0) return fail(rc);
+	for (int i = 0; i < 2; i++)
+		d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(aux[0] >> (32 * i));
+	return 0;
+}
+
+int capget(cap_user_header_t h, cap_user_data_t d)
+{
+	int rc = connected() ? twin_cap(0, h, d) : -2;
+	return rc != -2 ? rc : (int)syscall_real(SYS_capget, (long)h, (long)d, 0, 0, 0, 0);
+}
+int capset(cap_user_header_t h, const cap_user_data_t d)
+{
+	int rc = connected() ? twin_cap(1, h, d) : -2;
+	return rc != -2 ? rc : (int)syscall_real(SYS_capset, (long)h, (long)d, 0, 0, 0, 0);
+}
+
+long syscall(long nr, ...)
+{
+	va_list ap;
+	long a[6];
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
+	va_end(ap);
+	if ((nr == SYS_capget || nr == SYS_capset) && connected()) {
+		int rc = twin_cap(nr == SYS_capset, (cap_user_header_t)a[0], (cap_user_data_t)a[1]);
+		if (rc != -2) return rc;
+	}
+	if (nr == SYS_prlimit64 && memlock_of_self((int)a[1], (pid_t)a[0]))
+		return prlimit((pid_t)a[0], (__rlimit_resource_t)a[1], (const struct rlimit *)a[2], (struct rlimit *)a[3]);
+	return syscall_real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

@@ -1,0 +1,142 @@
+// A bridged client's address space: its own memory, reached where it lives.
+//
+// copy_from_user/copy_to_user read and write the client's pages with process_vm_readv/writev;
+// pin_user_pages checks each page against the client's mappings (/proc/PID/maps: present, and
+// writable for a write pin, as check_vma_flags() wants) and hands the IOMMU a RemotePage per
+// page, so device DMA reads and writes the very bytes the client sees. Device mappings (an
+// mmap of a BAR) stay the twin's own VMAs, with io hooks, as in MmStruct: the client's page
+// there is PROT_NONE and each access comes back as an MMIO request (native/mmio.c).
+//
+// One difference from Linux, documented in docs/bridge.md: a pin holds the client's page by
+// address, not the physical page. After the client unmaps or replaces the memory (or exits)
+// the pinned page reads what is now there, or faults; Linux would keep the old page alive.
+
+import { EFAULT, EINVAL } from "../uapi/errno.js";
+import { MmStruct, Page, PAGE_SIZE, PROT_READ, PROT_WRITE, TASK_SIZE } from "../kernel/mm.js";
+import { readFileSync } from "node:fs";
+import { remoteCopy } from "./ffi.js";
+
+const NO_DATA = new Uint8Array(0);
+
+/** A page of a bridged client: its bytes are the client's, at `addr`. */
+export class RemotePage extends Page {
+  constructor(
+    readonly mm: RemoteMm,
+    readonly addr: number,
+  ) {
+    super(NO_DATA);
+  }
+
+  override load(off: number, n: number, out: Uint8Array, at: number): boolean {
+    return this.mm.transfer(false, this.addr + off, out, at, n);
+  }
+
+  override store(off: number, n: number, src: Uint8Array, at: number): boolean {
+    return this.mm.transfer(true, this.addr + off, src, at, n);
+  }
+}
+
+interface Mapping {
+  start: number;
+  end: number;
+  prot: number;
+}
+
+export class RemoteMm extends MmStruct {
+  /** set at process exit: the memory is gone, every access faults */
+  dead = false;
+  /** page identity (struct page) by page address, for pins and MD_CHECK_MAP */
+  private readonly pageCache = new Map<number, RemotePage>();
+
+  constructor(readonly pid: number) {
+    super();
+  }
+
+  /** Copy between the client and buf[at, at + n); false on any fault. */
+  transfer(write: boolean, addr: number, buf: Uint8Array, at: number, n: number): boolean {
+    if (n === 0) return true;
+    if (this.dead || !(addr >= 0) || addr + n > TASK_SIZE) return false;
+    return remoteCopy(this.pid, write, addr, buf, at, n) === n;
+  }
+
+  private overlapsDevice(addr: number, len: number): boolean {
+    for (const v of this.vmas) if (v.start < addr + len && addr < v.end) return true;
+    return false;
+  }
+
+  override copyFromUserInto(dst: Uint8Array, addr: number, len: number): boolean {
+    if (this.vmas.length !== 0 && this.overlapsDevice(addr, len)) return super.copyFromUserInto(dst, addr, len);
+    return this.transfer(false, addr, dst, 0, len);
+  }
+
+  override copyToUser(addr: number, bytes: Uint8Array, len = bytes.length): number {
+    if (this.vmas.length !== 0 && this.overlapsDevice(addr, len)) return super.copyToUser(addr, bytes, len);
+    return this.transfer(true, addr, bytes, 0, len) ? 0 : -EFAULT;
+  }
+
+  /** The client's mappings now, sorted (what /proc/PID/maps says). */
+  private mappings(): Mapping[] {
+    if (this.dead) return [];
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${this.pid}/maps`, "latin1");
+    } catch {
+      return [];
+    }
+    const out: Mapping[] = [];
+    for (const line of text.split("\n")) {
+      const dash = line.indexOf("-");
+      const sp = line.indexOf(" ");
+      if (dash < 0 || sp < 0) continue;
+      const perms = line.slice(sp + 1, sp + 5);
+      const start = parseInt(line.slice(0, dash), 16);
+      // the vsyscall page sits above user space; nothing pins it
+      if (start >= TASK_SIZE) continue;
+      out.push({
+        start,
+        end: parseInt(line.slice(dash + 1, sp), 16),
+        prot: (perms[0] === "r" ? PROT_READ : 0) | (perms[1] === "w" ? PROT_WRITE : 0),
+      });
+    }
+    return out;
+  }
+
+  private page(addr: number): RemotePage {
+    let p = this.pageCache.get(addr);
+    if (!p) this.pageCache.set(addr, (p = new RemotePage(this, addr)));
+    return p;
+  }
+
+  override pinPages(addr: number, npages: number, write: boolean): Page[] | number {
+    if (addr % PAGE_SIZE !== 0) return -EINVAL;
+    const need = write ? PROT_WRITE : PROT_READ;
+    const maps = this.mappings();
+    const out: Page[] = [];
+    let i = 0;
+    for (let k = 0; k < npages; k++) {
+      const a = addr + k * PAGE_SIZE;
+      while (i < maps.length && maps[i]!.end <= a) i++;
+      const m = maps[i];
+      // device memory (a BAR the twin maps) is VM_IO | VM_PFNMAP: gup refuses it
+      if (!m || m.start > a || (m.prot & need) !== need || a + PAGE_SIZE > TASK_SIZE || this.find(a)) {
+        for (const p of out) p.pins--;
+        return -EFAULT;
+      }
+      const p = this.page(a);
+      p.pins++;
+      out.push(p);
+    }
+    return out;
+  }
+
+  override pageAt(addr: number): Page | null {
+    const a = addr - (addr % PAGE_SIZE);
+    for (const m of this.mappings()) if (m.start <= a && a < m.end) return this.find(a) ? null : this.page(a);
+    return null;
+  }
+
+  override exitMmap(): void {
+    super.exitMmap();
+    this.dead = true;
+  }
+}
