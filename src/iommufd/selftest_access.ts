@@ -216,7 +216,7 @@ export function accessDestroyPages(u: TestUcmd, m: V<typeof test_destroy_access_
   }
 }
 
-/** iommufd_test_access_rw(): SLOW_PATH takes the same answers in the twin. */
+/** iommufd_test_access_rw() */
 export function accessRw(u: TestUcmd, m: V<typeof test_access_rw>): number {
   if (m.length > MAX_LENGTH) return -ENOMEM;
   if (m.flags & ~(MOCK_ACCESS_RW_WRITE | MOCK_ACCESS_RW_SLOW_PATH | MOCK_FLAGS_ACCESS_SYZ)) return -EOPNOTSUPP;
@@ -233,7 +233,8 @@ export function accessRw(u: TestUcmd, m: V<typeof test_access_rw>): number {
       tmp = b;
     }
     const iova = m.flags & MOCK_FLAGS_ACCESS_SYZ ? syzConvIova(access, m.iova) : m.iova;
-    const rc = iommufdAccessRw(access, iova, tmp, write);
+    // MOCK_ACCESS_RW_WRITE and _SLOW_PATH are IOMMUFD_ACCESS_RW_WRITE and __IOMMUFD_ACCESS_RW_SLOW_PATH
+    const rc = iommufdAccessRw(access, iova, tmp, m.flags & (MOCK_ACCESS_RW_WRITE | MOCK_ACCESS_RW_SLOW_PATH));
     if (rc) return rc;
     if (!write && u.proc.mm.copyToUser(uaddr(m.uptr), tmp) < 0) return -EFAULT;
     return 0;

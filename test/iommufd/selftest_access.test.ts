@@ -29,6 +29,7 @@ import {
   checkRefs,
   createAccess,
   destroyAccessPages,
+  mockDomain,
   mockDomainOk,
 } from "./selftest_helpers.js";
 
@@ -267,5 +268,66 @@ describe("ACCESS_REPLACE_IOAS and IOAS_COPY (user_copy)", () => {
     assert.equal(destroyAccessPages(e, a.fd, p2.id), 0);
     assert.equal(e.p.close(a.fd), 0);
     assert.equal(destroy(e, next), 0);
+  });
+});
+
+describe("a mapping made by another process (fork_gone, fork_present)", () => {
+  /** A second process with the iommufd passed to it maps `SIZE` bytes of its own memory. */
+  function child(ioas: number, fill: number) {
+    const c = e.twin.spawn();
+    const cfd = e.p.sendFd(e.fd, c);
+    const cbuf = c.mmap(Number(SIZE));
+    c.write(cbuf, new Uint8Array(Number(SIZE)).fill(fill));
+    const scratch = c.mmap(0x1000);
+    c.write(
+      scratch,
+      U.iommu_ioas_map.encode({
+        size: U.iommu_ioas_map.size,
+        flags: FIXED | RW,
+        ioas_id: ioas,
+        user_va: BigInt(cbuf),
+        length: SIZE,
+        iova: START,
+      }),
+    );
+    assert.equal(c.ioctl(cfd, U.IOMMU_IOAS_MAP, scratch), 0);
+    return c;
+  }
+
+  it("fork_gone with a domain: the pages pinned while the child lived are read through", () => {
+    const ioas = ioasAlloc(e);
+    mockDomainOk(e, ioas);
+    const a = createAccess(e, ioas);
+    const c = child(ioas, 0x5a);
+    e.twin.kill(c);
+    mockDomainOk(e, ioas);
+    for (const flags of [0, T.MOCK_ACCESS_RW_SLOW_PATH]) {
+      assert.equal(accessRw(e, a.fd, START + 0xff0n, 0x20n, BUF, flags), 0);
+      assert.deepEqual(e.p.read(BUF, 0x20), new Uint8Array(0x20).fill(0x5a));
+    }
+    assert.equal(e.p.close(a.fd), 0);
+  });
+
+  it("fork_gone without a domain: nothing can pin the memory of a process that is gone", () => {
+    const ioas = ioasAlloc(e);
+    const a = createAccess(e, ioas);
+    e.twin.kill(child(ioas, 1));
+    assert.equal(mockDomain(e, ioas).rc, -EFAULT);
+    assert.equal(accessRw(e, a.fd, START, 8n, BUF), -EFAULT);
+    assert.equal(e.p.close(a.fd), 0);
+  });
+
+  it("fork_present: the other process's pages are read while it lives", () => {
+    const ioas = ioasAlloc(e);
+    const a = createAccess(e, ioas);
+    const c = child(ioas, 0x33);
+    assert.equal(accessRw(e, a.fd, START + 0xff0n, 0x20n, BUF), 0, "pinned for the copy only");
+    assert.deepEqual(e.p.read(BUF, 0x20), new Uint8Array(0x20).fill(0x33));
+    assert.equal(checkRefs(e, BUF, SIZE, 0), 0);
+    mockDomainOk(e, ioas);
+    e.p.write(BUF, new Uint8Array([9, 9]));
+    assert.equal(accessRw(e, a.fd, START, 2n, BUF, T.MOCK_ACCESS_RW_WRITE), 0);
+    assert.equal(e.p.close(a.fd), 0);
+    e.twin.kill(c);
   });
 });
