@@ -27,7 +27,7 @@ import {
 import type { IommufdCtx } from "./main.js";
 import { IommufdObject } from "./object.js";
 import { setMember, type TestUcmd } from "./selftest_cmd.js";
-import { MockDev, mockDevCreate, mockDevDestroy } from "./selftest_mock.js";
+import { MockDev, mockDevCreate, mockDevDestroy, mockDevHasIommu } from "./selftest_mock.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
@@ -62,7 +62,9 @@ export function mockDomain(u: TestUcmd, m: V<typeof test_mock_domain>): number {
     ictx.objects.abort(sobj);
     return mdev;
   }
-  const idev = iommufdDeviceBind(ictx, mdev);
+  // iommufd_device_bind(): device_iommu_capable(IOMMU_CAP_CACHE_COHERENCY) is false for a
+  // device no IOMMU driver probed
+  const idev = mockDevHasIommu(mdev) ? iommufdDeviceBind(ictx, mdev) : -EINVAL;
   if (typeof idev === "number") {
     mockDevDestroy(mdev);
     ictx.objects.abort(sobj);

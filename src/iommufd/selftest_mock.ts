@@ -58,6 +58,26 @@ export interface MockPfn {
 
 /** mock_dev_ida per kernel: the ids of the mock devices alive */
 const idas = new WeakMap<Kernel, Set<number>>();
+/** kernels where a platform IOMMU claims the mock bus (see setMockIommuProbes()) */
+const unprobed = new WeakSet<Kernel>();
+
+/**
+ * Whether the mock IOMMU probes the mock bus's devices (default: yes, as on the oracle's
+ * --no-viommu kernel the selftest was recorded on). On a kernel where intel-iommu registered
+ * first with a NULL fwnode (the oracle's VT-d machine), __iommu_probe_device() hands a mock
+ * device to intel_iommu_probe_device(), which refuses a non-PCI device: the device has no
+ * IOMMU and MOCK_DOMAIN fails in iommufd_device_bind() with EINVAL. The twin's machine is
+ * VT-d in every other respect; pass false for that kernel's answers.
+ */
+export function setMockIommuProbes(k: Kernel, probes: boolean): void {
+  if (probes) unprobed.delete(k);
+  else unprobed.add(k);
+}
+
+/** device_iommu_capable(IOMMU_CAP_CACHE_COHERENCY) of a mock device: false when it has no IOMMU */
+export function mockDevHasIommu(dev: MockDev): boolean {
+  return !unprobed.has(dev.core.k);
+}
 
 /** struct mock_dev */
 export class MockDev extends IommuDevice {

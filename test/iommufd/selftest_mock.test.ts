@@ -9,6 +9,7 @@ import { EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOTTY, EOPNOTSUPP } from "../../sr
 import * as U from "../../src/uapi/iommufd.js";
 import * as T from "../../src/uapi/iommufd_test.js";
 import { createTwin } from "../../src/twin.js";
+import { setMockIommuProbes } from "../../src/iommufd/selftest_mock.js";
 import {
   type Env,
   setup,
@@ -117,6 +118,16 @@ describe("MOCK_DOMAIN", () => {
     assert.equal(mockDomain(e, ioas, 1 << 5).rc, -EINVAL, "unknown device flags");
     // the failed attempts freed their ids: the next object gets the lowest free one
     assert.equal(ioasAlloc(e), x.stdev + 2);
+  });
+
+  it("on the VT-d kernel the mock device does not probe: EINVAL, nothing left behind", () => {
+    const ioas = ioasAlloc(e);
+    setMockIommuProbes(e.twin.kernel, false);
+    assert.equal(mockDomain(e, ioas).rc, -EINVAL);
+    assert.equal(mockDomain(e, ioas, 1 << 5).rc, -EINVAL, "flags are checked first, same answer");
+    assert.equal(ioasAlloc(e), 2, "the selftest object's id was freed");
+    setMockIommuProbes(e.twin.kernel, true);
+    assert.deepEqual(mockDomainOk(e, ioas), { rc: 0, stdev: 3, idev: 4, hwpt: 5 });
   });
 
   it("the user's struct gets the ids only when it was big enough to hold them", () => {
