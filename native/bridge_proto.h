@@ -10,7 +10,7 @@
 #define VT_PROTO_VERSION 1
 
 enum vt_op {
-	VT_HELLO = 1,    /* a0 pid, a1 fork token or 0, a2 version; payload: comm.
+	VT_HELLO = 1,    /* a0 pid, a1 fork token or 0, a2 version, a3 channel memfd if a4 = 1; payload: comm.
 	                  * reply payload: u32 ioctl numbers that create fds */
 	VT_OPEN = 2,     /* a0 reserved fd, a1 flags; payload: path */
 	VT_CLOSE = 3,    /* a0 fd */
@@ -39,6 +39,24 @@ enum vt_op {
 /* reply payload of fd-taking requests: (fd, kind) pairs of s32 */
 #define VT_FD_INSTALLED 1 /* the twin installed a file at fd: keep (or make) a placeholder there */
 #define VT_FD_ADOPTED 2   /* the twin now knows the client's own fd (an eventfd it was given) */
+
+/*
+ * The shared-memory channel (HELLO a3 = a memfd of VT_SHM_SIZE bytes; the reply's aux0 = 1
+ * when the server mapped it). After that, requests and replies travel in the shared pages
+ * and the socket only carries one-byte doorbells: the client rings when the server is not
+ * polling, the server rings when the client sleeps. Both sides spin a little first, so back
+ * to back calls make no system call at all.
+ */
+#define VT_SHM_SIZE (68 * 1024)
+#define VT_SHM_REQ 64                     /* the request frame */
+#define VT_SHM_REP (64 + 32 * 1024)       /* the reply frame */
+#define VT_SHM_AREA (32 * 1024)           /* the most either frame may take */
+struct vt_shm_hdr {
+	uint32_t req_seq;        /* the client's last request */
+	uint32_t rep_seq;        /* the request the reply in VT_SHM_REP answers */
+	uint32_t server_polling; /* the server is spinning: no doorbell needed */
+	uint32_t client_blocked; /* the client sleeps on the socket: ring it */
+};
 
 struct vt_req {
 	uint32_t len; /* header + payload */

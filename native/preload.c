@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,6 +91,8 @@ static unsigned char fdkind[FD_MAX];
 static uint32_t fdmaking[32];
 static unsigned nfdmaking;
 static uint64_t fork_token;
+static char *shm;          /* the shared-memory channel, once the server took it */
+static uint32_t shm_seq;
 
 struct devmap {
 	uintptr_t start;
@@ -151,6 +154,9 @@ static void lost(void)
 	connect_failed = 1;
 }
 
+static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
+		       size_t outcap, size_t *outlen, uint64_t *aux);
+
 /* One request, one reply, with mu held. Returns rc (>= 0 or -errno). */
 static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen,
 			  void *out, size_t outcap, size_t *outlen, uint64_t *aux)
@@ -160,6 +166,7 @@ static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pa
 	char hdr[sizeof q + 256];
 	for (int i = 0; i < na; i++) q.a[i] = a[i];
 	if (sock < 0) return -EIO;
+	if (shm) return rpc_shm(op, a, na, pay, plen, out, outcap, outlen, aux);
 	if (plen <= 256) { /* one send for the common small request */
 		memcpy(hdr, &q, sizeof q);
 		if (plen) memcpy(hdr + sizeof q, pay, plen);
@@ -184,6 +191,75 @@ broken:
 }
 
 static int hello_locked(uint64_t token);
+
+static double mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+#define SPIN_NS 50000.0 /* how long a client spins for its reply before it sleeps */
+
+static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
+		       size_t outcap, size_t *outlen, uint64_t *aux)
+{
+	struct vt_shm_hdr *h = (struct vt_shm_hdr *)shm;
+	struct vt_req q = { .len = (uint32_t)(sizeof q + plen), .op = op };
+	if (sizeof q + plen > VT_SHM_AREA) return -E2BIG;
+	for (int i = 0; i < na; i++) q.a[i] = a[i];
+	memcpy(shm + VT_SHM_REQ, &q, sizeof q);
+	if (plen) memcpy(shm + VT_SHM_REQ + sizeof q, pay, plen);
+	uint32_t s = ++shm_seq;
+	__atomic_store_n(&h->req_seq, s, __ATOMIC_SEQ_CST);
+	char bell = 'r';
+	if (!__atomic_load_n(&h->server_polling, __ATOMIC_SEQ_CST) && send(sock, &bell, 1, MSG_NOSIGNAL) != 1) goto broken;
+	double t0 = 0;
+	for (unsigned i = 0; __atomic_load_n(&h->rep_seq, __ATOMIC_ACQUIRE) != s; i++) {
+		__builtin_ia32_pause();
+		if ((i & 255) != 255) continue;
+		if (!t0) t0 = mono_ns();
+		else if (mono_ns() - t0 > SPIN_NS) {
+			/* sleep on the socket: the server rings once it has answered */
+			__atomic_store_n(&h->client_blocked, 1, __ATOMIC_SEQ_CST);
+			while (__atomic_load_n(&h->rep_seq, __ATOMIC_SEQ_CST) != s) {
+				ssize_t n = recv(sock, &bell, 1, 0);
+				if (n < 0 && errno == EINTR) continue;
+				if (n <= 0) goto broken;
+			}
+			__atomic_store_n(&h->client_blocked, 0, __ATOMIC_SEQ_CST);
+			break;
+		}
+	}
+	struct vt_rep r;
+	memcpy(&r, shm + VT_SHM_REP, sizeof r);
+	if (r.len < sizeof r || r.len > VT_SHM_AREA) goto broken;
+	size_t n = r.len - sizeof r, keep = n < outcap ? n : outcap;
+	if (keep) memcpy(out, shm + VT_SHM_REP + sizeof r, keep);
+	if (outlen) *outlen = keep;
+	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
+	return r.rc;
+broken:
+	lost();
+	return -EIO;
+}
+
+/* The shared-memory channel: a memfd the server maps (it takes the fd with pidfd_getfd). */
+static int shm_fd_new(void)
+{
+	int fd = memfd_create("vfio-twin-channel", MFD_CLOEXEC);
+	if (fd < 0) return -1;
+	if (ftruncate(fd, VT_SHM_SIZE) < 0) {
+		r_close(fd);
+		return -1;
+	}
+	int hi = r_fcntl(fd, F_DUPFD_CLOEXEC, 900);
+	if (hi >= 0) {
+		r_close(fd);
+		fd = hi;
+	}
+	return fd;
+}
 
 /* Connect on first use; a forked child says its parent's token (see atfork_child). */
 static int ensure_locked(void)
@@ -222,9 +298,20 @@ static int hello_locked(uint64_t token)
 		if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
 		r_close(f);
 	}
-	uint64_t a[3] = { (uint64_t)getpid(), token, VT_PROTO_VERSION };
+	int sfd = getenv("VFIO_TWIN_NO_SHM") ? -1 : shm_fd_new();
+	uint64_t a[5] = { (uint64_t)getpid(), token, VT_PROTO_VERSION, (uint64_t)(int64_t)sfd, sfd >= 0 };
 	size_t got = 0;
-	int64_t rc = rpc_locked(VT_HELLO, a, 3, comm, strlen(comm) + 1, fdmaking, sizeof fdmaking, &got, NULL);
+	uint64_t aux[2] = { 0, 0 };
+	shm = NULL;
+	int64_t rc = rpc_locked(VT_HELLO, a, 5, comm, strlen(comm) + 1, fdmaking, sizeof fdmaking, &got, aux);
+	if (sfd >= 0) {
+		if (rc >= 0 && aux[0] == 1) {
+			void *m = r_mmap(NULL, VT_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+			shm = m == MAP_FAILED ? NULL : m;
+			shm_seq = 0;
+		}
+		r_close(sfd); /* the server holds its own copy; the mapping keeps the pages */
+	}
 	if (rc < 0) {
 		fprintf(stderr, "vfio-twin: the bridge server refused this process: %s\n", strerror((int)-rc));
 		lost();
@@ -234,12 +321,18 @@ static int hello_locked(uint64_t token)
 	return 0;
 }
 
+/* Signals stay blocked during an exchange: a program handler that touched a BAR (an MMIO
+ * request of its own) must not interleave with the request in flight or wait on mu. */
 static int64_t rpc(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
 		   size_t outcap, size_t *outlen, uint64_t *aux)
 {
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_mutex_lock(&mu);
 	int64_t rc = ensure_locked() ? -EIO : rpc_locked(op, a, na, pay, plen, out, outcap, outlen, aux);
 	pthread_mutex_unlock(&mu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
 
@@ -298,6 +391,10 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	pthread_mutex_init(&mu, NULL);
+	if (shm) { /* the parent's channel, shared by inheritance: not ours */
+		r_munmap(shm, VT_SHM_SIZE);
+		shm = NULL;
+	}
 	if (sock >= 0) {
 		r_close(sock);
 		sock = -1;
@@ -314,6 +411,7 @@ __attribute__((constructor)) static void vt_init(void)
 	REAL(readdir); REAL(readdir64); REAL(closedir); REAL(nanosleep); REAL(clock_nanosleep);
 	REAL(usleep); REAL(sleep);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	mmio_init(); /* resolves the real signal calls now, so a fault never needs dlsym */
 }
 
 /* ------------------------------------------------------------------ files -- */
@@ -547,6 +645,8 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(f
 
 /* ------------------------------------------------------------ mmap, MMIO -- */
 
+static void forget_devmaps(uintptr_t s, size_t len);
+
 static int mmio_cb(void *cookie, uint64_t off, unsigned size, int is_write, uint64_t *val)
 {
 	uintptr_t start = (uintptr_t)cookie;
@@ -560,7 +660,12 @@ static int mmio_cb(void *cookie, uint64_t off, unsigned size, int is_write, uint
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (fd < 0 || !twin_fd(fd)) return r_mmap(addr, len, prot, flags, fd, off);
+	if (fd < 0 || !twin_fd(fd)) {
+		void *va = r_mmap(addr, len, prot, flags, fd, off);
+		/* a fixed mapping over a BAR mapping replaces it, as munmap would */
+		if (va != MAP_FAILED && (flags & MAP_FIXED)) forget_devmaps((uintptr_t)va, len);
+		return va;
+	}
 	/* the address first (as the program asked, MAP_FIXED* included), then the twin's VMA */
 	int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
 	void *va = r_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | keep, -1, 0);
@@ -572,7 +677,6 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		fail(rc);
 		return MAP_FAILED;
 	}
-	mmio_init();
 	size_t plen = (len + 4095) & ~(size_t)4095;
 	if (mmio_register((uintptr_t)va, plen, mmio_cb, va) < 0) {
 		rpc(VT_MUNMAP, (uint64_t[]){ (uint64_t)(uintptr_t)va, plen }, 2, NULL, 0, NULL, 0, NULL, NULL);
@@ -594,24 +698,30 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	return mmap(addr, len, prot, flags, fd, off);
 }
 
-int munmap(void *addr, size_t len)
+/* [s, s + len) no longer maps the device: drop the emulation and the twin's VMA. */
+static void forget_devmaps(uintptr_t s, size_t len)
 {
-	uintptr_t s = (uintptr_t)addr, e = s + len;
+	uintptr_t e = s + len;
 	int dev = 0;
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < DEVMAP_MAX; i++) {
 		struct devmap *m = &devmaps[i];
 		if (m->len && m->start < e && s < m->start + m->len) {
 			dev = 1;
-			if (s <= m->start && e >= m->start + m->len) m->len = 0; /* whole: forget it */
+			if (s <= m->start && e >= m->start + m->len) m->len = 0;
 		}
 	}
 	pthread_mutex_unlock(&mu);
-	int rc = r_munmap(addr, len);
-	if (dev && rc == 0) {
+	if (dev) {
 		mmio_unregister(s, len);
 		rpc(VT_MUNMAP, (uint64_t[]){ s, len }, 2, NULL, 0, NULL, 0, NULL, NULL);
 	}
+}
+
+int munmap(void *addr, size_t len)
+{
+	int rc = r_munmap(addr, len);
+	if (rc == 0) forget_devmaps((uintptr_t)addr, len);
 	return rc;
 }
 

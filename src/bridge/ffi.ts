@@ -7,12 +7,18 @@ import { createRequire } from "node:module";
 
 interface Libc {
   koffi: { errno(): number };
-  readv(pid: number, local: object[], nl: number, remote: object[], nr: number, flags: number): number;
-  writev(pid: number, local: object[], nl: number, remote: object[], nr: number, flags: number): number;
+  readv(pid: number, local: Buffer, nl: number, remote: Buffer, nr: number, flags: number): number;
+  writev(pid: number, local: Buffer, nl: number, remote: Buffer, nr: number, flags: number): number;
   syscall3(nr: number, a: number, b: number, c: number): number;
   prlimit(pid: number, res: number, nw: null, old: Buffer): number;
   close(fd: number): number;
 }
+
+/** process_vm_readv/writev go through one native scratch buffer of this size */
+const SCRATCH = 64 << 10;
+let scratch: Uint8Array = new Uint8Array(0);
+const iovLocal = Buffer.alloc(16);
+const iovRemote = Buffer.alloc(16);
 
 let libc: Libc | null = null;
 
@@ -20,12 +26,12 @@ function lib(): Libc {
   if (libc) return libc;
   const koffi = createRequire(import.meta.url)("koffi");
   const c = koffi.load("libc.so.6");
-  koffi.struct("vt_iovec", { base: "void *", len: "size_t" });
-  koffi.struct("vt_riovec", { base: "uint64_t", len: "size_t" });
+  // the iovecs are raw bytes filled in by remoteCopy() (no per-call marshalling of objects)
   const proto = (name: string) =>
-    c.func(
-      `long ${name}(int pid, vt_iovec *local, unsigned long nl, vt_riovec *remote, unsigned long nr, unsigned long flags)`,
-    );
+    c.func(`long ${name}(int pid, void *local, unsigned long nl, void *remote, unsigned long nr, unsigned long flags)`);
+  const ptr = koffi.alloc("uint8_t", SCRATCH);
+  scratch = new Uint8Array(koffi.view(ptr, SCRATCH) as ArrayBuffer);
+  iovLocal.writeBigUInt64LE(koffi.address(ptr) as bigint, 0);
   libc = {
     koffi,
     readv: proto("process_vm_readv"),
@@ -55,7 +61,8 @@ function err(): number {
 /**
  * Copy between `buf[off, off + len)` and the client's [addr, addr + len): bytes done, or
  * -errno (EFAULT for memory the client does not have, ESRCH when it is gone). A partial copy
- * returns the count done, as process_vm_readv does.
+ * returns the count done, as process_vm_readv does. The iovecs are bytes filled in here and
+ * the data goes through a native scratch buffer: no per-call marshalling of JS objects.
  */
 export function remoteCopy(
   pid: number,
@@ -66,10 +73,27 @@ export function remoteCopy(
   len: number,
 ): number {
   const l = lib();
-  const local = [{ base: off === 0 && len === buf.length ? buf : buf.subarray(off, off + len), len }];
-  const remote = [{ base: addr, len }];
-  const n = write ? l.writev(pid, local, 1, remote, 1, 0) : l.readv(pid, local, 1, remote, 1, 0);
-  return n < 0 ? err() : n;
+  let done = 0;
+  while (done < len) {
+    const n = Math.min(SCRATCH, len - done);
+    const a = addr + done;
+    iovLocal.writeUInt32LE(n, 8);
+    iovRemote.writeUInt32LE(a % 0x100000000, 0);
+    iovRemote.writeUInt32LE(Math.floor(a / 0x100000000), 4);
+    iovRemote.writeUInt32LE(n, 8);
+    let r: number;
+    if (write) {
+      scratch.set(off + done === 0 && n === buf.length ? buf : buf.subarray(off + done, off + done + n));
+      r = l.writev(pid, iovLocal, 1, iovRemote, 1, 0);
+    } else {
+      r = l.readv(pid, iovLocal, 1, iovRemote, 1, 0);
+      if (r > 0) buf.set(scratch.subarray(0, r), off + done);
+    }
+    if (r < 0) return done > 0 ? done : err();
+    done += r;
+    if (r < n) break;
+  }
+  return done;
 }
 
 const SYS_pidfd_open = 434;
@@ -121,4 +145,38 @@ export function peerCred(fd: number): [number, number] | null {
   len.writeUInt32LE(12);
   if (getsockopt!(fd, SOL_SOCKET, SO_PEERCRED, out, len) < 0) return null;
   return [out.readInt32LE(0), out.readUInt32LE(4)];
+}
+
+let mm: {
+  mmap: (a: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
+  munmap: (p: unknown, len: number) => number;
+  view: (p: unknown, len: number) => ArrayBuffer;
+  address: (p: unknown) => bigint;
+} | null = null;
+
+/** mmap(MAP_SHARED) of a client's memfd (the shared-memory channel) as an ArrayBuffer;
+ * unmap() lets it go. null when it cannot be mapped. */
+export function mapShared(fd: number, len: number): { buf: ArrayBuffer; unmap(): void } | null {
+  if (!mm) {
+    const koffi = createRequire(import.meta.url)("koffi");
+    const c = koffi.load("libc.so.6");
+    mm = {
+      mmap: c.func("void *mmap(void *a, size_t len, int prot, int flags, int fd, long off)"),
+      munmap: c.func("int munmap(void *p, size_t len)"),
+      view: (p, n) => koffi.view(p, n) as ArrayBuffer,
+      address: (p) => koffi.address(p) as bigint,
+    };
+  }
+  const PROT_RW = 3;
+  const MAP_SHARED = 1;
+  const p = mm.mmap(null, len, PROT_RW, MAP_SHARED, fd, 0);
+  if (p === null || mm.address(p) === 0xffffffffffffffffn) return null; // MAP_FAILED
+  let live = true;
+  return {
+    buf: mm.view(p, len),
+    unmap() {
+      if (live) mm!.munmap(p, len);
+      live = false;
+    },
+  };
 }

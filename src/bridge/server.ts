@@ -11,7 +11,7 @@ import * as net from "node:net";
 import { existsSync, unlinkSync } from "node:fs";
 import type { Twin } from "../twin.js";
 import * as sys from "../kernel/syscalls.js";
-import { EBUSY, EFAULT, EINVAL, EISDIR, ENOENT, ENOSYS, EPERM, EPROTO, errnoName } from "../uapi/errno.js";
+import { EBUSY, EFAULT, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOSYS, EPERM, EPROTO, errnoName } from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
 import * as K from "../uapi/kvm.js";
@@ -20,7 +20,7 @@ import { formatHolders, whoHolds } from "../check/holders.js";
 import type { File } from "../kernel/fs.js";
 import { RLIM_INFINITY } from "../kernel/process.js";
 import { ClientProcess } from "./client_process.js";
-import { closeFd, pidfdOpen, peerCred } from "./ffi.js";
+import { closeFd, mapShared, pidfdGetfd, pidfdOpen, peerCred } from "./ffi.js";
 import { Op, REP_HDR, REQ_HDR, REQ_MAX, VT_PROTO_VERSION, VT_RW_POS, VT_RW_WRITE } from "./proto.js";
 
 /** ioctls whose handlers install a new fd: the client sets a number aside before each
@@ -57,8 +57,28 @@ const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
+/** The shared-memory channel of a client (native/bridge_proto.h, VT_SHM_*). */
+interface Shm {
+  readonly buf: Buffer;
+  /** req_seq, rep_seq, server_polling, client_blocked */
+  readonly hdr: Int32Array;
+  /** the last request served */
+  served: number;
+  unmap(): void;
+}
+const SHM_SIZE = 68 * 1024;
+const SHM_REQ = 64;
+const SHM_REP = 64 + 32 * 1024;
+const SHM_AREA = 32 * 1024;
+/** how long the server keeps polling the channels after the last request (ms) */
+const SPIN_MS = 0.2;
+/** the longest it polls before letting the event loop run (ms) */
+const YIELD_MS = 5;
+const BELL = Buffer.from("r");
+
 export class Conn {
   proc: ClientProcess | null = null;
+  shm: Shm | null = null;
   private buf: Buffer = Buffer.alloc(0);
   closed = false;
   /** requests served (for the log and tests) */
@@ -70,6 +90,8 @@ export class Conn {
   ) {}
 
   onData(chunk: Buffer): void {
+    // with a shared-memory channel the socket carries doorbells only
+    if (this.shm) return this.server.pump();
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     while (!this.closed && this.buf.length >= 8) {
       const len = this.buf.readUInt32LE(0);
@@ -78,16 +100,45 @@ export class Conn {
       const frame = this.buf.subarray(0, len);
       this.buf = this.buf.subarray(len);
       this.served++;
-      let reply: Buffer;
-      try {
-        reply = this.server.handle(this, frame);
-      } catch (e) {
-        // a bug of the twin inside a path: this client gets EPROTO, the server goes on
-        this.server.log(`${this.who()}: internal error: ${(e as Error).stack ?? e}`);
-        reply = repl(-EPROTO);
-      }
+      const reply = this.serve(frame);
       if (!this.closed) this.sock.write(reply);
+      if (this.shm) {
+        this.buf = Buffer.alloc(0);
+        return this.server.pump();
+      }
     }
+  }
+
+  serve(frame: Buffer): Buffer {
+    try {
+      return this.server.handle(this, frame);
+    } catch (e) {
+      // a bug of the twin inside a path: this client gets EPROTO, the server goes on
+      this.server.log(`${this.who()}: internal error: ${(e as Error).stack ?? e}`);
+      return repl(-EPROTO);
+    }
+  }
+
+  /** Serve the request waiting in the channel, if any; true when there was one. */
+  serveShm(): boolean {
+    const m = this.shm!;
+    const seq = Atomics.load(m.hdr, 0);
+    if (seq === m.served || this.closed) return false;
+    m.served = seq;
+    this.served++;
+    const len = m.buf.readUInt32LE(SHM_REQ);
+    if (len < REQ_HDR || len > SHM_AREA) {
+      this.fail(`bad request length ${len} in the shared channel`);
+      return true;
+    }
+    // a copy: the client could rewrite the shared frame while it is being served
+    let reply = this.serve(Buffer.from(m.buf.subarray(SHM_REQ, SHM_REQ + len)));
+    if (reply.length > SHM_AREA) reply = repl(-EMSGSIZE);
+    if (this.closed) return true;
+    reply.copy(m.buf, SHM_REP);
+    Atomics.store(m.hdr, 1, seq);
+    if (Atomics.load(m.hdr, 3) === 1) this.sock.write(BELL);
+    return true;
   }
 
   fail(why: string): void {
@@ -214,8 +265,54 @@ export class BridgeServer {
     if (target > k.clock.now) this.twin.advance(target - k.clock.now);
   }
 
+  private pumping = false;
+
+  /**
+   * Serve the shared-memory channels, then keep polling them a little (SPIN_MS) with
+   * server_polling set, so a client's next call needs no doorbell and no wakeup. Gives the
+   * event loop its turn every YIELD_MS.
+   */
+  pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      const start = performance.now();
+      let idle = start;
+      this.setPolling(1);
+      for (;;) {
+        let any = false;
+        for (const c of this.conns) if (c.shm && c.serveShm()) any = true;
+        const now = performance.now();
+        if (any) idle = now;
+        else if (now - idle > SPIN_MS) {
+          this.setPolling(0);
+          // a request stored while polling stopped rang no bell: look once more
+          let late = false;
+          for (const c of this.conns)
+            if (c.shm && !c.closed && Atomics.load(c.shm.hdr, 0) !== c.shm.served) late = true;
+          if (!late) break;
+          this.setPolling(1);
+          idle = now;
+        }
+        if (now - start > YIELD_MS) {
+          this.setPolling(0);
+          setImmediate(() => this.pump());
+          break;
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private setPolling(v: number): void {
+    for (const c of this.conns) if (c.shm) Atomics.store(c.shm.hdr, 2, v);
+  }
+
   exit(c: Conn): void {
     this.conns.delete(c);
+    c.shm?.unmap();
+    c.shm = null;
     const p = c.proc;
     if (!p) return;
     const k = this.twin.kernel;
@@ -334,6 +431,14 @@ export class BridgeServer {
       return repl(pidfd);
     }
     const name = str(f) || "client";
+    const shmFd = s(f, 4) === 1 ? s(f, 3) : -1;
+    let shm: Shm | null = null;
+    if (shmFd >= 0) {
+      const dup = pidfdGetfd(pidfd, shmFd);
+      const m = dup >= 0 ? mapShared(dup, SHM_SIZE) : null;
+      if (dup >= 0) closeFd(dup);
+      if (m) shm = { buf: Buffer.from(m.buf), hdr: new Int32Array(m.buf, 0, 4), served: 0, unmap: m.unmap };
+    }
     const p = new ClientProcess(this.twin.kernel, pid, name, pidfd);
     this.twin.kernel.adoptProcess(p);
     c.proc = p;
@@ -354,7 +459,9 @@ export class BridgeServer {
     this.log(`${name}[${pid}] connected${fork ? ` (fork, ${fork.entries.length} fds inherited)` : ""}`);
     const list = Buffer.alloc(this.fdMaking.length * 4);
     this.fdMaking.forEach((n, i) => list.writeUInt32LE(n, i * 4));
-    return repl(0, 0, 0, list);
+    // the channel takes over once the client has this reply (it maps the memfd then)
+    c.shm = shm;
+    return repl(0, shm ? 1 : 0, 0, list);
   }
 
   /** fork(): the child's fd table is a copy of the parent's now; the child claims it. */

@@ -69,6 +69,7 @@ export class Sysfs {
   }
 
   isDir(path: string): boolean {
+    if (!path.startsWith("/sys")) return false;
     const pre = path.endsWith("/") ? path : path + "/";
     for (const p of this.entries.keys()) if (p.startsWith(pre)) return true;
     return false;

@@ -60,9 +60,10 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?:
   const install = (f: File) => (at === undefined ? p.files.install(f) : p.files.installAt(at, f));
   let rc: number;
   if (!dev) {
-    const text = k.sysfs.read(path);
+    const sys = path.startsWith("/sys/");
+    const text = sys ? k.sysfs.read(path) : -ENOENT;
     if (typeof text === "string") rc = openSysfsFile(k, path, flags, text, install);
-    else rc = k.devices.isDir(path) || k.sysfs.isDir(path) ? -EISDIR : -ENOENT;
+    else rc = k.devices.isDir(path) || (sys && k.sysfs.isDir(path)) ? -EISDIR : -ENOENT;
   } else {
     const f = k.allocFile(dev.fops, path, flags);
     if (typeof f === "number") rc = -ENODEV;
