@@ -17,34 +17,15 @@ import type { KRet } from "../kernel/sched.js";
 import { getIoas } from "./ioas.js";
 import { accessCreate, accessDestroyPages, accessPages, accessReplaceIoas, accessRw } from "./selftest_access.js";
 import { member, type TestUcmd } from "./selftest_cmd.js";
+import { selftestState } from "./selftest_config.js";
 import { mockDomain, mockDomainReplace, triggerIopf } from "./selftest_idev.js";
 import { mdCheckIotlb, mdCheckMap, mdCheckRefs, mdDirty } from "./selftest_md.js";
 
-interface SelftestState {
-  enabled: boolean;
-  memoryLimit: number;
-}
-
-const states = new WeakMap<Kernel, SelftestState>();
-
-function state(k: Kernel): SelftestState {
-  let s = states.get(k);
-  if (!s) states.set(k, (s = { enabled: true, memoryLimit: 65536 }));
-  return s;
-}
-
-/** CONFIG_IOMMUFD_TEST for kernel k (set before iommufd is used). */
-export function setIommufdTest(k: Kernel, enabled: boolean): void {
-  state(k).enabled = enabled;
-}
-
-export function iommufdTestEnabled(k: Kernel): boolean {
-  return state(k).enabled;
-}
+export { iommufdTestEnabled, setIommufdTest } from "./selftest_config.js";
 
 /** iommufd_test_memory_limit */
 export function iommufdTestMemoryLimit(k: Kernel): number {
-  return state(k).memoryLimit;
+  return selftestState(k).memoryLimit;
 }
 
 /** iommufd_test_add_reserved() */
@@ -62,7 +43,7 @@ function addReserved(u: TestUcmd, m: { start: bigint; length: bigint }): number 
 /** IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT: at least sizeof(unsigned long) + sizeof(u32) */
 function setTempMemoryLimit(u: TestUcmd, m: { limit: number }): number {
   if (m.limit < 8 + 4) return -EINVAL;
-  state(u.ictx.k).memoryLimit = m.limit;
+  selftestState(u.ictx.k).memoryLimit = m.limit;
   return 0;
 }
 

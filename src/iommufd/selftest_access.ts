@@ -48,6 +48,7 @@ import type { IommufdCtx } from "./main.js";
 import { uaddr } from "./pages.js";
 import { setMember, type TestUcmd } from "./selftest_cmd.js";
 import { userPage } from "./selftest_md.js";
+import { syzConvIova as syzIova } from "./selftest_syz.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
@@ -146,16 +147,9 @@ export function accessReplaceIoas(u: TestUcmd, m: V<typeof test_access_replace_i
   return rc;
 }
 
-/**
- * iommufd_test_syz_conv_iova(): in syzkaller mode the u64 IOVA is { u32 nth_area; u32
- * offset }: the start of the IOAS's nth area plus offset, or 0 when there is no such area.
- */
+/** iommufd_test_syz_conv_iova(): 0 while the access has no IOAS */
 function syzConvIova(access: IommufdAccess, v: bigint): bigint {
-  const ioas = access.ioas;
-  if (!ioas) return 0n;
-  let nth = Number(v & 0xffffffffn);
-  for (const a of ioas.iopt.areas.all()) if (nth-- === 0) return a.start + (v >> 32n);
-  return 0n;
+  return access.ioas ? syzIova(access.ioas.iopt, v) : 0n;
 }
 
 /** iommufd_test_check_pages(): the pinned pages are the pages behind uptr now. */

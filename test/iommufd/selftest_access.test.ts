@@ -171,6 +171,21 @@ describe("ACCESS_PAGES", () => {
     assert.equal(p.rc, 0);
     assert.equal(checkRefs(e, BUF + 0x5000, PAGE, 1), 0);
     assert.equal(accessPages(e, a.fd, syz(2n, 0n), PAGE, 0, T.MOCK_FLAGS_ACCESS_SYZ).rc, -ENOENT, "IOVA 0");
+    // IOMMU_IOAS_COPY converts its source IOVA the same way (ioas.c, CONFIG_IOMMUFD_TEST)
+    const dst = ioasAlloc(e);
+    const copy = (flags: number, src: bigint) =>
+      raw(e, U.IOMMU_IOAS_COPY, U.iommu_ioas_copy, {
+        size: U.iommu_ioas_copy.size,
+        flags,
+        dst_ioas_id: dst,
+        src_ioas_id: ioas,
+        dst_iova: START,
+        src_iova: src,
+        length: PAGE,
+      }).rc;
+    assert.equal(copy(FIXED | RW | T.MOCK_FLAGS_ACCESS_SYZ, syz(1n, PAGE)), 0);
+    assert.equal(checkRefs(e, BUF + 0x5000, PAGE, 1), 0, "still the one pin");
+    assert.equal(copy(FIXED | RW | (1 << 15), syz(0n, 0n)), -EOPNOTSUPP, "other flags stay unknown");
   });
 
   it("access_domain_destory: the item survives a domain going away", () => {

@@ -70,6 +70,16 @@ describe("IOMMU_TEST_CMD framing", () => {
     p.write(buf, T.iommu_test_cmd.encode({ size: 72, op: T.IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT }));
     assert.equal(p.ioctl(fd, T.IOMMU_TEST_CMD, buf), -ENOTTY);
     assert.equal(p.ioctl(fd, T.IOMMU_TEST_CMD, 0), -ENOTTY, "not even the size is read");
+    // and IOMMU_IOAS_COPY knows no syzkaller flag
+    p.write(
+      buf,
+      U.iommu_ioas_copy.encode({
+        size: U.iommu_ioas_copy.size,
+        flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | T.MOCK_FLAGS_ACCESS_SYZ,
+        length: 0x1000n,
+      }),
+    );
+    assert.equal(p.ioctl(fd, U.IOMMU_IOAS_COPY, buf), -EOPNOTSUPP);
     twin.kill(p);
   });
 });
