@@ -13,7 +13,7 @@
 // - MockNestedDomain: a nested domain over a mock parent (IOMMU_HWPT_DATA_SELFTEST) whose
 //   only state is a 4-entry IOTLB that IOMMU_HWPT_INVALIDATE clears and MD_CHECK_IOTLB reads.
 
-import { EFAULT, EINVAL, EOPNOTSUPP } from "../uapi/errno.js";
+import { EFAULT, EINVAL, ENOENT, EOPNOTSUPP } from "../uapi/errno.js";
 import {
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
@@ -146,6 +146,8 @@ export class MockDomain extends IommuDomain {
       apertureEnd: MOCK_APERTURE_LAST,
       map: (iova, length, pageOffset, pages) => this.mapArea(iova, length, pageOffset, pages),
       unmap: (iova, length) => this.unmapRange(iova, length),
+      // mock_domain_map_pages(): "put our own failure point" (iommufd_should_fail())
+      mapFailErrno: -ENOENT,
     };
   }
 
