@@ -43,7 +43,7 @@ import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
-import { driverAttachDev, MockDev } from "./selftest_mock.js";
+import { driverAttachDev, MockDev } from "./selftest_mock_dev.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 

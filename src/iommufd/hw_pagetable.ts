@@ -5,7 +5,7 @@
 // The emulated Intel IOMMU of the oracle has neither dirty tracking nor nesting:
 // DIRTY_TRACKING / NEST_PARENT allocations and driver data fail with EOPNOTSUPP, a paging
 // domain has no dirty_ops (SET_DIRTY_TRACKING and GET_DIRTY_BITMAP answer EOPNOTSUPP after
-// their argument checks) and it cannot nest. The selftest's mock devices (./selftest_mock.ts)
+// their argument checks) and it cannot nest. The selftest's mock devices (./selftest_mock_dev.ts)
 // get mock domains instead: NEST_PARENT is accepted, DIRTY_TRACKING gives the domain dirty
 // ops (./iova_bitmap.ts), and a NEST_PARENT HWPT can parent HWPT_NESTED objects
 // (./hwpt_nested.ts), the only ones INVALIDATE accepts (ENOENT for any other id).
@@ -39,7 +39,8 @@ import { IOMMU_READ, IOMMU_WRITE, type IoptDomain, U64_MAX } from "./io_pagetabl
 import { type DirtyOps, ioptReadAndClearDirty, ioptSetDirtyTracking } from "./iova_bitmap.js";
 import type { IommufdFault } from "./fault.js";
 import { type IommufdHwptNested, hwptNestedAlloc } from "./hwpt_nested.js";
-import { MockDev, MockDomain } from "./selftest_mock.js";
+import { MockDev } from "./selftest_mock_dev.js";
+import { MockDomain } from "./selftest_mock_domain.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
 

@@ -15,7 +15,8 @@ import type { IommufdFault } from "./fault.js";
 import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import type { IommufdCtx } from "./main.js";
 import { IommufdObject } from "./object.js";
-import { MockDev, mockDomainAllocNested, type MockNestedDomain } from "./selftest_mock.js";
+import { MockDev } from "./selftest_mock_dev.js";
+import { mockDomainAllocNested, type MockNestedDomain } from "./selftest_mock_nested.js";
 
 /** struct iommufd_hwpt_nested */
 export class IommufdHwptNested extends IommufdObject {

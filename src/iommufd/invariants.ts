@@ -16,7 +16,8 @@ import { IommufdHwptPaging } from "./hw_pagetable.js";
 import { IommufdHwptNested } from "./hwpt_nested.js";
 import { accessRangesOf } from "./access.js";
 import { IommufdSelftest } from "./selftest_idev.js";
-import { MOCK_IO_PAGE_SIZE, MockDomain, mockDevIds } from "./selftest_mock.js";
+import { mockDevIds } from "./selftest_mock_dev.js";
+import { MOCK_IO_PAGE_SIZE, MockDomain } from "./selftest_mock_domain.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 
 /** The pages iommufd has charged to mm->locked_vm (RLIMIT_MODE 1): locked_vm is shared with

@@ -27,7 +27,7 @@ import {
 import type { IommufdCtx } from "./main.js";
 import { IommufdObject } from "./object.js";
 import { setMember, type TestUcmd } from "./selftest_cmd.js";
-import { MockDev, mockDevCreate, mockDevDestroy, mockDevHasIommu } from "./selftest_mock.js";
+import { MockDev, mockDevCreate, mockDevDestroy, mockDevHasIommu } from "./selftest_mock_dev.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 

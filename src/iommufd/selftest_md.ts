@@ -16,7 +16,8 @@ import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { uaddr } from "./pages.js";
 import { type TestUcmd, setMember } from "./selftest_cmd.js";
 import type { IommufdHwptNested } from "./hwpt_nested.js";
-import { MOCK_IO_PAGE_SIZE, MOCK_PFN_DIRTY_IOVA, MockDomain, MockNestedDomain } from "./selftest_mock.js";
+import { MOCK_IO_PAGE_SIZE, MOCK_PFN_DIRTY_IOVA, MockDomain } from "./selftest_mock_domain.js";
+import { MockNestedDomain } from "./selftest_mock_nested.js";
 
 const U64_MAX = 0xffffffffffffffffn;
 const PAGE = BigInt(PAGE_SIZE);

@@ -9,7 +9,7 @@ import { EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOTTY, EOPNOTSUPP } from "../../sr
 import * as U from "../../src/uapi/iommufd.js";
 import * as T from "../../src/uapi/iommufd_test.js";
 import { createTwin } from "../../src/twin.js";
-import { setMockIommuProbes } from "../../src/iommufd/selftest_mock.js";
+import { setMockIommuProbes } from "../../src/iommufd/selftest_mock_dev.js";
 import {
   type Env,
   setup,
