@@ -13,6 +13,7 @@ import * as sys from "./kernel/syscalls.js";
 import { makeKvmModule } from "./kvm/kvm_main.js";
 import type { CouplingDesign } from "./kvm/vfio_coupling.js";
 import { iommufdModule } from "./iommufd/main.js";
+import { setIommufdTest } from "./iommufd/selftest.js";
 import { Machine, type PciFunctionConfig } from "./hw/machine.js";
 import { bootMachine } from "./iommu/pci_probe.js";
 import { vfioModule } from "./vfio/module.js";
@@ -36,6 +37,8 @@ export interface TwinConfig {
   /** CONFIG_FAULT_INJECTION_DEBUG_FS: /sys/kernel/debug/fail* (default false, as the oracle's
    * kernel, which has no debugfs) */
   faultInjectionDebugfs?: boolean;
+  /** iommufd built with CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD and the selftest mock (default true) */
+  iommufdTest?: boolean;
 }
 
 export class TwinProcess implements UserProcess {
@@ -153,6 +156,7 @@ export class Twin implements Backend {
     const kvm = makeKvmModule({ coupling: config.coupling ?? "upstream", vfio: config.kvmVfio !== false });
     for (const m of [kvm, vfioModule, vfioIommuType1Module, vfioPciModule, kvmGatedMdevModule]) k.modules.provide(m);
     if (config.kvm !== false) mustLoad(k, "kvm");
+    setIommufdTest(k, config.iommufdTest !== false);
     k.modules.provide(iommufdModule);
     if (config.iommufd ?? config.vfio !== false) mustLoad(k, "iommufd");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);

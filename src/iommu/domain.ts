@@ -15,7 +15,7 @@ import { type Page, PAGE_SHIFT, PAGE_SIZE } from "../kernel/mm.js";
 export const IOMMU_READ = 1;
 export const IOMMU_WRITE = 2;
 
-export type IommuDomainType = "paging" | "identity" | "blocked";
+export type IommuDomainType = "paging" | "identity" | "blocked" | "nested";
 
 export interface IoPte {
   readonly page: Page;

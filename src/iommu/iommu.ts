@@ -45,7 +45,8 @@ export interface IommuFault {
   readonly domain: number;
 }
 
-export type IommuCap = "cache-coherency" | "pasid";
+/** "cache-coherency" is IOMMU_CAP_ENFORCE_CACHE_COHERENCY, "dirty-tracking" IOMMU_CAP_DIRTY_TRACKING */
+export type IommuCap = "cache-coherency" | "pasid" | "dirty-tracking";
 
 export interface ResvRegion {
   readonly start: bigint;
@@ -69,7 +70,8 @@ export class IommuDevice {
 
   /** device_iommu_capable() */
   capable(cap: IommuCap): boolean {
-    return cap === "cache-coherency" ? this.caps.coherent : this.caps.pasid;
+    if (cap === "cache-coherency") return this.caps.coherent;
+    return cap === "pasid" ? this.caps.pasid : false; // no dirty tracking on the emulated VT-d
   }
 
   /** iommu_get_resv_regions(): VT-d reports the interrupt window as IOMMU_RESV_MSI. */
@@ -180,6 +182,26 @@ export class IommuCore {
     this.devices.set(bdf, dev);
     if (pci) pci.dma = this.dmaPort(dev);
     return dev;
+  }
+
+  /**
+   * iommu_probe_device() of a device another IOMMU driver made (the selftest's mock bus): a
+   * group of its own (generic_device_group()), with the next free id.
+   */
+  addDevice(dev: IommuDevice): void {
+    dev.group.devices.push(dev);
+    this.devices.set(dev.bdf, dev);
+  }
+
+  /** iommu_release_device(): the device leaves its group; an empty group goes with it. */
+  removeDevice(dev: IommuDevice): void {
+    const g = dev.group;
+    g.devices.splice(g.devices.indexOf(dev), 1);
+    this.devices.delete(dev.bdf);
+    if (g.devices.length === 0) {
+      g.setDomain(g.defaultDomain);
+      this.groups.delete(g.id);
+    }
   }
 
   /** iommu_paging_domain_alloc(dev): a paging domain with the device's IOMMU geometry. */

@@ -7,7 +7,8 @@
 //   iommufdAccessAttach / Replace / Detach(access[, ioasId])
 //   iommufdAccessPinPages(access, iova, length, write)   the pinned Pages, or -errno
 //   iommufdAccessUnpinPages(access, iova, length)        exactly a range pinned before
-//   iommufdAccessRw(access, iova, data, write)           copy through the IOAS
+//   iommufdAccessRw(access, iova, data, flags)           copy through the IOAS (flags:
+//                                        IOMMUFD_ACCESS_RW_WRITE / _KTHREAD / __SLOW_PATH)
 //   iommufdAccessDestroy(access)
 //
 // Pins by accesses are per iopt_pages and per exact index range (the kernel's access_itree),
@@ -17,7 +18,7 @@
 // 100 tries, as the kernel does.
 
 import { EBUSY, EFAULT, EINVAL, ENOENT, EOVERFLOW, EPERM } from "../uapi/errno.js";
-import { type Page, PAGE_SIZE } from "../kernel/mm.js";
+import { type Page, PAGE_SIZE, unpinPages } from "../kernel/mm.js";
 import { getIoas, type IommufdIoas } from "./ioas.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoptArea, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
 import type { IommufdCtx } from "./main.js";
@@ -269,8 +270,17 @@ export function iommufdAccessUnpinPages(access: IommufdAccess, iova: bigint, len
   for (const s of spans) areaRemoveAccess(s.area, indexOf(s.area, s.cur), indexOf(s.area, s.end));
 }
 
-/** iommufd_access_rw(): copy between `data` and the memory behind [iova, iova + data.length). */
-export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8Array, write: boolean): number {
+export const IOMMUFD_ACCESS_RW_WRITE = 1 << 0;
+export const IOMMUFD_ACCESS_RW_KTHREAD = 1 << 1;
+/** CONFIG_IOMMUFD_TEST only: take the path of a caller without the source mm */
+export const __IOMMUFD_ACCESS_RW_SLOW_PATH = 1 << 2;
+
+/**
+ * iommufd_access_rw(): copy between `data` and the memory behind [iova, iova + data.length).
+ * flags: IOMMUFD_ACCESS_RW_WRITE, IOMMUFD_ACCESS_RW_KTHREAD, __IOMMUFD_ACCESS_RW_SLOW_PATH.
+ */
+export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8Array, flags: number): number {
+  const write = (flags & IOMMUFD_ACCESS_RW_WRITE) !== 0;
   if (!data.length) return -EINVAL;
   const last = iova + BigInt(data.length) - 1n;
   if (last > U64_MAX) return -EOVERFLOW;
@@ -281,16 +291,61 @@ export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8
     const a = s.area;
     if (a.preventAccess) return -EINVAL;
     if (!checkProt(a, write)) return -EPERM;
-    const pages = a.pages!;
     const n = Number(s.end - s.cur) + 1;
-    // iopt_pages_rw_access(): through the source mm (copy_to_user / copy_from_user)
-    if (write && !pages.writable) return -EPERM;
-    const addr = pages.uptr + a.startByte + Number(s.cur - a.start);
-    const mm = pages.source.mm;
-    if (write) {
-      if (mm.copyToUser(addr, data.subarray(off, off + n)) < 0) return -EFAULT;
-    } else if (!mm.copyFromUserInto(data.subarray(off, off + n), addr, n)) return -EFAULT;
+    const rc = pagesRwAccess(
+      access,
+      a.pages!,
+      a.startByte + Number(s.cur - a.start),
+      data.subarray(off, off + n),
+      flags,
+    );
+    if (rc) return rc;
     off += n;
   }
   return off === data.length ? 0 : -ENOENT;
+}
+
+/**
+ * iopt_pages_rw_access(): copy_to_user()/copy_from_user() when the caller runs in the
+ * source mm (or a kthread can borrow it); otherwise, as the kernel's pfn reader does, page
+ * by page through the pinned pages (a page not pinned yet is pinned for the copy), so a
+ * mapping made by another process, or by one that exited with its pages pinned, still reads.
+ */
+function pagesRwAccess(access: IommufdAccess, pages: IoptPages, startByte: number, data: Uint8Array, flags: number) {
+  const write = (flags & IOMMUFD_ACCESS_RW_WRITE) !== 0;
+  if (write && !pages.writable) return -EPERM;
+  const current = access.k.current?.process ?? null;
+  const source = pages.source;
+  const changeMm = current !== source || (flags & __IOMMUFD_ACCESS_RW_SLOW_PATH) !== 0;
+  if (changeMm && (!(flags & IOMMUFD_ACCESS_RW_KTHREAD) || source.exited))
+    return pagesRwSlow(pages, startByte, data, write);
+  const addr = pages.uptr + startByte;
+  if (write) return source.mm.copyToUser(addr, data) < 0 ? -EFAULT : 0;
+  return source.mm.copyFromUserInto(data, addr, data.length) ? 0 : -EFAULT;
+}
+
+/** iopt_pages_rw_slow() / iopt_pages_rw_page(): through struct page, never the mm's mapping. */
+function pagesRwSlow(pages: IoptPages, startByte: number, data: Uint8Array, write: boolean): number {
+  let done = 0;
+  while (done < data.length) {
+    const byte = startByte + done;
+    const index = Math.floor(byte / PAGE_SIZE);
+    const off = byte % PAGE_SIZE;
+    const n = Math.min(data.length - done, PAGE_SIZE - off);
+    let page = pages.pinned?.get(index)?.page ?? null;
+    let temp: Page[] | null = null;
+    if (!page) {
+      // pfn_reader_user_pin(): pinned for the copy only (FOLL_WRITE if the pages are writable)
+      if (pages.source.exited) return -EFAULT;
+      const r = pages.source.mm.pinPages(pages.uptr + index * PAGE_SIZE, 1, pages.writable);
+      if (typeof r === "number") return -EFAULT;
+      temp = r;
+      page = r[0]!;
+    }
+    const ok = write ? page.store(off, n, data, done) : page.load(off, n, data, done);
+    if (temp) unpinPages(temp);
+    if (!ok) return -EFAULT;
+    done += n;
+  }
+  return 0;
 }

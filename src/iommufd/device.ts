@@ -26,18 +26,30 @@
 
 import { EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
 import {
+  IOMMU_HW_CAP_DIRTY_TRACKING,
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
   iommu_hw_info_vtd,
   type iommu_hw_info,
 } from "../uapi/iommufd.js";
+import {
+  IOMMU_HW_INFO_SELFTEST_REGVAL,
+  IOMMU_HW_INFO_TYPE_SELFTEST,
+  iommu_test_hw_info,
+} from "../uapi/iommufd_test.js";
 import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
 import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
+import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
+import { driverAttachDev, MockDev } from "./selftest_mock_dev.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
+
+/** What a device attaches to: a paging HWPT, or a nested one (reserved regions and the IOAS
+ * comparisons of replace go to its parent's IOAS, as find_hwpt_paging() does). */
+export type IommufdHwpt = IommufdHwptPaging | IommufdHwptNested;
 
 /** The holder name a bound device's driver uses on the DEVICE object. */
 export const DRIVER_HOLDER = "vfio driver";
@@ -45,7 +57,7 @@ export const DRIVER_HOLDER = "vfio driver";
 /** struct iommufd_group: per context, per IOMMU group. */
 export class IommufdGroup {
   refs = 1;
-  hwpt: IommufdHwptPaging | null = null;
+  hwpt: IommufdHwpt | null = null;
   readonly devices: IommufdDevice[] = [];
   constructor(
     readonly ictx: IommufdCtx,
@@ -69,7 +81,8 @@ export class IommufdDevice extends IommufdObject {
   protected destroyObj(): void {
     releaseDmaOwner(this.dev);
     putGroup(this.igroup);
-    this.ictx.file.put(`iommufd device ${this.id}`);
+    // a mock device never held the context: its selftest object dies with it
+    if (!(this.dev instanceof MockDev)) this.ictx.file.put(`iommufd device ${this.id}`);
   }
 
   get attachedHolder(): string {
@@ -122,7 +135,8 @@ export function iommufdDeviceBind(ictx: IommufdCtx, dev: IommuDevice): IommufdDe
     putGroup(igroup);
     return rc;
   }
-  ictx.file.get(`iommufd device ${idev.id}`);
+  // iommufd_ctx_get(), except for the selftest's mock devices (iommufd_selftest_is_mock_dev())
+  if (!(dev instanceof MockDev)) ictx.file.get(`iommufd device ${idev.id}`);
   idev.get(DRIVER_HOLDER);
   ictx.objects.finalize(idev);
   return idev;
@@ -145,7 +159,7 @@ function isAttached(idev: IommufdDevice): boolean {
 }
 
 /** iommufd_hw_pagetable_attach() */
-export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number {
+export function hwptAttach(hwpt: IommufdHwpt, idev: IommufdDevice): number {
   const ig = idev.igroup;
   if (ig.hwpt !== null && ig.hwpt !== hwpt) return -EINVAL;
   const iopt = hwpt.ioas.iopt;
@@ -154,7 +168,8 @@ export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number
   let rc = iopt.enforceDevResvRegions(regions, idev.dev);
   if (rc) return rc;
   if (ig.devices.length === 0) {
-    rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
+    rc = driverAttachDev(hwpt.domain, idev.dev);
+    if (!rc) rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
     if (rc) {
       iopt.removeReservedIova(idev.dev);
       return rc;
@@ -167,7 +182,7 @@ export function hwptAttach(hwpt: IommufdHwptPaging, idev: IommufdDevice): number
 }
 
 /** iommufd_hw_pagetable_detach(): the HWPT the device left; the caller puts its reference. */
-export function hwptDetach(idev: IommufdDevice): IommufdHwptPaging {
+export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   const ig = idev.igroup;
   const hwpt = ig.hwpt!;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
@@ -179,7 +194,7 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwptPaging {
   return hwpt;
 }
 
-type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwptPaging) => IommufdHwptPaging | null | number;
+type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
 
 /** iommufd_device_do_attach() */
 const doAttach: AttachFn = (idev, hwpt) => {
@@ -187,7 +202,7 @@ const doAttach: AttachFn = (idev, hwpt) => {
   return rc ? rc : null;
 };
 
-function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwptPaging): void {
+function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwpt): void {
   for (const d of ig.devices) hwpt.ioas.iopt.removeReservedIova(d.dev);
 }
 
@@ -208,7 +223,9 @@ const doReplace: AttachFn = (idev, hwpt) => {
       }
     }
   }
-  const rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
+  let rc = 0;
+  for (const d of ig.devices) rc ||= driverAttachDev(hwpt.domain, d.dev);
+  if (!rc) rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
   if (rc) {
     removeGroupReserved(ig, hwpt);
     return rc;
@@ -226,7 +243,7 @@ function autoGetDomain(
   idev: IommufdDevice,
   ioas: IommufdIoas,
   fn: AttachFn,
-): { r: IommufdHwptPaging | null | number; ptId: number } {
+): { r: IommufdHwpt | null | number; ptId: number } {
   const ictx = idev.ictx;
   for (const hwpt of [...ioas.hwptList]) {
     if (!hwpt.autoDomain || hwpt.dead) continue;
@@ -242,7 +259,7 @@ function autoGetDomain(
   const immediate = fn === doAttach;
   const hwpt = hwptPagingAlloc(ictx, ioas, idev, 0, immediate, false);
   if (typeof hwpt === "number") return { r: hwpt, ptId: 0 };
-  let r: IommufdHwptPaging | null | number = null;
+  let r: IommufdHwpt | null | number = null;
   if (!immediate) {
     r = fn(idev, hwpt);
     if (typeof r === "number") {
@@ -260,11 +277,11 @@ function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number
   const ictx = idev.ictx;
   const pt = ictx.objects.get(ptId);
   if (!pt) return { rc: -ENOENT, ptId };
-  let destroy: IommufdHwptPaging | null;
+  let destroy: IommufdHwpt | null;
   let out = ptId;
   try {
     if (pt.type === "hwpt_paging" || pt.type === "hwpt_nested") {
-      const r = fn(idev, pt as IommufdHwptPaging);
+      const r = fn(idev, pt as IommufdHwpt);
       if (typeof r === "number") return { rc: r, ptId };
       destroy = r;
     } else if (pt.type === "ioas") {
@@ -329,12 +346,16 @@ export function getHwInfo(u: Ucmd<V<typeof iommu_hw_info>>): number {
   const idev = u.ictx.objects.get<IommufdDevice>(cmd.dev_id, "device");
   if (!idev) return -ENOENT;
   try {
-    const data = iommu_hw_info_vtd.encode({
-      flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
-      cap_reg: VTD_CAP_REG,
-      ecap_reg: VTD_ECAP_REG,
-    });
-    cmd.out_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
+    // ops->hw_info(): intel_iommu_hw_info(), or the mock's mock_domain_hw_info()
+    const mock = idev.dev instanceof MockDev;
+    const data = mock
+      ? iommu_test_hw_info.encode({ flags: 0, test_reg: IOMMU_HW_INFO_SELFTEST_REGVAL })
+      : iommu_hw_info_vtd.encode({
+          flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+          cap_reg: VTD_CAP_REG,
+          ecap_reg: VTD_ECAP_REG,
+        });
+    cmd.out_data_type = mock ? IOMMU_HW_INFO_TYPE_SELFTEST : IOMMU_HW_INFO_TYPE_INTEL_VTD;
     const copyLen = Math.min(cmd.data_len, data.length);
     let rc = u.copyToUser(cmd.data_uptr, data.subarray(0, copyLen));
     if (rc) return rc;
@@ -344,8 +365,8 @@ export function getHwInfo(u: Ucmd<V<typeof iommu_hw_info>>): number {
       if (rc) return rc;
     }
     cmd.data_len = data.length;
-    cmd.out_capabilities = 0n; // no IOMMU_CAP_DIRTY_TRACKING
-    cmd.out_max_pasid_log2 = 0; // no PASID on the emulated VT-d
+    cmd.out_capabilities = idev.dev.capable("dirty-tracking") ? BigInt(IOMMU_HW_CAP_DIRTY_TRACKING) : 0n;
+    cmd.out_max_pasid_log2 = 0; // no PASID on the emulated VT-d nor on the 6.12 mock
     return u.respond();
   } finally {
     idev.put();

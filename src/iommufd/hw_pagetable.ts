@@ -5,14 +5,17 @@
 // The emulated Intel IOMMU of the oracle has neither dirty tracking nor nesting:
 // DIRTY_TRACKING / NEST_PARENT allocations and driver data fail with EOPNOTSUPP, a paging
 // domain has no dirty_ops (SET_DIRTY_TRACKING and GET_DIRTY_BITMAP answer EOPNOTSUPP after
-// their argument checks) and no HWPT_NESTED can exist (INVALIDATE answers ENOENT).
+// their argument checks) and it cannot nest. The selftest's mock devices (./selftest_mock_dev.ts)
+// get mock domains instead: NEST_PARENT is accepted, DIRTY_TRACKING gives the domain dirty
+// ops (./iova_bitmap.ts), and a NEST_PARENT HWPT can parent HWPT_NESTED objects
+// (./hwpt_nested.ts), the only ones INVALIDATE accepts (ENOENT for any other id).
 //
 // References: a HWPT holds its IOAS ("hwpt <id>"); each device attached through its group
 // holds the HWPT ("attached device <id>"), so DESTROY of either is EBUSY while in use. An
 // automatic HWPT (made by attaching a device to an IOAS) is destroyed by the kernel when its
 // last device leaves (iommufd_hw_pagetable_put()).
 
-import { EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
+import { EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
 import { shouldFail } from "./fail_nth.js";
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
@@ -33,6 +36,11 @@ import type { IommufdDevice } from "./device.js";
 import { hwptAttach, hwptDetach } from "./device.js";
 import type { IommufdIoas } from "./ioas.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoptDomain, U64_MAX } from "./io_pagetable.js";
+import { type DirtyOps, ioptReadAndClearDirty, ioptSetDirtyTracking } from "./iova_bitmap.js";
+import type { IommufdFault } from "./fault.js";
+import { type IommufdHwptNested, hwptNestedAlloc } from "./hwpt_nested.js";
+import { MockDev } from "./selftest_mock_dev.js";
+import { MockDomain } from "./selftest_mock_domain.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
 
@@ -77,7 +85,7 @@ export class IommufdHwptPaging extends IommufdObject {
     readonly nestParent: boolean,
   ) {
     super(ictx.k, "hwpt_paging", ictx.name);
-    this.adapter = new DomainAdapter(domain);
+    this.adapter = domain instanceof MockDomain ? domain.iopt : new DomainAdapter(domain);
   }
 
   /** iommufd_hwpt_paging_destroy() */
@@ -111,15 +119,19 @@ export function hwptPagingAlloc(
 ): IommufdHwptPaging | number {
   const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
   if (flags & ~valid) return -EOPNOTSUPP;
-  // no IOMMU_CAP_DIRTY_TRACKING on the emulated VT-d
-  if (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) return -EOPNOTSUPP;
+  // no IOMMU_CAP_DIRTY_TRACKING on the emulated VT-d; a mock device has it unless NO_DIRTY
+  if (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !idev.dev.capable("dirty-tracking")) return -EOPNOTSUPP;
   const core = IommuCore.of(ictx.k);
+  const mock = idev.dev instanceof MockDev;
   // intel_iommu_domain_alloc_user(): no nesting support, no driver data for a paging domain.
   // (The kernel fails there after reserving the object's id; aborting frees the id again,
   // so failing before the reservation is indistinguishable.)
   const nest = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0;
-  if (nest || userData) return -EOPNOTSUPP;
-  const domain = core.domainAllocPaging(idev.dev, `iommufd ${ictx.name}`);
+  if (!mock && (nest || userData)) return -EOPNOTSUPP;
+  const owner = `iommufd ${ictx.name}`;
+  const domain = mock
+    ? new MockDomain(idev.dev, (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0, owner)
+    : core.domainAllocPaging(idev.dev, owner);
   const hwpt = new IommufdHwptPaging(ictx, ioas, domain, nest);
   const rc0 = ictx.objects.alloc(hwpt);
   if (rc0) return rc0;
@@ -128,6 +140,11 @@ export function hwptPagingAlloc(
     // the domain allocation of domain_alloc_user()
     ictx.objects.abort(hwpt);
     return -ENOMEM;
+  }
+  if (mock && userData) {
+    // drivers/iommu/iommufd/selftest.c mock_domain_alloc_user(): no data for a paging domain
+    ictx.objects.abort(hwpt);
+    return -EOPNOTSUPP;
   }
   domain.owner = `iommufd hwpt ${hwpt.id}`;
   if (idev.enforceCacheCoherency) {
@@ -160,7 +177,7 @@ export function hwptPagingAlloc(
 }
 
 /** iommufd_hw_pagetable_put(): an automatic HWPT goes with its last user. */
-export function hwptPut(ictx: IommufdCtx, hwpt: IommufdHwptPaging, holder: string): void {
+export function hwptPut(ictx: IommufdCtx, hwpt: IommufdHwptPaging | IommufdHwptNested, holder: string): void {
   hwpt.put(holder);
   if (hwpt.autoDomain) ictx.objects.removeIfUnused(hwpt);
 }
@@ -181,14 +198,25 @@ export function hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): number {
     const pt = ictx.objects.get(cmd.pt_id);
     if (!pt) return -EINVAL;
     try {
-      if (pt.type === "hwpt_paging") {
-        // iommufd_hwpt_nested_alloc(): no nesting on the emulated VT-d
-        if (cmd.flags & ~IOMMU_HWPT_FAULT_ID_VALID || !cmd.data_len) return -EOPNOTSUPP;
-        return -EINVAL; // the parent is automatic or not a NEST_PARENT: none can be one here
-      }
-      if (pt.type !== "ioas") return -EINVAL;
-      const hwpt = hwptPagingAlloc(ictx, pt as IommufdIoas, idev, cmd.flags, false, cmd.data_len !== 0);
+      let hwpt: IommufdHwptPaging | IommufdHwptNested | number;
+      if (pt.type === "ioas")
+        hwpt = hwptPagingAlloc(ictx, pt as IommufdIoas, idev, cmd.flags, false, cmd.data_len !== 0);
+      else if (pt.type === "hwpt_paging") {
+        // iommufd_hwpt_nested_alloc(): only the selftest's mock driver nests
+        const data = { type: cmd.data_type, uptr: cmd.data_uptr, len: cmd.data_len };
+        hwpt = hwptNestedAlloc(ictx, u.proc, pt as IommufdHwptPaging, idev, cmd.flags, data);
+      } else return -EINVAL;
       if (typeof hwpt === "number") return hwpt;
+      if (cmd.flags & IOMMU_HWPT_FAULT_ID_VALID) {
+        // only a nested HWPT gets here: the paging path refuses the flag
+        const fault = ictx.objects.get<IommufdFault>(cmd.fault_id, "fault");
+        if (!fault) {
+          ictx.objects.abort(hwpt);
+          return -ENOENT;
+        }
+        (hwpt as IommufdHwptNested).fault = fault.get(`hwpt ${hwpt.id}`);
+        fault.put();
+      }
       cmd.out_hwpt_id = hwpt.id;
       const rc = u.respond();
       if (rc) {
@@ -205,17 +233,27 @@ export function hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): number {
   }
 }
 
-/** iommufd_hwpt_set_dirty_tracking(): no dirty_ops on the emulated VT-d. */
+/** domain->dirty_ops: only a mock domain allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING. */
+function dirtyOpsOf(domain: IommuDomain): DirtyOps | null {
+  return domain instanceof MockDomain && domain.dirtyOps ? domain : null;
+}
+
+/** iommufd_hwpt_set_dirty_tracking(): EOPNOTSUPP without dirty_ops (the emulated VT-d). */
 export function setDirtyTracking(u: Ucmd<V<typeof iommu_hwpt_set_dirty_tracking>>): number {
   const cmd = u.cmd;
   if (cmd.flags & ~IOMMU_HWPT_DIRTY_TRACKING_ENABLE) return -EOPNOTSUPP;
-  const hwpt = u.ictx.objects.get(cmd.hwpt_id, "hwpt_paging");
+  const hwpt = u.ictx.objects.get<IommufdHwptPaging>(cmd.hwpt_id, "hwpt_paging");
   if (!hwpt) return -ENOENT;
-  hwpt.put();
-  return -EOPNOTSUPP;
+  try {
+    const ops = dirtyOpsOf(hwpt.domain);
+    if (!ops) return -EOPNOTSUPP;
+    return ioptSetDirtyTracking(hwpt.ioas.iopt, ops, (cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0);
+  } finally {
+    hwpt.put();
+  }
 }
 
-/** iommufd_hwpt_get_dirty_bitmap(): iommufd_check_iova_range(), then no dirty_ops. */
+/** iommufd_hwpt_get_dirty_bitmap(): iommufd_check_iova_range(), then the domain's dirty_ops. */
 export function getDirtyBitmap(u: Ucmd<V<typeof iommu_hwpt_get_dirty_bitmap>>): number {
   const cmd = u.cmd;
   if (cmd.flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR || cmd.__reserved) return -EOPNOTSUPP;
@@ -228,17 +266,20 @@ export function getDirtyBitmap(u: Ucmd<V<typeof iommu_hwpt_get_dirty_bitmap>>): 
     if (last > U64_MAX) return -EOVERFLOW;
     if (cmd.iova & (pg - 1n) || (last + 1n) & (pg - 1n)) return -EINVAL;
     if (!cmd.page_size) return -EINVAL;
-    if (cmd.iova % cmd.page_size || (last + 1n) % cmd.page_size) return -EINVAL;
-    return -EOPNOTSUPP;
+    if (cmd.iova & (cmd.page_size - 1n) || (last + 1n) & (cmd.page_size - 1n)) return -EINVAL;
+    const ops = dirtyOpsOf(hwpt.domain);
+    if (!ops) return -EOPNOTSUPP;
+    return ioptReadAndClearDirty(u.proc, hwpt.ioas.iopt, ops, cmd.flags, cmd);
   } finally {
     hwpt.put();
   }
 }
 
-/** iommufd_hwpt_invalidate(): entry_num is written back (0) whatever happens. */
+/** iommufd_hwpt_invalidate(): entry_num is written back (the entries done) whatever happens. */
 export function invalidate(u: Ucmd<V<typeof iommu_hwpt_invalidate>>): number {
   const cmd = u.cmd;
   let rc: number;
+  let done = 0;
   if (cmd.__reserved) rc = -EOPNOTSUPP;
   else if (
     cmd.entry_num &&
@@ -248,8 +289,22 @@ export function invalidate(u: Ucmd<V<typeof iommu_hwpt_invalidate>>): number {
       cmd.entry_num > IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX)
   )
     rc = -EINVAL;
-  else rc = -ENOENT; // iommufd_get_hwpt_nested(): none can exist without nesting support
-  cmd.entry_num = 0;
-  const r = u.respond();
-  return r ? r : rc;
+  else {
+    // iommufd_get_hwpt_nested(): only the selftest's mock makes nested HWPTs
+    const hwpt = u.ictx.objects.get<IommufdHwptNested>(cmd.hwpt_id, "hwpt_nested");
+    if (!hwpt) rc = -ENOENT;
+    else {
+      const r = hwpt.domain.cacheInvalidateUser(u.proc, {
+        type: cmd.data_type,
+        uptr: cmd.data_uptr,
+        entryLen: cmd.entry_len,
+        entryNum: cmd.entry_num,
+      });
+      hwpt.put();
+      rc = r.rc;
+      done = r.done;
+    }
+  }
+  cmd.entry_num = done;
+  return u.respond() ? -EFAULT : rc;
 }

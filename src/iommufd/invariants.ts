@@ -13,7 +13,11 @@ import { IommufdIoas } from "./ioas.js";
 import { type IommufdCtx, iommufdState } from "./main.js";
 import { IommufdDevice } from "./device.js";
 import { IommufdHwptPaging } from "./hw_pagetable.js";
+import { IommufdHwptNested } from "./hwpt_nested.js";
 import { accessRangesOf } from "./access.js";
+import { IommufdSelftest } from "./selftest_idev.js";
+import { mockDevIds } from "./selftest_mock_dev.js";
+import { MOCK_IO_PAGE_SIZE, MockDomain } from "./selftest_mock_domain.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 
 /** The pages iommufd has charged to mm->locked_vm (RLIMIT_MODE 1): locked_vm is shared with
@@ -93,6 +97,13 @@ export function iommufdViolations(k: Kernel): string[] {
     if (p.mm.pinnedVm !== c.pinned) out.push(`pid ${p.pid}: pinned_vm=${p.mm.pinnedVm}, iommufd pins ${c.pinned}`);
   }
   for (const ictx of st.ctxs) out.push(...deviceViolations(ictx));
+  // every mock device belongs to a live selftest object, and each such object has its device
+  const mockIds = new Set<number>();
+  for (const ictx of st.ctxs)
+    for (const o of ictx.objects.objects()) if (o instanceof IommufdSelftest) mockIds.add(o.mockDev!.mockId);
+  const alive = mockDevIds(k);
+  if (alive.length !== mockIds.size || alive.some((id) => !mockIds.has(id)))
+    out.push(`mock devices ${alive.join(",")} alive, selftest objects hold ${[...mockIds].join(",")}`);
   // user->locked_vm is iommufd's alone (type1 charges mm->locked_vm)
   const byUser = new Map<number, number>();
   for (const [p, c] of charged) byUser.set(p.user.uid, (byUser.get(p.user.uid) ?? 0) + c.user);
@@ -120,6 +131,10 @@ function deviceViolations(ictx: IommufdCtx): string[] {
     } else if (ig.devices.length) out.push(`${ictx.name} iommufd_group ${gid}: devices attached, no hwpt`);
   }
   for (const o of objs) {
+    if (o instanceof IommufdHwptNested) {
+      if (!o.parent.holders.get(`nested hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its parent`);
+      if (o.fault && !o.fault.holders.get(`hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its fault`);
+    }
     if (!(o instanceof IommufdHwptPaging)) continue;
     const iopt = o.ioas.iopt;
     if (o.inList !== o.ioas.hwptList.includes(o) || o.inList !== iopt.domains.includes(o.adapter))
@@ -127,6 +142,10 @@ function deviceViolations(ictx: IommufdCtx): string[] {
         `${o.describe()}: on the IOAS list ${o.inList}, domain in the io_pagetable ${iopt.domains.includes(o.adapter)}`,
       );
     if (!o.ioas.holders.get(`hwpt ${o.id}`)) out.push(`${o.describe()}: does not hold its IOAS`);
+    if (o.domain instanceof MockDomain) {
+      out.push(...mockDomainViolations(o.describe(), o.domain, o.inList ? iopt.areas.all() : []));
+      continue;
+    }
     // the domain maps exactly the pinned pages of the filled areas
     let want = 0;
     for (const a of iopt.areas.all()) {
@@ -144,4 +163,24 @@ function deviceViolations(ictx: IommufdCtx): string[] {
       out.push(`${o.describe()}: domain maps ${o.domain.mappedPages} pages, the areas ${want}`);
   }
   return out;
+}
+
+/** A mock domain's pfn xarray holds exactly the 2 KiB chunks of the filled areas, each the
+ * chunk of the area's pinned page (mock_domain_free() WARNs on a non-empty one). */
+function mockDomainViolations(name: string, d: MockDomain, areas: readonly IoptArea[]): string[] {
+  let want = 0;
+  for (const a of areas) {
+    if (!a.filled || !a.pages) continue;
+    const n = Number(a.length) / MOCK_IO_PAGE_SIZE;
+    want += n;
+    const first = Number(a.start) / MOCK_IO_PAGE_SIZE;
+    for (let i = 0; i < n; i++) {
+      const byte = a.startByte + i * MOCK_IO_PAGE_SIZE;
+      const e = d.pfns.get(first + i);
+      if (!e || e.page !== a.pages.pageAt(Math.floor(byte / 4096)) || e.half !== (byte % 4096) / MOCK_IO_PAGE_SIZE) {
+        return [`${name}: mock IOVA 0x${(BigInt(first + i) * 2048n).toString(16)} not mapped to its pinned page`];
+      }
+    }
+  }
+  return d.pfns.size === want ? [] : [`${name}: mock domain holds ${d.pfns.size} entries, the areas ${want}`];
 }

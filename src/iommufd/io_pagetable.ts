@@ -67,6 +67,9 @@ export interface IoptDomain {
   /** map [iova, iova + pages.length * PAGE_SIZE - pageOffset) (already pinned); 0 or -errno */
   map(iova: bigint, length: bigint, pageOffset: number, pages: readonly Page[], prot: number): number;
   unmap(iova: bigint, length: bigint): void;
+  /** what a map answers at a fail_nth point: -ENOMEM unless the driver says otherwise (the
+   * selftest's mock_domain_map_pages() fails with -ENOENT) */
+  readonly mapFailErrno?: number;
 }
 
 /**
@@ -669,7 +672,7 @@ export class IoPagetable {
     }
     const list: Page[] = [];
     for (let i = first; i <= lastIdx; i++) list.push(pages.pageAt(i));
-    const rc = shouldFail() ? -ENOMEM : d.map(a.start, a.length, a.pageOffset, list, a.prot);
+    const rc = shouldFail() ? (d.mapFailErrno ?? -ENOMEM) : d.map(a.start, a.length, a.pageOffset, list, a.prot);
     if (rc) {
       if (pin) this.unpinArea(a);
       return rc;

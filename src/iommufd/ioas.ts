@@ -27,6 +27,8 @@ import type { IommufdCtx, Ucmd } from "./main.js";
 import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { IommufdObject } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER } from "./pages.js";
+import { iommufdTestEnabled } from "./selftest_config.js";
+import { syzConvIovaId } from "./selftest_syz.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
@@ -170,6 +172,12 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
 
 export function* ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): KGen<number> {
   const cmd = u.cmd;
+  if (iommufdTestEnabled(u.ictx.k)) {
+    // iommufd_test_syz_conv_iova_id(): syzkaller's (nth area, offset) source IOVA
+    const c = syzConvIovaId(u.ictx, cmd.src_ioas_id, cmd.src_iova, cmd.flags);
+    cmd.src_iova = c.iova;
+    cmd.flags = c.flags;
+  }
   if (cmd.flags & ~MAP_FLAGS) return -EOPNOTSUPP;
   if (cmd.length >= ULONG_MAX || cmd.src_iova >= ULONG_MAX || cmd.dst_iova >= ULONG_MAX) return -EOVERFLOW;
   if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;

@@ -4,15 +4,16 @@
 // Dispatch (iommufd_fops_ioctl()): _IOC_NR below IOMMUFD_CMD_BASE or past the table goes to
 // the VFIO container emulation (./vfio_compat.ts); otherwise the leading u32 `size` is read
 // (EFAULT), the row must carry exactly this request number (else ENOTTY: the rows between
-// 0x8f and 0x9f are empty and 0xa0 is the IOMMUFD_TEST command, not modelled), size below
+// 0x8f and 0x9f are empty and 0xa0 is IOMMU_TEST_CMD, ./selftest.ts), size below
 // the row's minimum is EINVAL, and copy_struct_from_user() takes min(size, sizeof) bytes
 // after checking that any bytes past sizeof are zero (E2BIG). Handlers answer through
 // Ucmd.respond(), which copies back min(size, sizeof) bytes, as iommufd_ucmd_respond().
 
-import { E2BIG, EBADFD, EFAULT, EINVAL, ENOENT, ENOTTY, EOPNOTSUPP, EOVERFLOW } from "../uapi/errno.js";
-import { _IO, _IOC_NR, IOMMUFD_TYPE } from "../uapi/ioctl.js";
+import { E2BIG, EBADFD, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
+import { _IOC_NR } from "../uapi/ioctl.js";
 import * as U from "../uapi/iommufd.js";
-import { defineStruct, type StructDesc } from "../uapi/struct.js";
+import { IOMMU_TEST_CMD, iommu_test_cmd } from "../uapi/iommufd_test.js";
+import type { StructDesc } from "../uapi/struct.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
@@ -26,6 +27,7 @@ import { faultAlloc } from "./fault.js";
 import * as hwpt from "./hw_pagetable.js";
 import { iommufdVfioIoas, iommufdVfioIoctl } from "./vfio_compat.js";
 import { iommufdViolations } from "./invariants.js";
+import { iommufdTest, iommufdTestEnabled } from "./selftest.js";
 
 let nextCtx = 1;
 
@@ -148,48 +150,24 @@ export const IOMMUFD_IOCTL_OPS: readonly IoctlOp[] = [
   op(U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc, faultAlloc),
 ];
 
-/** struct iommu_test_cmd (iommufd_test.h), with the add_reserved member of its union. */
-const iommu_test_cmd = defineStruct("iommu_test_cmd", [
-  ["size", "u32"],
-  ["op", "u32"],
-  ["id", "u32"],
-  ["__reserved", "u32"],
-  ["start", "u64"],
-  ["length", "u64"],
-  ["union", "u64", 4],
-  ["last", "u32"],
-] as const);
-export const IOMMU_TEST_CMD = _IO(IOMMUFD_TYPE, U.IOMMUFD_CMD_BASE + 32);
-export const IOMMU_TEST_OP_ADD_RESERVED = 1;
+export { IOMMU_TEST_CMD } from "../uapi/iommufd_test.js";
 
 /**
- * CONFIG_IOMMUFD_TEST is on in the oracle's kernel, so its table runs to IOMMU_TEST_CMD
- * (0xa0): numbers up to there are framed here, the rows between are empty. Of the selftest
- * mock (selftest.c) only IOMMU_TEST_OP_ADD_RESERVED is modelled (a reserved range with no
- * owner, what the selftests use to shape an IOAS); the mock domains, accesses and dirty
- * ops are not, and answer EOPNOTSUPP like an unknown op.
+ * IOMMU_TEST_CMD, the last row when the kernel has CONFIG_IOMMUFD_TEST (./selftest.ts): the
+ * rows between it and FAULT_QUEUE_ALLOC are empty (ENOTTY after the size is read). Without
+ * it the table ends at FAULT_QUEUE_ALLOC and 0xa0 goes to the VFIO compat layer (ENOTTY).
  */
 export const IOMMU_TEST_CMD_OP: IoctlOp = {
   name: "iommu_test_cmd",
   cmd: IOMMU_TEST_CMD,
   desc: iommu_test_cmd,
   minSize: iommu_test_cmd.offsetOfEnd("last"),
-  execute: (u: Ucmd<ReturnType<typeof iommu_test_cmd.decode>>) => {
-    const cmd = u.cmd;
-    if (cmd.op !== IOMMU_TEST_OP_ADD_RESERVED) return -EOPNOTSUPP;
-    // iommufd_test_add_reserved()
-    if (!cmd.length) return -EINVAL;
-    const last = cmd.start + cmd.length - 1n;
-    if (last > 0xffffffffffffffffn) return -EOVERFLOW;
-    const io = ioas.getIoas(u.ictx, cmd.id);
-    if (!io) return -ENOENT;
-    const rc = io.iopt.reserveIova(cmd.start, last, null);
-    io.put();
-    return rc;
-  },
+  execute: iommufdTest,
 };
 const BY_NR: (IoctlOp | undefined)[] = [];
-for (const o of [...IOMMUFD_IOCTL_OPS, IOMMU_TEST_CMD_OP]) BY_NR[_IOC_NR(o.cmd) - U.IOMMUFD_CMD_BASE] = o;
+for (const o of IOMMUFD_IOCTL_OPS) BY_NR[_IOC_NR(o.cmd) - U.IOMMUFD_CMD_BASE] = o;
+const TABLE_LEN_NO_TEST = BY_NR.length;
+BY_NR[_IOC_NR(IOMMU_TEST_CMD) - U.IOMMUFD_CMD_BASE] = IOMMU_TEST_CMD_OP;
 export const IOMMUFD_TABLE_LEN = BY_NR.length;
 
 /** copy_struct_from_user(): the kernel-sized struct, or -errno. */
@@ -218,8 +196,8 @@ const SIZE_VIEW = new DataView(SIZE_BUF.buffer);
 
 export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: number): KRet<number> {
   const nr = _IOC_NR(cmd);
-  if (nr < U.IOMMUFD_CMD_BASE || nr - U.IOMMUFD_CMD_BASE >= IOMMUFD_TABLE_LEN)
-    return iommufdVfioIoctl(ictx, proc, cmd, arg);
+  const len = iommufdTestEnabled(ictx.k) ? IOMMUFD_TABLE_LEN : TABLE_LEN_NO_TEST;
+  if (nr < U.IOMMUFD_CMD_BASE || nr - U.IOMMUFD_CMD_BASE >= len) return iommufdVfioIoctl(ictx, proc, cmd, arg);
   // get_user(size): into a reused buffer (no path yields before it is read)
   if (!proc.mm.copyFromUserInto(SIZE_BUF, arg, 4)) return -EFAULT;
   const userSize = SIZE_VIEW.getUint32(0, true);

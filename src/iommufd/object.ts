@@ -17,7 +17,7 @@ import { shouldFail } from "./fail_nth.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { RefCounted } from "../kernel/kref.js";
 
-export type IommufdObjType = "device" | "hwpt_paging" | "hwpt_nested" | "ioas" | "access" | "fault";
+export type IommufdObjType = "device" | "hwpt_paging" | "hwpt_nested" | "ioas" | "access" | "fault" | "selftest";
 
 export const TABLE_HOLDER = "xarray";
 const XA_LIMIT_31B = 0x7fffffff;

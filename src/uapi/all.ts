@@ -5,3 +5,4 @@ export * from "./ioctls.js";
 export * from "./vfio.js";
 export * from "./iommufd.js";
 export * from "./kvm.js";
+export * from "./iommufd_test.js";

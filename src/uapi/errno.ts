@@ -44,6 +44,7 @@ export const EPROTO = 71;
 export const ENOTEMPTY = 39;
 export const ELOOP = 40;
 export const ENOMSG = 42;
+export const EBADE = 52;
 export const EOVERFLOW = 75;
 export const EBADFD = 77;
 export const EMSGSIZE = 90;
@@ -96,6 +97,7 @@ const NAMES: Record<number, string> = {
   39: "ENOTEMPTY",
   40: "ELOOP",
   42: "ENOMSG",
+  52: "EBADE",
   75: "EOVERFLOW",
   77: "EBADFD",
   90: "EMSGSIZE",

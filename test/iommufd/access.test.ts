@@ -14,6 +14,7 @@ import {
   iommufdAccessPinPages,
   iommufdAccessReplace,
   iommufdAccessRw,
+  IOMMUFD_ACCESS_RW_WRITE,
   iommufdAccessUnpinPages,
   type IommufdAccess,
 } from "../../src/iommufd/access.js";
@@ -69,11 +70,15 @@ describe("iommufd_access", () => {
     assert.equal(e.p.proc.user.lockedVm, 2);
     e.p.write(e.buf + 0x2004, new Uint8Array([7, 8]));
     const buf = new Uint8Array(2);
-    assert.equal(iommufdAccessRw(dev.access, 0x102004n, buf, false), 0);
+    assert.equal(iommufdAccessRw(dev.access, 0x102004n, buf, 0), 0);
     assert.deepEqual([...buf], [7, 8]);
-    assert.equal(iommufdAccessRw(dev.access, 0x100ffen, new Uint8Array([1, 2, 3, 4]), true), 0, "across a page");
+    assert.equal(
+      iommufdAccessRw(dev.access, 0x100ffen, new Uint8Array([1, 2, 3, 4]), IOMMUFD_ACCESS_RW_WRITE),
+      0,
+      "across a page",
+    );
     assert.deepEqual([...e.p.read(e.buf + 0xffe, 4)], [1, 2, 3, 4]);
-    assert.equal(iommufdAccessRw(dev.access, 0x102ffen, new Uint8Array(4), false), -ENOENT, "past the area");
+    assert.equal(iommufdAccessRw(dev.access, 0x102ffen, new Uint8Array(4), 0), -ENOENT, "past the area");
     checkAll(e);
     assert.equal(destroy(e, id), -EBUSY, "the access holds the IOAS");
     assert.equal(destroy(e, dev.access.id), -EBUSY, "the driver holds the access");
@@ -101,7 +106,7 @@ describe("iommufd_access", () => {
     assert.ok(Array.isArray(dev.pin(0x100000n, 0x1000n, false)));
     assert.equal(dev.pin(0x100000n, 0n), -EINVAL);
     assert.equal(dev.pin(0x101000n, 0x2000n, false), -ENOENT, "runs past the area");
-    assert.equal(iommufdAccessRw(dev.access, 0x100000n, new Uint8Array(1), true), -EPERM);
+    assert.equal(iommufdAccessRw(dev.access, 0x100000n, new Uint8Array(1), IOMMUFD_ACCESS_RW_WRITE), -EPERM);
     const other = ioasAlloc(e);
     assert.equal(iommufdAccessReplace(dev.access, other), 0, "replace unpins through ops.unmap");
     assert.equal(dev.pinned.length, 0);
