@@ -73,3 +73,30 @@ test(
     }
   },
 );
+
+// iommufd_fail_nth decides by /sys/kernel/debug/fail* whether fault injection is there. The
+// oracle's kernel has no debugfs: every test skips, and so on the default machine. With the
+// fault-injection debugfs, fail-nth arms the twin's injection and every test sweeps its
+// fallible steps: each failure must be an errno leaving nothing behind.
+for (const [name, config, want] of [
+  ["skips every test on the default machine, as on the oracle's kernel", {}, /skip:7 error:0/],
+  [
+    "passes every test with fault-injection debugfs",
+    { faultInjectionDebugfs: true },
+    /pass:7 fail:0 xfail:0 xpass:0 skip:0/,
+  ],
+] as const) {
+  test(`iommufd_fail_nth ${name}`, { skip, timeout: 120_000 }, async () => {
+    if (typeof progs === "string") return;
+    const s = await serve(config);
+    try {
+      const r = await runClient(s, [progs.failNth]);
+      assert.match(r.stdout, want, r.stdout.slice(-2000));
+      assert.equal(r.code, 0);
+      await quiesce(s);
+      assert.equal(twinProblems(s), "");
+    } finally {
+      await s.stop();
+    }
+  });
+}
