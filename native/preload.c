@@ -177,6 +177,14 @@ static void lost(void)
 static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
 		       size_t outcap, size_t *outlen, uint64_t *aux);
 
+/* What the caller gets of a reply: its rc, the payload length kept, the aux values. */
+static int64_t finish(const struct vt_rep *r, size_t keep, size_t *outlen, uint64_t *aux)
+{
+	if (outlen) *outlen = keep;
+	if (aux) aux[0] = r->aux[0], aux[1] = r->aux[1];
+	return r->rc;
+}
+
 /* One request, one reply, with mu held. Returns rc (>= 0 or -errno). */
 static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen,
 			  void *out, size_t outcap, size_t *outlen, uint64_t *aux)
@@ -202,9 +210,7 @@ static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pa
 		if (xfer(0, sink, k)) goto broken;
 		left -= k;
 	}
-	if (outlen) *outlen = keep;
-	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
-	return r.rc;
+	return finish(&r, keep, outlen, aux);
 broken:
 	lost();
 	return -EIO;
@@ -256,9 +262,7 @@ static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, 
 	if (r.len < sizeof r || r.len > VT_SHM_AREA) goto broken;
 	size_t n = r.len - sizeof r, keep = n < outcap ? n : outcap;
 	if (keep) memcpy(out, shm + VT_SHM_REP + sizeof r, keep);
-	if (outlen) *outlen = keep;
-	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
-	return r.rc;
+	return finish(&r, keep, outlen, aux);
 broken:
 	lost();
 	return -EIO;

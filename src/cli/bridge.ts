@@ -38,13 +38,19 @@ function machine(file: string | undefined): TwinConfig {
 
 class UserError extends Error {}
 
-/** Boot the twin, turning a bad machine description into a UserError. */
-function boot(file: string | undefined): Twin {
-  const config = machine(file);
+/** Boot the twin of `--machine`; a bad description is one line on stderr and null. */
+function boot(cmd: string, file: string | undefined): Twin | null {
   try {
-    return createTwin(config);
+    const config = machine(file);
+    try {
+      return createTwin(config);
+    } catch (e) {
+      throw new UserError(`--machine ${file}: ${(e as Error).message}`);
+    }
   } catch (e) {
-    throw new UserError(`--machine ${file}: ${(e as Error).message}`);
+    if (!(e instanceof UserError)) throw e;
+    console.error(`vfio-twin ${cmd}: ${e.message}`);
+    return null;
   }
 }
 
@@ -86,14 +92,8 @@ export const serveCommand: Command = {
       return 2;
     }
     const path = p.socket ?? join(tmpdir(), "vfio-twin.sock");
-    let twin: Twin;
-    try {
-      twin = boot(p.machine);
-    } catch (e) {
-      if (!(e instanceof UserError)) throw e;
-      console.error(`vfio-twin serve: ${e.message}`);
-      return 1;
-    }
+    const twin = boot("serve", p.machine);
+    if (!twin) return 1;
     const srv = new BridgeServer(twin, { log: (l) => console.error(`vfio-twin: ${l}`) });
     await srv.listen(path);
     console.error(`vfio-twin: serving on ${path}; run programs with`);
@@ -134,14 +134,8 @@ export const runCommand: Command = {
       dir = mkdtempSync(join(tmpdir(), "vfio-twin-"));
       path = join(dir, "sock");
       const log = p.verbose ? (l: string) => console.error(`vfio-twin: ${l}`) : undefined;
-      let twin: Twin;
-      try {
-        twin = boot(p.machine);
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        console.error(`vfio-twin run: ${e.message}`);
-        return 1;
-      }
+      const twin = boot("run", p.machine);
+      if (!twin) return 1;
       srv = new BridgeServer(twin, log ? { log } : {});
       await srv.listen(path);
     }
