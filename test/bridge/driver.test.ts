@@ -1,0 +1,63 @@
+// A C driver of the edu device (native/tests/edu_poll.c, built here with the system headers)
+// through the bridge: a poll() on its own eventfd wakes on the DMA completion MSI with device
+// time following wall time, BAR0 through mmap(), DMA into malloc'd memory, a fork()ed child on
+// the inherited device fd, EBUSY for a second group open; then the whole twin is checked.
+// And `vfio-twin run` itself: the exit code passes through, bad usage is exit 2.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { createTwin } from "../../src/twin.js";
+import { BridgeServer } from "../../src/bridge/server.js";
+import { quiesce, ROOT, runClient, type Served, twinProblems } from "./harness.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+
+function build(): string {
+  const out = join(ROOT, "dist/native/edu_poll");
+  const r = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-o", out, join(ROOT, "native/tests/edu_poll.c")], {
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return out;
+}
+
+test("a C edu driver: poll() wakes on its MSI, BAR mmap, DMA, fork, EBUSY", async () => {
+  const bin = build();
+  // wall clock on: nothing in the driver sleeps, so only wall time moves the device's clock
+  const twin = createTwin();
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-test-"));
+  const server = new BridgeServer(twin);
+  await server.listen(join(dir, "sock"));
+  const s: Served = {
+    twin,
+    server,
+    socket: join(dir, "sock"),
+    baseline: new Set(twin.kernel.objects),
+    stop: async () => {},
+  };
+  try {
+    const r = await runClient(s, [bin]);
+    assert.match(r.stdout, /^16 passed, 0 failed$/m, r.stdout + r.stderr);
+    assert.equal(r.code, 0);
+    await quiesce(s);
+    assert.equal(twinProblems(s), "");
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("vfio-twin run passes the exit code through and rejects bad usage with 2", () => {
+  const cli = join(ROOT, "dist/src/cli/main.js");
+  const run = (...a: string[]) => spawnSync(process.execPath, [cli, "run", ...a], { encoding: "utf8" });
+  assert.equal(run("--", "sh", "-c", "exit 3").status, 3);
+  assert.equal(run("--", "sh", "-c", "kill -9 $$").status, 137);
+  const bad = run("--frobnicate", "--", "true");
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown argument --frobnicate/);
+  assert.equal(run().status, 2);
+  const nofile = run("--machine", "/nonexistent.json", "--", "true");
+  assert.equal(nofile.status, 1);
+  assert.match(nofile.stderr, /^vfio-twin run: --machine \/nonexistent.json: ENOENT/);
+});
