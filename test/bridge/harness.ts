@@ -1,10 +1,10 @@
 // What the bridge tests need: the preload library (built from native/ with the system C
-// compiler), the oracle's C programs built for this host (../shared/oracle/build.sh host: the
-// 6.12 uapi headers, vfio_script and the kernel's iommufd selftest), a server on a fresh twin,
-// and a way to run a real program against it.
+// compiler), the oracle's C programs built for this host (scripts/build-clients.sh: the 6.12
+// uapi headers, vfio_script, the kernel's iommufd selftest and iommufd_fail_nth), a server on
+// a fresh twin, and a way to run a real program against it.
 
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,42 +27,18 @@ export interface HostPrograms {
   failNth: string;
 }
 
-let built: HostPrograms | string | null = null;
-
-/** The oracle's programs as host binaries, built once (about a minute the first time), or
- * why they cannot be (no ../shared/oracle beside the repo, no compiler). */
+/** The oracle's programs as host binaries (scripts/build-clients.sh, which `npm test` runs
+ * first), or why they are not there. */
 export function hostPrograms(): HostPrograms | string {
-  if (built) return built;
   const progs = {
     vfioScript: join(HOST_OUT, "vfio_script"),
     selftest: join(HOST_OUT, "iommufd_selftest"),
     failNth: join(HOST_OUT, "iommufd_fail_nth"),
   };
-  if (!existsSync(progs.vfioScript) || !existsSync(progs.selftest)) {
-    if (!existsSync(join(ORACLE, "build.sh"))) return (built = `no oracle at ${ORACLE} to build the C clients from`);
-    const r = spawnSync("bash", [join(ORACLE, "build.sh"), "host"], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`../shared/oracle/build.sh host failed:\n${r.stdout}\n${r.stderr}`);
-  }
-  if (!existsSync(progs.failNth)) {
-    // build.sh host makes the selftest only: its fault-injection companion, the same way
-    const hdr = readFileSync(join(HOST_OUT, "uapi-include-dir"), "utf8").trim();
-    const src = join(dirname(dirname(hdr)), "../src/usr/src/linux-source-6.12/tools/testing/selftests/iommu");
-    const r = spawnSync(
-      "gcc",
-      [
-        "-O2",
-        "-Wall",
-        "-isystem",
-        hdr,
-        "-Wno-unused-function",
-        "-include",
-        join(ORACLE, "guest/selftest-compat.h"),
-      ].concat(["-o", progs.failNth, join(src, "iommufd_fail_nth.c")]),
-      { encoding: "utf8" },
-    );
-    if (r.status !== 0) throw new Error(`building iommufd_fail_nth failed:\n${r.stderr}`);
-  }
-  return (built = progs);
+  if (!existsSync(join(ORACLE, "build.sh"))) return `no oracle at ${ORACLE} to build the C clients from`;
+  const missing = Object.values(progs).filter((p) => !existsSync(p));
+  if (missing.length) throw new Error(`${missing.join(", ")} missing: run scripts/build-clients.sh (npm test does)`);
+  return progs;
 }
 
 export interface Served {
