@@ -113,9 +113,22 @@ export class RemoteMm extends MmStruct {
     return this.transfer(true, addr, bytes, 0, len) ? 0 : -EFAULT;
   }
 
-  /** The client's mappings now, sorted (what /proc/PID/maps says). */
+  /** /proc/PID/maps as read during the current request (the client is in the call) */
+  private mapsCache: Mapping[] | null = null;
+
+  /** A new request: the client may have mapped or unmapped memory since the last one. */
+  newRequest(): void {
+    this.mapsCache = null;
+  }
+
+  /** The client's mappings now, sorted (what /proc/PID/maps says), read once per request. */
   mappings(): Mapping[] {
     if (this.dead) return [];
+    return (this.mapsCache ??= this.readMaps());
+  }
+
+  /** /proc/PID/maps read now, whatever the cache holds. */
+  readMaps(): Mapping[] {
     let text: string;
     try {
       text = readFileSync(`/proc/${this.pid}/maps`, "latin1");
@@ -176,7 +189,15 @@ export class RemoteMm extends MmStruct {
     const need = write ? PROT_WRITE : PROT_READ;
     const maps = this.mappings();
     const out: Page[] = [];
-    let i = 0;
+    // the first mapping ending above addr (binary search: a VMM has hundreds)
+    let lo = 0;
+    let hi = maps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (maps[mid]!.end <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    let i = lo;
     for (let k = 0; k < npages; k++) {
       const a = addr + k * PAGE_SIZE;
       while (i < maps.length && maps[i]!.end <= a) i++;
@@ -213,7 +234,7 @@ export class RemoteMm extends MmStruct {
     for (const key of [...hugeBase.keys()]) if (key.startsWith(`${this.pid}:`)) hugeBase.delete(key);
     const mine = [...sharedPages].filter(([, p]) => p.mm === this);
     if (mine.length === 0) return;
-    const others = [...live].map((mm) => ({ mm, maps: mm.mappings().filter((m) => m.shared) }));
+    const others = [...live].map((mm) => ({ mm, maps: mm.readMaps().filter((m) => m.shared) }));
     for (const [key, p] of mine) {
       const s = p.shared!;
       const inside = (m: Mapping) =>

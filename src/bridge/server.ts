@@ -32,6 +32,7 @@ import { formatHolders, whoHolds } from "../check/holders.js";
 import type { File } from "../kernel/fs.js";
 import { RLIM_INFINITY } from "../kernel/process.js";
 import { ClientProcess } from "./client_process.js";
+import type { RemoteMm } from "./remote_mm.js";
 import { isProcFailNth, openProcFailNth } from "./procfs.js";
 import { closeFd, mapShared, pidfdGetfd, pidfdOpen, peerCred } from "./ffi.js";
 import { Op, REP_HDR, REQ_HDR, REQ_MAX, VT_PROTO_VERSION, VT_RW_POS, VT_RW_WRITE } from "./proto.js";
@@ -343,6 +344,7 @@ export class BridgeServer {
     const k = this.twin.kernel;
     p.fdEvents = [];
     p.reserved = [];
+    (p.mm as RemoteMm).newRequest();
     switch (op) {
       case Op.OPEN: {
         const path = str(f);
