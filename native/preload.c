@@ -84,6 +84,12 @@ static long syscall_real(long nr, long a, long b, long c, long d, long e, long f
 		if (!r_##name) r_##name = (__typeof__(r_##name))dlsym(RTLD_NEXT, #name); \
 	} while (0)
 
+static void resolve_all(void);
+
+/* The real call, resolved on first use: other libraries' constructors (libnl's fopen, say)
+ * can run before this library's own and already call through these wrappers. */
+#define R(name) (r_##name ? r_##name : (resolve_all(), r_##name))
+
 /* ------------------------------------------------------------------ state -- */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -167,9 +173,9 @@ static void lost(void)
 	static int said;
 	if (!said++) {
 		static const char m[] = "vfio-twin: lost the bridge server; twin calls fail with EIO\n";
-		if (r_write) r_write(2, m, sizeof m - 1);
+		if (r_write) R(write)(2, m, sizeof m - 1);
 	}
-	if (sock >= 0) r_close(sock);
+	if (sock >= 0) R(close)(sock);
 	sock = -1;
 	connect_failed = 1;
 }
@@ -274,12 +280,12 @@ static int shm_fd_new(void)
 	int fd = memfd_create("vfio-twin-channel", MFD_CLOEXEC);
 	if (fd < 0) return -1;
 	if (ftruncate(fd, VT_SHM_SIZE) < 0) {
-		r_close(fd);
+		R(close)(fd);
 		return -1;
 	}
-	int hi = r_fcntl(fd, F_DUPFD_CLOEXEC, 900);
+	int hi = R(fcntl)(fd, F_DUPFD_CLOEXEC, 900);
 	if (hi >= 0) {
-		r_close(fd);
+		R(close)(fd);
 		fd = hi;
 	}
 	return fd;
@@ -296,14 +302,14 @@ static int ensure_locked(void)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
 	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		if (s >= 0) r_close(s);
+		if (s >= 0) R(close)(s);
 		fprintf(stderr, "vfio-twin: cannot reach the bridge server at %s: %s\n", path, strerror(errno));
 		return connect_failed = 1, -1;
 	}
 	/* out of the program's way: a high number, as a library's own fd should be */
-	int hi = r_fcntl(s, F_DUPFD_CLOEXEC, 900);
+	int hi = R(fcntl)(s, F_DUPFD_CLOEXEC, 900);
 	if (hi >= 0) {
-		r_close(s);
+		R(close)(s);
 		s = hi;
 	}
 	sock = s;
@@ -315,12 +321,12 @@ static int ensure_locked(void)
 static int hello_locked(uint64_t token)
 {
 	char comm[64] = "client";
-	int f = r_open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	int f = R(open)("/proc/self/comm", O_RDONLY | O_CLOEXEC);
 	if (f >= 0) {
-		ssize_t n = r_read(f, comm, sizeof comm - 1);
+		ssize_t n = R(read)(f, comm, sizeof comm - 1);
 		comm[n > 0 ? n : 0] = 0;
 		if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
-		r_close(f);
+		R(close)(f);
 	}
 	int sfd = getenv("VFIO_TWIN_NO_SHM") ? -1 : shm_fd_new();
 	uint64_t a[5] = { (uint64_t)getpid(), token, VT_PROTO_VERSION, (uint64_t)(int64_t)sfd, sfd >= 0 };
@@ -330,11 +336,11 @@ static int hello_locked(uint64_t token)
 	int64_t rc = rpc_locked(VT_HELLO, a, 5, comm, strlen(comm) + 1, fdmaking, sizeof fdmaking, &got, aux);
 	if (sfd >= 0) {
 		if (rc >= 0 && aux[0] == 1) {
-			void *m = r_mmap(NULL, VT_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+			void *m = R(mmap)(NULL, VT_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
 			shm = m == MAP_FAILED ? NULL : m;
 			shm_seq = 0;
 		}
-		r_close(sfd); /* the server holds its own copy; the mapping keeps the pages */
+		R(close)(sfd); /* the server holds its own copy; the mapping keeps the pages */
 	}
 	if (rc < 0) {
 		fprintf(stderr, "vfio-twin: the bridge server refused this process: %s\n", strerror((int)-rc));
@@ -368,7 +374,7 @@ static int fail(int64_t rc)
 
 /* A placeholder for a twin fd: /dev/null, so a stray read or write by code that does not go
  * through libc's exported calls is harmless. */
-static int placeholder(int cloexec) { return r_open("/dev/null", O_RDWR | (cloexec ? O_CLOEXEC : 0)); }
+static int placeholder(int cloexec) { return R(open)("/dev/null", O_RDWR | (cloexec ? O_CLOEXEC : 0)); }
 
 /* The (fd, kind) pairs a reply carries: numbers the twin now uses. */
 static void apply_fd_events(const int32_t *ev, size_t n, const int *reserved, int nres, int *used)
@@ -383,8 +389,8 @@ static void apply_fd_events(const int32_t *ev, size_t n, const int *reserved, in
 			 * on both sides; put a placeholder there */
 			int ph = placeholder(1);
 			if (ph >= 0 && ph != fd) {
-				r_dup3(ph, fd, O_CLOEXEC);
-				r_close(ph);
+				R(dup3)(ph, fd, O_CLOEXEC);
+				R(close)(ph);
 			}
 		}
 		fdkind[fd] = kind == VT_FD_INSTALLED ? FD_TWIN : FD_ADOPTED;
@@ -416,24 +422,29 @@ static void atfork_child(void)
 {
 	pthread_mutex_init(&mu, NULL);
 	if (shm) { /* the parent's channel, shared by inheritance: not ours */
-		r_munmap(shm, VT_SHM_SIZE);
+		R(munmap)(shm, VT_SHM_SIZE);
 		shm = NULL;
 	}
 	if (sock >= 0) {
-		r_close(sock);
+		R(close)(sock);
 		sock = -1;
 		connect_failed = 0;
 		ensure_locked(); /* HELLO with fork_token */
 	}
 }
 
-__attribute__((constructor)) static void vt_init(void)
+static void resolve_all(void)
 {
 	REAL(open); REAL(openat); REAL(fopen); REAL(close); REAL(dup); REAL(dup2); REAL(dup3);
 	REAL(fcntl); REAL(ioctl); REAL(mmap); REAL(munmap); REAL(read); REAL(write); REAL(pread);
 	REAL(pwrite); REAL(readlink); REAL(stat); REAL(lstat); REAL(access); REAL(opendir);
 	REAL(readdir); REAL(readdir64); REAL(closedir); REAL(nanosleep); REAL(clock_nanosleep);
 	REAL(usleep); REAL(sleep);
+}
+
+__attribute__((constructor)) static void vt_init(void)
+{
+	resolve_all();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	/* the server reads and writes this process's memory (process_vm_readv/writev): allow it
 	 * where Yama restricts ptrace to ancestors */
@@ -450,7 +461,7 @@ static int text_file(const char *text, size_t len, int flags)
 	int fd = memfd_create("vfio-twin", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
 	if (fd < 0) return -1;
 	for (size_t off = 0; off < len;) {
-		ssize_t n = r_write(fd, text + off, len - off);
+		ssize_t n = R(write)(fd, text + off, len - off);
 		if (n <= 0) break;
 		off += (size_t)n;
 	}
@@ -464,10 +475,10 @@ static int open_status(int flags)
 {
 	char buf[8192], out[8400];
 	uint64_t aux[2] = { 0, 0 };
-	int fd = r_open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	int fd = R(open)("/proc/self/status", O_RDONLY | O_CLOEXEC);
 	if (fd < 0) return -1;
-	ssize_t n = r_read(fd, buf, sizeof buf - 1);
-	r_close(fd);
+	ssize_t n = R(read)(fd, buf, sizeof buf - 1);
+	R(close)(fd);
 	if (n < 0) return -1;
 	buf[n] = 0;
 	if (rpc(VT_STATUS, NULL, 0, NULL, 0, NULL, 0, NULL, aux) < 0) return text_file(buf, (size_t)n, flags);
@@ -500,13 +511,13 @@ static int twin_open(const char *path, int flags)
 	int ph = placeholder(flags & O_CLOEXEC);
 	if (ph < 0) return -1;
 	if (ph >= FD_MAX) {
-		r_close(ph);
+		R(close)(ph);
 		return fail(-EMFILE);
 	}
 	uint64_t a[2] = { (uint64_t)ph, (uint64_t)(int64_t)flags };
 	int64_t rc = rpc(VT_OPEN, a, 2, path, strlen(path) + 1, NULL, 0, NULL, NULL);
 	if (rc < 0) {
-		r_close(ph);
+		R(close)(ph);
 		return fail(rc);
 	}
 	fdkind[ph] = FD_TWIN;
@@ -518,7 +529,7 @@ static int vt_open(const char *path, int flags, mode_t mode)
 	char c[4096];
 	if (twin_path(path)) return twin_open(canon(path, c, sizeof c), flags);
 	if (own_status_path(path) && !connect_failed) return open_status(flags);
-	return r_open(path, flags, mode);
+	return R(open)(path, flags, mode);
 }
 
 #define MODE_ARG(flags, mode)                                   \
@@ -546,7 +557,7 @@ static int vt_openat(int dirfd, const char *path, int flags, mode_t mode)
 		snprintf(full, sizeof full, "%s/%s", dirpath[dirfd], path);
 		return vt_open(full, flags, mode);
 	}
-	return r_openat(dirfd, path, flags, mode);
+	return R(openat)(dirfd, path, flags, mode);
 }
 int openat(int dirfd, const char *path, int flags, ...)
 {
@@ -569,7 +580,7 @@ static FILE *vt_fopen(const char *path, const char *mode)
 		int fd = vt_open(path, flags, 0);
 		return fd < 0 ? NULL : fdopen(fd, mode);
 	}
-	return r_fopen(path, mode);
+	return R(fopen)(path, mode);
 }
 FILE *fopen(const char *path, const char *mode) { return vt_fopen(path, mode); }
 FILE *fopen64(const char *path, const char *mode) { return vt_fopen(path, mode); }
@@ -584,7 +595,7 @@ int close(int fd)
 		rpc(VT_CLOSE, (uint64_t[]){ (uint64_t)fd }, 1, NULL, 0, NULL, 0, NULL, NULL);
 		fdkind[fd] = 0;
 	}
-	return r_close(fd);
+	return R(close)(fd);
 }
 
 /* After the real dup*() made `nfd`: the twin's table follows (dup2 onto a twin fd closes it). */
@@ -603,15 +614,15 @@ static int after_dup(int old, int nfd)
 	return nfd;
 }
 
-int dup(int fd) { return after_dup(fd, r_dup(fd)); }
+int dup(int fd) { return after_dup(fd, R(dup)(fd)); }
 int dup2(int fd, int nfd)
 {
 	int was = known_fd(nfd) && nfd != fd;
-	int rc = r_dup2(fd, nfd);
+	int rc = R(dup2)(fd, nfd);
 	if (rc < 0 && was) return rc;
 	return after_dup(fd, rc);
 }
-int dup3(int fd, int nfd, int flags) { return after_dup(fd, r_dup3(fd, nfd, flags)); }
+int dup3(int fd, int nfd, int flags) { return after_dup(fd, R(dup3)(fd, nfd, flags)); }
 
 int fcntl(int fd, int cmd, ...)
 {
@@ -619,7 +630,7 @@ int fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	int rc = r_fcntl(fd, cmd, arg);
+	int rc = R(fcntl)(fd, cmd, arg);
 	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && known_fd(fd)) return after_dup(fd, rc);
 	return rc;
 }
@@ -640,13 +651,13 @@ int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	if (!twin_fd(fd)) return r_ioctl(fd, req, arg);
+	if (!twin_fd(fd)) return R(ioctl)(fd, req, arg);
 	int reserved[2], nres = 0, used[2] = { 0, 0 };
 	for (unsigned i = 0; i < nfdmaking; i++)
 		if (fdmaking[i] == (uint32_t)req) {
 			int ph = placeholder(1);
 			if (ph >= 0 && ph < FD_MAX) reserved[nres++] = ph;
-			else if (ph >= 0) r_close(ph);
+			else if (ph >= 0) R(close)(ph);
 			break;
 		}
 	int32_t ev[16];
@@ -655,7 +666,7 @@ int ioctl(int fd, unsigned long req, ...)
 	int64_t rc = rpc(VT_IOCTL, a, 3, reserved, sizeof(int) * (size_t)nres, ev, sizeof ev, &evlen, NULL);
 	apply_fd_events(ev, evlen / 4, reserved, nres, used);
 	for (int j = 0; j < nres; j++)
-		if (!used[j]) r_close(reserved[j]);
+		if (!used[j]) R(close)(reserved[j]);
 	if (rc < 0) return fail(rc);
 	return (int)rc;
 }
@@ -670,18 +681,18 @@ static ssize_t twin_rw(int fd, uintptr_t buf, size_t count, off_t pos, int flags
 	return rc < 0 ? fail(rc) : (ssize_t)rc;
 }
 
-ssize_t read(int fd, void *buf, size_t n) { return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, 0, 0) : r_read(fd, buf, n); }
+ssize_t read(int fd, void *buf, size_t n) { return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, 0, 0) : R(read)(fd, buf, n); }
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, 0, VT_RW_WRITE) : r_write(fd, buf, n);
+	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, 0, VT_RW_WRITE) : R(write)(fd, buf, n);
 }
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, off, VT_RW_POS) : r_pread(fd, buf, n, off);
+	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, off, VT_RW_POS) : R(pread)(fd, buf, n, off);
 }
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, off, VT_RW_POS | VT_RW_WRITE) : r_pwrite(fd, buf, n, off);
+	return twin_fd(fd) ? twin_rw(fd, (uintptr_t)buf, n, off, VT_RW_POS | VT_RW_WRITE) : R(pwrite)(fd, buf, n, off);
 }
 ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
@@ -704,26 +715,26 @@ static int mmio_cb(void *cookie, uint64_t off, unsigned size, int is_write, uint
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	if (fd < 0 || !twin_fd(fd)) {
-		void *va = r_mmap(addr, len, prot, flags, fd, off);
+		void *va = R(mmap)(addr, len, prot, flags, fd, off);
 		/* a fixed mapping over a BAR mapping replaces it, as munmap would */
 		if (va != MAP_FAILED && (flags & MAP_FIXED)) forget_devmaps((uintptr_t)va, len);
 		return va;
 	}
 	/* the address first (as the program asked, MAP_FIXED* included), then the twin's VMA */
 	int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
-	void *va = r_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | keep, -1, 0);
+	void *va = R(mmap)(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | keep, -1, 0);
 	if (va == MAP_FAILED) return va;
 	uint64_t a[6] = { (uint64_t)fd, (uint64_t)(uintptr_t)va, len, (uint64_t)prot, (uint64_t)flags, (uint64_t)off };
 	int64_t rc = rpc(VT_MMAP, a, 6, NULL, 0, NULL, 0, NULL, NULL);
 	if (rc < 0) {
-		r_munmap(va, len);
+		R(munmap)(va, len);
 		fail(rc);
 		return MAP_FAILED;
 	}
 	size_t plen = (len + 4095) & ~(size_t)4095;
 	if (mmio_register((uintptr_t)va, plen, mmio_cb, va) < 0) {
 		rpc(VT_MUNMAP, (uint64_t[]){ (uint64_t)(uintptr_t)va, plen }, 2, NULL, 0, NULL, 0, NULL, NULL);
-		r_munmap(va, len);
+		R(munmap)(va, len);
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
@@ -763,7 +774,7 @@ static void forget_devmaps(uintptr_t s, size_t len)
 
 int munmap(void *addr, size_t len)
 {
-	int rc = r_munmap(addr, len);
+	int rc = R(munmap)(addr, len);
 	if (rc == 0) forget_devmaps((uintptr_t)addr, len);
 	return rc;
 }
@@ -772,7 +783,7 @@ int munmap(void *addr, size_t len)
 
 ssize_t readlink(const char *path, char *buf, size_t size)
 {
-	if (!twin_path(path)) return r_readlink(path, buf, size);
+	if (!twin_path(path)) return R(readlink)(path, buf, size);
 	char t[4096], c[4096];
 	path = canon(path, c, sizeof c);
 	size_t len = 0;
@@ -801,14 +812,14 @@ static int twin_stat(const char *path, struct stat *st, int follow)
 	return 0;
 }
 
-int stat(const char *path, struct stat *st) { return twin_path(path) ? twin_stat(path, st, 1) : r_stat(path, st); }
-int lstat(const char *path, struct stat *st) { return twin_path(path) ? twin_stat(path, st, 0) : r_lstat(path, st); }
+int stat(const char *path, struct stat *st) { return twin_path(path) ? twin_stat(path, st, 1) : R(stat)(path, st); }
+int lstat(const char *path, struct stat *st) { return twin_path(path) ? twin_stat(path, st, 0) : R(lstat)(path, st); }
 int stat64(const char *path, struct stat64 *st) { return stat(path, (struct stat *)st); }
 int lstat64(const char *path, struct stat64 *st) { return lstat(path, (struct stat *)st); }
 
 int access(const char *path, int mode)
 {
-	if (!twin_path(path)) return r_access(path, mode);
+	if (!twin_path(path)) return R(access)(path, mode);
 	struct stat st;
 	if (twin_stat(path, &st, 1) < 0) return -1;
 	if ((mode & W_OK) && !(st.st_mode & 0222)) return fail(-EACCES);
@@ -828,7 +839,7 @@ struct vt_dir {
 
 DIR *opendir(const char *path)
 {
-	if (!twin_path(path)) return r_opendir(path);
+	if (!twin_path(path)) return R(opendir)(path);
 	char buf[16384], c[4096];
 	path = canon(path, c, sizeof c);
 	size_t len = 0;
@@ -870,17 +881,17 @@ static struct dirent64 *vt_next(struct vt_dir *d)
 struct dirent *readdir(DIR *d)
 {
 	struct vt_dir *v = ours(d);
-	return v ? (struct dirent *)vt_next(v) : r_readdir(d);
+	return v ? (struct dirent *)vt_next(v) : R(readdir)(d);
 }
 struct dirent64 *readdir64(DIR *d)
 {
 	struct vt_dir *v = ours(d);
-	return v ? vt_next(v) : r_readdir64(d);
+	return v ? vt_next(v) : R(readdir64)(d);
 }
 int closedir(DIR *d)
 {
 	struct vt_dir *v = ours(d);
-	if (!v) return r_closedir(d);
+	if (!v) return R(closedir)(d);
 	v->magic = 0;
 	if (v->fd >= 0) close(v->fd);
 	free(v->path);
@@ -898,9 +909,9 @@ int dirfd(DIR *d)
 		return real(d);
 	}
 	if (v->fd < 0) {
-		int fd = r_open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int fd = R(open)("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || fd >= FD_MAX) {
-			if (fd >= 0) r_close(fd);
+			if (fd >= 0) R(close)(fd);
 			return fail(-EMFILE);
 		}
 		dirpath[fd] = strdup(v->path);
@@ -929,16 +940,16 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 		if (rem) rem->tv_sec = rem->tv_nsec = 0;
 		return 0;
 	}
-	return r_nanosleep(req, rem);
+	return R(nanosleep)(req, rem);
 }
 int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
 {
 	if (req && flags == 0 && twin_sleep((uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec) == 0)
 		return 0;
-	return r_clock_nanosleep(clk, flags, req, rem);
+	return R(clock_nanosleep)(clk, flags, req, rem);
 }
-int usleep(useconds_t us) { return twin_sleep((uint64_t)us * 1000) == 0 ? 0 : r_usleep(us); }
-unsigned sleep(unsigned s) { return twin_sleep((uint64_t)s * 1000000000ull) == 0 ? 0 : r_sleep(s); }
+int usleep(useconds_t us) { return twin_sleep((uint64_t)us * 1000) == 0 ? 0 : R(usleep)(us); }
+unsigned sleep(unsigned s) { return twin_sleep((uint64_t)s * 1000000000ull) == 0 ? 0 : R(sleep)(s); }
 
 /* ---------------------------------------------------- credentials, rlimit -- */
 
@@ -1100,4 +1111,31 @@ int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED))
 		reaped(info->si_pid, info->si_code == CLD_EXITED ? 0 : SIGKILL);
 	return r;
+}
+
+/* ------------------------------------------------------------- fortified -- */
+
+/* Programs built with _FORTIFY_SOURCE (Debian's QEMU) call these where the buffer's size is
+ * known at compile time; they must reach the same wrappers. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen) __chk_fail();
+	return read(fd, buf, n);
+}
+ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (n > buflen) __chk_fail();
+	return pread(fd, buf, n, off);
+}
+ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (n > buflen) __chk_fail();
+	return pread(fd, buf, n, off);
+}
+ssize_t __readlink_chk(const char *path, char *buf, size_t len, size_t buflen)
+{
+	if (len > buflen) __chk_fail();
+	return readlink(path, buf, len);
 }
