@@ -7,7 +7,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTwin, type Twin, type TwinConfig } from "../twin.js";
 import { BridgeServer } from "../bridge/server.js";
-import { checkInvariants, formatViolations } from "../check/invariants.js";
+import { checkInvariants, formatViolations, holders, leakedSince } from "../check/invariants.js";
+import { IommuCore } from "../iommu/iommu.js";
+import type { RefCounted } from "../kernel/kref.js";
+import { constants as osConstants } from "node:os";
 import type { Command } from "./main.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -118,7 +121,8 @@ export const runCommand: Command = {
     if (typeof p === "string" || p.rest.length === 0) {
       console.error(
         `vfio-twin run: ${typeof p === "string" ? p : "no program given"}\n` +
-          "usage: vfio-twin run [--socket PATH | --machine FILE.json] [--verbose] [--check] -- CMD ARGS...",
+          "usage: vfio-twin run [--socket PATH | --machine FILE.json] [--verbose] [--check] -- CMD ARGS...\n" +
+          "  --check: after the run, the IOMMU fault log, the invariants and what the run left (exit 1 if any)",
       );
       return 2;
     }
@@ -128,6 +132,7 @@ export const runCommand: Command = {
     }
     const lib = preloadLibrary();
     let srv: BridgeServer | null = null;
+    let baseline: ReadonlySet<RefCounted> | null = null;
     let dir: string | null = null;
     let path = p.socket;
     if (!path) {
@@ -137,6 +142,7 @@ export const runCommand: Command = {
       const twin = boot("run", p.machine);
       if (!twin) return 1;
       srv = new BridgeServer(twin, log ? { log } : {});
+      baseline = new Set(twin.kernel.objects);
       await srv.listen(path);
     }
     const env = {
@@ -150,29 +156,37 @@ export const runCommand: Command = {
         console.error(`vfio-twin run: ${p.rest[0]}: ${e.message}`);
         res(127);
       });
-      child.on("exit", (c, sig) =>
-        res(
-          c ??
-            128 +
-              (sig ? (({ SIGKILL: 9, SIGSEGV: 11, SIGABRT: 6, SIGTERM: 15 } as Record<string, number>)[sig] ?? 1) : 1),
-        ),
-      );
+      child.on("exit", (c, sig) => res(c ?? 128 + (sig ? (osConstants.signals[sig] ?? 1) : 1)));
     });
     let rc = code;
     if (srv) {
       // every client has gone: what it held must be released
       await waitFor(() => srv!.conns.size === 0, 2000);
       await srv.close();
-      if (p.check) {
-        const v = checkInvariants(srv.twin.kernel);
-        console.error(`vfio-twin: invariants after the run: ${v.length ? formatViolations(v) : "ok"}`);
-        if (v.length && rc === 0) rc = 1;
-      }
+      if (p.check && !report(srv.twin, baseline!) && rc === 0) rc = 1;
     }
     if (dir) rmSync(dir, { recursive: true, force: true });
     return rc;
   },
 };
+
+/** After the run (--check): the IOMMU's fault log, the invariants, and anything the run left
+ * in the twin (open files, pinned pages, objects: the leak registry). True when clean. */
+function report(twin: Twin, baseline: ReadonlySet<RefCounted>): boolean {
+  const k = twin.kernel;
+  const faults = IommuCore.of(k).faults;
+  console.error(`vfio-twin: IOMMU faults: ${faults.length}`);
+  for (const f of faults)
+    console.error(
+      `  ${f.bdf} iova=0x${f.iova.toString(16)} ${f.write ? "write" : "read"} ${f.reason} (domain ${f.domain})`,
+    );
+  const v = checkInvariants(k);
+  console.error(`vfio-twin: invariants after the run: ${v.length ? formatViolations(v) : "ok"}`);
+  const left = leakedSince(k, baseline);
+  console.error(`vfio-twin: left in the twin after the run: ${left.length ? "" : "nothing"}`);
+  for (const o of left) console.error(`  ${o.describe()} held by ${holders(o)}`);
+  return v.length === 0 && left.length === 0;
+}
 
 async function waitFor(cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
