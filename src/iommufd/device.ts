@@ -42,6 +42,7 @@ import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable
 import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
+import { autoResponseFaults } from "./fault.js";
 import { IommufdObject } from "./object.js";
 import { driverAttachDev, MockDev } from "./selftest_mock_dev.js";
 
@@ -189,6 +190,7 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   if (ig.devices.length === 0) {
     idev.dev.core.detachGroup(hwpt.domain, ig.group);
     ig.hwpt = null;
+    autoResponseFaults(hwpt, ig); // iommufd_hwpt_detach_device()
   }
   hwpt.ioas.iopt.removeReservedIova(idev.dev);
   return hwpt;
@@ -232,6 +234,7 @@ const doReplace: AttachFn = (idev, hwpt) => {
   }
   if (hwpt.ioas !== old.ioas) removeGroupReserved(ig, old);
   ig.hwpt = hwpt;
+  autoResponseFaults(old, ig); // iommufd_hwpt_replace_device(): the old handle's requests
   // the devices' references move to the new HWPT; the caller drops idev's on the old one
   for (const d of ig.devices) hwpt.get(d.attachedHolder);
   for (const d of ig.devices) if (d !== idev) old.put(d.attachedHolder);
