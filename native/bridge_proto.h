@@ -31,6 +31,7 @@ enum vt_op {
 	VT_CAPSET = 18,  /* a0 the new effective set (a subset of the current one) */
 	VT_GETRLIMIT = 19, /* RLIMIT_MEMLOCK: reply aux0 soft, aux1 hard (~0 for infinity) */
 	VT_SETRLIMIT = 20, /* RLIMIT_MEMLOCK: a0 soft, a1 hard */
+	VT_REAP = 21,    /* a0 a child pid wait() just reaped: its exit is done in the twin first */
 };
 
 #define VT_RW_WRITE 1

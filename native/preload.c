@@ -25,11 +25,13 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,14 +111,32 @@ static int twin_path(const char *p)
 {
 	static const char *const pre[] = {
 		"/dev/vfio", "/dev/iommu", "/dev/kvm", "/sys/bus/pci/devices", "/sys/bus/pci/drivers",
-		"/sys/kernel/iommu_groups", "/sys/bus/mdev", NULL,
+		"/sys/kernel/iommu_groups", "/sys/bus/mdev", "/sys/kernel/debug", NULL,
 	};
 	if (!p || p[0] != '/') return 0;
 	for (int i = 0; pre[i]; i++) {
 		size_t n = strlen(pre[i]);
 		if (!strncmp(p, pre[i], n) && (p[n] == 0 || p[n] == '/')) return 1;
 	}
-	return 0;
+	/* /proc/{self,thread-self,PID}[/task/TID]/fail-nth: the twin's fault injection */
+	size_t l = strlen(p);
+	return !strncmp(p, "/proc/", 6) && l > 15 && !strcmp(p + l - 9, "/fail-nth");
+}
+
+/* A twin path as the twin names it: no repeated '/', no trailing '/', "." steps dropped. */
+static const char *canon(const char *p, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const char *q = p; *q && o + 1 < cap; q++) {
+		if (*q == '/' && (q[1] == '/' || (q[1] == '.' && (q[2] == '/' || q[2] == 0)))) {
+			if (q[1] == '.') q++;
+			continue;
+		}
+		out[o++] = *q;
+	}
+	while (o > 1 && out[o - 1] == '/') o--;
+	out[o] = 0;
+	return out;
 }
 
 static int own_status_path(const char *p)
@@ -157,6 +177,14 @@ static void lost(void)
 static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen, void *out,
 		       size_t outcap, size_t *outlen, uint64_t *aux);
 
+/* What the caller gets of a reply: its rc, the payload length kept, the aux values. */
+static int64_t finish(const struct vt_rep *r, size_t keep, size_t *outlen, uint64_t *aux)
+{
+	if (outlen) *outlen = keep;
+	if (aux) aux[0] = r->aux[0], aux[1] = r->aux[1];
+	return r->rc;
+}
+
 /* One request, one reply, with mu held. Returns rc (>= 0 or -errno). */
 static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pay, size_t plen,
 			  void *out, size_t outcap, size_t *outlen, uint64_t *aux)
@@ -182,9 +210,7 @@ static int64_t rpc_locked(uint32_t op, const uint64_t *a, int na, const void *pa
 		if (xfer(0, sink, k)) goto broken;
 		left -= k;
 	}
-	if (outlen) *outlen = keep;
-	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
-	return r.rc;
+	return finish(&r, keep, outlen, aux);
 broken:
 	lost();
 	return -EIO;
@@ -236,9 +262,7 @@ static int64_t rpc_shm(uint32_t op, const uint64_t *a, int na, const void *pay, 
 	if (r.len < sizeof r || r.len > VT_SHM_AREA) goto broken;
 	size_t n = r.len - sizeof r, keep = n < outcap ? n : outcap;
 	if (keep) memcpy(out, shm + VT_SHM_REP + sizeof r, keep);
-	if (outlen) *outlen = keep;
-	if (aux) aux[0] = r.aux[0], aux[1] = r.aux[1];
-	return r.rc;
+	return finish(&r, keep, outlen, aux);
 broken:
 	lost();
 	return -EIO;
@@ -411,6 +435,9 @@ __attribute__((constructor)) static void vt_init(void)
 	REAL(readdir); REAL(readdir64); REAL(closedir); REAL(nanosleep); REAL(clock_nanosleep);
 	REAL(usleep); REAL(sleep);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	/* the server reads and writes this process's memory (process_vm_readv/writev): allow it
+	 * where Yama restricts ptrace to ancestors */
+	if (getenv("VFIO_TWIN_SOCKET")) prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
 	mmio_init(); /* resolves the real signal calls now, so a fault never needs dlsym */
 }
 
@@ -462,12 +489,12 @@ static int open_status(int flags)
 
 static int twin_open(const char *path, int flags)
 {
-	if (strncmp(path, "/sys/", 5) == 0) {
+	/* an attribute opened for reading is its text in a memfd; for writing, the twin's file */
+	if (strncmp(path, "/sys/", 5) == 0 && (flags & O_ACCMODE) == O_RDONLY) {
 		char text[4096];
 		size_t len = 0;
 		int64_t rc = rpc(VT_READFILE, NULL, 0, path, strlen(path) + 1, text, sizeof text, &len, NULL);
 		if (rc < 0) return fail(rc);
-		if ((flags & O_ACCMODE) != O_RDONLY) return fail(-EACCES);
 		return text_file(text, len, flags);
 	}
 	int ph = placeholder(flags & O_CLOEXEC);
@@ -488,7 +515,8 @@ static int twin_open(const char *path, int flags)
 
 static int vt_open(const char *path, int flags, mode_t mode)
 {
-	if (twin_path(path)) return twin_open(path, flags);
+	char c[4096];
+	if (twin_path(path)) return twin_open(canon(path, c, sizeof c), flags);
 	if (own_status_path(path) && !connect_failed) return open_status(flags);
 	return r_open(path, flags, mode);
 }
@@ -507,17 +535,28 @@ int open64(const char *path, int flags, ...) { MODE_ARG(flags, mode); return vt_
 int __open_2(const char *path, int flags) { return vt_open(path, flags, 0); }
 int __open64_2(const char *path, int flags) { return vt_open(path, flags, 0); }
 
+/* The directory a dirfd() of a twin directory stands for (see dirfd()). */
+static char *dirpath[FD_MAX];
+
+static int vt_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (path[0] == '/') return vt_open(path, flags, mode);
+	if (dirfd >= 0 && dirfd < FD_MAX && dirpath[dirfd]) {
+		char full[4096];
+		snprintf(full, sizeof full, "%s/%s", dirpath[dirfd], path);
+		return vt_open(full, flags, mode);
+	}
+	return r_openat(dirfd, path, flags, mode);
+}
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	MODE_ARG(flags, mode);
-	if (path[0] == '/') return vt_open(path, flags, mode);
-	return r_openat(dirfd, path, flags, mode);
+	return vt_openat(dirfd, path, flags, mode);
 }
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	MODE_ARG(flags, mode);
-	if (path[0] == '/') return vt_open(path, flags, mode);
-	return r_openat(dirfd, path, flags, mode);
+	return vt_openat(dirfd, path, flags, mode);
 }
 int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
 int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
@@ -537,6 +576,10 @@ FILE *fopen64(const char *path, const char *mode) { return vt_fopen(path, mode);
 
 int close(int fd)
 {
+	if (fd >= 0 && fd < FD_MAX && dirpath[fd]) {
+		free(dirpath[fd]);
+		dirpath[fd] = NULL;
+	}
 	if (known_fd(fd)) {
 		rpc(VT_CLOSE, (uint64_t[]){ (uint64_t)fd }, 1, NULL, 0, NULL, 0, NULL, NULL);
 		fdkind[fd] = 0;
@@ -730,7 +773,8 @@ int munmap(void *addr, size_t len)
 ssize_t readlink(const char *path, char *buf, size_t size)
 {
 	if (!twin_path(path)) return r_readlink(path, buf, size);
-	char t[4096];
+	char t[4096], c[4096];
+	path = canon(path, c, sizeof c);
 	size_t len = 0;
 	int64_t rc = rpc(VT_READLINK, NULL, 0, path, strlen(path) + 1, t, sizeof t, &len, NULL);
 	if (rc < 0) return fail(rc);
@@ -742,6 +786,8 @@ ssize_t readlink(const char *path, char *buf, size_t size)
 static int twin_stat(const char *path, struct stat *st, int follow)
 {
 	uint64_t aux[2];
+	char c[4096];
+	path = canon(path, c, sizeof c);
 	int64_t rc = rpc(VT_STAT, (uint64_t[]){ (uint64_t)follow }, 1, path, strlen(path) + 1, NULL, 0, NULL, aux);
 	if (rc < 0) return fail(rc);
 	memset(st, 0, sizeof *st);
@@ -772,6 +818,8 @@ int access(const char *path, int mode)
 /* A twin directory: the names, handed out as dirents. */
 struct vt_dir {
 	uint32_t magic;
+	int fd;      /* dirfd(): a placeholder standing for the path, or -1 */
+	char *path;
 	size_t len, off;
 	struct dirent64 ent;
 	char names[];
@@ -781,7 +829,8 @@ struct vt_dir {
 DIR *opendir(const char *path)
 {
 	if (!twin_path(path)) return r_opendir(path);
-	char buf[16384];
+	char buf[16384], c[4096];
+	path = canon(path, c, sizeof c);
 	size_t len = 0;
 	int64_t rc = rpc(VT_READDIR, NULL, 0, path, strlen(path) + 1, buf, sizeof buf, &len, NULL);
 	if (rc < 0) {
@@ -792,6 +841,8 @@ DIR *opendir(const char *path)
 	struct vt_dir *d = calloc(1, sizeof *d + sizeof dots + len);
 	if (!d) return NULL;
 	d->magic = VT_DIR_MAGIC;
+	d->fd = -1;
+	d->path = strdup(path);
 	memcpy(d->names, dots, sizeof dots - 1);
 	memcpy(d->names + sizeof dots - 1, buf, len);
 	d->len = sizeof dots - 1 + len;
@@ -831,8 +882,31 @@ int closedir(DIR *d)
 	struct vt_dir *v = ours(d);
 	if (!v) return r_closedir(d);
 	v->magic = 0;
+	if (v->fd >= 0) close(v->fd);
+	free(v->path);
 	free(v);
 	return 0;
+}
+
+/* dirfd() of a twin directory: an fd whose openat()s resolve under the directory's path. */
+int dirfd(DIR *d)
+{
+	static int (*real)(DIR *);
+	struct vt_dir *v = ours(d);
+	if (!v) {
+		if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "dirfd");
+		return real(d);
+	}
+	if (v->fd < 0) {
+		int fd = r_open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fd >= FD_MAX) {
+			if (fd >= 0) r_close(fd);
+			return fail(-EMFILE);
+		}
+		dirpath[fd] = strdup(v->path);
+		v->fd = fd;
+	}
+	return v->fd;
 }
 
 /* ------------------------------------------------------------------ time -- */
@@ -979,4 +1053,51 @@ long syscall(long nr, ...)
 	if (nr == SYS_prlimit64 && memlock_of_self((int)a[1], (pid_t)a[0]))
 		return prlimit((pid_t)a[0], (__rlimit_resource_t)a[1], (const struct rlimit *)a[2], (struct rlimit *)a[3]);
 	return syscall_real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ------------------------------------------------------------------ wait -- */
+
+/* When wait() returns a dead child, Linux has already released its files. A bridged child's
+ * socket close may still be in flight to the server, so say it: its exit happens in the twin
+ * before this process's next call (the kernel selftest checks page refs right after). */
+static void reaped(pid_t pid, int status)
+{
+	if (pid <= 0 || !(WIFEXITED(status) || WIFSIGNALED(status))) return;
+	pthread_mutex_lock(&mu);
+	int on = sock >= 0;
+	pthread_mutex_unlock(&mu);
+	if (on) rpc(VT_REAP, (uint64_t[]){ (uint64_t)pid }, 1, NULL, 0, NULL, 0, NULL, NULL);
+}
+
+pid_t waitpid(pid_t pid, int *wstatus, int options)
+{
+	static pid_t (*real)(pid_t, int *, int);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "waitpid");
+	int st = 0;
+	pid_t r = real(pid, &st, options);
+	if (wstatus) *wstatus = st;
+	reaped(r, st);
+	return r;
+}
+pid_t wait(int *wstatus) { return waitpid(-1, wstatus, 0); }
+pid_t wait4(pid_t pid, int *wstatus, int options, struct rusage *ru)
+{
+	static pid_t (*real)(pid_t, int *, int, struct rusage *);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "wait4");
+	int st = 0;
+	pid_t r = real(pid, &st, options, ru);
+	if (wstatus) *wstatus = st;
+	reaped(r, st);
+	return r;
+}
+pid_t wait3(int *wstatus, int options, struct rusage *ru) { return wait4(-1, wstatus, options, ru); }
+int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	static int (*real)(idtype_t, id_t, siginfo_t *, int);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "waitid");
+	int r = real(idtype, id, info, options);
+	if (r == 0 && info && !(options & WNOWAIT) &&
+	    (info->si_code == CLD_EXITED || info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED))
+		reaped(info->si_pid, info->si_code == CLD_EXITED ? 0 : SIGKILL);
+	return r;
 }

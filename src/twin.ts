@@ -6,6 +6,7 @@ import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from
 import { PROT_READ, PROT_WRITE, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL, EPERM } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
+import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
 import type { Process } from "./kernel/process.js";
 import { CAP_SYS_RESOURCE } from "./kernel/process.js";
 import * as sys from "./kernel/syscalls.js";
@@ -33,6 +34,9 @@ export interface TwinConfig {
   pci?: PciFunctionConfig[];
   /** load vfio, vfio_iommu_type1 and vfio_pci (default true) */
   vfio?: boolean;
+  /** CONFIG_FAULT_INJECTION_DEBUG_FS: /sys/kernel/debug/fail* (default false, as the oracle's
+   * kernel, which has no debugfs) */
+  faultInjectionDebugfs?: boolean;
   /** iommufd built with CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD and the selftest mock (default true) */
   iommufdTest?: boolean;
 }
@@ -156,6 +160,7 @@ export class Twin implements Backend {
     k.modules.provide(iommufdModule);
     if (config.iommufd ?? config.vfio !== false) mustLoad(k, "iommufd");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);
+    if (config.faultInjectionDebugfs) registerFaultInjectionDebugfs(k);
   }
 
   spawn(opts: SpawnOptions = {}): TwinProcess {

@@ -24,6 +24,7 @@ export const enum Op {
   CAPSET = 18,
   GETRLIMIT = 19,
   SETRLIMIT = 20,
+  REAP = 21,
 }
 
 export const OP_NAMES: Record<number, string> = {
@@ -47,6 +48,7 @@ export const OP_NAMES: Record<number, string> = {
   18: "capset",
   19: "getrlimit",
   20: "setrlimit",
+  21: "reap",
 };
 
 export const VT_RW_WRITE = 1;

@@ -18,13 +18,26 @@ import { remoteCopy } from "./ffi.js";
 
 const NO_DATA = new Uint8Array(0);
 
+/** The object behind a shared mapping (dev:inode, /proc/PID/maps) and the page's offset in it. */
+interface SharedBacking {
+  readonly obj: string;
+  readonly off: number;
+}
+
+/** Bridged frames live above the twin's own (which count up from 0x100). */
+let nextRemotePfn = 2 ** 40;
+const HUGE_PAGES = 512; // a 2 MiB huge page in 4 KiB frames
+
 /** A page of a bridged client: its bytes are the client's, at `addr`. */
 export class RemotePage extends Page {
   constructor(
-    readonly mm: RemoteMm,
-    readonly addr: number,
+    public mm: RemoteMm,
+    public addr: number,
+    pfn: number,
+    /** set for MAP_SHARED memory: another process mapping the object reaches the same page */
+    readonly shared: SharedBacking | null,
   ) {
-    super(NO_DATA);
+    super(NO_DATA, pfn);
   }
 
   override load(off: number, n: number, out: Uint8Array, at: number): boolean {
@@ -40,6 +53,31 @@ interface Mapping {
   start: number;
   end: number;
   prot: number;
+  /** dev:inode of a MAP_SHARED mapping of an object, and its file offset at `start` */
+  shared: { obj: string; off: number } | null;
+  /** MAP_HUGETLB memory: its frames are contiguous within each 2 MiB page */
+  huge: boolean;
+}
+
+/** Every live bridged address space, to find another holder of a shared page. */
+const live = new Set<RemoteMm>();
+/** The pages of shared objects, by "dev:inode@offset". */
+const sharedPages = new Map<string, RemotePage>();
+/** The first frame of each huge page, by its owner and index. */
+const hugeBase = new Map<string, number>();
+
+/** A frame number: fresh, or within the huge page holding `at` (contiguous there, as the
+ * 2 MiB of one huge page are). */
+function pfnFor(huge: boolean, owner: string, at: number): number {
+  if (!huge) return nextRemotePfn++;
+  const key = owner + Math.floor(at / (HUGE_PAGES * PAGE_SIZE));
+  let base = hugeBase.get(key);
+  if (base === undefined) {
+    base = Math.ceil(nextRemotePfn / HUGE_PAGES) * HUGE_PAGES;
+    nextRemotePfn = base + HUGE_PAGES;
+    hugeBase.set(key, base);
+  }
+  return base + (Math.floor(at / PAGE_SIZE) % HUGE_PAGES);
 }
 
 export class RemoteMm extends MmStruct {
@@ -50,6 +88,7 @@ export class RemoteMm extends MmStruct {
 
   constructor(readonly pid: number) {
     super();
+    live.add(this);
   }
 
   /** Copy between the client and buf[at, at + n); false on any fault. */
@@ -75,7 +114,7 @@ export class RemoteMm extends MmStruct {
   }
 
   /** The client's mappings now, sorted (what /proc/PID/maps says). */
-  private mappings(): Mapping[] {
+  mappings(): Mapping[] {
     if (this.dead) return [];
     let text: string;
     try {
@@ -92,18 +131,43 @@ export class RemoteMm extends MmStruct {
       const start = parseInt(line.slice(0, dash), 16);
       // the vsyscall page sits above user space; nothing pins it
       if (start >= TASK_SIZE) continue;
+      // "start-end perms offset dev inode path"
+      const f = line.slice(sp + 6).split(/\s+/);
+      const ino = f[2] ?? "0";
       out.push({
         start,
         end: parseInt(line.slice(dash + 1, sp), 16),
         prot: (perms[0] === "r" ? PROT_READ : 0) | (perms[1] === "w" ? PROT_WRITE : 0),
+        shared: perms[3] === "s" && ino !== "0" ? { obj: `${f[1]}:${ino}`, off: parseInt(f[0] ?? "0", 16) } : null,
+        huge: line.includes("/anon_hugepage"),
       });
     }
     return out;
   }
 
-  private page(addr: number): RemotePage {
+  /**
+   * The struct page behind addr. Private memory: one per (this mm, address). MAP_SHARED
+   * memory: one per (object, offset), the same page for every process mapping the object,
+   * as in Linux (a fork's child and its parent share the pages of a MAP_SHARED buffer).
+   */
+  private page(addr: number, m: Mapping): RemotePage {
+    if (m.shared) {
+      const off = m.shared.off + (addr - m.start);
+      const key = `${m.shared.obj}@${off}`;
+      let p = sharedPages.get(key);
+      if (p) {
+        if (p.mm.dead) {
+          p.mm = this;
+          p.addr = addr;
+        }
+        return p;
+      }
+      p = new RemotePage(this, addr, pfnFor(m.huge, `${m.shared.obj}#`, off), { obj: m.shared.obj, off });
+      sharedPages.set(key, p);
+      return p;
+    }
     let p = this.pageCache.get(addr);
-    if (!p) this.pageCache.set(addr, (p = new RemotePage(this, addr)));
+    if (!p) this.pageCache.set(addr, (p = new RemotePage(this, addr, pfnFor(m.huge, `${this.pid}:`, addr), null)));
     return p;
   }
 
@@ -122,7 +186,7 @@ export class RemoteMm extends MmStruct {
         for (const p of out) p.pins--;
         return -EFAULT;
       }
-      const p = this.page(a);
+      const p = this.page(a, m);
       p.pins++;
       out.push(p);
     }
@@ -131,12 +195,39 @@ export class RemoteMm extends MmStruct {
 
   override pageAt(addr: number): Page | null {
     const a = addr - (addr % PAGE_SIZE);
-    for (const m of this.mappings()) if (m.start <= a && a < m.end) return this.find(a) ? null : this.page(a);
+    for (const m of this.mappings()) if (m.start <= a && a < m.end) return this.find(a) ? null : this.page(a, m);
     return null;
   }
 
+  /**
+   * exit_mmap(). Pinned pages of MAP_SHARED memory stay reachable as in Linux (the pin holds
+   * the page, and the page is the shared object's): each moves to another live client that
+   * maps the same object (the parent of a fork, typically), at its address there. Pinned
+   * private pages have no other holder: they fault from now on.
+   */
   override exitMmap(): void {
     super.exitMmap();
     this.dead = true;
+    live.delete(this);
+    this.pageCache.clear();
+    for (const key of [...hugeBase.keys()]) if (key.startsWith(`${this.pid}:`)) hugeBase.delete(key);
+    const mine = [...sharedPages].filter(([, p]) => p.mm === this);
+    if (mine.length === 0) return;
+    const others = [...live].map((mm) => ({ mm, maps: mm.mappings().filter((m) => m.shared) }));
+    for (const [key, p] of mine) {
+      const s = p.shared!;
+      const inside = (m: Mapping) =>
+        m.shared!.obj === s.obj && s.off >= m.shared!.off && s.off < m.shared!.off + (m.end - m.start);
+      let moved = false;
+      for (const o of others) {
+        const m = o.maps.find(inside);
+        if (!m) continue;
+        p.mm = o.mm;
+        p.addr = m.start + (s.off - m.shared!.off);
+        moved = true;
+        break;
+      }
+      if (!moved && p.pins === 0) sharedPages.delete(key);
+    }
   }
 }

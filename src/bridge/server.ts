@@ -11,7 +11,19 @@ import * as net from "node:net";
 import { existsSync, unlinkSync } from "node:fs";
 import type { Twin } from "../twin.js";
 import * as sys from "../kernel/syscalls.js";
-import { EBUSY, EFAULT, EINVAL, EISDIR, EMSGSIZE, ENOENT, ENOSYS, EPERM, EPROTO, errnoName } from "../uapi/errno.js";
+import {
+  EBUSY,
+  ECHILD,
+  EFAULT,
+  EINVAL,
+  EISDIR,
+  EMSGSIZE,
+  ENOENT,
+  ENOSYS,
+  EPERM,
+  EPROTO,
+  errnoName,
+} from "../uapi/errno.js";
 import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
 import * as K from "../uapi/kvm.js";
@@ -20,6 +32,7 @@ import { formatHolders, whoHolds } from "../check/holders.js";
 import type { File } from "../kernel/fs.js";
 import { RLIM_INFINITY } from "../kernel/process.js";
 import { ClientProcess } from "./client_process.js";
+import { isProcFailNth, openProcFailNth } from "./procfs.js";
 import { closeFd, mapShared, pidfdGetfd, pidfdOpen, peerCred } from "./ffi.js";
 import { Op, REP_HDR, REQ_HDR, REQ_MAX, VT_PROTO_VERSION, VT_RW_POS, VT_RW_WRITE } from "./proto.js";
 
@@ -333,7 +346,9 @@ export class BridgeServer {
     switch (op) {
       case Op.OPEN: {
         const path = str(f);
-        const rc = sys.sysOpen(k, p, path, s(f, 1), s(f, 0));
+        const rc = isProcFailNth(path)
+          ? openProcFailNth(k, p, path, s(f, 1), s(f, 0))
+          : sys.sysOpen(k, p, path, s(f, 1), s(f, 0));
         if (rc === -EBUSY) this.busy(c, `open ${path}`, path);
         return repl(rc);
       }
@@ -407,6 +422,8 @@ export class BridgeServer {
         return repl(p.setMemlock(unrlim(f.readBigUInt64LE(8)), unrlim(f.readBigUInt64LE(16))));
       case Op.FORK:
         return repl(this.fork(p));
+      case Op.REAP:
+        return repl(this.reap(s(f, 0)));
       default:
         return repl(-ENOSYS);
     }
@@ -474,6 +491,22 @@ export class BridgeServer {
     timer.unref();
     this.pending.set(token, { entries, caps: [...p.caps], memlock: [p.memlock.cur, p.memlock.max], timer });
     return token;
+  }
+
+  /**
+   * A parent's wait() reaped `pid`: in Linux the child's files were released before the wait
+   * returned, so a bridged child's exit is done now, before the parent's next call, even if
+   * its socket's close has not been seen yet. Only a process that is gone can be reaped.
+   */
+  private reap(pid: number): number {
+    if (!(pid > 0) || existsSync(`/proc/${pid}/status`)) return -ECHILD;
+    for (const c of this.conns)
+      if (c.proc?.pid === pid) {
+        c.sock.destroy();
+        c.end();
+        return 0;
+      }
+    return 0;
   }
 
   private dropFork(token: number): void {

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createTwin, type TwinConfig } from "../twin.js";
+import { createTwin, type Twin, type TwinConfig } from "../twin.js";
 import { BridgeServer } from "../bridge/server.js";
 import { checkInvariants, formatViolations } from "../check/invariants.js";
 import type { Command } from "./main.js";
@@ -22,9 +22,36 @@ export function preloadLibrary(): string {
   return PRELOAD;
 }
 
+/** The machine file: a createTwin() config; a user error is one line, not a stack. */
 function machine(file: string | undefined): TwinConfig {
   if (!file) return {};
-  return JSON.parse(readFileSync(file, "utf8")) as TwinConfig;
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UserError(`--machine ${file}: ${(e as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new UserError(`--machine ${file}: not a JSON object`);
+  return v as TwinConfig;
+}
+
+class UserError extends Error {}
+
+/** Boot the twin of `--machine`; a bad description is one line on stderr and null. */
+function boot(cmd: string, file: string | undefined): Twin | null {
+  try {
+    const config = machine(file);
+    try {
+      return createTwin(config);
+    } catch (e) {
+      throw new UserError(`--machine ${file}: ${(e as Error).message}`);
+    }
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    console.error(`vfio-twin ${cmd}: ${e.message}`);
+    return null;
+  }
 }
 
 interface Parsed {
@@ -65,7 +92,8 @@ export const serveCommand: Command = {
       return 2;
     }
     const path = p.socket ?? join(tmpdir(), "vfio-twin.sock");
-    const twin = createTwin(machine(p.machine));
+    const twin = boot("serve", p.machine);
+    if (!twin) return 1;
     const srv = new BridgeServer(twin, { log: (l) => console.error(`vfio-twin: ${l}`) });
     await srv.listen(path);
     console.error(`vfio-twin: serving on ${path}; run programs with`);
@@ -106,7 +134,9 @@ export const runCommand: Command = {
       dir = mkdtempSync(join(tmpdir(), "vfio-twin-"));
       path = join(dir, "sock");
       const log = p.verbose ? (l: string) => console.error(`vfio-twin: ${l}`) : undefined;
-      srv = new BridgeServer(createTwin(machine(p.machine)), log ? { log } : {});
+      const twin = boot("run", p.machine);
+      if (!twin) return 1;
+      srv = new BridgeServer(twin, log ? { log } : {});
       await srv.listen(path);
     }
     const env = {

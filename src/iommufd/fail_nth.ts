@@ -22,6 +22,12 @@ export function failNthSteps(): number {
   return hits;
 }
 
+/** What /proc/self/task/TID/fail-nth reads: the steps left before the failure, 0 once it
+ * fired (or when disarmed), as task->fail_nth counts down in should_fail_ex(). */
+export function failNthRemaining(): number {
+  return countdown;
+}
+
 /** True when this fallible step is the one to fail. */
 export function shouldFail(): boolean {
   if (countdown === 0) return false;

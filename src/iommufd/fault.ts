@@ -9,8 +9,13 @@
 // whole groups as struct iommu_hwpt_pgfault, each group getting a cookie (lowest free from 1)
 // that a response written back must name; groups still pending when their device leaves the
 // HWPT are answered by the kernel (iommufd_auto_response_faults()).
+//
+// All of that needs CONFIG_IOMMU_IOPF, which only AMD, Intel SVM and SMMUv3 SVA select: the
+// oracle's kernel (tinyconfig + VT-d without SVM) lacks it, so its mock has no IOPF queue,
+// attaching a device to a HWPT with a fault fails in iommufd_fault_iopf_enable() with ENODEV
+// and iommu_report_device_fault() is a stub. setIommuIopf(k, true) builds the other kernel.
 
-import { EFAULT, EINVAL, EOPNOTSUPP, ESPIPE } from "../uapi/errno.js";
+import { EFAULT, EINVAL, ENODEV, EOPNOTSUPP, ESPIPE } from "../uapi/errno.js";
 import {
   IOMMU_PGFAULT_FLAGS_LAST_PAGE,
   IOMMU_PGFAULT_FLAGS_PASID_VALID,
@@ -21,6 +26,7 @@ import {
   type iommu_fault_alloc,
 } from "../uapi/iommufd.js";
 import { O_CLOEXEC, O_RDWR, type File, type FileOperations } from "../kernel/fs.js";
+import type { Kernel } from "../kernel/kernel.js";
 import type { Module } from "../kernel/module.js";
 import { installFile } from "../kernel/syscalls.js";
 import type { IommufdDevice, IommufdGroup } from "./device.js";
@@ -62,6 +68,25 @@ export class IommufdFault extends IommufdObject {
   }
 }
 
+/** kernels built with CONFIG_IOMMU_IOPF */
+const iopfKernels = new WeakSet<Kernel>();
+
+/** CONFIG_IOMMU_IOPF for kernel k (default off, as the oracle's kernel). */
+export function setIommuIopf(k: Kernel, on: boolean): void {
+  if (on) iopfKernels.add(k);
+  else iopfKernels.delete(k);
+}
+
+/**
+ * iommufd_fault_iopf_enable() of a device joining a HWPT with a fault: the mock's
+ * dev_enable_feat(IOMMU_DEV_FEAT_IOPF) needs its IOPF queue, which iopf_queue_alloc() gives
+ * only with CONFIG_IOMMU_IOPF (ENODEV otherwise); enabling is counted per device in the
+ * kernel and never fails twice, so the twin needs no count.
+ */
+export function iopfEnable(idev: IommufdDevice): number {
+  return iopfKernels.has(idev.k) ? 0 : -ENODEV;
+}
+
 /** The FAULT object a HWPT reports to (hwpt->fault): only nested HWPTs can have one. */
 export function faultOf(hwpt: object): IommufdFault | null {
   return (hwpt as { fault?: IommufdFault | null }).fault ?? null;
@@ -75,6 +100,7 @@ export function faultOf(hwpt: object): IommufdFault | null {
  * page_response is told, which the twin does not see). True when it was queued.
  */
 export function reportDeviceFault(idev: IommufdDevice, req: PageRequest): boolean {
+  if (!iopfKernels.has(idev.k)) return false; // the !CONFIG_IOMMU_IOPF stub: -ENODEV
   const hwpt = idev.igroup.hwpt;
   if (!hwpt || !idev.igroup.devices.includes(idev)) return false;
   if (req.flags & IOMMU_PGFAULT_FLAGS_PASID_VALID && hwpt.type !== "hwpt_nested") return false;

@@ -115,8 +115,9 @@ export function mockDomainReplace(u: TestUcmd, m: V<typeof test_mock_domain_repl
 
 /**
  * iommufd_test_trigger_iopf(): a one-fault page request group (LAST_PAGE, PASID_VALID unless
- * pasid is IOMMU_NO_PASID) goes to iommu_report_device_fault(), whose answer is ignored: it
- * reaches the FAULT object of the IOPF-capable HWPT the device is attached to, if any.
+ * pasid is IOMMU_NO_PASID) goes to iommu_report_device_fault(), whose answer is ignored: with
+ * CONFIG_IOMMU_IOPF it reaches the FAULT object of the IOPF-capable HWPT the device is
+ * attached to, if any (./fault.ts).
  */
 export function triggerIopf(u: TestUcmd, m: V<typeof test_trigger_iopf>): number {
   const idev = u.ictx.objects.get<IommufdDevice>(m.dev_id, "device");

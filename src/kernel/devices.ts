@@ -38,7 +38,8 @@ export class DeviceNodes {
   }
 }
 
-type SysfsEntry = { kind: "link"; target: string } | { kind: "file"; read: () => string };
+type SysfsEntry =
+  { kind: "link"; target: string } | { kind: "file"; read: () => string; write?: (text: string) => number };
 
 export class Sysfs {
   private readonly entries = new Map<string, SysfsEntry>();
@@ -47,8 +48,19 @@ export class Sysfs {
     this.entries.set(path, { kind: "link", target });
   }
 
-  file(path: string, read: string | (() => string)): void {
-    this.entries.set(path, { kind: "file", read: typeof read === "string" ? () => read : read });
+  /** An attribute; with `write` it is writable (0644), the handler answering 0 or -errno. */
+  file(path: string, read: string | (() => string), write?: (text: string) => number): void {
+    this.entries.set(path, {
+      kind: "file",
+      read: typeof read === "string" ? () => read : read,
+      ...(write ? { write } : {}),
+    });
+  }
+
+  /** The write handler of a writable attribute, or null. */
+  writer(path: string): ((text: string) => number) | null {
+    const e = this.entries.get(path);
+    return e?.kind === "file" && e.write ? e.write : null;
   }
 
   remove(prefix: string): void {

@@ -26,9 +26,12 @@ let nextPfn = 0x100;
  * its bytes through load()/store(), so a page whose memory lives elsewhere (a bridged
  * process's own page, src/bridge/remote_mm.ts) is the same kind of object to the IOMMU. */
 export class Page {
-  readonly pfn = nextPfn++;
   pins = 0;
-  constructor(readonly data: Uint8Array = new Uint8Array(PAGE_SIZE)) {}
+  constructor(
+    readonly data: Uint8Array = new Uint8Array(PAGE_SIZE),
+    /** the page frame number: unique; a bridged huge page's frames are contiguous */
+    readonly pfn = nextPfn++,
+  ) {}
 
   /** out[at, at + n) = this page's bytes [off, off + n); false when the memory is gone */
   load(off: number, n: number, out: Uint8Array, at: number): boolean {

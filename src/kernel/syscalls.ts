@@ -83,25 +83,39 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?:
   return rc;
 }
 
-/** A sysfs attribute (kernfs_fop_read_iter): its text as of the open, read from the position;
- * writes are refused as for the read-only attributes the twin has. */
+/** A sysfs or debugfs attribute (kernfs_fop_read_iter): its text as of the open, read from
+ * the position; a write hands the written text to the attribute's store handler. */
+interface SysfsOpen {
+  bytes: Uint8Array;
+  store: ((text: string) => number) | null;
+}
 const sysfsFops: FileOperations = {
   owner: null,
   name: "sysfs",
   read(file, buf, count, pos) {
-    const bytes = file.privateData as Uint8Array;
+    const bytes = (file.privateData as SysfsOpen).bytes;
     const n = Math.max(0, Math.min(count, bytes.length - pos));
     if (n === 0) return 0;
     const rc = file.k.current!.process!.mm.copyToUser(buf, bytes.subarray(pos, pos + n));
     return rc < 0 ? rc : n;
   },
+  write(file, buf, count) {
+    const store = (file.privateData as SysfsOpen).store;
+    if (!store) return -EACCES;
+    if (count > 4096) return -EINVAL;
+    const b = file.k.current!.process!.mm.copyFromUser(buf, count);
+    if (typeof b === "number") return b;
+    const rc = store(new TextDecoder().decode(b));
+    return rc < 0 ? rc : count;
+  },
 };
 
 function openSysfsFile(k: Kernel, path: string, flags: number, text: string, install: (f: File) => number): number {
-  if ((flags & 3) !== 0) return -EACCES; // the attributes are 0444
+  const store = k.sysfs.writer(path);
+  if ((flags & 3) !== 0 && !store) return -EACCES; // a read-only (0444) attribute
   const f = k.allocFile(sysfsFops, path, flags);
   if (typeof f === "number") return f;
-  f.privateData = new TextEncoder().encode(text);
+  f.privateData = { bytes: new TextEncoder().encode(text), store } satisfies SysfsOpen;
   f.opened = true;
   const rc = install(f);
   if (rc < 0) f.put("init");

@@ -4,7 +4,7 @@
 // and a way to run a real program against it.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ const HOST_OUT = join(
 export interface HostPrograms {
   vfioScript: string;
   selftest: string;
+  failNth: string;
 }
 
 let built: HostPrograms | string | null = null;
@@ -32,11 +33,34 @@ let built: HostPrograms | string | null = null;
  * why they cannot be (no ../shared/oracle beside the repo, no compiler). */
 export function hostPrograms(): HostPrograms | string {
   if (built) return built;
-  const progs = { vfioScript: join(HOST_OUT, "vfio_script"), selftest: join(HOST_OUT, "iommufd_selftest") };
+  const progs = {
+    vfioScript: join(HOST_OUT, "vfio_script"),
+    selftest: join(HOST_OUT, "iommufd_selftest"),
+    failNth: join(HOST_OUT, "iommufd_fail_nth"),
+  };
   if (!existsSync(progs.vfioScript) || !existsSync(progs.selftest)) {
     if (!existsSync(join(ORACLE, "build.sh"))) return (built = `no oracle at ${ORACLE} to build the C clients from`);
     const r = spawnSync("bash", [join(ORACLE, "build.sh"), "host"], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`../shared/oracle/build.sh host failed:\n${r.stdout}\n${r.stderr}`);
+  }
+  if (!existsSync(progs.failNth)) {
+    // build.sh host makes the selftest only: its fault-injection companion, the same way
+    const hdr = readFileSync(join(HOST_OUT, "uapi-include-dir"), "utf8").trim();
+    const src = join(dirname(dirname(hdr)), "../src/usr/src/linux-source-6.12/tools/testing/selftests/iommu");
+    const r = spawnSync(
+      "gcc",
+      [
+        "-O2",
+        "-Wall",
+        "-isystem",
+        hdr,
+        "-Wno-unused-function",
+        "-include",
+        join(ORACLE, "guest/selftest-compat.h"),
+      ].concat(["-o", progs.failNth, join(src, "iommufd_fail_nth.c")]),
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0) throw new Error(`building iommufd_fail_nth failed:\n${r.stderr}`);
   }
   return (built = progs);
 }

@@ -225,6 +225,24 @@ describe("a misbehaving client", { skip }, () => {
     await healthy(s);
   });
 
+  it("an EBUSY names who holds the group, by pid and program", async () => {
+    const d = new Driven(s);
+    assert.match(await d.send("open g $GROUP"), /open 0 0 OK/);
+    if (typeof progs === "string") return;
+    const r = await runClient(s, [progs.vfioScript, BDF], "open g $GROUP\n");
+    assert.match(r.stdout, /STEP 1 open -1 16 EBUSY/);
+    const log = s.server.logLines.join("\n");
+    assert.match(
+      log,
+      new RegExp(
+        `open /dev/vfio/1 = -EBUSY; held by:\\n/dev/vfio/1:\\n  fd \\d+ of pid ${d.child.pid} \\(vfio_script\\[${d.child.pid}\\]\\)`,
+      ),
+    );
+    assert.match(log, new RegExp(`vfio_script\\[${d.child.pid}\\] connected`));
+    await d.kill();
+    await healthy(s);
+  });
+
   it("random well-framed requests get an errno, never a crash", async () => {
     const r = new Raw(s.socket);
     await r.ready();
