@@ -42,6 +42,7 @@ import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable
 import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
+import { autoResponseFaults, faultOf, iopfEnable } from "./fault.js";
 import { IommufdObject } from "./object.js";
 import { driverAttachDev, MockDev } from "./selftest_mock_dev.js";
 
@@ -168,7 +169,9 @@ export function hwptAttach(hwpt: IommufdHwpt, idev: IommufdDevice): number {
   let rc = iopt.enforceDevResvRegions(regions, idev.dev);
   if (rc) return rc;
   if (ig.devices.length === 0) {
-    rc = driverAttachDev(hwpt.domain, idev.dev);
+    // iommufd_hwpt_attach_device(): IOPF first for a HWPT with a fault
+    rc = faultOf(hwpt) ? iopfEnable(idev) : 0;
+    if (!rc) rc = driverAttachDev(hwpt.domain, idev.dev);
     if (!rc) rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
     if (rc) {
       iopt.removeReservedIova(idev.dev);
@@ -189,6 +192,7 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   if (ig.devices.length === 0) {
     idev.dev.core.detachGroup(hwpt.domain, ig.group);
     ig.hwpt = null;
+    autoResponseFaults(hwpt, ig); // iommufd_hwpt_detach_device()
   }
   hwpt.ioas.iopt.removeReservedIova(idev.dev);
   return hwpt;
@@ -223,15 +227,18 @@ const doReplace: AttachFn = (idev, hwpt) => {
       }
     }
   }
-  let rc = 0;
+  // iommufd_hwpt_replace_device(): IOPF first when the new HWPT has a fault the old lacks
+  let rc = faultOf(hwpt) && !faultOf(old) ? iopfEnable(idev) : 0;
   for (const d of ig.devices) rc ||= driverAttachDev(hwpt.domain, d.dev);
   if (!rc) rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
   if (rc) {
-    removeGroupReserved(ig, hwpt);
+    // err_unresv: only what was reserved above (the same IOAS keeps the group's regions)
+    if (hwpt.ioas !== old.ioas) removeGroupReserved(ig, hwpt);
     return rc;
   }
   if (hwpt.ioas !== old.ioas) removeGroupReserved(ig, old);
   ig.hwpt = hwpt;
+  autoResponseFaults(old, ig); // iommufd_hwpt_replace_device(): the old handle's requests
   // the devices' references move to the new HWPT; the caller drops idev's on the old one
   for (const d of ig.devices) hwpt.get(d.attachedHolder);
   for (const d of ig.devices) if (d !== idev) old.put(d.attachedHolder);

@@ -1,7 +1,7 @@
 // The selftest object (IOMMUFD_OBJ_SELFTEST, TYPE_IDEV) and its ops (drivers/iommu/iommufd/
 // selftest.c): MOCK_DOMAIN / MOCK_DOMAIN_FLAGS make a mock device, bind it to the iommufd
 // and attach it to an IOAS or HWPT, like a VFIO device's BIND + ATTACH; MOCK_DOMAIN_REPLACE
-// replaces its HWPT; TRIGGER_IOPF reports a page request for it.
+// replaces its HWPT; TRIGGER_IOPF reports a page request for it (./fault.ts delivers it).
 //
 // The object holds the device (its DEVICE object, id out_idev_id, is an ordinary bound
 // device); DESTROY of the selftest object (out_stdev_id) detaches, unbinds and removes the
@@ -10,6 +10,7 @@
 // the device.
 
 import { EINVAL, ENOENT } from "../uapi/errno.js";
+import { IOMMU_PGFAULT_FLAGS_LAST_PAGE, IOMMU_PGFAULT_FLAGS_PASID_VALID } from "../uapi/iommufd.js";
 import {
   IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS,
   test_mock_domain,
@@ -25,6 +26,7 @@ import {
   iommufdDeviceUnbind,
 } from "./device.js";
 import type { IommufdCtx } from "./main.js";
+import { reportDeviceFault } from "./fault.js";
 import { IommufdObject } from "./object.js";
 import { setMember, type TestUcmd } from "./selftest_cmd.js";
 import { MockDev, mockDevCreate, mockDevDestroy, mockDevHasIommu } from "./selftest_mock_dev.js";
@@ -112,14 +114,20 @@ export function mockDomainReplace(u: TestUcmd, m: V<typeof test_mock_domain_repl
 }
 
 /**
- * iommufd_test_trigger_iopf(): the page request goes to iommu_report_device_fault(), whose
- * answer is ignored. Delivering it to the FAULT object of an IOPF-capable (nested) HWPT is
- * not modelled: the request is dropped, nothing is queued on the fault fd.
+ * iommufd_test_trigger_iopf(): a one-fault page request group (LAST_PAGE, PASID_VALID unless
+ * pasid is IOMMU_NO_PASID) goes to iommu_report_device_fault(), whose answer is ignored: with
+ * CONFIG_IOMMU_IOPF it reaches the FAULT object of the IOPF-capable HWPT the device is
+ * attached to, if any (./fault.ts).
  */
 export function triggerIopf(u: TestUcmd, m: V<typeof test_trigger_iopf>): number {
   const idev = u.ictx.objects.get<IommufdDevice>(m.dev_id, "device");
   if (!idev) return -ENOENT;
-  const mock = idev.dev instanceof MockDev;
-  idev.put();
-  return mock ? 0 : -EINVAL;
+  try {
+    if (!(idev.dev instanceof MockDev)) return -EINVAL;
+    const flags = IOMMU_PGFAULT_FLAGS_LAST_PAGE | (m.pasid !== 0 ? IOMMU_PGFAULT_FLAGS_PASID_VALID : 0);
+    reportDeviceFault(idev, { flags, pasid: m.pasid, grpid: m.grpid, perm: m.perm, addr: m.addr });
+    return 0;
+  } finally {
+    idev.put();
+  }
 }

@@ -33,6 +33,8 @@ export interface FileOperations {
    * kernel copies to/from user memory itself; returns bytes done or -errno */
   read?(file: File, buf: number, count: number, pos: number): KRet<number>;
   write?(file: File, buf: number, count: number, pos: number): KRet<number>;
+  /** read/write never move *ppos (iommufd's fault fd): read(2)/write(2) leave f_pos alone */
+  readonly noPos?: boolean;
   /** set vma's io hooks; 0 or -errno */
   mmap?(file: File, vma: Vma): KRet<number>;
 }

@@ -369,7 +369,7 @@ export function sysRw(
     else if (buf < 0 || buf + count > TASK_SIZE) rc = -EFAULT;
     else {
       rc = call(k, t, () => op(f, buf, count, pos ?? f.pos));
-      if (pos === null && rc > 0 && f.fops.name !== "eventfd") f.pos += rc;
+      if (pos === null && rc > 0 && f.fops.name !== "eventfd" && !f.fops.noPos) f.pos += rc;
     }
   }
   if (k.trace.enabled) {

@@ -190,10 +190,15 @@ describe("MD_CHECK_MAP and MD_CHECK_REFS", () => {
     assert.equal(at.rc, 0);
     assert.equal(checkMap(e, at.pt, 0x100000n, PAGE, BUF), -EINVAL);
     assert.equal(mockDomain(e, at.pt).rc, -EINVAL, "__iommu_attach_group(): another driver's domain");
+    const withMsi = ranges(e, ioas, 8).list;
+    assert.equal(withMsi.length, 2, "the VT-d aperture minus the MSI window");
     // attached to the IOAS, the mock device gets a mock domain of its own
     const d = mockDomainOk(e, ioas);
     assert.notEqual(d.hwpt, at.pt);
+    // the edu device cannot move to it, and its MSI window stays reserved in the shared IOAS
+    assert.equal(attachPt(e, cdev, d.hwpt).rc, -EINVAL);
     assert.equal(destroy(e, d.stdev), 0);
+    assert.deepEqual(ranges(e, ioas, 8).list, withMsi);
     assert.equal(e.p.close(cdev), 0);
   });
 

@@ -1,14 +1,15 @@
 // Nested mock HWPTs, IOMMU_HWPT_INVALIDATE and MD_CHECK_IOTLB, modelled on
-// tools/testing/selftests/iommu/iommufd.c (6.12) TEST_F(iommufd_ioas, alloc_hwpt_nested) up
-// to its IOPF step (fault delivery is not modelled), and its no_domain variant.
+// tools/testing/selftests/iommu/iommufd.c (6.12) TEST_F(iommufd_ioas, alloc_hwpt_nested) with
+// its IOPF through the fault queue, and its no_domain variant; TRIGGER_IOPF's other cases.
 
 import { describe, it, afterEach, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP } from "../../src/uapi/errno.js";
+import { EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP } from "../../src/uapi/errno.js";
+import { setIommuIopf } from "../../src/iommufd/fault.js";
 import * as U from "../../src/uapi/iommufd.js";
 import * as T from "../../src/uapi/iommufd_test.js";
-import { type Env, setup, teardown, ioasAlloc, destroy, raw, rawFields } from "./helpers.js";
-import { BUF, hwptAlloc, mockDomainOk, replace, testCmd } from "./selftest_helpers.js";
+import { type Env, setup, teardown, ioasAlloc, destroy, raw, rawFields, bindIommufd } from "./helpers.js";
+import { BUF, hwptAlloc, mockDomain, mockDomainOk, replace, testCmd } from "./selftest_helpers.js";
 
 let e: Env;
 beforeEach(() => {
@@ -67,6 +68,22 @@ function invalidate(
     entry_num: num,
   });
   return { rc: r.rc, num: r.out.entry_num };
+}
+
+function triggerIopf(dev: number, pasid: number): number {
+  return testCmd(e, T.IOMMU_TEST_OP_TRIGGER_IOPF, 0, [
+    ["u32", 0, dev],
+    ["u32", 4, pasid],
+    ["u32", 8, 2],
+    ["u32", 12, U.IOMMU_PGFAULT_PERM_READ | U.IOMMU_PGFAULT_PERM_WRITE],
+    ["u64", 16, 0xdeadbeafn],
+  ]).rc;
+}
+
+function respond(fd: number, cookie: number, code: number): number {
+  const at = BUF + 0x3000;
+  e.p.write(at, U.iommu_hwpt_page_response.encode({ cookie, code }));
+  return e.p.writeFd(fd, at, 8);
 }
 
 const iotlb = (hwpt: number, id: number, want: number) =>
@@ -176,8 +193,12 @@ describe("alloc_hwpt_nested", () => {
     assert.equal(replace(e, d.stdev, n1.id).rc, 0);
     assert.equal(destroy(e, n1.id), -EBUSY);
     assert.equal(destroy(e, n0.id), 0);
-    assert.equal(replace(e, d.stdev, iopfId).rc, 0);
-    assert.equal(destroy(e, iopfId), -EBUSY);
+    // the oracle's kernel has no CONFIG_IOMMU_IOPF: the mock cannot enable IOPF, and the
+    // kernel's selftest stops here ("not ok" on it)
+    assert.equal(replace(e, d.stdev, iopfId).rc, -ENODEV);
+    assert.equal(mockDomain(e, iopfId).rc, -ENODEV);
+    assert.equal(triggerIopf(d.idev, 1), 0, "iommu_report_device_fault() is a stub");
+    assert.equal(e.p.readFd(faultFd, BUF + 0x2000, 40), 0);
     assert.equal(replace(e, d.stdev, parent).rc, 0);
     assert.equal(destroy(e, n1.id), 0);
     assert.equal(destroy(e, iopfId), 0);
@@ -186,6 +207,71 @@ describe("alloc_hwpt_nested", () => {
     assert.equal(destroy(e, notWork), 0);
     assert.equal(e.p.close(faultFd), 0);
     assert.equal(destroy(e, faultId), 0);
+  });
+
+  it("with CONFIG_IOMMU_IOPF: the fault reaches the fault fd, is answered, or is answered for us", () => {
+    setIommuIopf(e.twin.kernel, true);
+    e.p.write(DATA, T.iommu_hwpt_selftest.encode({ iotlb: T.IOMMU_TEST_IOTLB_DEFAULT }));
+    const ioas = ioasAlloc(e);
+    const d = mockDomainOk(e, ioas);
+    const parent = hwptAlloc(e, d.idev, ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT).id;
+    const f = rawFields(e, U.IOMMU_FAULT_QUEUE_ALLOC, [["u32", 0, 16]]);
+    const faultId = Number(f.get("u32", 8));
+    const faultFd = Number(f.get("u32", 12));
+    const ip = iopf(d.idev, parent, faultId);
+    assert.equal(ip.rc, 0);
+    const iopfId = ip.out.out_hwpt_id;
+    assert.equal(replace(e, d.stdev, iopfId).rc, 0);
+    assert.equal(destroy(e, iopfId), -EBUSY);
+    // trigger an IOPF on the device (_test_cmd_trigger_iopf()): read the fault, answer it
+    assert.equal(triggerIopf(d.idev, 1), 0);
+    const buf = BUF + 0x2000;
+    assert.equal(e.p.readFd(faultFd, buf, 0), -EINVAL, "the group does not fit in 0 bytes");
+    assert.equal(e.p.readFd(faultFd, buf, 80), 40);
+    const f0 = U.iommu_hwpt_pgfault.decode(e.p.read(buf, 40));
+    assert.deepEqual(f0, {
+      flags: U.IOMMU_PGFAULT_FLAGS_PASID_VALID | U.IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+      dev_id: d.idev,
+      pasid: 1,
+      grpid: 2,
+      perm: U.IOMMU_PGFAULT_PERM_READ | U.IOMMU_PGFAULT_PERM_WRITE,
+      __reserved: 0,
+      addr: 0xdeadbeafn,
+      length: 0,
+      cookie: 1,
+    });
+    assert.equal(e.p.readFd(faultFd, buf, 40), 0, "nothing more");
+    assert.equal(respond(faultFd, 1, 2), -EINVAL, "an unknown response code");
+    assert.equal(respond(faultFd, 2, U.IOMMUFD_PAGE_RESP_SUCCESS), -EINVAL, "an unknown cookie");
+    assert.equal(respond(faultFd, 1, U.IOMMUFD_PAGE_RESP_SUCCESS), 8);
+    assert.equal(respond(faultFd, 1, U.IOMMUFD_PAGE_RESP_SUCCESS), -EINVAL, "answered already");
+    // requests still pending when the device leaves are answered by the kernel
+    assert.equal(triggerIopf(d.idev, 0), 0);
+    assert.equal(triggerIopf(d.idev, 0), 0);
+    assert.equal(e.p.readFd(faultFd, buf, 40), 40, "one group at a time fits");
+    assert.equal(U.iommu_hwpt_pgfault.decode(e.p.read(buf, 40)).flags, U.IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+    assert.equal(replace(e, d.stdev, parent).rc, 0);
+    assert.equal(e.p.readFd(faultFd, buf, 40), 0);
+    assert.equal(respond(faultFd, 1, U.IOMMUFD_PAGE_RESP_SUCCESS), -EINVAL);
+    assert.equal(triggerIopf(d.idev, 1), 0, "no handler: dropped");
+    assert.equal(e.p.readFd(faultFd, buf, 40), 0);
+    assert.equal(destroy(e, iopfId), 0);
+    assert.equal(replace(e, d.stdev, ioas).rc, 0);
+    assert.equal(destroy(e, parent), 0);
+    assert.equal(e.p.close(faultFd), 0);
+    assert.equal(destroy(e, faultId), 0);
+  });
+
+  it("TRIGGER_IOPF needs a mock device", () => {
+    const ioas = ioasAlloc(e);
+    assert.equal(triggerIopf(99, 0), -ENOENT);
+    const cdev = e.p.open("/dev/vfio/devices/vfio0");
+    const b = bindIommufd(e, cdev);
+    assert.equal(b.rc, 0);
+    assert.equal(triggerIopf(b.devid, 0), -EINVAL);
+    const d = mockDomainOk(e, ioas);
+    assert.equal(triggerIopf(d.idev, 0), 0, "attached to a HWPT without a fault: dropped");
+    assert.equal(e.p.close(cdev), 0);
   });
 
   it("no_domain: every step names an object that does not exist", () => {
