@@ -44,6 +44,40 @@ export class Page {
     this.data.set(src.subarray(at, at + n), off);
     return true;
   }
+
+  /** A pfn with no struct page behind it (is_invalid_reserved_pfn()): not charged as locked. */
+  get reserved(): boolean {
+    return false;
+  }
+}
+
+const NO_BYTES = new Uint8Array(0);
+
+/**
+ * A page of device memory behind a VM_PFNMAP mapping (a BAR mmap'ed from a VFIO device): what
+ * vfio_iommu_type1's vaddr_get_pfns() maps through follow_fault_pfn() when pinning fails, for
+ * peer-to-peer DMA. A DMA through it is an access to the device's BAR.
+ */
+export class IoPage extends Page {
+  constructor(
+    readonly io: VmaIo,
+    /** the byte offset into the device region */
+    readonly offset: number,
+  ) {
+    super(NO_BYTES);
+  }
+  override load(off: number, n: number, out: Uint8Array, at: number): boolean {
+    const b = this.io.read(this.offset + off, n);
+    if (!b) return false;
+    out.set(b, at);
+    return true;
+  }
+  override store(off: number, n: number, src: Uint8Array, at: number): boolean {
+    return this.io.write(this.offset + off, src.subarray(at, at + n));
+  }
+  override get reserved(): boolean {
+    return true;
+  }
 }
 
 /** Device memory behind a VMA (vm_ops of an mmap'ed BAR): reads and writes go to the device. */
@@ -312,6 +346,14 @@ export class MmStruct {
       out.push(p);
     }
     return out;
+  }
+
+  /** follow_fault_pfn() on a VM_PFNMAP mapping: the device page at addr, or null when addr
+   * is not device memory mapped with `write` allowed if asked. One per call, as a pfn is. */
+  pfnmapPage(addr: number, write: boolean): Page | null {
+    const v = this.find(addr);
+    if (!v || !v.io || addr % PAGE_SIZE !== 0 || (write && !(v.prot & PROT_WRITE))) return null;
+    return new IoPage(v.io, v.pgoff + (addr - v.start));
   }
 
   /** The Page at addr without pinning (for tests and invariants), faulting it in. */

@@ -128,27 +128,46 @@ function pinDma(dma: VfioDma): number {
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
   const pages: Page[] = [];
+  let charged = 0;
   for (let i = 0; i < dma.npages; i++) {
-    const pg = dma.mm.pinPages(dma.vaddr + i * PAGE_SIZE, 1, write);
+    const va = dma.vaddr + i * PAGE_SIZE;
+    let pg = dma.mm.pinPages(va, 1, write);
+    if (pg === -EFAULT) {
+      // vaddr_get_pfns(): a VM_PFNMAP mapping (a device BAR) gives its pfn, unpinned and
+      // uncharged (is_invalid_reserved_pfn()), for peer-to-peer DMA
+      const io = dma.mm.pfnmapPage(va, write);
+      if (io) {
+        io.pins++;
+        pg = [io];
+      }
+    }
     let rc = typeof pg === "number" ? pg : 0;
     if (typeof pg !== "number") {
       pages.push(pg[0]!);
-      if (!dma.lockCap && dma.mm.lockedVm + pages.length > limit) rc = -ENOMEM;
+      if (!pg[0]!.reserved) charged++;
+      if (!dma.lockCap && dma.mm.lockedVm + charged > limit) rc = -ENOMEM;
     }
     if (rc < 0) {
       unpinPages(pages);
       return rc;
     }
   }
-  dma.mm.lockedVm += pages.length;
+  dma.mm.lockedVm += charged;
   dma.pages = pages;
   return 0;
+}
+
+/** The pages of a mapping that were charged to locked_vm (device pfns are not). */
+function chargedPages(pages: readonly Page[]): number {
+  let n = 0;
+  for (const p of pages) if (!p.reserved) n++;
+  return n;
 }
 
 function unpinDma(dma: VfioDma): void {
   if (!dma.pages) return;
   unpinPages(dma.pages);
-  lockAcct(dma, -dma.pages.length);
+  lockAcct(dma, -chargedPages(dma.pages));
   dma.pages = null;
 }
 
@@ -730,7 +749,7 @@ export function type1Violations(k: Kernel): string[] {
     for (const dma of iommu.dmaList) {
       n++;
       if (dma.pages) {
-        charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + dma.pages.length);
+        charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + chargedPages(dma.pages));
         dma.pages.forEach((pg, i) => {
           holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
           for (const d of iommu.domains) {
