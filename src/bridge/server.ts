@@ -330,7 +330,12 @@ export class BridgeServer {
     const p = c.proc;
     if (!p) return;
     const k = this.twin.kernel;
-    sys.sysExit(k, p);
+    try {
+      sys.sysExit(k, p);
+    } catch (e) {
+      // a kernel bug in a release path: say so, keep serving the others
+      this.log(`${c.who()}: internal error at exit: ${(e as Error).stack ?? e}`);
+    }
     closeFd(p.pidfd);
     this.log(`${c.who()}: exited (${c.served} requests)`);
   }
