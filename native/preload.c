@@ -528,7 +528,7 @@ static int vt_open(const char *path, int flags, mode_t mode)
 {
 	char c[4096];
 	if (twin_path(path)) return twin_open(canon(path, c, sizeof c), flags);
-	if (own_status_path(path) && !connect_failed) return open_status(flags);
+	if (own_status_path(path) && sock >= 0) return open_status(flags);
 	return R(open)(path, flags, mode);
 }
 
@@ -574,7 +574,7 @@ int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, 
 
 static FILE *vt_fopen(const char *path, const char *mode)
 {
-	if (twin_path(path) || (own_status_path(path) && !connect_failed)) {
+	if (twin_path(path) || (own_status_path(path) && sock >= 0)) {
 		int flags = strchr(mode, '+') ? O_RDWR : mode[0] == 'r' ? O_RDONLY : O_WRONLY;
 		if (strchr(mode, 'e')) flags |= O_CLOEXEC;
 		int fd = vt_open(path, flags, 0);
@@ -953,6 +953,15 @@ unsigned sleep(unsigned s) { return twin_sleep((uint64_t)s * 1000000000ull) == 0
 
 /* ---------------------------------------------------- credentials, rlimit -- */
 
+/* Whether this process already talks to the twin (no connection is made to find out). */
+static int is_connected(void)
+{
+	pthread_mutex_lock(&mu);
+	int on = sock >= 0;
+	pthread_mutex_unlock(&mu);
+	return on;
+}
+
 /* The twin is the machine: RLIMIT_MEMLOCK and the capability sets that its accounting and
  * permission checks read are the twin's, so a connected program's setrlimit(RLIMIT_MEMLOCK)
  * and capset() go there (and are answered as the twin's kernel answers them). */
@@ -981,19 +990,25 @@ static int twin_setrlimit(const struct rlimit *rl)
 	return rc < 0 ? fail(rc) : 0;
 }
 
-static int memlock_of_self(int res, pid_t pid) { return res == RLIMIT_MEMLOCK && (pid == 0 || pid == getpid()) && connected(); }
+/* A change connects (the twin's value is the one that counts from then on); a read is the
+ * twin's only once connected: a process that never touches the twin keeps its own. */
+static int memlock_of_self(int res, pid_t pid, int change)
+{
+	if (res != RLIMIT_MEMLOCK || (pid != 0 && pid != getpid())) return 0;
+	return change ? connected() : is_connected();
+}
 
 int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
 {
 	static int (*real)(__rlimit_resource_t, struct rlimit *);
-	if (memlock_of_self(res, 0)) return twin_getrlimit(rl);
+	if (memlock_of_self(res, 0, 0)) return twin_getrlimit(rl);
 	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "getrlimit");
 	return real(res, rl);
 }
 int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
 {
 	static int (*real)(__rlimit_resource_t, const struct rlimit *);
-	if (memlock_of_self(res, 0)) return twin_setrlimit(rl);
+	if (memlock_of_self(res, 0, 1)) return twin_setrlimit(rl);
 	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "setrlimit");
 	return real(res, rl);
 }
@@ -1002,7 +1017,7 @@ int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl) { return set
 int prlimit(pid_t pid, __rlimit_resource_t res, const struct rlimit *nw, struct rlimit *old)
 {
 	static int (*real)(pid_t, __rlimit_resource_t, const struct rlimit *, struct rlimit *);
-	if (memlock_of_self(res, pid)) {
+	if (memlock_of_self(res, pid, nw != NULL)) {
 		struct rlimit cur;
 		if (twin_getrlimit(&cur) < 0) return -1;
 		if (nw && twin_setrlimit(nw) < 0) return -1;
@@ -1041,7 +1056,7 @@ static int twin_cap(int set, cap_user_header_t h, cap_user_data_t d)
 
 int capget(cap_user_header_t h, cap_user_data_t d)
 {
-	int rc = connected() ? twin_cap(0, h, d) : -2;
+	int rc = is_connected() ? twin_cap(0, h, d) : -2;
 	return rc != -2 ? rc : (int)syscall_real(SYS_capget, (long)h, (long)d, 0, 0, 0, 0);
 }
 int capset(cap_user_header_t h, const cap_user_data_t d)
@@ -1057,11 +1072,11 @@ long syscall(long nr, ...)
 	va_start(ap, nr);
 	for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
 	va_end(ap);
-	if ((nr == SYS_capget || nr == SYS_capset) && connected()) {
+	if ((nr == SYS_capget && is_connected()) || (nr == SYS_capset && connected())) {
 		int rc = twin_cap(nr == SYS_capset, (cap_user_header_t)a[0], (cap_user_data_t)a[1]);
 		if (rc != -2) return rc;
 	}
-	if (nr == SYS_prlimit64 && memlock_of_self((int)a[1], (pid_t)a[0]))
+	if (nr == SYS_prlimit64 && memlock_of_self((int)a[1], (pid_t)a[0], a[2] != 0))
 		return prlimit((pid_t)a[0], (__rlimit_resource_t)a[1], (const struct rlimit *)a[2], (struct rlimit *)a[3]);
 	return syscall_real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
@@ -1074,10 +1089,7 @@ long syscall(long nr, ...)
 static void reaped(pid_t pid, int status)
 {
 	if (pid <= 0 || !(WIFEXITED(status) || WIFSIGNALED(status))) return;
-	pthread_mutex_lock(&mu);
-	int on = sock >= 0;
-	pthread_mutex_unlock(&mu);
-	if (on) rpc(VT_REAP, (uint64_t[]){ (uint64_t)pid }, 1, NULL, 0, NULL, 0, NULL, NULL);
+	if (is_connected()) rpc(VT_REAP, (uint64_t[]){ (uint64_t)pid }, 1, NULL, 0, NULL, 0, NULL, NULL);
 }
 
 pid_t waitpid(pid_t pid, int *wstatus, int options)
