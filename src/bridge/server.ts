@@ -24,10 +24,10 @@ import {
   EPROTO,
   errnoName,
 } from "../uapi/errno.js";
-import { _IO, IOMMUFD_TYPE } from "../uapi/ioctl.js";
 import * as V from "../uapi/vfio.js";
 import * as K from "../uapi/kvm.js";
 import * as I from "../uapi/iommufd.js";
+import { IOMMU_TEST_CMD } from "../uapi/iommufd_test.js";
 import { formatHolders, whoHolds } from "../check/holders.js";
 import type { File } from "../kernel/fs.js";
 import { RLIM_INFINITY } from "../kernel/process.js";
@@ -45,7 +45,7 @@ export const FD_MAKING_IOCTLS: readonly number[] = [
   K.KVM_CREATE_VCPU,
   K.KVM_CREATE_DEVICE,
   I.IOMMU_FAULT_QUEUE_ALLOC,
-  _IO(IOMMUFD_TYPE, I.IOMMUFD_CMD_BASE + 32),
+  IOMMU_TEST_CMD,
   V.VFIO_DEVICE_FEATURE,
 ].map((n) => n >>> 0);
 
