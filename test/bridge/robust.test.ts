@@ -225,6 +225,23 @@ describe("a misbehaving client", { skip }, () => {
     await healthy(s);
   });
 
+  it("an exception inside a request is that call's EPROTO, logged; the client and server go on", async () => {
+    const d = new Driven(s);
+    assert.match(await d.send("open c /dev/vfio/vfio"), /open 0 0 OK/);
+    let once = true;
+    s.server.opts.onRequest = (_c, op) => {
+      if (op === Op.IOCTL && once) {
+        once = false;
+        throw new Error("a twin bug");
+      }
+    };
+    assert.match(await d.send("vfio_api $c"), /vfio_api -1 71 EPROTO/);
+    assert.match(await d.send("vfio_api $c"), /vfio_api 0 0 OK/);
+    assert.match(s.server.logLines.join("\n"), /internal error: Error: a twin bug/);
+    await d.kill();
+    await healthy(s);
+  });
+
   it("an EBUSY names who holds the group, by pid and program", async () => {
     const d = new Driven(s);
     assert.match(await d.send("open g $GROUP"), /open 0 0 OK/);
