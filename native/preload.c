@@ -1151,3 +1151,68 @@ ssize_t __readlink_chk(const char *path, char *buf, size_t len, size_t buflen)
 	if (len > buflen) __chk_fail();
 	return readlink(path, buf, len);
 }
+
+/* ------------------------------------------------- more stat entry points -- */
+
+/* Rust's std (cloud-hypervisor, crosvm) asks statx; old binaries call __xstat; fstatat with
+ * AT_FDCWD or an absolute path is stat. All reach twin_stat() for twin paths. */
+int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *sx)
+{
+	static int (*real)(int, const char *, int, unsigned, struct statx *);
+	if (twin_path(path)) {
+		struct stat st;
+		if (twin_stat(path, &st, !(flags & AT_SYMLINK_NOFOLLOW)) < 0) return -1;
+		memset(sx, 0, sizeof *sx);
+		sx->stx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO | STATX_SIZE;
+		sx->stx_mode = (uint16_t)st.st_mode;
+		sx->stx_nlink = 1;
+		sx->stx_ino = st.st_ino;
+		sx->stx_size = (uint64_t)st.st_size;
+		sx->stx_blksize = 4096;
+		return 0;
+	}
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "statx");
+	return real(dirfd, path, flags, mask, sx);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	static int (*real)(int, const char *, struct stat *, int);
+	if (twin_path(path)) return twin_stat(path, st, !(flags & AT_SYMLINK_NOFOLLOW));
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "fstatat");
+	return real(dirfd, path, st, flags);
+}
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags) { return fstatat(dirfd, path, (struct stat *)st, flags); }
+
+int __xstat(int ver, const char *path, struct stat *st)
+{
+	static int (*real)(int, const char *, struct stat *);
+	if (twin_path(path)) return twin_stat(path, st, 1);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "__xstat");
+	return real(ver, path, st);
+}
+int __lxstat(int ver, const char *path, struct stat *st)
+{
+	static int (*real)(int, const char *, struct stat *);
+	if (twin_path(path)) return twin_stat(path, st, 0);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "__lxstat");
+	return real(ver, path, st);
+}
+int __xstat64(int ver, const char *path, struct stat64 *st) { return __xstat(ver, path, (struct stat *)st); }
+int __lxstat64(int ver, const char *path, struct stat64 *st) { return __lxstat(ver, path, (struct stat *)st); }
+
+int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+	static int (*real)(int, const char *, int, int);
+	if (twin_path(path)) return access(path, mode);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "faccessat");
+	return real(dirfd, path, mode, flags);
+}
+
+ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
+{
+	static ssize_t (*real)(int, const char *, char *, size_t);
+	if (twin_path(path)) return readlink(path, buf, size);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "readlinkat");
+	return real(dirfd, path, buf, size);
+}

@@ -61,3 +61,33 @@ test("vfio-twin run passes the exit code through and rejects bad usage with 2", 
   assert.equal(nofile.status, 1);
   assert.match(nofile.stderr, /^vfio-twin run: --machine \/nonexistent.json: ENOENT/);
 });
+
+// The sysfs and /dev discovery a VMM does, by an unmodified Python (its os module goes
+// through stat/fstatat/statx, opendir/readdir, readlink, open): the twin's machine, not the host's.
+const py = spawnSync("sh", ["-c", "command -v python3"]).status === 0;
+test("sysfs and /dev discovery by an unmodified python3", { skip: py ? false : "no python3 here" }, () => {
+  const cli = join(ROOT, "dist/src/cli/main.js");
+  const script = [
+    "import os",
+    "d = '/sys/bus/pci/devices/0000:00:01.0'",
+    "print(os.path.isdir(d), os.path.exists('/dev/vfio/1'), os.path.exists('/dev/vfio/2'))",
+    "print(os.readlink(d + '/iommu_group'), sorted(os.listdir('/sys/bus/pci/devices')))",
+    "print(open(d + '/vendor').read().strip(), open(d + '/device').read().strip())",
+    "print(sorted(os.listdir(d + '/vfio-dev')), os.stat('/dev/vfio/devices/vfio0').st_mode & 0o170000 == 0o020000)",
+    "fd = os.open('/dev/vfio/1', os.O_RDWR); os.close(fd); print('opened')",
+  ].join("\n");
+  const r = spawnSync(process.execPath, [cli, "run", "--check", "--", "python3", "-c", script], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    [
+      "True True False",
+      "../../../kernel/iommu_groups/1 ['0000:00:01.0']",
+      "0x1234 0x11e8",
+      "['vfio0'] True",
+      "opened",
+      "",
+    ].join("\n"),
+  );
+  assert.match(r.stderr, /left in the twin after the run: nothing/);
+});
