@@ -32,6 +32,7 @@ enum vt_op {
 	VT_GETRLIMIT = 19, /* RLIMIT_MEMLOCK: reply aux0 soft, aux1 hard (~0 for infinity) */
 	VT_SETRLIMIT = 20, /* RLIMIT_MEMLOCK: a0 soft, a1 hard */
 	VT_REAP = 21,    /* a0 a child pid wait() just reaped: its exit is done in the twin first */
+	VT_POLL = 22,    /* payload: (s32 fd, s32 events) pairs; reply payload: s32 revents each */
 };
 
 #define VT_RW_WRITE 1

@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1215,4 +1216,78 @@ ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 	if (twin_path(path)) return readlink(path, buf, size);
 	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "readlinkat");
 	return real(dirfd, path, buf, size);
+}
+
+/* ------------------------------------------------------------------ poll -- */
+
+/* poll() over twin fds (the iommufd fault queue is the pollable one) and the program's own:
+ * the twin answers for its fds at once (its paths never sleep), the kernel for the rest, and
+ * the wait is ours: short real polls of the program's fds until one side is ready or the
+ * timeout ends. Only a twin fd in the set changes anything. */
+static int twin_poll_round(struct pollfd *fds, nfds_t n)
+{
+	int32_t q[128], rev[64];
+	int idx[64], m = 0;
+	for (nfds_t i = 0; i < n && m < 64; i++)
+		if (twin_fd(fds[i].fd)) {
+			idx[m] = (int)i;
+			q[2 * m] = fds[i].fd;
+			q[2 * m + 1] = fds[i].events;
+			m++;
+		}
+	size_t got = 0;
+	int64_t rc = rpc(VT_POLL, NULL, 0, q, (size_t)m * 8, rev, sizeof rev, &got, NULL);
+	if (rc < 0) return fail(rc);
+	int ready = 0;
+	for (int j = 0; j < m && (size_t)j * 4 < got; j++) {
+		fds[idx[j]].revents = (short)rev[j];
+		if (rev[j]) ready++;
+	}
+	return ready;
+}
+
+static int vt_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	static int (*real)(struct pollfd *, nfds_t, int);
+	if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "poll");
+	int any = 0;
+	for (nfds_t i = 0; i < n; i++) any |= twin_fd(fds[i].fd);
+	if (!any || n > 256) return real(fds, n, timeout);
+	struct pollfd mine[256];
+	double end = timeout < 0 ? 0 : mono_ns() + timeout * 1e6;
+	for (;;) {
+		for (nfds_t i = 0; i < n; i++) {
+			mine[i] = fds[i];
+			if (twin_fd(fds[i].fd)) mine[i].fd = -1; /* the kernel skips it */
+			fds[i].revents = 0;
+		}
+		int t = twin_poll_round(fds, n);
+		if (t < 0) return -1;
+		double left = timeout < 0 ? 5e6 : end - mono_ns();
+		int wait = t || left <= 0 ? 0 : (int)(left < 5e6 ? left / 1e6 : 5);
+		int r = real(mine, n, wait);
+		if (r < 0) return -1;
+		for (nfds_t i = 0; i < n; i++)
+			if (!twin_fd(fds[i].fd)) fds[i].revents = mine[i].revents;
+		if (t + r > 0 || (timeout >= 0 && mono_ns() >= end)) return t + r;
+	}
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout) { return vt_poll(fds, n, timeout); }
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+	if (fdslen / sizeof *fds < n) __chk_fail();
+	return vt_poll(fds, n, timeout);
+}
+int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *sigmask)
+{
+	static int (*real)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int any = 0;
+	for (nfds_t i = 0; i < n; i++) any |= twin_fd(fds[i].fd);
+	if (!any) {
+		if (!real) real = (__typeof__(real))dlsym(RTLD_NEXT, "ppoll");
+		return real(fds, n, tmo, sigmask);
+	}
+	/* the signal mask is not applied while waiting on twin fds (one short poll at a time) */
+	return vt_poll(fds, n, tmo ? (int)(tmo->tv_sec * 1000 + tmo->tv_nsec / 1000000) : -1);
 }

@@ -25,6 +25,7 @@ export const enum Op {
   GETRLIMIT = 19,
   SETRLIMIT = 20,
   REAP = 21,
+  POLL = 22,
 }
 
 export const OP_NAMES: Record<number, string> = {
@@ -49,6 +50,7 @@ export const OP_NAMES: Record<number, string> = {
   19: "getrlimit",
   20: "setrlimit",
   21: "reap",
+  22: "poll",
 };
 
 export const VT_RW_WRITE = 1;

@@ -11,6 +11,7 @@ import * as net from "node:net";
 import { existsSync, unlinkSync } from "node:fs";
 import type { Twin } from "../twin.js";
 import * as sys from "../kernel/syscalls.js";
+import { sysPollOnce } from "../kernel/poll.js";
 import {
   EBUSY,
   ECHILD,
@@ -431,6 +432,17 @@ export class BridgeServer {
         return repl(this.fork(p));
       case Op.REAP:
         return repl(this.reap(s(f, 0)));
+      case Op.POLL: {
+        const n = Math.min(64, (f.length - REQ_HDR) >> 3);
+        const q = Array.from({ length: n }, (_, i) => ({
+          fd: f.readInt32LE(REQ_HDR + 8 * i),
+          events: f.readInt32LE(REQ_HDR + 8 * i + 4),
+        }));
+        const rev = sysPollOnce(k, p, q);
+        const out = Buffer.alloc(4 * n);
+        rev.forEach((r, i) => out.writeInt32LE(r, 4 * i));
+        return repl(rev.filter((r) => r !== 0).length, 0, 0, out);
+      }
       default:
         return repl(-ENOSYS);
     }

@@ -25,7 +25,7 @@ import {
   iommu_hwpt_pgfault,
   type iommu_fault_alloc,
 } from "../uapi/iommufd.js";
-import { O_CLOEXEC, O_RDWR, type File, type FileOperations } from "../kernel/fs.js";
+import { O_CLOEXEC, O_RDWR, POLLIN, POLLOUT, POLLRDNORM, type File, type FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Module } from "../kernel/module.js";
 import { installFile } from "../kernel/syscalls.js";
@@ -203,6 +203,11 @@ function faultFops(owner: Module | null): FileOperations {
     },
     read: faultRead,
     write: faultWrite,
+    // iommufd_fault_fops_poll(): always writable (responses), readable with a group to read
+    poll(file) {
+      const fault = file.privateData as IommufdFault;
+      return POLLOUT | (fault.deliver.length ? POLLIN | POLLRDNORM : 0);
+    },
   };
 }
 

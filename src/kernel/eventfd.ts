@@ -5,7 +5,7 @@
 // sequential run, so it answers EAGAIN as well and says so in the trace.
 
 import { EAGAIN, EFAULT, EINVAL } from "../uapi/errno.js";
-import { type File, type FileOperations, O_RDWR } from "./fs.js";
+import { type File, type FileOperations, O_RDWR, POLLIN, POLLOUT } from "./fs.js";
 import type { Kernel } from "./kernel.js";
 
 export const EFD_SEMAPHORE = 1;
@@ -55,6 +55,11 @@ export const eventfdFops: FileOperations = {
     if (ULLONG_MAX - ctx.count <= v) return -EAGAIN;
     ctx.count += v;
     return 8;
+  },
+  // eventfd_poll(): readable with a count, writable while one more can be added
+  poll(file) {
+    const ctx = file.privateData as EventfdCtx;
+    return (ctx.count > 0n ? POLLIN : 0) | (ctx.count < ULLONG_MAX - 1n ? POLLOUT : 0);
   },
 };
 

@@ -37,7 +37,17 @@ export interface FileOperations {
   readonly noPos?: boolean;
   /** set vma's io hooks; 0 or -errno */
   mmap?(file: File, vma: Vma): KRet<number>;
+  /** ->poll without waiting: the EPOLL* events ready now; absent = DEFAULT_POLLMASK */
+  poll?(file: File): number;
 }
+
+/** include/uapi/asm-generic/poll.h */
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+export const POLLRDNORM = 0x40;
+export const POLLWRNORM = 0x100;
+/** fs/select.c DEFAULT_POLLMASK: a file without ->poll is always ready both ways */
+export const DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
 
 /** A character device node (what devtmpfs + cdev_add give in the kernel). */
 export interface CharDev {

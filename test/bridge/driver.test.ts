@@ -9,21 +9,23 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { createTwin } from "../../src/twin.js";
 import { BridgeServer } from "../../src/bridge/server.js";
-import { quiesce, ROOT, runClient, type Served, twinProblems } from "./harness.js";
+import { quiesce, ROOT, runClient, type Served, twinProblems, uapiInclude } from "./harness.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
-function build(): string {
-  const out = join(ROOT, "dist/native/edu_poll");
-  const r = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-o", out, join(ROOT, "native/tests/edu_poll.c")], {
-    encoding: "utf8",
-  });
+function build(name: string, include: string[] = []): string {
+  const out = join(ROOT, `dist/native/${name}`);
+  const r = spawnSync(
+    process.env.CC ?? "cc",
+    ["-O2", "-Wall", ...include.flatMap((d) => ["-isystem", d]), "-o", out, join(ROOT, `native/tests/${name}.c`)],
+    { encoding: "utf8" },
+  );
   assert.equal(r.status, 0, r.stderr);
   return out;
 }
 
 test("a C edu driver: poll() wakes on its MSI, BAR mmap, DMA, fork, EBUSY", async () => {
-  const bin = build();
+  const bin = build("edu_poll");
   // wall clock on: nothing in the driver sleeps, so only wall time moves the device's clock
   const twin = createTwin();
   const dir = mkdtempSync(join(tmpdir(), "vfio-twin-test-"));
@@ -91,3 +93,18 @@ test("sysfs and /dev discovery by an unmodified python3", { skip: py ? false : "
   );
   assert.match(r.stderr, /left in the twin after the run: nothing/);
 });
+
+// poll() over a twin fd (the iommufd fault queue) and a pipe of the program's own.
+const uapi = uapiInclude();
+test(
+  "poll() over a twin fd and the program's own",
+  { skip: uapi ? false : "no 6.12 uapi headers (scripts/build-clients.sh)" },
+  () => {
+    const bin = build("poll_twin", [uapi!]);
+    const cli = join(ROOT, "dist/src/cli/main.js");
+    const r = spawnSync(process.execPath, [cli, "run", "--check", "--", bin], { encoding: "utf8" });
+    assert.match(r.stdout, /^6 passed, 0 failed$/m, r.stdout + r.stderr);
+    assert.equal(r.status, 0);
+    assert.match(r.stderr, /left in the twin after the run: nothing/);
+  },
+);

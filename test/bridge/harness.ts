@@ -4,7 +4,7 @@
 // a fresh twin, and a way to run a real program against it.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +20,15 @@ const HOST_OUT = join(
   process.env.ORACLE_TMP ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "vfio-oracle"),
   "out/host",
 );
+
+/** The 6.12 uapi headers the oracle's build made (for C tests that need 6.12 structs). */
+export function uapiInclude(): string | null {
+  try {
+    return readFileSync(join(HOST_OUT, "uapi-include-dir"), "utf8").trim();
+  } catch {
+    return null;
+  }
+}
 
 export interface HostPrograms {
   vfioScript: string;
