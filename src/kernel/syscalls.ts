@@ -212,27 +212,39 @@ export function sysClose(k: Kernel, p: Process, fd: number): number {
 }
 
 export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number): number {
-  return syscall(
-    k,
-    p,
-    "ioctl",
-    fd,
-    cmd,
-    (t) => {
-      const f = p.files.lookup(fd);
-      if (!f) return -EBADF;
-      if (!f.fops.unlocked_ioctl) return -ENOTTY;
-      const prev = k.current;
-      k.current = t;
-      try {
-        const r = f.fops.unlocked_ioctl(f, cmd, arg);
-        return isGen(r) ? runSync(k, t, r) : r;
-      } finally {
-        k.current = prev;
-      }
-    },
-    (rc) => traceIoctl(k, p, fd, cmd, arg, rc),
-  );
+  // syscall() spelled out: the hot path, without a closure per call
+  if (p.exited) return -ESRCH;
+  const t = enter(p, "ioctl", fd, cmd);
+  let rc: number;
+  try {
+    rc = doIoctl(k, p, t, fd, cmd, arg);
+  } catch (e) {
+    k.oops(e, t.label);
+    rc = -OOPS_ERRNO;
+  }
+  if (k.trace.enabled) {
+    try {
+      traceIoctl(k, p, fd, cmd, arg, rc);
+    } catch (e) {
+      k.oops(e, `${t.label} trace`);
+    }
+  }
+  leave(k, t);
+  return rc;
+}
+
+function doIoctl(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: number): number {
+  const f = p.files.lookup(fd);
+  if (!f) return -EBADF;
+  if (!f.fops.unlocked_ioctl) return -ENOTTY;
+  const prev = k.current;
+  k.current = t;
+  try {
+    const r = f.fops.unlocked_ioctl(f, cmd, arg);
+    return isGen(r) ? runSync(k, t, r) : r;
+  } finally {
+    k.current = prev;
+  }
 }
 
 /** The same ioctl as a path for the Scheduler: holds a file reference while it runs. */
