@@ -3,7 +3,7 @@
 // syscall API of src/backend/backend.ts.
 
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
-import { PROT_READ, PROT_WRITE, Segfault, toNum } from "./backend/backend.js";
+import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL, EPERM } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
@@ -50,19 +50,25 @@ export class TwinProcess implements UserProcess {
   get pid(): number {
     return this.proc.pid;
   }
-  private get k(): Kernel {
+  /** the process has exited (Twin.kill): every call through this handle throws ProcessExited */
+  get exited(): boolean {
+    return this.proc.exited;
+  }
+  /** The kernel, for a call of this process: none once it has exited. */
+  private live(call: string): Kernel {
+    if (this.proc.exited) throw new ProcessExited(this.proc.pid, call);
     return this.twin.kernel;
   }
 
   open(path: string, flags = 2): number {
-    return sys.sysOpen(this.k, this.proc, path, flags);
+    return sys.sysOpen(this.live("open"), this.proc, path, flags);
   }
   close(fd: number): number {
-    return sys.sysClose(this.k, this.proc, fd);
+    return sys.sysClose(this.live("close"), this.proc, fd);
   }
   ioctl(fd: number, request: number, arg: number | bigint = 0): number {
     return sys.sysIoctl(
-      this.k,
+      this.live("ioctl"),
       this.proc,
       fd,
       request >>> 0,
@@ -70,7 +76,7 @@ export class TwinProcess implements UserProcess {
     );
   }
   mmap(length: number, o: MmapOptions = {}): number {
-    return sys.sysMmap(this.k, this.proc, length, {
+    return sys.sysMmap(this.live("mmap"), this.proc, length, {
       ...(o.addr !== undefined ? { addr: toNum(o.addr) } : {}),
       prot: o.prot ?? PROT_READ | PROT_WRITE,
       ...(o.fd !== undefined ? { fd: o.fd } : {}),
@@ -78,46 +84,49 @@ export class TwinProcess implements UserProcess {
     });
   }
   munmap(addr: number | bigint, length: number): number {
-    return sys.sysMunmap(this.k, this.proc, toNum(addr), length);
+    return sys.sysMunmap(this.live("munmap"), this.proc, toNum(addr), length);
   }
   read(addr: number | bigint, length: number): Uint8Array {
-    const r = this.k.withTask(this.proc.mainTask, () => this.proc.mm.copyFromUser(toNum(addr), length));
+    const r = this.live("read").withTask(this.proc.mainTask, () => this.proc.mm.copyFromUser(toNum(addr), length));
     if (typeof r === "number") throw new Segfault(addr);
     return r;
   }
   write(addr: number | bigint, bytes: Uint8Array): void {
-    const r = this.k.withTask(this.proc.mainTask, () => this.proc.mm.copyToUser(toNum(addr), bytes));
+    const r = this.live("write").withTask(this.proc.mainTask, () => this.proc.mm.copyToUser(toNum(addr), bytes));
     if (r < 0) throw new Segfault(addr);
   }
   dup(fd: number): number {
-    return sys.sysDup(this.k, this.proc, fd);
+    return sys.sysDup(this.live("dup"), this.proc, fd);
   }
+  /** SCM_RIGHTS to `to`: EPIPE when `to` has exited (its end of the socket is closed) */
   sendFd(fd: number, to: UserProcess): number {
+    const k = this.live("sendFd");
     if (!(to instanceof TwinProcess) || to.twin !== this.twin) return -EINVAL;
-    return sys.sysSendFd(this.k, this.proc, fd, to.proc);
+    return sys.sysSendFd(k, this.proc, fd, to.proc);
   }
   pread(fd: number, buf: number | bigint, count: number, offset: number | bigint): number {
-    return sys.sysRw(this.k, this.proc, false, fd, toNum(buf), count, toNum(offset));
+    return sys.sysRw(this.live("pread"), this.proc, false, fd, toNum(buf), count, toNum(offset));
   }
   pwrite(fd: number, buf: number | bigint, count: number, offset: number | bigint): number {
-    return sys.sysRw(this.k, this.proc, true, fd, toNum(buf), count, toNum(offset));
+    return sys.sysRw(this.live("pwrite"), this.proc, true, fd, toNum(buf), count, toNum(offset));
   }
   readFd(fd: number, buf: number | bigint, count: number): number {
-    return sys.sysRw(this.k, this.proc, false, fd, toNum(buf), count, null);
+    return sys.sysRw(this.live("readFd"), this.proc, false, fd, toNum(buf), count, null);
   }
   writeFd(fd: number, buf: number | bigint, count: number): number {
-    return sys.sysRw(this.k, this.proc, true, fd, toNum(buf), count, null);
+    return sys.sysRw(this.live("writeFd"), this.proc, true, fd, toNum(buf), count, null);
   }
   eventfd(flags = 0): number {
-    return sys.sysEventfd(this.k, this.proc, flags);
+    return sys.sysEventfd(this.live("eventfd"), this.proc, flags);
   }
   readlink(path: string): string | number {
-    return this.k.sysfs.readlink(path);
+    return this.live("readlink").sysfs.readlink(path);
   }
   readdir(path: string): string[] | number {
-    return this.k.sysfs.readdir(path);
+    return this.live("readdir").sysfs.readdir(path);
   }
   setMemlock(soft: number, hard = soft): number {
+    this.live("setMemlock");
     const rl = this.proc.memlock;
     if (soft > hard) return -EINVAL;
     if (hard > rl.max && !this.proc.capable(CAP_SYS_RESOURCE)) return -EPERM;
@@ -126,16 +135,18 @@ export class TwinProcess implements UserProcess {
     return 0;
   }
   capDrop(cap: number): number {
+    this.live("capDrop");
     if (!Number.isInteger(cap) || cap < 0 || cap >= 64) return -EINVAL;
     this.proc.caps.delete(cap);
     return 0;
   }
   procStatus(): ProcStatus {
+    this.live("procStatus");
     const kb = 4096 / 1024;
     return { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
   }
   sleep(ms: number): void {
-    const k = this.k;
+    const k = this.live("sleep");
     if (k.trace.enabled) {
       const ns = Math.round(ms * 1e6);
       k.trace.record(this.pid, k.clock.now, "nanosleep", [`{tv_sec=${Math.floor(ns / 1e9)}, tv_nsec=${ns % 1e9}}`], 0);

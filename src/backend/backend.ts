@@ -5,7 +5,8 @@
 // Every call returns what the raw syscall returns: a non-negative result or -errno.
 // Memory access (read/write of the process's own memory) is not a syscall: touching an
 // unmapped address is a fault, reported by throwing Segfault, as SIGSEGV would end a
-// process that did not catch it.
+// process that did not catch it. A call through the handle of a process that has exited
+// throws ProcessExited.
 
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
@@ -81,6 +82,20 @@ export class Segfault extends Error {
   constructor(readonly addr: number | bigint) {
     super(`SIGSEGV at 0x${addr.toString(16)}`);
     this.name = "Segfault";
+  }
+}
+
+/**
+ * A call through the handle of a process that has exited (Backend.kill): a dead task makes no
+ * syscalls and has no memory, so the handle refuses every call, as Segfault refuses an access.
+ */
+export class ProcessExited extends Error {
+  constructor(
+    readonly pid: number,
+    readonly call: string,
+  ) {
+    super(`${call}: process ${pid} has exited; a dead process makes no calls`);
+    this.name = "ProcessExited";
   }
 }
 

@@ -13,7 +13,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend.js";
-import { PROT_READ, PROT_WRITE, Segfault } from "./backend.js";
+import { PROT_READ, PROT_WRITE, ProcessExited, Segfault } from "./backend.js";
 import { EEXIST, EINVAL, EIO, errnoByName } from "../uapi/errno.js";
 import { KVM_CREATE_DEVICE, KVM_CREATE_DEVICE_TEST, KVM_CREATE_VCPU, KVM_CREATE_VM } from "../uapi/kvm.js";
 import { IOMMU_FAULT_QUEUE_ALLOC } from "../uapi/iommufd.js";
@@ -163,11 +163,17 @@ export class HostProcess implements UserProcess {
     liveViews.add(this);
   }
 
+  /** A view of a process that has exited (HostBackend.kill) makes no calls: ProcessExited. */
+  private alive(call: string): void {
+    if (this.exited) throw new ProcessExited(this.pid, call);
+  }
+
   private fail(): number {
     return -this.c.koffi.errno();
   }
 
   open(path: string, flags = 2): number {
+    this.alive("open");
     const fd = this.c.open(path, flags | O_CLOEXEC, 0);
     if (fd < 0) return this.fail();
     this.fds.add(fd);
@@ -175,6 +181,7 @@ export class HostProcess implements UserProcess {
   }
 
   close(fd: number): number {
+    this.alive("close");
     const rc = this.c.close(fd);
     if (rc < 0) return this.fail();
     for (const v of liveViews) v.fds.delete(fd); // fd numbers are the process's, not the view's
@@ -182,6 +189,7 @@ export class HostProcess implements UserProcess {
   }
 
   ioctl(fd: number, request: number, arg: number | bigint = 0): number {
+    this.alive("ioctl");
     const req = request >>> 0;
     const rc = this.c.ioctl(fd, req, typeof arg === "number" && arg >= 0 ? arg : u64(arg));
     if (rc === -1) return -this.c.koffi.errno();
@@ -201,6 +209,7 @@ export class HostProcess implements UserProcess {
   }
 
   mmap(length: number, o: MmapOptions = {}): number {
+    this.alive("mmap");
     const prot = o.prot ?? PROT_READ | PROT_WRITE;
     const fixed = o.addr !== undefined;
     const want = fixed ? addrNum(o.addr!) : 0;
@@ -218,6 +227,7 @@ export class HostProcess implements UserProcess {
   }
 
   munmap(addr: number | bigint, length: number): number {
+    this.alive("munmap");
     const a = addrNum(addr);
     const rc = this.c.munmap(u64(addr), length);
     if (rc < 0) return this.fail();
@@ -226,6 +236,7 @@ export class HostProcess implements UserProcess {
   }
 
   read(addr: number | bigint, length: number): Uint8Array {
+    this.alive("read");
     const a = addrNum(addr);
     const out = new Uint8Array(length);
     if (length === 0) return out;
@@ -235,6 +246,7 @@ export class HostProcess implements UserProcess {
   }
 
   write(addr: number | bigint, bytes: Uint8Array): void {
+    this.alive("write");
     const a = addrNum(addr);
     if (bytes.length === 0) return;
     if (!this.covered(a, a + bytes.length, PROT_WRITE)) throw new Segfault(addr);
@@ -242,6 +254,7 @@ export class HostProcess implements UserProcess {
   }
 
   dup(fd: number): number {
+    this.alive("dup");
     const nfd = this.c.dup(fd);
     if (nfd < 0) return this.fail();
     this.fds.add(nfd);
@@ -250,6 +263,7 @@ export class HostProcess implements UserProcess {
 
   /** One process on the host: passing an fd to it is a dup; to anything else, EINVAL. */
   sendFd(fd: number, to: UserProcess): number {
+    this.alive("sendFd");
     if (!(to instanceof HostProcess)) return -EINVAL;
     const nfd = this.c.dup(fd);
     if (nfd < 0) return this.fail();
@@ -258,22 +272,27 @@ export class HostProcess implements UserProcess {
   }
 
   pread(fd: number, buf: number | bigint, count: number, offset: number | bigint): number {
+    this.alive("pread");
     return this.num(this.c.pread(fd, u64(buf), count, BigInt.asIntN(64, BigInt(offset))));
   }
 
   pwrite(fd: number, buf: number | bigint, count: number, offset: number | bigint): number {
+    this.alive("pwrite");
     return this.num(this.c.pwrite(fd, u64(buf), count, BigInt.asIntN(64, BigInt(offset))));
   }
 
   readFd(fd: number, buf: number | bigint, count: number): number {
+    this.alive("readFd");
     return this.num(this.c.read(fd, u64(buf), count));
   }
 
   writeFd(fd: number, buf: number | bigint, count: number): number {
+    this.alive("writeFd");
     return this.num(this.c.write(fd, u64(buf), count));
   }
 
   eventfd(flags = 0): number {
+    this.alive("eventfd");
     const fd = this.c.eventfd(0, flags | O_CLOEXEC);
     if (fd < 0) return this.fail();
     this.fds.add(fd);
@@ -281,6 +300,7 @@ export class HostProcess implements UserProcess {
   }
 
   readlink(path: string): string | number {
+    this.alive("readlink");
     try {
       return readlinkSync(path);
     } catch (e) {
@@ -289,6 +309,7 @@ export class HostProcess implements UserProcess {
   }
 
   readdir(path: string): string[] | number {
+    this.alive("readdir");
     try {
       return readdirSync(path);
     } catch (e) {
@@ -297,6 +318,7 @@ export class HostProcess implements UserProcess {
   }
 
   setMemlock(soft: number, hard = soft): number {
+    this.alive("setMemlock");
     const lim = (v: number) => (v >= Number.MAX_SAFE_INTEGER ? RLIM_INFINITY : BigInt(Math.max(0, Math.trunc(v))));
     const rc = this.c.setrlimit(RLIMIT_MEMLOCK, new BigUint64Array([lim(soft), lim(hard)]));
     return rc < 0 ? this.fail() : 0;
@@ -304,6 +326,7 @@ export class HostProcess implements UserProcess {
 
   /** capget + capset (_LINUX_CAPABILITY_VERSION_3: two u32 triples) without `cap`. */
   capDrop(cap: number): number {
+    this.alive("capDrop");
     if (!Number.isInteger(cap) || cap < 0 || cap >= 64) return -EINVAL;
     const hdr = new Uint32Array([0x20080522, 0]);
     const data = new Uint32Array(6); // {effective, permitted, inheritable} x 2
@@ -316,6 +339,7 @@ export class HostProcess implements UserProcess {
 
   /** VmLck and VmPin of /proc/self/status, in kB. */
   procStatus(): ProcStatus | number {
+    this.alive("procStatus");
     try {
       const text = readFileSync("/proc/self/status", "utf8");
       const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? -1);
@@ -327,6 +351,7 @@ export class HostProcess implements UserProcess {
 
   /** A real sleep of the calling thread. */
   sleep(ms: number): void {
+    this.alive("sleep");
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   }
 

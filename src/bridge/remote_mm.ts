@@ -113,6 +113,17 @@ export class RemoteMm extends MmStruct {
     return this.transfer(true, addr, bytes, 0, len) ? 0 : -EFAULT;
   }
 
+  /** clear_user() of the client's own memory: zeros written through process_vm_writev, as
+   * the kernel touches every page of it (the twin's sparse clear knows only its own pages). */
+  override clearUser(addr: number, len: number): number {
+    const zeros = new Uint8Array(Math.min(len, 1 << 20));
+    for (let off = 0; off < len; off += zeros.length) {
+      const rc = this.copyToUser(addr + off, zeros, Math.min(zeros.length, len - off));
+      if (rc < 0) return rc;
+    }
+    return 0;
+  }
+
   /** /proc/PID/maps as read during the current request (the client is in the call) */
   private mapsCache: Mapping[] | null = null;
 

@@ -210,10 +210,13 @@ export class EduDevice extends PciDevice {
     }
   }
 
+  /** edu_fact_thread(): n! in 32 bits. 34! and every later one has 2^32 as a factor, so the
+   * product is 0 from there on: at most 33 steps, whatever n the driver wrote. */
   private factDone(): void {
     let n = this.fact;
     let r = 1;
-    while (n > 0) r = Math.imul(r, n--) >>> 0;
+    if (n >= 34) r = 0;
+    else while (n > 0) r = Math.imul(r, n--) >>> 0;
     this.fact = r;
     this.status &= ~EDU_STATUS_COMPUTING;
     if (this.status & EDU_STATUS_IRQFACT) this.raiseIrq(EDU_FACT_IRQ);

@@ -18,6 +18,8 @@ import { Trace } from "./trace.js";
 export interface BugReport {
   readonly kind: string;
   readonly message: string;
+  /** the kernel path's stack where it was detected, as an oops prints it */
+  readonly stack?: string;
 }
 
 export class Kernel {
@@ -47,8 +49,24 @@ export class Kernel {
 
   /** Record a kernel bug and return the error to throw. */
   bug(kind: string, message: string): KernelBug {
-    this.bugs.push({ kind, message });
-    return new KernelBug(kind, message);
+    const e = new KernelBug(kind, message);
+    this.bugs.push({ kind, message, ...(e.stack ? { stack: e.stack } : {}) });
+    return e;
+  }
+
+  /**
+   * An exception escaped a kernel path (a JavaScript error the model did not expect: a bug of
+   * the twin's kernel, as an oops is of Linux's): recorded once, with the stack where it was
+   * thrown, as a KernelBug of kind "oops". A KernelBug already recorded is returned as is.
+   */
+  oops(e: unknown, where: string): KernelBug {
+    if (e instanceof KernelBug) return e;
+    const err = e instanceof Error ? e : new Error(String(e));
+    const message = `${where}: ${err.name}: ${err.message}`;
+    const bug = new KernelBug("oops", message, { cause: err });
+    if (err.stack) bug.stack = `${bug.name}: ${bug.message}\n${err.stack.split("\n").slice(1).join("\n")}`;
+    this.bugs.push({ kind: "oops", message, ...(bug.stack ? { stack: bug.stack } : {}) });
+    return bug;
   }
 
   user(uid: number): UserStruct {

@@ -125,6 +125,7 @@ export interface MmapOpts {
 }
 
 const BOUNCE = new Uint8Array(64);
+const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 /**
  * dst[dstOff..] = src[srcOff, srcOff + n). Small copies (ioctl structs) go byte by byte
@@ -322,6 +323,44 @@ export class MmStruct {
       return true;
     });
     return ok ? 0 : -EFAULT;
+  }
+
+  /**
+   * clear_user() (arch/x86/include/asm/uaccess_64.h): zeroes [addr, addr + len), or -EFAULT
+   * with nothing written where any byte is not writable. An anonymous page never touched
+   * already reads as zeros and stays absent, so clearing a large range costs the VMAs and
+   * the pages present in it, not its length.
+   */
+  clearUser(addr: number, len: number): number {
+    if (len === 0) return 0;
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) return -EFAULT;
+    const end = addr + len;
+    if (end > TASK_SIZE) return -EFAULT;
+    const parts: Vma[] = [];
+    for (let a = addr; a < end;) {
+      const v = this.find(a);
+      if (!v || !accessible(v.prot, PROT_WRITE)) return -EFAULT;
+      parts.push(v);
+      a = v.end;
+    }
+    for (const v of parts) {
+      const s = Math.max(addr, v.start);
+      const e = Math.min(end, v.end);
+      if (v.io) {
+        for (let a = s; a < e; a += PAGE_SIZE - (a % PAGE_SIZE)) {
+          const n = Math.min(e - a, PAGE_SIZE - (a % PAGE_SIZE));
+          if (!v.io.write(v.pgoff + (a - v.start), ZERO_PAGE.subarray(0, n))) return -EFAULT;
+        }
+        continue;
+      }
+      for (const [idx, p] of v.pages!) {
+        const pa = v.start + idx * PAGE_SIZE;
+        const from = Math.max(s, pa);
+        const to = Math.min(e, pa + PAGE_SIZE);
+        if (from < to) p.store(from - pa, to - from, ZERO_PAGE, 0);
+      }
+    }
+    return 0;
   }
 
   /**

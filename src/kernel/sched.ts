@@ -64,8 +64,9 @@ export class KernelBug extends Error {
   constructor(
     readonly kind: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(`BUG: ${kind}: ${message}`);
+    super(`BUG: ${kind}: ${message}`, options);
     this.name = "KernelBug";
   }
 }

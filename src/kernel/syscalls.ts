@@ -7,7 +7,20 @@
 // file table is not shared; ioctlPath() (for the explorer, where another thread of the same
 // process may close the fd meanwhile) takes one, as fdget() does for a shared table.
 
-import { EACCES, EBADF, EFAULT, EINVAL, EISDIR, ENODEV, ENOENT, ENOTTY, ESPIPE } from "../uapi/errno.js";
+import {
+  EACCES,
+  EBADF,
+  EFAULT,
+  EINVAL,
+  EIO,
+  EISDIR,
+  ENODEV,
+  ENOENT,
+  ENOTTY,
+  EPIPE,
+  ESPIPE,
+  ESRCH,
+} from "../uapi/errno.js";
 import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
 import { createEventfd } from "./eventfd.js";
 import type { File, FileOperations } from "./fs.js";
@@ -32,10 +45,58 @@ function enter(p: Process, call: string, a0: number, a1: number): Task {
   return t;
 }
 
-/** The return to user space: deferred fputs run now (task_work_run), then the task leaves. */
+/** The return to user space: deferred fputs run now (task_work_run), then the task leaves.
+ * Never throws: a release that does is an oops, and the next file's release still runs. */
 function leave(k: Kernel, t: Task): void {
-  if (t.taskWork.length !== 0) k.runTaskWork(t);
+  while (t.taskWork.length !== 0) {
+    try {
+      k.runTaskWork(t);
+    } catch (e) {
+      k.oops(e, `${t.label} task_work`);
+    }
+  }
   t.inSyscall = false;
+}
+
+/** What a syscall returns when its path oopsed: Linux would kill the task (make_task_dead);
+ * the twin keeps the process and the machine usable, fails the call, and the bug stays in
+ * Kernel.bugs for the invariant check to report. */
+const OOPS_ERRNO = EIO;
+
+/**
+ * One syscall from entry to the return to user space (do_syscall_64() ->
+ * syscall_exit_to_user_mode()): `body` runs the path and returns its result; whatever it does,
+ * returns or throws, the task leaves through leave(). An exception out of the path is a kernel
+ * bug (Kernel.oops) and the call returns -EIO. `trace` records the call with its result.
+ */
+function syscall(
+  k: Kernel,
+  p: Process,
+  name: string,
+  a0: number,
+  a1: number,
+  body: (t: Task) => number,
+  trace?: (rc: number) => void,
+): number {
+  // a dead task makes no syscalls: the exited process's handle refuses before this
+  if (p.exited) return -ESRCH;
+  const t = enter(p, name, a0, a1);
+  let rc: number;
+  try {
+    rc = body(t);
+  } catch (e) {
+    k.oops(e, t.label);
+    rc = -OOPS_ERRNO;
+  }
+  if (trace && k.trace.enabled) {
+    try {
+      trace(rc);
+    } catch (e) {
+      k.oops(e, `${t.label} trace`);
+    }
+  }
+  leave(k, t);
+  return rc;
 }
 
 function run<T>(k: Kernel, t: Task, r: KRet<T>): T {
@@ -55,7 +116,18 @@ function call<T>(k: Kernel, t: Task, fn: () => KRet<T>): T {
 
 /** open(2); `at` installs at a number the caller chose (a bridged client's reserved fd). */
 export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?: number): number {
-  const t = enter(p, "open", 0, 0);
+  return syscall(
+    k,
+    p,
+    "open",
+    0,
+    0,
+    (t) => doOpen(k, p, t, path, flags, at),
+    (rc) => k.trace.record(p.pid, k.clock.now, "openat", ["AT_FDCWD", JSON.stringify(path), flagsText(flags)], rc),
+  );
+}
+
+function doOpen(k: Kernel, p: Process, t: Task, path: string, flags: number, at?: number): number {
   const dev = k.devices.lookup(path);
   const install = (f: File) => (at === undefined ? p.files.install(f) : p.files.installAt(at, f));
   let rc: number;
@@ -77,9 +149,6 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?:
       }
     }
   }
-  if (k.trace.enabled)
-    k.trace.record(p.pid, k.clock.now, "openat", ["AT_FDCWD", JSON.stringify(path), flagsText(flags)], rc);
-  leave(k, t);
   return rc;
 }
 
@@ -131,32 +200,51 @@ export function installFile(p: Process, f: File): number {
 }
 
 export function sysClose(k: Kernel, p: Process, fd: number): number {
-  const t = enter(p, "close", fd, 0);
-  const rc = k.withTask(t, () => p.files.close(fd));
-  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "close", [String(fd)], rc);
+  return syscall(
+    k,
+    p,
+    "close",
+    fd,
+    0,
+    (t) => k.withTask(t, () => p.files.close(fd)),
+    (rc) => k.trace.record(p.pid, k.clock.now, "close", [String(fd)], rc),
+  );
+}
+
+export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number): number {
+  // syscall() spelled out: the hot path, without a closure per call
+  if (p.exited) return -ESRCH;
+  const t = enter(p, "ioctl", fd, cmd);
+  let rc: number;
+  try {
+    rc = doIoctl(k, p, t, fd, cmd, arg);
+  } catch (e) {
+    k.oops(e, t.label);
+    rc = -OOPS_ERRNO;
+  }
+  if (k.trace.enabled) {
+    try {
+      traceIoctl(k, p, fd, cmd, arg, rc);
+    } catch (e) {
+      k.oops(e, `${t.label} trace`);
+    }
+  }
   leave(k, t);
   return rc;
 }
 
-export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number): number {
-  const t = enter(p, "ioctl", fd, cmd);
+function doIoctl(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: number): number {
   const f = p.files.lookup(fd);
-  let rc: number;
-  if (!f) rc = -EBADF;
-  else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
-  else {
-    const prev = k.current;
-    k.current = t;
-    try {
-      const r = f.fops.unlocked_ioctl(f, cmd, arg);
-      rc = isGen(r) ? runSync(k, t, r) : r;
-    } finally {
-      k.current = prev;
-    }
+  if (!f) return -EBADF;
+  if (!f.fops.unlocked_ioctl) return -ENOTTY;
+  const prev = k.current;
+  k.current = t;
+  try {
+    const r = f.fops.unlocked_ioctl(f, cmd, arg);
+    return isGen(r) ? runSync(k, t, r) : r;
+  } finally {
+    k.current = prev;
   }
-  if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
-  leave(k, t);
-  return rc;
 }
 
 /** The same ioctl as a path for the Scheduler: holds a file reference while it runs. */
@@ -165,20 +253,39 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
   t.a0 = fd;
   t.a1 = cmd;
   t.inSyscall = true;
-  const f = p.files.lookup(fd);
   let rc: number;
-  if (!f) rc = -EBADF;
-  else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
-  else {
-    f.get();
-    const r = f.fops.unlocked_ioctl(f, cmd, arg);
-    rc = isGen(r) ? yield* r : r;
-    f.put();
-    if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
+  try {
+    const f = p.files.lookup(fd);
+    if (!f) rc = -EBADF;
+    else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
+    else {
+      f.get();
+      try {
+        const r = f.fops.unlocked_ioctl(f, cmd, arg);
+        rc = isGen(r) ? yield* r : r;
+      } finally {
+        f.put();
+      }
+      if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
+    }
+  } catch (e) {
+    k.oops(e, t.label);
+    rc = -OOPS_ERRNO;
   }
-  yield* k.taskWorkPath(t);
-  t.inSyscall = false;
+  yield* exitPath(k, t);
   return rc;
+}
+
+/** leave() for a path under the Scheduler: releases that sleep yield. */
+function* exitPath(k: Kernel, t: Task): KGen<void> {
+  while (t.taskWork.length !== 0) {
+    try {
+      yield* k.taskWorkPath(t);
+    } catch (e) {
+      k.oops(e, `${t.label} task_work`);
+    }
+  }
+  t.inSyscall = false;
 }
 
 /** close(2) as a path for the Scheduler: a release that must wait for a lock yields. */
@@ -186,9 +293,14 @@ export function* closePath(k: Kernel, p: Process, t: Task, fd: number): KGen<num
   t.call = "close";
   t.a0 = fd;
   t.inSyscall = true;
-  const rc = p.files.close(fd);
-  yield* k.taskWorkPath(t);
-  t.inSyscall = false;
+  let rc: number;
+  try {
+    rc = p.files.close(fd);
+  } catch (e) {
+    k.oops(e, t.label);
+    rc = -OOPS_ERRNO;
+  }
+  yield* exitPath(k, t);
   return rc;
 }
 
@@ -237,41 +349,56 @@ function flagsText(flags: number): string {
 
 /** dup(2), or dup2(2) when `to` is given (the number a bridged client's own dup2 chose). */
 export function sysDup(k: Kernel, p: Process, fd: number, to?: number): number {
-  const t = enter(p, "dup", fd, 0);
-  const f = p.files.lookup(fd);
-  let rc: number;
-  if (!f) rc = -EBADF;
-  else if (to === fd) rc = fd;
-  else {
-    f.get("init");
-    rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
-    if (rc < 0) f.put("init");
-  }
-  if (k.trace.enabled)
-    k.trace.record(
-      p.pid,
-      k.clock.now,
-      to === undefined ? "dup" : "dup2",
-      [String(fd), ...(to === undefined ? [] : [String(to)])],
-      rc,
-    );
-  leave(k, t);
-  return rc;
+  return syscall(
+    k,
+    p,
+    "dup",
+    fd,
+    0,
+    () => {
+      const f = p.files.lookup(fd);
+      if (!f) return -EBADF;
+      if (to === fd) return fd;
+      f.get("init");
+      const rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
+      if (rc < 0) f.put("init");
+      return rc;
+    },
+    (rc) =>
+      k.trace.record(
+        p.pid,
+        k.clock.now,
+        to === undefined ? "dup" : "dup2",
+        [String(fd), ...(to === undefined ? [] : [String(to)])],
+        rc,
+      ),
+  );
 }
 
-/** SCM_RIGHTS: the file behind `fd` in `from` gets a new fd in `to`. */
+/**
+ * SCM_RIGHTS: the file behind `fd` in `from` gets a new fd in `to`. The fd is looked up first
+ * (scm_send(): EBADF); a receiver that has exited closed its end of the socket, so the send
+ * fails with EPIPE and nothing is installed (net/unix/af_unix.c unix_stream_sendmsg(), the
+ * peer SOCK_DEAD).
+ */
 export function sysSendFd(k: Kernel, from: Process, fd: number, to: Process): number {
-  const f = from.files.lookup(fd);
-  let rc: number;
-  if (!f) rc = -EBADF;
-  else {
-    f.get("init");
-    rc = to.files.install(f);
-    if (rc < 0) f.put("init");
-  }
-  if (k.trace.enabled)
-    k.trace.record(from.pid, k.clock.now, "sendmsg", [String(fd), `SCM_RIGHTS -> pid ${to.pid}`], rc);
-  return rc;
+  return syscall(
+    k,
+    from,
+    "sendmsg",
+    fd,
+    to.pid,
+    () => {
+      const f = from.files.lookup(fd);
+      if (!f) return -EBADF;
+      if (to.exited) return -EPIPE;
+      f.get("init");
+      const rc = to.files.install(f);
+      if (rc < 0) f.put("init");
+      return rc;
+    },
+    (rc) => k.trace.record(from.pid, k.clock.now, "sendmsg", [String(fd), `SCM_RIGHTS -> pid ${to.pid}`], rc),
+  );
 }
 
 export interface MmapArgs {
@@ -282,50 +409,52 @@ export interface MmapArgs {
 }
 
 export function sysMmap(k: Kernel, p: Process, length: number, a: MmapArgs): number {
-  const t = enter(p, "mmap", a.fd ?? -1, length);
-  let rc: number;
+  return syscall(
+    k,
+    p,
+    "mmap",
+    a.fd ?? -1,
+    length,
+    (t) => doMmap(k, p, t, length, a),
+    (rc) =>
+      k.trace.record(
+        p.pid,
+        k.clock.now,
+        "mmap",
+        [
+          a.addr !== undefined ? `0x${a.addr.toString(16)}` : "NULL",
+          String(length),
+          protText(a.prot),
+          String(a.fd ?? -1),
+          `0x${(a.offset ?? 0).toString(16)}`,
+        ],
+        rc >= 0 ? `0x${rc.toString(16)}` : rc,
+      ),
+  );
+}
+
+function doMmap(k: Kernel, p: Process, t: Task, length: number, a: MmapArgs): number {
   if (a.fd === undefined || a.fd < 0)
-    rc = p.mm.mmap(length, { ...(a.addr !== undefined ? { addr: a.addr } : {}), prot: a.prot });
-  else {
-    const f = p.files.lookup(a.fd);
-    if (!f) rc = -EBADF;
-    else if (!f.fops.mmap) rc = -ENODEV;
-    else if ((a.offset ?? 0) % 4096 !== 0) rc = -EINVAL;
-    else {
-      rc = p.mm.mmap(length, {
-        ...(a.addr !== undefined ? { addr: a.addr } : {}),
-        prot: a.prot,
-        io: { read: () => null, write: () => false },
-        file: f,
-        pgoff: a.offset ?? 0,
-      });
-      if (rc >= 0) {
-        const vma = p.mm.find(rc)!;
-        f.get("vma");
-        const r = call(k, t, () => f.fops.mmap!(f, vma));
-        if (r < 0) {
-          p.mm.munmap(rc, length);
-          rc = r;
-        }
-      }
-    }
+    return p.mm.mmap(length, { ...(a.addr !== undefined ? { addr: a.addr } : {}), prot: a.prot });
+  const f = p.files.lookup(a.fd);
+  if (!f) return -EBADF;
+  if (!f.fops.mmap) return -ENODEV;
+  if ((a.offset ?? 0) % 4096 !== 0) return -EINVAL;
+  const rc = p.mm.mmap(length, {
+    ...(a.addr !== undefined ? { addr: a.addr } : {}),
+    prot: a.prot,
+    io: { read: () => null, write: () => false },
+    file: f,
+    pgoff: a.offset ?? 0,
+  });
+  if (rc < 0) return rc;
+  const vma = p.mm.find(rc)!;
+  f.get("vma");
+  const r = call(k, t, () => f.fops.mmap!(f, vma));
+  if (r < 0) {
+    p.mm.munmap(rc, length);
+    return r;
   }
-  if (k.trace.enabled) {
-    k.trace.record(
-      p.pid,
-      k.clock.now,
-      "mmap",
-      [
-        a.addr !== undefined ? `0x${a.addr.toString(16)}` : "NULL",
-        String(length),
-        protText(a.prot),
-        String(a.fd ?? -1),
-        `0x${(a.offset ?? 0).toString(16)}`,
-      ],
-      rc >= 0 ? `0x${rc.toString(16)}` : rc,
-    );
-  }
-  leave(k, t);
   return rc;
 }
 
@@ -337,14 +466,22 @@ function protText(prot: number): string {
 }
 
 export function sysMunmap(k: Kernel, p: Process, addr: number, length: number): number {
-  const t = enter(p, "munmap", addr, length);
-  const rc = k.withTask(p.mainTask, () => p.mm.munmap(addr, length));
-  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "munmap", [`0x${addr.toString(16)}`, String(length)], rc);
-  leave(k, t);
-  return rc;
+  return syscall(
+    k,
+    p,
+    "munmap",
+    addr,
+    length,
+    (t) => k.withTask(t, () => p.mm.munmap(addr, length)),
+    (rc) => k.trace.record(p.pid, k.clock.now, "munmap", [`0x${addr.toString(16)}`, String(length)], rc),
+  );
 }
 
-/** pread(2)/pwrite(2) (pos given) and read(2)/write(2) (pos = the file's). */
+/**
+ * pread(2)/pwrite(2) (pos given) and read(2)/write(2) (pos = the file's). `count` is a size_t:
+ * a negative number or one past 2^53 stands for a count near 2^64, which no user buffer
+ * has, so access_ok() fails it with EFAULT before the file sees it.
+ */
 export function sysRw(
   k: Kernel,
   p: Process,
@@ -354,56 +491,90 @@ export function sysRw(
   count: number,
   pos: number | null,
 ): number {
-  const t = enter(p, write ? "write" : "read", fd, count);
-  const f = p.files.lookup(fd);
-  let rc: number;
-  // fs/read_write.c: ksys_pread64() checks pos before fdget, then FMODE_PREAD; vfs_read()
-  // FMODE_READ (EBADF), a read op (EINVAL), access_ok (EFAULT)
-  if (pos !== null && pos < 0) rc = -EINVAL;
-  else if (!f) rc = -EBADF;
-  else if (pos !== null && !f.fmodePread) rc = -ESPIPE;
-  else if ((f.flags & 3) === (write ? 0 : 1)) rc = -EBADF;
-  else {
-    const op = write ? f.fops.write : f.fops.read;
-    if (!op) rc = -EINVAL;
-    else if (buf < 0 || buf + count > TASK_SIZE) rc = -EFAULT;
-    else {
-      rc = call(k, t, () => op(f, buf, count, pos ?? f.pos));
+  return syscall(
+    k,
+    p,
+    write ? "write" : "read",
+    fd,
+    count,
+    (t) => {
+      const f = p.files.lookup(fd);
+      // fs/read_write.c: ksys_pread64() checks pos before fdget, then FMODE_PREAD; vfs_read()
+      // FMODE_READ (EBADF), a read op (EINVAL), access_ok (EFAULT)
+      if (pos !== null && pos < 0) return -EINVAL;
+      if (!f) return -EBADF;
+      if (pos !== null && !f.fmodePread) return -ESPIPE;
+      if ((f.flags & 3) === (write ? 0 : 1)) return -EBADF;
+      const op = write ? f.fops.write : f.fops.read;
+      if (!op) return -EINVAL;
+      if (!accessOk(buf, count)) return -EFAULT;
+      const rc = call(k, t, () => op(f, buf, count, pos ?? f.pos));
       if (pos === null && rc > 0 && f.fops.name !== "eventfd" && !f.fops.noPos) f.pos += rc;
-    }
-  }
-  if (k.trace.enabled) {
-    const name = (pos === null ? "" : "p") + (write ? "write64" : "read64");
-    k.trace.record(
-      p.pid,
-      k.clock.now,
-      pos === null ? name.replace("64", "") : name,
-      [String(fd), `0x${buf.toString(16)}`, String(count), ...(pos === null ? [] : [`0x${pos.toString(16)}`])],
-      rc,
-    );
-  }
-  leave(k, t);
-  return rc;
+      return rc;
+    },
+    (rc) => {
+      const name = (pos === null ? "" : "p") + (write ? "write64" : "read64");
+      k.trace.record(
+        p.pid,
+        k.clock.now,
+        pos === null ? name.replace("64", "") : name,
+        [String(fd), `0x${buf.toString(16)}`, sizeText(count), ...(pos === null ? [] : [`0x${pos.toString(16)}`])],
+        rc,
+      );
+    },
+  );
+}
+
+/** access_ok() (arch/x86/include/asm/uaccess_64.h __access_ok()): the range ends at or below
+ * the top of user space, without wrapping. */
+function accessOk(addr: number, size: number): boolean {
+  if (!Number.isSafeInteger(size) || size < 0) return false; // a size_t of 2^53 and more
+  return Number.isSafeInteger(addr) && addr >= 0 && addr + size <= TASK_SIZE;
+}
+
+/** A size_t argument as strace prints it (a negative number is the u64 it stands for). */
+function sizeText(n: number): string {
+  return n < 0 && Number.isSafeInteger(n) ? String(BigInt.asUintN(64, BigInt(n))) : String(n);
 }
 
 export function sysEventfd(k: Kernel, p: Process, flags: number): number {
-  const t = enter(p, "eventfd2", 0, flags);
-  const f = createEventfd(k, flags);
-  const rc = typeof f === "number" ? f : installFile(p, f);
-  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "eventfd2", ["0", String(flags)], rc);
-  leave(k, t);
-  return rc;
+  return syscall(
+    k,
+    p,
+    "eventfd2",
+    0,
+    flags,
+    () => {
+      const f = createEventfd(k, flags);
+      return typeof f === "number" ? f : installFile(p, f);
+    },
+    (rc) => k.trace.record(p.pid, k.clock.now, "eventfd2", ["0", String(flags)], rc),
+  );
 }
 
-/** Process exit: every fd closed and the address space torn down (do_exit). */
+/**
+ * Process exit: every fd closed and the address space torn down (do_exit), then the
+ * releases of everything the process held (exit_task_work). Never throws: a release that
+ * oopses is recorded and the rest of the exit still happens, so a dead process holds nothing.
+ */
 export function sysExit(k: Kernel, p: Process): void {
   if (p.exited) return;
   const t = enter(p, "exit", p.pid, 0);
   k.withTask(p.mainTask, () => {
-    p.files.closeAll();
-    p.mm.exitMmap();
+    for (const [fd] of p.files.entries()) {
+      try {
+        p.files.close(fd);
+      } catch (e) {
+        k.oops(e, `${t.label} close(${fd})`);
+      }
+    }
+    try {
+      p.mm.exitMmap();
+    } catch (e) {
+      k.oops(e, `${t.label} exit_mmap`);
+    }
   });
-  leave(k, t); // exit_task_work(): the releases of everything the process held
+  leave(k, t);
   p.exited = true;
   k.processes.delete(p.pid);
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "exit_group", ["0"], "?");

@@ -77,7 +77,8 @@ function* unblockGroup(vdev: VfioDevice): KGen<void> {
   g.groupLock.unlock();
 }
 
-/** vfio_df_ioctl_bind_iommufd() */
+/** drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd(); KVM is taken at open count 0,
+ * as group.c vfio_df_group_open() does (the fixed kernel, see below) */
 function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
   const vdev = df.device;
   const k = vdev.k;
@@ -108,7 +109,12 @@ function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
     }
     ictx = c;
     df.iommufd = c;
-    vfioDeviceGetKvmSafe(vdev, df.kvm);
+    // KVM is taken only by the open that opens the device (open count 0), as the group path
+    // does: 6.12 took it on every BIND, and a BIND that then failed in vfio_df_open() (the
+    // device already open through another cdev fd) put the first BIND's pointer and leaked
+    // its reference. The twin models the fixed kernel.
+    const firstOpen = vdev.openCount === 0;
+    if (firstOpen) vfioDeviceGetKvmSafe(vdev, df.kvm);
     let devid = 0;
     rc = yield* vfioDfOpen(
       df,
@@ -121,7 +127,7 @@ function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
       () => vfioIommufdPhysicalUnbind(vdev),
     );
     if (rc < 0) {
-      vfioDevicePutKvm(vdev);
+      if (firstOpen) vfioDevicePutKvm(vdev);
       return rc;
     }
     const out = new Uint8Array(4);
@@ -129,7 +135,7 @@ function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
     rc = copyOut(k, arg + V.vfio_device_bind_iommufd.offsetOf("out_devid"), out);
     if (rc) {
       vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
-      vfioDevicePutKvm(vdev);
+      if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
       return rc;
     }
     df.accessGranted = true;
@@ -151,7 +157,7 @@ function* unbindIommufd(df: VfioDeviceFile): KGen<void> {
   const vdev = df.device;
   yield* vdev.devSetLock.lock();
   vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
-  vfioDevicePutKvm(vdev);
+  if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
   iommufdCtxPut(df.iommufd as IommufdCtx, ctxHolder(vdev));
   df.iommufd = null;
   vdev.devSetLock.unlock();

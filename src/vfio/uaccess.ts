@@ -24,6 +24,7 @@ export function fdget(k: Kernel, fd: number): File | null {
 const NO_MM = {
   copyFromUser: () => -EFAULT,
   copyToUser: () => -EFAULT,
+  clearUser: () => -EFAULT,
 } as unknown as MmStruct;
 
 export function curMm(k: Kernel): MmStruct {
@@ -55,6 +56,11 @@ export function copyIn(k: Kernel, addr: number, len: number): Uint8Array | numbe
 
 export function copyOut(k: Kernel, addr: number, bytes: Uint8Array): number {
   return curMm(k).copyToUser(addr, bytes) < 0 ? -EFAULT : 0;
+}
+
+/** clear_user(): 0 or -EFAULT. */
+export function clearOut(k: Kernel, addr: number, len: number): number {
+  return curMm(k).clearUser(addr, len) < 0 ? -EFAULT : 0;
 }
 
 /** get_user() of an s32. */

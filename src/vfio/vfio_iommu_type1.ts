@@ -24,7 +24,8 @@ import type { IommuGroup } from "../iommu/iommu.js";
 import { IovaTree } from "../iommu/iova_tree.js";
 import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
 import type { VfioGroupType } from "./group.js";
-import { copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
+import { clearOut, copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
+import { DIRTY_BITMAP_PAGES_MAX, DmaBitmap } from "./vfio_dma_bitmap.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 import { iommufdMmLockedVm } from "../iommufd/invariants.js";
 
@@ -48,7 +49,7 @@ export class VfioDma {
   pages: Page[] | null = null;
   vaddrInvalid = false;
   /** dma->bitmap while dirty tracking is on (bit n = page n; kept between reports) */
-  bitmap: bigint | null = null;
+  bitmap: DmaBitmap | null = null;
   constructor(
     readonly iova: bigint,
     readonly size: bigint,
@@ -317,8 +318,17 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
         }
       }
     }
+    // vfio_dma_bitmap_alloc(): a mapping of more than DIRTY_BITMAP_PAGES_MAX pages cannot be
+    // tracked, and vfio_remove_dma() undoes it
+    if (iommu.dirtyPageTracking) {
+      if (!bitmapAllowed(iommu, d)) {
+        for (const x of iommu.domains) x.domain.unmap(d.iova, d.size);
+        if (d.pages) unpinDma(d);
+        return -EINVAL;
+      }
+      d.bitmap = new DmaBitmap();
+    }
     iommu.dmaAvail--;
-    if (iommu.dirtyPageTracking) d.bitmap = 0n;
     iommu.dmaList.insert(d);
     return 0;
   } finally {
@@ -429,11 +439,17 @@ function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
   if (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START || d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) {
     const start = (d.flags & V.VFIO_IOMMU_DIRTY_PAGES_FLAG_START) !== 0;
     yield* iommu.lock.lock();
-    // vfio_dma_bitmap_alloc_all() / vfio_dma_bitmap_free_all(), only on a change of state
-    if (start !== iommu.dirtyPageTracking) for (const x of iommu.dmaList) x.bitmap = start ? 0n : null;
-    iommu.dirtyPageTracking = start;
-    iommu.lock.unlock();
-    return 0;
+    try {
+      if (start === iommu.dirtyPageTracking) return 0;
+      // vfio_dma_bitmap_alloc_all(): EINVAL, and tracking stays off, for a mapping too large
+      if (start) for (const x of iommu.dmaList) if (!bitmapAllowed(iommu, x)) return -EINVAL;
+      // vfio_dma_bitmap_alloc_all() / vfio_dma_bitmap_free_all(), only on a change of state
+      for (const x of iommu.dmaList) x.bitmap = start ? new DmaBitmap() : null;
+      iommu.dirtyPageTracking = start;
+      return 0;
+    } finally {
+      iommu.lock.unlock();
+    }
   }
   // GET_BITMAP: struct vfio_iommu_type1_dirty_bitmap_get follows the header
   const dataSize = d.argsz - minsz;
@@ -491,6 +507,11 @@ function accessOk(addr: bigint, size: bigint): boolean {
   return sum < 1n << 63n;
 }
 
+/** vfio_dma_bitmap_alloc(): the mapping has at most DIRTY_BITMAP_PAGES_MAX pages */
+function bitmapAllowed(iommu: VfioIommu, dma: VfioDma): boolean {
+  return dma.size / iommu.minPgsize <= BigInt(DIRTY_BITMAP_PAGES_MAX);
+}
+
 /**
  * update_user_bitmap(): writes the u64 words of the user bitmap that `dma` covers (bit 0 =
  * base_iova). Done on the mapping's own bitmap exactly as the kernel does, stale bits
@@ -498,6 +519,10 @@ function accessOk(addr: bigint, size: bigint): boolean {
  * offset within its first word (without masking the top, as __bitmap_shift_left), OR in the
  * low bits of the user word already there, copy, then clear only the first nbits bits. Bits
  * shifted past nbits therefore reappear in later reports (observed on the oracle).
+ *
+ * The copy is the kernel's DIRTY_BITMAP_BYTES(nbits + shift) bytes; the words with no bit set
+ * are cleared (clear_user(), which costs the user pages present, not the length) and only
+ * the others are built and copied, so a 2^31-page mapping costs what is set in it.
  */
 function updateUserBitmap(iommu: VfioIommu, data: number, dma: VfioDma, base: bigint): number {
   const k = iommu.k;
@@ -507,24 +532,25 @@ function updateUserBitmap(iommu: VfioIommu, data: number, dma: VfioDma, base: bi
   const word0 = Math.floor(bitOffset / 64);
   const shift = bitOffset % 64;
   const lim = Math.ceil((nbits + shift) / 64);
-  const ones = (n: number) => (1n << BigInt(n)) - 1n;
-  let bm = dma.bitmap ?? 0n;
-  if (dma.pages !== null && iommu.domains.length > 0) bm |= ones(nbits);
+  const bm = (dma.bitmap ??= new DmaBitmap());
+  if (dma.pages !== null && iommu.domains.length > 0) bm.set(0, nbits);
   if (shift) {
-    const window = ones(lim * 64);
-    bm = (((bm & window) << BigInt(shift)) & window) | (bm & ~window);
-    dma.bitmap = bm;
+    bm.shiftLeft(shift, nbits + shift);
     const cur = copyIn(k, data + word0 * 8, 8);
     if (typeof cur === "number") return -EFAULT;
-    bm |= new DataView(cur.buffer).getBigUint64(0, true) & ones(shift);
+    bm.orWord0(new DataView(cur.buffer, cur.byteOffset).getBigUint64(0, true) & ((1n << BigInt(shift)) - 1n));
   }
-  dma.bitmap = bm;
-  const out = new Uint8Array(lim * 8);
-  const dv = new DataView(out.buffer);
-  for (let w = 0; w < lim; w++) dv.setBigUint64(w * 8, (bm >> BigInt(64 * w)) & ones(64), true);
-  const rc = copyOut(k, data + word0 * 8, out);
+  const at = data + word0 * 8;
+  let rc = clearOut(k, at, lim * 8);
   if (rc < 0) return rc;
-  dma.bitmap = bm & ~ones(nbits);
+  for (const [a, b] of bm.wordSpans(lim)) {
+    const out = new Uint8Array((b - a) * 8);
+    const dv = new DataView(out.buffer);
+    for (let w = a; w < b; w++) dv.setBigUint64((w - a) * 8, bm.word(w), true);
+    rc = copyOut(k, at + a * 8, out);
+    if (rc < 0) return rc;
+  }
+  bm.clear(0, nbits);
   return 0;
 }
 

@@ -52,6 +52,25 @@ test("factorial: done by the next access (as on the oracle), with the optional i
   assert.deepEqual(irqs, ["intx1", "intx0"]);
 });
 
+test("factorial of any u32 costs at most 33 steps: n! mod 2^32 is 0 from 34 on (issue 12 #3)", () => {
+  const { r, w } = rig();
+  const ref = (n: number) => {
+    let f = 1n;
+    for (let i = 2n; i <= BigInt(n); i++) f = (f * i) & 0xffffffffn;
+    return f;
+  };
+  for (const n of [0, 1, 12, 13, 33, 34, 35, 100]) {
+    w(E.EDU_REG_FACT, n);
+    assert.equal(r(E.EDU_REG_FACT), ref(n), `${n}!`);
+  }
+  assert.notEqual(ref(33), 0n);
+  const t0 = performance.now();
+  w(E.EDU_REG_FACT, 0xffffffff); // the recipe: one MMIO write took 3-6 s
+  assert.equal(r(E.EDU_REG_FACT), 0n);
+  assert.equal(r(E.EDU_REG_STATUS) & 1n, 0n);
+  assert.ok(performance.now() - t0 < 50, "no loop of n steps");
+});
+
 test("DMA needs bus mastering, runs after 100 ms, and raises 0x100 when asked", () => {
   const { dev, r, w, clock, ram, irqs } = rig();
   ram.set([1, 2, 3, 4], 0x1000);

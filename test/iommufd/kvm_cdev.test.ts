@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { EBUSY, EEXIST, ENOENT, ESRCH } from "../../src/uapi/errno.js";
 import * as K from "../../src/uapi/kvm.js";
 import { createTwin } from "../../src/twin.js";
+import { holders } from "../../src/check/invariants.js";
 import { TypedProcess } from "../../src/vmm/typed.js";
 import {
   type Env,
@@ -87,4 +88,29 @@ it("FILE_ADD takes cdev fds, bound or not; a KVM-needing driver binds only after
   assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_DEL, c1), -9, "the fd is gone (EBADF)");
   assert.equal(e.p.close(kdev), 0, "the KVM VFIO device keeps files until the VM goes");
   teardown(e);
+});
+
+it("a second BIND of the same device through another cdev fd fails without leaking the VM (issue 12 #4)", () => {
+  // Linux 6.12 took KVM before vfio_df_open() and, when that failed, put the device's only
+  // pointer: the first BIND's reference leaked. The fixed kernel gets KVM only at open count 0.
+  const e = env();
+  const k = e.twin.kernel;
+  const kdev = kvmVfioDevice(e);
+  const a = e.p.open("/dev/vfio/devices/vfio0");
+  const b = e.p.open("/dev/vfio/devices/vfio0");
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, a), 0);
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, b), 0);
+  assert.equal(bind(e, a).rc, 0);
+  assert.equal(bind(e, b).rc, -22, "one device cannot be opened twice through cdevs (EINVAL)");
+  checkAll(e);
+  // the first bind still holds KVM for the driver; unbinding (its last close) puts it
+  assert.equal(e.p.close(a), 0);
+  assert.equal(e.p.close(b), 0);
+  assert.equal(e.p.close(kdev), 0);
+  teardown(e);
+  assert.deepEqual(
+    [...k.objects].filter((o) => o.kind === "kvm").map((o) => `${o.describe()}: ${holders(o)}`),
+    [],
+    "the VM is gone after exit",
+  );
 });

@@ -87,3 +87,24 @@ test("procStatus reports locked_vm and pinned_vm in kB; capDrop removes a capabi
   assert.equal(proc.capable(14), false);
   assert.equal(p.capDrop(64), -EINVAL);
 });
+
+test("clear_user zeroes what is there, leaves untouched pages absent, and faults with nothing written", () => {
+  const p = createTwin().spawn();
+  const mm = p.proc.mm;
+  const a = p.mmap(1 << 30); // 1 GiB, four pages touched
+  for (const off of [0, 4096 * 7, (1 << 30) - 4096, (1 << 29) + 100]) p.write(a + off, new Uint8Array(8).fill(0xee));
+  const v = mm.find(a)!;
+  assert.equal(v.pages!.size, 4);
+  assert.equal(mm.clearUser(a + 4, (1 << 30) - 4), 0);
+  assert.equal(v.pages!.size, 4, "no page faulted in to be cleared");
+  assert.deepEqual([...p.read(a, 8)], [0xee, 0xee, 0xee, 0xee, 0, 0, 0, 0]);
+  assert.deepEqual(p.read(a + (1 << 29) + 100, 8), new Uint8Array(8));
+  const r = p.mmap(4096, { prot: PROT_READ });
+  p.write(a, new Uint8Array(4).fill(1));
+  assert.equal(mm.clearUser(a, 8), 0);
+  assert.equal(mm.clearUser(a + (1 << 30) - 8, 16), -EFAULT, "runs off the end");
+  assert.equal(mm.clearUser(r, 8), -EFAULT, "read-only");
+  p.write(a + (1 << 30) - 8, new Uint8Array(8).fill(2));
+  assert.equal(mm.clearUser(a + (1 << 30) - 8, 4096 + 8), -EFAULT);
+  assert.deepEqual([...p.read(a + (1 << 30) - 8, 8)], [2, 2, 2, 2, 2, 2, 2, 2], "nothing written on a fault");
+});
