@@ -14,6 +14,7 @@ import { BridgeServer } from "../src/bridge/server.js";
 import { preloadLibrary } from "../src/cli/bridge.js";
 import * as K from "../src/uapi/kvm.js";
 import type { BenchContext, BenchRow, BenchSuite } from "./harness.js";
+import { memslotNoop } from "./ioctl.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TARGET_NS = 10_000;
@@ -77,16 +78,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
     let fn: () => number;
     if (mode === "check") fn = () => p.ioctl(kvm, K.KVM_CHECK_EXTENSION, K.KVM_CAP_USER_MEMORY);
     else if (mode === "enotty") fn = () => p.ioctl(kvm, 0xaeff, 0);
-    else {
-      const vm = p.ioctl(kvm, K.KVM_CREATE_VM, 0);
-      const mem = p.mmap(0x10000);
-      const arg = p.mmap(4096);
-      p.write(
-        arg,
-        K.kvm_userspace_memory_region.encode({ slot: 0, memory_size: 0x10000n, userspace_addr: BigInt(mem) }),
-      );
-      fn = () => p.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, arg);
-    }
+    else fn = memslotNoop(p);
     rows.push({ name: inproc, ns: ctx.measure(fn), baseline: bridged, note: "the same call, no bridge" });
     twin.kill(p);
     if (real) rows.push({ name: host, ns: await runC([bin, mode, n], process.env), baseline: bridged });

@@ -17,7 +17,7 @@ const HOST_SLOT = "ioctl/host KVM_SET_USER_MEMORY_REGION, no change";
 
 /** A VM with slot 0 over 64 KiB, and the ioctl that sets it again unchanged: a struct ioctl
  * (copy_from_user + checks + slots_lock) that returns 0 without touching the memslots. */
-function memslotNoop(p: UserProcess): () => number {
+export function memslotNoop(p: UserProcess): () => number {
   const kvm = p.open("/dev/kvm");
   const vm = p.ioctl(kvm, K.KVM_CREATE_VM, 0);
   const mem = p.mmap(0x10000);

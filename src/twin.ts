@@ -4,11 +4,10 @@
 
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
-import { EINVAL, EPERM } from "./uapi/errno.js";
+import { EINVAL } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
 import type { Process } from "./kernel/process.js";
-import { CAP_SYS_RESOURCE } from "./kernel/process.js";
 import * as sys from "./kernel/syscalls.js";
 import { makeKvmModule } from "./kvm/kvm_main.js";
 import type { CouplingDesign } from "./kvm/vfio_coupling.js";
@@ -127,12 +126,7 @@ export class TwinProcess implements UserProcess {
   }
   setMemlock(soft: number, hard = soft): number {
     this.live("setMemlock");
-    const rl = this.proc.memlock;
-    if (soft > hard) return -EINVAL;
-    if (hard > rl.max && !this.proc.capable(CAP_SYS_RESOURCE)) return -EPERM;
-    rl.cur = soft;
-    rl.max = hard;
-    return 0;
+    return this.proc.setMemlock(soft, hard);
   }
   capDrop(cap: number): number {
     this.live("capDrop");

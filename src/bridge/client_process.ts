@@ -11,8 +11,8 @@ import { O_RDWR } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { EventfdCtx, eventfdFops } from "../kernel/eventfd.js";
 import { type FdNumbering, type FdTable } from "../kernel/fdtable.js";
-import { CAP_SYS_RESOURCE, Process } from "../kernel/process.js";
-import { EINVAL, EMFILE, EPERM } from "../uapi/errno.js";
+import { Process } from "../kernel/process.js";
+import { EMFILE, EPERM } from "../uapi/errno.js";
 import { closeFd, memlockOf, pidfdGetfd } from "./ffi.js";
 import { RemoteMm } from "./remote_mm.js";
 import { VT_FD_ADOPTED, VT_FD_INSTALLED } from "./proto.js";
@@ -85,15 +85,6 @@ export class ClientProcess extends Process implements FdNumbering {
   capSet(mask: bigint): number {
     for (let c = 0; c < 64; c++) if ((mask >> BigInt(c)) & 1n && !this.caps.has(c)) return -EPERM;
     for (const c of [...this.caps]) if (!((mask >> BigInt(c)) & 1n)) this.caps.delete(c);
-    return 0;
-  }
-
-  /** setrlimit(RLIMIT_MEMLOCK) (kernel/sys.c do_prlimit()). */
-  setMemlock(soft: number, hard: number): number {
-    if (soft > hard) return -EINVAL;
-    if (hard > this.memlock.max && !this.capable(CAP_SYS_RESOURCE)) return -EPERM;
-    this.memlock.cur = soft;
-    this.memlock.max = hard;
     return 0;
   }
 

@@ -3,6 +3,7 @@
 // passthrough paths read). Threads of one process share all of it; the twin gives each
 // process a main Task for sequential syscalls and makes more for explorer runs.
 
+import { EINVAL, EPERM } from "../uapi/errno.js";
 import { FdTable } from "./fdtable.js";
 import { MmStruct } from "./mm.js";
 import { Task } from "./sched.js";
@@ -54,5 +55,15 @@ export class Process {
 
   capable(cap: number): boolean {
     return this.caps.has(cap);
+  }
+
+  /** setrlimit(RLIMIT_MEMLOCK) (kernel/sys.c do_prlimit()): soft above hard is EINVAL,
+   * raising the hard limit needs CAP_SYS_RESOURCE. */
+  setMemlock(soft: number, hard: number): number {
+    if (soft > hard) return -EINVAL;
+    if (hard > this.memlock.max && !this.capable(CAP_SYS_RESOURCE)) return -EPERM;
+    this.memlock.cur = soft;
+    this.memlock.max = hard;
+    return 0;
   }
 }

@@ -7,11 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { createTwin } from "../../src/twin.js";
-import { BridgeServer } from "../../src/bridge/server.js";
-import { quiesce, ROOT, runClient, type Served, twinProblems, uapiInclude } from "./harness.js";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { quiesce, ROOT, runClient, serve, twinProblems, uapiInclude } from "./harness.js";
 
 function build(name: string, include: string[] = []): string {
   const out = join(ROOT, `dist/native/${name}`);
@@ -27,17 +23,7 @@ function build(name: string, include: string[] = []): string {
 test("a C edu driver: poll() wakes on its MSI, BAR mmap, DMA, fork, EBUSY", async () => {
   const bin = build("edu_poll");
   // wall clock on: nothing in the driver sleeps, so only wall time moves the device's clock
-  const twin = createTwin();
-  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-test-"));
-  const server = new BridgeServer(twin);
-  await server.listen(join(dir, "sock"));
-  const s: Served = {
-    twin,
-    server,
-    socket: join(dir, "sock"),
-    baseline: new Set(twin.kernel.objects),
-    stop: async () => {},
-  };
+  const s = await serve({}, { wallClock: true });
   try {
     const r = await runClient(s, [bin]);
     assert.match(r.stdout, /^16 passed, 0 failed$/m, r.stdout + r.stderr);
@@ -45,8 +31,7 @@ test("a C edu driver: poll() wakes on its MSI, BAR mmap, DMA, fork, EBUSY", asyn
     await quiesce(s);
     assert.equal(twinProblems(s), "");
   } finally {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 

@@ -58,12 +58,14 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-export async function serve(config: TwinConfig = {}): Promise<Served> {
+/** A server on a fresh twin. Device time moves only with the clients' sleeps unless
+ * `wallClock` (a program that polls without sleeping needs it). */
+export async function serve(config: TwinConfig = {}, o: { wallClock?: boolean } = {}): Promise<Served> {
   preloadLibrary();
   const dir = mkdtempSync(join(tmpdir(), "vfio-twin-test-"));
   const socket = join(dir, "sock");
   const twin = createTwin(config);
-  const server = new BridgeServer(twin, { wallClock: false });
+  const server = new BridgeServer(twin, { wallClock: o.wallClock ?? false });
   await server.listen(socket);
   return {
     twin,

@@ -11,11 +11,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { IommuCore } from "../../src/iommu/iommu.js";
-import { createTwin } from "../../src/twin.js";
-import { BridgeServer } from "../../src/bridge/server.js";
-import { clientEnv, hostPrograms, quiesce, runClient, type Served, twinProblems } from "./harness.js";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { clientEnv, hostPrograms, quiesce, runClient, serve, type Served, twinProblems } from "./harness.js";
 
 const TMP = process.env.ORACLE_TMP ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "vfio-oracle");
 const KERNEL = join(TMP, "out/bzImage-debian");
@@ -33,16 +29,6 @@ const QEMU = [
   ...["-device", "vfio-pci,host=0000:00:01.0", "-trace", "vfio_intx_interrupt"],
 ];
 
-/** A server whose device time follows wall time (the guest polls, it does not sleep). */
-async function served(): Promise<Served & { dir: string }> {
-  const twin = createTwin();
-  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-qemu-"));
-  const server = new BridgeServer(twin);
-  await server.listen(join(dir, "sock"));
-  const s = { twin, server, socket: join(dir, "sock"), baseline: new Set(twin.kernel.objects), dir };
-  return { ...s, stop: async () => (await server.close(), rmSync(dir, { recursive: true, force: true })) };
-}
-
 async function groupOpensAgain(s: Served): Promise<void> {
   const progs = hostPrograms();
   if (typeof progs === "string") return;
@@ -52,7 +38,7 @@ async function groupOpensAgain(s: Served): Promise<void> {
 }
 
 test("QEMU passes the twin's edu device to a guest that drives it", { skip, timeout: 180_000 }, async () => {
-  const s = await served();
+  const s = await serve({}, { wallClock: true });
   try {
     const r = await runClient(s, QEMU);
     const out = r.stdout + r.stderr;
@@ -77,7 +63,7 @@ test(
   "QEMU SIGKILLed while the guest drives the device leaves nothing in the twin",
   { skip, timeout: 180_000 },
   async () => {
-    const s = await served();
+    const s = await serve({}, { wallClock: true });
     try {
       const c = spawn(QEMU[0]!, QEMU.slice(1), { env: clientEnv(s), stdio: ["ignore", "pipe", "pipe"] });
       let out = "";
