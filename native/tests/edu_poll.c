@@ -22,23 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 #define CFG 0x70000000000ull
-static int passed, failed;
-#define CHECK(cond, ...)                                   \
-	do {                                                   \
-		if (cond) passed++, printf("ok   ");               \
-		else failed++, printf("FAIL ");                    \
-		printf(__VA_ARGS__);                               \
-		printf("\n");                                      \
-	} while (0)
-
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
 int main(void)
 {
 	int c = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
@@ -112,6 +98,5 @@ int main(void)
 	CHECK(g2 < 0 && errno == EBUSY, "a second open of the group: %s", g2 < 0 ? strerror(errno) : "opened");
 
 	munmap((void *)bar, 0x1000);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return CHECK_DONE();
 }

@@ -12,21 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-#define CHECK(cond, ...)                                   \
-	do {                                                   \
-		if (cond) passed++, printf("ok   ");               \
-		else failed++, printf("FAIL ");                    \
-		printf(__VA_ARGS__);                               \
-		printf("\n");                                      \
-	} while (0)
-
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
+#include "check.h"
 
 int main(void)
 {
@@ -55,6 +41,5 @@ int main(void)
 	close(pfd[1]);
 	close((int)fa.out_fault_fd);
 	close(fd);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return CHECK_DONE();
 }
