@@ -1,4 +1,4 @@
-/* The C tests' checks (native/tests/*.c): one line per check, then "N passed, M failed". */
+/* The C tests' checks (native/tests/): one line per check, then "N passed, M failed". */
 #ifndef VFIO_TWIN_TESTS_CHECK_H
 #define VFIO_TWIN_TESTS_CHECK_H
 #include <stdio.h>
