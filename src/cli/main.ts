@@ -6,6 +6,7 @@ import { designsCommand } from "./designs.js";
 import { eduCommand } from "./edu.js";
 import { scriptCommand } from "./script.js";
 import { runCommand, serveCommand } from "./bridge.js";
+import { fuzzCommand } from "./fuzz.js";
 
 export interface Command {
   readonly name: string;
@@ -14,7 +15,15 @@ export interface Command {
   run(args: string[]): number | Promise<number>;
 }
 
-const COMMANDS: Command[] = [demoCommand, designsCommand, scriptCommand, eduCommand, serveCommand, runCommand];
+const COMMANDS: Command[] = [
+  demoCommand,
+  designsCommand,
+  scriptCommand,
+  eduCommand,
+  serveCommand,
+  runCommand,
+  fuzzCommand,
+];
 
 function usage(): string {
   return ["usage: vfio-twin <command> [args]", "", ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join(
