@@ -5,7 +5,8 @@
 // (valid sizes mostly, malformed sizes, huge and bad values, fds, user pointers, bad
 // addresses), BAR mmap and MMIO on the edu device (its DMA engine included), pread/pwrite at
 // region offsets, read/write with bad counts, munmap of pinned memory, sleeps that let
-// device timers run, kills mid-program (the slot gets a fresh process), module load and
+// device timers run, kills mid-program (fds sent to the dead process until its slot's next
+// step spawns a new one; a call through the dead handle must throw ProcessExited), module load and
 // unload, RLIMIT_MEMLOCK changes, and setup macros (a type1 container, an iommufd IOAS, a KVM
 // VFIO device) so that programs reach deep states.
 //
@@ -17,7 +18,7 @@
 // the numbers blanked) is reported once, with its shrunk program, which replay() runs again.
 
 import fc from "fast-check";
-import { Segfault } from "../backend/backend.js";
+import { ProcessExited, Segfault } from "../backend/backend.js";
 import type { Twin, TwinProcess } from "../twin.js";
 import { createTwin } from "../twin.js";
 import { errnoName } from "../uapi/errno.js";
@@ -219,13 +220,16 @@ const sizeVal: fc.Arbitrary<Val> = fc.oneof(
 
 function fieldArb(name: string, first: boolean, ioctl: string): fc.Arbitrary<Val> {
   if (first && (name === "argsz" || name === "size")) return sizeVal;
-  if (/fd$/.test(name) || name === "iommufd")
-    return fc.oneof({ weight: 4, arbitrary: anyFd.map((fd) => ({ fd })) }, intVal);
+  if (/fd$/.test(name) || name === "iommufd") {
+    const meant = name === "iommufd" ? fdRef(["iommufd"]) : name === "groupfd" ? fdRef(["group"]) : anyFd;
+    return fc.oneof({ weight: 4, arbitrary: meant.map((fd) => ({ fd })) }, intVal);
+  }
   if (name === "addr" && ioctl.endsWith("DEVICE_ATTR"))
     return fc.oneof({ weight: 4, arbitrary: fdRef(["group", "cdev", "device"]).map((fdptr) => ({ fdptr })) }, ptrVal);
   if (/addr|vaddr|user_va|uptr|^data$|allowed_iovas/.test(name)) return ptrVal;
   // reserved fields and flags: zero mostly, as a valid call has them
   if (/reserved|pad/.test(name)) return fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, intVal);
+  if (name === "flags") return fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: intVal });
   return fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: intVal });
 }
 
@@ -405,6 +409,9 @@ export function programArb(maxSteps = 30): fc.Arbitrary<Program> {
 // ---- the replayer ----
 
 interface Slot {
+  /** killed: the next step of this slot spawns a new process in it; fds sent to it until
+   * then go to a dead process (EPIPE) */
+  dead: boolean;
   proc: TwinProcess;
   fds: Map<Tag, number[]>;
   mem: number;
@@ -446,7 +453,7 @@ class Runner {
     const proc = this.twin.spawn({ memlock: 16 << 20, name: `fuzz${i}` });
     const mem = proc.mmap(SCRATCH);
     this.syscalls++;
-    return { proc, fds: new Map(), mem, bars: [], extra: STAGE_EXTRA };
+    return { dead: false, proc, fds: new Map(), mem, bars: [], extra: STAGE_EXTRA };
   }
 
   sc<T>(v: T): T {
@@ -568,6 +575,7 @@ class Runner {
       this.sc(st.load ? m.load(st.name) : m.unload(st.name));
       return;
     }
+    if (this.slots[st.p % NPROCS]!.dead) this.slots[st.p % NPROCS] = this.spawn(st.p % NPROCS);
     const s = this.slots[st.p % NPROCS]!;
     const p = s.proc;
     switch (st.op) {
@@ -589,7 +597,8 @@ class Runner {
       case "sendFd": {
         const to = this.slots[st.to % NPROCS]!;
         const fd = this.fd(s, st.fd);
-        this.add(to, this.tagOfFd(s, fd), this.sc(p.sendFd(fd, to.proc)));
+        const rc = this.sc(p.sendFd(fd, to.proc));
+        if (!to.dead) this.add(to, this.tagOfFd(s, fd), rc);
         return;
       }
       case "eventfd":
@@ -646,7 +655,14 @@ class Runner {
         return;
       case "kill":
         this.twin.kill(p);
-        this.slots[st.p % NPROCS] = this.spawn(st.p % NPROCS);
+        s.dead = true;
+        // the dead handle refuses calls (issue 12 #6): ProcessExited, nothing opened
+        try {
+          p.open("/dev/vfio/1");
+          this.failures.push(`open through the handle of killed pid ${p.pid} did not throw ProcessExited`);
+        } catch (e) {
+          if (!(e instanceof ProcessExited)) throw e;
+        }
         return;
       case "memlock":
         this.sc(p.setMemlock(st.bytes));
@@ -698,15 +714,19 @@ class Runner {
       const dev = this.typed(s, vm, K.KVM_CREATE_DEVICE, K.kvm_create_device, { type: K.KVM_DEV_TYPE_VFIO });
       if (dev.rc < 0) return;
       this.add(s, "kvmdev", dev.v.fd);
-      const t: Tag = alt ? "cdev" : "group";
-      const file = s.fds.get(t)?.[0] ?? open(alt ? "/dev/vfio/devices/vfio0" : "/dev/vfio/1", t);
-      const b = new Uint8Array(4);
-      new DataView(b.buffer).setInt32(0, file, true);
-      this.typed(s, dev.v.fd, K.KVM_SET_DEVICE_ATTR, K.kvm_device_attr, {
-        group: K.KVM_DEV_VFIO_FILE,
-        attr: BigInt(K.KVM_DEV_VFIO_FILE_ADD),
-        addr: BigInt(this.stage(s, b)),
-      });
+      // a group opened first if the process has none, or a new open of the device cdev (a
+      // device may be open through several); then every VFIO file the process holds is added
+      if (alt) open("/dev/vfio/devices/vfio0", "cdev");
+      else if (!s.fds.get("group")?.length) open("/dev/vfio/1", "group");
+      for (const file of ["group", "cdev", "device"].flatMap((x) => s.fds.get(x as Tag) ?? [])) {
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setInt32(0, file, true);
+        this.typed(s, dev.v.fd, K.KVM_SET_DEVICE_ATTR, K.kvm_device_attr, {
+          group: K.KVM_DEV_VFIO_FILE,
+          attr: BigInt(K.KVM_DEV_VFIO_FILE_ADD),
+          addr: BigInt(this.stage(s, b)),
+        });
+      }
       return;
     }
     let dev: number;
@@ -731,9 +751,11 @@ class Runner {
     } else {
       const ic = open("/dev/iommu", "iommufd");
       dev = open("/dev/vfio/devices/vfio0", "cdev");
+      // every cdev the process holds unbound is bound, the new one last
       const bind = V.vfio_device_bind_iommufd;
-      if (this.typed(s, dev, V.VFIO_DEVICE_BIND_IOMMUFD, bind, { argsz: bind.size, iommufd: ic }).rc === 0)
-        this.add(s, "device", dev);
+      for (const fd of [...(s.fds.get("cdev") ?? [])].sort((a, b) => (a === dev ? 1 : b === dev ? -1 : a - b)))
+        if (this.typed(s, fd, V.VFIO_DEVICE_BIND_IOMMUFD, bind, { argsz: bind.size, iommufd: ic }).rc === 0)
+          this.add(s, "device", fd);
       const ioas = this.typed(s, ic, I.IOMMU_IOAS_ALLOC, I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size });
       const id = ioas.v.out_ioas_id;
       const flags = I.IOMMU_IOAS_MAP_FIXED_IOVA | I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE;
@@ -762,7 +784,7 @@ class Runner {
     const k = this.twin.kernel;
     const add = (m: string) => this.failures.push(m);
     for (const v of checkInvariants(k)) add(`[${v.check}] ${v.message}`);
-    for (const s of this.slots) this.guard("exit", () => this.twin.kill(s.proc));
+    for (const s of this.slots) if (!s.dead) this.guard("exit", () => this.twin.kill(s.proc));
     for (const name of this.bootModules)
       if (!k.modules.loaded.has(name)) {
         const rc = k.modules.load(name);

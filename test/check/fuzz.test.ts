@@ -63,3 +63,27 @@ test("an exception planted in an ioctl path is an oops the fuzzer reports", () =
   assert.match(f.failures[0]!, /no-kernel-bugs.*RangeError: planted/);
   assert.ok(f.program.length <= 2, programJson(f.program));
 });
+
+test("what the fuzzer found on the twin before issue 12's fixes replays clean now", () => {
+  // found in 2 min on the tree before the fixes (the first two with the sendFd-to-dead and
+  // dead-handle checks masked): 12 #4, BIND of a second cdev fd took and dropped KVM's reference
+  const kvmRefLeak = parseProgram(`{ "steps": [
+    {"op":"setup","p":0,"kind":"kvm","alt":true},
+    {"op":"setup","p":0,"kind":"kvm","alt":true},
+    {"op":"setup","p":0,"kind":"iommufd","alt":false}
+  ] }`);
+  // 12 #5 and #6: a file sent to a killed process, a call through its handle
+  const deadPeer = parseProgram(`{ "steps": [
+    {"op":"setup","p":0,"kind":"type1","alt":false},
+    {"op":"kill","p":2},
+    {"op":"sendFd","p":0,"fd":{"t":"container","i":0},"to":2}
+  ] }`);
+  for (const prog of [kvmRefLeak, deadPeer]) assert.deepEqual(runProgram(prog).failures, []);
+  const r = replay(kvmRefLeak);
+  assert.equal(r.trace.filter((l) => l.includes("VFIO_DEVICE_BIND_IOMMUFD") && l.includes("= 0")).length, 1);
+  assert.ok(
+    r.trace.some((l) => /VFIO_DEVICE_BIND_IOMMUFD.*EINVAL/.test(l)),
+    "the second BIND fails",
+  );
+  assert.ok(replay(deadPeer).trace.some((l) => /sendmsg.*EPIPE/.test(l)));
+});
