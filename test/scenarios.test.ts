@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadCorpus, MUST_MATCH, runOnTwin } from "../src/vmm/corpus.js";
 import { formatMismatch } from "../src/vmm/fidelity.js";
+import { checkInvariants, formatViolations, leakedSince } from "../src/check/invariants.js";
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), "../../test/scenarios");
 const corpus = loadCorpus(DIR);
@@ -35,5 +36,19 @@ for (const e of corpus) {
       );
     }
     assert.equal(cmp.matched + cmp.expected, cmp.total);
+  });
+}
+
+// Every scenario, matching or not, leaves the twin whole: the check of the whole twin holds
+// after the process exits, and nothing the scenario made is still alive.
+for (const e of corpus) {
+  test(`scenario ${e.name} leaves every invariant holding and nothing leaked`, () => {
+    const { twin, baseline } = runOnTwin(e);
+    const v = checkInvariants(twin.kernel);
+    assert.equal(v.length, 0, formatViolations(v));
+    assert.deepEqual(
+      leakedSince(twin.kernel, baseline).map((o) => o.describe()),
+      [],
+    );
   });
 }

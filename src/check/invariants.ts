@@ -17,6 +17,13 @@ export function checkInvariants(k: Kernel): Violation[] {
   const add = (check: string, message: string) => out.push({ check, message });
 
   for (const b of k.bugs) add("no-kernel-bugs", `${b.kind}: ${b.message}`);
+  // lockdep saw two classes taken in both orders: a possible deadlock, whether or not this
+  // run deadlocked
+  for (const inv of k.lockdep.inversions)
+    add(
+      "lockdep",
+      `${inv.first} -> ${inv.second} (${inv.now.task} at ${inv.now.where}) inverts ${inv.established.chain.join(" -> ")} (${inv.established.task} at ${inv.established.where})`,
+    );
 
   // refcounts: every reference is held by somebody with a name (only between syscalls:
   // a syscall's own short borrow is gone by then)
@@ -26,6 +33,18 @@ export function checkInvariants(k: Kernel): Violation[] {
     if (sum !== o.refs)
       add("refcount-holders", `${o.describe()}: refs=${o.refs} but holders sum to ${sum} (${holders(o)})`);
     if (o.dead) add("registry", `${o.describe()} is released but still registered`);
+    // each holder is present in its owner's own structure: "fd N of pid P" in P's table
+    for (const h of o.holders.keys()) {
+      const m = FD_HOLDER.exec(h);
+      if (!m) continue;
+      const p = k.processes.get(Number(m[2]));
+      if (!p || p.files.lookup(Number(m[1])) !== o)
+        add("holder-owner", `${o.describe()} held by "${h}" but ${p ? `that fd is not it` : `pid ${m[2]} is gone`}`);
+    }
+    // a file whose fops belong to a module that is gone: every call through it runs freed code
+    const fops = (o as { fops?: { owner: { state: string; name: string } | null } }).fops;
+    if (o.kind === "file" && fops?.owner && fops.owner.state === "unloaded")
+      add("module-gone", `${o.describe()} is open but its module ${fops.owner.name} was unloaded`);
   }
 
   // fd tables: each slot's file is live and knows it is held by that slot
@@ -50,6 +69,29 @@ export function checkInvariants(k: Kernel): Violation[] {
   }
 
   for (const [name, check] of k.checks) for (const msg of check()) add(name, msg);
+  return out;
+}
+
+const FD_HOLDER = /^fd (\d+) of pid (\d+)$/;
+
+/**
+ * What holds at every yield point, cheap enough to run after each explorer step: new splats
+ * (use after free at the poisoned access, sleeping in atomic context, deadlocks, oopses) and
+ * new lockdep inversions since the counts given. Counts (refs against holders) are only
+ * exact between syscalls, so checkInvariants() runs them when the threads are done.
+ */
+export function checkStep(k: Kernel, bugsSeen: number, inversionsSeen: number): Violation[] {
+  if (k.bugs.length === bugsSeen && k.lockdep.inversions.length === inversionsSeen) return [];
+  const out: Violation[] = [];
+  for (let i = bugsSeen; i < k.bugs.length; i++)
+    out.push({ check: "no-kernel-bugs", message: `${k.bugs[i]!.kind}: ${k.bugs[i]!.message}` });
+  for (let i = inversionsSeen; i < k.lockdep.inversions.length; i++) {
+    const inv = k.lockdep.inversions[i]!;
+    out.push({
+      check: "lockdep",
+      message: `${inv.first} -> ${inv.second} (${inv.now.task} at ${inv.now.where}) inverts ${inv.established.chain.join(" -> ")} (${inv.established.task} at ${inv.established.where})`,
+    });
+  }
   return out;
 }
 

@@ -128,7 +128,16 @@ function deviceViolations(ictx: IommufdCtx): string[] {
       for (const d of ig.devices)
         if (!ig.hwpt.holders.get(d.attachedHolder))
           out.push(`${d.describe()}: attached without holding ${ig.hwpt.describe()}`);
-    } else if (ig.devices.length) out.push(`${ictx.name} iommufd_group ${gid}: devices attached, no hwpt`);
+    } else {
+      if (ig.devices.length) out.push(`${ictx.name} iommufd_group ${gid}: devices attached, no hwpt`);
+      // no HWPT: a group iommufd owns must sit in its blocking domain, or its devices' DMA
+      // still reaches whatever the last domain mapped (DMA after detach)
+      const g = ig.group;
+      if (g.owner !== null && g.domain !== g.blockingDomain)
+        out.push(
+          `${ictx.name} iommufd_group ${gid}: no hwpt attached but DMA goes through ${g.domain.describe()}, not blocked`,
+        );
+    }
   }
   for (const o of objs) {
     if (o instanceof IommufdHwptNested) {

@@ -38,6 +38,10 @@ export abstract class IommufdObject extends RefCounted {
     super(k, `iommufd_${type}`);
   }
 
+  protected override poisonable(): boolean {
+    return true;
+  }
+
   describe(): string {
     return `iommufd ${this.type} ${this.id} of ${this.ctxName}`;
   }

@@ -41,6 +41,12 @@ export class Kernel {
   readonly kthread = new Task(null, "kworker");
   /** invariant checks subsystems register (src/check runs them): each returns violations */
   readonly checks = new Map<string, () => string[]>();
+  /** broken variants switched on (src/check/variants.ts): each name restores one real kernel
+   * bug at the place the fix went; empty in every normal twin */
+  readonly broken = new Set<string>();
+  /** poison released objects (the explorer's KASAN): a read or write of a field of an object
+   * after its release is a use-after-free bug at the place it happens (kref.ts) */
+  poison = false;
   private nextPid = 1;
 
   constructor() {

@@ -51,7 +51,14 @@ export abstract class RefCounted {
       this.dead = true;
       this.k.objects.delete(this);
       this.release();
+      if (this.k.poison && this.poisonable()) poison(this);
     }
+  }
+
+  /** Whether the explorer's poisoning applies to this type (after release, its memory is
+   * freed in the kernel: every later field access is a use after free). */
+  protected poisonable(): boolean {
+    return false;
   }
 
   /** Move a tracked reference from one holder name to another (e.g. "init" -> "fd 3 of pid 1"). */
@@ -66,5 +73,41 @@ export abstract class RefCounted {
   /** Throws if the object was released: call before touching it from a stale pointer. */
   assertLive(): void {
     if (this.dead) throw this.k.bug("use-after-free", `access to released ${this.describe()}`);
+  }
+}
+
+/** what a poisoned object still answers: the kref itself and the names reports print */
+const POISON_KEEP = new Set([
+  "refs",
+  "dead",
+  "serial",
+  "holders",
+  "k",
+  "kind",
+  "id",
+  "name",
+  "type",
+  "ctxName",
+  "path",
+]);
+
+/**
+ * KASAN for the twin: every other own field of a released object becomes an accessor that
+ * reports a use-after-free (a KernelBug, recorded) naming the field, at the access.
+ */
+function poison(o: RefCounted): void {
+  const desc = o.describe();
+  for (const key of Object.keys(o)) {
+    if (POISON_KEEP.has(key)) continue;
+    Object.defineProperty(o, key, {
+      configurable: true,
+      enumerable: false,
+      get() {
+        throw o.k.bug("use-after-free", `read of ${desc}.${key} after its release`);
+      },
+      set() {
+        throw o.k.bug("use-after-free", `write of ${desc}.${key} after its release`);
+      },
+    });
   }
 }

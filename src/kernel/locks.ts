@@ -9,6 +9,20 @@
 import type { Kernel } from "./kernel.js";
 import type { KGen, Task, Waitable } from "./sched.js";
 
+/** spinlocks a task holds now (preempt_count's lock part): > 0 is atomic context */
+const atomicDepth = new WeakMap<Task, number>();
+
+/** A sleeping lock taken in atomic context: "BUG: sleeping function called from invalid
+ * context" (kernel/sched/core.c __might_sleep()); recorded where it happens, the path goes on
+ * as the kernel's does after the splat. */
+function mightSleep(k: Kernel, t: Task, what: string): void {
+  if ((atomicDepth.get(t) ?? 0) > 0) {
+    const spins = t.held.filter((h) => spinEntries.has(h)).map((h) => h.name);
+    k.bug("sleeping-while-atomic", `${t.label} calls ${what} while holding spinlock ${spins.join(", ")}`);
+  }
+}
+const spinEntries = new WeakSet<object>();
+
 export class Mutex implements Waitable {
   owner: Task | null = null;
   /** @param cls the lock class, e.g. "vfio_group.group_lock"; instances share it */
@@ -25,6 +39,7 @@ export class Mutex implements Waitable {
   *lock(where = this.name): KGen<void> {
     const t = this.k.current;
     if (!t) throw this.k.bug("lock", `mutex_lock(${this.name}) outside a task`);
+    mightSleep(this.k, t, `mutex_lock(${this.name})`);
     yield { kind: "preempt", where: `mutex_lock(${this.name})` };
     while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})` };
     this.k.lockdep.acquire(t, this.cls, where);
@@ -64,6 +79,7 @@ export class RwSem {
 
   *downRead(where = this.name): KGen<void> {
     const t = this.k.current!;
+    mightSleep(this.k, t, `down_read(${this.name})`);
     yield { kind: "preempt", where: `down_read(${this.name})` };
     while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})` };
     this.k.lockdep.acquire(t, this.cls, where);
@@ -79,6 +95,7 @@ export class RwSem {
 
   *downWrite(where = this.name): KGen<void> {
     const t = this.k.current!;
+    mightSleep(this.k, t, `down_write(${this.name})`);
     yield { kind: "preempt", where: `down_write(${this.name})` };
     while (this.writer !== null || this.readers.size > 0) {
       yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})` };
@@ -93,6 +110,39 @@ export class RwSem {
     if (this.writer !== t) throw this.k.bug("lock", `up_write(${this.name}) by a non-owner`);
     this.writer = null;
     dropHeld(t, this.name);
+  }
+}
+
+/**
+ * spinlock_t: taken without sleeping (a plain call, no yield), and while held the task is in
+ * atomic context: a sleeping lock taken then is a bug (mightSleep). The twin's paths never
+ * yield between lock() and unlock() of a spinlock, so another task never finds it held.
+ */
+export class SpinLock {
+  owner: Task | null = null;
+  constructor(
+    private readonly k: Kernel,
+    readonly cls: string,
+    readonly name: string = cls,
+  ) {}
+
+  lock(where = this.name): void {
+    const t = this.k.current ?? this.k.kthread;
+    if (this.owner !== null) throw this.k.bug("deadlock", `spin_lock(${this.name}) held by ${this.owner.label}`);
+    this.k.lockdep.acquire(t, this.cls, where);
+    this.owner = t;
+    const e = { name: this.name, cls: this.cls, where };
+    spinEntries.add(e);
+    t.held.push(e);
+    atomicDepth.set(t, (atomicDepth.get(t) ?? 0) + 1);
+  }
+
+  unlock(): void {
+    const t = this.k.current ?? this.k.kthread;
+    if (this.owner !== t) throw this.k.bug("lock", `spin_unlock(${this.name}) by a task that does not own it`);
+    this.owner = null;
+    dropHeld(t, this.name);
+    atomicDepth.set(t, (atomicDepth.get(t) ?? 1) - 1);
   }
 }
 

@@ -73,6 +73,10 @@ export class Kvm extends RefCounted {
     };
   }
 
+  protected override poisonable(): boolean {
+    return true;
+  }
+
   describe(): string {
     return `kvm vm ${this.id}`;
   }

@@ -153,7 +153,7 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
       m.export("__kvm_state", st);
       for (const [name, fn] of Object.entries(kvmRefExports())) m.export(name, fn);
       k.devices.register("/dev/kvm", st.kvmFops, st);
-      k.checks.set("kvm", () => checkVms(st));
+      k.checks.set("kvm", () => checkVms(k, st));
       return 0;
     },
     exit(k) {
@@ -166,7 +166,7 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
 export const kvmModule: ModuleDef = makeKvmModule();
 
 /** Invariants of every live VM: the arch counters agree with what the KVM-VFIO device holds. */
-function checkVms(st: KvmModuleState): string[] {
+function checkVms(k: Kernel, st: KvmModuleState): string[] {
   const out: string[] = [];
   for (const kvm of st.vms) {
     let files = 0;
@@ -177,6 +177,16 @@ function checkVms(st: KvmModuleState): string[] {
       if (dev.private_.noncoherent) noncoherent++;
       for (const r of dev.private_.files)
         if (r.file.dead) out.push(`vm ${kvm.id}: kvm-vfio holds released ${r.file.describe()}`);
+      // each reference named after this device is one of its entries (a FILE_DEL that
+      // forgets its fput leaves one behind, self-consistent in count)
+      const holder = dev.private_.holder;
+      for (const o of k.objects) {
+        const n = o.holders.get(holder);
+        if (!n) continue;
+        const kept = dev.private_.files.filter((r) => r.file === o).length;
+        if (n !== kept)
+          out.push(`vm ${kvm.id}: ${o.describe()} held ${n}x by "${holder}" but kvm-vfio keeps it ${kept}x`);
+      }
     }
     if (kvm.arch.assignedDevices !== files)
       out.push(`vm ${kvm.id}: assigned_device_count=${kvm.arch.assignedDevices} but kvm-vfio holds ${files} files`);

@@ -68,6 +68,10 @@ export class VfioGroup extends RefCounted {
     this.fops = groupFops(core);
   }
 
+  protected override poisonable(): boolean {
+    return true;
+  }
+
   describe(): string {
     return `vfio_group ${this.id}`;
   }

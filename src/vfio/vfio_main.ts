@@ -94,6 +94,10 @@ export class VfioDevice extends RefCounted {
     this.devSetLock = new Mutex(k, "vfio_device_set.lock", `dev_set lock of ${name}`);
   }
 
+  protected override poisonable(): boolean {
+    return true;
+  }
+
   describe(): string {
     return `vfio_device ${this.name}`;
   }

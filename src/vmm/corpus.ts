@@ -4,7 +4,8 @@
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createTwin } from "../twin.js";
+import { createTwin, type Twin } from "../twin.js";
+import type { RefCounted } from "../kernel/kref.js";
 import { compareRun, type Comparison } from "./fidelity.js";
 import { runScript } from "./script.js";
 
@@ -47,10 +48,11 @@ export const ORACLE_PROCESS = {
 };
 
 /** Run one scenario on a fresh default twin and compare it with its golden. */
-export function runOnTwin(e: CorpusEntry): { lines: string[]; cmp: Comparison } {
+export function runOnTwin(e: CorpusEntry): { lines: string[]; cmp: Comparison; twin: Twin; baseline: Set<RefCounted> } {
   const twin = createTwin();
+  const baseline = new Set(twin.kernel.objects);
   const p = twin.spawn(ORACLE_PROCESS);
   const lines = runScript(e.scenario, p);
   twin.kill(p);
-  return { lines, cmp: compareRun(e.scenario, e.golden ?? "", lines) };
+  return { lines, cmp: compareRun(e.scenario, e.golden ?? "", lines), twin, baseline };
 }
