@@ -38,6 +38,9 @@ export interface TwinConfig {
   faultInjectionDebugfs?: boolean;
   /** iommufd built with CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD and the selftest mock (default true) */
   iommufdTest?: boolean;
+  /** broken variants to build in (src/check/variants.ts: real kernel bugs put back, for the
+   * explorer to find); none by default */
+  broken?: readonly string[];
 }
 
 export class TwinProcess implements UserProcess {
@@ -156,6 +159,7 @@ export class Twin implements Backend {
 
   constructor(readonly config: TwinConfig = {}) {
     const k = this.kernel;
+    for (const b of config.broken ?? []) k.broken.add(b);
     this.machine = new Machine(this.kernel.clock, config.pci);
     bootMachine(k, this.machine);
     const kvm = makeKvmModule({ coupling: config.coupling ?? "upstream", vfio: config.kvmVfio !== false });

@@ -1,14 +1,29 @@
-// The explorer: runs several kernel paths concurrently under the Scheduler and tries every
-// interleaving (depth-first over the scheduler's choices, up to a bound), each on a freshly
-// built twin, checking the invariants after each complete run. A failing schedule is
-// reported as a replay string, the list of choices, that `replay()` runs again exactly:
-// paste it into a test (fast-check's model-based testing prints its counterexamples the
-// same way).
+// The explorer: runs several kernel paths concurrently under the Scheduler and searches their
+// interleavings, each execution on a freshly built twin, with the cheap detectors after every
+// step (new splats: a poisoned use after free where it happens, sleeping in atomic context,
+// deadlocks, oopses, lockdep inversions) and the whole-twin check when the threads are done.
+// docs/explorer.md describes the search; in short:
+//
+//  - "dpor": depth-first over schedules with dynamic partial-order reduction (backtrack sets
+//    from the last dependent step that is not ordered by happens-before) and sleep sets, so
+//    two schedules that only swap independent steps are run once. A step's footprint is what
+//    it touched: the refcounted objects it got or put and the locks it took, waited for or
+//    released, plus the locks its task held. A step resumed from a plain preemption point (or
+//    a thread's first step) is dependent with every step: code between such yields may touch
+//    anything. Steps with disjoint footprints commute.
+//  - "dfs": every schedule, no reduction (what the explorer did before; the baseline).
+//  - "pct": seeded random priority scheduling (PCT, Burckhardt et al. 2010): random thread
+//    priorities, d-1 random priority change points; one schedule per execution, for worlds
+//    too large to enumerate.
+//  - preemptionBound: at most that many switches away from a thread that could go on.
+//
+// A failure is the schedule (thread index per step) and the steps it took; replay() runs it
+// again exactly. Exceptions escaping a thread are oopses recorded with the schedule so far.
 
 import type { Kernel } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
-import { type KRet, Scheduler, Task } from "../kernel/sched.js";
-import { checkInvariants, type Violation } from "./invariants.js";
+import { type KRet, Scheduler, type Thread, Task } from "../kernel/sched.js";
+import { checkInvariants, checkStep, type Violation } from "./invariants.js";
 
 /** One concurrent world: a kernel plus the paths to interleave, built fresh per schedule. */
 export interface World {
@@ -20,64 +35,548 @@ export interface World {
   readonly after?: (results: unknown[]) => string[];
 }
 
+/** One step of an execution: which thread ran, from which yield point to which. */
+export interface StepRecord {
+  readonly thread: number;
+  readonly from: string;
+  readonly to: string;
+  /** violations the step check found right after this step */
+  readonly violations: readonly Violation[];
+}
+
 export interface Outcome {
-  /** the choices made at each step: index into the runnable threads */
+  /** the thread index that ran at each step */
   readonly schedule: readonly number[];
   readonly results: readonly unknown[];
   readonly deadlock: string | null;
   readonly violations: readonly Violation[];
+  /** the first step after which a violation was seen, or null (seen at the end, or none) */
+  readonly violationStep: number | null;
+  readonly steps: readonly StepRecord[];
+  /** thread names, for reports */
+  readonly threads: readonly string[];
 }
 
-export interface ExploreResult {
+export type Strategy = "dpor" | "dfs" | "pct";
+
+export interface ExploreOptions {
+  strategy?: Strategy;
+  /** stop after this many executions (default 1000) */
+  maxExecutions?: number;
+  /** stop after this many milliseconds of wall time */
+  timeMs?: number;
+  /** at most this many preemptions per schedule (null: unbounded) */
+  preemptionBound?: number | null;
+  /** PCT: the seed and the bug depth d (d-1 priority change points) */
+  seed?: number;
+  pctDepth?: number;
+  /** stop at the first failing execution (the CLI); tests usually want every failure */
+  stopOnFirst?: boolean;
+  /** the detectors after each step (default true): off, only the end-of-run check runs */
+  checkEveryStep?: boolean;
+  /** poison released objects while exploring (default true) */
+  poison?: boolean;
+  /** called every so often with the running totals */
+  progress?: (p: ExploreStats) => void;
+}
+
+export interface ExploreStats {
+  executions: number;
+  steps: number;
+  /** distinct scheduler states seen (each thread's position and the locks it holds) */
+  distinctStates: number;
+  /** executions cut short because every runnable thread was in the sleep set */
+  sleepBlocked: number;
+  violations: number;
+  elapsedMs: number;
+}
+
+export interface ExploreResult extends ExploreStats {
+  /** the same as executions (the explorer's earlier name) */
   readonly schedules: number;
+  /** every schedule of the strategy's space was run (never true for pct) */
   readonly complete: boolean;
   /** distinct result tuples seen, as JSON, with one schedule that produced each */
   readonly outcomes: Map<string, readonly number[]>;
   readonly failures: Outcome[];
 }
 
-/** Run one schedule: `prefix` choices first, then always the first runnable thread. */
-export function replay(build: () => World, prefix: readonly number[]): Outcome & { branching: number[] } {
-  const w = build();
-  const s = new Scheduler(w.kernel);
-  const threads = w.threads.map((t) => {
-    const task = new Task(t.process ?? null, t.name);
-    return s.add(
-      task,
-      w.kernel.withTask(task, () => t.path(task)),
-    );
-  });
-  const schedule: number[] = [];
-  const branching: number[] = [];
-  const r = s.run((runnable, step) => {
-    const c = step < prefix.length ? Math.min(prefix[step]!, runnable.length - 1) : 0;
-    schedule.push(c);
-    branching.push(runnable.length);
-    return c;
-  });
-  const results = threads.map((t) => t.result);
-  const violations = [...checkInvariants(w.kernel)];
-  for (const m of w.after?.(results) ?? []) violations.push({ check: "after", message: m });
-  return { schedule, results, deadlock: r.deadlock, violations, branching };
+/** A footprint: null means "dependent with everything". */
+type Footprint = Set<unknown> | null;
+
+function dependent(a: Footprint, b: Footprint): boolean {
+  if (a === null || b === null) return true;
+  const [small, big] = a.size <= b.size ? [a, b] : [b, a];
+  for (const x of small) if (big.has(x)) return true;
+  return false;
 }
 
-/** Every interleaving, depth first, up to `maxSchedules`. */
-export function explore(build: () => World, maxSchedules = 1000): ExploreResult {
-  const outcomes = new Map<string, readonly number[]>();
-  const failures: Outcome[] = [];
-  let schedules = 0;
-  const stack: number[][] = [[]];
-  while (stack.length > 0 && schedules < maxSchedules) {
-    const prefix = stack.pop()!;
-    const o = replay(build, prefix);
-    schedules++;
-    const key = JSON.stringify(o.results, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
-    if (!outcomes.has(key)) outcomes.set(key, o.schedule);
-    if (o.deadlock || o.violations.length > 0) failures.push(o);
-    // branch on every step past the prefix where another thread could have gone
-    for (let i = o.schedule.length - 1; i >= prefix.length; i--) {
-      for (let alt = o.branching[i]! - 1; alt >= 1; alt--) stack.push([...o.schedule.slice(0, i), alt]);
+const LOCK_YIELD = /^(mutex_lock|down_read|down_write)\(/;
+
+interface Exec {
+  readonly k: Kernel;
+  readonly sched: Scheduler;
+  readonly threads: Thread[];
+  readonly names: string[];
+  readonly after: World["after"];
+  readonly bugs0: number;
+  readonly inv0: number;
+}
+
+function start(build: () => World, poison: boolean): Exec {
+  const w = build();
+  const k = w.kernel;
+  k.poison = poison;
+  const sched = new Scheduler(k);
+  const threads = w.threads.map((t) => {
+    const task = new Task(t.process ?? null, t.name);
+    return sched.add(
+      task,
+      k.withTask(task, () => t.path(task)),
+    );
+  });
+  return {
+    k,
+    sched,
+    threads,
+    names: w.threads.map((t) => t.name),
+    after: w.after,
+    bugs0: k.bugs.length,
+    inv0: k.lockdep.inversions.length,
+  };
+}
+
+/** Indices of the threads that can run now (blocked ones whose lock came free included). */
+function enabled(e: Exec): number[] {
+  const out: number[] = [];
+  const ts = e.threads;
+  for (let i = 0; i < ts.length; i++) {
+    const th = ts[i]!;
+    if (th.state === "done") continue;
+    if (th.state === "blocked" && th.blockedOn!.available(th.task)) th.state = "runnable";
+    if (th.state === "runnable") out.push(i);
+  }
+  return out;
+}
+
+/** Run thread i one step; its footprint (null: touches anything). An exception out of the
+ * path is an oops: the thread ends with the oops as its result. */
+function stepThread(e: Exec, i: number): Footprint {
+  const th = e.threads[i]!;
+  const from = th.at;
+  const fp = new Set<unknown>();
+  for (const h of th.task.held) fp.add(h.name);
+  e.k.footprint = fp;
+  try {
+    e.sched.step(th);
+  } catch (err) {
+    const bug = e.k.oops(err, `${th.task.label} at ${from}`);
+    th.state = "done";
+    th.result = `oops: ${bug.message}` as never;
+    th.at = "oops";
+    e.k.footprint = null;
+    return null;
+  }
+  e.k.footprint = null;
+  return from !== "start" && LOCK_YIELD.test(from) ? fp : null;
+}
+
+function finish(
+  e: Exec,
+  schedule: number[],
+  steps: StepRecord[],
+  deadlock: string | null,
+  stepViolation: number | null,
+): Outcome {
+  const results = e.threads.map((t) => t.result);
+  let violations: Violation[];
+  if (deadlock === null && e.threads.every((t) => t.state === "done")) {
+    violations = checkInvariants(e.k);
+    for (const m of e.after?.(results) ?? []) violations.push({ check: "after", message: m });
+  } else {
+    // stopped early (a step violation or a deadlock): counts are not at a quiescent point
+    violations = [...checkStep(e.k, e.bugs0, e.inv0)];
+    if (deadlock !== null && !violations.some((v) => v.message.includes(deadlock)))
+      violations.push({ check: "deadlock", message: deadlock });
+  }
+  // baseline splats from building the world are the world's, not the schedule's
+  return { schedule, results, deadlock, violations, violationStep: stepViolation, steps, threads: e.names };
+}
+
+function deadlockOf(e: Exec): string | null {
+  const stuck = e.threads.filter((t) => t.state === "blocked");
+  if (stuck.length === 0) return null;
+  const msg = stuck.map((t) => `${t.task.label} waits for ${t.blockedOn!.name} at ${t.at}`).join("; ");
+  e.k.bugs.push({ kind: "deadlock", message: msg });
+  return msg;
+}
+
+/**
+ * Run one schedule: `prefix` (thread indices) first; then `pick` chooses (default: the thread
+ * that ran last if it still can, else the lowest enabled index).
+ */
+export function runSchedule(
+  build: () => World,
+  prefix: readonly number[],
+  opts: { poison?: boolean; checkEveryStep?: boolean } = {},
+): Outcome {
+  const e = start(build, opts.poison ?? true);
+  const schedule: number[] = [];
+  const steps: StepRecord[] = [];
+  let last = -1;
+  let bugs = e.bugs0;
+  let inv = e.inv0;
+  for (;;) {
+    const en = enabled(e);
+    if (en.length === 0) return finish(e, schedule, steps, deadlockOf(e), null);
+    const want = schedule.length < prefix.length ? prefix[schedule.length]! : -1;
+    const i = en.includes(want) ? want : en.includes(last) ? last : en[0]!;
+    const from = e.threads[i]!.at;
+    stepThread(e, i);
+    schedule.push(i);
+    const v = opts.checkEveryStep === false ? [] : checkStep(e.k, bugs, inv);
+    bugs = e.k.bugs.length;
+    inv = e.k.lockdep.inversions.length;
+    steps.push({ thread: i, from, to: e.threads[i]!.at, violations: v });
+    if (v.length) return finish(e, schedule, steps, null, schedule.length - 1);
+    last = i;
+  }
+}
+
+/** The same as runSchedule (the explorer's earlier name). */
+export function replay(build: () => World, prefix: readonly number[]): Outcome {
+  return runSchedule(build, prefix);
+}
+
+function resultKey(results: readonly unknown[]): string {
+  return JSON.stringify(results, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+/** A small, seeded PRNG (mulberry32): the same seed gives the same schedules. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Search the interleavings of a world. `explore(build, n)` is the DPOR search up to n executions. */
+export function explore(build: () => World, opts: ExploreOptions | number = {}): ExploreResult {
+  const o: ExploreOptions = typeof opts === "number" ? { maxExecutions: opts } : opts;
+  const strategy = o.strategy ?? "dpor";
+  const search = new Search(build, o);
+  if (strategy === "pct") search.pct();
+  else search.systematic(strategy === "dpor");
+  return search.result();
+}
+
+/** A node of the current execution's path, for the systematic search. */
+interface Node {
+  /** threads enabled in the state before this step */
+  readonly enabled: number[];
+  /** threads still to try from this state (DPOR backtrack set, or all enabled for dfs) */
+  readonly backtrack: Set<number>;
+  /** threads already tried from this state */
+  readonly done: Set<number>;
+  /** sleeping threads in this state with the footprint of their next step */
+  readonly sleep: Map<number, Footprint>;
+  /** the thread that ran from this state in the current execution, and its footprint */
+  thread: number;
+  footprint: Footprint;
+  /** preemptions used before this step */
+  readonly preemptions: number;
+  /** the thread that ran before this state (-1 at the root) */
+  readonly prev: number;
+}
+
+class Search {
+  private readonly max: number;
+  private readonly deadline: number;
+  private readonly t0 = Date.now();
+  private readonly bound: number | null;
+  private readonly poison: boolean;
+  private readonly checkEvery: boolean;
+  readonly outcomes = new Map<string, readonly number[]>();
+  readonly failures: Outcome[] = [];
+  private readonly states = new Set<string>();
+  executions = 0;
+  steps = 0;
+  sleepBlocked = 0;
+  complete = false;
+  private stopped = false;
+
+  constructor(
+    private readonly build: () => World,
+    private readonly o: ExploreOptions,
+  ) {
+    this.max = o.maxExecutions ?? 1000;
+    this.deadline = o.timeMs !== undefined ? this.t0 + o.timeMs : Infinity;
+    this.bound = o.preemptionBound ?? null;
+    this.poison = o.poison ?? true;
+    this.checkEvery = o.checkEveryStep ?? true;
+  }
+
+  private budgetLeft(): boolean {
+    if (this.stopped) return false;
+    if (this.executions >= this.max) return false;
+    if (this.deadline !== Infinity && Date.now() >= this.deadline) return false;
+    return true;
+  }
+
+  private stats(): ExploreStats {
+    return {
+      executions: this.executions,
+      steps: this.steps,
+      distinctStates: this.states.size,
+      sleepBlocked: this.sleepBlocked,
+      violations: this.failures.length,
+      elapsedMs: Date.now() - this.t0,
+    };
+  }
+
+  result(): ExploreResult {
+    return {
+      ...this.stats(),
+      schedules: this.executions,
+      complete: this.complete,
+      outcomes: this.outcomes,
+      failures: this.failures,
+    };
+  }
+
+  private record(out: Outcome): void {
+    this.executions++;
+    const key = resultKey(out.results);
+    if (!this.outcomes.has(key)) this.outcomes.set(key, out.schedule);
+    if (out.deadlock || out.violations.length > 0) {
+      this.failures.push(out);
+      if (this.o.stopOnFirst) this.stopped = true;
+    }
+    if (this.o.progress && (this.executions & 1023) === 0) this.o.progress(this.stats());
+  }
+
+  /** a cheap digest of the scheduler state: each thread's yield point, step count and locks */
+  private noteState(e: Exec, counts: number[]): void {
+    let s = "";
+    for (let i = 0; i < e.threads.length; i++) {
+      const th = e.threads[i]!;
+      s += `${th.at}#${counts[i]}`;
+      for (const h of th.task.held) s += `+${h.name}`;
+      s += "|";
+    }
+    this.states.add(s);
+  }
+
+  /** One execution for the systematic search: follow `path` (the nodes already chosen), then
+   * extend it, returning the full path of nodes. */
+  private execute(path: Node[]): Node[] {
+    const e = start(this.build, this.poison);
+    const schedule: number[] = [];
+    const steps: StepRecord[] = [];
+    const counts = new Array<number>(e.threads.length).fill(0);
+    const nodes: Node[] = [];
+    let bugs = e.bugs0;
+    let inv = e.inv0;
+    let sleep = new Map<number, Footprint>();
+    let prev = -1;
+    let preemptions = 0;
+    for (let depth = 0; ; depth++) {
+      const en = enabled(e);
+      if (en.length === 0) {
+        this.record(finish(e, schedule, steps, deadlockOf(e), null));
+        return nodes;
+      }
+      let node: Node;
+      if (depth < path.length) {
+        node = path[depth]!;
+      } else {
+        // a new state: try the thread that ran last (no preemption) unless it sleeps
+        const awake = en.filter((t) => !sleep.has(t));
+        if (awake.length === 0) {
+          // every enabled thread's step is already covered by an equivalent schedule
+          this.sleepBlocked++;
+          this.executions++;
+          return nodes;
+        }
+        const first = awake.includes(prev) ? prev : awake[0]!;
+        node = {
+          enabled: en,
+          backtrack: new Set([first]),
+          done: new Set(),
+          sleep,
+          thread: first,
+          footprint: null,
+          preemptions,
+          prev,
+        };
+      }
+      const i = node.thread;
+      node.done.add(i);
+      const from = e.threads[i]!.at;
+      const fp = stepThread(e, i);
+      node.footprint = fp;
+      nodes.push(node);
+      schedule.push(i);
+      counts[i]!++;
+      this.steps++;
+      this.noteState(e, counts);
+      const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
+      bugs = e.k.bugs.length;
+      inv = e.k.lockdep.inversions.length;
+      steps.push({ thread: i, from, to: e.threads[i]!.at, violations: v });
+      if (v.length) {
+        this.record(finish(e, schedule, steps, null, schedule.length - 1));
+        return nodes;
+      }
+      if (prev !== -1 && i !== prev && node.enabled.includes(prev)) preemptions = node.preemptions + 1;
+      else preemptions = node.preemptions;
+      // the child's sleep set: sleepers (and siblings already explored from here) whose next
+      // step commutes with the one taken
+      const next = new Map<number, Footprint>();
+      for (const [t, f] of node.sleep) if (t !== i && !dependent(f, fp)) next.set(t, f);
+      sleep = next;
+      prev = i;
     }
   }
-  return { schedules, complete: stack.length === 0, outcomes, failures };
+
+  /** DPOR (or plain DFS): backtrack points from the dependencies of each execution. */
+  systematic(reduce: boolean): void {
+    let path: Node[] = [];
+    while (this.budgetLeft()) {
+      const nodes = this.execute(path);
+      if (reduce) this.addBacktracks(nodes);
+      else for (const n of nodes) this.addAll(n);
+      // the deepest node with a thread left to try
+      let d = nodes.length - 1;
+      let nextThread = -1;
+      for (; d >= 0; d--) {
+        const n = nodes[d]!;
+        for (const t of n.backtrack) {
+          if (n.done.has(t) || n.sleep.has(t)) continue;
+          if (!this.withinBound(n, t)) continue;
+          nextThread = t;
+          break;
+        }
+        if (nextThread >= 0) break;
+      }
+      if (nextThread < 0) {
+        this.complete = !this.stopped;
+        return;
+      }
+      const n = nodes[d]!;
+      // the thread tried before goes to sleep for its siblings (sleep sets)
+      if (reduce && n.footprint !== undefined) n.sleep.set(n.thread, n.footprint);
+      n.thread = nextThread;
+      path = nodes.slice(0, d + 1);
+    }
+  }
+
+  private withinBound(n: Node, t: number): boolean {
+    if (this.bound === null) return true;
+    const preempts = n.prev !== -1 && t !== n.prev && n.enabled.includes(n.prev);
+    return n.preemptions + (preempts ? 1 : 0) <= this.bound;
+  }
+
+  private addAll(n: Node): void {
+    for (const t of n.enabled) n.backtrack.add(t);
+  }
+
+  /**
+   * Flanagan-Godefroid: for each step i, the latest earlier step j of another thread that is
+   * dependent with it and not ordered before it by happens-before: from the state before j,
+   * thread(i) must also be tried (or every enabled thread when thread(i) was not enabled).
+   */
+  private addBacktracks(nodes: Node[]): void {
+    const n = nodes.length;
+    // happens-before as bit sets over steps: hb[i] = steps ordered before i
+    const hb: Uint32Array[] = [];
+    const words = (n + 31) >>> 5;
+    const lastOf = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const row = new Uint32Array(words);
+      const ti = nodes[i]!.thread;
+      const fi = nodes[i]!.footprint;
+      const pj = lastOf.get(ti);
+      if (pj !== undefined) {
+        const r = hb[pj]!;
+        for (let w = 0; w < words; w++) row[w]! |= r[w]!;
+        row[pj >>> 5]! |= 1 << (pj & 31);
+      }
+      let racer = -1;
+      for (let j = i - 1; j >= 0; j--) {
+        const nj = nodes[j]!;
+        if (nj.thread === ti) continue;
+        if (!dependent(nj.footprint, fi)) continue;
+        const ordered = (row[j >>> 5]! >>> (j & 31)) & 1;
+        if (!ordered && racer < 0) racer = j;
+        // j -> i through the dependency
+        const r = hb[j]!;
+        for (let w = 0; w < words; w++) row[w]! |= r[w]!;
+        row[j >>> 5]! |= 1 << (j & 31);
+      }
+      hb.push(row);
+      lastOf.set(ti, i);
+      if (racer >= 0) {
+        const nr = nodes[racer]!;
+        if (nr.enabled.includes(ti)) nr.backtrack.add(ti);
+        else for (const t of nr.enabled) nr.backtrack.add(t);
+      }
+    }
+  }
+
+  /** PCT: random priorities, d-1 change points over the expected length; seeded. */
+  pct(): void {
+    const rand = rng(this.o.seed ?? 1);
+    const depth = Math.max(1, this.o.pctDepth ?? 3);
+    let expected = 32;
+    while (this.budgetLeft()) {
+      const e = start(this.build, this.poison);
+      const nt = e.threads.length;
+      // distinct priorities d..d+n-1, change points lower a thread to 1..d-1
+      const prio = Array.from({ length: nt }, (_, i) => depth + i);
+      for (let i = nt - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [prio[i], prio[j]] = [prio[j]!, prio[i]!];
+      }
+      const change = new Map<number, number>();
+      for (let c = 1; c < depth; c++) change.set(Math.floor(rand() * expected), depth - c);
+      const schedule: number[] = [];
+      const steps: StepRecord[] = [];
+      const counts = new Array<number>(nt).fill(0);
+      let bugs = e.bugs0;
+      let inv = e.inv0;
+      let out: Outcome | null = null;
+      for (let s = 0; ; s++) {
+        const en = enabled(e);
+        if (en.length === 0) {
+          out = finish(e, schedule, steps, deadlockOf(e), null);
+          break;
+        }
+        let best = en[0]!;
+        for (const t of en) if (prio[t]! > prio[best]!) best = t;
+        const lower = change.get(s);
+        const from = e.threads[best]!.at;
+        stepThread(e, best);
+        if (lower !== undefined) prio[best] = lower;
+        schedule.push(best);
+        counts[best]!++;
+        this.steps++;
+        this.noteState(e, counts);
+        const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
+        bugs = e.k.bugs.length;
+        inv = e.k.lockdep.inversions.length;
+        steps.push({ thread: best, from, to: e.threads[best]!.at, violations: v });
+        if (v.length) {
+          out = finish(e, schedule, steps, null, schedule.length - 1);
+          break;
+        }
+      }
+      expected = Math.max(expected, schedule.length);
+      this.record(out);
+    }
+  }
 }

@@ -190,7 +190,9 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   const hwpt = ig.hwpt!;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
   if (ig.devices.length === 0) {
-    idev.dev.core.detachGroup(hwpt.domain, ig.group);
+    // broken variant "dma-after-detach": the group is left in the HWPT's domain, so the
+    // device's DMA still reaches what it maps (and, once the HWPT is gone, freed tables)
+    if (!idev.k.broken.has("dma-after-detach")) idev.dev.core.detachGroup(hwpt.domain, ig.group);
     ig.hwpt = null;
     autoResponseFaults(hwpt, ig); // iommufd_hwpt_detach_device()
   }

@@ -34,6 +34,7 @@ export abstract class RefCounted {
 
   get(holder?: string): this {
     if (this.dead) throw this.k.bug("use-after-free", `get on released ${this.describe()}`);
+    this.k.footprint?.add(this);
     this.refs++;
     if (holder !== undefined) this.holders.set(holder, (this.holders.get(holder) ?? 0) + 1);
     return this;
@@ -41,6 +42,7 @@ export abstract class RefCounted {
 
   put(holder?: string): void {
     if (this.dead) throw this.k.bug("use-after-free", `put on released ${this.describe()}`);
+    this.k.footprint?.add(this);
     if (holder !== undefined) {
       const n = this.holders.get(holder);
       if (!n) throw this.k.bug("refcount", `${holder} puts ${this.describe()} it does not hold`);

@@ -6,12 +6,14 @@
 
 import type { File } from "./fs.js";
 import type { Module } from "./module.js";
+import type { KRet } from "./sched.js";
 
 /** The five file-based entry points VFIO exports in 6.12 (drivers/vfio/group.c, vfio_main.c). */
 export interface VfioFileExports {
   vfio_file_is_valid(file: File): boolean;
   vfio_file_enforced_coherent(file: File): boolean;
-  vfio_file_set_kvm(file: File, kvm: unknown): void;
+  /** a path: only a broken variant sleeps in it (src/check/variants.ts) */
+  vfio_file_set_kvm(file: File, kvm: unknown): KRet<void>;
   vfio_file_iommu_group(file: File): unknown;
   vfio_file_is_group(file: File): boolean;
 }
@@ -40,7 +42,7 @@ export interface VfioExternalUserExports {
   vfio_external_check_extension(h: VfioExternalUser, ext: number): number;
   /** the IOMMU group id, or a negative errno */
   vfio_external_user_iommu_id(h: VfioExternalUser): number;
-  vfio_group_set_kvm(h: VfioExternalUser, kvm: unknown): void;
+  vfio_group_set_kvm(h: VfioExternalUser, kvm: unknown): KRet<void>;
 }
 
 // --- design "file-ops": the 2022 proposal, one symbol returning an ops table ---
@@ -51,7 +53,7 @@ export interface VfioFileOps {
   readonly owner: Module;
   is_valid(file: File): boolean;
   enforced_coherent(file: File): boolean;
-  set_kvm(file: File, kvm: unknown): void;
+  set_kvm(file: File, kvm: unknown): KRet<void>;
   iommu_group(file: File): unknown;
 }
 

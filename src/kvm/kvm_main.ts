@@ -11,7 +11,7 @@ import { installFile } from "../kernel/syscalls.js";
 import type { KvmRefExports } from "../kernel/vfio_kvm.js";
 import { Kvm, type KvmModuleLinks } from "./kvm.js";
 import { kvmDeviceFops, newDeviceOpsTable } from "./kvm_device.js";
-import { KvmVfio, kvmVfioOps } from "./vfio.js";
+import { destroyInsteadOfRelease, KvmVfio, kvmVfioOps } from "./vfio.js";
 import { type CouplingDesign, createVfioCoupling, type VfioCoupling } from "./vfio_coupling.js";
 
 /** KVM_USER_MEM_SLOTS on x86 (arch/x86/include/asm/kvm_host.h). */
@@ -68,7 +68,10 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
   const deviceOps = newDeviceOpsTable();
   const coupling = opts.vfio === false ? null : createVfioCoupling(k, opts.coupling ?? "upstream");
   // kvm_vfio_ops_init() -> kvm_register_device_ops()
-  if (coupling) deviceOps[K.KVM_DEV_TYPE_VFIO] = kvmVfioOps(coupling);
+  if (coupling)
+    deviceOps[K.KVM_DEV_TYPE_VFIO] = k.broken.has("kvm-vfio-destroy-op")
+      ? destroyInsteadOfRelease(kvmVfioOps(coupling), coupling)
+      : kvmVfioOps(coupling);
   const links: KvmModuleLinks = { module: m, deviceOps, deviceFops: kvmDeviceFops(m), nextVmId: 1 };
   const kvmFops: FileOperations = {
     owner: m,
@@ -175,8 +178,10 @@ function checkVms(k: Kernel, st: KvmModuleState): string[] {
       if (!(dev.private_ instanceof KvmVfio)) continue;
       files += dev.private_.files.length;
       if (dev.private_.noncoherent) noncoherent++;
-      for (const r of dev.private_.files)
+      for (const r of dev.private_.files) {
         if (r.file.dead) out.push(`vm ${kvm.id}: kvm-vfio holds released ${r.file.describe()}`);
+        for (const m of st.coupling?.violations?.(r) ?? []) out.push(`vm ${kvm.id}: ${m}`);
+      }
       // each reference named after this device is one of its entries (a FILE_DEL that
       // forgets its fput leaves one behind, self-consistent in count)
       const holder = dev.private_.holder;

@@ -11,7 +11,7 @@
 import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENXIO } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import { Mutex } from "../kernel/locks.js";
-import type { KGen } from "../kernel/sched.js";
+import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
 import type { KvmDevice, KvmDeviceAttr, KvmDeviceOps } from "./kvm_device.js";
 import type { VfioCoupling, VfioFileRef } from "./vfio_coupling.js";
 
@@ -88,7 +88,7 @@ function* fileAdd(coupling: VfioCoupling, dev: KvmDevice, fd: number): KGen<numb
       }
       kv.files.push(ref);
       dev.kvm.arch.assignedDevices++; // kvm_arch_start_assignment()
-      coupling.setKvm(ref, dev.kvm);
+      yield* path(coupling.setKvm(ref, dev.kvm));
       updateCoherency(coupling, kv);
       return 0;
     } finally {
@@ -112,8 +112,9 @@ function* fileDel(coupling: VfioCoupling, dev: KvmDevice, fd: number): KGen<numb
       if (i >= 0) {
         const [ref] = kv.files.splice(i, 1);
         dev.kvm.arch.assignedDevices--; // kvm_arch_end_assignment()
-        coupling.setKvm(ref!, null);
-        coupling.put(ref!);
+        yield* path(coupling.setKvm(ref!, null));
+        // broken variant "file-del-no-fput": the entry leaves the list, its fput is forgotten
+        if (!dev.kvm.k.broken.has("file-del-no-fput")) coupling.put(ref!);
         ret = 0;
       }
       updateCoherency(coupling, kv);
@@ -127,10 +128,10 @@ function* fileDel(coupling: VfioCoupling, dev: KvmDevice, fd: number): KGen<numb
 }
 
 /** kvm_vfio_release(): on device fd close, with kvm.lock held. */
-function release(coupling: VfioCoupling, dev: KvmDevice): void {
+function* release(coupling: VfioCoupling, dev: KvmDevice): KGen<void> {
   const kv = dev.private_ as KvmVfio;
   for (const ref of kv.files.splice(0)) {
-    coupling.setKvm(ref, null);
+    yield* path(coupling.setKvm(ref, null));
     coupling.put(ref);
     dev.kvm.arch.assignedDevices--;
   }
@@ -149,4 +150,25 @@ function updateCoherency(coupling: VfioCoupling, kv: KvmVfio): void {
   if (noncoherent)
     kv.dev.kvm.arch.noncoherentDmaCount++; // kvm_arch_register_noncoherent_dma()
   else kv.dev.kvm.arch.noncoherentDmaCount--;
+}
+
+function* path(r: KRet<void>): KGen<void> {
+  if (isGen(r)) yield* r;
+}
+
+/**
+ * Broken variant "kvm-vfio-destroy-op" (fixed by 51cdc8bc120e): the KVM-VFIO device is torn
+ * down by .destroy from kvm_destroy_vm(), i.e. by whoever drops the last VM reference, instead
+ * of by .release when its fd closes. VFIO drops its VM reference (vfio_device_put_kvm) with
+ * group_lock held, and with set_kvm taking group_lock (as it did then) that is a self-deadlock.
+ */
+export function destroyInsteadOfRelease(ops: KvmDeviceOps, coupling: VfioCoupling): KvmDeviceOps {
+  const { release: _r, ...rest } = ops;
+  return {
+    ...rest,
+    destroy(dev) {
+      const k = dev.kvm.k;
+      if (dev.private_ !== null) runSync(k, k.current ?? k.kthread, release(coupling, dev));
+    },
+  };
 }

@@ -23,6 +23,7 @@
 
 import type { File } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
+import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
 import {
   VFIO_DMA_CC_IOMMU,
   type VfioExternalUser,
@@ -52,7 +53,10 @@ export interface VfioCoupling {
   same(a: VfioFileRef, b: VfioFileRef): boolean;
   /** Is this entry the file userspace names (the lookup on delete)? */
   matches(ref: VfioFileRef, file: File): boolean;
-  setKvm(ref: VfioFileRef, kvm: unknown): void;
+  /** may sleep (a path) when VFIO takes a sleeping lock in it (a broken variant) */
+  setKvm(ref: VfioFileRef, kvm: unknown): KRet<void>;
+  /** what is wrong with an entry KVM keeps (file-ops: the table's module pin) */
+  violations?(ref: VfioFileRef): string[];
   /** Does the IOMMU behind the file enforce cache-coherent DMA? false when unknown. */
   enforcedCoherent(ref: VfioFileRef): boolean;
   /** The IOMMU group (SPAPR TCE only: not compiled on x86, so the x86 device never asks). */
@@ -65,6 +69,15 @@ function viaSymbol<F extends (...a: any[]) => any, R>(k: Kernel, name: string, d
   if (!fn) return dflt;
   try {
     return use(fn);
+  } finally {
+    k.modules.symbolPut(name);
+  }
+}
+
+/** Drive a path, then symbol_put the symbol it was reached by. */
+function* putAfter(k: Kernel, name: string, r: KGen<void>): KGen<void> {
+  try {
+    yield* r;
   } finally {
     k.modules.symbolPut(name);
   }
@@ -100,8 +113,22 @@ class UpstreamCoupling implements VfioCoupling {
   matches(ref: VfioFileRef, file: File): boolean {
     return ref.file === file;
   }
-  setKvm(ref: VfioFileRef, kvm: unknown): void {
-    this.call("vfio_file_set_kvm", undefined, (fn) => fn(ref.file, kvm));
+  setKvm(ref: VfioFileRef, kvm: unknown): KRet<void> {
+    // symbol_put only once the call is over, also when it sleeps
+    const fn = this.k.modules.symbolGet<VfioFileExports["vfio_file_set_kvm"]>("vfio_file_set_kvm");
+    if (!fn) return;
+    let r: KRet<void>;
+    try {
+      r = fn(ref.file, kvm);
+    } catch (e) {
+      this.k.modules.symbolPut("vfio_file_set_kvm");
+      throw e;
+    }
+    if (!isGen(r)) {
+      this.k.modules.symbolPut("vfio_file_set_kvm");
+      return;
+    }
+    return putAfter(this.k, "vfio_file_set_kvm", r);
   }
   enforcedCoherent(ref: VfioFileRef): boolean {
     return this.call("vfio_file_enforced_coherent", false, (fn) => fn(ref.file));
@@ -145,7 +172,11 @@ class SymbolGetCoupling implements VfioCoupling {
     return this.call("vfio_external_group_match_file", false, (fn) => fn((ref as GroupHandle).handle, file));
   }
   setKvm(ref: VfioFileRef, kvm: unknown): void {
-    this.call("vfio_group_set_kvm", undefined, (fn) => fn((ref as GroupHandle).handle, kvm));
+    // the pre-2022 design did not sleep here: a path returned is driven at once
+    this.call("vfio_group_set_kvm", undefined, (fn) => {
+      const r = fn((ref as GroupHandle).handle, kvm);
+      if (isGen(r)) runSync(this.k, this.k.current ?? this.k.kthread, r);
+    });
   }
   enforcedCoherent(ref: VfioFileRef): boolean {
     const h = (ref as GroupHandle).handle;
@@ -178,14 +209,17 @@ class FileOpsCoupling implements VfioCoupling {
     );
     if (!ops) return null;
     const pin = `${holder}: vfio_file_ops`;
-    if (!this.k.modules.tryGet(ops.owner, pin)) return null; // the module is going away
+    // broken variant "kvm-ops-no-module-pin": the 2022 thread's concern, KVM keeps the
+    // table (and calls through it) without pinning the module the functions live in
+    const noPin = this.k.broken.has("kvm-ops-no-module-pin");
+    if (!noPin && !this.k.modules.tryGet(ops.owner, pin)) return null; // the module is going away
     file.get(holder);
     return { file, holder, ops, pin };
   }
   put(ref: VfioFileRef): void {
     const r = ref as FileWithOps;
     r.file.put(r.holder);
-    this.k.modules.put(r.ops.owner, r.pin);
+    if (!this.k.broken.has("kvm-ops-no-module-pin")) this.k.modules.put(r.ops.owner, r.pin);
   }
   same(a: VfioFileRef, b: VfioFileRef): boolean {
     return a.file === b.file;
@@ -193,8 +227,17 @@ class FileOpsCoupling implements VfioCoupling {
   matches(ref: VfioFileRef, file: File): boolean {
     return ref.file === file;
   }
-  setKvm(ref: VfioFileRef, kvm: unknown): void {
-    (ref as FileWithOps).ops.set_kvm(ref.file, kvm);
+  setKvm(ref: VfioFileRef, kvm: unknown): KRet<void> {
+    const ops = (ref as FileWithOps).ops;
+    if (ops.owner.state === "unloaded")
+      throw this.k.bug("module", `kvm-vfio calls vfio_file_ops.set_kvm of unloaded module ${ops.owner.name}`);
+    return ops.set_kvm(ref.file, kvm);
+  }
+  violations(ref: VfioFileRef): string[] {
+    const r = ref as FileWithOps;
+    return r.ops.owner.pins.get(r.pin)
+      ? []
+      : [`${r.holder} keeps the vfio_file_ops of ${r.ops.owner.name} without a module pin ("${r.pin}")`];
   }
   enforcedCoherent(ref: VfioFileRef): boolean {
     return (ref as FileWithOps).ops.enforced_coherent(ref.file);

@@ -15,7 +15,7 @@ import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOTTY, EPERM } from "../uapi/err
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File, FileOperations } from "../kernel/fs.js";
 import { RefCounted } from "../kernel/kref.js";
-import { Mutex } from "../kernel/locks.js";
+import { Mutex, SpinLock } from "../kernel/locks.js";
 import { PAGE_SIZE } from "../kernel/mm.js";
 import type { KGen } from "../kernel/sched.js";
 import { installFile } from "../kernel/syscalls.js";
@@ -52,6 +52,10 @@ export class VfioGroup extends RefCounted {
   /** cdev device files open on devices of this group (group open is then EBUSY) */
   cdevDeviceOpenCnt = 0;
   readonly groupLock: Mutex;
+  /** group->kvm_ref_lock: guards kvm (a spinlock: set_kvm runs under kvm->lock) */
+  readonly kvmRefLock: SpinLock;
+  /** group->device_lock: guards devices (the lookup of GET_DEVICE_FD, unregister) */
+  readonly deviceLock: Mutex;
   readonly path: string;
   readonly fops: FileOperations;
 
@@ -64,6 +68,8 @@ export class VfioGroup extends RefCounted {
   ) {
     super(core.k, "vfio_group");
     this.groupLock = new Mutex(core.k, "vfio_group.group_lock", `group_lock of group ${id}`);
+    this.kvmRefLock = new SpinLock(core.k, "vfio_group.kvm_ref_lock", `kvm_ref_lock of group ${id}`);
+    this.deviceLock = new Mutex(core.k, "vfio_group.device_lock", `device_lock of group ${id}`);
     this.path = `/dev/vfio/${type === "noiommu" ? "noiommu-" : ""}${id}`;
     this.fops = groupFops(core);
   }
@@ -307,22 +313,27 @@ function* unsetContainer(g: VfioGroup): KGen<number> {
 function* getDeviceFd(g: VfioGroup, arg: number): KGen<number> {
   const name = strndupUser(g.k, arg, PAGE_SIZE);
   if (typeof name === "number") return name;
-  // vfio_device_get_from_name(): the driver's match() when it has one (a -errno ends the
-  // search), else the exact device name
+  // vfio_device_get_from_name(): under device_lock, the driver's match() when it has one (a
+  // -errno ends the search), else the exact device name; a registered device is taken
+  // (vfio_device_try_get_registration)
   let vdev: VfioDevice | null = null;
+  let m = 0;
+  yield* g.deviceLock.lock();
   for (const d of g.devices) {
-    const m = d.ops.match ? d.ops.match(d, name) : d.name === name ? 1 : 0;
-    if (m < 0) return m;
+    m = d.ops.match ? d.ops.match(d, name) : d.name === name ? 1 : 0;
+    if (m < 0) break;
     if (m > 0 && d.registered) {
       vdev = d;
+      vdev.get("getting device fd");
       break;
     }
   }
+  g.deviceLock.unlock();
+  if (m < 0) return m;
   if (!vdev) return -ENODEV;
   const proc = curProc(g.k);
   if (!proc) return -EBADF; // no file table to install into
   const df = new VfioDeviceFile(vdev, g);
-  vdev.get("getting device fd");
   const rc = yield* g.dfGroupOpen(df);
   if (rc < 0) {
     vdev.put("getting device fd");
@@ -367,12 +378,55 @@ export function vfioRegisterGroupDev(core: VfioCore, vdev: VfioDevice, type: Vfi
   return 0;
 }
 
-/** vfio_unregister_group_dev() + vfio_device_remove_group(). */
-export function* vfioUnregisterGroupDev(core: VfioCore, vdev: VfioDevice): KGen<void> {
+/**
+ * vfio_unregister_group_dev() + vfio_device_remove_group(): the device stops being found
+ * (unlinked under device_lock), then the unregister waits until its users are gone (every
+ * device file closed), as Linux does; `wait: false` for a module exit, which the twin runs
+ * to completion at once (rmmod with a device file still open would hang in Linux: the twin
+ * unlinks and leaves the file holding an unregistered device).
+ */
+export function* vfioUnregisterGroupDev(core: VfioCore, vdev: VfioDevice, wait = true): KGen<void> {
   const g = vdev.group;
+  if (core.k.broken.has("device-put-outside-list-lock")) {
+    yield* unregisterPutOutsideLock(core, vdev);
+    return;
+  }
+  yield* g.deviceLock.lock();
   vdev.registered = false;
   g.devices.splice(g.devices.indexOf(vdev), 1);
+  g.deviceLock.unlock();
   core.devices.splice(core.devices.indexOf(vdev), 1);
+  if (wait) yield* waitForUsers(vdev);
+  yield* removeGroupIfLast(core, g);
+  g.put(`device ${vdev.name}`);
+  vdev.put("registration");
+}
+
+/** wait_for_completion(&device->comp): until only the registration holds the device */
+function* waitForUsers(vdev: VfioDevice): KGen<void> {
+  const usersGone = { name: `users of ${vdev.describe()}`, available: () => vdev.refs === 1 };
+  while (vdev.refs > 1) yield { kind: "block", on: usersGone, where: "vfio_unregister_group_dev: wait for users" };
+}
+
+/**
+ * Broken variant "device-put-outside-list-lock" (fixed by 90b1253e4139): the last reference
+ * is dropped without device_lock, and the release then takes device_lock to unlink the
+ * device: meanwhile a lookup under device_lock finds the freed device.
+ */
+function* unregisterPutOutsideLock(core: VfioCore, vdev: VfioDevice): KGen<void> {
+  const g = vdev.group;
+  core.devices.splice(core.devices.indexOf(vdev), 1);
+  yield* waitForUsers(vdev);
+  vdev.put("registration"); // the last reference: vfio_device_release() runs
+  yield { kind: "preempt", where: "vfio_device_release: before mutex_lock(device_lock)" };
+  yield* g.deviceLock.lock();
+  g.devices.splice(g.devices.indexOf(vdev), 1);
+  g.deviceLock.unlock();
+  yield* removeGroupIfLast(core, g);
+  g.put(`device ${vdev.name}`);
+}
+
+function* removeGroupIfLast(core: VfioCore, g: VfioGroup): KGen<void> {
   if (g.devices.length === 0) {
     core.k.devices.unregister(g.path);
     yield* g.groupLock.lock();
@@ -382,6 +436,4 @@ export function* vfioUnregisterGroupDev(core: VfioCore, vdev: VfioDevice): KGen<
     g.groupLock.unlock();
     if (core.groups.get(g.id) === g) core.groups.delete(g.id);
   }
-  g.put(`device ${vdev.name}`);
-  vdev.put("registration");
 }

@@ -173,9 +173,11 @@ function unpinDma(dma: VfioDma): void {
 }
 
 /** vfio_remove_dma(): unmap from every domain, unpin, un-account, free. */
-function removeDma(iommu: VfioIommu, dma: VfioDma): void {
+function removeDma(iommu: VfioIommu, dma: VfioDma, unmapIoctl = false): void {
   for (const d of iommu.domains) d.domain.unmap(dma.iova, dma.size);
-  unpinDma(dma);
+  // broken variant "unmap-no-unpin": UNMAP_DMA frees the mapping and forgets to unpin and
+  // un-account its pages (vfio_unmap_unpin() without the unpin)
+  if (!(unmapIoctl && iommu.k.broken.has("unmap-no-unpin"))) unpinDma(dma);
   iommu.dmaList.remove(dma);
   iommu.dmaAvail++;
 }
@@ -409,7 +411,7 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
           }
         }
         unmapped += dma.size;
-        removeDma(iommu, dma);
+        removeDma(iommu, dma, true);
       }
       dma = next;
     }

@@ -9,13 +9,14 @@
 //   vfio_file_is_group(file)
 
 import type { File } from "../kernel/fs.js";
-import { groupFromFile } from "./group.js";
+import type { KGen, KRet } from "../kernel/sched.js";
+import { groupFromFile, type VfioGroup } from "./group.js";
 import type { VfioCore } from "./vfio_main.js";
 
 export interface VfioKvmApi {
   vfio_file_is_valid(file: File): boolean;
   vfio_file_enforced_coherent(file: File): boolean;
-  vfio_file_set_kvm(file: File, kvm: unknown | null): void;
+  vfio_file_set_kvm(file: File, kvm: unknown | null): KRet<void>;
   vfio_file_iommu_group(file: File): unknown | null;
   vfio_file_is_group(file: File): boolean;
 }
@@ -32,10 +33,17 @@ export function makeVfioKvmApi(core: VfioCore): VfioKvmApi {
       if (df) return df.device.iommuDev ? df.device.iommuDev.capable("cache-coherency") : false;
       return true;
     },
-    // vfio_file_set_kvm(): group->kvm, or the device file's kvm for the cdev path
+    // vfio_file_set_kvm(): group->kvm under the group's kvm_ref_lock spinlock (since
+    // 2b48f52f2bff: KVM calls this with kvm->lock held, and drivers take kvm->lock in
+    // open_device under group_lock), or the device file's kvm for the cdev path
     vfio_file_set_kvm(file, kvm) {
       const g = groupFromFile(file);
-      if (g) g.kvm = kvm ?? null;
+      if (g && core.k.broken.has("set-kvm-group-lock")) return setKvmUnderGroupLock(g, kvm);
+      if (g) {
+        g.kvmRefLock.lock();
+        g.kvm = kvm ?? null;
+        g.kvmRefLock.unlock();
+      }
       const df = core.deviceFileOf(file);
       if (df) df.kvm = kvm ?? null;
     },
@@ -43,4 +51,12 @@ export function makeVfioKvmApi(core: VfioCore): VfioKvmApi {
     vfio_file_iommu_group: () => null,
     vfio_file_is_group: (file) => groupFromFile(file) !== null,
   };
+}
+
+/** Broken variant "set-kvm-group-lock": vfio_group_set_kvm() before 2b48f52f2bff, which took
+ * group_lock (kvm->lock -> group_lock, against open_device's group_lock -> kvm->lock). */
+function* setKvmUnderGroupLock(g: VfioGroup, kvm: unknown): KGen<void> {
+  yield* g.groupLock.lock();
+  g.kvm = kvm ?? null;
+  g.groupLock.unlock();
 }

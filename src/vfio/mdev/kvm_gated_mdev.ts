@@ -11,6 +11,7 @@
 import { EINVAL, ENOTTY, ESRCH } from "../../uapi/errno.js";
 import * as V from "../../uapi/vfio.js";
 import type { ModuleDef } from "../../kernel/module.js";
+import type { Mutex } from "../../kernel/locks.js";
 import { runSync } from "../../kernel/sched.js";
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
 import { copyStructIn, copyStructOut } from "../uaccess.js";
@@ -27,9 +28,14 @@ export interface KvmGatedState {
 
 const ops: VfioDeviceOps = {
   name: "kvm-gated-mdev",
-  open_device(vdev) {
+  // like vfio_ap_mdev_set_kvm() (drivers/s390/crypto/vfio_ap_ops.c), the open takes
+  // kvm->lock of the VM it was given: group_lock -> kvm->lock, the order 2b48f52f2bff keeps
+  *open_device(vdev) {
     if (vdev.kvm === null) return -ESRCH;
+    const lock = (vdev.kvm as { lock?: Mutex }).lock;
+    if (lock) yield* lock.lock();
     (vdev.priv as KvmGatedState).opens.push(vdev.kvm);
+    lock?.unlock();
     return 0;
   },
   close_device(vdev) {
@@ -83,6 +89,6 @@ export const kvmGatedMdevModule: ModuleDef = {
     vfioDeviceCdevDel(VfioCore.of(k)!, vdev);
     VfioCore.of(k)!.freeCdevIndex(vdev.cdevIndex);
     k.sysfs.remove(`/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}`);
-    runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(VfioCore.of(k)!, vdev));
+    runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(VfioCore.of(k)!, vdev, false));
   },
 };

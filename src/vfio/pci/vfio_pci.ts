@@ -50,7 +50,7 @@ export const vfioPciModule: ModuleDef = {
       k.sysfs.remove(`${pciSysfsDir(vdev.name)}/vfio-dev`);
       vfioDeviceCdevDel(core, vdev);
       core.freeCdevIndex(vdev.cdevIndex);
-      runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(core, vdev));
+      runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(core, vdev, false));
       const dev = icore.device(vdev.name);
       if (dev) unbindDriver(k, dev);
     }
