@@ -20,7 +20,7 @@
 // A failure is the schedule (thread index per step) and the steps it took; replay() runs it
 // again exactly. Exceptions escaping a thread are oopses recorded with the schedule so far.
 
-import type { Kernel } from "../kernel/kernel.js";
+import type { Kernel, StepFootprint } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
 import { type KRet, Scheduler, type Thread, Task } from "../kernel/sched.js";
 import { checkInvariants, checkStep, type Violation } from "./invariants.js";
@@ -30,7 +30,16 @@ export interface World {
   readonly kernel: Kernel;
   /** each entry becomes a task (of `process`, whose memory user pointers then reach); its
    * value is the path (e.g. ioctlPath(...)) */
-  readonly threads: readonly { name: string; process?: Process; path: (t: Task) => KRet<unknown> }[];
+  readonly threads: readonly {
+    name: string;
+    process?: Process;
+    path: (t: Task) => KRet<unknown>;
+    /** the path is a syscall (ioctlPath, closePath, or a sequence of them): its first step,
+     * from entry to the first lock, only looks up fds and reads its own arguments, so its
+     * footprint is the fd table (the explorer's assumption; without the flag a first step
+     * is dependent with every step) */
+    syscall?: boolean;
+  }[];
   /** called after every thread finished: extra checks, returns violations */
   readonly after?: (results: unknown[]) => string[];
 }
@@ -102,13 +111,25 @@ export interface ExploreResult extends ExploreStats {
 }
 
 /** A footprint: null means "dependent with everything". */
-type Footprint = Set<unknown> | null;
+type Footprint = StepFootprint | null;
 
-function dependent(a: Footprint, b: Footprint): boolean {
-  if (a === null || b === null) return true;
+function meets<T>(a: Set<T>, b: Set<T>): boolean {
+  if (a.size === 0 || b.size === 0) return false;
   const [small, big] = a.size <= b.size ? [a, b] : [b, a];
   for (const x of small) if (big.has(x)) return true;
   return false;
+}
+
+/** Two steps conflict when they share a lock, or one releases an object the other touches
+ * or releases; gets and puts that do not release commute. */
+function dependent(a: Footprint, b: Footprint): boolean {
+  if (a === null || b === null) return true;
+  return (
+    meets(a.locks, b.locks) ||
+    meets(a.released, b.touched) ||
+    meets(b.released, a.touched) ||
+    meets(a.released, b.released)
+  );
 }
 
 const LOCK_YIELD = /^(mutex_lock|down_read|down_write)\(/;
@@ -118,6 +139,7 @@ interface Exec {
   readonly sched: Scheduler;
   readonly threads: Thread[];
   readonly names: string[];
+  readonly syscall: boolean[];
   readonly after: World["after"];
   readonly bugs0: number;
   readonly inv0: number;
@@ -140,6 +162,7 @@ function start(build: () => World, poison: boolean): Exec {
     sched,
     threads,
     names: w.threads.map((t) => t.name),
+    syscall: w.threads.map((t) => t.syscall === true),
     after: w.after,
     bugs0: k.bugs.length,
     inv0: k.lockdep.inversions.length,
@@ -164,11 +187,13 @@ function enabled(e: Exec): number[] {
 function stepThread(e: Exec, i: number): Footprint {
   const th = e.threads[i]!;
   const from = th.at;
-  const fp = new Set<unknown>();
-  for (const h of th.task.held) fp.add(h.name);
+  const fp: StepFootprint = { locks: new Set(), touched: new Set(), released: new Set() };
+  for (const h of th.task.held) fp.locks.add(h.name);
   e.k.footprint = fp;
+  const versions = fdVersions(e.k);
   try {
     e.sched.step(th);
+    if (fdVersions(e.k) !== versions) fp.locks.add(FD_TABLES);
   } catch (err) {
     const bug = e.k.oops(err, `${th.task.label} at ${from}`);
     th.state = "done";
@@ -178,7 +203,21 @@ function stepThread(e: Exec, i: number): Footprint {
     return null;
   }
   e.k.footprint = null;
-  return from !== "start" && LOCK_YIELD.test(from) ? fp : null;
+  if (from === "start") {
+    if (!e.syscall[i]) return null;
+    fp.locks.add(FD_TABLES);
+    return fp;
+  }
+  return LOCK_YIELD.test(from) ? fp : null;
+}
+
+/** the pseudo-lock name of the fd tables in footprints */
+const FD_TABLES = "fd tables";
+
+function fdVersions(k: Kernel): number {
+  let v = 0;
+  for (const p of k.processes.values()) v += p.files.version;
+  return v;
 }
 
 function finish(

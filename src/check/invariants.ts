@@ -5,6 +5,7 @@
 
 import type { Kernel } from "../kernel/kernel.js";
 import type { RefCounted } from "../kernel/kref.js";
+import type { LockInversion } from "../kernel/lockdep.js";
 
 export interface Violation {
   readonly check: string;
@@ -19,11 +20,7 @@ export function checkInvariants(k: Kernel): Violation[] {
   for (const b of k.bugs) add("no-kernel-bugs", `${b.kind}: ${b.message}`);
   // lockdep saw two classes taken in both orders: a possible deadlock, whether or not this
   // run deadlocked
-  for (const inv of k.lockdep.inversions)
-    add(
-      "lockdep",
-      `${inv.first} -> ${inv.second} (${inv.now.task} at ${inv.now.where}) inverts ${inv.established.chain.join(" -> ")} (${inv.established.task} at ${inv.established.where})`,
-    );
+  for (const inv of k.lockdep.inversions) add("lockdep", inversionText(inv));
 
   // refcounts: every reference is held by somebody with a name (only between syscalls:
   // a syscall's own short borrow is gone by then)
@@ -72,6 +69,13 @@ export function checkInvariants(k: Kernel): Violation[] {
   return out;
 }
 
+/** "A takes X holding Y at ..., but B took Y -> ... -> X at ..." */
+function inversionText(inv: LockInversion): string {
+  const n = inv.now;
+  const e = inv.established;
+  return `${n.task} takes ${n.chain.at(-1)} holding ${n.chain.slice(0, -1).join(" -> ")} (at ${n.where}), but ${e.task} took ${e.chain.join(" -> ")} (at ${e.where})`;
+}
+
 const FD_HOLDER = /^fd (\d+) of pid (\d+)$/;
 
 /**
@@ -89,7 +93,7 @@ export function checkStep(k: Kernel, bugsSeen: number, inversionsSeen: number): 
     const inv = k.lockdep.inversions[i]!;
     out.push({
       check: "lockdep",
-      message: `${inv.first} -> ${inv.second} (${inv.now.task} at ${inv.now.where}) inverts ${inv.established.chain.join(" -> ")} (${inv.established.task} at ${inv.established.where})`,
+      message: inversionText(inv),
     });
   }
   return out;

@@ -149,6 +149,10 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
   if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
   const ioas = getIoas(u.ictx, cmd.ioas_id);
   if (!ioas) return -ENOENT;
+  // broken variant "iommufd-shortterm-put-early" (the bug 6f9c4d8c468c fixed): the
+  // short-term reference goes before the object is used, so a racing IOMMU_DESTROY frees it
+  const early = u.ictx.k.broken.has("iommufd-shortterm-put-early");
+  if (early) ioas.put();
   try {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
     // of it is EBUSY until this returns
@@ -166,7 +170,7 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
     cmd.iova = r;
     return u.respond();
   } finally {
-    ioas.put();
+    if (!early) ioas.put();
   }
 }
 

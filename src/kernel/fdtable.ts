@@ -20,6 +20,8 @@ export interface FdNumbering {
 export class FdTable {
   private readonly slots: (File | null)[] = [];
   numbering: FdNumbering | null = null;
+  /** bumped by every install and close (the explorer's footprint of a step that changed it) */
+  version = 0;
   constructor(
     readonly pid: number,
     public maxFds = 1024,
@@ -37,6 +39,7 @@ export class FdTable {
     const old = this.slots[fd];
     while (this.slots.length < fd) this.slots.push(null);
     this.slots[fd] = file;
+    this.version++;
     file.handOver("init", this.holder(fd));
     if (old) old.put(this.holder(fd));
     return fd;
@@ -56,6 +59,7 @@ export class FdTable {
     if (fd < 0) fd = this.slots.length;
     if (fd >= this.maxFds) return -EMFILE;
     this.slots[fd] = file;
+    this.version++;
     file.handOver("init", this.holder(fd));
     return fd;
   }
@@ -75,6 +79,7 @@ export class FdTable {
     const f = this.lookup(fd);
     if (!f) return -EBADF;
     this.slots[fd] = null;
+    this.version++;
     f.put(this.holder(fd));
     return 0;
   }

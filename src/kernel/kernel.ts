@@ -22,6 +22,16 @@ export interface BugReport {
   readonly stack?: string;
 }
 
+/** What one explorer step touched (src/check/explorer.ts). */
+export interface StepFootprint {
+  /** lock names taken, waited for, released or held */
+  readonly locks: Set<string>;
+  /** refcounted objects got or put (commuting with each other) */
+  readonly touched: Set<object>;
+  /** objects whose last reference went (conflicts with any touch of them) */
+  readonly released: Set<object>;
+}
+
 export class Kernel {
   /** the task whose kernel path is running, like Linux's `current` */
   current: Task | null = null;
@@ -49,7 +59,7 @@ export class Kernel {
   poison = false;
   /** while the explorer runs one step: what the step touched (refcounted objects got or put,
    * lock names taken, waited for or released), its footprint for partial-order reduction */
-  footprint: Set<unknown> | null = null;
+  footprint: StepFootprint | null = null;
   private nextPid = 1;
 
   constructor() {

@@ -34,7 +34,7 @@ export abstract class RefCounted {
 
   get(holder?: string): this {
     if (this.dead) throw this.k.bug("use-after-free", `get on released ${this.describe()}`);
-    this.k.footprint?.add(this);
+    this.k.footprint?.touched.add(this);
     this.refs++;
     if (holder !== undefined) this.holders.set(holder, (this.holders.get(holder) ?? 0) + 1);
     return this;
@@ -42,7 +42,7 @@ export abstract class RefCounted {
 
   put(holder?: string): void {
     if (this.dead) throw this.k.bug("use-after-free", `put on released ${this.describe()}`);
-    this.k.footprint?.add(this);
+    this.k.footprint?.touched.add(this);
     if (holder !== undefined) {
       const n = this.holders.get(holder);
       if (!n) throw this.k.bug("refcount", `${holder} puts ${this.describe()} it does not hold`);
@@ -50,6 +50,9 @@ export abstract class RefCounted {
       else this.holders.set(holder, n - 1);
     }
     if (--this.refs === 0) {
+      // gets and puts commute (atomic counts); the put that releases does not: it is in the
+      // step's footprint for the explorer's partial-order reduction
+      this.k.footprint?.released.add(this);
       this.dead = true;
       this.k.objects.delete(this);
       this.release();

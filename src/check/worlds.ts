@@ -1,0 +1,312 @@
+// Named concurrent worlds for the explorer (`vfio-twin explore --world NAME`): each builds a
+// twin, makes the setup calls sequentially, and returns the kernel paths to interleave. The
+// variants of ./variants.ts each name the world in which their bug shows; the same worlds run
+// clean on the correct model (test/check/variants.test.ts).
+
+import type { Kernel } from "../kernel/kernel.js";
+import type { Process } from "../kernel/process.js";
+import type { KGen, Task } from "../kernel/sched.js";
+import { closePath, ioctlPath } from "../kernel/syscalls.js";
+import type { CouplingDesign } from "../kvm/vfio_coupling.js";
+import { createTwin, type Twin, type TwinProcess } from "../twin.js";
+import * as U from "../uapi/iommufd.js";
+import * as K from "../uapi/kvm.js";
+import * as V from "../uapi/vfio.js";
+import { vfioUnregisterGroupDev } from "../vfio/group.js";
+import { KVM_GATED_MDEV_UUID } from "../vfio/mdev/kvm_gated_mdev.js";
+import { VfioCore } from "../vfio/vfio_main.js";
+import { TypedProcess } from "../vmm/typed.js";
+import type { World } from "./explorer.js";
+
+export interface WorldOptions {
+  /** the KVM<->VFIO coupling (default upstream) */
+  design?: CouplingDesign;
+  /** broken variants built in */
+  broken?: readonly string[];
+}
+
+export interface WorldDef {
+  readonly name: string;
+  readonly summary: string;
+  readonly build: (o: WorldOptions) => World;
+}
+
+const BDF = "0000:00:01.0";
+
+/** A twin, one process with scratch memory, and helpers to stage arguments. */
+class Env {
+  readonly twin: Twin;
+  readonly p: TwinProcess;
+  readonly t: TypedProcess;
+  readonly k: Kernel;
+  readonly proc: Process;
+  readonly scr: number;
+  readonly buf: number;
+  private off = 0;
+
+  constructor(o: WorldOptions, extra: { kvm?: boolean } = {}) {
+    this.twin = createTwin({
+      coupling: o.design ?? "upstream",
+      broken: o.broken ?? [],
+      ...(extra.kvm === false ? { kvm: false } : {}),
+    });
+    this.p = this.twin.spawn({ name: "vmm" });
+    this.t = new TypedProcess(this.p);
+    this.k = this.twin.kernel;
+    this.proc = this.p.proc;
+    this.scr = this.p.mmap(0x10000);
+    this.buf = this.p.mmap(0x10000);
+  }
+
+  /** stage bytes at a fresh scratch offset; the address */
+  stage(b: Uint8Array): number {
+    const at = this.scr + this.off;
+    this.off += (b.length + 63) & ~63;
+    this.p.write(at, b);
+    return at;
+  }
+  s32(v: number): number {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v, true);
+    return this.stage(b);
+  }
+  str(s: string): number {
+    return this.stage(new Uint8Array([...new TextEncoder().encode(s), 0]));
+  }
+  ok(rc: number, what: string): number {
+    if (rc < 0) throw new Error(`world setup: ${what} failed with ${rc}`);
+    return rc;
+  }
+  /** container + group + SET_CONTAINER (+ SET_IOMMU type1v2 unless `noIommu`) */
+  legacy(group = "/dev/vfio/1", noIommu = false): { c: number; g: number } {
+    const c = this.ok(this.p.open("/dev/vfio/vfio"), "open container");
+    const g = this.ok(this.p.open(group), `open ${group}`);
+    this.ok(this.p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, this.s32(c)), "SET_CONTAINER");
+    if (!noIommu) this.ok(this.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU), "SET_IOMMU");
+    return { c, g };
+  }
+  /** a VM and its KVM-VFIO device */
+  kvm(): { vm: number; dev: number } {
+    const vm = this.t.ioctlInt(this.t.open("/dev/kvm"), K.KVM_CREATE_VM, 0);
+    const dev = this.t.ioctl(vm, K.KVM_CREATE_DEVICE, K.kvm_create_device, { type: K.KVM_DEV_TYPE_VFIO }).fd;
+    return { vm, dev };
+  }
+  fileAttr(op: number, fd: number): number {
+    return this.stage(
+      K.kvm_device_attr.encode({ group: K.KVM_DEV_VFIO_FILE, attr: BigInt(op), addr: BigInt(this.s32(fd)) }),
+    );
+  }
+  mapArg(iova: bigint, size: bigint): number {
+    const m = V.vfio_iommu_type1_dma_map;
+    return this.stage(m.encode({ argsz: m.size, flags: 3, vaddr: BigInt(this.buf), iova, size }));
+  }
+  unmapArg(iova: bigint, size: bigint): number {
+    const m = V.vfio_iommu_type1_dma_unmap;
+    return this.stage(m.encode({ argsz: m.size, flags: 0, iova, size }));
+  }
+  /** a thread of this process running ioctl(fd, cmd, arg) */
+  ioctl(name: string, fd: number, cmd: number, arg: number): World["threads"][number] {
+    return {
+      name,
+      process: this.proc,
+      syscall: true,
+      path: (task: Task) => ioctlPath(this.k, this.proc, task, fd, cmd, arg),
+    };
+  }
+  close(name: string, ...fds: number[]): World["threads"][number] {
+    const k = this.k;
+    const proc = this.proc;
+    return {
+      name,
+      process: proc,
+      syscall: true,
+      *path(task: Task): KGen<number> {
+        let rc = 0;
+        for (const fd of fds) rc = yield* closePath(k, proc, task, fd);
+        return rc;
+      },
+    };
+  }
+  /** GET_DEVICE_FD, then close of the fd it gave: "ok" or the errno */
+  getDeviceFdAndClose(name: string, g: number, dev: string): World["threads"][number] {
+    const k = this.k;
+    const proc = this.proc;
+    const arg = this.str(dev);
+    return {
+      name,
+      process: proc,
+      syscall: true,
+      *path(task: Task): KGen<string | number> {
+        const fd = yield* ioctlPath(k, proc, task, g, V.VFIO_GROUP_GET_DEVICE_FD, arg);
+        if (fd < 0) return fd;
+        yield* closePath(k, proc, task, fd);
+        return "ok";
+      },
+    };
+  }
+  world(threads: World["threads"], after?: World["after"]): World {
+    return { kernel: this.k, threads, ...(after ? { after } : {}) };
+  }
+}
+
+export const WORLDS: readonly WorldDef[] = [
+  {
+    name: "vfio-four",
+    summary: "two GET_DEVICE_FDs, a MAP_DMA and a SET_IOMMU on one container (four threads)",
+    build(o) {
+      const e = new Env(o);
+      const c = e.ok(e.p.open("/dev/vfio/vfio"), "open container");
+      const g = e.ok(e.p.open("/dev/vfio/1"), "open group");
+      e.ok(e.p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, e.s32(c)), "SET_CONTAINER");
+      e.ok(e.p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU), "SET_IOMMU");
+      const name = e.str(BDF);
+      return e.world([
+        e.ioctl("get_fd0", g, V.VFIO_GROUP_GET_DEVICE_FD, name),
+        e.ioctl("get_fd1", g, V.VFIO_GROUP_GET_DEVICE_FD, name),
+        e.ioctl("map", c, V.VFIO_IOMMU_MAP_DMA, e.mapArg(0x100000n, 0x2000n)),
+        e.ioctl("set_iommu", c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU),
+      ]);
+    },
+  },
+  {
+    name: "kvm-device-close",
+    summary:
+      "a device opened with the VM set (it holds a VM reference); the VM fd and KVM-VFIO fd close while the device fd closes",
+    build(o) {
+      const e = new Env(o);
+      const { g } = e.legacy();
+      const { vm, dev } = e.kvm();
+      e.ok(e.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
+      const d = e.ok(e.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, e.str(BDF)), "GET_DEVICE_FD");
+      return e.world([e.close("close_kvm", dev, vm), e.close("close_device", d)]);
+    },
+  },
+  {
+    name: "mdev-open-vs-kvm-release",
+    summary: "GET_DEVICE_FD of the KVM-gated mdev (its open takes kvm->lock) races the KVM-VFIO device's close",
+    build(o) {
+      const e = new Env(o);
+      e.ok(e.k.modules.load("vfio_kvm_gated_mdev"), "load mdev");
+      const vdev = VfioCore.of(e.k)!.devices.find((x) => x.name === KVM_GATED_MDEV_UUID)!;
+      const { g } = e.legacy(`/dev/vfio/${vdev.group.id}`);
+      const { dev } = e.kvm();
+      e.ok(e.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
+      return e.world([e.getDeviceFdAndClose("open_mdev", g, KVM_GATED_MDEV_UUID), e.close("close_kvm_vfio", dev)]);
+    },
+  },
+  {
+    name: "unbind-vs-get-device-fd",
+    summary: "the driver unbinds the device (vfio unregister waits for users) while GET_DEVICE_FD looks it up",
+    build(o) {
+      const e = new Env(o);
+      const { g } = e.legacy();
+      const core = VfioCore.of(e.k)!;
+      const vdev = core.devices.find((x) => x.name === BDF)!;
+      return e.world([
+        e.getDeviceFdAndClose("get_fd", g, BDF),
+        { name: "unbind", path: () => vfioUnregisterGroupDev(core, vdev) },
+      ]);
+    },
+  },
+  {
+    name: "kvm-file-add-del",
+    summary: "KVM_DEV_VFIO_FILE_ADD and FILE_DEL of one group file race",
+    build(o) {
+      const e = new Env(o);
+      const g = e.ok(e.p.open("/dev/vfio/1"), "open group");
+      const { dev } = e.kvm();
+      return e.world([
+        e.ioctl("add", dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)),
+        e.ioctl("del", dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_DEL, g)),
+      ]);
+    },
+  },
+  {
+    name: "kvm-file-add-close",
+    summary: "KVM_DEV_VFIO_FILE_ADD of a group file races the close of that group fd",
+    build(o) {
+      const e = new Env(o);
+      const g = e.ok(e.p.open("/dev/vfio/1"), "open group");
+      const { dev } = e.kvm();
+      return e.world([
+        e.ioctl("add", dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)),
+        e.close("close_group", g),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-attach-detach",
+    summary: "a cdev bound to an iommufd and attached to an IOAS: DETACH races an IOAS_MAP",
+    build(o) {
+      const e = new Env(o);
+      const ifd = e.ok(e.p.open("/dev/iommu"), "open /dev/iommu");
+      const ioas = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      const vdev = VfioCore.of(e.k)!.devices.find((x) => x.name === BDF)!;
+      const d = e.ok(e.p.open(`/dev/vfio/devices/vfio${vdev.cdevIndex}`), "open cdev");
+      const bind = V.vfio_device_bind_iommufd;
+      e.ok(
+        e.p.ioctl(d, V.VFIO_DEVICE_BIND_IOMMUFD, e.stage(bind.encode({ argsz: bind.size, flags: 0, iommufd: ifd }))),
+        "BIND",
+      );
+      const at = V.vfio_device_attach_iommufd_pt;
+      e.ok(
+        e.p.ioctl(d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.stage(at.encode({ argsz: at.size, flags: 0, pt_id: ioas }))),
+        "ATTACH",
+      );
+      const de = V.vfio_device_detach_iommufd_pt;
+      const map = e.stage(
+        U.iommu_ioas_map.encode({
+          size: U.iommu_ioas_map.size,
+          flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+          ioas_id: ioas,
+          user_va: BigInt(e.buf),
+          length: 0x2000n,
+          iova: 0x100000n,
+        }),
+      );
+      return e.world([
+        e.ioctl("detach", d, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, e.stage(de.encode({ argsz: de.size, flags: 0 }))),
+        e.ioctl("map", ifd, U.IOMMU_IOAS_MAP, map),
+      ]);
+    },
+  },
+  {
+    name: "type1-map-unmap",
+    summary: "MAP_DMA and UNMAP_DMA of one range race on a type1 container with a device group",
+    build(o) {
+      const e = new Env(o);
+      const { c } = e.legacy();
+      return e.world([
+        e.ioctl("map", c, V.VFIO_IOMMU_MAP_DMA, e.mapArg(0x100000n, 0x2000n)),
+        e.ioctl("unmap", c, V.VFIO_IOMMU_UNMAP_DMA, e.unmapArg(0x100000n, 0x2000n)),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-map-vs-destroy",
+    summary: "IOMMU_IOAS_MAP into an IOAS races IOMMU_DESTROY of that IOAS",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const ifd = e.ok(e.p.open("/dev/iommu"), "open /dev/iommu");
+      const ioas = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      const map = e.stage(
+        U.iommu_ioas_map.encode({
+          size: U.iommu_ioas_map.size,
+          flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+          ioas_id: ioas,
+          user_va: BigInt(e.buf),
+          length: 0x1000n,
+          iova: 0x200000n,
+        }),
+      );
+      return e.world([
+        e.ioctl("map", ifd, U.IOMMU_IOAS_MAP, map),
+        e.ioctl("destroy", ifd, U.IOMMU_DESTROY, e.stage(U.iommu_destroy.encode({ size: 8, id: ioas }))),
+      ]);
+    },
+  },
+];
+
+export function worldByName(name: string): WorldDef | null {
+  return WORLDS.find((w) => w.name === name) ?? null;
+}
