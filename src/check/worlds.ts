@@ -34,7 +34,7 @@ export interface WorldDef {
 const BDF = "0000:00:01.0";
 
 /** A twin, one process with scratch memory, and helpers to stage arguments. */
-class Env {
+export class Env {
   readonly twin: Twin;
   readonly p: TwinProcess;
   readonly t: TypedProcess;

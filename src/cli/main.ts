@@ -7,6 +7,8 @@ import { eduCommand } from "./edu.js";
 import { scriptCommand } from "./script.js";
 import { runCommand, serveCommand } from "./bridge.js";
 import { fuzzCommand } from "./fuzz.js";
+import { exploreCommand } from "./explore.js";
+import { replayCommand } from "./replay.js";
 
 export interface Command {
   readonly name: string;
@@ -23,6 +25,8 @@ const COMMANDS: Command[] = [
   serveCommand,
   runCommand,
   fuzzCommand,
+  exploreCommand,
+  replayCommand,
 ];
 
 function usage(): string {
