@@ -15,6 +15,7 @@ import { EACCES, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, 
 import * as V from "../uapi/vfio.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { Mutex } from "../kernel/locks.js";
+import { shouldFail } from "../iommufd/fail_nth.js";
 import { type Page, PAGE_SIZE, type MmStruct, unpinPages } from "../kernel/mm.js";
 import type { ModuleDef } from "../kernel/module.js";
 import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
@@ -142,6 +143,12 @@ function pinDma(dma: VfioDma): number {
         pg = [io];
       }
     }
+    // a fallible step for fault injection (src/check/fault.ts): the page allocation or GUP
+    // of this page fails with ENOMEM
+    if (typeof pg !== "number" && shouldFail()) {
+      unpinPages(pg);
+      pg = -ENOMEM;
+    }
     let rc = typeof pg === "number" ? pg : 0;
     if (typeof pg !== "number") {
       pages.push(pg[0]!);
@@ -183,6 +190,8 @@ function removeDma(iommu: VfioIommu, dma: VfioDma, unmapIoctl = false): void {
 }
 
 function mapIntoDomain(d: IommuDomain, dma: VfioDma): number {
+  // iommu_map() can fail allocating page-table pages (a fallible step for fault injection)
+  if (shouldFail()) return -ENOMEM;
   return d.map(dma.iova, dma.pages!, dma.prot);
 }
 

@@ -1,0 +1,91 @@
+// The explorer (src/check/explorer.ts) on the heaviest world, vfio-four (two GET_DEVICE_FDs,
+// a MAP_DMA and a SET_IOMMU on one container, four threads), and the time to find each
+// broken variant (src/check/variants.ts):
+//
+//   explorer/build world vfio-four        one fresh world: createTwin + the setup calls (every
+//                                         execution pays this: there is no snapshot)
+//   explorer/dpor execution vfio-four     one execution of the DPOR search to completion,
+//                                         detectors after every step and the whole-twin check
+//                                         at the end (ratio: how many world builds it costs)
+//   explorer/dpor step vfio-four          the same search per step
+//   explorer/dfs execution vfio-four      plain enumeration (no reduction) per execution
+//   explorer/pct execution vfio-four      seeded PCT per execution
+//   explorer/find VARIANT                 wall time to the first violation of each variant
+//
+// The summary gives executions/s, steps/s and distinct states/s of the DPOR search, the
+// reduction factor (plain enumeration's executions to completion over DPOR's), and the
+// issue's targets. Executions run whole searches once (not repeated medians): the numbers
+// move with the machine's load, compare ratios from one run.
+
+import { explore, type ExploreResult } from "../src/check/explorer.js";
+import { runExplore } from "../src/check/run.js";
+import { VARIANTS } from "../src/check/variants.js";
+import { worldByName } from "../src/check/worlds.js";
+import type { BenchContext, BenchRow, BenchSuite } from "./harness.js";
+
+const W = "vfio-four";
+
+function timed<T>(fn: () => T): { r: T; ms: number } {
+  const t0 = performance.now();
+  const r = fn();
+  return { r, ms: performance.now() - t0 };
+}
+
+let dpor: { r: ExploreResult; ms: number } | null = null;
+let dfs: { r: ExploreResult; ms: number } | null = null;
+
+export const suite: BenchSuite = {
+  name: "explorer",
+  title: `the explorer on ${W} (four threads) and the time to find each broken variant`,
+  run(ctx: BenchContext): BenchRow[] {
+    const w = worldByName(W)!;
+    const build = () => w.build({});
+    const rows: BenchRow[] = [];
+    rows.push({ name: `explorer/build world ${W}`, ns: ctx.measure(() => build(), { budgetMs: ctx.budgetMs }) });
+    dpor = timed(() => explore(build, { strategy: "dpor", maxExecutions: 100000 }));
+    rows.push({
+      name: `explorer/dpor execution ${W}`,
+      ns: (dpor.ms * 1e6) / dpor.r.executions,
+      baseline: `explorer/build world ${W}`,
+      note: `${dpor.r.executions} executions to completion`,
+    });
+    rows.push({ name: `explorer/dpor step ${W}`, ns: (dpor.ms * 1e6) / dpor.r.steps, note: `${dpor.r.steps} steps` });
+    // plain enumeration to completion: the reduction's baseline (about 22k executions)
+    dfs = timed(() => explore(build, { strategy: "dfs", maxExecutions: 100000 }));
+    rows.push({
+      name: `explorer/dfs execution ${W}`,
+      ns: (dfs.ms * 1e6) / dfs.r.executions,
+      baseline: `explorer/dpor execution ${W}`,
+      note: `${dfs.r.executions} executions to completion`,
+    });
+    const pct = timed(() => explore(build, { strategy: "pct", seed: 1, maxExecutions: 500 }));
+    rows.push({
+      name: `explorer/pct execution ${W}`,
+      ns: (pct.ms * 1e6) / pct.r.executions,
+      baseline: `explorer/dpor execution ${W}`,
+    });
+    for (const v of VARIANTS) {
+      const f = timed(() => runExplore({ variant: v.name, budget: v.budget }));
+      rows.push({
+        name: `explorer/find ${v.name}`,
+        ns: f.ms * 1e6,
+        note: f.r.trace ? `found after ${f.r.executions} executions (${v.fix.slice(0, 12)})` : "NOT FOUND",
+      });
+    }
+    return rows;
+  },
+  summary(): string[] {
+    if (!dpor || !dfs) return [];
+    const s = dpor.ms / 1000;
+    const exec = dpor.r.executions / s;
+    const steps = dpor.r.steps / s;
+    const reduction = dfs.r.executions / dpor.r.executions;
+    return [
+      `dpor on ${W}: ${Math.round(exec)} executions/s, ${Math.round(steps)} steps/s, ${Math.round(dpor.r.distinctStates / s)} distinct states/s ` +
+        `(${dpor.r.distinctStates} distinct scheduler states, ${dpor.r.sleepBlocked} executions cut by sleep sets)`,
+      `reduction: plain enumeration ${dfs.r.executions} executions, DPOR ${dpor.r.executions}: ${reduction.toFixed(1)}x ` +
+        `(target >= 10x: ${reduction >= 10 ? "met" : "not met"}); wall time ${(dfs.ms / dpor.ms).toFixed(1)}x`,
+      `targets on one core: >= 10k executions/s (${exec >= 10000 ? "met" : "not met"}), >= 250k steps/s (${steps >= 250000 ? "met" : "not met"})`,
+    ];
+  },
+};
