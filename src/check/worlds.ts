@@ -209,6 +209,33 @@ export const WORLDS: readonly WorldDef[] = [
     },
   },
   {
+    name: "rmmod-vs-get-device-fd",
+    summary: "delete_module(vfio_pci) (its remove waits for the device's users) races GET_DEVICE_FD and close",
+    build(o) {
+      const e = new Env(o);
+      const { g } = e.legacy();
+      const k = e.k;
+      return e.world([
+        e.getDeviceFdAndClose("get_fd", g, BDF),
+        { name: "rmmod", path: () => k.modules.unloadPath("vfio_pci") },
+      ]);
+    },
+  },
+  {
+    name: "close-vs-ioctls",
+    summary: "close() of the group and the container race GET_DEVICE_FD (+ close) and MAP_DMA on them",
+    build(o) {
+      const e = new Env(o);
+      const { c, g } = e.legacy();
+      return e.world([
+        e.close("close_group", g),
+        e.getDeviceFdAndClose("get_fd", g, BDF),
+        e.ioctl("map", c, V.VFIO_IOMMU_MAP_DMA, e.mapArg(0x100000n, 0x1000n)),
+        e.close("close_container", c),
+      ]);
+    },
+  },
+  {
     name: "kvm-file-add-del",
     summary: "KVM_DEV_VFIO_FILE_ADD and FILE_DEL of one group file race",
     build(o) {

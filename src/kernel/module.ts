@@ -6,6 +6,7 @@
 
 import { EBUSY, EEXIST, ENOENT, EWOULDBLOCK } from "../uapi/errno.js";
 import type { Kernel } from "./kernel.js";
+import type { KGen } from "./sched.js";
 
 export type ModuleState = "coming" | "live" | "going" | "unloaded";
 
@@ -16,6 +17,9 @@ export interface ModuleDef {
   /** returns 0 or -errno; exports symbols and registers devices through `m` and `k` */
   init(k: Kernel, m: Module): number;
   exit?(k: Kernel, m: Module): void;
+  /** the same exit as a path that may sleep (the explorer's delete_module racing other
+   * calls); a module without one runs `exit` */
+  exitPath?(k: Kernel, m: Module): KGen<void>;
 }
 
 export class Module {
@@ -108,6 +112,27 @@ export class ModuleRegistry {
     if (m.refcnt > 0) return -EWOULDBLOCK;
     m.state = "going";
     m.def.exit?.(this.k, m);
+    this.dropSymbols(m);
+    for (const d of m.uses) d.usedBy.delete(m);
+    this.loaded.delete(name);
+    m.state = "unloaded";
+    return 0;
+  }
+
+  /**
+   * delete_module(2) as a path: the same checks, then the module is going (try_module_get
+   * fails from here on: opens of its files are ENODEV/ENOENT) while its exit runs, which may
+   * sleep on the locks of what it unregisters.
+   */
+  *unloadPath(name: string): KGen<number> {
+    const m = this.loaded.get(name);
+    if (!m) return -ENOENT;
+    if (m.state !== "live") return -EBUSY;
+    if (m.usedBy.size > 0 || m.refcnt > 0) return -EWOULDBLOCK;
+    m.state = "going";
+    yield { kind: "preempt", where: `delete_module(${name}): going` };
+    if (m.def.exitPath) yield* m.def.exitPath(this.k, m);
+    else m.def.exit?.(this.k, m);
     this.dropSymbols(m);
     for (const d of m.uses) d.usedBy.delete(m);
     this.loaded.delete(name);

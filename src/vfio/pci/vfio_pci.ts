@@ -4,8 +4,9 @@
 // (/sys/bus/pci/devices/<bdf>/vfio-dev/vfio<N>, N in config order from 0; the cdev's file
 // operations belong to the device-cdev code).
 
-import type { ModuleDef } from "../../kernel/module.js";
-import { runSync } from "../../kernel/sched.js";
+import type { Kernel } from "../../kernel/kernel.js";
+import type { Module, ModuleDef } from "../../kernel/module.js";
+import { type KGen, runSync } from "../../kernel/sched.js";
 import { IommuCore } from "../../iommu/iommu.js";
 import { bindDriver, pciSysfsDir, unbindDriver } from "../../iommu/pci_probe.js";
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
@@ -44,15 +45,21 @@ export const vfioPciModule: ModuleDef = {
     return 0;
   },
   exit(k, m) {
-    const core = VfioCore.of(k)!;
-    const icore = IommuCore.of(k);
-    for (const vdev of m.exports.get("__vfio_pci_devices") as VfioDevice[]) {
-      k.sysfs.remove(`${pciSysfsDir(vdev.name)}/vfio-dev`);
-      vfioDeviceCdevDel(core, vdev);
-      core.freeCdevIndex(vdev.cdevIndex);
-      runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(core, vdev, false));
-      const dev = icore.device(vdev.name);
-      if (dev) unbindDriver(k, dev);
-    }
+    runSync(k, k.current ?? k.kthread, exitPath(k, m, false));
   },
+  // vfio_pci_remove() of each device: the unregister waits for the device's users
+  exitPath: (k, m) => exitPath(k, m, true),
 };
+
+function* exitPath(k: Kernel, m: Module, wait: boolean): KGen<void> {
+  const core = VfioCore.of(k)!;
+  const icore = IommuCore.of(k);
+  for (const vdev of m.exports.get("__vfio_pci_devices") as VfioDevice[]) {
+    k.sysfs.remove(`${pciSysfsDir(vdev.name)}/vfio-dev`);
+    vfioDeviceCdevDel(core, vdev);
+    core.freeCdevIndex(vdev.cdevIndex);
+    yield* vfioUnregisterGroupDev(core, vdev, wait);
+    const dev = icore.device(vdev.name);
+    if (dev) unbindDriver(k, dev);
+  }
+}
