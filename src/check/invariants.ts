@@ -1,10 +1,12 @@
 // Invariants over the whole twin, checked between syscalls (at quiescent points). Each one
 // recomputes a count from the real holders and compares it with the count the kernel keeps:
 // a leak or an over-put shows up as a mismatch with names. Subsystems add their own checks
-// through Kernel.checks (pinned pages against mappings, memlock against pins, ...).
+// through Kernel.checks (pinned pages against mappings, memlock against pins, ...), and
+// read the holder names they hand out through Kernel.holderOwners, so a reference whose
+// owner was released, or that its owner no longer keeps, is found wherever it sits.
 
 import type { Kernel } from "../kernel/kernel.js";
-import type { RefCounted } from "../kernel/kref.js";
+import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 
 export interface Violation {
   readonly check: string;
@@ -26,6 +28,15 @@ export function checkInvariants(k: Kernel): Violation[] {
     if (sum !== o.refs)
       add("refcount-holders", `${o.describe()}: refs=${o.refs} but holders sum to ${sum} (${holders(o)})`);
     if (o.dead) add("registry", `${o.describe()} is released but still registered`);
+    // each named holder, asked of its owner: a released owner holds nothing, and a live
+    // one keeps in its own structure (fd slot, VMA, device pointer) what it is counted for
+    for (const [h, n] of o.holders) {
+      const own = ownerOf(k, h, o);
+      if (!own) continue;
+      if (own.released) add("held-by-released-owner", `${o.describe()}: ${h} x${n}, but ${own.owner} was released`);
+      else if (own.holds !== n)
+        add("holder-not-in-owner", `${o.describe()}: ${h} x${n}, but ${own.holds} found in ${own.owner}`);
+    }
   }
 
   // fd tables: each slot's file is live and knows it is held by that slot
@@ -51,6 +62,14 @@ export function checkInvariants(k: Kernel): Violation[] {
 
   for (const [name, check] of k.checks) for (const msg of check()) add(name, msg);
   return out;
+}
+
+function ownerOf(k: Kernel, holder: string, o: RefCounted): HolderOwnership | undefined {
+  for (const resolve of k.holderOwners.values()) {
+    const r = resolve(holder, o);
+    if (r) return r;
+  }
+  return undefined;
 }
 
 /** Objects alive now that were not alive in `baseline`: what a test leaked. */

@@ -6,6 +6,7 @@ import { EFAULT, EINVAL, ENOTTY, ENXIO } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import type { FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
+import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
 import { installFile } from "../kernel/syscalls.js";
 import type { KvmRefExports } from "../kernel/vfio_kvm.js";
@@ -154,11 +155,13 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
       for (const [name, fn] of Object.entries(kvmRefExports())) m.export(name, fn);
       k.devices.register("/dev/kvm", st.kvmFops, st);
       k.checks.set("kvm", () => checkVms(st));
+      k.holderOwners.set("kvm", (h, o) => kvmVfioHolder(st, h, o));
       return 0;
     },
     exit(k) {
       k.devices.unregister("/dev/kvm");
       k.checks.delete("kvm");
+      k.holderOwners.delete("kvm");
     },
   };
 }
@@ -186,6 +189,20 @@ function checkVms(st: KvmModuleState): string[] {
       );
   }
   return out;
+}
+
+/** The owner of "kvm-vfio of vm N" holds on VFIO files: that VM's KVM-VFIO device's file list. */
+function kvmVfioHolder(st: KvmModuleState, holder: string, obj: RefCounted): HolderOwnership | undefined {
+  const m = /^kvm-vfio of vm (\d+)$/.exec(holder);
+  if (!m) return undefined;
+  const id = Number(m[1]);
+  const kvm = [...st.vms].find((v) => v.id === id);
+  const owner = `the KVM-VFIO device of vm ${id}`;
+  if (!kvm) return { owner, released: true, holds: 0 };
+  let holds = 0;
+  for (const dev of kvm.devices)
+    if (dev.private_ instanceof KvmVfio) for (const r of dev.private_.files) if (r.file === obj) holds++;
+  return { owner, released: false, holds };
 }
 
 /** The state of the loaded kvm module (tests and reports), or null. */
