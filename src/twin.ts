@@ -142,13 +142,19 @@ export class TwinProcess implements UserProcess {
     const kb = 4096 / 1024;
     return { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
   }
-  sleep(ms: number): void {
+  /** nanosleep(): 0, or -EINVAL for a time that is negative or not a finite number */
+  sleep(ms: number): number {
     const k = this.live("sleep");
+    if (!Number.isFinite(ms) || ms < 0) {
+      if (k.trace.enabled) k.trace.record(this.pid, k.clock.now, "nanosleep", [String(ms)], -EINVAL);
+      return -EINVAL;
+    }
     if (k.trace.enabled) {
       const ns = Math.round(ms * 1e6);
       k.trace.record(this.pid, k.clock.now, "nanosleep", [`{tv_sec=${Math.floor(ns / 1e9)}, tv_nsec=${ns % 1e9}}`], 0);
     }
     this.twin.advance(ms * 1e6);
+    return 0;
   }
 }
 

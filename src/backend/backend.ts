@@ -60,8 +60,9 @@ export interface UserProcess {
   capDrop(cap: number): number;
   /** /proc/self/status: what the kernel says is locked and pinned */
   procStatus(): ProcStatus | number;
-  /** sleep: on the twin, virtual time advances and device timers fire */
-  sleep(ms: number): void;
+  /** nanosleep: 0, or -EINVAL for a negative or non-finite time; on the twin, virtual time
+   * advances and device timers fire */
+  sleep(ms: number): number;
 }
 
 export interface ProcStatus {

@@ -350,9 +350,11 @@ export class HostProcess implements UserProcess {
   }
 
   /** A real sleep of the calling thread. */
-  sleep(ms: number): void {
+  sleep(ms: number): number {
     this.alive("sleep");
+    if (!Number.isFinite(ms) || ms < 0) return -EINVAL; // nanosleep(): invalid timespec
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    return 0;
   }
 
   /**

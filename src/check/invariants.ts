@@ -1,10 +1,12 @@
 // Invariants over the whole twin, checked between syscalls (at quiescent points). Each one
 // recomputes a count from the real holders and compares it with the count the kernel keeps:
 // a leak or an over-put shows up as a mismatch with names. Subsystems add their own checks
-// through Kernel.checks (pinned pages against mappings, memlock against pins, ...).
+// through Kernel.checks (pinned pages against mappings, memlock against pins, ...), and
+// read the holder names they hand out through Kernel.holderOwners, so a reference whose
+// owner was released, or that its owner no longer keeps, is found wherever it sits.
 
 import type { Kernel } from "../kernel/kernel.js";
-import type { RefCounted } from "../kernel/kref.js";
+import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { LockInversion } from "../kernel/lockdep.js";
 
 export interface Violation {
@@ -30,13 +32,14 @@ export function checkInvariants(k: Kernel): Violation[] {
     if (sum !== o.refs)
       add("refcount-holders", `${o.describe()}: refs=${o.refs} but holders sum to ${sum} (${holders(o)})`);
     if (o.dead) add("registry", `${o.describe()} is released but still registered`);
-    // each holder is present in its owner's own structure: "fd N of pid P" in P's table
-    for (const h of o.holders.keys()) {
-      const m = FD_HOLDER.exec(h);
-      if (!m) continue;
-      const p = k.processes.get(Number(m[2]));
-      if (!p || p.files.lookup(Number(m[1])) !== o)
-        add("holder-owner", `${o.describe()} held by "${h}" but ${p ? `that fd is not it` : `pid ${m[2]} is gone`}`);
+    // each named holder, asked of its owner: a released owner holds nothing, and a live
+    // one keeps in its own structure (fd slot, VMA, device pointer) what it is counted for
+    for (const [h, n] of o.holders) {
+      const own = ownerOf(k, h, o);
+      if (!own) continue;
+      if (own.released) add("held-by-released-owner", `${o.describe()}: ${h} x${n}, but ${own.owner} was released`);
+      else if (own.holds !== n)
+        add("holder-not-in-owner", `${o.describe()}: ${h} x${n}, but ${own.holds} found in ${own.owner}`);
     }
     // a file whose fops belong to a module that is gone: every call through it runs freed code
     const fops = (o as { fops?: { owner: { state: string; name: string } | null } }).fops;
@@ -76,8 +79,6 @@ function inversionText(inv: LockInversion): string {
   return `${n.task} takes ${n.chain.at(-1)} holding ${n.chain.slice(0, -1).join(" -> ")} (at ${n.where}), but ${e.task} took ${e.chain.join(" -> ")} (at ${e.where})`;
 }
 
-const FD_HOLDER = /^fd (\d+) of pid (\d+)$/;
-
 /**
  * What holds at every yield point, cheap enough to run after each explorer step: new splats
  * (use after free at the poisoned access, sleeping in atomic context, deadlocks, oopses) and
@@ -97,6 +98,14 @@ export function checkStep(k: Kernel, bugsSeen: number, inversionsSeen: number): 
     });
   }
   return out;
+}
+
+function ownerOf(k: Kernel, holder: string, o: RefCounted): HolderOwnership | undefined {
+  for (const resolve of k.holderOwners.values()) {
+    const r = resolve(holder, o);
+    if (r) return r;
+  }
+  return undefined;
 }
 
 /** Objects alive now that were not alive in `baseline`: what a test leaked. */

@@ -81,7 +81,7 @@ export const VARIANTS: readonly Variant[] = [
     broken: ["file-del-no-fput"],
     world: "kvm-file-add-del",
     budget: 20,
-    detector: "kvm (holder in owner's list)",
+    detector: "holder-not-in-owner (the kvm-vfio file list)",
   },
   {
     name: "dma-after-detach",

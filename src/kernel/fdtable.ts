@@ -74,6 +74,11 @@ export class FdTable {
     return own;
   }
 
+  /** The file in slot `fd` as the table has it (no adoption of a bridged client's own fds). */
+  peek(fd: number): File | null {
+    return this.slots[fd] ?? null;
+  }
+
   /** close_fd: removes the slot and drops its reference. */
   close(fd: number): number {
     const f = this.lookup(fd);

@@ -8,7 +8,7 @@ import { DeviceNodes, Sysfs } from "./devices.js";
 import { File, type FileOperations } from "./fs.js";
 import { Lockdep } from "./lockdep.js";
 import { nullFops } from "./mem_devices.js";
-import type { RefCounted } from "./kref.js";
+import type { HolderOwnership, HolderResolver, RefCounted } from "./kref.js";
 import { ModuleRegistry } from "./module.js";
 import { Process, UserStruct } from "./process.js";
 import { isGen, type KGen, KernelBug, runSync, Task } from "./sched.js";
@@ -51,6 +51,8 @@ export class Kernel {
   readonly kthread = new Task(null, "kworker");
   /** invariant checks subsystems register (src/check runs them): each returns violations */
   readonly checks = new Map<string, () => string[]>();
+  /** who owns each holder name, per subsystem (src/check asks them; docs/invariants.md) */
+  readonly holderOwners = new Map<string, HolderResolver>();
   /** broken variants switched on (src/check/variants.ts): each name restores one real kernel
    * bug at the place the fix went; empty in every normal twin */
   readonly broken = new Set<string>();
@@ -64,6 +66,24 @@ export class Kernel {
 
   constructor() {
     this.devices.register("/dev/null", nullFops, null);
+    this.holderOwners.set("core", (h, o) => this.coreHolder(h, o));
+    // a device timer that throws is an oops in softirq context: recorded, time goes on
+    this.clock.onOops = (e, timer) => void this.oops(e, `timer ${timer}`);
+  }
+
+  /** The core's holders: fd slots ("fd N of pid P") and mappings ("vma") of live processes. */
+  private coreHolder(holder: string, obj: RefCounted): HolderOwnership | undefined {
+    if (holder === "vma") {
+      let holds = 0;
+      for (const p of this.processes.values()) for (const v of p.mm.vmas) if (v.file === obj) holds++;
+      return { owner: "the VMAs of live processes", released: false, holds };
+    }
+    const m = /^fd (\d+) of pid (\d+)$/.exec(holder);
+    if (!m) return undefined;
+    const p = this.processes.get(Number(m[2]));
+    const owner = `pid ${m[2]}'s fd table`;
+    if (!p || p.exited) return { owner, released: true, holds: 0 };
+    return { owner, released: false, holds: p.files.peek(Number(m[1])) === obj ? 1 : 0 };
   }
 
   /** Record a kernel bug and return the error to throw. */

@@ -10,6 +10,20 @@
 
 import type { Kernel } from "./kernel.js";
 
+/**
+ * What the owner behind a holder name says about its reference, read from the owner's own
+ * structure (an fd slot, a VMA, a device's kvm pointer): whether the owner was released, and
+ * how many references to the object it really keeps under that name.
+ */
+export interface HolderOwnership {
+  readonly owner: string;
+  readonly released: boolean;
+  readonly holds: number;
+}
+
+/** A subsystem's reading of the holder names it hands out; undefined for names it does not own. */
+export type HolderResolver = (holder: string, obj: RefCounted) => HolderOwnership | undefined;
+
 let nextSerial = 1;
 
 export abstract class RefCounted {

@@ -16,6 +16,10 @@ export class Clock {
   now = 0;
   private seq = 0;
   private readonly timers: Timer[] = [];
+  /** a timer callback threw: the kernel records it as an oops and the clock goes on */
+  onOops: (e: unknown, timer: string) => void = (e) => {
+    throw e;
+  };
 
   /** Arm fn to run `delayNs` from now. */
   schedule(delayNs: number, name: string, fn: () => void): Timer {
@@ -33,16 +37,22 @@ export class Clock {
     return this.timers.filter((t) => !t.cancelled);
   }
 
-  /** Advance to now + ns, running every timer that falls due, in order. */
+  /** Advance to now + ns, running every timer that falls due, in order. Time that is not a
+   * finite, non-negative number of nanoseconds does not pass (callers answer EINVAL). */
   advance(ns: number): void {
-    const end = this.now + Math.max(0, ns);
+    if (!Number.isFinite(ns) || ns <= 0) return;
+    const end = this.now + ns;
     for (;;) {
       const t = this.timers[0];
       if (!t || t.when > end) break;
       this.timers.shift();
       if (t.cancelled) continue;
       this.now = Math.max(this.now, t.when);
-      t.fn();
+      try {
+        t.fn();
+      } catch (e) {
+        this.onOops(e, t.name);
+      }
     }
     this.now = end;
   }

@@ -6,6 +6,7 @@ import { EFAULT, EINVAL, ENOTTY, ENXIO } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import type { FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
+import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
 import { installFile } from "../kernel/syscalls.js";
 import type { KvmRefExports } from "../kernel/vfio_kvm.js";
@@ -156,12 +157,14 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
       m.export("__kvm_state", st);
       for (const [name, fn] of Object.entries(kvmRefExports())) m.export(name, fn);
       k.devices.register("/dev/kvm", st.kvmFops, st);
-      k.checks.set("kvm", () => checkVms(k, st));
+      k.checks.set("kvm", () => checkVms(st));
+      k.holderOwners.set("kvm", (h, o) => kvmVfioHolder(st, h, o));
       return 0;
     },
     exit(k) {
       k.devices.unregister("/dev/kvm");
       k.checks.delete("kvm");
+      k.holderOwners.delete("kvm");
     },
   };
 }
@@ -169,7 +172,7 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
 export const kvmModule: ModuleDef = makeKvmModule();
 
 /** Invariants of every live VM: the arch counters agree with what the KVM-VFIO device holds. */
-function checkVms(k: Kernel, st: KvmModuleState): string[] {
+function checkVms(st: KvmModuleState): string[] {
   const out: string[] = [];
   for (const kvm of st.vms) {
     let files = 0;
@@ -182,16 +185,6 @@ function checkVms(k: Kernel, st: KvmModuleState): string[] {
         if (r.file.dead) out.push(`vm ${kvm.id}: kvm-vfio holds released ${r.file.describe()}`);
         for (const m of st.coupling?.violations?.(r) ?? []) out.push(`vm ${kvm.id}: ${m}`);
       }
-      // each reference named after this device is one of its entries (a FILE_DEL that
-      // forgets its fput leaves one behind, self-consistent in count)
-      const holder = dev.private_.holder;
-      for (const o of k.objects) {
-        const n = o.holders.get(holder);
-        if (!n) continue;
-        const kept = dev.private_.files.filter((r) => r.file === o).length;
-        if (n !== kept)
-          out.push(`vm ${kvm.id}: ${o.describe()} held ${n}x by "${holder}" but kvm-vfio keeps it ${kept}x`);
-      }
     }
     if (kvm.arch.assignedDevices !== files)
       out.push(`vm ${kvm.id}: assigned_device_count=${kvm.arch.assignedDevices} but kvm-vfio holds ${files} files`);
@@ -201,6 +194,20 @@ function checkVms(k: Kernel, st: KvmModuleState): string[] {
       );
   }
   return out;
+}
+
+/** The owner of "kvm-vfio of vm N" holds on VFIO files: that VM's KVM-VFIO device's file list. */
+function kvmVfioHolder(st: KvmModuleState, holder: string, obj: RefCounted): HolderOwnership | undefined {
+  const m = /^kvm-vfio of vm (\d+)$/.exec(holder);
+  if (!m) return undefined;
+  const id = Number(m[1]);
+  const kvm = [...st.vms].find((v) => v.id === id);
+  const owner = `the KVM-VFIO device of vm ${id}`;
+  if (!kvm) return { owner, released: true, holds: 0 };
+  let holds = 0;
+  for (const dev of kvm.devices)
+    if (dev.private_ instanceof KvmVfio) for (const r of dev.private_.files) if (r.file === obj) holds++;
+  return { owner, released: false, holds };
 }
 
 /** The state of the loaded kvm module (tests and reports), or null. */

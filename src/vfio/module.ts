@@ -5,6 +5,7 @@
 import type { Kernel } from "../kernel/kernel.js";
 import type { ModuleDef } from "../kernel/module.js";
 import type { File } from "../kernel/fs.js";
+import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { VfioDeviceFile } from "./vfio_main.js";
 import { makeContainerFops } from "./container.js";
 import { VfioCore } from "./vfio_main.js";
@@ -29,10 +30,12 @@ export const vfioModule: ModuleDef = {
     exportKvmCoupling(k, m); // the other two coupling designs' exports (src/kvm/vfio_coupling.ts)
     m.export("__vfio_core", core);
     k.checks.set("vfio", () => vfioCoreViolations(k, core));
+    k.holderOwners.set("vfio", (h, o) => vfioHolder(core, h, o));
     return 0;
   },
   exit(k) {
     k.checks.delete("vfio");
+    k.holderOwners.delete("vfio");
     k.devices.unregister(VFIO_CONTAINER_PATH);
     VfioCore.install(k, null);
   },
@@ -68,4 +71,25 @@ export function vfioCoreViolations(k: Kernel, core: VfioCore): string[] {
     if (g.openedFile?.dead) out.push(`vfio_group ${g.id}: opened file is released`);
   }
   return out;
+}
+
+/**
+ * The owners behind VFIO's holder names: a VM reference taken by vfio_device_get_kvm_safe()
+ * lives in a device's kvm pointer; a group's "device NAME" is a registered device of it.
+ */
+export function vfioHolder(core: VfioCore, holder: string, obj: RefCounted): HolderOwnership | undefined {
+  if (holder === "kvm_get_kvm_safe") {
+    const holds = core.devices.filter((d) => d.kvm === obj && d.putKvm !== null).length;
+    return { owner: "the kvm pointers of VFIO devices", released: false, holds };
+  }
+  if (holder === "registration") {
+    const d = core.devices.find((x) => x === obj);
+    return { owner: "the VFIO device list", released: false, holds: d?.registered ? 1 : 0 };
+  }
+  const m = /^device (.+)$/.exec(holder);
+  if (!m || obj.kind !== "vfio_group") return undefined;
+  const d = core.devices.find((x) => x.name === m[1]);
+  const owner = `vfio device ${m[1]}`;
+  if (!d) return { owner, released: true, holds: 0 };
+  return { owner, released: false, holds: d.group === obj ? 1 : 0 };
 }

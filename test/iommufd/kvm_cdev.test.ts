@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { EBUSY, EEXIST, ENOENT, ESRCH } from "../../src/uapi/errno.js";
 import * as K from "../../src/uapi/kvm.js";
 import { createTwin } from "../../src/twin.js";
-import { holders } from "../../src/check/invariants.js";
+import { checkInvariants, holders } from "../../src/check/invariants.js";
+import { VfioCore, vfioDeviceGetKvmSafe, vfioDevicePutKvm } from "../../src/vfio/vfio_main.js";
 import { TypedProcess } from "../../src/vmm/typed.js";
 import {
   type Env,
@@ -113,4 +114,29 @@ it("a second BIND of the same device through another cdev fd fails without leaki
     [],
     "the VM is gone after exit",
   );
+});
+
+it("the invariant check sees 6.12's #4 leak the moment it happens, not only at exit (issue 12)", () => {
+  // Replay 6.12's failed second BIND on the bound device: vfio_df_get_kvm_safe() before the
+  // open fails, then vfio_device_put_kvm(): one reference is put, and the pointer the first
+  // BIND's reference lived in is cleared. The count still equals its named holders; only the
+  // owner (the device's kvm pointer) says the reference is no longer kept anywhere.
+  const e = env();
+  const k = e.twin.kernel;
+  const kdev = kvmVfioDevice(e);
+  const a = e.p.open("/dev/vfio/devices/vfio0");
+  assert.equal(fileOp(e, kdev, K.KVM_DEV_VFIO_FILE_ADD, a), 0);
+  assert.equal(bind(e, a).rc, 0);
+  checkAll(e);
+  const vdev = VfioCore.of(k)!.devices.find((d) => d.kvm !== null)!;
+  const vm = vdev.kvm;
+  vfioDeviceGetKvmSafe(vdev, vm);
+  vfioDevicePutKvm(vdev);
+  const v = checkInvariants(k);
+  assert.deepEqual(
+    v.map((x) => x.check),
+    ["holder-not-in-owner"],
+    v.map((x) => x.message).join("\n"),
+  );
+  assert.match(v[0]!.message, /kvm_get_kvm_safe x1, but 0 found in the kvm pointers of VFIO devices/);
 });

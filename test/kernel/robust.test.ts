@@ -8,7 +8,7 @@ import { ProcessExited } from "../../src/backend/backend.js";
 import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
 import type { File, FileOperations } from "../../src/kernel/fs.js";
 import * as sys from "../../src/kernel/syscalls.js";
-import { EBADF, EBUSY, EFAULT, EIO, EPIPE, ESRCH } from "../../src/uapi/errno.js";
+import { EBADF, EBUSY, EFAULT, EINVAL, EIO, EPIPE, ESRCH } from "../../src/uapi/errno.js";
 import { KVM_CREATE_VM, KVM_GET_API_VERSION } from "../../src/uapi/kvm.js";
 
 function files(twin: ReturnType<typeof createTwin>, path: string): File[] {
@@ -162,4 +162,28 @@ test("read/write/pread/pwrite with a size_t count near 2^64 fail access_ok with 
   assert.equal(p.readFd(99, buf, -1), -EBADF);
   assert.equal(p.readFd(nul, buf, 16), 0);
   assert.equal(p.writeFd(nul, buf, 16), 16);
+});
+
+test("a device timer that throws is an oops; sleep goes on, later timers fire, bad times are EINVAL", () => {
+  const twin = createTwin();
+  const k = twin.kernel;
+  const p = twin.spawn();
+  const fired: string[] = [];
+  k.clock.schedule(1e6, "broken device", () => {
+    throw new RangeError("timer went wrong");
+  });
+  k.clock.schedule(2e6, "healthy device", () => fired.push("healthy"));
+  assert.equal(p.sleep(5), 0);
+  assert.deepEqual(fired, ["healthy"], "the timer after the broken one still ran");
+  assert.equal(k.clock.now, 5e6);
+  assert.deepEqual(
+    k.bugs.map((b) => [b.kind, b.message]),
+    [["oops", "timer broken device: RangeError: timer went wrong"]],
+  );
+  for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) assert.equal(p.sleep(bad), -EINVAL, String(bad));
+  assert.equal(k.clock.now, 5e6, "no time passed for an invalid sleep");
+  assert.deepEqual(
+    checkInvariants(k).map((v) => v.check),
+    ["no-kernel-bugs"],
+  );
 });
