@@ -30,7 +30,7 @@ async function cli(cmd: typeof exploreCommand, args: string[]): Promise<{ rc: nu
 }
 
 for (const v of VARIANTS) {
-  test(`variant ${v.name} (${v.fix.slice(0, 12)}) is found within ${v.budget} executions; the correct model is clean`, async () => {
+  test(`variant ${v.name} (${/^[0-9a-f]{12}$/.test(v.fix) ? v.fix : "no fix commit"}) is found within ${v.budget} executions; the correct model is clean`, async () => {
     // library
     const bad = runExplore({ variant: v.name, budget: v.budget });
     assert.ok(bad.trace, `${v.name}: not found in ${v.budget} executions`);
