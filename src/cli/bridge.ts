@@ -71,17 +71,19 @@ export const serveCommand: Command = {
     const log = json ? (l: string) => emit({ type: "log", text: l }) : (l: string) => console.error(`vfio-twin: ${l}`);
     const srv = new BridgeServer(twin, { log });
     await srv.listen(path);
+    // the handlers are in place before anyone is told where to connect (and may stop us)
+    const stopped = new Promise<void>((res) => {
+      const stop = () => res();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
     const env = { VFIO_TWIN_SOCKET: path, LD_PRELOAD: preloadLibrary() };
     if (json) emit({ type: "listening", socket: path, env });
     else {
       console.error(`vfio-twin: serving on ${path}; run programs with`);
       console.error(`  VFIO_TWIN_SOCKET=${path} LD_PRELOAD=${env.LD_PRELOAD} PROGRAM`);
     }
-    await new Promise<void>((res) => {
-      const stop = () => res();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
+    await stopped;
     await srv.close();
     const v = checkInvariants(twin.kernel);
     if (json) emit(invariantsEvent(v));
