@@ -8,7 +8,7 @@
 // package needs no dependency for it; what it does not do (subcommands, help text, exit
 // codes) is the few functions below, driven by the same option table.
 
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, type Stats, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 export interface OptionSpec {
@@ -181,16 +181,18 @@ export function emit(event: { type: string } & Record<string, unknown>): void {
   console.log(toJson(event));
 }
 
-/** A file the user named, as text; a missing file, a directory or an unreadable one is a
- * UserError naming it. */
-export function readUserFile(path: string, what = "file"): string {
-  let st;
+function statUser(path: string, what: string): Stats {
   try {
-    st = statSync(path);
+    return statSync(path);
   } catch {
     throw new UserError(`${path}: no such ${what}`);
   }
-  if (st.isDirectory()) throw new UserError(`${path}: is a directory, not a ${what}`);
+}
+
+/** A file the user named, as text; a missing file, a directory or an unreadable one is a
+ * UserError naming it. */
+export function readUserFile(path: string, what = "file"): string {
+  if (statUser(path, what).isDirectory()) throw new UserError(`${path}: is a directory, not a ${what}`);
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
@@ -200,12 +202,6 @@ export function readUserFile(path: string, what = "file"): string {
 
 /** A directory the user named; a missing one or a file is a UserError. */
 export function userDir(path: string, what = "directory"): string {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    throw new UserError(`${path}: no such ${what}`);
-  }
-  if (!st.isDirectory()) throw new UserError(`${path}: not a directory`);
+  if (!statUser(path, what).isDirectory()) throw new UserError(`${path}: not a directory`);
   return path;
 }

@@ -59,49 +59,49 @@ class ValueParser {
     return this.atom();
   }
 
+  /** `{k=v, v, ...}`: named members by name, unnamed ones by position */
   private struct(): Decoded {
-    this.i++; // {
     const out: { [k: string]: Decoded } = {};
     let n = 0;
-    for (;;) {
-      this.ws();
-      if (this.s[this.i] === "}") {
-        this.i++;
-        return out;
-      }
-      if (this.s.startsWith("...", this.i)) {
-        this.i += 3;
-        out["..."] = true;
-      } else {
+    this.list(
+      "}",
+      () => {
         const m = /^([A-Za-z_][A-Za-z0-9_.]*)=/.exec(this.s.slice(this.i));
-        if (m) {
-          this.i += m[0].length;
-          out[m[1]!] = this.value();
-        } else out[String(n)] = this.value();
-      }
-      n++;
-      this.ws();
-      if (this.s[this.i] === ",") this.i++;
-      else if (this.s[this.i] !== "}") throw new Error("struct");
-    }
+        if (m) this.i += m[0].length;
+        out[m ? m[1]! : String(n)] = this.value();
+        n++;
+      },
+      () => (out["..."] = true),
+    );
+    return out;
   }
 
   private array(): Decoded {
-    this.i++; // [
     const out: Decoded[] = [];
+    this.list(
+      "]",
+      () => out.push(this.value()),
+      () => out.push("..."),
+    );
+    return out;
+  }
+
+  /** the items of a struct or array up to `close`; strace's `...` (more elided) is kept */
+  private list(close: string, item: () => void, elided: () => void): void {
+    this.i++; // the opening bracket
     for (;;) {
       this.ws();
-      if (this.s[this.i] === "]") {
+      if (this.s[this.i] === close) {
         this.i++;
-        return out;
+        return;
       }
       if (this.s.startsWith("...", this.i)) {
         this.i += 3;
-        out.push("...");
-      } else out.push(this.value());
+        elided();
+      } else item();
       this.ws();
       if (this.s[this.i] === ",") this.i++;
-      else if (this.s[this.i] !== "]") throw new Error("array");
+      else if (this.s[this.i] !== close) throw new Error(`expected , or ${close}`);
     }
   }
 
