@@ -21,7 +21,7 @@ export const PRELOAD = join(ROOT, "dist/native/libvfiotwin.so");
 /** The preload library, built from native/ with the system compiler if it is not there yet. */
 export function preloadLibrary(): string {
   if (!existsSync(PRELOAD)) {
-    const r = spawnSync(join(ROOT, "scripts/build-native.sh"), { stdio: "inherit" });
+    const r = spawnSync("bash", [join(ROOT, "scripts/build-native.sh")], { stdio: "inherit" });
     if (r.status !== 0) throw new UserError("building the preload library failed (is a C compiler installed?)");
   }
   return PRELOAD;
@@ -114,13 +114,13 @@ export const runCommand: Command = {
     const machineFile = values.machine as string | undefined;
     if (socket && machineFile)
       throw new UsageError("--socket and --machine exclude each other (the server has its machine)");
+    if (!socket) requireKoffi("vfio-twin run");
     const lib = preloadLibrary();
     let srv: BridgeServer | null = null;
     let baseline: ReadonlySet<RefCounted> | null = null;
     let dir: string | null = null;
     let path = socket;
     if (!path) {
-      requireKoffi("vfio-twin run");
       const twin = boot(machineFile);
       if (json) {
         twin.kernel.trace.enabled = true;

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -129,6 +129,29 @@ test("the packed tarball installs into a fresh project, its README examples type
     assert.equal(r.status, 0, `${name} runs:\n${r.stdout}${r.stderr}`);
     assert.equal(r.stderr, "", name);
   }
+
+  // every subpath loads at run time too (without koffi) and has exports
+  const subs = subpaths.map((s) => s.replace(/^\./, pkg.name));
+  const load = spawnSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `for (const s of ${JSON.stringify(subs)}) { const m = await import(s); if (Object.keys(m).length === 0) throw new Error(s); }`,
+    ],
+    { cwd: proj, encoding: "utf8" },
+  );
+  assert.equal(load.status, 0, load.stderr);
+
+  // the bridge's preload library builds from the packaged C sources (system compiler)
+  const pre = spawnSync(
+    process.execPath,
+    ["--input-type=module", "-e", 'import { preloadLibrary } from "vfio-twin/bridge"; console.log(preloadLibrary());'],
+    { cwd: proj, encoding: "utf8" },
+  );
+  assert.equal(pre.status, 0, pre.stderr);
+  assert.equal(pre.stdout, `${join(proj, "node_modules/vfio-twin/dist/native/libvfiotwin.so")}\n`);
+  assert.ok(existsSync(pre.stdout.trim()));
 
   // without koffi: the main entry loads, the host backend says how to add it
   const host = spawnSync(
