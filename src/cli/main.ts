@@ -145,14 +145,19 @@ function isEntryPoint(): boolean {
   }
 }
 
+/** process.exit() drops what a pipe has not taken yet: exit once stdout and stderr drained. */
+function exitAfterFlush(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", done);
+  process.stderr.write("", done);
+}
+
 if (isEntryPoint()) {
-  cli(process.argv.slice(2)).then(
-    (code) => {
-      process.exit(code);
-    },
-    (e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
+  cli(process.argv.slice(2)).then(exitAfterFlush, (e: unknown) => {
+    console.error(e);
+    exitAfterFlush(1);
+  });
 }

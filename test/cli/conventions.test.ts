@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { COMMANDS } from "../../src/cli/main.js";
@@ -157,4 +157,22 @@ test("the installed binary: streams and exit codes as the in-process runs (help 
   const e = node("script", "/no/such.txt");
   assert.equal(e.status, 1);
   assert.equal(e.stderr, "vfio-twin script: /no/such.txt: no such scenario file\n");
+});
+
+test("a pipe that reads slowly still gets all of a large output (no exit before stdout drained)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-cli-"));
+  try {
+    const big = join(dir, "big.txt");
+    // ~150 KB of JSON lines: more than a pipe holds
+    writeFileSync(big, "open c /dev/vfio/vfio\n" + "vfio_api $c\n".repeat(800));
+    const file = join(dir, "out.json");
+    const sh = (cmd: string) => spawnSync("sh", ["-c", cmd], { encoding: "utf8" });
+    sh(`"${process.execPath}" "${MAIN}" script --json "${big}" > "${file}"`);
+    const whole = readFileSync(file).length;
+    assert.ok(whole > 100_000, `${whole} bytes`);
+    const piped = sh(`"${process.execPath}" "${MAIN}" script --json "${big}" | (sleep 0.5; wc -c)`);
+    assert.equal(Number(piped.stdout.trim()), whole);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
