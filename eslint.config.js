@@ -1,4 +1,4 @@
-// Lint, and the layering of the tree enforced as import rules (STYLE.md):
+// Lint, and the layering of the tree enforced as import rules (README.md, "Layout"):
 //   uapi <- kernel <- hw, iommu <- vfio | iommufd | kvm <- vmm, check, bridge, cli
 // src/kvm and src/vfio never import each other: they meet only through the kernel's
 // symbol and file-operations machinery, as the real modules do.

@@ -1,4 +1,4 @@
-// The syscall boundary (DESIGN.md §1) as userspace sees it. Userspace code (src/vmm, the
+// The syscall boundary (docs/design.md §1) as userspace sees it. Userspace code (src/vmm, the
 // scenario runner, tests, outside scripts) is written against UserProcess and runs
 // unchanged on the twin (src/twin.ts) or on the real kernel (./host.ts).
 //

@@ -85,8 +85,31 @@ function load(): Libc {
     };
     return libc;
   } catch (e) {
-    loadError = new Error(`host backend unavailable: koffi could not load libc (${(e as Error).message})`);
+    loadError = Object.assign(new Error(`host backend unavailable: ${koffiProblem(e)}`), {
+      code: "ERR_VFIO_TWIN_NO_KOFFI",
+    });
     throw loadError;
+  }
+}
+
+/** Why koffi could not be used: missing (it is an optional dependency, so an install without
+ * it is normal) or present but unable to load libc. */
+export function koffiProblem(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  if (code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND")
+    return "koffi, an optional dependency, is not installed; add it with `npm install koffi`";
+  return `koffi could not load libc (${(e as Error).message})`;
+}
+
+/** Throws, with how to add it, when koffi is not installed: for a command that needs the host
+ * kernel (the bridge) to say so before it starts rather than fail call by call. */
+export function requireKoffi(who: string): void {
+  try {
+    createRequire(import.meta.url).resolve("koffi");
+  } catch (e) {
+    throw Object.assign(new Error(`${who} needs the host kernel: ${koffiProblem(e)}`), {
+      code: "ERR_VFIO_TWIN_NO_KOFFI",
+    });
   }
 }
 

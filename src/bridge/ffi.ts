@@ -4,6 +4,7 @@
 // RLIMIT_MEMLOCK (prlimit). Loaded on first use, like the host backend.
 
 import { createRequire } from "node:module";
+import { koffiProblem } from "../backend/host.js";
 
 interface Libc {
   koffi: { errno(): number };
@@ -24,7 +25,12 @@ let libc: Libc | null = null;
 
 function lib(): Libc {
   if (libc) return libc;
-  const koffi = createRequire(import.meta.url)("koffi");
+  let koffi;
+  try {
+    koffi = createRequire(import.meta.url)("koffi");
+  } catch (e) {
+    throw new Error(`the bridge server needs the host kernel: ${koffiProblem(e)}`);
+  }
   const c = koffi.load("libc.so.6");
   // the iovecs are raw bytes filled in by remoteCopy() (no per-call marshalling of objects)
   const proto = (name: string) =>

@@ -1,17 +1,19 @@
 // `vfio-twin serve` and `vfio-twin run`: the twin for unmodified programs (docs/bridge.md).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTwin, type Twin, type TwinConfig } from "../twin.js";
 import { BridgeServer } from "../bridge/server.js";
+import { requireKoffi } from "../backend/host.js";
 import { checkInvariants, formatViolations, holders, leakedSince } from "../check/invariants.js";
 import { IommuCore } from "../iommu/iommu.js";
 import type { RefCounted } from "../kernel/kref.js";
 import { constants as osConstants } from "node:os";
-import type { Command } from "./main.js";
+import { type Command, emit, readUserFile, UsageError, UserError } from "./command.js";
+import { faultEvent, invariantsEvent, traceEvent } from "./json.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const PRELOAD = join(ROOT, "dist/native/libvfiotwin.so");
@@ -19,18 +21,19 @@ export const PRELOAD = join(ROOT, "dist/native/libvfiotwin.so");
 /** The preload library, built from native/ with the system compiler if it is not there yet. */
 export function preloadLibrary(): string {
   if (!existsSync(PRELOAD)) {
-    const r = spawnSync(join(ROOT, "scripts/build-native.sh"), { stdio: "inherit" });
-    if (r.status !== 0) throw new Error("building the preload library failed (is a C compiler installed?)");
+    const r = spawnSync("bash", [join(ROOT, "scripts/build-native.sh")], { stdio: "inherit" });
+    if (r.status !== 0) throw new UserError("building the preload library failed (is a C compiler installed?)");
   }
   return PRELOAD;
 }
 
-/** The machine file: a createTwin() config; a user error is one line, not a stack. */
+/** The machine file: a createTwin() config; a bad one is a UserError (one line, exit 1). */
 function machine(file: string | undefined): TwinConfig {
   if (!file) return {};
+  const text = readUserFile(file, "machine file");
   let v: unknown;
   try {
-    v = JSON.parse(readFileSync(file, "utf8"));
+    v = JSON.parse(text);
   } catch (e) {
     throw new UserError(`--machine ${file}: ${(e as Error).message}`);
   }
@@ -39,76 +42,52 @@ function machine(file: string | undefined): TwinConfig {
   return v as TwinConfig;
 }
 
-class UserError extends Error {}
-
-/** Boot the twin of `--machine`; a bad description is one line on stderr and null. */
-function boot(cmd: string, file: string | undefined): Twin | null {
+/** Boot the twin of `--machine`; a description the twin refuses is a UserError. */
+function boot(file: string | undefined): Twin {
+  const config = machine(file);
   try {
-    const config = machine(file);
-    try {
-      return createTwin(config);
-    } catch (e) {
-      throw new UserError(`--machine ${file}: ${(e as Error).message}`);
-    }
+    return createTwin(config);
   } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    console.error(`vfio-twin ${cmd}: ${e.message}`);
-    return null;
+    throw new UserError(`--machine ${file}: ${(e as Error).message}`);
   }
 }
 
-interface Parsed {
-  socket?: string;
-  machine?: string;
-  verbose: boolean;
-  check: boolean;
-  rest: string[];
-}
-
-function parse(args: string[], allowRest: boolean): Parsed | string {
-  const p: Parsed = { verbose: false, check: false, rest: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--") {
-      if (!allowRest) return "unexpected --";
-      p.rest = args.slice(i + 1);
-      break;
-    } else if (a === "--socket" || a === "--machine") {
-      const v = args[++i];
-      if (v === undefined) return `${a} needs a value`;
-      if (a === "--socket") p.socket = v;
-      else p.machine = v;
-    } else if (a === "--verbose" || a === "-v") p.verbose = true;
-    else if (a === "--check") p.check = true;
-    else return `unknown argument ${a}`;
-  }
-  return p;
-}
+const BRIDGE_OPTIONS = {
+  socket: { type: "string", value: "PATH", help: "the server's Unix socket" },
+  machine: { type: "string", value: "FILE.json", help: "the machine: a createTwin() config as JSON" },
+} as const;
 
 export const serveCommand: Command = {
   name: "serve",
   summary: "serve one twin kernel to unmodified programs on a Unix socket",
-  async run(args) {
-    const p = parse(args, false);
-    if (typeof p === "string") {
-      console.error(`vfio-twin serve: ${p}\nusage: vfio-twin serve [--socket PATH] [--machine FILE.json]`);
-      return 2;
-    }
-    const path = p.socket ?? join(tmpdir(), "vfio-twin.sock");
-    const twin = boot("serve", p.machine);
-    if (!twin) return 1;
-    const srv = new BridgeServer(twin, { log: (l) => console.error(`vfio-twin: ${l}`) });
+  options: BRIDGE_OPTIONS,
+  details:
+    "Runs until SIGINT or SIGTERM, then checks every invariant (exit 1 if one fails). With --json:\n" +
+    "JSON lines on stdout: listening (socket, the environment a program needs), log, invariants.",
+  async run({ values, json }) {
+    requireKoffi("vfio-twin serve");
+    const path = (values.socket as string | undefined) ?? join(tmpdir(), "vfio-twin.sock");
+    const twin = boot(values.machine as string | undefined);
+    const log = json ? (l: string) => emit({ type: "log", text: l }) : (l: string) => console.error(`vfio-twin: ${l}`);
+    const srv = new BridgeServer(twin, { log });
     await srv.listen(path);
-    console.error(`vfio-twin: serving on ${path}; run programs with`);
-    console.error(`  VFIO_TWIN_SOCKET=${path} LD_PRELOAD=${preloadLibrary()} PROGRAM`);
-    await new Promise<void>((res) => {
+    // the handlers are in place before anyone is told where to connect (and may stop us)
+    const stopped = new Promise<void>((res) => {
       const stop = () => res();
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     });
+    const env = { VFIO_TWIN_SOCKET: path, LD_PRELOAD: preloadLibrary() };
+    if (json) emit({ type: "listening", socket: path, env });
+    else {
+      console.error(`vfio-twin: serving on ${path}; run programs with`);
+      console.error(`  VFIO_TWIN_SOCKET=${path} LD_PRELOAD=${env.LD_PRELOAD} PROGRAM`);
+    }
+    await stopped;
     await srv.close();
     const v = checkInvariants(twin.kernel);
-    console.error(`vfio-twin: stopped; invariants: ${v.length ? formatViolations(v) : "ok"}`);
+    if (json) emit(invariantsEvent(v));
+    else console.error(`vfio-twin: stopped; invariants: ${v.length ? formatViolations(v) : "ok"}`);
     return v.length ? 1 : 0;
   },
 };
@@ -116,31 +95,40 @@ export const serveCommand: Command = {
 export const runCommand: Command = {
   name: "run",
   summary: "run an unmodified program against the twin (LD_PRELOAD bridge)",
-  async run(args) {
-    const p = parse(args, true);
-    if (typeof p === "string" || p.rest.length === 0) {
-      console.error(
-        `vfio-twin run: ${typeof p === "string" ? p : "no program given"}\n` +
-          "usage: vfio-twin run [--socket PATH | --machine FILE.json] [--verbose] [--check] -- CMD ARGS...\n" +
-          "  --check: after the run, the IOMMU fault log, the invariants and what the run left (exit 1 if any)",
-      );
-      return 2;
-    }
-    if (p.socket && p.machine) {
-      console.error("vfio-twin run: --socket and --machine exclude each other (the server has its machine)");
-      return 2;
-    }
+  rest: "CMD ARGS...",
+  options: {
+    ...BRIDGE_OPTIONS,
+    verbose: { type: "boolean", short: "v", help: "log the server's connections on stderr" },
+    check: {
+      type: "boolean",
+      help: "after the run: the IOMMU fault log, the invariants and what the run left (exit 1 if any)",
+    },
+  },
+  details:
+    "Without --socket a twin is booted for this run (--machine picks its machine). The exit status is\n" +
+    "the program's. With --json: the program's stdout goes to stderr and stdout has JSON lines only:\n" +
+    "the twin's syscall events (without --socket), an exit event, and with --check fault events, the\n" +
+    "invariants event and a leaks event.",
+  async run({ values, rest, json }) {
+    const socket = values.socket as string | undefined;
+    const machineFile = values.machine as string | undefined;
+    if (socket && machineFile)
+      throw new UsageError("--socket and --machine exclude each other (the server has its machine)");
+    if (!socket) requireKoffi("vfio-twin run");
     const lib = preloadLibrary();
     let srv: BridgeServer | null = null;
     let baseline: ReadonlySet<RefCounted> | null = null;
     let dir: string | null = null;
-    let path = p.socket;
+    let path = socket;
     if (!path) {
+      const twin = boot(machineFile);
+      if (json) {
+        twin.kernel.trace.enabled = true;
+        twin.kernel.trace.sink = (e) => emit(traceEvent(e, twin.kernel));
+      }
       dir = mkdtempSync(join(tmpdir(), "vfio-twin-"));
       path = join(dir, "sock");
-      const log = p.verbose ? (l: string) => console.error(`vfio-twin: ${l}`) : undefined;
-      const twin = boot("run", p.machine);
-      if (!twin) return 1;
+      const log = values.verbose ? (l: string) => console.error(`vfio-twin: ${l}`) : undefined;
       srv = new BridgeServer(twin, log ? { log } : {});
       baseline = new Set(twin.kernel.objects);
       await srv.listen(path);
@@ -150,20 +138,27 @@ export const runCommand: Command = {
       VFIO_TWIN_SOCKET: path,
       LD_PRELOAD: [lib, process.env.LD_PRELOAD].filter(Boolean).join(" "),
     };
-    const child = spawn(p.rest[0]!, p.rest.slice(1), { stdio: "inherit", env });
-    const code = await new Promise<number>((res) => {
+    // with --json stdout carries only JSON: the program's own output goes to stderr
+    const stdio = json ? (["inherit", process.stderr, "inherit"] as const) : "inherit";
+    const [cmd, ...cmdArgs] = rest;
+    const child = spawn(cmd!, cmdArgs, { stdio: stdio as never, env });
+    const { code, signal } = await new Promise<{ code: number; signal: string | null }>((res) => {
       child.on("error", (e) => {
-        console.error(`vfio-twin run: ${p.rest[0]}: ${e.message}`);
-        res(127);
+        console.error(`vfio-twin run: ${cmd}: ${e.message}`);
+        res({ code: 127, signal: null });
       });
-      child.on("exit", (c, sig) => res(c ?? 128 + (sig ? (osConstants.signals[sig] ?? 1) : 1)));
+      child.on("exit", (c, sig) =>
+        res({ code: c ?? 128 + (sig ? (osConstants.signals[sig] ?? 1) : 1), signal: sig ?? null }),
+      );
     });
+    if (json) emit({ type: "exit", code, signal });
     let rc = code;
     if (srv) {
       // every client has gone: what it held must be released
       await waitFor(() => srv!.conns.size === 0, 2000);
       await srv.close();
-      if (p.check && !report(srv.twin, baseline!) && rc === 0) rc = 1;
+      srv.twin.kernel.trace.enabled = false;
+      if (values.check && !report(srv.twin, baseline!, json) && rc === 0) rc = 1;
     }
     if (dir) rmSync(dir, { recursive: true, force: true });
     return rc;
@@ -172,9 +167,17 @@ export const runCommand: Command = {
 
 /** After the run (--check): the IOMMU's fault log, the invariants, and anything the run left
  * in the twin (open files, pinned pages, objects: the leak registry). True when clean. */
-function report(twin: Twin, baseline: ReadonlySet<RefCounted>): boolean {
+function report(twin: Twin, baseline: ReadonlySet<RefCounted>, json: boolean): boolean {
   const k = twin.kernel;
   const faults = IommuCore.of(k).faults;
+  if (json) {
+    for (const f of faults) emit(faultEvent(f));
+    const v = checkInvariants(k);
+    emit(invariantsEvent(v));
+    const left = leakedSince(k, baseline);
+    emit({ type: "leaks", objects: left.map((o) => ({ object: o.describe(), holders: holders(o) })) });
+    return v.length === 0 && left.length === 0;
+  }
   console.error(`vfio-twin: IOMMU faults: ${faults.length}`);
   for (const f of faults)
     console.error(

@@ -11,7 +11,7 @@ import { COUPLING_DESIGNS, type CouplingDesign } from "../kvm/vfio_coupling.js";
 import { errnoName } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import * as V from "../uapi/vfio.js";
-import type { Command } from "./main.js";
+import { type Command, toJson } from "./command.js";
 
 export interface DesignTwinOptions {
   /** VFIO loaded at boot */
@@ -292,17 +292,10 @@ export function formatDesigns(reports: DesignReport[]): string {
 export const designsCommand: Command = {
   name: "designs",
   summary: "run one KVM-VFIO scenario under each coupling design and compare them side by side",
-  run(args) {
+  details: "With --json: one JSON document, an array with one report per design. Exit 1 if the uAPI results differ.",
+  run({ json }) {
     const reports = runDesigns();
-    if (args.includes("--json")) {
-      console.log(
-        JSON.stringify(
-          reports,
-          (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v as Map<string, unknown>) : v),
-          2,
-        ),
-      );
-    } else console.log(formatDesigns(reports));
+    console.log(json ? toJson(reports, 2) : formatDesigns(reports));
     const uapiSame = reports.every((r) => JSON.stringify(r.uapi) === JSON.stringify(reports[0]!.uapi));
     return uapiSame ? 0 : 1;
   },

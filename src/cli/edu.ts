@@ -6,7 +6,7 @@
 // a detach (DMA blocked). Printed as the syscall trace with the IOMMU's io_page_fault
 // events, then the results and the invariant check.
 
-import { checkInvariants, formatViolations } from "../check/invariants.js";
+import { checkInvariants, formatViolations, type Violation } from "../check/invariants.js";
 import { IommuCore } from "../iommu/iommu.js";
 import { formatEvent } from "../kernel/trace.js";
 import { createTwin } from "../twin.js";
@@ -20,7 +20,8 @@ import {
   vfioPciDriverMemcpy,
   vfioPciDriverProbe,
 } from "../vmm/edu_driver.js";
-import type { Command } from "./main.js";
+import { type Command, emit, toJson } from "./command.js";
+import { invariantsEvent, traceEvent } from "./json.js";
 
 export const BDF = "0000:00:01.0";
 
@@ -38,6 +39,7 @@ export interface EduDemoResult {
   virtualMs: number;
   /** the invariant check over the twin after the driver's process exited ("" when clean) */
   violations: string;
+  violationList: Violation[];
 }
 
 /** The demo on a fresh twin; `onEvent` is called for each syscall and fault event as it happens. */
@@ -50,8 +52,7 @@ export function runEduDemo(
   const k = twin.kernel;
   if (onEvent) {
     k.trace.enabled = true;
-    k.trace.sink = (e) =>
-      onEvent(json ? JSON.stringify(e, (_k, v) => (typeof v === "bigint" ? String(v) : v)) : formatEvent(e));
+    k.trace.sink = (e) => onEvent(json ? toJson(traceEvent(e, k)) : formatEvent(e));
   }
   const p = twin.spawn({ name: "edu-driver" });
   const dev = vfioPciDeviceInit(p, BDF, mode);
@@ -97,6 +98,7 @@ export function runEduDemo(
   const v = checkInvariants(k);
   return {
     violations: v.length ? formatViolations(v) : "",
+    violationList: v,
     copied,
     factorial: fact.value,
     factorialIrqs: fact.interrupts,
@@ -113,19 +115,40 @@ export function runEduDemo(
 export const eduCommand: Command = {
   name: "edu",
   summary: "drive the edu device (DMA, factorial, interrupts) with a userspace driver; print the trace",
-  run(args) {
-    const json = args.includes("--json");
-    const modes: IommuMode[] = args.includes("--type1")
-      ? ["vfio_type1v2_iommu"]
-      : args.includes("--iommufd")
-        ? ["iommufd"]
-        : ["vfio_type1v2_iommu", "iommufd"];
+  options: {
+    type1: { type: "boolean", help: "only through a type1v2 container" },
+    iommufd: { type: "boolean", help: "only through iommufd (the device cdev and an IOAS)" },
+  },
+  details:
+    "Without --type1 or --iommufd both run, type1 first. With --json: JSON lines: syscall and tracepoint\n" +
+    "events, then for each run a result event (what the driver saw) and its invariants event.",
+  run({ values, json }) {
+    const modes: IommuMode[] = [];
+    if (values.type1 || !values.iommufd) modes.push("vfio_type1v2_iommu");
+    if (values.iommufd || !values.type1) modes.push("iommufd");
     let ok = true;
     for (const mode of modes) {
-      console.log(`# ---- edu through ${mode === "iommufd" ? "iommufd (cdev + IOAS)" : "a type1v2 container"}`);
+      const title = mode === "iommufd" ? "iommufd (cdev + IOAS)" : "a type1v2 container";
+      if (!json) console.log(`# ---- edu through ${title}`);
       const t0 = performance.now();
       const r = runEduDemo((l) => console.log(l), json, mode);
       const wall = performance.now() - t0;
+      const good =
+        r.copied &&
+        r.factorial === 3628800 &&
+        r.faultCopyUntouched &&
+        r.replaced !== false &&
+        r.detachedUntouched !== false &&
+        !r.violations;
+      ok &&= good;
+      if (json) {
+        const result: Partial<EduDemoResult> = { ...r };
+        delete result.violations;
+        delete result.violationList;
+        emit({ type: "result", mode, ok: good, ...result, wallMs: Math.round(wall * 10) / 10 });
+        emit(invariantsEvent(r.violationList));
+        continue;
+      }
       console.log(`# memcpy 256 bytes RAM -> edu -> RAM: ${r.copied ? "ok" : "MISMATCH"}`);
       console.log(`# factorial(10) = ${r.factorial}, completion interrupts: ${r.factorialIrqs}`);
       console.log(`# DMA with completion interrupt: ${r.dmaIrqs} interrupts; send_msi: ${r.msiIrqs}`);
@@ -137,13 +160,6 @@ export const eduCommand: Command = {
       for (const f of r.faults) console.log(`# IOMMU fault: ${f}`);
       console.log(`# virtual time ${r.virtualMs} ms in ${wall.toFixed(1)} ms of wall time`);
       console.log(`# invariants: ${r.violations || "ok"}`);
-      ok &&=
-        r.copied &&
-        r.factorial === 3628800 &&
-        r.faultCopyUntouched &&
-        r.replaced !== false &&
-        r.detachedUntouched !== false &&
-        !r.violations;
     }
     return ok ? 0 : 1;
   },

@@ -6,94 +6,88 @@
 import { writeFileSync } from "node:fs";
 import type { Strategy } from "../check/explorer.js";
 import { runExplore } from "../check/run.js";
-import { listVariants } from "../check/variants.js";
+import { listVariants, VARIANTS } from "../check/variants.js";
 import { WORLDS } from "../check/worlds.js";
 import { COUPLING_DESIGNS, type CouplingDesign } from "../kvm/vfio_coupling.js";
-import type { Command } from "./main.js";
-
-const USAGE = `usage: vfio-twin explore [--world NAME|--random] [--design D] [--variant V] [--seed S]
-                         [--budget N|--time T] [--strategy dpor|dfs|pct] [--preemptions N]
-                         [--out FILE] [--json]
-       vfio-twin explore --list-variants | --list-worlds
-  --time T: seconds (or 500ms, 2m); --budget N: executions (default 2000)`;
+import { type Command, toJson, UsageError } from "./command.js";
 
 function parseTime(s: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s);
-  if (!m) throw new Error(`bad --time ${s}`);
+  if (!m) throw new UsageError(`--time ${s}: expected seconds, or a number with ms, s or m`);
   const n = Number(m[1]);
   return m[2] === "ms" ? n : m[2] === "m" ? n * 60000 : n * 1000;
 }
 
 export const exploreCommand: Command = {
   name: "explore",
-  summary: "search interleavings of a concurrent world for kernel bugs (--list-variants)",
-  run(args) {
-    const opt = (name: string): string | undefined => {
-      const i = args.indexOf(name);
-      return i >= 0 ? args[i + 1] : undefined;
-    };
-    if (args.includes("--help")) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (args.includes("--list-variants")) {
+  summary: "search the interleavings of a concurrent world for kernel bugs (--list-variants)",
+  options: {
+    world: { type: "string", value: "NAME", choices: WORLDS.map((w) => w.name), help: "the world (--list-worlds)" },
+    random: { type: "boolean", help: "seeded random worlds instead of a named one" },
+    design: {
+      type: "string",
+      value: "D",
+      choices: COUPLING_DESIGNS,
+      help: "the KVM<->VFIO coupling (default upstream)",
+    },
+    variant: {
+      type: "string",
+      value: "V",
+      choices: VARIANTS.map((v) => v.name),
+      help: "a broken variant (its world and design unless given)",
+    },
+    seed: { type: "string", value: "S", integer: true, help: "the seed (random worlds, PCT; default 1)" },
+    budget: { type: "string", value: "N", integer: true, help: "at most N executions (default 2000)" },
+    time: { type: "string", value: "T", help: "at most T (seconds, or 500ms, 2m)" },
+    strategy: { type: "string", value: "S", choices: ["dpor", "dfs", "pct"], help: "the search (default dpor)" },
+    preemptions: { type: "string", value: "N", integer: true, help: "at most N preemptions a schedule" },
+    out: { type: "string", value: "FILE", help: "where a violation is saved (default explore-violation.json)" },
+    "list-variants": { type: "boolean", help: "one broken variant a line: name, the fix it undoes" },
+    "list-worlds": { type: "boolean", help: "the named worlds" },
+  },
+  details:
+    "Exit 0 when no violation was found, 1 on a violation (its minimized trace printed and saved for\n" +
+    "`vfio-twin replay FILE`). With --json: one JSON document (the totals and the violation, or null).",
+  run({ values, json }) {
+    const v = (name: string) => values[name] as string | undefined;
+    if (values["list-variants"]) {
       console.log(listVariants());
       return 0;
     }
-    if (args.includes("--list-worlds")) {
+    if (values["list-worlds"]) {
       for (const w of WORLDS) console.log(`${w.name.padEnd(26)} ${w.summary}`);
       return 0;
     }
-    const json = args.includes("--json");
-    const design = opt("--design");
-    if (design !== undefined && !COUPLING_DESIGNS.includes(design as CouplingDesign)) {
-      console.error(`unknown design ${design} (${COUPLING_DESIGNS.join(", ")})`);
-      return 2;
-    }
-    const strategy = opt("--strategy");
-    if (strategy !== undefined && !["dpor", "dfs", "pct"].includes(strategy)) {
-      console.error(`unknown strategy ${strategy}`);
-      return 2;
-    }
+    if (values.random && v("world") !== undefined) throw new UsageError("--world and --random exclude each other");
+    if (v("budget") !== undefined && v("time") !== undefined)
+      throw new UsageError("--budget and --time exclude each other");
     let last = 0;
-    let report;
-    try {
-      const world = opt("--world");
-      const variant = opt("--variant");
-      const seed = opt("--seed");
-      const budget = opt("--budget");
-      const time = opt("--time");
-      const pre = opt("--preemptions");
-      report = runExplore({
-        ...(world !== undefined ? { world } : {}),
-        random: args.includes("--random"),
-        ...(design !== undefined ? { design: design as CouplingDesign } : {}),
-        ...(variant !== undefined ? { variant } : {}),
-        ...(seed !== undefined ? { seed: Number(seed) } : {}),
-        ...(budget !== undefined ? { budget: Number(budget) } : {}),
-        ...(time !== undefined ? { timeMs: parseTime(time) } : {}),
-        ...(strategy !== undefined ? { strategy: strategy as Strategy } : {}),
-        ...(pre !== undefined ? { preemptionBound: Number(pre) } : {}),
-        progress(p) {
-          if (json || Date.now() - last < 1000) return;
-          last = Date.now();
-          const s = p.elapsedMs / 1000 || 1;
-          process.stderr.write(
-            `\r${p.world}: ${p.executions} executions, ${Math.round(p.steps / s)} steps/s, ${p.distinctStates} states, ${p.violations} violations   `,
-          );
-        },
-      });
-    } catch (e) {
-      console.error(e instanceof Error ? e.message : String(e));
-      return 2;
-    }
+    const report = runExplore({
+      ...(v("world") !== undefined ? { world: v("world")! } : {}),
+      random: values.random === true,
+      ...(v("design") !== undefined ? { design: v("design") as CouplingDesign } : {}),
+      ...(v("variant") !== undefined ? { variant: v("variant")! } : {}),
+      ...(v("seed") !== undefined ? { seed: Number(v("seed")) } : {}),
+      ...(v("budget") !== undefined ? { budget: Number(v("budget")) } : {}),
+      ...(v("time") !== undefined ? { timeMs: parseTime(v("time")!) } : {}),
+      ...(v("strategy") !== undefined ? { strategy: v("strategy") as Strategy } : {}),
+      ...(v("preemptions") !== undefined ? { preemptionBound: Number(v("preemptions")) } : {}),
+      progress(p) {
+        if (json || Date.now() - last < 1000) return;
+        last = Date.now();
+        const s = p.elapsedMs / 1000 || 1;
+        process.stderr.write(
+          `\r${p.world}: ${p.executions} executions, ${Math.round(p.steps / s)} steps/s, ${p.distinctStates} states, ${p.violations} violations   `,
+        );
+      },
+    });
     if (last) process.stderr.write("\n");
-    const out = opt("--out") ?? (report.trace ? "explore-violation.json" : undefined);
-    if (report.trace && out) writeFileSync(out, JSON.stringify(report.trace, null, 2) + "\n");
+    const out = v("out") ?? (report.trace ? "explore-violation.json" : undefined);
+    if (report.trace && out) writeFileSync(out, toJson(report.trace, 2) + "\n");
     const s = report.elapsedMs / 1000 || 1e-3;
     if (json) {
       console.log(
-        JSON.stringify({
+        toJson({
           world: report.world,
           design: report.design,
           variant: report.variant,
@@ -109,11 +103,16 @@ export const exploreCommand: Command = {
         }),
       );
     } else {
+      const end = report.trace
+        ? "stopped at the first violation"
+        : report.complete
+          ? "search complete"
+          : "budget exhausted";
       console.log(
         `${report.world} (design ${report.design}${report.variant ? `, variant ${report.variant}` : ""}, ${report.strategy}): ` +
           `${report.executions} executions, ${report.steps} steps in ${s.toFixed(2)} s ` +
           `(${Math.round(report.executions / s)} executions/s, ${Math.round(report.steps / s)} steps/s), ` +
-          `${report.distinctStates} distinct states, ${report.trace ? "stopped at the first violation" : report.complete ? "search complete" : "budget exhausted"}`,
+          `${report.distinctStates} distinct states, ${end}`,
       );
       if (report.text) {
         console.log(`VIOLATION, minimized schedule (${report.trace!.schedule.length} steps), saved as ${out}:`);

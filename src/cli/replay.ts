@@ -2,27 +2,28 @@
 // broken switches, thread by thread, step by step) and print it strace-like with the
 // interleaving marked; exit 1 when the violation reproduces, 0 when it no longer does.
 
-import { readFileSync } from "node:fs";
 import { replayTrace } from "../check/run.js";
-import type { Command } from "./main.js";
+import { type Command, readUserFile, toJson, UserError } from "./command.js";
 
 export const replayCommand: Command = {
   name: "replay",
-  summary: "replay a violation saved by `vfio-twin explore` (FILE)",
-  run(args) {
-    const file = args.find((a) => !a.startsWith("--"));
-    if (file === undefined || args.includes("--help")) {
-      console.log("usage: vfio-twin replay FILE");
-      return file === undefined ? 2 : 0;
-    }
+  summary: "replay a violation saved by `vfio-twin explore`, step by step",
+  args: "FILE",
+  details: "Exit 1 when the violation reproduces, 0 when it no longer does. With --json: one JSON document.",
+  run({ positionals, json }) {
+    const file = positionals[0]!;
+    const text = readUserFile(file, "explore trace");
     let r;
     try {
-      r = replayTrace(readFileSync(file, "utf8"));
+      r = replayTrace(text);
     } catch (e) {
-      console.error(`${file}: ${e instanceof Error ? e.message : String(e)}`);
-      return 2;
+      throw new UserError(`${file}: not an explore trace (${(e as Error).message.split("\n")[0]})`);
     }
     const t = r.trace;
+    if (json) {
+      console.log(toJson({ trace: t, reproduced: r.same, failed: r.failed, lines: r.lines }));
+      return r.failed ? 1 : 0;
+    }
     console.log(
       `# world ${t.world}, design ${t.design}${t.variant ? `, variant ${t.variant}` : ""}${t.broken.length ? ` (broken: ${t.broken.join(", ")})` : ""}`,
     );

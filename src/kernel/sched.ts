@@ -1,4 +1,4 @@
-// Kernel paths as generators (DESIGN.md §2). A path yields where the real kernel could be
+// Kernel paths as generators (docs/design.md §2). A path yields where the real kernel could be
 // preempted or sleep in a way another thread could observe: before taking a lock, while
 // waiting for one, at explicit preemption points. A sequential syscall drives its path to
 // completion at once (runSync); the Scheduler runs several paths and lets a chooser decide

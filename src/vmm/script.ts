@@ -166,16 +166,49 @@ export function parseCNumber(s: string): bigint | null {
 export interface ScriptOptions {
   /** the device; default 0000:00:01.0 (the oracle machine's edu device) */
   bdf?: string;
+  /** called with each step as it completes */
+  onStep?: (s: ScriptStep) => void;
 }
 
 /** Run a scenario and return its output lines (INFO, STEP..., DONE), as the C runner prints. */
 export function runScript(text: string, p: UserProcess, opts: ScriptOptions = {}): string[] {
-  return new ScriptRunner(p, opts.bdf ?? "0000:00:01.0").run(text);
+  return new ScriptRunner(p, opts.bdf ?? "0000:00:01.0", opts.onStep).run(text);
+}
+
+/** One scenario line's outcome, as data (the CLI's --json, and why a line did not parse). */
+export interface ScriptStep {
+  /** the line number in the scenario */
+  readonly line: number;
+  readonly op: string;
+  /** the STEP line, exactly as the C runner prints it */
+  readonly text: string;
+  /** the call's result; absent when it did not run (parse error, SIGSEGV, exception) */
+  readonly rc?: number;
+  /** the errno name when rc < 0 */
+  readonly errno?: string;
+  /** why the line is malformed (the C runner prints only PARSE_ERROR) */
+  readonly parseError?: string;
+  readonly segfault?: string;
+  readonly exception?: string;
+}
+
+/** runScript with every step as data beside the lines. */
+export function runScriptSteps(
+  text: string,
+  p: UserProcess,
+  opts: ScriptOptions = {},
+): { lines: string[]; steps: ScriptStep[] } {
+  const r = new ScriptRunner(p, opts.bdf ?? "0000:00:01.0", opts.onStep);
+  const lines = r.run(text);
+  return { lines, steps: r.steps };
 }
 
 class ScriptRunner {
   private readonly names = new Map<string, bigint>();
   private bad = false;
+  /** the first reason the current line is malformed */
+  private why = "";
+  readonly steps: ScriptStep[] = [];
   private errno = 0;
   private extra: string[] = [];
   private groupPath = "";
@@ -186,7 +219,13 @@ class ScriptRunner {
   constructor(
     private readonly p: UserProcess,
     private readonly bdf: string,
+    private readonly onStep?: (s: ScriptStep) => void,
   ) {}
+
+  private addStep(s: ScriptStep): void {
+    this.steps.push(s);
+    this.onStep?.(s);
+  }
 
   run(text: string): string[] {
     const out: string[] = [];
@@ -204,21 +243,28 @@ class ScriptRunner {
       if (!tok.length) return;
       this.extra = [];
       this.bad = false;
+      this.why = "";
       this.errno = 0;
       this.sp = this.stack;
       let rc: number;
       try {
         rc = this.step(tok);
       } catch (e) {
+        const op = tok[0]!;
         if (e instanceof Segfault) {
-          out.push(`STEP ${lineno} ${tok[0]} SIGSEGV at ${hex(e.addr)}`);
+          const text = `STEP ${lineno} ${op} SIGSEGV at ${hex(e.addr)}`;
+          out.push(text);
+          this.addStep({ line: lineno, op, text, segfault: hex(e.addr) });
           return;
         }
-        out.push(`STEP ${lineno} ${tok[0]} EXCEPTION ${String((e as Error).message ?? e).split("\n")[0]}`);
+        const why = String((e as Error).message ?? e).split("\n")[0]!;
+        out.push(`STEP ${lineno} ${op} EXCEPTION ${why}`);
+        this.addStep({ line: lineno, op, text: out.at(-1)!, exception: why });
         return;
       }
       if (this.bad) {
         out.push(`STEP ${lineno} ${tok[0]} PARSE_ERROR`);
+        this.addStep({ line: lineno, op: tok[0]!, text: out.at(-1)!, parseError: this.why || "malformed" });
         return;
       }
       const err = this.errno;
@@ -226,6 +272,13 @@ class ScriptRunner {
         `STEP ${lineno} ${tok[0]} ${rc} ${rc < 0 ? err : 0} ${rc < 0 ? errnoName(err) : "OK"}` +
           this.extra.map((e) => " " + e).join(""),
       );
+      this.addStep({
+        line: lineno,
+        op: tok[0]!,
+        text: out.at(-1)!,
+        rc,
+        ...(rc < 0 ? { errno: errnoName(err) } : {}),
+      });
     });
     out.push("DONE");
     return out;
@@ -260,26 +313,32 @@ class ScriptRunner {
   }
 
   // --------------------------------------------------------------- argument parsing --
+  /** The line is malformed (PARSE_ERROR); the first reason is kept for the CLI. */
+  private invalid(why: string): void {
+    if (!this.bad) this.why = why;
+    this.bad = true;
+  }
+
   private setName(k: string | undefined, v: number | bigint): void {
     if (k !== undefined) this.names.set(k, BigInt.asIntN(64, BigInt(v)));
   }
 
   private num(s: string | undefined): bigint {
     if (s === undefined) {
-      this.bad = true;
+      this.invalid("an argument is missing");
       return 0n;
     }
     if (s.startsWith("$")) {
       const v = this.names.get(s.slice(1));
       if (v === undefined) {
-        this.bad = true;
+        this.invalid(`no value named ${s}`);
         return -1n;
       }
       return v;
     }
     const v = parseCNumber(s);
     if (v === null) {
-      this.bad = true;
+      this.invalid(`not a number: ${s}`);
       return 0n;
     }
     return v;
@@ -287,7 +346,7 @@ class ScriptRunner {
 
   private va(s: string | undefined): bigint {
     if (s === undefined) {
-      this.bad = true;
+      this.invalid("an address is missing");
       return 0n;
     }
     const at = (base: number, n: number) => u64(BigInt(base) + (s[n] === "+" ? u64(this.num(s.slice(n + 1))) : 0n));
@@ -299,7 +358,7 @@ class ScriptRunner {
 
   private flags(s: string | undefined, table: readonly Sym[]): bigint {
     if (s === undefined) {
-      this.bad = true;
+      this.invalid("flags are missing");
       return 0n;
     }
     if ((s[0]! >= "0" && s[0]! <= "9") || s[0] === "$") return u64(this.num(s));
@@ -307,14 +366,14 @@ class ScriptRunner {
     for (const part of s.split("|").filter((x) => x !== "")) {
       const e = table.find(([n]) => n === part);
       if (e) v |= e[1];
-      else this.bad = true;
+      else this.invalid(`unknown flag ${part}`);
     }
     return v;
   }
 
   private path(s: string | undefined): string {
     if (s === undefined) {
-      this.bad = true;
+      this.invalid("a path is missing");
       return "";
     }
     if (s === "$GROUP") return this.groupPath;
@@ -342,7 +401,7 @@ class ScriptRunner {
     if (eq >= 0) t = t.slice(0, eq);
     const o = this.num(t);
     if (o < 0n || o + BigInt(w) > 4096n) {
-      this.bad = true;
+      this.invalid(`field offset out of range: ${s}`);
       return null;
     }
     return { w, off: Number(o) };
@@ -525,7 +584,7 @@ class ScriptRunner {
           const t = a[i]!;
           const dash = t.indexOf("-");
           if (dash < 0) {
-            this.bad = true;
+            this.invalid(`not a range START-LAST: ${t}`);
             break;
           }
           ranges.push({ start: u64(this.num(t.slice(0, dash))), last: u64(this.num(t.slice(dash + 1))) });
@@ -566,7 +625,7 @@ class ScriptRunner {
           data_uptr: BigInt(data),
         });
         if (len > 256) {
-          this.bad = true;
+          this.invalid("data length over 256");
           return -1;
         }
         rc = this.ioctl(FD(1), I.IOMMU_GET_HW_INFO, h);
@@ -637,7 +696,7 @@ class ScriptRunner {
   private iommuInfoSized(fd: number, argszArg: string | undefined): number {
     const argsz = u32(this.num(argszArg));
     if (argsz > 4096) {
-      this.bad = true;
+      this.invalid("argsz over 4096");
       return -1;
     }
     const init = new Uint8Array(4096).fill(0xaa);
@@ -705,7 +764,7 @@ class ScriptRunner {
     const sized = a[3] !== undefined;
     const max = sized ? u32(this.num(a[3])) : 32;
     if (sized && max > 256) {
-      this.bad = true;
+      this.invalid("more than 256 ranges asked");
       return -1;
     }
     const R = I.iommu_iova_range.size;
@@ -753,7 +812,7 @@ class ScriptRunner {
           else if (t.startsWith("ptr:")) arg = this.va(t.slice(4));
           else if (t.startsWith("int:")) arg = u64(this.num(t.slice(4)));
           else if (t[0] === "?") {
-            if (!this.field(t.slice(1))) this.bad = true;
+            if (!this.field(t.slice(1))) this.invalid(`malformed field ${t}`);
           } else {
             const f = this.field(t);
             if (f && t.includes("=")) {
@@ -761,7 +820,7 @@ class ScriptRunner {
               const b = new Uint8Array(8);
               new DataView(b.buffer).setBigUint64(0, v, true);
               p.write(SCR_ADDR + f.off, b.subarray(0, f.w));
-            } else this.bad = true;
+            } else this.invalid(`not a field assignment (WIDTH@OFF=VAL): ${t}`);
           }
         }
         if (this.bad) return -1;
@@ -840,7 +899,7 @@ class ScriptRunner {
         const v = write ? u64(this.num(A(4))) : 0n;
         const len = this.num(A(3));
         if (len !== 1n && len !== 2n && len !== 4n && len !== 8n) {
-          this.bad = true;
+          this.invalid("width must be 1, 2, 4 or 8");
           return -1;
         }
         const b = new Uint8Array(8);
@@ -913,7 +972,7 @@ class ScriptRunner {
       case "sleep": {
         const ms = this.num(A(1));
         if (ms < 0n || ms > 10000n) {
-          this.bad = true;
+          this.invalid("sleep must be 0 to 10000 ms");
           return -1;
         }
         p.sleep(Number(ms));
@@ -941,7 +1000,7 @@ class ScriptRunner {
       }
       case "rlimit": {
         if (A(1) !== "MEMLOCK") {
-          this.bad = true;
+          this.invalid("only rlimit MEMLOCK is known");
           return -1;
         }
         const soft = u64(this.num(A(2)));
@@ -1004,7 +1063,7 @@ class ScriptRunner {
         return this.ioctl(FD(1), req, at);
       }
       default:
-        this.bad = true;
+        this.invalid(`unknown command ${op}`);
         return -1;
     }
   }

@@ -1,5 +1,5 @@
 // The typed client layer: structs in, structs out, an Errno exception on failure. Built only
-// on the raw UserProcess calls (DESIGN.md §1), so it runs on the twin and on the host alike.
+// on the raw UserProcess calls (docs/design.md §1), so it runs on the twin and on the host alike.
 // Arguments are staged in a scratch mapping of the calling process and passed by address,
 // exactly as a C program passes a pointer to a stack struct.
 

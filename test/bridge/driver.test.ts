@@ -42,11 +42,11 @@ test("vfio-twin run passes the exit code through and rejects bad usage with 2", 
   assert.equal(run("--", "sh", "-c", "kill -9 $$").status, 137);
   const bad = run("--frobnicate", "--", "true");
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /unknown argument --frobnicate/);
+  assert.equal(bad.stderr, "vfio-twin run: unknown option --frobnicate (see vfio-twin run --help)\n");
   assert.equal(run().status, 2);
   const nofile = run("--machine", "/nonexistent.json", "--", "true");
   assert.equal(nofile.status, 1);
-  assert.match(nofile.stderr, /^vfio-twin run: --machine \/nonexistent.json: ENOENT/);
+  assert.equal(nofile.stderr, "vfio-twin run: /nonexistent.json: no such machine file\n");
 });
 
 // The sysfs and /dev discovery a VMM does, by an unmodified Python (its os module goes

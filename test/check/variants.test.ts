@@ -13,6 +13,7 @@ import { runExplore, replayTrace } from "../../src/check/run.js";
 import { VARIANTS } from "../../src/check/variants.js";
 import { exploreCommand } from "../../src/cli/explore.js";
 import { replayCommand } from "../../src/cli/replay.js";
+import { parseInvocation } from "../../src/cli/command.js";
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 const TMP = mkdtempSync(join(tmpdir(), "vfio-twin-variants-"));
@@ -22,7 +23,7 @@ async function cli(cmd: typeof exploreCommand, args: string[]): Promise<{ rc: nu
   const log = console.log;
   console.log = (s: string) => lines.push(String(s));
   try {
-    const rc = await cmd.run(args);
+    const rc = await cmd.run(parseInvocation(cmd, args));
     return { rc, out: lines.join("\n") };
   } finally {
     console.log = log;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { demoCommand } from "../../src/cli/demo.js";
+import { cli } from "../../src/cli/main.js";
 
 test("the demo (the README's main job) passes through DMA, EBUSY and teardown with every invariant holding", async () => {
   const lines: string[] = [];
@@ -8,7 +8,7 @@ test("the demo (the README's main job) passes through DMA, EBUSY and teardown wi
   console.log = (s: string) => lines.push(String(s));
   let rc: number;
   try {
-    rc = await demoCommand.run([]);
+    rc = await cli(["demo"]);
   } finally {
     console.log = log;
   }

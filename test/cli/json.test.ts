@@ -1,0 +1,254 @@
+// --json on every command: stdout is JSON only (one document, or one event a line), with
+// syscalls as decoded fields, errno names, holders on EBUSY and the invariant results.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeArg, traceEvent } from "../../src/cli/json.js";
+import type { TraceEvent } from "../../src/kernel/trace.js";
+import { MAIN, ROOT, run } from "./harness.js";
+
+type Ev = Record<string, unknown> & { type: string };
+
+/** Every stdout line is one JSON object with a type. */
+function jsonl(out: string): Ev[] {
+  const lines = out.trimEnd().split("\n");
+  return lines.map((l) => {
+    const v = JSON.parse(l) as Ev;
+    assert.equal(typeof v.type, "string", l);
+    return v;
+  });
+}
+
+test("decodeArg: strace-style text to values (structs, arrays, strings, flags, u64s); anything else stays text", () => {
+  assert.deepEqual(decodeArg("{flags=0, group=1, attr=0x1, addr=0x10000000}"), {
+    flags: 0,
+    group: 1,
+    attr: 1,
+    addr: 0x10000000,
+  });
+  assert.deepEqual(decodeArg("{argsz=24, iova=0xffffffffffffffff, sub={a=-1, b=[1, 2, ...]}}"), {
+    argsz: 24,
+    iova: "18446744073709551615",
+    sub: { a: -1, b: [1, 2, "..."] },
+  });
+  assert.equal(decodeArg('"/dev/vfio/1"'), "/dev/vfio/1");
+  assert.equal(decodeArg('"a\\"b\\n\\x41\\101"...'), 'a"b\nAA');
+  assert.equal(decodeArg("O_RDWR|O_CLOEXEC"), "O_RDWR|O_CLOEXEC");
+  assert.equal(decodeArg("NULL"), 0);
+  assert.equal(decodeArg("{a=1"), "{a=1");
+  assert.equal(decodeArg("SCM_RIGHTS -> pid 2"), "SCM_RIGHTS -> pid 2");
+});
+
+test("traceEvent: EBUSY carries holders (the trace's own, the path's, or null when unknown)", () => {
+  const e: TraceEvent = {
+    seq: 1,
+    pid: 2,
+    t: 0,
+    call: "ioctl",
+    args: ["5", "VFIO_GROUP_SET_CONTAINER"],
+    ret: -16,
+    errno: "EBUSY",
+  };
+  assert.deepEqual(traceEvent(e), {
+    type: "syscall",
+    seq: 1,
+    pid: 2,
+    t: 0,
+    call: "ioctl",
+    args: [5, "VFIO_GROUP_SET_CONTAINER"],
+    ret: -16,
+    errno: "EBUSY",
+    holders: null,
+  });
+  const chain = [{ holder: "fd 7 of pid 1" }];
+  assert.deepEqual(traceEvent({ ...e, holders: chain } as TraceEvent).holders, chain);
+  assert.equal("holders" in traceEvent({ ...e, ret: 0, errno: undefined } as unknown as TraceEvent), false);
+});
+
+test("demo --json: JSON lines only; decoded syscalls, EBUSY with its holders, the fault, the invariants", async () => {
+  const r = await run("demo", "--json");
+  assert.equal(r.code, 0);
+  assert.equal(r.err, "");
+  const ev = jsonl(r.out);
+  const attr = ev.find((e) => e.type === "syscall" && (e.args as unknown[])[1] === "KVM_SET_DEVICE_ATTR")!;
+  assert.deepEqual((attr.args as unknown[])[2], {
+    flags: 0,
+    group: 1,
+    attr: 1,
+    addr: ((attr.args as unknown[])[2] as { addr: number }).addr,
+  });
+  assert.equal(attr.ret, 0);
+  const busy = ev.find((e) => e.errno === "EBUSY")!;
+  assert.equal(busy.call, "openat");
+  assert.deepEqual(busy.args, ["AT_FDCWD", "/dev/vfio/1", "O_RDWR"]);
+  assert.equal(busy.ret, -16);
+  const holders = (busy.holders as { holder: string; process?: string }[]).map((h) => h.holder);
+  assert.ok(holders.includes("fd 7 of pid 1") && holders.includes("kvm-vfio of vm 1"), holders.join());
+  assert.ok(ev.some((e) => e.type === "tracepoint" && e.call === "io_page_fault"));
+  const fault = ev.find((e) => e.type === "fault")!;
+  assert.deepEqual([fault.bdf, fault.write, fault.reason], ["0000:00:01.0", true, "not-present"]);
+  assert.deepEqual(
+    ev.filter((e) => e.type === "dma").map((e) => e.arrived),
+    [true, false],
+  );
+  assert.deepEqual(ev.at(-1), { type: "invariants", ok: true, violations: [] });
+  assert.ok(
+    ev.some((e) => e.type === "syscall" && typeof e.ret === "number" && e.ret > 0x7000_0000_0000),
+    "mmap's address decoded",
+  );
+});
+
+test("edu --json: trace events, a result event per mode, the invariants", async () => {
+  const r = await run("edu", "--json", "--iommufd");
+  assert.equal(r.code, 0, r.err);
+  const ev = jsonl(r.out);
+  const res = ev.filter((e) => e.type === "result");
+  assert.equal(res.length, 1);
+  assert.equal(res[0]!.mode, "iommufd");
+  assert.equal(res[0]!.ok, true);
+  assert.equal(res[0]!.factorial, 3628800);
+  assert.equal(res[0]!.replaced, true);
+  assert.ok(ev.some((e) => e.type === "syscall" && (e.args as unknown[])[1] === "IOMMU_IOAS_ALLOC"));
+  assert.deepEqual(ev.at(-1), { type: "invariants", ok: true, violations: [] });
+});
+
+test("designs --json: one document, a report per design", async () => {
+  const r = await run("designs", "--json");
+  assert.equal(r.code, 0);
+  const doc = JSON.parse(r.out) as { design: string; uapi: [string, string][] }[];
+  assert.deepEqual(
+    doc.map((d) => d.design),
+    ["symbol-get", "file-ops", "upstream"],
+  );
+  assert.ok(doc[0]!.uapi.length > 3);
+});
+
+test("script --json: syscalls, one step event per line (with errno, parse errors' reasons), invariants", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-json-"));
+  try {
+    const f = join(dir, "s.txt");
+    writeFileSync(f, "open c /dev/vfio/vfio\nopen g $GROUP\nopen g2 $GROUP\nbogus\n");
+    const r = await run("script", "--json", f);
+    assert.equal(r.code, 1, "a malformed line fails the run");
+    const ev = jsonl(r.out);
+    const steps = ev.filter((e) => e.type === "step");
+    assert.deepEqual(
+      steps.map((s) => [s.line, s.op, s.rc, s.errno, s.parseError]),
+      [
+        [1, "open", 0, undefined, undefined],
+        [2, "open", 0, undefined, undefined],
+        [3, "open", -1, "EBUSY", undefined],
+        [4, "bogus", undefined, undefined, "unknown command bogus"],
+      ],
+    );
+    const busy = ev.find((e) => e.type === "syscall" && e.errno === "EBUSY")!;
+    assert.deepEqual(
+      (busy.holders as { holder: string }[]).map((h) => h.holder),
+      ["fd 4 of pid 1"],
+    );
+    assert.deepEqual(ev.at(-1), { type: "invariants", ok: true, violations: [] });
+    assert.match(r.err, /s\.txt:4: bogus: unknown command bogus/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("fidelity --json (and script --compare --json): one document with every scenario and the totals", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-json-"));
+  try {
+    for (const n of ["runner-language", "edu-close"])
+      for (const ext of [".txt", ".golden"]) copyFileSync(join(ROOT, "test/scenarios", n + ext), join(dir, n + ext));
+    writeFileSync(
+      join(dir, "status.json"),
+      JSON.stringify({ "runner-language": "must-match", "edu-close": "must-match" }),
+    );
+    const r = await run("fidelity", "--json", dir);
+    assert.equal(r.code, 0, r.err);
+    const doc = JSON.parse(r.out) as { scenarios: { name: string; total: number; matched: number }[]; total: number };
+    assert.deepEqual(
+      doc.scenarios.map((s) => [s.name, s.matched === s.total]),
+      [
+        ["edu-close", true],
+        ["runner-language", true],
+      ],
+    );
+    assert.equal(doc.total, doc.scenarios[0]!.total + doc.scenarios[1]!.total);
+    assert.deepEqual(JSON.parse((await run("script", "--json", "--compare", dir)).out), doc);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("fuzz --json: start, summary; --replay --json: the syscalls and a replay event", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-json-"));
+  try {
+    const r = await run("fuzz", "--json", "--programs", "3", "--seed", "7", "--out", dir);
+    assert.equal(r.code, 0, r.out);
+    const ev = jsonl(r.out);
+    assert.deepEqual(ev[0], { type: "start", seed: 7, seconds: null, programs: 3, steps: 30 });
+    assert.equal(ev.at(-1)!.type, "summary");
+    assert.equal(ev.at(-1)!.failures, 0);
+    const prog = join(dir, "p.json");
+    writeFileSync(prog, JSON.stringify([{ op: "open", p: 0, path: "/dev/vfio/vfio" }]));
+    const rr = await run("fuzz", "--json", "--replay", prog);
+    assert.equal(rr.code, 0, rr.out);
+    const rev = jsonl(rr.out);
+    assert.ok(rev.some((e) => e.type === "syscall" && e.call === "openat"));
+    assert.deepEqual(rev.at(-1), { type: "replay", ok: true, failures: [] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("run --json: stdout has JSON lines only (the program's output goes to stderr), an exit event", () => {
+  const r = spawnSync(process.execPath, [MAIN, "run", "--json", "--check", "--", "sh", "-c", "echo hello; exit 3"], {
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 3);
+  assert.match(r.stderr, /^hello$/m);
+  const ev = jsonl(r.stdout);
+  assert.deepEqual(ev[0], { type: "exit", code: 3, signal: null });
+  assert.deepEqual(
+    ev.map((e) => e.type),
+    ["exit", "invariants", "leaks"],
+  );
+  assert.deepEqual(ev.at(-1), { type: "leaks", objects: [] });
+});
+
+test("serve --json: a listening event with the environment, log events, the invariants when stopped", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-json-"));
+  const sock = join(dir, "s.sock");
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(process.execPath, [MAIN, "serve", "--json", "--socket", sock], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8");
+  try {
+    await new Promise<void>((res, rej) => {
+      child.stdout.on("data", (d: string) => {
+        out += d;
+        if (out.includes("\n")) res();
+      });
+      child.on("exit", () => rej(new Error(`serve exited early: ${out}`)));
+    });
+    const first = jsonl(out)[0]!;
+    assert.equal(first.type, "listening");
+    assert.equal(first.socket, sock);
+    assert.equal((first.env as Record<string, string>).VFIO_TWIN_SOCKET, sock);
+    const code = await new Promise<number | null>((res) => {
+      child.removeAllListeners("exit");
+      child.on("exit", (c) => res(c));
+      child.kill("SIGTERM");
+    });
+    assert.equal(code, 0);
+    assert.deepEqual(jsonl(out).at(-1), { type: "invariants", ok: true, violations: [] });
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
