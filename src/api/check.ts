@@ -10,3 +10,8 @@ export { explore } from "../check/explorer.js";
 /** random multi-process programs with shrinking (src/check/fuzz.ts) */
 export * as fuzzer from "../check/fuzz.js";
 export { fuzz, runProgram, parseProgram, programJson } from "../check/fuzz.js";
+/** named worlds, broken variants, a whole exploration and its replay (docs/explorer.md) */
+export { runExplore, replayTrace, type RunOptions, type RunReport } from "../check/run.js";
+export { VARIANTS, variantByName, type Variant } from "../check/variants.js";
+export { WORLDS, worldByName, type WorldDef } from "../check/worlds.js";
+export { faultSweep, twinDigest } from "../check/fault.js";

@@ -65,6 +65,16 @@ export const VARIANTS: readonly Variant[] = [
     detector: "use-after-free (poisoned field)",
   },
   {
+    name: "iommufd-unmap-area-after-unlock",
+    fix: "804ca14d04df",
+    summary:
+      "IOAS_UNMAP reads the area's range after dropping the IOAS locks to have an access unpin it; a racing unmap has freed it",
+    broken: ["iommufd-unmap-area-after-unlock"],
+    world: "iommufd-unmap-vs-unmap-access",
+    budget: 200,
+    detector: "use-after-free (poisoned iopt_area)",
+  },
+  {
     name: "kvm-ops-no-module-pin",
     fix: "2022 thread 'vfio: Use a struct of function pointers instead of a many symbol_get()'s'",
     summary: "KVM keeps VFIO's ops table (file-ops design) without pinning the module the functions live in",

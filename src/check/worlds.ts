@@ -15,6 +15,14 @@ import * as V from "../uapi/vfio.js";
 import { vfioUnregisterGroupDev } from "../vfio/group.js";
 import { KVM_GATED_MDEV_UUID } from "../vfio/mdev/kvm_gated_mdev.js";
 import { VfioCore } from "../vfio/vfio_main.js";
+import {
+  type IommufdAccess,
+  iommufdAccessAttach,
+  iommufdAccessCreate,
+  iommufdAccessPinPages,
+  iommufdAccessUnpinPages,
+} from "../iommufd/access.js";
+import type { IommufdCtx } from "../iommufd/main.js";
 import { TypedProcess } from "../vmm/typed.js";
 import type { World } from "./explorer.js";
 
@@ -147,6 +155,32 @@ export class Env {
   world(threads: World["threads"], after?: World["after"]): World {
     return { kernel: this.k, threads, ...(after ? { after } : {}) };
   }
+}
+
+/** An in-kernel access (what an mdev uses instead of DMA) pinning [iova, iova+length) of an
+ * IOAS, whose unmap callback unpins what it pinned inside the range it is told about. */
+function pinningAccess(e: Env, ifd: number, ioasId: number, iova: bigint, length: bigint): void {
+  const ictx = e.proc.files.lookup(ifd)!.privateData as IommufdCtx;
+  const pinned: [bigint, bigint][] = [];
+  const access = e.k.withTask(e.proc.mainTask, () =>
+    iommufdAccessCreate(ictx, {
+      needsPinPages: true,
+      unmap(start, len) {
+        for (let i = pinned.length - 1; i >= 0; i--) {
+          const [a, l] = pinned[i]!;
+          if (a < start + len && start < a + l) {
+            pinned.splice(i, 1);
+            iommufdAccessUnpinPages(access as IommufdAccess, a, l);
+          }
+        }
+      },
+    }),
+  );
+  if (typeof access === "number") throw new Error(`world setup: access create ${access}`);
+  e.ok(iommufdAccessAttach(access, ioasId), "access attach");
+  const pages = iommufdAccessPinPages(access, iova, length, true);
+  if (typeof pages === "number") throw new Error(`world setup: access pin ${pages}`);
+  pinned.push([iova, length]);
 }
 
 export const WORLDS: readonly WorldDef[] = [
@@ -306,6 +340,32 @@ export const WORLDS: readonly WorldDef[] = [
       return e.world([
         e.ioctl("map", c, V.VFIO_IOMMU_MAP_DMA, e.mapArg(0x100000n, 0x2000n)),
         e.ioctl("unmap", c, V.VFIO_IOMMU_UNMAP_DMA, e.unmapArg(0x100000n, 0x2000n)),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-unmap-vs-unmap-access",
+    summary: "two IOAS_UNMAPs of one area an in-kernel access pins: each drops the IOAS locks to have it unpinned",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const ifd = e.ok(e.p.open("/dev/iommu"), "open /dev/iommu");
+      const ioas = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      e.t.ioctl(ifd, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
+        size: U.iommu_ioas_map.size,
+        flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: ioas,
+        user_va: BigInt(e.buf),
+        length: 0x2000n,
+        iova: 0x100000n,
+      });
+      pinningAccess(e, ifd, ioas, 0x100000n, 0x1000n);
+      const unmap = () =>
+        e.stage(
+          U.iommu_ioas_unmap.encode({ size: U.iommu_ioas_unmap.size, ioas_id: ioas, iova: 0x100000n, length: 0x2000n }),
+        );
+      return e.world([
+        e.ioctl("unmap0", ifd, U.IOMMU_IOAS_UNMAP, unmap()),
+        e.ioctl("unmap1", ifd, U.IOMMU_IOAS_UNMAP, unmap()),
       ]);
     },
   },

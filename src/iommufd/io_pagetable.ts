@@ -186,6 +186,15 @@ export class IoPagetable {
   readonly accesses: IoptAccess[] = [];
   /** iommufd_access_notify_unmap(): set by the IOAS, asks accesses to unpin a range */
   notifyUnmap: ((iova: bigint, length: bigint) => void) | null = null;
+  /**
+   * Set by IOMMU_IOAS_UNMAP (ioas.ts) around its call: instead of notifying the accesses of
+   * an area they pin from inside the unmap, the unmap stops at that area (prevent_access
+   * set) and leaves it in `pendingNotify`, so the caller can drop iova_rwsem, notify and
+   * retry, as iopt_unmap_iova_range() does; the areas it frees are listed in `freedAreas`.
+   */
+  deferNotify = false;
+  pendingNotify: IoptArea | null = null;
+  readonly freedAreas: IoptArea[] = [];
   iovaAlignment = 1;
   disableLargePages = false;
 
@@ -414,6 +423,10 @@ export class IoPagetable {
         sh = a.sh;
         sl = a.sl;
         a.bits |= AREA_PREVENT_ACCESS;
+        if (this.deferNotify) {
+          this.pendingNotify = a;
+          return { rc: 0, unmapped: unmappedOf(big, small) };
+        }
         this.notifyUnmap?.(a.start, a.length);
         if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedOf(big, small) };
         continue;
@@ -423,6 +436,8 @@ export class IoPagetable {
       this.areas.remove(a);
       a.pages = null;
       pages.users--;
+      // freed (kfree(area)) unless it is itself the pages object of other areas
+      if (this.deferNotify && (pages !== a || pages.users === 0)) this.freedAreas.push(a);
       // area length - 1 from the halves: exact as a number below 2^53
       const hiDiff = ((a.lh ^ BIAS) >>> 0) - ((a.sh ^ BIAS) >>> 0);
       if (hiDiff < 0x100000) small += hiDiff * 4294967296 + (((a.ll ^ BIAS) >>> 0) - ((a.sl ^ BIAS) >>> 0)) + 1;

@@ -21,6 +21,9 @@ import {
 } from "../uapi/iommufd.js";
 import { CAP_SYS_RESOURCE } from "../kernel/process.js";
 import { type KGen, preempt } from "../kernel/sched.js";
+import { RwSem } from "../kernel/locks.js";
+import { poisonFields } from "../kernel/kref.js";
+import { EDEADLK } from "../uapi/errno.js";
 import { IntervalNode, IntervalTree } from "./interval_tree.js";
 import { holes, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, IoPagetable, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
@@ -36,9 +39,13 @@ export class IommufdIoas extends IommufdObject {
   readonly iopt = new IoPagetable();
   /** the HWPTs whose domains map this IOAS (ioas->hwpt_list) */
   readonly hwptList: IommufdHwptPaging[] = [];
+  /** iopt->iova_rwsem, taken for write by map and unmap (domains_rwsem is not modelled
+   * apart: every path here that takes one takes both, in that order) */
+  readonly iovaRwsem: RwSem;
 
   constructor(readonly ictx: IommufdCtx) {
     super(ictx.k, "ioas", ictx.name);
+    this.iovaRwsem = new RwSem(ictx.k, "io_pagetable.iova_rwsem", `iova_rwsem of ${ictx.name}`);
   }
 
   /** iommufd_ioas_destroy(): unmap everything (no domain is left: HWPTs hold the IOAS) */
@@ -157,6 +164,7 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
     // of it is EBUSY until this returns
     yield* preempt("iommufd_ioas_map");
+    yield* ioas.iovaRwsem.downWrite();
     const r = ioas.iopt.mapUserPages(
       cmd.iova,
       cmd.user_va,
@@ -166,6 +174,7 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
       u.proc,
       u.ictx.accountMode === IOPT_PAGES_ACCOUNT_MM,
     );
+    ioas.iovaRwsem.upWrite();
     if (typeof r === "number") return r;
     cmd.iova = r;
     return u.respond();
@@ -225,16 +234,49 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
   if (!ioas) return -ENOENT;
   try {
     yield* preempt("iommufd_ioas_unmap");
-    let r: { rc: number; unmapped: bigint };
-    if (cmd.iova === 0n && cmd.length === U64_MAX) r = ioas.iopt.unmapAll();
-    else {
-      if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return -EOVERFLOW;
-      r = ioas.iopt.unmapIova(cmd.iova, cmd.length);
-      if (r.rc) return r.rc;
-      if (r.unmapped === 0n) return -ENOENT;
+    const all = cmd.iova === 0n && cmd.length === U64_MAX;
+    if (!all && (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX)) return -EOVERFLOW;
+    const iopt = ioas.iopt;
+    let unmapped = 0n;
+    for (let tries = 0; ; tries++) {
+      yield* ioas.iovaRwsem.downWrite();
+      iopt.deferNotify = true;
+      let r: { rc: number; unmapped: bigint };
+      try {
+        r = all ? iopt.unmapAll() : iopt.unmapIova(cmd.iova, cmd.length);
+      } finally {
+        iopt.deferNotify = false;
+      }
+      unmapped += r.unmapped;
+      const area = iopt.pendingNotify;
+      iopt.pendingNotify = null;
+      // what was freed is freed: the explorer poisons it (a later read is a use after free)
+      for (const a of iopt.freedAreas.splice(0))
+        if (u.ictx.k.poison) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
+      if (r.rc || area === null) {
+        ioas.iovaRwsem.upWrite();
+        if (r.rc) return r.rc;
+        break;
+      }
+      // iopt_unmap_iova_range(): an access pins this area: note its range, drop the locks,
+      // ask the accesses to unpin (their unmap callbacks may sleep), then look again.
+      // Broken variant "iommufd-unmap-area-after-unlock" (what 804ca14d04df fixed): the
+      // range is read from the area after the locks are dropped, when a racing unmap may
+      // have freed it.
+      const late = u.ictx.k.broken.has("iommufd-unmap-area-after-unlock");
+      let start = late ? 0n : area.start;
+      let length = late ? 0n : area.length;
+      ioas.iovaRwsem.upWrite();
+      yield* preempt("iopt_unmap_iova_range: locks dropped to notify accesses");
+      if (late) {
+        start = area.start;
+        length = area.length;
+      }
+      iopt.notifyUnmap?.(start, length);
+      if (tries >= 100) return -EDEADLK; // something is not responding to unmap requests
     }
-    if (r.rc) return r.rc;
-    cmd.length = r.unmapped;
+    if (!all && unmapped === 0n) return -ENOENT;
+    cmd.length = unmapped;
     return u.respond();
   } finally {
     ioas.put();

@@ -115,17 +115,21 @@ const POISON_KEEP = new Set([
  * reports a use-after-free (a KernelBug, recorded) naming the field, at the access.
  */
 function poison(o: RefCounted): void {
-  const desc = o.describe();
+  poisonFields(o.k, o, o.describe(), POISON_KEEP);
+}
+
+/** Poison every own field of a freed object that is not refcounted (an iopt_area). */
+export function poisonFields(k: Kernel, o: object, desc: string, keep: ReadonlySet<string> = new Set()): void {
   for (const key of Object.keys(o)) {
-    if (POISON_KEEP.has(key)) continue;
+    if (keep.has(key)) continue;
     Object.defineProperty(o, key, {
       configurable: true,
       enumerable: false,
       get() {
-        throw o.k.bug("use-after-free", `read of ${desc}.${key} after its release`);
+        throw k.bug("use-after-free", `read of ${desc}.${key} after its release`);
       },
       set() {
-        throw o.k.bug("use-after-free", `write of ${desc}.${key} after its release`);
+        throw k.bug("use-after-free", `write of ${desc}.${key} after its release`);
       },
     });
   }
