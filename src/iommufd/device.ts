@@ -198,7 +198,7 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   return hwpt;
 }
 
-type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
+export type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
 
 /** iommufd_device_do_attach() */
 const doAttach: AttachFn = (idev, hwpt) => {
@@ -279,8 +279,8 @@ function autoGetDomain(
   return { r, ptId: hwpt.id };
 }
 
-/** iommufd_device_change_pt() */
-function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
+/** iommufd_device_change_pt() (also the PASID attach's, ./pasid.ts) */
+export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
   const ictx = idev.ictx;
   const pt = ictx.objects.get(ptId);
   if (!pt) return { rc: -ENOENT, ptId };

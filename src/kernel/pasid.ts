@@ -104,6 +104,7 @@ export function pasidAuthAdd(k: Kernel, proc: Process, pasid: number): void {
 /** One authorization fewer; at zero the PASID leaves the table, IA32_PASID is cleared if it
  * held it, and the listeners (KVM under "process-table") revoke what depended on it. */
 export function pasidAuthRemove(k: Kernel, proc: Process, pasid: number): void {
+  if (proc.exited) return; // the table went with the process
   const t = state(k).procs.get(proc);
   const n = t?.authorized.get(pasid);
   if (!t || !n) throw k.bug("pasid", `pid ${proc.pid} drops PASID ${pasid} it is not authorized for`);
