@@ -155,7 +155,8 @@ export class DsaDevice extends PciDevice {
       case DSA_REG_WQCFG + 24:
         return BigInt(this.queue.length) | ((this.wqEnabled ? 1n : 0n) << 30n);
     }
-    if (off >= DSA_REG_SWERR && off < DSA_REG_SWERR + 32 && off % 8 === 0) return this.swerr[(off - DSA_REG_SWERR) / 8]!;
+    if (off >= DSA_REG_SWERR && off < DSA_REG_SWERR + 32 && off % 8 === 0)
+      return this.swerr[(off - DSA_REG_SWERR) / 8]!;
     return 0n;
   }
 
@@ -270,7 +271,8 @@ export class DsaDevice extends PciDevice {
     this.completed++;
     if (!(flags & IDXD_OP_FLAG_RCR)) return;
     if (!(flags & IDXD_OP_FLAG_CRAV)) return;
-    if (compAddr % BigInt(DSA_COMPLETION_SIZE) !== 0n) return this.softwareError(DSA_COMP_CRA_ALIGN, q, opcode, compAddr);
+    if (compAddr % BigInt(DSA_COMPLETION_SIZE) !== 0n)
+      return this.softwareError(DSA_COMP_CRA_ALIGN, q, opcode, compAddr);
     const rec = new Uint8Array(DSA_COMPLETION_SIZE);
     const rv = new DataView(rec.buffer);
     rv.setUint8(0, status);

@@ -36,12 +36,7 @@ import { pasidDomain } from "./pasid_table.js";
  * left the device: logged by the twin, the real DMAR has no record of it).
  */
 export type IommuFaultReason =
-  | "blocked"
-  | "not-present"
-  | "permission"
-  | "identity"
-  | "bus-master-off"
-  | "no-pasid-domain";
+  "blocked" | "not-present" | "permission" | "identity" | "bus-master-off" | "no-pasid-domain";
 
 export interface IommuFault {
   readonly bdf: string;

@@ -91,7 +91,11 @@ function deauthorize(idev: IommufdDevice, pasid: number): void {
 }
 
 /** iommufd_device_pasid_attach() */
-export function iommufdDevicePasidAttach(idev: IommufdDevice, pasid: number, ptId: number): { rc: number; ptId: number } {
+export function iommufdDevicePasidAttach(
+  idev: IommufdDevice,
+  pasid: number,
+  ptId: number,
+): { rc: number; ptId: number } {
   return changePt(idev, ptId, doAttach(pasid));
 }
 

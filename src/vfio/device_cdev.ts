@@ -191,7 +191,9 @@ function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   yield* vdev.devSetLock.lock();
   try {
     const r =
-      pasid === null ? vfioIommufdPhysicalAttachIoas(vdev, at.pt_id) : vfioIommufdPhysicalPasidAttachIoas(vdev, pasid, at.pt_id);
+      pasid === null
+        ? vfioIommufdPhysicalAttachIoas(vdev, at.pt_id)
+        : vfioIommufdPhysicalPasidAttachIoas(vdev, pasid, at.pt_id);
     if (r.rc) return r.rc;
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, r.ptId, true);
