@@ -122,6 +122,17 @@ export class DsaUser {
     return 0;
   }
 
+  /** unmap the BARs and close the cdev (the mappings hold the file: both must go for the
+   * release, which unbinds and detaches every PASID) */
+  closeDevice(): number {
+    if (this.bar0) this.p.munmap(this.bar0, 16384);
+    if (this.portal) this.p.munmap(this.portal, 16384);
+    this.bar0 = this.portal = 0;
+    const rc = this.p.close(this.cdev);
+    this.cdev = -1;
+    return rc;
+  }
+
   /** bus mastering on (PCI_COMMAND through the config region), then the device and WQ 0
    * through BAR0's command register */
   enable(): void {
