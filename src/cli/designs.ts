@@ -12,6 +12,7 @@ import { errnoName } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import * as V from "../uapi/vfio.js";
 import type { Command } from "./main.js";
+import { formatPasidDesigns, runPasidDesigns } from "./designs_pasid.js";
 
 export interface DesignTwinOptions {
   /** VFIO loaded at boot */
@@ -302,7 +303,10 @@ export const designsCommand: Command = {
           2,
         ),
       );
-    } else console.log(formatDesigns(reports));
+    } else {
+      console.log(formatDesigns(reports));
+      console.log("\n" + formatPasidDesigns(runPasidDesigns())); // the PASID designs differ by intent
+    }
     const uapiSame = reports.every((r) => JSON.stringify(r.uapi) === JSON.stringify(reports[0]!.uapi));
     return uapiSame ? 0 : 1;
   },
