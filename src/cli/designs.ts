@@ -12,7 +12,7 @@ import { errnoName } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import * as V from "../uapi/vfio.js";
 import type { Command } from "./main.js";
-import { formatPasidDesigns, runPasidDesigns } from "./designs_pasid.js";
+import { formatPasidDesigns, pasidAttackTrace, runPasidDesigns } from "./designs_pasid.js";
 
 export interface DesignTwinOptions {
   /** VFIO loaded at boot */
@@ -294,6 +294,12 @@ export const designsCommand: Command = {
   name: "designs",
   summary: "run one KVM-VFIO scenario under each coupling design and compare them side by side",
   run(args) {
+    if (args.includes("--pasid-trace")) {
+      // docs/pasid.md: the attack the process-table rule prevents, traced under each design
+      for (const d of ["vfio-translate", "process-table"] as const)
+        console.log(`## ${d}\n${pasidAttackTrace(d).join("\n")}\n`);
+      return 0;
+    }
     const reports = runDesigns();
     if (args.includes("--json")) {
       console.log(

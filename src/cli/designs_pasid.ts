@@ -13,6 +13,7 @@ import { kvmPasidTable } from "../kvm/enqcmd.js";
 import { kvmState } from "../kvm/kvm_main.js";
 import { createTwin, type Twin, type TwinProcess } from "../twin.js";
 import { errnoName } from "../uapi/errno.js";
+import { formatEvent } from "../kernel/trace.js";
 import { DsaUser, dsaDescriptor, VmmPasid } from "../vmm/dsa_pasid.js";
 
 const CDEV = "/dev/vfio/devices/vfio1";
@@ -40,8 +41,10 @@ class PasidWorld {
   constructor(
     readonly design: PasidDesign,
     split: boolean,
+    trace = false,
   ) {
     this.twin = createTwin({ kernelVersion: "6.15", pasidDesign: design, pci: [...ORACLE_PCI, DSA_PCI] });
+    this.twin.kernel.trace.enabled = trace;
     this.base = new Set(this.twin.kernel.objects);
     this.vmmP = this.twin.spawn({ name: "vmm" });
     this.devP = split ? this.twin.spawn({ name: "manager" }) : this.vmmP;
@@ -218,4 +221,26 @@ export function formatPasidDesigns(r: ReturnType<typeof runPasidDesigns>): strin
     PASID_DESIGNS.map((d) => (r.leaks[d].length ? r.leaks[d] : ["none"])),
   );
   return lines.join("\n");
+}
+
+/**
+ * The attack docs/pasid.md walks through, traced: a manager process owns the iommufd and the
+ * DSA and attached PASID 5 for its own buffer; it passes the device and iommufd fds to the
+ * VMM (as a management stack passes fds to QEMU); the VMM asks KVM to link its guest's
+ * PASID 1 to host PASID 5, and the guest fills 4 bytes at IOVA 0x500. The whole trace (the
+ * set-up included), and the rule's verdict.
+ */
+export function pasidAttackTrace(design: PasidDesign): string[] {
+  const w = new PasidWorld(design, true, true);
+  const tr = w.twin.kernel.trace;
+  const cdev = w.devP.sendFd(w.dev.cdev, w.vmmP);
+  const ifd = w.devP.sendFd(w.dev.iommufd, w.vmmP);
+  w.portal(cdev);
+  w.link(cdev, ifd);
+  const reached = w.guestWrite();
+  const lines = tr.events.map(formatEvent);
+  tr.enabled = false;
+  lines.push(`# ${reached}`, `# ${w.rule()}: ${checkPasidReach(w.twin.kernel).join("; ") || "-"}`);
+  w.end();
+  return lines;
 }

@@ -168,13 +168,27 @@ export class KvmVcpu {
       t.exits++; // the PASID translation failed: a VM exit, KVM injects nothing here
       const k = this.kvm.k;
       if (k.trace.enabled)
-        k.trace.record(0, k.clock.now, "kvm_exit", [`vm ${this.kvm.id}`, "ENQCMD_PASID", String(v)], 0);
+        k.trace.record(this.pid(), k.clock.now, "kvm_exit", [`vm ${this.kvm.id}`, "ENQCMD_PASID", String(v)], 0);
       return "exit";
     }
     const portal = this.gpaToHva(portalGpa);
     const desc = this.gpaToHva(descGpa);
-    if (portal === null || desc === null) return "fault";
-    return enqcmd(this.kvm.mm, portal, desc, p);
+    const st = portal === null || desc === null ? "fault" : enqcmd(this.kvm.mm, portal, desc, p);
+    const k = this.kvm.k;
+    if (k.trace.enabled)
+      k.trace.record(
+        this.pid(),
+        k.clock.now,
+        "guest_enqcmd",
+        [`vm ${this.kvm.id} vcpu ${this.id}`, `portal_gpa=0x${portalGpa.toString(16)}`, `vpasid=${v} -> pasid=${p}`],
+        st,
+      );
+    return st;
+  }
+
+  /** the pid a trace names: the VM's owner (its vCPU threads run there) */
+  private pid(): number {
+    return kvmOwner(this.kvm)?.pid ?? 0;
   }
 }
 
