@@ -374,3 +374,23 @@ describe("generated programs", () => {
     );
   });
 });
+
+describe("the invariant catches a KVM that forgets to revoke", () => {
+  it("process-table with the revocation replaced by a no-op: the detach leaves a violation", async () => {
+    const { pasidRevocation, kvmRevokePasidTranslations } = await import("../../src/kvm/enqcmd.js");
+    pasidRevocation.revoke = () => 0; // the planted bug: the explorer's "translation not revoked"
+    try {
+      const w = vmWorld("process-table");
+      vmmPortal(w, w.dev.cdev);
+      assert.equal(w.vmm.link(1, 5), 0);
+      assert.equal(w.dev.detach(5), 0);
+      assert.deepEqual(checkPasidReach(w.twin.kernel), [
+        "vm 1: guest PASID 1 reaches host PASID 5, which its owner pid 1 cannot reach",
+      ]);
+      w.twin.kill(w.vmm.p);
+      finish(w);
+    } finally {
+      pasidRevocation.revoke = kvmRevokePasidTranslations;
+    }
+  });
+});
