@@ -17,8 +17,9 @@
 // context holds is attached as upstream does, but not authorized). Detach, and the release of
 // the device or the context, take it back out.
 //
-// Not modelled: IOMMU_HWPT_ALLOC_PASID / hwpt->pasid_compat (every paging HWPT is taken as
-// PASID-compatible), reserved regions for PASID attachments.
+// As upstream, a PASID attachment reserves no IOVA regions (iommufd_hw_pagetable_attach()
+// does that for IOMMU_NO_PASID only). Not modelled: IOMMU_HWPT_ALLOC_PASID /
+// hwpt->pasid_compat (every paging HWPT is taken as PASID-compatible).
 
 import { EINVAL } from "../uapi/errno.js";
 import { pasidAuthAdd, pasidAuthRemove } from "../kernel/pasid.js";
