@@ -9,6 +9,10 @@
 //   vfio_file_is_group(file)
 
 import type { File } from "../kernel/fs.js";
+import { pasidConfig } from "../kernel/pasid.js";
+import type { VfioPasidExports } from "../kernel/vfio_kvm.js";
+import { EINVAL, EOPNOTSUPP } from "../uapi/errno.js";
+import { vfioIommufdPasidTranslate } from "./iommufd.js";
 import { groupFromFile } from "./group.js";
 import type { VfioCore } from "./vfio_main.js";
 
@@ -42,5 +46,17 @@ export function makeVfioKvmApi(core: VfioCore): VfioKvmApi {
     // vfio_file_iommu_group(): SPAPR only
     vfio_file_iommu_group: () => null,
     vfio_file_is_group: (file) => groupFromFile(file) !== null,
+  };
+}
+
+/** The "vfio-translate" design's export (a proposal): see vfioIommufdPasidTranslate(). */
+export function makeVfioPasidApi(core: VfioCore): VfioPasidExports {
+  return {
+    vfio_file_pasid_translate(file, iommufd, pasid) {
+      if (!pasidConfig(core.k).uapi) return -EOPNOTSUPP;
+      const df = core.deviceFileOf(file);
+      if (!df || !df.accessGranted || df.group) return -EINVAL;
+      return vfioIommufdPasidTranslate(df.device, df.iommufd, iommufd, pasid);
+    },
   };
 }
