@@ -8,6 +8,17 @@ import { EINVAL } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
 import type { Process } from "./kernel/process.js";
+import { enqcmd, type EnqcmdStatus } from "./kernel/enqcmd.js";
+import {
+  authorizedPasids,
+  type KernelVersion,
+  type PasidDesign,
+  processPasids,
+  setCurrentPasid,
+  setPasidConfig,
+} from "./kernel/pasid.js";
+import { type KvmVcpu, kvmVcpu } from "./kvm/enqcmd.js";
+import { Kvm } from "./kvm/kvm.js";
 import * as sys from "./kernel/syscalls.js";
 import { makeKvmModule } from "./kvm/kvm_main.js";
 import type { CouplingDesign } from "./kvm/vfio_coupling.js";
@@ -41,6 +52,12 @@ export interface TwinConfig {
   /** broken variants to build in (src/check/variants.ts: real kernel bugs put back, for the
    * explorer to find); none by default */
   broken?: readonly string[];
+  /** the kernel answered as (default "6.12", the oracle's): "6.15" adds the PASID uAPI
+   * (VFIO_DEVICE_ATTACH/DETACH_PASID, iommufd PASID attach) and the twin's ENQCMD proposals
+   * (docs/pasid.md) */
+  kernelVersion?: KernelVersion;
+  /** how KVM links guest PASIDs to host PASIDs (docs/pasid.md; default "process-table") */
+  pasidDesign?: PasidDesign;
 }
 
 export class TwinProcess implements UserProcess {
@@ -142,6 +159,38 @@ export class TwinProcess implements UserProcess {
     const kb = 4096 / 1024;
     return { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
   }
+  /** The PASID this process's ENQCMD carries (IA32_PASID): one of its authorized PASIDs
+   * (-EPERM otherwise), or null to clear it; -EINVAL on a kernel without the PASID uAPI. */
+  setPasid(pasid: number | null): number {
+    return setCurrentPasid(this.live("setPasid"), this.proc, pasid);
+  }
+  /** IA32_PASID now (null: not valid) */
+  get pasid(): number | null {
+    return processPasids(this.twin.kernel, this.proc).current;
+  }
+  /** The process's ENQCMD authorization table (the twin's proposal, docs/pasid.md). */
+  authorizedPasids(): number[] {
+    return authorizedPasids(this.live("authorizedPasids"), this.proc);
+  }
+  /** ENQCMD (the twin's API for the instruction, not a syscall): the 64-byte descriptor at
+   * `descriptorAddr` to the portal at `portalAddr` with IA32_PASID; "accepted" (ZF=0),
+   * "retry" (ZF=1), "gp" (#GP: no valid PASID, misaligned portal), "fault" (#PF). */
+  enqcmd(portalAddr: number | bigint, descriptorAddr: number | bigint): EnqcmdStatus {
+    const k = this.live("enqcmd");
+    const pasid = processPasids(k, this.proc).current;
+    const st = k.withTask(this.proc.mainTask, () =>
+      enqcmd(this.proc.mm, toNum(portalAddr), toNum(descriptorAddr), pasid),
+    );
+    if (k.trace.enabled)
+      k.trace.record(
+        this.pid,
+        k.clock.now,
+        "enqcmd",
+        [`0x${toNum(portalAddr).toString(16)}`, `pasid=${pasid ?? "none"}`],
+        st,
+      );
+    return st;
+  }
   /** nanosleep(): 0, or -EINVAL for a time that is negative or not a finite number */
   sleep(ms: number): number {
     const k = this.live("sleep");
@@ -166,6 +215,7 @@ export class Twin implements Backend {
   constructor(readonly config: TwinConfig = {}) {
     const k = this.kernel;
     for (const b of config.broken ?? []) k.broken.add(b);
+    setPasidConfig(k, config.kernelVersion ?? "6.12", config.pasidDesign ?? "process-table");
     this.machine = new Machine(this.kernel.clock, config.pci);
     bootMachine(k, this.machine);
     const kvm = makeKvmModule({ coupling: config.coupling ?? "upstream", vfio: config.kvmVfio !== false });
@@ -191,6 +241,16 @@ export class Twin implements Backend {
   kill(p: UserProcess): void {
     if (!(p instanceof TwinProcess) || p.twin !== this) throw new TypeError("not a process of this twin");
     sys.sysExit(this.kernel, p.proc);
+  }
+
+  /**
+   * vCPU `id` of the VM behind `vmFd` in `p` (the twin's stand-in for a vCPU thread in
+   * KVM_RUN; the twin has no KVM_CREATE_VCPU): set its guest PASID, execute ENQCMD on it.
+   */
+  vcpu(p: UserProcess, vmFd: number, id = 0): KvmVcpu | null {
+    if (!(p instanceof TwinProcess) || p.twin !== this || p.exited) return null;
+    const f = p.proc.files.lookup(vmFd);
+    return f && f.privateData instanceof Kvm ? kvmVcpu(f.privateData, id) : null;
   }
 
   /** Let virtual time pass (device timers fire in order). */

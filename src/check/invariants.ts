@@ -8,6 +8,7 @@
 import type { Kernel } from "../kernel/kernel.js";
 import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { LockInversion } from "../kernel/lockdep.js";
+import { checkPasidReach } from "./pasid_invariants.js";
 
 export interface Violation {
   readonly check: string;
@@ -69,6 +70,7 @@ export function checkInvariants(k: Kernel): Violation[] {
   }
 
   for (const [name, check] of k.checks) for (const msg of check()) add(name, msg);
+  for (const msg of checkPasidReach(k)) add("pasid-reach", msg); // docs/pasid.md
   return out;
 }
 

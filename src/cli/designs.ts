@@ -12,6 +12,7 @@ import { errnoName } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import * as V from "../uapi/vfio.js";
 import { type Command, toJson } from "./command.js";
+import { formatPasidDesigns, pasidAttackTrace, runPasidDesigns } from "./designs_pasid.js";
 
 export interface DesignTwinOptions {
   /** VFIO loaded at boot */
@@ -292,10 +293,30 @@ export function formatDesigns(reports: DesignReport[]): string {
 export const designsCommand: Command = {
   name: "designs",
   summary: "run one KVM-VFIO scenario under each coupling design and compare them side by side",
-  details: "With --json: one JSON document, an array with one report per design. Exit 1 if the uAPI results differ.",
-  run({ json }) {
+  options: {
+    "pasid-trace": {
+      type: "boolean",
+      help: "print the traced attack of docs/pasid.md under each PASID design instead",
+    },
+  },
+  details:
+    "With --json: one JSON document, {coupling: one report per coupling design, pasid: the PASID " +
+    "designs' sequences}. Exit 1 if the coupling designs' uAPI results differ.",
+  run({ values, json }) {
+    if (values["pasid-trace"] === true) {
+      // docs/pasid.md: the attack the process-table rule prevents, traced under each design
+      const traces = {
+        "vfio-translate": pasidAttackTrace("vfio-translate"),
+        "process-table": pasidAttackTrace("process-table"),
+      };
+      if (json) console.log(toJson(traces, 2));
+      else for (const [d, lines] of Object.entries(traces)) console.log(`## ${d}\n${lines.join("\n")}\n`);
+      return 0;
+    }
     const reports = runDesigns();
-    console.log(json ? toJson(reports, 2) : formatDesigns(reports));
+    const pasid = runPasidDesigns();
+    if (json) console.log(toJson({ coupling: reports, pasid }, 2));
+    else console.log(`${formatDesigns(reports)}\n\n${formatPasidDesigns(pasid)}`); // the PASID designs differ by intent
     const uapiSame = reports.every((r) => JSON.stringify(r.uapi) === JSON.stringify(reports[0]!.uapi));
     return uapiSame ? 0 : 1;
   },

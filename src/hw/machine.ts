@@ -8,6 +8,7 @@
 // (../shared/oracle): a q35 PC with QEMU's emulated Intel VT-d (aw-bits 39) and one edu
 // device 0000:00:01.0 in IOMMU group 1, bound to vfio-pci, not cache-coherent, no PASID.
 
+import { DSA_DEVICE, DSA_VENDOR, DsaDevice } from "./dsa.js";
 import { EDU_DEVICE, EDU_VENDOR, EduDevice } from "./edu.js";
 import { GenericPciDevice } from "./generic.js";
 import type { PciDevice, TimerHost } from "./pci.js";
@@ -46,6 +47,18 @@ export const DEFAULT_IOMMU: IommuHwConfig = {
   pgsizeBitmap: 0x40201000n,
   msiStart: 0xfee00000n,
   msiEnd: 0xfeefffffn,
+};
+
+/** A DSA-shaped device (src/hw/dsa.ts) with PASID support, for machines given `pasid: true`
+ * devices: `createTwin({ kernelVersion: "6.15", pci: [...ORACLE_PCI, DSA_PCI] })`. */
+export const DSA_PCI: PciFunctionConfig = {
+  bdf: "0000:00:02.0",
+  vendor: DSA_VENDOR,
+  device: DSA_DEVICE,
+  iommuGroup: 2,
+  driver: "vfio-pci",
+  coherent: true,
+  pasid: true,
 };
 
 export const ORACLE_PCI: readonly PciFunctionConfig[] = [
@@ -87,8 +100,15 @@ export class Machine {
       const hw =
         c.vendor === EDU_VENDOR && c.device === EDU_DEVICE
           ? new EduDevice(c.bdf, timers)
-          : new GenericPciDevice(c.bdf, c.vendor, c.device, barAddr);
+          : c.vendor === DSA_VENDOR && c.device === DSA_DEVICE
+            ? new DsaDevice(c.bdf, timers)
+            : new GenericPciDevice(c.bdf, c.vendor, c.device, barAddr);
       if (hw instanceof EduDevice) hw.cfg.setUint32(0x10, barAddr >>> 0, true);
+      if (hw instanceof DsaDevice) {
+        // 64-bit memory BARs 0 and 2 (type bits 0b100)
+        hw.cfg.setUint32(0x10, (barAddr | 0x4) >>> 0, true);
+        hw.cfg.setUint32(0x18, ((barAddr + 0x10000) | 0x4) >>> 0, true);
+      }
       barAddr += 0x100000;
       this.devices.push({ config: full, hw });
     }

@@ -21,6 +21,10 @@ export interface DmaPort {
   write(addr: bigint, bytes: Uint8Array): boolean;
   /** a request that never left the device because bus mastering is off (logged, no DMAR fault) */
   blocked?(addr: bigint, len: number, write: boolean): void;
+  /** PASID-tagged DMA (a TLP with a PASID prefix): translated through the domain attached at
+   * `pasid`, or a fault when none is. Absent where the platform has no PASID support. */
+  loadPasid?(pasid: number, addr: bigint, out: Uint8Array): boolean;
+  writePasid?(pasid: number, addr: bigint, bytes: Uint8Array): boolean;
 }
 
 /** Where the device's interrupts go. Implemented by the owning driver (vfio-pci). */
@@ -180,6 +184,16 @@ export abstract class PciDevice {
     return false;
   }
 
+  /** A 64-byte PASID-tagged deferrable write (ENQCMD) to BAR `bar` at `off`: true when the
+   * device accepted it. A device without a shared work queue accepts none. */
+  mmioEnqueue(bar: number, off: number, desc: Uint8Array, pasid: number): boolean {
+    void bar;
+    void off;
+    void desc;
+    void pasid;
+    return false;
+  }
+
   /** a function-level reset, or false when the device has no reset method */
   reset(): boolean {
     return false;
@@ -240,6 +254,24 @@ export abstract class PciDevice {
       return null;
     }
     return this.dma.load(addr, out) ? out : null;
+  }
+
+  /** PASID-tagged DMA read: true when no byte was blocked (blocked bytes read as zeros) */
+  dmaLoadPasid(pasid: number, addr: bigint, out: Uint8Array): boolean {
+    if (!this.busMaster() || !this.dma?.loadPasid) {
+      this.dma?.blocked?.(addr, out.length, false);
+      return false;
+    }
+    return this.dma.loadPasid(pasid, addr, out);
+  }
+
+  /** PASID-tagged DMA write: true when every byte landed */
+  dmaWritePasid(pasid: number, addr: bigint, bytes: Uint8Array): boolean {
+    if (!this.busMaster() || !this.dma?.writePasid) {
+      this.dma?.blocked?.(addr, bytes.length, true);
+      return false;
+    }
+    return this.dma.writePasid(pasid, addr, bytes);
   }
 
   /** pci_dma_write(): true when every byte landed */

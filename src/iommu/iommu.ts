@@ -27,6 +27,7 @@ import { type Page, PAGE_SIZE } from "../kernel/mm.js";
 import type { DmaPort, PciDevice } from "../hw/pci.js";
 import { DEFAULT_IOMMU, type IommuHwConfig, type PciFunctionConfig } from "../hw/machine.js";
 import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
+import { pasidDomain } from "./pasid_table.js";
 
 /**
  * Why a DMA was refused: "not-present" (no mapping at the IOVA), "permission" (a read-only
@@ -34,15 +35,18 @@ import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
  * identity domain; the twin has no physical memory map), "bus-master-off" (the request never
  * left the device: logged by the twin, the real DMAR has no record of it).
  */
-export type IommuFaultReason = "blocked" | "not-present" | "permission" | "identity" | "bus-master-off";
+export type IommuFaultReason =
+  "blocked" | "not-present" | "permission" | "identity" | "bus-master-off" | "no-pasid-domain";
 
 export interface IommuFault {
   readonly bdf: string;
   readonly iova: bigint;
   readonly write: boolean;
   readonly reason: IommuFaultReason;
-  /** the domain the access went through */
+  /** the domain the access went through (0: none, a PASID without a domain) */
   readonly domain: number;
+  /** the PASID a PASID-tagged access carried */
+  readonly pasid?: number;
 }
 
 /** "cache-coherency" is IOMMU_CAP_ENFORCE_CACHE_COHERENCY, "dirty-tracking" IOMMU_CAP_DIRTY_TRACKING */
@@ -289,6 +293,11 @@ export class IommuCore {
       },
       load,
       write: (addr, bytes) => this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at)),
+      // PASID-tagged DMA goes through the domain attached at the PASID (./pasid_table.ts)
+      loadPasid: (pasid, addr, out) =>
+        this.dma(dev, addr, out.length, false, (pg, off, n, at) => pg.load(off, n, out, at), pasid),
+      writePasid: (pasid, addr, bytes) =>
+        this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at), pasid),
       blocked: (addr, len, write) => {
         void len;
         this.recordFault(dev, addr, write, "bus-master-off", dev.group.domain.id);
@@ -301,8 +310,15 @@ export class IommuCore {
     return this.faults.filter((f) => f.bdf === bdf);
   }
 
-  private recordFault(dev: IommuDevice, iova: bigint, write: boolean, reason: IommuFaultReason, domain: number): void {
-    this.faults.push({ bdf: dev.bdf, iova, write, reason, domain });
+  private recordFault(
+    dev: IommuDevice,
+    iova: bigint,
+    write: boolean,
+    reason: IommuFaultReason,
+    domain: number,
+    pasid?: number,
+  ): void {
+    this.faults.push({ bdf: dev.bdf, iova, write, reason, domain, ...(pasid !== undefined ? { pasid } : {}) });
     // the kernel's iommu:io_page_fault tracepoint, in the syscall trace
     const k = this.k;
     if (k.trace.enabled)
@@ -310,7 +326,13 @@ export class IommuCore {
         0,
         k.clock.now,
         "io_page_fault",
-        [dev.bdf, `iova=0x${iova.toString(16)}`, write ? "write" : "read", reason],
+        [
+          dev.bdf,
+          ...(pasid !== undefined ? [`pasid=${pasid}`] : []),
+          `iova=0x${iova.toString(16)}`,
+          write ? "write" : "read",
+          reason,
+        ],
         "blocked",
       );
   }
@@ -326,13 +348,16 @@ export class IommuCore {
     len: number,
     write: boolean,
     copy: (page: Page, off: number, n: number, at: number) => boolean,
+    pasid?: number,
   ): boolean {
-    const d = dev.group.domain;
+    const pd = pasid === undefined ? null : pasidDomain(dev, pasid);
+    const d = pasid === undefined ? dev.group.domain : pd;
     const fault = (iova: bigint, reason: IommuFaultReason): boolean => {
-      this.recordFault(dev, iova, write, reason, d.id);
+      this.recordFault(dev, iova, write, reason, d?.id ?? 0, pasid);
       return false;
     };
     if (len === 0) return true;
+    if (d === null) return fault(addr, "no-pasid-domain");
     if (d.type === "blocked") return fault(addr, "blocked");
     // identity: bus addresses are host physical; the twin has no physical memory map
     if (d.type === "identity") return fault(addr, "identity");

@@ -38,6 +38,7 @@ import {
   iommu_test_hw_info,
 } from "../uapi/iommufd_test.js";
 import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
+import { pasidConfig } from "../kernel/pasid.js";
 import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
 import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
@@ -200,7 +201,7 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
   return hwpt;
 }
 
-type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
+export type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
 
 /** iommufd_device_do_attach() */
 const doAttach: AttachFn = (idev, hwpt) => {
@@ -281,8 +282,8 @@ function autoGetDomain(
   return { r, ptId: hwpt.id };
 }
 
-/** iommufd_device_change_pt() */
-function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
+/** iommufd_device_change_pt() (also the PASID attach's, ./pasid.ts) */
+export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
   const ictx = idev.ictx;
   const pt = ictx.objects.get(ptId);
   if (!pt) return { rc: -ENOENT, ptId };
@@ -375,7 +376,8 @@ export function getHwInfo(u: Ucmd<V<typeof iommu_hw_info>>): number {
     }
     cmd.data_len = data.length;
     cmd.out_capabilities = idev.dev.capable("dirty-tracking") ? BigInt(IOMMU_HW_CAP_DIRTY_TRACKING) : 0n;
-    cmd.out_max_pasid_log2 = 0; // no PASID on the emulated VT-d nor on the 6.12 mock
+    // no PASID on the emulated VT-d nor on the 6.12 mock; a PASID device with the PASID uAPI: 20 bits
+    cmd.out_max_pasid_log2 = pasidConfig(idev.k).uapi && idev.dev.capable("pasid") ? 20 : 0;
     return u.respond();
   } finally {
     idev.put();

@@ -40,10 +40,15 @@ export class IommufdCtx {
   /** iommufd_group per IOMMU group id (ictx->groups) */
   readonly groups = new Map<number, IommufdGroup>();
   readonly name = `iommufd ctx ${nextCtx++}`;
+  /** the process that opened /dev/iommu: whose ENQCMD authorization table a PASID attach
+   * extends (the twin's proposal, ./pasid.ts) */
+  readonly owner: Process | null;
   constructor(
     readonly k: Kernel,
     readonly file: File,
-  ) {}
+  ) {
+    this.owner = k.current?.process ?? null;
+  }
 }
 
 /**

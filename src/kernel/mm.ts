@@ -85,6 +85,9 @@ export interface VmaIo {
   /** read `len` bytes at `off` into the mapping; null for a bus error (SIGBUS) */
   read(off: number, len: number): Uint8Array | null;
   write(off: number, bytes: Uint8Array): boolean;
+  /** A 64-byte deferrable memory write tagged with a PASID (what ENQCMD sends): true when the
+   * device accepted it, false for retry; absent on memory that takes no such write. */
+  enqueue?(off: number, desc: Uint8Array, pasid: number): boolean;
 }
 
 export class Vma {

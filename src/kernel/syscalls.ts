@@ -25,6 +25,7 @@ import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
 import { createEventfd } from "./eventfd.js";
 import type { File, FileOperations } from "./fs.js";
 import type { Kernel } from "./kernel.js";
+import { pasidProcessExit } from "./pasid.js";
 import { PROT_READ, PROT_WRITE, TASK_SIZE } from "./mm.js";
 import type { Process } from "./process.js";
 import { isGen, type KGen, type KRet, runSync, Task } from "./sched.js";
@@ -575,6 +576,7 @@ export function sysExit(k: Kernel, p: Process): void {
     }
   });
   leave(k, t);
+  pasidProcessExit(k, p); // its ENQCMD authorization table goes with it (docs/pasid.md)
   p.exited = true;
   k.processes.delete(p.pid);
   if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "exit_group", ["0"], "?");

@@ -61,3 +61,11 @@ export interface VfioFileOpsExports {
   /** the ops table for a VFIO file, null for any other file */
   vfio_file_get_ops(file: File): VfioFileOps | null;
 }
+
+// --- PASID design "vfio-translate" (the twin's proposal, docs/pasid.md) ---
+
+export interface VfioPasidExports {
+  /** the host PASID behind `pasid` of the device cdev `file` bound to the iommufd `iommufd`,
+   * or a negative errno (EINVAL not such a pair, ENOENT not attached, EOPNOTSUPP no uAPI) */
+  vfio_file_pasid_translate(file: File, iommufd: File, pasid: number): number;
+}

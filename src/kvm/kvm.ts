@@ -13,6 +13,7 @@ import type { Module } from "../kernel/module.js";
 import type { KRet } from "../kernel/sched.js";
 import { type KvmDevice, type KvmDeviceOpsTable, kvmVmIoctlCreateDevice } from "./kvm_device.js";
 import { checkExtension } from "./kvm_main.js";
+import { KVM_TWIN_SET_PASID_TRANSLATION, kvmVmIoctlSetPasidTranslation } from "./enqcmd.js";
 
 export interface MemSlot {
   slot: number;
@@ -98,6 +99,8 @@ export class Kvm extends RefCounted {
         return checkExtension(this, arg);
       case K.KVM_SET_USER_MEMORY_REGION:
         return this.setUserMemoryRegion(arg);
+      case KVM_TWIN_SET_PASID_TRANSLATION: // the twin's proposal (./enqcmd.ts): ENOTTY on 6.12
+        return kvmVmIoctlSetPasidTranslation(this, arg);
       default:
         return -ENOTTY;
     }

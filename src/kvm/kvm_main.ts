@@ -13,6 +13,7 @@ import type { KvmRefExports } from "../kernel/vfio_kvm.js";
 import { Kvm, type KvmModuleLinks } from "./kvm.js";
 import { kvmDeviceFops, newDeviceOpsTable } from "./kvm_device.js";
 import { destroyInsteadOfRelease, KvmVfio, kvmVfioOps } from "./vfio.js";
+import { kvmPasidInit } from "./enqcmd.js";
 import { type CouplingDesign, createVfioCoupling, type VfioCoupling } from "./vfio_coupling.js";
 
 /** KVM_USER_MEM_SLOTS on x86 (arch/x86/include/asm/kvm_host.h). */
@@ -150,10 +151,12 @@ function kvmRefExports(): KvmRefExports {
 
 /** The kvm module (kvm.ko + kvm-intel/amd as one), built with `opts`. */
 export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
+  let pasidUnsub: (() => void) | null = null;
   return {
     name: "kvm",
     init(k, m) {
       const st = makeState(k, m, opts);
+      pasidUnsub = kvmPasidInit(k, () => st.vms); // ENQCMD translations (./enqcmd.ts)
       m.export("__kvm_state", st);
       for (const [name, fn] of Object.entries(kvmRefExports())) m.export(name, fn);
       k.devices.register("/dev/kvm", st.kvmFops, st);
@@ -162,6 +165,8 @@ export function makeKvmModule(opts: KvmBuildOptions = {}): ModuleDef {
       return 0;
     },
     exit(k) {
+      pasidUnsub?.();
+      pasidUnsub = null;
       k.devices.unregister("/dev/kvm");
       k.checks.delete("kvm");
       k.holderOwners.delete("kvm");

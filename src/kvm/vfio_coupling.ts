@@ -31,6 +31,7 @@ import {
   type VfioFileExports,
   type VfioFileOps,
   type VfioFileOpsExports,
+  type VfioPasidExports,
 } from "../kernel/vfio_kvm.js";
 
 export type CouplingDesign = "symbol-get" | "file-ops" | "upstream";
@@ -256,4 +257,15 @@ export function createVfioCoupling(k: Kernel, design: CouplingDesign): VfioCoupl
     case "upstream":
       return new UpstreamCoupling(k);
   }
+}
+
+/**
+ * The "vfio-translate" PASID design (./enqcmd.ts, a proposal): ask VFIO, by symbol_get of
+ * vfio_file_pasid_translate as every design here reaches VFIO, which host PASID backs `pasid`
+ * of the device `file` bound to `iommufd`; -EINVAL when VFIO is not loaded.
+ */
+export function vfioPasidTranslate(k: Kernel, file: File, iommufd: File, pasid: number): number {
+  return viaSymbol<VfioPasidExports["vfio_file_pasid_translate"], number>(k, "vfio_file_pasid_translate", -22, (fn) =>
+    fn(file, iommufd, pasid),
+  );
 }

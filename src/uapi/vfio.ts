@@ -205,6 +205,22 @@ export const vfio_device_detach_iommufd_pt = defineStruct("vfio_device_detach_io
   ["argsz", "u32"],
   ["flags", "u32"],
 ] as const);
+/** The 6.15 layouts (include/uapi/linux/vfio.h after the PASID series): `pasid` follows,
+ * read only with VFIO_DEVICE_ATTACH_PASID / VFIO_DEVICE_DETACH_PASID in flags. The 6.12
+ * structs above stay as they were so that 6.12 traces and sizes do not change. */
+export const vfio_device_attach_iommufd_pt_pasid = defineStruct("vfio_device_attach_iommufd_pt", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["pt_id", "u32"],
+  ["pasid", "u32"],
+] as const);
+export const vfio_device_detach_iommufd_pt_pasid = defineStruct("vfio_device_detach_iommufd_pt", [
+  ["argsz", "u32"],
+  ["flags", "u32"],
+  ["pasid", "u32"],
+] as const);
+export const VFIO_DEVICE_ATTACH_PASID = 1 << 0;
+export const VFIO_DEVICE_DETACH_PASID = 1 << 0;
 
 export const VFIO_GET_API_VERSION = d("VFIO_GET_API_VERSION", 0, "none");
 export const VFIO_CHECK_EXTENSION = d("VFIO_CHECK_EXTENSION", 1, "int");

@@ -9,16 +9,20 @@
 // or another, is EINVAL. ATTACH/DETACH_IOMMUFD_PT then move the device between IOASes and
 // HWPTs. Closing the file unbinds (detaching first).
 
-import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV } from "../uapi/errno.js";
+import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV, EOPNOTSUPP } from "../uapi/errno.js";
+import { pasidConfig } from "../kernel/pasid.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File } from "../kernel/fs.js";
 import type { KGen } from "../kernel/sched.js";
 import { type IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
 import { copyOut, copyStructIn, fdget } from "./uaccess.js";
 import {
+  vfioIommufdHasPasidOps,
   vfioIommufdPhysicalAttachIoas,
   vfioIommufdPhysicalBind,
   vfioIommufdPhysicalDetachIoas,
+  vfioIommufdPhysicalPasidAttachIoas,
+  vfioIommufdPhysicalPasidDetachIoas,
   vfioIommufdPhysicalUnbind,
 } from "./iommufd.js";
 import {
@@ -164,21 +168,38 @@ function* unbindIommufd(df: VfioDeviceFile): KGen<void> {
   yield* unblockGroup(vdev);
 }
 
-/** vfio_df_ioctl_attach_pt() */
+/** vfio_df_ioctl_attach_pt(); with the PASID uAPI (6.15, a TwinConfig.kernelVersion choice)
+ * VFIO_DEVICE_ATTACH_PASID extends the struct by `pasid` (upstream's xend scheme) */
 function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   const vdev = df.device;
+  const k = vdev.k;
   const minsz = V.vfio_device_attach_iommufd_pt.offsetOfEnd("pt_id");
-  const at = copyStructIn(vdev.k, V.vfio_device_attach_iommufd_pt, arg, minsz);
+  const at = copyStructIn(k, V.vfio_device_attach_iommufd_pt, arg, minsz);
   if (typeof at === "number") return -EFAULT;
-  if (at.argsz < minsz || at.flags) return -EINVAL;
+  if (at.argsz < minsz) return -EINVAL;
+  const pasidOk = pasidConfig(k).uapi ? V.VFIO_DEVICE_ATTACH_PASID : 0;
+  if (at.flags & ~pasidOk) return -EINVAL;
+  let pasid: number | null = null;
+  if (at.flags & V.VFIO_DEVICE_ATTACH_PASID) {
+    if (!vfioIommufdHasPasidOps(vdev)) return -EOPNOTSUPP;
+    const xend = V.vfio_device_attach_iommufd_pt_pasid.offsetOfEnd("pasid");
+    if (at.argsz < xend) return -EINVAL;
+    const full = copyStructIn(k, V.vfio_device_attach_iommufd_pt_pasid, arg, xend);
+    if (typeof full === "number") return -EFAULT;
+    pasid = full.pasid;
+  }
   yield* vdev.devSetLock.lock();
   try {
-    const r = vfioIommufdPhysicalAttachIoas(vdev, at.pt_id);
+    const r =
+      pasid === null
+        ? vfioIommufdPhysicalAttachIoas(vdev, at.pt_id)
+        : vfioIommufdPhysicalPasidAttachIoas(vdev, pasid, at.pt_id);
     if (r.rc) return r.rc;
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, r.ptId, true);
-    if (copyOut(vdev.k, arg + V.vfio_device_attach_iommufd_pt.offsetOf("pt_id"), b) < 0) {
-      vfioIommufdPhysicalDetachIoas(vdev);
+    if (copyOut(k, arg + V.vfio_device_attach_iommufd_pt.offsetOf("pt_id"), b) < 0) {
+      if (pasid === null) vfioIommufdPhysicalDetachIoas(vdev);
+      else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
       return -EFAULT;
     }
     return 0;
@@ -187,15 +208,28 @@ function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   }
 }
 
-/** vfio_df_ioctl_detach_pt() */
+/** vfio_df_ioctl_detach_pt(); VFIO_DEVICE_DETACH_PASID with the PASID uAPI */
 function* detachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   const vdev = df.device;
+  const k = vdev.k;
   const minsz = V.vfio_device_detach_iommufd_pt.offsetOfEnd("flags");
-  const de = copyStructIn(vdev.k, V.vfio_device_detach_iommufd_pt, arg, minsz);
+  const de = copyStructIn(k, V.vfio_device_detach_iommufd_pt, arg, minsz);
   if (typeof de === "number") return -EFAULT;
-  if (de.argsz < minsz || de.flags) return -EINVAL;
+  if (de.argsz < minsz) return -EINVAL;
+  const pasidOk = pasidConfig(k).uapi ? V.VFIO_DEVICE_DETACH_PASID : 0;
+  if (de.flags & ~pasidOk) return -EINVAL;
+  let pasid: number | null = null;
+  if (de.flags & V.VFIO_DEVICE_DETACH_PASID) {
+    if (!vfioIommufdHasPasidOps(vdev)) return -EOPNOTSUPP;
+    const xend = V.vfio_device_detach_iommufd_pt_pasid.offsetOfEnd("pasid");
+    if (de.argsz < xend) return -EINVAL;
+    const full = copyStructIn(k, V.vfio_device_detach_iommufd_pt_pasid, arg, xend);
+    if (typeof full === "number") return -EFAULT;
+    pasid = full.pasid;
+  }
   yield* vdev.devSetLock.lock();
-  vfioIommufdPhysicalDetachIoas(vdev);
+  if (pasid === null) vfioIommufdPhysicalDetachIoas(vdev);
+  else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
   vdev.devSetLock.unlock();
   return 0;
 }

@@ -6,7 +6,7 @@
 // Per-device state (vdev->iommufd_device, vdev->iommufd_attached) lives in a WeakMap here so
 // that struct vfio_device stays the VFIO core's.
 
-import { EINVAL } from "../uapi/errno.js";
+import { EINVAL, ENOENT } from "../uapi/errno.js";
 import type { File } from "../kernel/fs.js";
 import {
   iommufdDeviceAttach,
@@ -19,6 +19,7 @@ import {
   type IommufdDevice,
 } from "../iommufd/device.js";
 import { IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
+import { iommufdDevicePasidAttach, iommufdDevicePasidDetach, iommufdDevicePasidReplace } from "../iommufd/pasid.js";
 import {
   iommufdAccessAttach,
   iommufdAccessCreate,
@@ -32,6 +33,8 @@ import type { VfioDevice, VfioIommufdHooks } from "./vfio_main.js";
 
 interface VfioIommufdState {
   idev: IommufdDevice | null;
+  /** vdev->pasids: the PASIDs attached through this device (the PASID uAPI, 6.15) */
+  pasids: Set<number>;
   /** vdev->iommufd_access: an emulated device's access object */
   access: IommufdAccess | null;
   attached: boolean;
@@ -41,7 +44,7 @@ const states = new WeakMap<VfioDevice, VfioIommufdState>();
 
 function st(vdev: VfioDevice): VfioIommufdState {
   let s = states.get(vdev);
-  if (!s) states.set(vdev, (s = { idev: null, access: null, attached: false }));
+  if (!s) states.set(vdev, (s = { idev: null, pasids: new Set(), access: null, attached: false }));
   return s;
 }
 
@@ -83,6 +86,8 @@ export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
     return;
   }
   if (!s.idev) return;
+  // 6.15: the PASIDs first, then the RID
+  for (const pasid of [...s.pasids]) vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
   if (s.attached) {
     iommufdDeviceDetach(s.idev);
     s.attached = false;
@@ -117,6 +122,52 @@ export function vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): void {
   if (!s.idev || !s.attached) return;
   iommufdDeviceDetach(s.idev);
   s.attached = false;
+}
+
+/** device->ops->pasid_attach_ioas is set: vfio-pci's physical devices, not emulated ones */
+export function vfioIommufdHasPasidOps(vdev: VfioDevice): boolean {
+  return vdev.iommuDev !== null;
+}
+
+/** vfio_iommufd_physical_pasid_attach_ioas(): replace when the PASID is attached already */
+export function vfioIommufdPhysicalPasidAttachIoas(
+  vdev: VfioDevice,
+  pasid: number,
+  ptId: number,
+): { rc: number; ptId: number } {
+  const s = st(vdev);
+  if (!s.idev) return { rc: -EINVAL, ptId };
+  if (s.pasids.has(pasid)) return iommufdDevicePasidReplace(s.idev, pasid, ptId);
+  const r = iommufdDevicePasidAttach(s.idev, pasid, ptId);
+  if (r.rc === 0) s.pasids.add(pasid);
+  return r;
+}
+
+/** vfio_iommufd_physical_pasid_detach_ioas(): nothing for a PASID not attached */
+export function vfioIommufdPhysicalPasidDetachIoas(vdev: VfioDevice, pasid: number): void {
+  const s = st(vdev);
+  if (!s.idev || !s.pasids.has(pasid)) return;
+  iommufdDevicePasidDetach(s.idev, pasid);
+  s.pasids.delete(pasid);
+}
+
+/**
+ * THE "vfio-translate" DESIGN'S EXPORT (a proposal, not upstream): KVM, given this device
+ * file and an iommufd file, asks which host PASID backs `pasid` on the device. The answer is
+ * the PASID when the file is a cdev bound to that very iommufd and the PASID is attached
+ * through it; -EINVAL for a file that is not such a pair, -ENOENT for a PASID not attached.
+ * Nothing here asks which process owns the iommufd or the VM: that is the design's point.
+ */
+export function vfioIommufdPasidTranslate(vdev: VfioDevice, boundCtx: unknown, iommufd: File, pasid: number): number {
+  const s = states.get(vdev);
+  if (!s?.idev || !(iommufd.privateData instanceof IommufdCtx) || iommufd.privateData !== boundCtx) return -EINVAL;
+  if (s.idev.ictx !== boundCtx) return -EINVAL;
+  return s.pasids.has(pasid) ? pasid : -ENOENT;
+}
+
+/** The PASIDs attached through a device (reports, invariants). */
+export function vfioIommufdPasids(vdev: VfioDevice): number[] {
+  return [...(states.get(vdev)?.pasids ?? [])].sort((a, b) => a - b);
 }
 
 /** The hooks the group code calls for SET_CONTAINER / UNSET_CONTAINER with an iommufd. */

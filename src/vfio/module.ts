@@ -9,7 +9,7 @@ import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { VfioDeviceFile } from "./vfio_main.js";
 import { makeContainerFops } from "./container.js";
 import { VfioCore } from "./vfio_main.js";
-import { makeVfioKvmApi } from "./vfio_kvm.js";
+import { makeVfioKvmApi, makeVfioPasidApi } from "./vfio_kvm.js";
 import { vfioCdevHooks } from "./device_cdev.js";
 import { vfioIommufdHooks } from "./iommufd.js";
 import { exportKvmCoupling } from "./kvm_coupling.js";
@@ -27,6 +27,7 @@ export const vfioModule: ModuleDef = {
     k.devices.register(VFIO_CONTAINER_PATH, makeContainerFops(core), core);
     const api = makeVfioKvmApi(core);
     for (const [name, fn] of Object.entries(api)) m.export(name, fn);
+    for (const [name, fn] of Object.entries(makeVfioPasidApi(core))) m.export(name, fn); // docs/pasid.md
     exportKvmCoupling(k, m); // the other two coupling designs' exports (src/kvm/vfio_coupling.ts)
     m.export("__vfio_core", core);
     k.checks.set("vfio", () => vfioCoreViolations(k, core));

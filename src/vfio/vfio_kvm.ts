@@ -10,6 +10,10 @@
 
 import type { File } from "../kernel/fs.js";
 import type { KGen, KRet } from "../kernel/sched.js";
+import { pasidConfig } from "../kernel/pasid.js";
+import type { VfioPasidExports } from "../kernel/vfio_kvm.js";
+import { EINVAL, EOPNOTSUPP } from "../uapi/errno.js";
+import { vfioIommufdPasidTranslate } from "./iommufd.js";
 import { groupFromFile, type VfioGroup } from "./group.js";
 import type { VfioCore } from "./vfio_main.js";
 
@@ -59,4 +63,16 @@ function* setKvmUnderGroupLock(g: VfioGroup, kvm: unknown): KGen<void> {
   yield* g.groupLock.lock();
   g.kvm = kvm ?? null;
   g.groupLock.unlock();
+}
+
+/** The "vfio-translate" design's export (a proposal): see vfioIommufdPasidTranslate(). */
+export function makeVfioPasidApi(core: VfioCore): VfioPasidExports {
+  return {
+    vfio_file_pasid_translate(file, iommufd, pasid) {
+      if (!pasidConfig(core.k).uapi) return -EOPNOTSUPP;
+      const df = core.deviceFileOf(file);
+      if (!df || !df.accessGranted || df.group) return -EINVAL;
+      return vfioIommufdPasidTranslate(df.device, df.iommufd, iommufd, pasid);
+    },
+  };
 }

@@ -116,15 +116,21 @@ test("edu --json: trace events, a result event per mode, the invariants", async 
   assert.deepEqual(ev.at(-1), { type: "invariants", ok: true, violations: [] });
 });
 
-test("designs --json: one document, a report per design", async () => {
+test("designs --json: one document, a report per coupling design and the PASID designs' rows", async () => {
   const r = await run("designs", "--json");
   assert.equal(r.code, 0);
-  const doc = JSON.parse(r.out) as { design: string; uapi: [string, string][] }[];
+  const doc = JSON.parse(r.out) as {
+    coupling: { design: string; uapi: [string, string][] }[];
+    pasid: { rows: { name: string; cells: Record<string, string[]> }[] };
+  };
   assert.deepEqual(
-    doc.map((d) => d.design),
+    doc.coupling.map((d) => d.design),
     ["symbol-get", "file-ops", "upstream"],
   );
-  assert.ok(doc[0]!.uapi.length > 3);
+  assert.ok(doc.coupling[0]!.uapi.length > 3);
+  const fdPassing = doc.pasid.rows.find((x) => x.name.startsWith("fd passing"))!;
+  assert.equal(fdPassing.cells["vfio-translate"]!.at(-1), "rule BROKEN: 1");
+  assert.equal(fdPassing.cells["process-table"]!.at(-1), "rule holds");
 });
 
 test("script --json: syscalls, one step event per line (with errno, parse errors' reasons), invariants", async () => {

@@ -648,6 +648,11 @@ export class VfioPciCoreDevice {
         }
         return true;
       },
+      // ENQCMD's 64-byte write reaches the device as one transaction with its PASID
+      enqueue: (off, desc, pasid) => {
+        if (!this.memoryEnabled()) return false;
+        return this.hw.mmioEnqueue(index, off % 2 ** V.VFIO_PCI_OFFSET_SHIFT, desc, pasid);
+      },
     };
     return 0;
   }
