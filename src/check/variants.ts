@@ -75,6 +75,15 @@ export const VARIANTS: readonly Variant[] = [
     detector: "use-after-free (poisoned iopt_area)",
   },
   {
+    name: "pasid-translation-not-revoked",
+    fix: "none upstream (the twin's process-table rule for guest PASIDs, docs/pasid.md)",
+    summary: "a PASID detach does not revoke KVM's guest translation to it: the guest keeps a PASID its process lost",
+    broken: ["pasid-translation-not-revoked"],
+    world: "pasid-detach-vs-link",
+    budget: 20,
+    detector: "pasid-reach",
+  },
+  {
     name: "kvm-ops-no-module-pin",
     fix: "2022 thread 'vfio: Use a struct of function pointers instead of a many symbol_get()'s'",
     summary: "KVM keeps VFIO's ops table (file-ops design) without pinning the module the functions live in",

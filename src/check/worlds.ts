@@ -23,6 +23,9 @@ import {
   iommufdAccessUnpinPages,
 } from "../iommufd/access.js";
 import type { IommufdCtx } from "../iommufd/main.js";
+import { DSA_PCI, ORACLE_PCI } from "../hw/machine.js";
+import { KVM_TWIN_SET_PASID_TRANSLATION, kvm_twin_pasid_translation } from "../kvm/enqcmd.js";
+import { DsaUser, VmmPasid } from "../vmm/dsa_pasid.js";
 import { TypedProcess } from "../vmm/typed.js";
 import type { World } from "./explorer.js";
 
@@ -52,11 +55,13 @@ export class Env {
   readonly buf: number;
   private off = 0;
 
-  constructor(o: WorldOptions, extra: { kvm?: boolean } = {}) {
+  constructor(o: WorldOptions, extra: { kvm?: boolean; pasid?: boolean } = {}) {
     this.twin = createTwin({
       coupling: o.design ?? "upstream",
       broken: o.broken ?? [],
       ...(extra.kvm === false ? { kvm: false } : {}),
+      // the PASID uAPI (6.15) and the DSA-shaped device (docs/pasid.md)
+      ...(extra.pasid ? { kernelVersion: "6.15" as const, pci: [...ORACLE_PCI, DSA_PCI] } : {}),
     });
     this.p = this.twin.spawn({ name: "vmm" });
     this.t = new TypedProcess(this.p);
@@ -366,6 +371,31 @@ export const WORLDS: readonly WorldDef[] = [
       return e.world([
         e.ioctl("unmap0", ifd, U.IOMMU_IOAS_UNMAP, unmap()),
         e.ioctl("unmap1", ifd, U.IOMMU_IOAS_UNMAP, unmap()),
+      ]);
+    },
+  },
+  {
+    name: "pasid-detach-vs-link",
+    summary: "a PASID detach of the DSA races KVM's link of a guest PASID to it (process-table design, docs/pasid.md)",
+    build(o) {
+      const e = new Env(o, { pasid: true });
+      const u = new DsaUser(e.p);
+      e.ok(u.openIommufd(), "open /dev/iommu");
+      e.ok(u.bind("/dev/vfio/devices/vfio1"), "bind the DSA");
+      const ioas = e.ok(u.ioasAlloc(), "IOAS_ALLOC");
+      e.ok(u.map(ioas, 0n, e.buf, 0x10000), "IOAS_MAP");
+      e.ok(u.mapBars(), "map BARs");
+      u.enable();
+      e.ok(u.attach(ioas, 5).rc, "attach PASID 5");
+      const vmm = new VmmPasid(e.p);
+      e.ok(vmm.createVm(), "KVM_CREATE_VM");
+      const detach = e.stage(V.vfio_device_detach_iommufd_pt_pasid.encode({ argsz: 12, flags: 1, pasid: 5 }));
+      const link = e.stage(
+        kvm_twin_pasid_translation.encode({ flags: 0, vpasid: 1, ppasid: 5, vfio_fd: -1, iommufd: -1 }),
+      );
+      return e.world([
+        e.ioctl("detach", u.cdev, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, detach),
+        e.ioctl("link", vmm.vm, KVM_TWIN_SET_PASID_TRANSLATION, link),
       ]);
     },
   },

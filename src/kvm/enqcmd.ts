@@ -97,6 +97,9 @@ export const pasidRevocation: { revoke: (kvm: Kvm, ppasid: number | null) => num
 export function kvmPasidInit(k: Kernel, vms: () => Iterable<Kvm>): () => void {
   return onPasidShrink(k, (proc, pasid) => {
     if (pasidConfig(k).design !== "process-table") return;
+    // broken variant "pasid-translation-not-revoked": KVM keeps the guest's translation to
+    // a PASID its process no longer holds (the rule of docs/pasid.md undone)
+    if (k.broken.has("pasid-translation-not-revoked")) return;
     for (const kvm of vms()) if (kvm.mm === proc.mm) pasidRevocation.revoke(kvm, pasid);
   });
 }
