@@ -5,6 +5,7 @@
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL } from "./uapi/errno.js";
+import { int, ptr, struct, sym } from "./trace/value.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
 import type { Process } from "./kernel/process.js";
@@ -143,7 +144,25 @@ export class TwinProcess implements UserProcess {
     const k = this.live("sleep");
     if (k.trace.enabled) {
       const ns = Math.round(ms * 1e6);
-      k.trace.record(this.pid, k.clock.now, "nanosleep", [`{tv_sec=${Math.floor(ns / 1e9)}, tv_nsec=${ns % 1e9}}`], 0);
+      // glibc's nanosleep() is clock_nanosleep(CLOCK_REALTIME, 0, ...) on x86-64
+      k.trace.emit(
+        this.pid,
+        k.clock.now,
+        "clock_nanosleep",
+        [
+          { name: "clockid", value: sym("CLOCK_REALTIME", 0) },
+          { name: "flags", value: int(0) },
+          {
+            name: "request",
+            value: struct([
+              ["tv_sec", int(Math.floor(ns / 1e9))],
+              ["tv_nsec", int(ns % 1e9)],
+            ]),
+          },
+          { name: "remain", value: ptr(0) },
+        ],
+        0,
+      );
     }
     this.twin.advance(ms * 1e6);
   }
