@@ -6,6 +6,7 @@ import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL } from "./uapi/errno.js";
 import { int, ptr, struct, sym } from "./trace/value.js";
+import { explainBusy, type HeldObject, installBusyExplainer } from "./check/holders.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
 import type { Process } from "./kernel/process.js";
@@ -53,6 +54,10 @@ export class TwinProcess implements UserProcess {
   /** the process has exited (Twin.kill): every call through this handle throws ProcessExited */
   get exited(): boolean {
     return this.proc.exited;
+  }
+  /** Who holds what this process's last EBUSY was about (src/check/holders.ts). */
+  busyHolders(): HeldObject[] {
+    return explainBusy(this.twin.kernel, this.proc);
   }
   /** The kernel, for a call of this process: none once it has exited. */
   private live(call: string): Kernel {
@@ -185,6 +190,7 @@ export class Twin implements Backend {
     if (config.iommufd ?? config.vfio !== false) mustLoad(k, "iommufd");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);
     if (config.faultInjectionDebugfs) registerFaultInjectionDebugfs(k);
+    installBusyExplainer(k);
   }
 
   spawn(opts: SpawnOptions = {}): TwinProcess {

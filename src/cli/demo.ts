@@ -8,7 +8,7 @@
 // holds it; the first VMM tears everything down and exits.
 
 import { checkInvariants, formatViolations } from "../check/invariants.js";
-import { formatHolders, whoHolds } from "../check/holders.js";
+import { formatChains } from "../check/holders.js";
 import { createTwin } from "../twin.js";
 import { formatEvent } from "../kernel/trace.js";
 import { startVm, stopVm } from "../vmm/passthrough.js";
@@ -59,7 +59,7 @@ export const demoCommand: Command = {
     const other = twin.spawn({ name: "qemu-2" });
     const rc = other.open(vm.vfio.groupPath);
     out(`open(${vm.vfio.groupPath}) = ${rc < 0 ? errnoName(-rc) : rc}; who holds it:`);
-    for (const line of formatHolders(vm.vfio.groupPath, whoHolds(k, vm.vfio.groupPath)).split("\n")) out(line);
+    for (const line of formatChains(other.busyHolders()).split("\n")) out(line);
 
     out("qemu: teardown and exit");
     stopVm(qemu, vm);

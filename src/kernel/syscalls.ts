@@ -10,6 +10,7 @@
 import {
   EACCES,
   EBADF,
+  EBUSY,
   EFAULT,
   EINVAL,
   EIO,
@@ -107,6 +108,7 @@ function syscall(
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
   }
+  if (rc === -EBUSY) p.lastBusy = { call: name, fd: a0, cmd: 0, arg: 0, path: name === "open" ? t.path : "" };
   if (trace && k.trace.enabled) {
     try {
       trace(rc);
@@ -158,8 +160,10 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?:
 }
 
 function doOpen(k: Kernel, p: Process, t: Task, path: string, flags: number, at?: number): number {
+  t.path = path;
   const dev = k.devices.lookup(path);
-  const install = (f: File) => (at === undefined ? p.files.install(f) : p.files.installAt(at, f));
+  // with the task current, so the fd's reference names the open that took it
+  const install = (f: File) => k.withTask(t, () => (at === undefined ? p.files.install(f) : p.files.installAt(at, f)));
   let rc: number;
   if (!dev) {
     const sys = path.startsWith("/sys/");
@@ -253,6 +257,7 @@ export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: nu
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
   }
+  if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
   if (k.trace.enabled) {
     try {
       traceIoctl(k, p, t, fd, cmd, arg, rc, before);
@@ -298,6 +303,7 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
       } finally {
         f.put();
       }
+      if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
       if (k.trace.enabled) traceIoctl(k, p, t, fd, cmd, arg, rc, before);
     }
   } catch (e) {
@@ -406,14 +412,16 @@ export function sysDup(k: Kernel, p: Process, fd: number, to?: number): number {
     "dup",
     fd,
     0,
-    () => {
+    (t) => {
       const f = p.files.lookup(fd);
       if (!f) return -EBADF;
       if (to === fd) return fd;
-      f.get("init");
-      const rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
-      if (rc < 0) f.put("init");
-      return rc;
+      return k.withTask(t, () => {
+        f.get("init");
+        const rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
+        if (rc < 0) f.put("init");
+        return rc;
+      });
     },
     (rc) =>
       k.trace.emit(
@@ -439,14 +447,16 @@ export function sysSendFd(k: Kernel, from: Process, fd: number, to: Process): nu
     "sendmsg",
     fd,
     to.pid,
-    () => {
+    (t) => {
       const f = from.files.lookup(fd);
       if (!f) return -EBADF;
       if (to.exited) return -EPIPE;
-      f.get("init");
-      const rc = to.files.install(f);
-      if (rc < 0) f.put("init");
-      return rc;
+      return k.withTask(t, () => {
+        f.get("init");
+        const rc = to.files.install(f);
+        if (rc < 0) f.put("init");
+        return rc;
+      });
     },
     // the twin passes the file without a socket: the unix socket to the receiver is named,
     // the message is the one SCM_RIGHTS control message strace shows, the result the fd the
@@ -537,7 +547,7 @@ function doMmap(k: Kernel, p: Process, t: Task, length: number, a: MmapArgs): nu
   });
   if (rc < 0) return rc;
   const vma = p.mm.find(rc)!;
-  f.get("vma");
+  k.withTask(t, () => f.get("vma"));
   const r = call(k, t, () => f.fops.mmap!(f, vma));
   if (r < 0) {
     p.mm.munmap(rc, length);
@@ -651,10 +661,11 @@ export function sysEventfd(k: Kernel, p: Process, flags: number): number {
     "eventfd2",
     0,
     flags,
-    () => {
-      const f = createEventfd(k, flags);
-      return typeof f === "number" ? f : installFile(p, f);
-    },
+    (t) =>
+      k.withTask(t, () => {
+        const f = createEventfd(k, flags);
+        return typeof f === "number" ? f : installFile(p, f);
+      }),
     (rc) =>
       k.trace.emit(
         p.pid,

@@ -17,22 +17,32 @@ export interface TraceArg {
 /** How a successful result prints: a number, an address (mmap), or "?" (exit_group). */
 export type RetKind = "int" | "addr" | "none";
 
-/** One reference that keeps an object alive, as holders (src/check/holders.ts) explain EBUSY. */
+/** One reference in a chain that keeps an object alive (src/check/holders.ts). */
 export interface HolderLink {
-  /** the object held: "vfio_group 1" */
-  readonly object: string;
-  /** the holder's name for its reference: "fd 5 of pid 1", "group file" */
+  /** the reference's name: "fd 5 of pid 1", "group file", "kvm-vfio of vm 1" */
+  readonly ref: string;
+  /** who holds it: "qemu[1]", "fd 5", "file /dev/vfio/1 (vfio-group)" */
   readonly holder: string;
+  /** the holder's kind: "process", "fd", "file", "vfio_device", "kernel", ... */
+  readonly kind: string;
   readonly count: number;
-  /** the syscall that took it, strace-style, when known */
+  /** the syscall that took it, when one did: `ioctl(7, VFIO_GROUP_SET_CONTAINER) by qemu[1]` */
   readonly takenBy?: string;
-  /** the holder's own holders */
+  /** what keeps the holder alive in turn */
   readonly heldBy: readonly HolderLink[];
+}
+
+/** An object and the chains of references keeping it alive. */
+export interface HeldObject {
+  readonly object: string;
+  readonly kind: string;
+  readonly refs?: number;
+  readonly holders: readonly HolderLink[];
 }
 
 export class TraceEvent {
   /** set for an event that failed with EBUSY, by the kernel's busy explainer */
-  holders?: readonly HolderLink[];
+  holders?: readonly HeldObject[];
 
   constructor(
     readonly seq: number,
@@ -89,7 +99,7 @@ export class Trace {
   sink: ((e: TraceEvent) => void) | null = null;
   /** explains an EBUSY (who holds the object the call wanted): set by whoever can walk the
    * kernel's objects (src/check/holders.ts, installed by the twin) */
-  explainBusy: ((e: TraceEvent) => readonly HolderLink[] | undefined) | null = null;
+  explainBusy: ((e: TraceEvent) => readonly HeldObject[] | undefined) | null = null;
 
   /** Record a syscall or tracepoint with decoded arguments. */
   emit(

@@ -18,7 +18,8 @@ import { arr, cstr, hex, int, type Int, ptr, struct, sym, type TVal } from "./va
 function table(mod: Record<string, unknown>, prefix: string, skip: readonly string[] = []): FlagTable {
   return Object.entries(mod)
     .filter(([n, v]) => n.startsWith(prefix) && typeof v === "number" && !skip.includes(n))
-    .map(([n, v]) => [n, v as number] as const);
+    .map(([n, v]) => [n, v as number] as const)
+    .sort((x, y) => x[1] - y[1]); // strace's xlat tables go by value (a namespace's keys are sorted by name)
 }
 
 type FieldFmt =
@@ -220,6 +221,8 @@ function fieldVal(
   all: Record<string, unknown>,
   mem: UserMem,
 ): TVal {
+  if (desc === V.vfio_device_feature && name === "flags") return featureFlags(v as number);
+  if (desc === K.kvm_device_attr && ctx.kvmDevice === "kvm-vfio") return kvmVfioAttr(name, v, all, mem);
   const f = spec?.fmt?.[name];
   if (f) {
     switch (f.kind) {
@@ -236,14 +239,12 @@ function fieldVal(
         return int(v as Int);
     }
   }
-  if (desc === V.vfio_device_feature && name === "flags") return featureFlags(v as number);
-  if (desc === K.kvm_device_attr && ctx.kvmDevice === "kvm-vfio") return kvmVfioAttr(name, v, all, mem);
   return plain(name, v);
 }
 
 function plain(name: string, v: unknown): TVal {
   if (typeof v === "bigint") return ADDRESS_FIELD.test(name) ? hex(v) : int(v);
-  if (typeof v === "number") return int(v);
+  if (typeof v === "number") return name === "flags" ? hex(v) : int(v); // flags without names: %#x
   if (v instanceof Uint8Array) return arr([...v].map((x) => int(x)));
   if (Array.isArray(v)) return arr(v.map((x) => plain(name, x)));
   if (v && typeof v === "object") return struct(Object.entries(v).map(([n, x]) => [n, plain(n, x)] as const));
