@@ -149,10 +149,22 @@ class Builder {
   readonly files: File[] = [];
   readonly objs: RefCounted[] = [];
 
+  /** files whose last reference went in a syscall still running: their release (and the
+   * references it drops) waits for the return to user space (task_work) */
+  readonly pending = new Set<File>();
+
   constructor(readonly k: Kernel) {
     for (const o of k.objects) {
       this.objs.push(o);
       if (o.kind === "file") this.files.push(o as File);
+    }
+    for (const t of [...[...k.processes.values()].map((p) => p.mainTask), k.kthread, k.current]) {
+      for (const f of t?.taskWork ?? []) {
+        if (this.pending.has(f)) continue;
+        this.pending.add(f);
+        this.objs.push(f);
+        this.files.push(f);
+      }
     }
   }
 
@@ -233,6 +245,17 @@ const OBJECT_HOLDERS: readonly Resolver[] = [
     re: /^iommufd (access|device) (\d+)$/,
     find: (m, o, g) => g.iommufdObj(data(o as File)?.name, Number(m[2])),
   },
+  // a bound cdev file keeps the iommufd file; the VFIO device keeps its iommufd device
+  {
+    re: /^vfio cdev (.+)$/,
+    find: (m, _o, g) => g.filesWhere((f) => f.fops.name === "vfio-device" && data(f)?.device?.name === m[1]),
+  },
+  // the group a VFIO_GROUP_SET_CONTAINER(iommufd) attached keeps the iommufd file
+  { re: /^vfio group (.+)$/, find: (m, _o, g) => g.objsWhere((x) => x.kind === "vfio_group" && x.path === m[1]) },
+  {
+    re: /^vfio driver$/,
+    find: (_m, o, g) => g.objsWhere((x) => x.kind === "vfio_device" && x.iommuDev === (o as any).dev),
+  },
   { re: /^xarray$/, find: (_m, o, g) => g.iommufdFile((o as any).ctxName) },
   { re: /^attachment$/, find: (_m, _o, g) => [g.kernel("iommufd: device attached to a page table")] },
   { re: /^init$/, find: (_m, _o, g) => [g.kernel("creator (a reference not yet handed over)")] },
@@ -253,6 +276,11 @@ const MODULE_PINS: readonly Resolver[] = [
     re: /^vfio container (\d+) backend$/,
     find: (m, _o, g) => g.objsWhere((x) => x.kind === "vfio_container" && x.id === Number(m[1])),
   },
+  // VFIO keeps kvm_put_kvm from the first open with a VM to the last close
+  {
+    re: /^symbol_get\(kvm_put_kvm\)$/,
+    find: (_m, _o, g) => g.objsWhere((x) => x.kind === "vfio_device" && x.putKvm),
+  },
   {
     re: /^(kvm-vfio of vm \d+): vfio_file_ops$/,
     find: (m, _o, g) => OBJECT_HOLDERS.find((r) => r.re.test(m[1]!))!.find(/(.*)/.exec(m[1]!)!, _o, g),
@@ -267,12 +295,31 @@ function resolve(rs: readonly Resolver[], name: string, held: RefCounted | Modul
   return [];
 }
 
+/** Without a process's standard fds on /dev/null (every process has them: noise in a picture). */
+export function withoutStdio(graph: ObjectGraph): ObjectGraph {
+  const drop = new Set<string>();
+  for (const e of graph.edges) {
+    const held = graph.nodes.get(e.to);
+    if (/^fd:\d+:[012]$/.test(e.from) && held?.kind === "file" && held.label === "file /dev/null (null)") {
+      drop.add(e.from);
+      drop.add(e.to);
+    }
+  }
+  return {
+    nodes: new Map([...graph.nodes].filter(([id]) => !drop.has(id))),
+    edges: graph.edges.filter((e) => !drop.has(e.from) && !drop.has(e.to)),
+  };
+}
+
 /** The whole graph: processes, fds, mappings, files, objects, modules and the references. */
 export function objectGraph(k: Kernel): ObjectGraph {
   const g = new Builder(k);
   const procs = [...k.processes.values()];
   for (const p of procs) g.node({ id: `proc:${p.pid}`, kind: "process", label: `${p.name}[${p.pid}]` });
-  for (const o of g.objs) g.node({ id: objId(o), kind: kindOf(o), label: label(o), refs: o.refs });
+  for (const o of g.objs) {
+    const pending = g.pending.has(o as File) ? " (release pending)" : "";
+    g.node({ id: objId(o), kind: kindOf(o), label: `${label(o)}${pending}`, refs: o.refs });
+  }
   for (const m of k.modules.loaded.values())
     g.node({ id: `mod:${m.name}`, kind: "module", label: `module ${m.name}`, refs: m.refcnt });
 
@@ -438,4 +485,20 @@ export function formatChains(hs: readonly HeldObject[]): string {
     walk(h.holders, 1);
   }
   return lines.join("\n");
+}
+
+/** Every node on a chain keeping `targets` alive, the targets included (what a picture of an
+ * EBUSY outlines). */
+export function holderIds(graph: ObjectGraph, targets: readonly string[]): Set<string> {
+  const seen = new Set<string>(targets);
+  const todo = [...targets];
+  for (let id = todo.pop(); id !== undefined; id = todo.pop()) {
+    for (const e of graph.edges) {
+      if (e.to === id && !seen.has(e.from)) {
+        seen.add(e.from);
+        todo.push(e.from);
+      }
+    }
+  }
+  return seen;
 }

@@ -7,6 +7,8 @@ import { eduCommand } from "./edu.js";
 import { scriptCommand } from "./script.js";
 import { runCommand, serveCommand } from "./bridge.js";
 import { fuzzCommand } from "./fuzz.js";
+import { holdersCommand } from "./holders.js";
+import { graphCommand } from "./graph.js";
 
 export interface Command {
   readonly name: string;
@@ -23,6 +25,8 @@ const COMMANDS: Command[] = [
   serveCommand,
   runCommand,
   fuzzCommand,
+  holdersCommand,
+  graphCommand,
 ];
 
 function usage(): string {
