@@ -5,7 +5,7 @@
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL } from "./uapi/errno.js";
-import { int, ptr, struct, sym } from "./trace/value.js";
+import { int, ptr, struct, sym, type TVal } from "./trace/value.js";
 import { explainBusy, type HeldObject, installBusyExplainer } from "./check/holders.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
@@ -40,6 +40,12 @@ export interface TwinConfig {
   faultInjectionDebugfs?: boolean;
   /** iommufd built with CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD and the selftest mock (default true) */
   iommufdTest?: boolean;
+}
+
+/** An rlimit as strace prints it (print_rlim64_t): RLIM64_INFINITY, N*1024, or N. */
+function rlim(v: number): TVal {
+  if (v >= 2 ** 64 - 1 || v < 0) return sym("RLIM64_INFINITY", v);
+  return v > 1024 && v % 1024 === 0 ? sym(`${v / 1024}*1024`, v) : int(v);
 }
 
 export class TwinProcess implements UserProcess {
@@ -131,8 +137,29 @@ export class TwinProcess implements UserProcess {
     return this.live("readdir").sysfs.readdir(path);
   }
   setMemlock(soft: number, hard = soft): number {
-    this.live("setMemlock");
-    return this.proc.setMemlock(soft, hard);
+    const k = this.live("setMemlock");
+    const rc = this.proc.setMemlock(soft, hard);
+    // glibc's setrlimit() is prlimit64(0, ...) on x86-64
+    if (k.trace.enabled)
+      k.trace.emit(
+        this.pid,
+        k.clock.now,
+        "prlimit64",
+        [
+          { name: "pid", value: int(0) },
+          { name: "resource", value: sym("RLIMIT_MEMLOCK", 8) },
+          {
+            name: "new_limit",
+            value: struct([
+              ["rlim_cur", rlim(soft)],
+              ["rlim_max", rlim(hard)],
+            ]),
+          },
+          { name: "old_limit", value: ptr(0) },
+        ],
+        rc,
+      );
+    return rc;
   }
   capDrop(cap: number): number {
     this.live("capDrop");

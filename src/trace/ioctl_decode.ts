@@ -293,6 +293,25 @@ function irqSetData(v: Record<string, unknown>, before: Uint8Array): TVal | null
   return null;
 }
 
+/** An array of struct iommu_iova_range at `addr` (at most 16 shown, then "..."). */
+function ioasRanges(mem: UserMem, addr: number, n: number): TVal | null {
+  const shown = Math.min(n, 16);
+  const b = mem.read(addr, shown * I.iommu_iova_range.size);
+  if (!b) return null;
+  const items: TVal[] = [];
+  for (let i = 0; i < shown; i++) {
+    const r = I.iommu_iova_range.decode(b, i * I.iommu_iova_range.size);
+    items.push(
+      struct([
+        ["start", hex(r.start)],
+        ["last", hex(r.last)],
+      ]),
+    );
+  }
+  if (n > shown) items.push(sym("..."));
+  return arr(items);
+}
+
 /** How many bytes past the struct to copy before the call (the irq set's data). */
 export function ioctlExtraBytes(def: IoctlDef): number {
   return def.name === "VFIO_DEVICE_SET_IRQS" ? 64 * 4 : 0;
@@ -326,6 +345,13 @@ export function ioctlStructArg(
     }
     fields.push([f.name, fieldVal(desc, f.name, b[f.name], spec, ctx, b, mem)]);
     if (ok && !same(b[f.name], a[f.name])) changed.push([f.name, fieldVal(desc, f.name, a[f.name], spec, ctx, a, mem)]);
+  }
+  if (def.name === "IOMMU_IOAS_ALLOW_IOVAS" || (def.name === "IOMMU_IOAS_IOVA_RANGES" && ok)) {
+    // the ranges behind allowed_iovas: what userspace passed, or what the kernel wrote
+    const v = def.name === "IOMMU_IOAS_ALLOW_IOVAS" ? b : a;
+    const i = fields.findIndex(([n]) => n === "allowed_iovas");
+    const ranges = ioasRanges(mem, Number(v.allowed_iovas), v.num_iovas as number);
+    if (i >= 0 && ranges) fields[i] = ["allowed_iovas", ranges];
   }
   if (def.name === "VFIO_DEVICE_SET_IRQS") {
     const data = irqSetData(b, before);

@@ -74,6 +74,8 @@ export function stracedProgram(p: UserProcess): void {
   p.readFd(nul, a, 16);
   p.pread(nul, a, 16, 0);
 
+  p.setMemlock(4 << 20); // lowering is allowed to anyone
+  p.setMemlock(4 << 20, 1000); // a soft limit above the hard one: EINVAL
   const d = p.dup(nul);
   p.close(d);
   p.close(1000); // EBADF
