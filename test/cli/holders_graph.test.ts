@@ -115,6 +115,20 @@ test("graph: one SVG with every kind of node of the demo, refcounts and module p
   assert.equal(run(graphMain, ["extra"]).rc, 2);
 });
 
+test("graph --at: the picture after a given call, or after the first EBUSY with its holders outlined", () => {
+  const script = `${SCENARIOS}iommufd-teardown.txt`;
+  const busy = run(graphMain, ["--script", script, "--at", "ebusy"]);
+  assert.equal(busy.rc, 0);
+  assert.match(busy.out, /IOMMU_DESTROY, \{size=8, id=3\}\) = -1 EBUSY/);
+  assert.match(busy.out, /class="node iommufd holder"/);
+  assert.match(
+    run(graphMain, ["--script", script, "--at", "1"]).out,
+    /font-weight="bold">\[pid 1\] eventfd2\(0, 0\) = 3</,
+  );
+  assert.equal(run(graphMain, ["--script", script, "--at", "100000"]).rc, 1);
+  assert.equal(run(graphMain, ["--at", "zero"]).rc, 2);
+});
+
 test("graph --html: a step per traced call; an iommufd scenario's EBUSYs outline their holders", () => {
   const d = collectSteps({ script: `${SCENARIOS}iommufd-teardown.txt` });
   assert.ok(d.steps.length > 10);
