@@ -404,6 +404,18 @@ function pickIoctl(cmd: number, fileType: string): IoctlDef | undefined {
   return defs.find((d) => d.name.startsWith(prefix)) ?? defs[0];
 }
 
+/** One more fd for an open file (dup, SCM_RIGHTS): a reference taken, handed to the fd table
+ * by `install` or dropped when it fails; with the task current, so the new fd's reference
+ * names this syscall as the one that took it. */
+function installAnother(k: Kernel, t: Task, f: File, install: (f: File) => number): number {
+  return k.withTask(t, () => {
+    f.get("init");
+    const rc = install(f);
+    if (rc < 0) f.put("init");
+    return rc;
+  });
+}
+
 /** dup(2), or dup2(2) when `to` is given (the number a bridged client's own dup2 chose). */
 export function sysDup(k: Kernel, p: Process, fd: number, to?: number): number {
   return syscall(
@@ -416,12 +428,7 @@ export function sysDup(k: Kernel, p: Process, fd: number, to?: number): number {
       const f = p.files.lookup(fd);
       if (!f) return -EBADF;
       if (to === fd) return fd;
-      return k.withTask(t, () => {
-        f.get("init");
-        const rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
-        if (rc < 0) f.put("init");
-        return rc;
-      });
+      return installAnother(k, t, f, (g) => (to === undefined ? p.files.install(g) : p.files.installAt(to, g)));
     },
     (rc) =>
       k.trace.emit(
@@ -451,12 +458,7 @@ export function sysSendFd(k: Kernel, from: Process, fd: number, to: Process): nu
       const f = from.files.lookup(fd);
       if (!f) return -EBADF;
       if (to.exited) return -EPIPE;
-      return k.withTask(t, () => {
-        f.get("init");
-        const rc = to.files.install(f);
-        if (rc < 0) f.put("init");
-        return rc;
-      });
+      return installAnother(k, t, f, (g) => to.files.install(g));
     },
     // the twin passes the file without a socket: the unix socket to the receiver is named,
     // the message is the one SCM_RIGHTS control message strace shows, the result the fd the
