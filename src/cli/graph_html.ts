@@ -1,12 +1,21 @@
 // The scenario as a page to step through: the strace trace on the left, the object graph as it
 // was after the current syscall on the right, the holders of an EBUSY outlined in red with their
-// chains printed under the graph. One self-contained HTML file: every step's picture is laid
-// out here (identical pictures stored once) and the page only swaps them, so it needs no
-// library and no network.
+// chains printed under the graph. One self-contained HTML file: every step's picture is drawn
+// here on one shared layout (identical pictures stored once) and the page only swaps them, so
+// it needs no library and no network.
 
-import { busyTargets, formatChains, holderIds, objectGraph, type ObjectGraph, withoutStdio } from "../check/holders.js";
+import {
+  busyTargets,
+  formatChains,
+  type GraphEdge,
+  type GraphNode,
+  holderIds,
+  objectGraph,
+  type ObjectGraph,
+  withoutStdio,
+} from "../check/holders.js";
 import { formatEvent } from "../kernel/trace.js";
-import { graphSvg } from "./graph_svg.js";
+import { drawSvg, edgeKey, layoutGraph } from "./graph_svg.js";
 import { runScene, type SceneSource } from "./scene.js";
 
 export interface PageStep {
@@ -31,9 +40,28 @@ function signature(g: ObjectGraph, hot: ReadonlySet<string> | undefined): string
   return `${n}#${e}#${hot ? [...hot].sort().join(",") : ""}`;
 }
 
-/** Run the scene and picture the graph after every traced call. */
+/** Every node and reference any step had, each node as its widest label: one layout for all. */
+function union(graphs: readonly ObjectGraph[]): ObjectGraph {
+  const nodes = new Map<string, GraphNode>();
+  const edges = new Map<string, GraphEdge>();
+  const width = (n: GraphNode) => Math.max(n.label.length, String(n.refs ?? "").length + 9);
+  for (const g of graphs) {
+    for (const n of g.nodes.values()) {
+      const had = nodes.get(n.id);
+      if (!had || width(n) > width(had)) nodes.set(n.id, n);
+    }
+    for (const e of g.edges) {
+      const had = edges.get(edgeKey(e));
+      if (!had || e.count > had.count) edges.set(edgeKey(e), e);
+    }
+  }
+  return { nodes, edges: [...edges.values()] };
+}
+
+/** Run the scene and picture the graph after every traced call, every picture on one layout
+ * so that stepping moves nothing: what appears, disappears or changes is what the call did. */
 export function collectSteps(src: SceneSource, all = false): PageData {
-  const svgs: string[] = [];
+  const pictures: { graph: ObjectGraph; hot: Set<string> | undefined }[] = [];
   const byKey = new Map<string, number>();
   const steps: PageStep[] = [];
   const scene = runScene(src, (twin, e) => {
@@ -46,7 +74,7 @@ export function collectSteps(src: SceneSource, all = false): PageData {
     const key = signature(graph, hot);
     let idx = byKey.get(key);
     if (idx === undefined) {
-      idx = svgs.push(graphSvg(graph, hot ? { highlight: hot } : {})) - 1;
+      idx = pictures.push({ graph, hot }) - 1;
       byKey.set(key, idx);
     }
     steps.push({
@@ -56,6 +84,8 @@ export function collectSteps(src: SceneSource, all = false): PageData {
       ...(e.holders ? { holders: formatChains(e.holders) } : {}),
     });
   });
+  const layout = layoutGraph(union(pictures.map((x) => x.graph)));
+  const svgs = pictures.map((x) => drawSvg(x.graph, layout, x.hot ? { highlight: x.hot } : {}));
   return { title: scene.title, svgs, steps };
 }
 

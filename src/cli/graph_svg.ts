@@ -4,7 +4,7 @@
 // a standalone SVG with nothing but text and shapes, so it embeds anywhere.
 
 import dagre from "@dagrejs/dagre";
-import type { GraphNode, NodeKind, ObjectGraph } from "../check/holders.js";
+import type { GraphEdge, GraphNode, NodeKind, ObjectGraph } from "../check/holders.js";
 
 /** Fill and stroke per kind; holders of an EBUSY get a red outline (class "holder"). */
 const COLORS: Record<NodeKind, [string, string]> = {
@@ -51,8 +51,21 @@ export function domId(id: string): string {
   return `n-${id.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 }
 
-/** The graph laid out and drawn; an empty graph is a small SVG that says so. */
-export function graphSvg(graph: ObjectGraph, o: SvgOptions = {}): string {
+/** Where dagre put each node (centre and size) and each reference (its route and label). */
+export interface Layout {
+  readonly width: number;
+  readonly height: number;
+  readonly nodes: Map<string, { x: number; y: number; width: number; height: number }>;
+  readonly edges: Map<string, { points: { x: number; y: number }[]; x?: number; y?: number }>;
+}
+
+/** A reference's identity across the steps of a scenario. */
+export function edgeKey(e: GraphEdge): string {
+  return `${e.from}>${e.to}>${e.ref}`;
+}
+
+/** Lay the graph out (left to right: holders before what they hold). */
+export function layoutGraph(graph: ObjectGraph): Layout {
   const g = new dagre.graphlib.Graph({ multigraph: true });
   g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 70, edgesep: 8, marginx: 12, marginy: 12 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -61,14 +74,37 @@ export function graphSvg(graph: ObjectGraph, o: SvgOptions = {}): string {
     const w = Math.max(...lines.map((l) => l.length)) * CHAR_W + 16;
     g.setNode(n.id, { width: w, height: lines.length * LINE_H + 10 });
   }
-  graph.edges.forEach((e, i) => {
+  for (const e of graph.edges) {
     const label = edgeLabel(e.ref, e.count);
-    g.setEdge(e.from, e.to, label ? { width: label.length * 6, height: 12, labelpos: "c" } : {}, `e${i}`);
-  });
+    g.setEdge(e.from, e.to, label ? { width: label.length * 6, height: 12, labelpos: "c" } : {}, edgeKey(e));
+  }
   dagre.layout(g);
+  const nodes: Layout["nodes"] = new Map();
+  for (const id of graph.nodes.keys()) {
+    const n = g.node(id);
+    nodes.set(id, { x: n.x, y: n.y, width: n.width, height: n.height });
+  }
+  const edges: Layout["edges"] = new Map();
+  for (const e of graph.edges) {
+    const le = g.edge({ v: e.from, w: e.to, name: edgeKey(e) });
+    if (le) edges.set(edgeKey(e), { points: le.points ?? [], ...(le.x !== undefined ? { x: le.x, y: le.y } : {}) });
+  }
   const gl = g.graph();
-  const width = Math.ceil(gl.width ?? 200);
-  const height = Math.ceil((gl.height ?? 60) + (o.title ? 24 : 0));
+  return { width: Math.ceil(gl.width ?? 200), height: Math.ceil(gl.height ?? 60), nodes, edges };
+}
+
+/** The graph laid out and drawn; an empty graph is a small SVG that says so. */
+export function graphSvg(graph: ObjectGraph, o: SvgOptions = {}): string {
+  return drawSvg(graph, layoutGraph(graph), o);
+}
+
+/**
+ * Draw `graph` at the places `layout` gives (a layout of this graph, or of a larger one that
+ * contains it: the steps of a scenario share one layout, so nothing moves between them).
+ */
+export function drawSvg(graph: ObjectGraph, layout: Layout, o: SvgOptions = {}): string {
+  const width = layout.width;
+  const height = layout.height + (o.title ? 24 : 0);
   const dy = o.title ? 24 : 0;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="12">`,
@@ -78,9 +114,9 @@ export function graphSvg(graph: ObjectGraph, o: SvgOptions = {}): string {
   if (o.title) out.push(`<text x="12" y="17" font-weight="bold">${esc(o.title)}</text>`);
   if (graph.nodes.size === 0) out.push(`<text x="12" y="${dy + 30}">no processes, files or objects</text>`);
   out.push(`<g transform="translate(0 ${dy})">`);
-  graph.edges.forEach((e, i) => {
-    const le = g.edge({ v: e.from, w: e.to, name: `e${i}` });
-    if (!le?.points?.length) return;
+  graph.edges.forEach((e) => {
+    const le = layout.edges.get(edgeKey(e));
+    if (!le?.points.length) return;
     const pts = le.points.map((p: { x: number; y: number }) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(" ");
     const hot = o.highlight?.has(e.from) && o.highlight.has(e.to);
     out.push(
@@ -96,7 +132,8 @@ export function graphSvg(graph: ObjectGraph, o: SvgOptions = {}): string {
     out.push(`</g>`);
   });
   for (const n of graph.nodes.values()) {
-    const ln = g.node(n.id);
+    const ln = layout.nodes.get(n.id);
+    if (!ln) continue;
     const [fill, stroke] = COLORS[n.kind];
     const hot = o.highlight?.has(n.id);
     const x = ln.x - ln.width / 2;

@@ -140,3 +140,14 @@ test("graph --html: a step per traced call; an iommufd scenario's EBUSYs outline
   }
   assert.ok(d.svgs.length < d.steps.length, "a picture that does not change is stored once");
 });
+
+test("graph --html: every step's picture shares one layout, so a box stays where it was", () => {
+  const d = collectSteps({ teardown: true });
+  const rects = new Set<string>();
+  for (const svg of d.svgs) {
+    const m = /<g class="node fd[^"]*" id="n-fd_1_3"><rect x="([\d.]+)" y="([\d.]+)"/.exec(svg);
+    if (m) rects.add(`${m[1]},${m[2]}`);
+  }
+  assert.equal(rects.size, 1, [...rects].join(" "));
+  assert.equal(new Set(d.svgs.map((s) => /viewBox="([^"]+)"/.exec(s)![1])).size, 1, "one size for every step");
+});
