@@ -15,8 +15,9 @@ export type TVal =
   | { readonly k: "ptr"; readonly v: Int }
   /** symbolic: a constant, an ioctl name, flags joined by | (v is the number it stands for) */
   | { readonly k: "sym"; readonly s: string; readonly v?: Int }
-  /** bytes from user memory as a quoted C string, cut at `max` bytes with ... after */
-  | { readonly k: "str"; readonly b: Uint8Array; readonly max: number }
+  /** bytes from user memory as a quoted C string, cut at `max` bytes with ... after; a C
+   * string (a path, a name) keeps its text for the JSON form */
+  | { readonly k: "str"; readonly b: Uint8Array; readonly max: number; readonly text?: string }
   | { readonly k: "struct"; readonly f: readonly (readonly [string, TVal])[] }
   | { readonly k: "arr"; readonly a: readonly TVal[] }
   /** an in/out argument the kernel changed: `in => out` */
@@ -34,7 +35,7 @@ export const arr = (a: readonly TVal[]): TVal => ({ k: "arr", a });
 /** strace's default -s 32 */
 export const STRSIZE = 32;
 export const str = (b: Uint8Array, max = STRSIZE): TVal => ({ k: "str", b, max });
-export const cstr = (s: string): TVal => ({ k: "str", b: new TextEncoder().encode(s), max: 4096 });
+export const cstr = (s: string): TVal => ({ k: "str", b: new TextEncoder().encode(s), max: 4096, text: s });
 
 function hexText(v: Int): string {
   if (typeof v === "bigint") v = BigInt.asUintN(64, v);
@@ -74,8 +75,8 @@ function jsonInt(v: Int): number | string {
 }
 
 /** The same value as plain JSON: numbers stay numbers (u64 past 2^53 as decimal strings),
- * hex and pointers as "0x..." strings, symbols and flags as strace spells them, structs as
- * objects, an in/out change as {in, out}. */
+ * hex and pointers as "0x..." strings, symbols and flags as strace spells them, a path or name
+ * as its text, a buffer as strace quotes it, structs as objects, an in/out change as {in, out}. */
 export function toJson(v: TVal): Json {
   switch (v.k) {
     case "int":
@@ -87,7 +88,7 @@ export function toJson(v: TVal): Json {
     case "sym":
       return v.s;
     case "str":
-      return straceQuote(v.b, v.max);
+      return v.text ?? straceQuote(v.b, v.max);
     case "struct":
       return Object.fromEntries(v.f.map(([n, x]) => [n, toJson(x)]));
     case "arr":

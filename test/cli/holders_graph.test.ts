@@ -54,7 +54,7 @@ test("holders --json: one document with the objects and the EBUSY events", () =>
     ["vm file", "kvm device"],
   );
   assert.equal(d.ebusy[0].errno, "EBUSY");
-  assert.equal(d.ebusy[0].args.pathname, '"/dev/vfio/1"');
+  assert.equal(d.ebusy[0].args.pathname, "/dev/vfio/1");
 });
 
 test("holders: user errors are one line and an exit code", () => {

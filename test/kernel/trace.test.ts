@@ -18,6 +18,11 @@ test("syscalls are traced strace-style and as JSON, with errno names and message
   const json = JSON.parse(JSON.stringify(twin.kernel.trace.events[1]));
   assert.deepEqual(json.args, { fd: 3, request: "KVM_GET_API_VERSION", arg: "0x1" });
   assert.equal(json.syscall, "ioctl");
+  assert.deepEqual(JSON.parse(JSON.stringify(twin.kernel.trace.events[0])).args, {
+    dirfd: "AT_FDCWD",
+    pathname: "/dev/kvm",
+    flags: "O_RDWR",
+  });
   assert.equal(json.result, -1);
   assert.equal(json.errno, "EINVAL");
   assert.equal(json.error, "Invalid argument");
