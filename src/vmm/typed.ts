@@ -103,8 +103,8 @@ export function check(rc: number, call: string): number {
   return rc;
 }
 
-/** EBUSY from the typed layer, with the chains of references that keep the object busy
- * (empty where the backend cannot tell: the host). An Errno like any other. */
+/** EBUSY from the typed layer, with the chains of references that keep the object busy: the
+ * twin's full chains, or on the host the processes and fds /proc shows. An Errno like any other. */
 export class BusyError extends Errno {
   constructor(
     call: string,
