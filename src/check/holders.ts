@@ -15,6 +15,8 @@ import type { Module } from "../kernel/module.js";
 import type { BusyCall, Process } from "../kernel/process.js";
 import type { HeldObject, HolderLink } from "../kernel/trace.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
+import { IommuCore } from "../iommu/iommu.js";
+import type { IommuDomain } from "../iommu/domain.js";
 import { iommu_destroy, IOMMU_DESTROY } from "../uapi/iommufd.js";
 
 export type { HeldObject, HolderLink } from "../kernel/trace.js";
@@ -64,6 +66,7 @@ export type NodeKind =
   | "vfio_container"
   | "iommufd"
   | "kvm"
+  | "domain"
   | "module"
   | "kernel";
 
@@ -352,6 +355,7 @@ export function objectGraph(k: Kernel): ObjectGraph {
       for (const f of from) g.edges.push({ from: f, to: objId(o), ref, count, ...takenBy });
     }
   }
+  addDomains(k, g);
   for (const m of k.modules.loaded.values()) {
     for (const [ref, count] of m.pins) {
       const origin = m.pinOrigins.get(ref);
@@ -364,6 +368,35 @@ export function objectGraph(k: Kernel): ObjectGraph {
       g.edges.push({ from: `mod:${u.name}`, to: `mod:${m.name}`, ref: "uses symbols", count: 1 });
   }
   return { nodes: g.nodes, edges: g.edges };
+}
+
+/**
+ * The IOMMU domains DMA goes through for groups that userspace claimed (a VFIO group or an
+ * iommufd device): what owns each (type1's container, an iommufd HWPT) and which VFIO groups
+ * are attached. Domains are not refcounted; the arrows say "owns" and "DMA through".
+ */
+function addDomains(k: Kernel, g: Builder): void {
+  const core = IommuCore.of(k);
+  const seen = new Map<IommuDomain, string>();
+  for (const grp of core.groups.values()) {
+    const d = grp.domain;
+    if (d === grp.defaultDomain || !grp.dmaOwnerClaimed()) continue;
+    let id = seen.get(d);
+    if (id === undefined) {
+      id = g.node({ id: `dom:${d.id}`, kind: "domain", label: `iommu_domain ${d.id} (${d.type})` });
+      seen.set(d, id);
+      const hwpt = /^iommufd hwpt (\d+)$/.exec(d.owner);
+      const owners = hwpt
+        ? g.objsWhere((x) => x.kind === "iommufd_hwpt_paging" && x.id === Number(hwpt[1]) && x.domain === d)
+        : g.objsWhere((x) => x.kind === "vfio_container" && x.iommuData?.domains?.some((v: any) => v.domain === d));
+      // a group's blocking domain is the IOMMU core's own (claimed, attached to nothing else)
+      if (d !== grp.blockingDomain)
+        for (const o of owners.length ? owners : [g.kernel(`${d.owner} (domain owner)`)])
+          g.edges.push({ from: o, to: id, ref: "owns", count: 1 });
+    }
+    for (const vg of g.objsWhere((x) => x.kind === "vfio_group" && x.iommuGroup === grp))
+      g.edges.push({ from: vg, to: id, ref: "DMA through", count: 1 });
+  }
 }
 
 // ---- chains ----

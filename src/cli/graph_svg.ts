@@ -17,6 +17,7 @@ const COLORS: Record<NodeKind, [string, string]> = {
   vfio_container: ["#dcfce7", "#15803d"],
   iommufd: ["#ede9fe", "#6d28d9"],
   kvm: ["#ffedd5", "#c2410c"],
+  domain: ["#fce7f3", "#be185d"],
   module: ["#e5e7eb", "#374151"],
   kernel: ["#fafafa", "#9ca3af"],
 };
