@@ -1,5 +1,5 @@
 // Lint, and the layering of the tree enforced as import rules (README.md, "Layout"):
-//   uapi <- kernel <- hw, iommu <- vfio | iommufd | kvm <- vmm, check, bridge, cli
+//   uapi <- trace <- kernel <- hw, iommu <- vfio | iommufd | kvm <- vmm, check, bridge, cli
 // src/kvm and src/vfio never import each other: they meet only through the kernel's
 // symbol and file-operations machinery, as the real modules do.
 import js from "@eslint/js";
@@ -32,7 +32,9 @@ export default tseslint.config(
       "no-constant-condition": ["error", { checkLoops: false }],
     },
   },
-  layer("uapi", ["kernel", "hw", "iommu", "vfio", "iommufd", "kvm", ...upper]),
+  layer("uapi", ["kernel", "hw", "iommu", "vfio", "iommufd", "kvm", "trace", ...upper]),
+  // strace-style decoding of uapi values: below the kernel, which records the trace
+  layer("trace", ["kernel", "hw", "iommu", "vfio", "iommufd", "kvm", ...upper]),
   layer("kernel", ["hw", "iommu", "vfio", "iommufd", "kvm", ...upper]),
   layer("hw", ["kernel", "iommu", "vfio", "iommufd", "kvm", ...upper]),
   layer("iommu", ["vfio", "iommufd", "kvm", ...upper]),

@@ -5,6 +5,8 @@
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
 import { EINVAL } from "./uapi/errno.js";
+import { int, ptr, raw, struct, sym, type TVal } from "./trace/value.js";
+import { explainBusy, type HeldObject, installBusyExplainer } from "./check/holders.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
 import type { Process } from "./kernel/process.js";
@@ -60,6 +62,12 @@ export interface TwinConfig {
   pasidDesign?: PasidDesign;
 }
 
+/** An rlimit as strace prints it (print_rlim64_t): RLIM64_INFINITY, N*1024, or N. */
+function rlim(v: number): TVal {
+  if (v >= 2 ** 64 - 1 || v < 0) return sym("RLIM64_INFINITY", v);
+  return v > 1024 && v % 1024 === 0 ? sym(`${v / 1024}*1024`, v) : int(v);
+}
+
 export class TwinProcess implements UserProcess {
   constructor(
     readonly twin: Twin,
@@ -72,6 +80,10 @@ export class TwinProcess implements UserProcess {
   /** the process has exited (Twin.kill): every call through this handle throws ProcessExited */
   get exited(): boolean {
     return this.proc.exited;
+  }
+  /** Who holds what this process's last EBUSY was about (src/check/holders.ts). */
+  busyHolders(): HeldObject[] {
+    return explainBusy(this.twin.kernel, this.proc);
   }
   /** The kernel, for a call of this process: none once it has exited. */
   private live(call: string): Kernel {
@@ -145,8 +157,29 @@ export class TwinProcess implements UserProcess {
     return this.live("readdir").sysfs.readdir(path);
   }
   setMemlock(soft: number, hard = soft): number {
-    this.live("setMemlock");
-    return this.proc.setMemlock(soft, hard);
+    const k = this.live("setMemlock");
+    const rc = this.proc.setMemlock(soft, hard);
+    // glibc's setrlimit() is prlimit64(0, ...) on x86-64
+    if (k.trace.enabled)
+      k.trace.emit(
+        this.pid,
+        k.clock.now,
+        "prlimit64",
+        [
+          { name: "pid", value: int(0) },
+          { name: "resource", value: sym("RLIMIT_MEMLOCK", 8) },
+          {
+            name: "new_limit",
+            value: struct([
+              ["rlim_cur", rlim(soft)],
+              ["rlim_max", rlim(hard)],
+            ]),
+          },
+          { name: "old_limit", value: ptr(0) },
+        ],
+        rc,
+      );
+    return rc;
   }
   capDrop(cap: number): number {
     this.live("capDrop");
@@ -182,7 +215,7 @@ export class TwinProcess implements UserProcess {
       enqcmd(this.proc.mm, toNum(portalAddr), toNum(descriptorAddr), pasid),
     );
     if (k.trace.enabled)
-      k.trace.record(
+      k.trace.twinEvent(
         this.pid,
         k.clock.now,
         "enqcmd",
@@ -195,12 +228,37 @@ export class TwinProcess implements UserProcess {
   sleep(ms: number): number {
     const k = this.live("sleep");
     if (!Number.isFinite(ms) || ms < 0) {
-      if (k.trace.enabled) k.trace.record(this.pid, k.clock.now, "nanosleep", [String(ms)], -EINVAL);
+      if (k.trace.enabled)
+        k.trace.emit(
+          this.pid,
+          k.clock.now,
+          "clock_nanosleep",
+          [{ name: "request", value: raw(`{ms=${ms}}`) }],
+          -EINVAL,
+        );
       return -EINVAL;
     }
     if (k.trace.enabled) {
       const ns = Math.round(ms * 1e6);
-      k.trace.record(this.pid, k.clock.now, "nanosleep", [`{tv_sec=${Math.floor(ns / 1e9)}, tv_nsec=${ns % 1e9}}`], 0);
+      // glibc's nanosleep() is clock_nanosleep(CLOCK_REALTIME, 0, ...) on x86-64
+      k.trace.emit(
+        this.pid,
+        k.clock.now,
+        "clock_nanosleep",
+        [
+          { name: "clockid", value: sym("CLOCK_REALTIME", 0) },
+          { name: "flags", value: int(0) },
+          {
+            name: "request",
+            value: struct([
+              ["tv_sec", int(Math.floor(ns / 1e9))],
+              ["tv_nsec", int(ns % 1e9)],
+            ]),
+          },
+          { name: "remain", value: ptr(0) },
+        ],
+        0,
+      );
     }
     this.twin.advance(ms * 1e6);
     return 0;
@@ -226,6 +284,7 @@ export class Twin implements Backend {
     if (config.iommufd ?? config.vfio !== false) mustLoad(k, "iommufd");
     if (config.vfio !== false) for (const m of ["vfio", "vfio_iommu_type1", "vfio_pci"]) mustLoad(k, m);
     if (config.faultInjectionDebugfs) registerFaultInjectionDebugfs(k);
+    installBusyExplainer(k);
   }
 
   spawn(opts: SpawnOptions = {}): TwinProcess {

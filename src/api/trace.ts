@@ -2,4 +2,4 @@
 // set a `sink`), its strace-style formatter, and the JSON events the CLI's --json prints.
 
 export * from "../kernel/trace.js";
-export { traceEvent, decodeArg, invariantsEvent, faultEvent, type Decoded } from "../cli/json.js";
+export { traceEvent, invariantsEvent, faultEvent } from "../cli/json.js";

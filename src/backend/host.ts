@@ -14,7 +14,9 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault } from "./backend.js";
-import { EEXIST, EINVAL, EIO, errnoByName } from "../uapi/errno.js";
+import { EBUSY, EEXIST, EINVAL, EIO, errnoByName } from "../uapi/errno.js";
+import type { HeldObject } from "../kernel/trace.js";
+import { hostHolders } from "./host_holders.js";
 import { KVM_CREATE_DEVICE, KVM_CREATE_DEVICE_TEST, KVM_CREATE_VCPU, KVM_CREATE_VM } from "../uapi/kvm.js";
 import { IOMMU_FAULT_QUEUE_ALLOC } from "../uapi/iommufd.js";
 import { VFIO_GROUP_GET_DEVICE_FD } from "../uapi/vfio.js";
@@ -141,6 +143,14 @@ function addrNum(v: number | bigint): number {
   return typeof v === "number" ? v : Number(v);
 }
 
+function tryReadlink(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
 /** An fs error from node:fs as -errno. */
 function fsErrno(e: unknown): number {
   const code = (e as { code?: string }).code;
@@ -198,9 +208,24 @@ export class HostProcess implements UserProcess {
   open(path: string, flags = 2): number {
     this.alive("open");
     const fd = this.c.open(path, flags | O_CLOEXEC, 0);
-    if (fd < 0) return this.fail();
+    if (fd < 0) return this.noteBusy(this.fail(), path);
     this.fds.add(fd);
     return fd;
+  }
+
+  /** what the last EBUSY was about: a path, or an fd's /proc link */
+  private lastBusy: string | null = null;
+
+  private noteBusy(rc: number, what: string): number {
+    if (rc === -EBUSY) this.lastBusy = what;
+    return rc;
+  }
+
+  /** Who holds what the last EBUSY was about, as far as /proc tells (./host_holders.ts). */
+  busyHolders(): HeldObject[] {
+    if (this.lastBusy === null) return [];
+    const path = this.lastBusy.startsWith("/proc/") ? tryReadlink(this.lastBusy) : this.lastBusy;
+    return path?.startsWith("/") ? hostHolders(path) : [];
   }
 
   close(fd: number): number {
@@ -215,7 +240,7 @@ export class HostProcess implements UserProcess {
     this.alive("ioctl");
     const req = request >>> 0;
     const rc = this.c.ioctl(fd, req, typeof arg === "number" && arg >= 0 ? arg : u64(arg));
-    if (rc === -1) return -this.c.koffi.errno();
+    if (rc === -1) return this.noteBusy(-this.c.koffi.errno(), `/proc/self/fd/${fd}`);
     if (FD_RESULT.has(req)) this.fds.add(rc);
     else if (FD_FIELD.has(req)) this.noteFdField(req, addrNum(arg));
     return rc;

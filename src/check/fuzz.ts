@@ -982,5 +982,5 @@ export function parseProgram(text: string): Program {
 /** Replay a program with the trace on: its failures and the strace-like lines. */
 export function replay(prog: Program, o: RunOptions = {}): { failures: string[]; trace: string[] } {
   const r = runProgram(prog, { ...o, trace: true });
-  return { failures: r.failures, trace: r.twin.kernel.trace.events.map(formatEvent) };
+  return { failures: r.failures, trace: r.twin.kernel.trace.events.map((e) => formatEvent(e)) };
 }

@@ -205,3 +205,30 @@ export function userDir(path: string, what = "directory"): string {
   if (!statUser(path, what).isDirectory()) throw new UserError(`${path}: not a directory`);
   return path;
 }
+
+/**
+ * Run `c` on `argv` with its output going to `out`, as the tool would run it (help on `out`,
+ * exit 0; a usage error, one line on stderr, exit 2; a UserError, one line, exit 1): for
+ * callers that keep a command's output, such as tests. `body` is the command's run with `out`.
+ */
+export function runArgv(
+  c: Command,
+  argv: readonly string[],
+  out: (s: string) => void,
+  body: (inv: Invocation, out: (s: string) => void) => number,
+): number {
+  const who = `vfio-twin ${c.name}`;
+  try {
+    const inv = parseInvocation(c, argv);
+    if (inv.help) {
+      out(commandHelp(c));
+      return 0;
+    }
+    return body(inv, out);
+  } catch (e) {
+    if (e instanceof UsageError) console.error(`${who}: ${e.message} (see ${who} --help)`);
+    else if (e instanceof UserError) console.error(`${who}: ${e.message}`);
+    else throw e;
+    return e instanceof UsageError ? 2 : 1;
+  }
+}

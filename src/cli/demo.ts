@@ -8,7 +8,7 @@
 // holds it; the first VMM tears everything down and exits.
 
 import { checkInvariants, formatViolations } from "../check/invariants.js";
-import { formatHolders, whoHolds } from "../check/holders.js";
+import { formatChains } from "../check/holders.js";
 import { createTwin } from "../twin.js";
 import { formatEvent } from "../kernel/trace.js";
 import { startVm, stopVm } from "../vmm/passthrough.js";
@@ -67,11 +67,11 @@ export const demoCommand: Command = {
     note("a second VMM asks for the same group");
     const other = twin.spawn({ name: "qemu-2" });
     const rc = other.open(vm.vfio.groupPath);
-    const held = whoHolds(k, vm.vfio.groupPath);
+    const held = other.busyHolders();
     if (json) emit({ type: "holders", path: vm.vfio.groupPath, holders: held });
     else {
       note(`open(${vm.vfio.groupPath}) = ${rc < 0 ? errnoName(-rc) : rc}; who holds it:`);
-      for (const line of formatHolders(vm.vfio.groupPath, held).split("\n")) note(line);
+      for (const line of formatChains(held).split("\n")) note(line);
     }
 
     note("qemu: teardown and exit");

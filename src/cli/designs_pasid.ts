@@ -238,7 +238,7 @@ export function pasidAttackTrace(design: PasidDesign): string[] {
   w.portal(cdev);
   w.link(cdev, ifd);
   const reached = w.guestWrite();
-  const lines = tr.events.map(formatEvent);
+  const lines = tr.events.map((e) => formatEvent(e));
   tr.enabled = false;
   lines.push(`# ${reached}`, `# ${w.rule()}: ${checkPasidReach(w.twin.kernel).join("; ") || "-"}`);
   w.end();

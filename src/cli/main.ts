@@ -34,6 +34,8 @@ import { runCommand, serveCommand } from "./bridge.js";
 import { fuzzCommand } from "./fuzz.js";
 import { exploreCommand } from "./explore.js";
 import { replayCommand } from "./replay.js";
+import { holdersCommand } from "./holders.js";
+import { graphCommand } from "./graph.js";
 
 export type { Command } from "./command.js";
 
@@ -47,6 +49,8 @@ export const COMMANDS: readonly Command[] = [
   fuzzCommand,
   exploreCommand,
   replayCommand,
+  holdersCommand,
+  graphCommand,
   runCommand,
   serveCommand,
 ];

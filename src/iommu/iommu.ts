@@ -322,19 +322,13 @@ export class IommuCore {
     // the kernel's iommu:io_page_fault tracepoint, in the syscall trace
     const k = this.k;
     if (k.trace.enabled)
-      k.trace.record(
-        0,
-        k.clock.now,
-        "io_page_fault",
-        [
-          dev.bdf,
-          ...(pasid !== undefined ? [`pasid=${pasid}`] : []),
-          `iova=0x${iova.toString(16)}`,
-          write ? "write" : "read",
-          reason,
-        ],
-        "blocked",
-      );
+      k.trace.tracepoint(k.clock.now, "io_page_fault", [
+        dev.bdf,
+        ...(pasid !== undefined ? [`pasid=${pasid}`] : []),
+        `iova=0x${iova.toString(16)}`,
+        write ? "write" : "read",
+        reason,
+      ]);
   }
 
   /**

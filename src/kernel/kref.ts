@@ -9,6 +9,25 @@
 // syscall (fdget-style) uses get()/put() without a holder name and is not tracked.
 
 import type { Kernel } from "./kernel.js";
+import type { Task } from "./sched.js";
+
+/** The syscall during which a holder took its reference ("who holds it" names it). */
+export interface RefOrigin {
+  /** the task, e.g. "qemu[1]" */
+  readonly task: string;
+  readonly call: string;
+  readonly a0: number;
+  readonly a1: number;
+  /** open's path */
+  readonly path: string;
+}
+
+/** Where a reference taken now comes from: the current task's syscall, if it is in one. */
+export function refOrigin(k: Kernel): RefOrigin | undefined {
+  const t: Task | null = k.current;
+  if (!t || !t.inSyscall || !t.process) return undefined;
+  return { task: t.name, call: t.call, a0: t.a0, a1: t.a1, path: t.path };
+}
 
 /**
  * What the owner behind a holder name says about its reference, read from the owner's own
@@ -32,6 +51,8 @@ export abstract class RefCounted {
   readonly serial = nextSerial++;
   /** holder name -> references it holds; the creator's reference is "init" until handed over */
   readonly holders = new Map<string, number>([["init", 1]]);
+  /** holder name -> the syscall that took its first reference (for "who holds it") */
+  readonly origins = new Map<string, RefOrigin>();
 
   constructor(
     readonly k: Kernel,
@@ -50,7 +71,7 @@ export abstract class RefCounted {
     if (this.dead) throw this.k.bug("use-after-free", `get on released ${this.describe()}`);
     this.k.footprint?.touched.add(this);
     this.refs++;
-    if (holder !== undefined) this.holders.set(holder, (this.holders.get(holder) ?? 0) + 1);
+    if (holder !== undefined) this.addHolder(holder);
     return this;
   }
 
@@ -60,8 +81,10 @@ export abstract class RefCounted {
     if (holder !== undefined) {
       const n = this.holders.get(holder);
       if (!n) throw this.k.bug("refcount", `${holder} puts ${this.describe()} it does not hold`);
-      if (n === 1) this.holders.delete(holder);
-      else this.holders.set(holder, n - 1);
+      if (n === 1) {
+        this.holders.delete(holder);
+        this.origins.delete(holder);
+      } else this.holders.set(holder, n - 1);
     }
     if (--this.refs === 0) {
       // gets and puts commute (atomic counts); the put that releases does not: it is in the
@@ -84,9 +107,20 @@ export abstract class RefCounted {
   handOver(from: string, to: string): void {
     const n = this.holders.get(from);
     if (!n) throw this.k.bug("refcount", `${from} hands over ${this.describe()} it does not hold`);
-    if (n === 1) this.holders.delete(from);
-    else this.holders.set(from, n - 1);
-    this.holders.set(to, (this.holders.get(to) ?? 0) + 1);
+    if (n === 1) {
+      this.holders.delete(from);
+      this.origins.delete(from);
+    } else this.holders.set(from, n - 1);
+    this.addHolder(to);
+  }
+
+  private addHolder(holder: string): void {
+    const n = this.holders.get(holder) ?? 0;
+    this.holders.set(holder, n + 1);
+    if (n === 0) {
+      const o = refOrigin(this.k);
+      if (o) this.origins.set(holder, o);
+    }
   }
 
   /** Throws if the object was released: call before touching it from a stale pointer. */

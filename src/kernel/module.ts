@@ -6,6 +6,7 @@
 
 import { EBUSY, EEXIST, ENOENT, EWOULDBLOCK } from "../uapi/errno.js";
 import type { Kernel } from "./kernel.js";
+import { type RefOrigin, refOrigin } from "./kref.js";
 import type { KGen } from "./sched.js";
 
 export type ModuleState = "coming" | "live" | "going" | "unloaded";
@@ -32,6 +33,8 @@ export class Module {
   readonly uses = new Set<Module>();
   /** per-holder pin counts, for reports: "symbol_get(vfio_file_set_kvm)", "file /dev/vfio/1" */
   readonly pins = new Map<string, number>();
+  /** pin -> the syscall that took it first */
+  readonly pinOrigins = new Map<string, RefOrigin>();
 
   constructor(
     readonly def: ModuleDef,
@@ -149,7 +152,12 @@ export class ModuleRegistry {
     if (m === null) return true;
     if (m.state !== "live" && m.state !== "coming") return false;
     m.refcnt++;
-    m.pins.set(why, (m.pins.get(why) ?? 0) + 1);
+    const n = m.pins.get(why) ?? 0;
+    m.pins.set(why, n + 1);
+    if (n === 0) {
+      const o = refOrigin(this.k);
+      if (o) m.pinOrigins.set(why, o);
+    }
     return true;
   }
 
@@ -157,8 +165,10 @@ export class ModuleRegistry {
     if (m === null) return;
     const n = m.pins.get(why);
     if (!n || m.refcnt <= 0) throw this.k.bug("module", `module_put(${m.name}) for ${why} without a matching get`);
-    if (n === 1) m.pins.delete(why);
-    else m.pins.set(why, n - 1);
+    if (n === 1) {
+      m.pins.delete(why);
+      m.pinOrigins.delete(why);
+    } else m.pins.set(why, n - 1);
     m.refcnt--;
   }
 

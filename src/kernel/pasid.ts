@@ -98,7 +98,7 @@ export function pasidAuthAdd(k: Kernel, proc: Process, pasid: number): void {
   if (proc.exited) return;
   const t = processPasids(k, proc);
   t.authorized.set(pasid, (t.authorized.get(pasid) ?? 0) + 1);
-  if (k.trace.enabled) k.trace.record(proc.pid, k.clock.now, "pasid_authorize", [String(pasid)], 0);
+  if (k.trace.enabled) k.trace.twinEvent(proc.pid, k.clock.now, "pasid_authorize", [String(pasid)], 0);
 }
 
 /** One authorization fewer; at zero the PASID leaves the table, IA32_PASID is cleared if it
@@ -114,7 +114,7 @@ export function pasidAuthRemove(k: Kernel, proc: Process, pasid: number): void {
   }
   t.authorized.delete(pasid);
   if (t.current === pasid) t.current = null;
-  if (k.trace.enabled) k.trace.record(proc.pid, k.clock.now, "pasid_deauthorize", [String(pasid)], 0);
+  if (k.trace.enabled) k.trace.twinEvent(proc.pid, k.clock.now, "pasid_deauthorize", [String(pasid)], 0);
   for (const l of [...state(k).listeners]) l(proc, pasid);
 }
 

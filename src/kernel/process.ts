@@ -28,6 +28,20 @@ export interface Rlimit {
   max: number;
 }
 
+/** The last call of a process that failed with EBUSY, kept so that "who holds it" can be
+ * asked after the fact (the typed layer's Errno, the trace) without work on every call. */
+export interface BusyCall {
+  readonly call: string;
+  /** the fd (ioctl, close, ...), 0 for open */
+  readonly fd: number;
+  /** the ioctl request */
+  readonly cmd: number;
+  /** the ioctl argument */
+  readonly arg: number;
+  /** open's path */
+  readonly path: string;
+}
+
 export class Process {
   readonly files: FdTable;
   readonly mm: MmStruct;
@@ -38,6 +52,7 @@ export class Process {
   /** syscalls of this process in flight right now (explorer runs may have several) */
   inFlight = 0;
   exited = false;
+  lastBusy: BusyCall | null = null;
 
   constructor(
     readonly pid: number,

@@ -39,6 +39,8 @@ export class Task {
   call = "";
   a0 = 0;
   a1 = 0;
+  /** open's path, set by open (the origin of the references an open takes names it) */
+  path = "";
   /** inside a syscall: a last fput is deferred to `taskWork` until the return to user space */
   inSyscall = false;
   /** task_work: files whose last reference went during this syscall (____fput) */

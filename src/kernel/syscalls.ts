@@ -10,6 +10,7 @@
 import {
   EACCES,
   EBADF,
+  EBUSY,
   EFAULT,
   EINVAL,
   EIO,
@@ -22,11 +23,30 @@ import {
   ESRCH,
 } from "../uapi/errno.js";
 import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
+import {
+  ioctlExtraBytes,
+  ioctlIntArg,
+  ioctlPtrArg,
+  ioctlRequest,
+  ioctlStructArg,
+  type UserMem,
+} from "../trace/ioctl_decode.js";
+import {
+  eventfdFlags,
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  mapFlags,
+  openFlags,
+  protFlags,
+} from "../trace/syscall_flags.js";
+import { arr, cstr, hex, int, ptr, raw, str, struct, sym } from "../trace/value.js";
 import { createEventfd } from "./eventfd.js";
 import type { File, FileOperations } from "./fs.js";
 import type { Kernel } from "./kernel.js";
 import { pasidProcessExit } from "./pasid.js";
-import { PROT_READ, PROT_WRITE, TASK_SIZE } from "./mm.js";
+import { TASK_SIZE } from "./mm.js";
 import type { Process } from "./process.js";
 import { isGen, type KGen, type KRet, runSync, Task } from "./sched.js";
 
@@ -89,6 +109,7 @@ function syscall(
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
   }
+  if (rc === -EBUSY) p.lastBusy = { call: name, fd: a0, cmd: 0, arg: 0, path: name === "open" ? t.path : "" };
   if (trace && k.trace.enabled) {
     try {
       trace(rc);
@@ -124,13 +145,26 @@ export function sysOpen(k: Kernel, p: Process, path: string, flags: number, at?:
     0,
     0,
     (t) => doOpen(k, p, t, path, flags, at),
-    (rc) => k.trace.record(p.pid, k.clock.now, "openat", ["AT_FDCWD", JSON.stringify(path), flagsText(flags)], rc),
+    (rc) =>
+      k.trace.emit(
+        p.pid,
+        k.clock.now,
+        "openat",
+        [
+          { name: "dirfd", value: sym("AT_FDCWD", -100) },
+          { name: "pathname", value: cstr(path) },
+          { name: "flags", value: openFlags(flags) },
+        ],
+        rc,
+      ),
   );
 }
 
 function doOpen(k: Kernel, p: Process, t: Task, path: string, flags: number, at?: number): number {
+  t.path = path;
   const dev = k.devices.lookup(path);
-  const install = (f: File) => (at === undefined ? p.files.install(f) : p.files.installAt(at, f));
+  // with the task current, so the fd's reference names the open that took it
+  const install = (f: File) => k.withTask(t, () => (at === undefined ? p.files.install(f) : p.files.installAt(at, f)));
   let rc: number;
   if (!dev) {
     const sys = path.startsWith("/sys/");
@@ -208,7 +242,7 @@ export function sysClose(k: Kernel, p: Process, fd: number): number {
     fd,
     0,
     (t) => k.withTask(t, () => p.files.close(fd)),
-    (rc) => k.trace.record(p.pid, k.clock.now, "close", [String(fd)], rc),
+    (rc) => k.trace.emit(p.pid, k.clock.now, "close", [{ name: "fd", value: int(fd) }], rc),
   );
 }
 
@@ -216,6 +250,7 @@ export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: nu
   // syscall() spelled out: the hot path, without a closure per call
   if (p.exited) return -ESRCH;
   const t = enter(p, "ioctl", fd, cmd);
+  const before = k.trace.enabled ? ioctlBefore(k, p, t, fd, cmd, arg) : null;
   let rc: number;
   try {
     rc = doIoctl(k, p, t, fd, cmd, arg);
@@ -223,9 +258,10 @@ export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: nu
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
   }
+  if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
   if (k.trace.enabled) {
     try {
-      traceIoctl(k, p, fd, cmd, arg, rc);
+      traceIoctl(k, p, t, fd, cmd, arg, rc, before);
     } catch (e) {
       k.oops(e, `${t.label} trace`);
     }
@@ -260,6 +296,7 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
     if (!f) rc = -EBADF;
     else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
     else {
+      const before = k.trace.enabled ? ioctlBefore(k, p, t, fd, cmd, arg) : null;
       f.get();
       try {
         const r = f.fops.unlocked_ioctl(f, cmd, arg);
@@ -267,7 +304,8 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
       } finally {
         f.put();
       }
-      if (k.trace.enabled) traceIoctl(k, p, fd, cmd, arg, rc);
+      if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
+      if (k.trace.enabled) traceIoctl(k, p, t, fd, cmd, arg, rc, before);
     }
   } catch (e) {
     k.oops(e, t.label);
@@ -305,17 +343,57 @@ export function* closePath(k: Kernel, p: Process, t: Task, fd: number): KGen<num
   return rc;
 }
 
-function traceIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: number, rc: number): void {
+/** The ioctl's struct argument as userspace passed it, read before the call changes it. */
+function ioctlBefore(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: number): Uint8Array | null {
+  const def = pickIoctl(cmd, p.files.lookup(fd)?.fops.name ?? "");
+  if (!def || typeof def.arg !== "object") return null;
+  const desc = def.arg;
+  return userMem(k, p, t).read(arg, desc.size + ioctlExtraBytes(def));
+}
+
+/** User memory for the decoders: a copy, or null where the address does not read. */
+function userMem(k: Kernel, p: Process, t: Task): UserMem {
+  return {
+    read(addr, len) {
+      const b = k.withTask(t, () => p.mm.copyFromUser(addr, len));
+      return typeof b === "number" ? null : b;
+    },
+  };
+}
+
+function traceIoctl(
+  k: Kernel,
+  p: Process,
+  t: Task,
+  fd: number,
+  cmd: number,
+  arg: number,
+  rc: number,
+  before: Uint8Array | null,
+): void {
   const f = p.files.lookup(fd);
-  const def = pickIoctl(cmd, f?.fops.name ?? "");
-  const args = [String(fd), def ? def.name : `0x${cmd.toString(16)}`];
+  const fileType = f?.fops.name ?? "";
+  const def = pickIoctl(cmd, fileType);
+  const mem = userMem(k, p, t);
+  let value;
   if (def && typeof def.arg === "object") {
-    // the struct as it is after the call: in-fields as given, out-fields as the kernel wrote them
-    const bytes = p.mm.copyFromUser(arg, def.arg.size);
-    args.push(typeof bytes === "number" ? `0x${arg.toString(16)}` : fmtStruct(def.arg.decode(bytes)));
-  } else if (def?.arg === "int") args.push(String(arg));
-  else if (def?.arg !== "none") args.push(`0x${arg.toString(16)}`);
-  k.trace.record(p.pid, k.clock.now, "ioctl", args, rc);
+    const kvmDevice = (f?.privateData as { ops?: { name?: unknown } } | null)?.ops?.name;
+    const ctx = { fileType, ...(typeof kvmDevice === "string" ? { kvmDevice } : {}) };
+    const after = rc >= 0 ? mem.read(arg, def.arg.size) : null;
+    value = ioctlStructArg(def, def.arg, arg, before, after, rc >= 0, ctx, mem);
+  } else if (def?.arg === "ptr") value = ioctlPtrArg(def, arg, mem);
+  else value = ioctlIntArg(def, arg);
+  k.trace.emit(
+    p.pid,
+    k.clock.now,
+    "ioctl",
+    [
+      { name: "fd", value: int(fd) },
+      { name: "request", value: ioctlRequest(def, cmd) },
+      { name: "arg", value },
+    ],
+    rc,
+  );
 }
 
 /** VFIO reuses numbers across file types (base+12.. are container and device ioctls): pick
@@ -327,25 +405,16 @@ function pickIoctl(cmd: number, fileType: string): IoctlDef | undefined {
   return defs.find((d) => d.name.startsWith(prefix)) ?? defs[0];
 }
 
-export function fmtStruct(v: unknown): string {
-  if (typeof v === "bigint") return `0x${v.toString(16)}`;
-  if (typeof v === "number") return v > 9 ? `0x${v.toString(16)}` : String(v);
-  if (v instanceof Uint8Array) return `"${[...v].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
-  if (Array.isArray(v)) return `[${v.map(fmtStruct).join(", ")}]`;
-  if (typeof v === "object" && v) {
-    return `{${Object.entries(v)
-      .map(([k2, x]) => `${k2}=${fmtStruct(x)}`)
-      .join(", ")}}`;
-  }
-  return String(v);
-}
-
-function flagsText(flags: number): string {
-  const acc = ["O_RDONLY", "O_WRONLY", "O_RDWR"][flags & 3] ?? "O_RDWR";
-  const extra: string[] = [];
-  if (flags & 0o4000) extra.push("O_NONBLOCK");
-  if (flags & 0o2000000) extra.push("O_CLOEXEC");
-  return [acc, ...extra].join("|");
+/** One more fd for an open file (dup, SCM_RIGHTS): a reference taken, handed to the fd table
+ * by `install` or dropped when it fails; with the task current, so the new fd's reference
+ * names this syscall as the one that took it. */
+function installAnother(k: Kernel, t: Task, f: File, install: (f: File) => number): number {
+  return k.withTask(t, () => {
+    f.get("init");
+    const rc = install(f);
+    if (rc < 0) f.put("init");
+    return rc;
+  });
 }
 
 /** dup(2), or dup2(2) when `to` is given (the number a bridged client's own dup2 chose). */
@@ -356,21 +425,18 @@ export function sysDup(k: Kernel, p: Process, fd: number, to?: number): number {
     "dup",
     fd,
     0,
-    () => {
+    (t) => {
       const f = p.files.lookup(fd);
       if (!f) return -EBADF;
       if (to === fd) return fd;
-      f.get("init");
-      const rc = to === undefined ? p.files.install(f) : p.files.installAt(to, f);
-      if (rc < 0) f.put("init");
-      return rc;
+      return installAnother(k, t, f, (g) => (to === undefined ? p.files.install(g) : p.files.installAt(to, g)));
     },
     (rc) =>
-      k.trace.record(
+      k.trace.emit(
         p.pid,
         k.clock.now,
         to === undefined ? "dup" : "dup2",
-        [String(fd), ...(to === undefined ? [] : [String(to)])],
+        [{ name: "oldfd", value: int(fd) }, ...(to === undefined ? [] : [{ name: "newfd", value: int(to) }])],
         rc,
       ),
   );
@@ -389,16 +455,48 @@ export function sysSendFd(k: Kernel, from: Process, fd: number, to: Process): nu
     "sendmsg",
     fd,
     to.pid,
-    () => {
+    (t) => {
       const f = from.files.lookup(fd);
       if (!f) return -EBADF;
       if (to.exited) return -EPIPE;
-      f.get("init");
-      const rc = to.files.install(f);
-      if (rc < 0) f.put("init");
-      return rc;
+      return installAnother(k, t, f, (g) => to.files.install(g));
     },
-    (rc) => k.trace.record(from.pid, k.clock.now, "sendmsg", [String(fd), `SCM_RIGHTS -> pid ${to.pid}`], rc),
+    // the twin passes the file without a socket: the unix socket to the receiver is named,
+    // the message is the one SCM_RIGHTS control message strace shows, the result the fd the
+    // receiver got (the bytes sent, 0, are not what a caller of the twin wants)
+    (rc) =>
+      k.trace.emit(
+        from.pid,
+        k.clock.now,
+        "sendmsg",
+        [
+          { name: "sockfd", value: raw(`<unix socket to pid ${to.pid}>`) },
+          {
+            name: "msg",
+            value: struct([
+              ["msg_name", ptr(0)],
+              ["msg_namelen", int(0)],
+              ["msg_iov", ptr(0)],
+              ["msg_iovlen", int(0)],
+              [
+                "msg_control",
+                arr([
+                  struct([
+                    ["cmsg_len", int(20)],
+                    ["cmsg_level", sym("SOL_SOCKET", 1)],
+                    ["cmsg_type", sym("SCM_RIGHTS", 1)],
+                    ["cmsg_data", arr([int(fd)])],
+                  ]),
+                ]),
+              ],
+              ["msg_controllen", int(24)],
+              ["msg_flags", int(0)],
+            ]),
+          },
+          { name: "flags", value: int(0) },
+        ],
+        rc,
+      ),
   );
 }
 
@@ -418,18 +516,20 @@ export function sysMmap(k: Kernel, p: Process, length: number, a: MmapArgs): num
     length,
     (t) => doMmap(k, p, t, length, a),
     (rc) =>
-      k.trace.record(
+      k.trace.emit(
         p.pid,
         k.clock.now,
         "mmap",
         [
-          a.addr !== undefined ? `0x${a.addr.toString(16)}` : "NULL",
-          String(length),
-          protText(a.prot),
-          String(a.fd ?? -1),
-          `0x${(a.offset ?? 0).toString(16)}`,
+          { name: "addr", value: ptr(a.addr ?? 0) },
+          { name: "length", value: int(length) },
+          { name: "prot", value: protFlags(a.prot) },
+          { name: "flags", value: mapFlags(mmapFlags(a)) },
+          { name: "fd", value: int(a.fd ?? -1) },
+          { name: "offset", value: hex(a.offset ?? 0) },
         ],
-        rc >= 0 ? `0x${rc.toString(16)}` : rc,
+        rc,
+        "addr",
       ),
   );
 }
@@ -450,7 +550,7 @@ function doMmap(k: Kernel, p: Process, t: Task, length: number, a: MmapArgs): nu
   });
   if (rc < 0) return rc;
   const vma = p.mm.find(rc)!;
-  f.get("vma");
+  k.withTask(t, () => f.get("vma"));
   const r = call(k, t, () => f.fops.mmap!(f, vma));
   if (r < 0) {
     p.mm.munmap(rc, length);
@@ -459,11 +559,11 @@ function doMmap(k: Kernel, p: Process, t: Task, length: number, a: MmapArgs): nu
   return rc;
 }
 
-function protText(prot: number): string {
-  const s: string[] = [];
-  if (prot & PROT_READ) s.push("PROT_READ");
-  if (prot & PROT_WRITE) s.push("PROT_WRITE");
-  return s.length ? s.join("|") : "PROT_NONE";
+/** The flags the twin's mmap stands for: what the host backend passes for the same call
+ * (src/backend/host.ts): a file shared, memory private and anonymous, an address fixed. */
+function mmapFlags(a: MmapArgs): number {
+  const kind = a.fd !== undefined && a.fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
+  return kind | (a.addr !== undefined ? MAP_FIXED_NOREPLACE : 0);
 }
 
 export function sysMunmap(k: Kernel, p: Process, addr: number, length: number): number {
@@ -474,7 +574,17 @@ export function sysMunmap(k: Kernel, p: Process, addr: number, length: number): 
     addr,
     length,
     (t) => k.withTask(t, () => p.mm.munmap(addr, length)),
-    (rc) => k.trace.record(p.pid, k.clock.now, "munmap", [`0x${addr.toString(16)}`, String(length)], rc),
+    (rc) =>
+      k.trace.emit(
+        p.pid,
+        k.clock.now,
+        "munmap",
+        [
+          { name: "addr", value: ptr(addr) },
+          { name: "length", value: int(length) },
+        ],
+        rc,
+      ),
   );
 }
 
@@ -514,12 +624,21 @@ export function sysRw(
       return rc;
     },
     (rc) => {
-      const name = (pos === null ? "" : "p") + (write ? "write64" : "read64");
-      k.trace.record(
+      const name = pos === null ? (write ? "write" : "read") : write ? "pwrite64" : "pread64";
+      // strace shows the bytes written (count of them) or read (rc of them); a failed call's
+      // buffer stays an address
+      const n = write ? count : rc;
+      const data = rc >= 0 && n >= 0 ? userMem(k, p, p.mainTask).read(buf, Math.min(n, 33)) : null;
+      k.trace.emit(
         p.pid,
         k.clock.now,
-        pos === null ? name.replace("64", "") : name,
-        [String(fd), `0x${buf.toString(16)}`, sizeText(count), ...(pos === null ? [] : [`0x${pos.toString(16)}`])],
+        name,
+        [
+          { name: "fd", value: int(fd) },
+          { name: "buf", value: data ? str(data) : ptr(buf) },
+          { name: "count", value: sizeText(count) },
+          ...(pos === null ? [] : [{ name: "offset", value: int(pos) }]),
+        ],
         rc,
       );
     },
@@ -534,8 +653,8 @@ function accessOk(addr: number, size: number): boolean {
 }
 
 /** A size_t argument as strace prints it (a negative number is the u64 it stands for). */
-function sizeText(n: number): string {
-  return n < 0 && Number.isSafeInteger(n) ? String(BigInt.asUintN(64, BigInt(n))) : String(n);
+function sizeText(n: number) {
+  return int(n < 0 && Number.isSafeInteger(n) ? BigInt.asUintN(64, BigInt(n)) : n);
 }
 
 export function sysEventfd(k: Kernel, p: Process, flags: number): number {
@@ -545,11 +664,22 @@ export function sysEventfd(k: Kernel, p: Process, flags: number): number {
     "eventfd2",
     0,
     flags,
-    () => {
-      const f = createEventfd(k, flags);
-      return typeof f === "number" ? f : installFile(p, f);
-    },
-    (rc) => k.trace.record(p.pid, k.clock.now, "eventfd2", ["0", String(flags)], rc),
+    (t) =>
+      k.withTask(t, () => {
+        const f = createEventfd(k, flags);
+        return typeof f === "number" ? f : installFile(p, f);
+      }),
+    (rc) =>
+      k.trace.emit(
+        p.pid,
+        k.clock.now,
+        "eventfd2",
+        [
+          { name: "initval", value: int(0) },
+          { name: "flags", value: eventfdFlags(flags) },
+        ],
+        rc,
+      ),
   );
 }
 
@@ -579,5 +709,5 @@ export function sysExit(k: Kernel, p: Process): void {
   pasidProcessExit(k, p); // its ENQCMD authorization table goes with it (docs/pasid.md)
   p.exited = true;
   k.processes.delete(p.pid);
-  if (k.trace.enabled) k.trace.record(p.pid, k.clock.now, "exit_group", ["0"], "?");
+  if (k.trace.enabled) k.trace.emit(p.pid, k.clock.now, "exit_group", [{ name: "status", value: int(0) }], 0, "none");
 }

@@ -84,7 +84,7 @@ export function kvmRevokePasidTranslations(kvm: Kvm, ppasid: number | null): num
   t.revoked += n;
   const k = kvm.k;
   if (n && k.trace.enabled)
-    k.trace.record(0, k.clock.now, "kvm_pasid_revoke", [`vm ${kvm.id}`, String(ppasid ?? "all")], n);
+    k.trace.twinEvent(0, k.clock.now, "kvm_pasid_revoke", [`vm ${kvm.id}`, String(ppasid ?? "all")], n);
   return n;
 }
 
@@ -135,7 +135,7 @@ export function kvmVmIoctlSetPasidTranslation(kvm: Kvm, arg: number): number {
   }
   t.map.set(r.vpasid, ppasid);
   if (k.trace.enabled)
-    k.trace.record(proc.pid, k.clock.now, "kvm_pasid_link", [`vm ${kvm.id}`, `${r.vpasid}->${ppasid}`], 0);
+    k.trace.twinEvent(proc.pid, k.clock.now, "kvm_pasid_link", [`vm ${kvm.id}`, `${r.vpasid}->${ppasid}`], 0);
   return 0;
 }
 
@@ -171,7 +171,7 @@ export class KvmVcpu {
       t.exits++; // the PASID translation failed: a VM exit, KVM injects nothing here
       const k = this.kvm.k;
       if (k.trace.enabled)
-        k.trace.record(this.pid(), k.clock.now, "kvm_exit", [`vm ${this.kvm.id}`, "ENQCMD_PASID", String(v)], 0);
+        k.trace.twinEvent(this.pid(), k.clock.now, "kvm_exit", [`vm ${this.kvm.id}`, "ENQCMD_PASID", String(v)], 0);
       return "exit";
     }
     const portal = this.gpaToHva(portalGpa);
@@ -179,7 +179,7 @@ export class KvmVcpu {
     const st = portal === null || desc === null ? "fault" : enqcmd(this.kvm.mm, portal, desc, p);
     const k = this.kvm.k;
     if (k.trace.enabled)
-      k.trace.record(
+      k.trace.twinEvent(
         this.pid(),
         k.clock.now,
         "guest_enqcmd",

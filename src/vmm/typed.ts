@@ -4,7 +4,8 @@
 // exactly as a C program passes a pointer to a stack struct.
 
 import type { UserProcess } from "../backend/backend.js";
-import { Errno } from "../uapi/errno.js";
+import { EBUSY, Errno } from "../uapi/errno.js";
+import { formatChains, type HeldObject } from "../check/holders.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
 import type { StructDesc } from "../uapi/struct.js";
 
@@ -19,23 +20,23 @@ export class TypedProcess {
   scratchAddr(): number {
     let a = scratchOf.get(this.raw);
     if (a === undefined) {
-      a = check(this.raw.mmap(SCRATCH), "mmap");
+      a = this.check(this.raw.mmap(SCRATCH), "mmap");
       scratchOf.set(this.raw, a);
     }
     return a;
   }
 
   open(path: string, flags = 2): number {
-    return check(this.raw.open(path, flags), `open(${path})`);
+    return this.check(this.raw.open(path, flags), `open(${path})`);
   }
 
   close(fd: number): void {
-    check(this.raw.close(fd), `close(${fd})`);
+    this.check(this.raw.close(fd), `close(${fd})`);
   }
 
   /** An ioctl whose argument is an integer (or nothing): the non-negative result. */
   ioctlInt(fd: number, req: number, arg: number | bigint = 0): number {
-    return check(this.raw.ioctl(fd, req, arg), ioctlName(req));
+    return this.check(this.raw.ioctl(fd, req, arg), ioctlName(req));
   }
 
   /**
@@ -55,9 +56,17 @@ export class TypedProcess {
     if (opts.extra) buf.set(opts.extra, Math.max(size, desc.size));
     const addr = this.scratchAddr();
     this.raw.write(addr, buf);
-    const rc = check(this.raw.ioctl(fd, req, addr), ioctlName(req));
+    const rc = this.check(this.raw.ioctl(fd, req, addr), ioctlName(req));
     const back = this.raw.read(addr, total);
     return { rc, value: desc.decode(back), bytes: back };
+  }
+
+  /** A raw result, or an Errno thrown for -errno; an EBUSY says who holds what the call
+   * wanted, where the backend can tell (the twin: src/check/holders.ts). */
+  check(rc: number, call: string): number {
+    if (rc !== -EBUSY) return check(rc, call);
+    const explain = (this.raw as { busyHolders?: () => HeldObject[] }).busyHolders;
+    throw new BusyError(call, explain ? explain.call(this.raw) : []);
   }
 
   /** Stage bytes in scratch memory at `offset` and return their address. */
@@ -92,4 +101,17 @@ function ioctlName(req: number): string {
 export function check(rc: number, call: string): number {
   if (rc < 0) throw new Errno(-rc, call);
   return rc;
+}
+
+/** EBUSY from the typed layer, with the chains of references that keep the object busy: the
+ * twin's full chains, or on the host the processes and fds /proc shows. An Errno like any other. */
+export class BusyError extends Errno {
+  constructor(
+    call: string,
+    readonly holders: readonly HeldObject[],
+  ) {
+    super(EBUSY, call);
+    this.name = "BusyError";
+    if (holders.length) this.message += `; held by:\n${formatChains(holders)}`;
+  }
 }

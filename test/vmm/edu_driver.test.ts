@@ -1,6 +1,7 @@
 // The userspace edu driver (src/vmm/edu_driver.ts) on the twin, through the raw syscall API
 // only: bytes copied by the device land in process memory, the completion interrupts reach
 // the MSI eventfd, and DMA the IOMMU refuses moves no byte and is in the fault log.
+import { formatEvent } from "../../src/kernel/trace.js";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createTwin } from "../../src/twin.js";
@@ -94,8 +95,8 @@ describe("edu driver ops (vfio_pci_driver_ops shape)", () => {
     assert.ok(p.read(mem + 0x7000, 8).every((b) => b === 0xee));
     const ev = twin.kernel.trace.events.filter((e) => e.call === "io_page_fault");
     assert.deepEqual(
-      ev.map((e) => e.args),
-      [[BDF, "iova=0x200000", "write", "not-present"]],
+      ev.map((e) => formatEvent(e)),
+      [`io_page_fault: ${BDF} iova=0x200000 write not-present`],
     );
   });
 
