@@ -96,6 +96,9 @@ export class IoPage extends Page {
 export interface VmaIo {
   /** read `len` bytes at `off` into the mapping; null for a bus error (SIGBUS) */
   read(off: number, len: number): Uint8Array | null;
+  /** the same into out[at, at + len) without an array of its own (optional: the fast path of
+   * a CPU load from device memory; read() serves where it is absent); false for a bus error */
+  readInto?(off: number, len: number, out: Uint8Array, at: number): boolean;
   write(off: number, bytes: Uint8Array): boolean;
 }
 
@@ -333,6 +336,16 @@ export class MmStruct {
     return p === null ? null : p.view;
   }
 
+  /** The device-memory VMA holding all of [addr, addr + len) within one page, `need`
+   * allowed: an access that is one chunk of walk(), made without it. */
+  private deviceChunk(addr: number, len: number, need: number): Vma | null {
+    if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
+    if ((addr & PAGE_LOW) + len > PAGE_SIZE) return null;
+    const v = this.find(addr);
+    if (v === null || v.io === null || addr + len > v.end || !accessible(v.prot, need)) return null;
+    return v;
+  }
+
   /** userView()'s page: the Page (ZERO_PAGE_OBJ for a read of an absent page), or null. */
   private userPage(addr: number, len: number, need: number): Page | null {
     if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
@@ -416,6 +429,16 @@ export class MmStruct {
       copyBytes(dst, 0, p.data, this.viewOff, len);
       return true;
     }
+    const d = this.deviceChunk(addr, len, PROT_READ);
+    if (d !== null) {
+      // one MMIO access (a driver's readl): one call to the device, into dst itself
+      const off = d.pgoff + (addr - d.start);
+      if (d.io!.readInto) return d.io!.readInto(off, len, dst, 0);
+      const b = d.io!.read(off, len);
+      if (!b) return false;
+      dst.set(b);
+      return true;
+    }
     return this.walk(addr, len, PROT_READ, (v, a, off, n) => {
       if (v.io) {
         const b = v.io.read(v.pgoff + (a - v.start), n);
@@ -437,6 +460,12 @@ export class MmStruct {
     if (p !== null) {
       copyBytes(p.data, this.viewOff, bytes, 0, len);
       return 0;
+    }
+    const d = this.deviceChunk(addr, len, PROT_WRITE);
+    if (d !== null) {
+      // one MMIO access (a driver's writel): one call to the device
+      const ok = d.io!.write(d.pgoff + (addr - d.start), len === bytes.length ? bytes : bytes.subarray(0, len));
+      return ok ? 0 : -EFAULT;
     }
     if (!this.walk(addr, len, PROT_WRITE, () => true)) return -EFAULT;
     // device memory can refuse the store (a BAR whose memory decode is off faults)

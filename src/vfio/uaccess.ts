@@ -24,6 +24,7 @@ export function fdget(k: Kernel, fd: number): File | null {
 const NO_MM = {
   copyFromUser: () => -EFAULT,
   copyToUser: () => -EFAULT,
+  copyFromUserInto: () => false,
   clearUser: () => -EFAULT,
   readStruct: () => null,
   writeStruct: () => -EFAULT,
@@ -53,6 +54,11 @@ export function copyStructOut<V>(
 
 export function copyIn(k: Kernel, addr: number, len: number): Uint8Array | number {
   return curMm(k).copyFromUser(addr, len);
+}
+
+/** copy_from_user() into a buffer of the caller's (all of it): 0 or -EFAULT. */
+export function copyInto(k: Kernel, dst: Uint8Array, addr: number): number {
+  return curMm(k).copyFromUserInto(dst, addr, dst.length) ? 0 : -EFAULT;
 }
 
 export function copyOut(k: Kernel, addr: number, bytes: Uint8Array): number {
