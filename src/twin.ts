@@ -4,6 +4,7 @@
 
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
+import type { StructDesc } from "./uapi/struct.js";
 import { EINVAL } from "./uapi/errno.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
@@ -113,6 +114,27 @@ export class TwinProcess implements UserProcess {
       k.current = prev;
     }
     if (r < 0) throw new Segfault(addr);
+  }
+  writeStruct<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, size = desc.size): boolean {
+    const k = this.live("write");
+    const prev = k.current;
+    k.current = this.proc.mainTask;
+    try {
+      // encoded in place in the process's page (src/kernel/mm.ts)
+      return this.proc.mm.writeStruct(desc, addr, value, size) === 0;
+    } finally {
+      k.current = prev;
+    }
+  }
+  readStruct<V>(desc: StructDesc<V>, addr: number): V | null {
+    const k = this.live("read");
+    const prev = k.current;
+    k.current = this.proc.mainTask;
+    try {
+      return this.proc.mm.readStruct(desc, addr);
+    } finally {
+      k.current = prev;
+    }
   }
   dup(fd: number): number {
     return sys.sysDup(this.live("dup"), this.proc, fd);
