@@ -98,6 +98,12 @@ export class RwSem {
 
 function dropHeld(t: Task | null, name: string): void {
   if (!t) return;
+  const held = t.held;
+  // the common case: the innermost lock goes first (no splice)
+  if (held.length !== 0 && held[held.length - 1]!.name === name) {
+    held.pop();
+    return;
+  }
   for (let i = t.held.length - 1; i >= 0; i--) {
     if (t.held[i]!.name === name) {
       t.held.splice(i, 1);
