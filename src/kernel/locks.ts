@@ -9,8 +9,20 @@
 import type { Kernel } from "./kernel.js";
 import type { KGen, Task, Waitable } from "./sched.js";
 
+/** what a task's held list records for a lock taken at its default place: one object per
+ * lock, made once (entries are never changed, so tasks may share one) */
+interface HeldEntry {
+  readonly name: string;
+  readonly cls: string;
+  readonly where: string;
+}
+
 export class Mutex implements Waitable {
   owner: Task | null = null;
+  private heldEntry_: HeldEntry | undefined;
+  private get heldEntry(): HeldEntry {
+    return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
+  }
   /** @param cls the lock class, e.g. "vfio_group.group_lock"; instances share it */
   constructor(
     private readonly k: Kernel,
@@ -29,7 +41,7 @@ export class Mutex implements Waitable {
     while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})` };
     this.k.lockdep.acquire(t, this.cls, where);
     this.owner = t;
-    t.held.push({ name: this.name, cls: this.cls, where });
+    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   unlock(): void {
@@ -49,6 +61,10 @@ export class Mutex implements Waitable {
 /** A reader/writer semaphore (rw_semaphore): many readers or one writer. */
 export class RwSem {
   writer: Task | null = null;
+  private heldEntry_: HeldEntry | undefined;
+  private get heldEntry(): HeldEntry {
+    return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
+  }
   readonly readers = new Set<Task>();
   private readonly forRead: Waitable;
   private readonly forWrite: Waitable;
@@ -68,7 +84,7 @@ export class RwSem {
     while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})` };
     this.k.lockdep.acquire(t, this.cls, where);
     this.readers.add(t);
-    t.held.push({ name: this.name, cls: this.cls, where });
+    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   upRead(): void {
@@ -85,7 +101,7 @@ export class RwSem {
     }
     this.k.lockdep.acquire(t, this.cls, where);
     this.writer = t;
-    t.held.push({ name: this.name, cls: this.cls, where });
+    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   upWrite(): void {
