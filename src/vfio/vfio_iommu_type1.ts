@@ -42,6 +42,9 @@ export const DIRTY_BITMAP_SIZE_MAX = 0x10000000n;
 const U64_MAX = 0xffffffffffffffffn;
 /** PAGE_MASK as an unsigned long */
 const PAGE_MASK = U64_MAX ^ BigInt(PAGE_SIZE - 1);
+const PAGE_SHIFT_N = 12n;
+/** the first vaddr no user pointer reaches (numbers are exact below it) */
+const VADDR_LIMIT = 2n ** 53n;
 
 /** struct vfio_dma */
 export class VfioDma {
@@ -64,7 +67,7 @@ export class VfioDma {
     return this.iova + this.size - 1n;
   }
   get npages(): number {
-    return Number(this.size / BigInt(PAGE_SIZE));
+    return Number(this.size >> PAGE_SHIFT_N);
   }
 }
 
@@ -102,9 +105,17 @@ export class VfioIommu {
     this.lock = new Mutex(k, "vfio_iommu.lock");
   }
 
+  /** the smallest page size: the lowest set bit of pgsizeBitmap (kept with the bitmap it
+   * was computed from: MAP_DMA asks on every call) */
   get minPgsize(): bigint {
-    return this.pgsizeBitmap & -this.pgsizeBitmap;
+    if (this.minPgsizeOf !== this.pgsizeBitmap) {
+      this.minPgsizeOf = this.pgsizeBitmap;
+      this.minPgsize_ = this.pgsizeBitmap & -this.pgsizeBitmap;
+    }
+    return this.minPgsize_;
   }
+  private minPgsizeOf = -1n;
+  private minPgsize_ = 0n;
 
   /** pages this container holds pinned (for invariants) */
   pinnedPages(): number {
@@ -186,8 +197,10 @@ function mapIntoDomain(d: IommuDomain, dma: VfioDma): number {
 
 /** vfio_iommu_iova_dma_valid() */
 function iovaDmaValid(iommu: VfioIommu, start: bigint, last: bigint): boolean {
-  if (iommu.iovaList.length === 0) return true;
-  return iommu.iovaList.some((r) => start >= r.start && last <= r.last);
+  const list = iommu.iovaList;
+  if (list.length === 0) return true;
+  for (let i = 0; i < list.length; i++) if (start >= list[i]!.start && last <= list[i]!.last) return true;
+  return false;
 }
 
 /** vfio_find_dma(): any mapping overlapping [start, start + size). */
@@ -302,7 +315,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     if (!iommu.dmaAvail) return -ENOSPC;
     if (!iovaDmaValid(iommu, iova, iova + size - 1n)) return -EINVAL;
     // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
-    if (vaddr >= 2n ** 53n) return -EFAULT;
+    if (vaddr >= VADDR_LIMIT) return -EFAULT;
     const proc = curProc(k);
     if (!proc) return -EFAULT; // no mm to pin from
     const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
