@@ -11,6 +11,7 @@ import { CAP_IPC_LOCK } from "../src/kernel/process.js";
 import { ioctlPath } from "../src/kernel/syscalls.js";
 import type { KGen, Task } from "../src/kernel/sched.js";
 import { explore, replay, type World } from "../src/check/explorer.js";
+import { Scheduler, Task as KTask } from "../src/kernel/sched.js";
 import * as V from "../src/uapi/vfio.js";
 import type { BenchContext, BenchRow, BenchSuite } from "./harness.js";
 
@@ -57,6 +58,7 @@ function world(): World {
 }
 
 const ROW = "explorer/steps of a type1 MAP+UNMAP against GET_STATUS+GET_INFO";
+const STEP_ROW = "explorer/scheduler steps alone, the same two threads";
 
 function run(ctx: BenchContext): BenchRow[] {
   // steps per schedule: the length of the first one (every schedule runs the same paths)
@@ -69,7 +71,31 @@ function run(ctx: BenchContext): BenchRow[] {
     opsPerCall: schedules * steps,
     budgetMs: ctx.budgetMs * 3,
   });
+  // the stepping alone: one world (each schedule leaves it as it found it: A maps and unmaps,
+  // B only reads), the two paths scheduled again and again, alternating threads at every step
+  const w = world();
+  let steps2 = 0;
+  const round = () => {
+    const s = new Scheduler(w.kernel);
+    for (const t of w.threads) {
+      const task = new KTask(t.process ?? null, t.name);
+      s.add(
+        task,
+        w.kernel.withTask(task, () => t.path(task)),
+      );
+    }
+    const r = s.run((runnable, step) => step % runnable.length);
+    steps2 = r.order.length;
+    return r.order.length;
+  };
+  round();
+  const ns2 = ctx.measure(round, { opsPerCall: steps2 });
   return [
+    {
+      name: STEP_ROW,
+      ns: ns2,
+      note: `${steps2} steps a schedule, no world build: generator-mode paths only`,
+    },
     {
       name: ROW,
       ns,

@@ -38,7 +38,7 @@ export class Mutex implements Waitable {
     const t = this.k.current;
     if (!t) throw this.k.bug("lock", `mutex_lock(${this.name}) outside a task`);
     yield { kind: "preempt", where: `mutex_lock(${this.name})` };
-    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})` };
+    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})`, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.owner = t;
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
@@ -81,7 +81,7 @@ export class RwSem {
   *downRead(where = this.name): KGen<void> {
     const t = this.k.current!;
     yield { kind: "preempt", where: `down_read(${this.name})` };
-    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})` };
+    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})`, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.readers.add(t);
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
@@ -97,7 +97,7 @@ export class RwSem {
     const t = this.k.current!;
     yield { kind: "preempt", where: `down_write(${this.name})` };
     while (this.writer !== null || this.readers.size > 0) {
-      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})` };
+      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})`, k: this.k };
     }
     this.k.lockdep.acquire(t, this.cls, where);
     this.writer = t;

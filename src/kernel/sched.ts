@@ -21,7 +21,13 @@ export interface Waitable {
 
 export type Yield =
   | { readonly kind: "preempt"; readonly where: string }
-  | { readonly kind: "block"; readonly on: Waitable; readonly where: string };
+  | {
+      readonly kind: "block";
+      readonly on: Waitable;
+      readonly where: string;
+      /** the kernel whose lock it is: a sequential call reports a deadlock to it */
+      readonly k?: Kernel;
+    };
 
 export type KGen<T> = Generator<Yield, T, void>;
 /** What a kernel entry point returns: a value at once, or a path that may block. */
@@ -79,17 +85,16 @@ export function isGen<T>(r: KRet<T>): r is KGen<T> {
  * The two speeds of a kernel path (docs/performance.md). The build (scripts/build.mjs) emits
  * each `function* f(...): KGen<T>` three times: f$gen (the generator as written), f$seq (the
  * same body as a plain function, yield points gone) and f, which calls f$seq while `on` is
- * set and f$gen otherwise. The syscall layer sets `on` for the duration of a sequential call
- * (enterSeq/leaveSeq); everything else, the Scheduler's paths included, sees generators.
+ * set and f$gen otherwise. The syscall layer sets `on` for the duration of a file operation
+ * in a sequential call (doIoctl, call in syscalls.ts); everything else, the Scheduler's paths
+ * included, sees generators. A block yield carries its lock's kernel: a deadlock found in a
+ * sequential call is reported there, as runSync reports one.
  * Whoever drives a generator (runSync, the Scheduler, run() here) clears `on` while it does,
  * so code inside a generator always gets generators from the paths it calls.
  */
 export interface SeqMode {
   /** a sequential call is running: transformed paths run as plain functions */
   on: boolean;
-  /** the kernel and task of that call (for the deadlock report of a block) */
-  k: Kernel | null;
-  t: Task | null;
   /** `yield* E` in a sequential body: E's value, driving E to its end if it is a generator */
   run<T>(r: KRet<T>): T;
   /** `yield y` in a sequential body: nothing, or the deadlock of a block nobody can lift */
@@ -115,7 +120,8 @@ function seqRun<T>(r: KRet<T>): T {
 
 function seqYielded(y: Yield): void {
   if (y.kind !== "block") return;
-  const { k, t } = SEQ;
+  const k = y.k ?? null;
+  const t = k?.current ?? null;
   if (y.on.available(t!)) return;
   const label = t?.label ?? "a task";
   const msg = `${label} waits for ${y.on.name} at ${y.where}, which no other task can release`;
@@ -125,8 +131,6 @@ function seqYielded(y: Yield): void {
 /** The one SeqMode of this JavaScript realm: transformed code names it as the global __kseq. */
 export const SEQ: SeqMode = ((globalThis as Record<string, unknown>)[SEQ_KEY] ??= {
   on: false,
-  k: null,
-  t: null,
   run: seqRun,
   yielded: seqYielded,
 }) as SeqMode;

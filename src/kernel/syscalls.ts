@@ -109,18 +109,12 @@ function call<T>(k: Kernel, t: Task, fn: () => KRet<T>): T {
   k.current = t;
   const s = SEQ;
   const seq = s.on;
-  const sk = s.k;
-  const st = s.t;
   s.on = true;
-  s.k = k;
-  s.t = t;
   try {
     return run(k, t, fn());
   } finally {
     k.current = prev;
     s.on = seq;
-    s.k = sk;
-    s.t = st;
   }
 }
 
@@ -252,19 +246,13 @@ function doIoctl(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: n
   // a sequential call: kernel paths run at their plain-function speed (SeqMode)
   const s = SEQ;
   const seq = s.on;
-  const sk = s.k;
-  const st = s.t;
   s.on = true;
-  s.k = k;
-  s.t = t;
   try {
     const r = f.fops.unlocked_ioctl(f, cmd, arg);
     return isGen(r) ? runSync(k, t, r) : r;
   } finally {
     k.current = prev;
     s.on = seq;
-    s.k = sk;
-    s.t = st;
   }
 }
 
