@@ -246,7 +246,10 @@ const VIEW_GET: Record<Scalar, string> = {
 };
 
 function viewU64(dv: DataView, o: number): bigint {
-  return dv.getUint32(o + 4, true) === 0 ? BigInt(dv.getUint32(o, true)) : dv.getBigUint64(o, true);
+  if (dv.getUint32(o + 4, true) !== 0) return dv.getBigUint64(o, true);
+  const lo = dv.getUint32(o, true);
+  // 0n is a constant; BigInt() of anything allocates
+  return lo === 0 ? 0n : BigInt(lo);
 }
 
 /** u64/s64 from a bigint or a number (a negative number wraps modulo 2^64, as BigInt would). */

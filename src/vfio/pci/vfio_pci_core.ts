@@ -716,6 +716,19 @@ export class VfioPciCoreDevice {
     return this.hw.canReset;
   }
 
+  /** a region's size as the bigint REGION_INFO answers, made once per region */
+  private regionSize(index: number, bytes: number): bigint {
+    const c = (this.regionSizes ??= []);
+    const n = (this.regionSizesOf ??= []);
+    if (n[index] !== bytes) {
+      n[index] = bytes;
+      c[index] = BigInt(bytes);
+    }
+    return c[index]!;
+  }
+  private regionSizes: bigint[] | undefined;
+  private regionSizesOf: number[] | undefined;
+
   getRegionInfo(arg: number): number {
     const k = this.vdev.k;
     const minsz = REGION_INFO_MINSZ;
@@ -728,7 +741,7 @@ export class VfioPciCoreDevice {
     const offset = indexToOffset(info.index);
     switch (info.index) {
       case V.VFIO_PCI_CONFIG_REGION_INDEX:
-        size = BigInt(this.cfgSize);
+        size = this.regionSize(V.VFIO_PCI_CONFIG_REGION_INDEX, this.cfgSize);
         flags = V.VFIO_REGION_INFO_FLAG_READ | V.VFIO_REGION_INFO_FLAG_WRITE;
         break;
       case 0:
@@ -739,7 +752,7 @@ export class VfioPciCoreDevice {
       case 5: {
         const b = this.hw.bars[info.index];
         if (!b) break;
-        size = BigInt(b.size);
+        size = this.regionSize(info.index, b.size);
         flags = V.VFIO_REGION_INFO_FLAG_READ | V.VFIO_REGION_INFO_FLAG_WRITE;
         // bar_mmap_supported: memory BARs of at least a page (smaller ones are padded)
         if (b.kind !== "io") flags |= V.VFIO_REGION_INFO_FLAG_MMAP;
