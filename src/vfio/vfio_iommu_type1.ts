@@ -62,10 +62,11 @@ export class VfioDma {
     readonly proc: Process,
     readonly mm: MmStruct,
     readonly lockCap: boolean,
-  ) {}
-  get last(): bigint {
-    return this.iova + this.size - 1n;
+  ) {
+    this.last = iova + size - 1n;
   }
+  /** the last byte (iova and size never change): made once, read by every tree search */
+  readonly last: bigint;
   get npages(): number {
     return Number(this.size >> PAGE_SHIFT_N);
   }
@@ -141,7 +142,8 @@ function pinDma(dma: VfioDma): number {
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
   const pages: Page[] = [];
   let charged = 0;
-  for (let i = 0; i < dma.npages; i++) {
+  const npages = dma.npages; // a bigint shift and conversion: once, not per page
+  for (let i = 0; i < npages; i++) {
     const va = dma.vaddr + i * PAGE_SIZE;
     let pg = dma.mm.pinPages(va, 1, write);
     if (pg === -EFAULT) {
@@ -201,12 +203,6 @@ function iovaDmaValid(iommu: VfioIommu, start: bigint, last: bigint): boolean {
   if (list.length === 0) return true;
   for (let i = 0; i < list.length; i++) if (start >= list[i]!.start && last <= list[i]!.last) return true;
   return false;
-}
-
-/** vfio_find_dma(): any mapping overlapping [start, start + size). */
-function findDma(iommu: VfioIommu, start: bigint, size: bigint): VfioDma | null {
-  if (size === 0n) return null;
-  return iommu.dmaList.firstOverlap(start, start + size - 1n);
 }
 
 // ---- ioctls ----
@@ -301,8 +297,10 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     const pgmask = iommu.minPgsize - 1n;
     if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
     // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
-    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
-    const dma = findDma(iommu, iova, size);
+    const last = iova + size - 1n;
+    if (last > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+    // vfio_find_dma() (size is not 0 here)
+    const dma = iommu.dmaList.firstOverlap(iova, last);
     if (setVaddr) {
       if (!dma) return -ENOENT;
       if (!dma.vaddrInvalid || dma.iova !== iova || dma.size !== size) return -EINVAL;
@@ -313,7 +311,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     }
     if (dma) return -EEXIST;
     if (!iommu.dmaAvail) return -ENOSPC;
-    if (!iovaDmaValid(iommu, iova, iova + size - 1n)) return -EINVAL;
+    if (!iovaDmaValid(iommu, iova, last)) return -EINVAL;
     // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
     if (vaddr >= VADDR_LIMIT) return -EFAULT;
     const proc = curProc(k);
