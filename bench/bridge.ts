@@ -15,6 +15,8 @@ import { preloadLibrary } from "../src/cli/bridge.js";
 import * as K from "../src/uapi/kvm.js";
 import type { BenchContext, BenchRow, BenchSuite } from "./harness.js";
 import { memslotNoop } from "./ioctl.js";
+import { RemoteMm } from "../src/bridge/remote_mm.js";
+import { createHost, koffiAvailable } from "../src/backend/host.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TARGET_NS = 10_000;
@@ -42,10 +44,43 @@ function runC(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
+/** A bridged client's struct read as the server makes it (RemoteMm over process_vm_readv),
+ * here of this very process's memory: the copying path and decode the server used before the
+ * user-memory layer, against the layer's readStruct (issue 18: one design for both). */
+function remoteStructRows(ctx: BenchContext): BenchRow[] {
+  if (!koffiAvailable()) return [];
+  const host = createHost();
+  const p = host.spawn();
+  const addr = p.mmap(4096);
+  const desc = K.kvm_userspace_memory_region;
+  p.write(addr, desc.encode({ slot: 1, memory_size: 0x10000n, userspace_addr: 0x7f0000000000n }));
+  const mm = new RemoteMm(process.pid);
+  const COPY = "bridge/RemoteMm struct in: copy_from_user + decode (before)";
+  const rows: BenchRow[] = [
+    {
+      name: COPY,
+      ns: ctx.measure(() => {
+        const b = mm.copyFromUser(addr, desc.size);
+        return typeof b === "number" ? b : desc.decode(b);
+      }),
+      note: "process_vm_readv of this process, 32 bytes",
+    },
+    {
+      name: "bridge/RemoteMm struct in: readStruct (the user-memory layer)",
+      ns: ctx.measure(() => mm.readStruct(desc, addr)),
+      baseline: COPY,
+      note: "the same read, staged and decoded in place",
+    },
+  ];
+  mm.exitMmap();
+  host.kill(p);
+  return rows;
+}
+
 async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const bin = benchClient();
   const n = String(Math.max(2100, Math.round(ctx.budgetMs * 40)));
-  const rows: BenchRow[] = [];
+  const rows: BenchRow[] = [...remoteStructRows(ctx)];
   const FLOOR = "bridge/floor: C<->C socketpair ping-pong, 64 B + 32 B";
   rows.push({ name: FLOOR, ns: await runC([bin, "pingpong", n], process.env), note: "the transport alone" });
 

@@ -14,6 +14,7 @@ import { IoPagetable, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from "../src/iommuf
 import { IntervalNode, IntervalTree, IovaRange } from "../src/iommufd/interval_tree.js";
 import { AreaTree } from "../src/iommufd/area_tree.js";
 import * as U from "../src/uapi/iommufd.js";
+import type { StructDesc } from "../src/uapi/struct.js";
 import { BigIntervalTree, BigNode } from "./bigint_tree.js";
 import type { BenchRow, BenchSuite } from "./harness.js";
 
@@ -263,7 +264,9 @@ function ioctlRun(n: number): { areas: number; mapNs: number; unmapNs: number } 
 }
 
 /** An IOAS on /dev/iommu in a fresh twin, mapped and unmapped through ioctl(2) with the
- * structs encoded and copied into user memory each time, as a VMM does. */
+ * structs encoded into user memory each time, as a VMM does: by the twin's client side
+ * (UserProcess.writeStruct, straight into the page, what the typed layer uses), or where a
+ * backend has none, encoded into an array and written. */
 function ioctlIoas() {
   const twin = createTwin({ kvm: false });
   const p = twin.spawn();
@@ -271,11 +274,12 @@ function ioctlIoas() {
   const scr = p.mmap(4096);
   p.write(scr, U.iommu_ioas_alloc.encode({ size: 12 }));
   if (p.ioctl(fd, U.IOMMU_IOAS_ALLOC, scr) !== 0) throw new Error("ioas alloc");
-  const mapArg = new Uint8Array(U.iommu_ioas_map.size);
-  const unmapArg = new Uint8Array(U.iommu_ioas_unmap.size);
+  const put = <V>(desc: StructDesc<V>, v: Partial<V>) => {
+    if (!p.writeStruct(desc, scr, v)) throw new Error("writeStruct");
+  };
   return {
     map(iova: bigint): void {
-      U.iommu_ioas_map.encodeInto(mapArg, {
+      put(U.iommu_ioas_map, {
         size: 40,
         flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
         ioas_id: 1,
@@ -283,12 +287,10 @@ function ioctlIoas() {
         length: 0x1000n,
         iova,
       });
-      p.write(scr, mapArg);
       if (p.ioctl(fd, U.IOMMU_IOAS_MAP, scr) !== 0) throw new Error("map");
     },
     unmap(iova: bigint): void {
-      U.iommu_ioas_unmap.encodeInto(unmapArg, { size: 24, ioas_id: 1, iova, length: 0x1000n });
-      p.write(scr, unmapArg);
+      put(U.iommu_ioas_unmap, { size: 24, ioas_id: 1, iova, length: 0x1000n });
       if (p.ioctl(fd, U.IOMMU_IOAS_UNMAP, scr) !== 0) throw new Error("unmap");
     },
     close(): void {

@@ -28,7 +28,7 @@ if [[ ! -f $E/initramfs.cpio.gz || native/guest/edu_guest.c -nt $E/initramfs.cpi
 fi
 [[ ${1:-} == --prepare ]] && { echo "e2e-qemu: pieces ready in $E and $TMP/out"; exit 0; }
 
-[[ -f dist/src/cli/main.js ]] || npx tsc -p tsconfig.json
+[[ -f dist/src/cli/main.js ]] || node scripts/build.mjs
 LOG=$E/run.log
 set +e
 node dist/src/cli/main.js run --check -- qemu-system-x86_64 \

@@ -4,6 +4,7 @@
 
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
+import type { StructDesc } from "./uapi/struct.js";
 import { EINVAL } from "./uapi/errno.js";
 import { int, ptr, raw, struct, sym, type TVal } from "./trace/value.js";
 import { explainBusy, type HeldObject, installBusyExplainer } from "./check/holders.js";
@@ -118,13 +119,54 @@ export class TwinProcess implements UserProcess {
     return sys.sysMunmap(this.live("munmap"), this.proc, toNum(addr), length);
   }
   read(addr: number | bigint, length: number): Uint8Array {
-    const r = this.live("read").withTask(this.proc.mainTask, () => this.proc.mm.copyFromUser(toNum(addr), length));
-    if (typeof r === "number") throw new Segfault(addr);
-    return r;
+    const out = new Uint8Array(length);
+    if (!this.readInto(addr, out)) throw new Segfault(addr);
+    return out;
+  }
+  /** read() into a buffer of the caller's: false where the memory is not readable */
+  readInto(addr: number | bigint, out: Uint8Array, length = out.length): boolean {
+    const k = this.live("read");
+    // current is the process's task (device memory's io hooks may look), without a closure
+    const prev = k.current;
+    k.current = this.proc.mainTask;
+    try {
+      return this.proc.mm.copyFromUserInto(out, toNum(addr), length);
+    } finally {
+      k.current = prev;
+    }
   }
   write(addr: number | bigint, bytes: Uint8Array): void {
-    const r = this.live("write").withTask(this.proc.mainTask, () => this.proc.mm.copyToUser(toNum(addr), bytes));
+    const k = this.live("write");
+    const prev = k.current;
+    k.current = this.proc.mainTask;
+    let r: number;
+    try {
+      r = this.proc.mm.copyToUser(toNum(addr), bytes);
+    } finally {
+      k.current = prev;
+    }
     if (r < 0) throw new Segfault(addr);
+  }
+  writeStruct<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, size = desc.size): boolean {
+    const k = this.live("write");
+    const prev = k.current;
+    k.current = this.proc.mainTask;
+    try {
+      // encoded in place in the process's page (src/kernel/mm.ts)
+      return this.proc.mm.writeStruct(desc, addr, value, size) === 0;
+    } finally {
+      k.current = prev;
+    }
+  }
+  readStruct<V>(desc: StructDesc<V>, addr: number): V | null {
+    const k = this.live("read");
+    const prev = k.current;
+    k.current = this.proc.mainTask;
+    try {
+      return this.proc.mm.readStruct(desc, addr);
+    } finally {
+      k.current = prev;
+    }
   }
   dup(fd: number): number {
     return sys.sysDup(this.live("dup"), this.proc, fd);

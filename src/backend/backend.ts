@@ -11,6 +11,8 @@
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 
+import type { StructDesc } from "../uapi/struct.js";
+
 export interface MmapOptions {
   /** MAP_FIXED_NOREPLACE at this address */
   addr?: number | bigint;
@@ -42,6 +44,12 @@ export interface UserProcess {
   read(addr: number | bigint, length: number): Uint8Array;
   /** throws Segfault where it is not writable */
   write(addr: number | bigint, bytes: Uint8Array): void;
+  /** Optional, where the memory is reachable without a copy (the twin): `value` encoded as
+   * `desc` straight into the process's memory at addr, `size` bytes (absent fields and
+   * padding zero), or decoded from it; false / null where the memory is not accessible.
+   * Same bytes as write(addr, desc.encode(value, size)) and desc.decode(read(addr, size)). */
+  writeStruct?<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, size?: number): boolean;
+  readStruct?<V>(desc: StructDesc<V>, addr: number): V | null;
   dup(fd: number): number;
   /** SCM_RIGHTS: the fd's file installed in `to`; returns the new fd there */
   sendFd(fd: number, to: UserProcess): number;

@@ -7,6 +7,11 @@
 // mmap of a BAR) stay the twin's own VMAs, with io hooks, as in MmStruct: the client's page
 // there is PROT_NONE and each access comes back as an MMIO request (native/mmio.c).
 //
+// The user-memory layer (MmStruct.readStruct/writeStruct/getU32) is the same one the twin's own
+// processes use: the client's memory is never one of this mm's anonymous pages, so every struct
+// takes the layer's copying path: one process_vm_readv/writev into the staging buffer, whose
+// DataView is made once, and the struct's compiled codec decodes or encodes it there in place.
+//
 // One difference from Linux, documented in docs/bridge.md: a pin holds the client's page by
 // address, not the physical page. After the client unmaps or replaces the memory (or exits)
 // the pinned page reads what is now there, or faults; Linux would keep the old page alive.

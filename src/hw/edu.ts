@@ -76,6 +76,12 @@ const PCI_MSI_FLAGS_ENABLE = 0x1;
 const PCI_MSI_FLAGS_64BIT = 0x80;
 const PCI_MSI_FLAGS_QSIZE = 0x70;
 const ALL_ONES = 0xffffffffffffffffn;
+const SRC = 0;
+const DST = 1;
+const COUNT = 2;
+const CMD = 3;
+/** EDU_DMA_MASK's bits, all within the low word */
+const DMA_MASK_LO = Number(EDU_DMA_MASK);
 
 export class EduDevice extends PciDevice {
   readonly bars: readonly (BarInfo | null)[] = [
@@ -90,7 +96,9 @@ export class EduDevice extends PciDevice {
   private fact = 0;
   private status = 0;
   irqStatus = 0;
-  private regs = { src: 0n, dst: 0n, cnt: 0n, cmd: 0n };
+  /** the DMA registers src, dst, count, cmd (SRC..CMD): low and high u32 words */
+  private readonly regLo = new Uint32Array(4);
+  private readonly regHi = new Uint32Array(4);
   readonly dmaBuf = new Uint8Array(EDU_DMA_SIZE);
   /** set when the device hit a fatal error (QEMU's hw_error aborts the whole machine) */
   fatal: string | null = null;
@@ -125,86 +133,103 @@ export class EduDevice extends PciDevice {
     return (this.cfg.getUint16(MSI_FLAGS, true) & PCI_MSI_FLAGS_ENABLE) !== 0;
   }
 
+  // Registers are numbers: the 64-bit DMA registers as two u32 words each, so a 4-byte access
+  // (what the driver makes) is number arithmetic end to end (PciDevice.mmioReadN/mmioWriteN);
+  // the bigint interface assembles or splits the words.
+
   mmioRead(bar: number, off: number, size: number): bigint {
     const ones = size >= 8 ? ALL_ONES : (1n << BigInt(size * 8)) - 1n;
     if (size < 4) return 0n;
     if (bar !== 0 || this.fatal) return ones;
     if (off < 0x80 && size !== 4) return ones;
     if (off >= 0x80 && size !== 4 && size !== 8) return ones;
-    let v: bigint;
-    switch (off) {
-      case EDU_REG_IDENT:
-        v = BigInt(EDU_IDENT);
-        break;
-      case EDU_REG_LIVENESS:
-        v = BigInt(this.addr4);
-        break;
-      case EDU_REG_FACT:
-        v = BigInt(this.fact);
-        break;
-      case EDU_REG_STATUS:
-        v = BigInt(this.status);
-        break;
-      case EDU_REG_IRQ_STATUS:
-        v = BigInt(this.irqStatus);
-        break;
-      case EDU_REG_DMA_SRC:
-        v = this.regs.src;
-        break;
-      case EDU_REG_DMA_DST:
-        v = this.regs.dst;
-        break;
-      case EDU_REG_DMA_COUNT:
-        v = this.regs.cnt;
-        break;
-      case EDU_REG_DMA_CMD:
-        v = this.regs.cmd;
-        break;
-      default:
-        return ones;
+    if (size === 4) {
+      const v = this.reg32(off);
+      return v < 0 ? ones : BigInt(v);
     }
-    return v & ones;
+    const r = this.dmaReg(off);
+    return r < 0 ? ones : (BigInt(this.regHi[r]!) << 32n) | BigInt(this.regLo[r]!);
+  }
+
+  override mmioReadN(bar: number, off: number, size: number): number {
+    if (size < 4) return 0;
+    if (bar !== 0 || this.fatal) return 0xffffffff;
+    const v = this.reg32(off);
+    return v < 0 ? 0xffffffff : v;
   }
 
   mmioWrite(bar: number, off: number, size: number, value: bigint): void {
     if (bar !== 0 || this.fatal || size < 4) return;
+    const lo = Number(value & 0xffffffffn);
+    this.writeReg(off, size, lo, size === 8 ? Number((value >> 32n) & 0xffffffffn) : 0);
+  }
+
+  override mmioWriteN(bar: number, off: number, size: number, value: number): void {
+    if (bar !== 0 || this.fatal || size < 4) return;
+    this.writeReg(off, 4, value >>> 0, 0);
+  }
+
+  /** the index of a 64-bit DMA register (src, dst, count, cmd) at off, or -1 */
+  private dmaReg(off: number): number {
+    return off >= EDU_REG_DMA_SRC && off <= EDU_REG_DMA_CMD && (off & 7) === 0 ? (off - EDU_REG_DMA_SRC) >>> 3 : -1;
+  }
+
+  /** a 4-byte register read: its value, or -1 where nothing answers (all ones then) */
+  private reg32(off: number): number {
+    switch (off) {
+      case EDU_REG_IDENT:
+        return EDU_IDENT;
+      case EDU_REG_LIVENESS:
+        return this.addr4;
+      case EDU_REG_FACT:
+        return this.fact;
+      case EDU_REG_STATUS:
+        return this.status;
+      case EDU_REG_IRQ_STATUS:
+        return this.irqStatus;
+      default: {
+        // the low word of a DMA register
+        const r = this.dmaReg(off);
+        return r < 0 ? -1 : this.regLo[r]!;
+      }
+    }
+  }
+
+  /** A store of `size` (4 or 8) bytes: lo and hi are its two u32 words (hi 0 for size 4). */
+  private writeReg(off: number, size: number, lo: number, hi: number): void {
     if (off < 0x80 && size !== 4) return;
     if (off >= 0x80 && size !== 4 && size !== 8) return;
-    const v32 = Number(value & 0xffffffffn);
     switch (off) {
       case EDU_REG_LIVENESS:
-        this.addr4 = ~v32 >>> 0;
+        this.addr4 = ~lo >>> 0;
         return;
       case EDU_REG_FACT:
         if (this.status & EDU_STATUS_COMPUTING) return;
-        this.fact = v32;
+        this.fact = lo;
         this.status |= EDU_STATUS_COMPUTING;
         this.factDone();
         return;
       case EDU_REG_STATUS:
-        if (v32 & EDU_STATUS_IRQFACT) this.status |= EDU_STATUS_IRQFACT;
+        if (lo & EDU_STATUS_IRQFACT) this.status |= EDU_STATUS_IRQFACT;
         else this.status &= ~EDU_STATUS_IRQFACT;
         return;
       case EDU_REG_IRQ_RAISE:
-        this.raiseIrq(v32);
+        this.raiseIrq(lo);
         return;
       case EDU_REG_IRQ_ACK:
-        this.lowerIrq(v32);
+        this.lowerIrq(lo);
         return;
       case EDU_REG_DMA_SRC:
       case EDU_REG_DMA_DST:
       case EDU_REG_DMA_COUNT:
       case EDU_REG_DMA_CMD: {
-        if (this.regs.cmd & BigInt(EDU_DMA_RUN)) return; // busy: writes are ignored
+        if (this.regLo[CMD]! & EDU_DMA_RUN) return; // busy: writes are ignored
         // a 4-byte write replaces the whole 64-bit register with the zero-extended value
-        const v = size === 8 ? value : value & 0xffffffffn;
-        if (off === EDU_REG_DMA_SRC) this.regs.src = v;
-        else if (off === EDU_REG_DMA_DST) this.regs.dst = v;
-        else if (off === EDU_REG_DMA_COUNT) this.regs.cnt = v;
-        else if (v & BigInt(EDU_DMA_RUN)) {
-          this.regs.cmd = v;
-          this.timers.schedule(EDU_DMA_DELAY_NS, `edu ${this.bdf} dma`, () => this.dmaDone());
-        }
+        const r = this.dmaReg(off);
+        if (r === CMD && !(lo & EDU_DMA_RUN)) return;
+        this.regLo[r] = lo;
+        this.regHi[r] = hi;
+        if (r === CMD) this.timers.schedule(EDU_DMA_DELAY_NS, `edu ${this.bdf} dma`, this.dmaDoneFn);
         return;
       }
     }
@@ -222,24 +247,35 @@ export class EduDevice extends PciDevice {
     if (this.status & EDU_STATUS_IRQFACT) this.raiseIrq(EDU_FACT_IRQ);
   }
 
-  /** edu_dma_timer(): the transfer, then the completion interrupt if asked for. */
+  private readonly dmaDoneFn = () => this.dmaDone();
+
+  /** edu_dma_timer(): the transfer, then the completion interrupt if asked for. The device's
+   * buffer is the DMA's source or destination itself (no copy in between). */
   private dmaDone(): void {
-    const { src, dst, cnt, cmd } = this.regs;
-    if (!(cmd & BigInt(EDU_DMA_RUN)) || this.fatal) return;
-    const toPci = (cmd & BigInt(EDU_DMA_TO_PCI)) !== 0n;
-    const local = toPci ? src : dst;
-    const end = local + cnt;
-    const bufEnd = EDU_DMA_START + BigInt(EDU_DMA_SIZE);
-    if (!(local >= EDU_DMA_START && end >= local && end <= bufEnd)) {
-      this.fatal = `EDU: DMA range 0x${local.toString(16)}-0x${(end - 1n).toString(16)} out of bounds (0x40000-0x40fff)`;
+    const lo = this.regLo;
+    const hi = this.regHi;
+    const cmd = lo[CMD]!;
+    if (!(cmd & EDU_DMA_RUN) || this.fatal) return;
+    const toPci = (cmd & EDU_DMA_TO_PCI) !== 0;
+    // the buffer side of the transfer: it and its end must lie in the 4 KiB at 0x40000
+    const local = toPci ? SRC : DST;
+    const start = lo[local]!;
+    const cnt = lo[COUNT]!;
+    const bufStart = Number(EDU_DMA_START);
+    if (hi[local] !== 0 || hi[COUNT] !== 0 || start < bufStart || start + cnt > bufStart + EDU_DMA_SIZE) {
+      const l = (BigInt(hi[local]!) << 32n) | BigInt(start);
+      const end = l + ((BigInt(hi[COUNT]!) << 32n) | BigInt(cnt));
+      this.fatal = `EDU: DMA range 0x${l.toString(16)}-0x${(end - 1n).toString(16)} out of bounds (0x40000-0x40fff)`;
       return;
     }
-    const off = Number(local - EDU_DMA_START);
-    const n = Number(cnt);
-    if (toPci) this.dmaWrite(dst & EDU_DMA_MASK, this.dmaBuf.slice(off, off + n));
-    else this.dmaBuf.set(this.dmaLoad(src & EDU_DMA_MASK, n), off);
-    this.regs.cmd &= ~BigInt(EDU_DMA_RUN);
-    if (cmd & BigInt(EDU_DMA_IRQ)) this.raiseIrq(EDU_DMA_IRQ_BIT);
+    const off = start - bufStart;
+    const buf = off === 0 && cnt === EDU_DMA_SIZE ? this.dmaBuf : this.dmaBuf.subarray(off, off + cnt);
+    // the bus address side, masked to the device's 28 address bits (edu_check_range())
+    const bus = BigInt((lo[toPci ? DST : SRC]! & DMA_MASK_LO) >>> 0);
+    if (toPci) this.dmaWrite(bus, buf);
+    else this.dmaLoadInto(bus, buf);
+    lo[CMD] = (cmd & ~EDU_DMA_RUN) >>> 0;
+    if (cmd & EDU_DMA_IRQ) this.raiseIrq(EDU_DMA_IRQ_BIT);
   }
 
   private raiseIrq(bits: number): void {

@@ -126,9 +126,11 @@ export abstract class PciDevice {
     new DataView(this.w1cmask.buffer).setUint16(PCI_STATUS, PCI_STATUS_W1C, true);
   }
 
+  /** a DataView over `config`, made once (no fresh view per register access) */
   get cfg(): DataView {
-    return new DataView(this.config.buffer);
+    return (this.cfgView ??= new DataView(this.config.buffer));
   }
+  private cfgView: DataView | undefined;
 
   /** pci_add_capability(): the capability's bytes become read-only; returns the offset */
   protected addCapability(id: number, offset: number, size: number): number {
@@ -179,6 +181,21 @@ export abstract class PciDevice {
   /** an MMIO load of `size` bytes (1, 2, 4 or 8) at `off` into BAR `bar` */
   abstract mmioRead(bar: number, off: number, size: number): bigint;
   abstract mmioWrite(bar: number, off: number, size: number, value: bigint): void;
+
+  // The fast MMIO interface (docs/performance.md): an access of 1, 2 or 4 bytes as a number,
+  // what a driver's readl()/writel() is. The defaults go through the bigint methods above, so
+  // a device needs only those; a device whose registers are hot overrides these two with
+  // number arithmetic (src/hw/edu.ts). Both must behave the same for every (bar, off, size).
+
+  /** an MMIO load of `size` bytes (1, 2 or 4) as a number in [0, 2^(8 size)) */
+  mmioReadN(bar: number, off: number, size: number): number {
+    return Number(this.mmioRead(bar, off, size));
+  }
+
+  /** an MMIO store of `size` bytes (1, 2 or 4): the low 8*size bits of `value` (a u32) */
+  mmioWriteN(bar: number, off: number, size: number, value: number): void {
+    this.mmioWrite(bar, off, size, BigInt(value >>> 0));
+  }
   /** the device has a reset method (FLR, PM reset, ...); vfio-pci reports RESET from it */
   get canReset(): boolean {
     return false;
@@ -244,6 +261,17 @@ export abstract class PciDevice {
     if (!this.busMaster() || !this.dma) this.dma?.blocked?.(addr, len, false);
     else this.dma.load(addr, out);
     return out;
+  }
+
+  /** pci_dma_read() into `out` (the device's own buffer: no copy in between); blocked pages
+   * and a device without bus mastering read as zeros there. True when nothing was blocked. */
+  dmaLoadInto(addr: bigint, out: Uint8Array): boolean {
+    if (!this.busMaster() || !this.dma) {
+      out.fill(0);
+      this.dma?.blocked?.(addr, out.length, false);
+      return false;
+    }
+    return this.dma.load(addr, out);
   }
 
   /** the bytes at `addr`, or null when any of them was blocked */

@@ -12,6 +12,10 @@
 import { EEXIST, EINVAL } from "../uapi/errno.js";
 import { type Page, PAGE_SHIFT, PAGE_SIZE } from "../kernel/mm.js";
 
+/** the page shift and in-page mask as bigints, made once (a BigInt() per call allocates) */
+const PAGE_SHIFT_N = BigInt(PAGE_SHIFT);
+const PAGE_LOW_N = BigInt(PAGE_SIZE - 1);
+
 export const IOMMU_READ = 1;
 export const IOMMU_WRITE = 2;
 
@@ -89,10 +93,10 @@ export class IommuDomain {
    */
   map(iova: bigint, pages: readonly Page[], prot: number): number {
     if (this.type !== "paging") return -EINVAL;
-    if (iova & BigInt(PAGE_SIZE - 1)) return -EINVAL;
+    if (iova & PAGE_LOW_N) return -EINVAL;
     const last = iova + BigInt(pages.length * PAGE_SIZE) - 1n;
     if (pages.length === 0 || iova < this.apertureStart || last > this.apertureEnd) return -EINVAL;
-    const first = Number(iova >> BigInt(PAGE_SHIFT));
+    const first = Number(iova >> PAGE_SHIFT_N);
     for (let i = 0; i < pages.length; i++) if (this.get(first + i)) return -EEXIST;
     for (let i = 0; i < pages.length; i++) this.set(first + i, { page: pages[i]!, prot });
     return 0;
@@ -100,8 +104,8 @@ export class IommuDomain {
 
   /** iommu_unmap(): unmap [iova, iova + size); returns bytes that were mapped (-ENOENT never). */
   unmap(iova: bigint, size: bigint): number {
-    const first = Number(iova >> BigInt(PAGE_SHIFT));
-    const n = Number(size >> BigInt(PAGE_SHIFT));
+    const first = Number(iova >> PAGE_SHIFT_N);
+    const n = Number(size >> PAGE_SHIFT_N);
     let done = 0;
     for (let i = 0; i < n; i++) if (this.del(first + i)) done += PAGE_SIZE;
     return done;
@@ -110,7 +114,7 @@ export class IommuDomain {
   /** iommu_iova_to_phys() in page terms: the entry for the page holding `iova`, or null. */
   lookup(iova: bigint): IoPte | null {
     if (this.type !== "paging") return null;
-    return this.get(Number(iova >> BigInt(PAGE_SHIFT))) ?? null;
+    return this.get(Number(iova >> PAGE_SHIFT_N)) ?? null;
   }
 
   /** Every mapped IOVA page number (for invariants). */

@@ -284,8 +284,16 @@ export class IommuCore {
 
   /** The DMA port of a device: every access is translated at the time it happens. */
   dmaPort(dev: IommuDevice): DmaPort {
+    // a blocked page reads as zeros in `out`, whatever it held (a device's own buffer)
     const load = (addr: bigint, out: Uint8Array) =>
-      this.dma(dev, addr, out.length, false, (pg, off, n, at) => pg.load(off, n, out, at));
+      this.dma(
+        dev,
+        addr,
+        out.length,
+        false,
+        (pg, off, n, at) => pg.load(off, n, out, at),
+        (at, n) => out.fill(0, at, at + n),
+      );
     return {
       read: (addr, len) => {
         const out = new Uint8Array(len);
@@ -295,9 +303,17 @@ export class IommuCore {
       write: (addr, bytes) => this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at)),
       // PASID-tagged DMA goes through the domain attached at the PASID (./pasid_table.ts)
       loadPasid: (pasid, addr, out) =>
-        this.dma(dev, addr, out.length, false, (pg, off, n, at) => pg.load(off, n, out, at), pasid),
+        this.dma(
+          dev,
+          addr,
+          out.length,
+          false,
+          (pg, off, n, at) => pg.load(off, n, out, at),
+          (at, n) => out.fill(0, at, at + n),
+          pasid,
+        ),
       writePasid: (pasid, addr, bytes) =>
-        this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at), pasid),
+        this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at), undefined, pasid),
       blocked: (addr, len, write) => {
         void len;
         this.recordFault(dev, addr, write, "bus-master-off", dev.group.domain.id);
@@ -342,6 +358,8 @@ export class IommuCore {
     len: number,
     write: boolean,
     copy: (page: Page, off: number, n: number, at: number) => boolean,
+    /** called for each chunk [at, at + n) that faulted */
+    faulted?: (at: number, n: number) => void,
     pasid?: number,
   ): boolean {
     const pd = pasid === undefined ? null : pasidDomain(dev, pasid);
@@ -351,10 +369,11 @@ export class IommuCore {
       return false;
     };
     if (len === 0) return true;
-    if (d === null) return fault(addr, "no-pasid-domain");
-    if (d.type === "blocked") return fault(addr, "blocked");
-    // identity: bus addresses are host physical; the twin has no physical memory map
-    if (d.type === "identity") return fault(addr, "identity");
+    if (d === null || d.type === "blocked" || d.type === "identity") {
+      faulted?.(0, len);
+      // identity: bus addresses are host physical; the twin has no physical memory map
+      return fault(addr, d === null ? "no-pasid-domain" : d.type === "blocked" ? "blocked" : "identity");
+    }
     const need = write ? IOMMU_WRITE : IOMMU_READ;
     let ok = true;
     let at = 0;
@@ -363,11 +382,16 @@ export class IommuCore {
       const off = Number(iova & BigInt(PAGE_SIZE - 1));
       const n = Math.min(len - at, PAGE_SIZE - off);
       const pte = iova > 0xffffffffffffffffn ? null : d.lookup(iova);
-      if (!pte) ok = fault(iova, "not-present");
-      else if ((pte.prot & need) !== need) ok = fault(iova, "permission");
+      let why: IommuFaultReason | null = null;
+      if (!pte) why = "not-present";
+      else if ((pte.prot & need) !== need) why = "permission";
       // a page whose backing memory went away (a bridged process that exited) reads as a
       // bus error would: the access fails and is logged like any other
-      else if (!copy(pte.page, off, n, at)) ok = fault(iova, "not-present");
+      else if (!copy(pte.page, off, n, at)) why = "not-present";
+      if (why !== null) {
+        faulted?.(at, n);
+        ok = fault(iova, why);
+      }
       at += n;
     }
     return ok;

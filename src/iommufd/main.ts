@@ -76,10 +76,8 @@ export class Ucmd<V> {
       const bytes = this.desc.encode(this.cmd as Partial<V>);
       return this.proc.mm.copyToUser(this.ubuffer, bytes, Math.min(this.userSize, bytes.length));
     }
-    // encoded into the shared scratch buffer, copied out before anything else can run
-    SCRATCH.fill(0, 0, size);
-    this.desc.encodeInto(SCRATCH, this.cmd as Partial<V>);
-    return this.proc.mm.copyToUser(this.ubuffer, SCRATCH, Math.min(this.userSize, size));
+    // encoded in place in the user page when the whole struct goes back, else staged
+    return this.proc.mm.writeStruct(this.desc, this.ubuffer, this.cmd as Partial<V>, Math.min(this.userSize, size));
   }
 
   copyToUser(addr: bigint, bytes: Uint8Array): number {
@@ -196,22 +194,28 @@ function copyStructFromUser(mm: Process["mm"], ksize: number, src: number, usize
   return out;
 }
 
-const SIZE_BUF = new Uint8Array(4);
-const SIZE_VIEW = new DataView(SIZE_BUF.buffer);
-
 export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: number): KRet<number> {
   const nr = _IOC_NR(cmd);
   const len = iommufdTestEnabled(ictx.k) ? IOMMUFD_TABLE_LEN : TABLE_LEN_NO_TEST;
   if (nr < U.IOMMUFD_CMD_BASE || nr - U.IOMMUFD_CMD_BASE >= len) return iommufdVfioIoctl(ictx, proc, cmd, arg);
-  // get_user(size): into a reused buffer (no path yields before it is read)
-  if (!proc.mm.copyFromUserInto(SIZE_BUF, arg, 4)) return -EFAULT;
-  const userSize = SIZE_VIEW.getUint32(0, true);
+  // get_user(size)
+  const userSize = proc.mm.getU32(arg);
+  if (userSize < 0) return -EFAULT;
   const o = BY_NR[nr - U.IOMMUFD_CMD_BASE];
   if (!o || o.cmd !== cmd) return -ENOTTY;
   if (userSize < o.minSize) return -EINVAL;
-  const bytes = copyStructFromUser(proc.mm, o.desc.size, arg, userSize);
-  if (typeof bytes === "number") return bytes;
-  return o.execute(new Ucmd(ictx, proc, arg, userSize, o.desc, o.desc.decode(bytes)));
+  let value: unknown;
+  if (userSize <= o.desc.size) {
+    // copy_struct_from_user() of a struct no bigger than the kernel's: the user's bytes, zero
+    // past them, decoded in place (src/kernel/mm.ts readStruct)
+    value = proc.mm.readStruct(o.desc, arg, userSize);
+    if (value === null) return -EFAULT;
+  } else {
+    const bytes = copyStructFromUser(proc.mm, o.desc.size, arg, userSize);
+    if (typeof bytes === "number") return bytes;
+    value = o.desc.decode(bytes);
+  }
+  return o.execute(new Ucmd(ictx, proc, arg, userSize, o.desc, value));
 }
 
 export interface IommufdModuleState {

@@ -112,9 +112,8 @@ function setIommu(ictx: IommufdCtx, type: number): number {
 
 function mapDma(ictx: IommufdCtx, proc: Process, arg: number): number {
   const minsz = dma_map.offsetOfEnd("size");
-  const b = proc.mm.copyFromUser(arg, minsz);
-  if (typeof b === "number") return -EFAULT;
-  const map = dma_map.decode(b);
+  const map = proc.mm.readStruct(dma_map, arg, minsz);
+  if (map === null) return -EFAULT;
   if (map.argsz < minsz || map.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
   let prot = IOMMU_CACHE;
   if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
@@ -136,9 +135,8 @@ function mapDma(ictx: IommufdCtx, proc: Process, arg: number): number {
 
 function unmapDma(ictx: IommufdCtx, proc: Process, arg: number): number {
   const minsz = dma_unmap.offsetOfEnd("size");
-  const b = proc.mm.copyFromUser(arg, minsz);
-  if (typeof b === "number") return -EFAULT;
-  const unmap = dma_unmap.decode(b);
+  const unmap = proc.mm.readStruct(dma_unmap, arg, minsz);
+  if (unmap === null) return -EFAULT;
   if (unmap.argsz < minsz || unmap.flags & ~VFIO_DMA_UNMAP_FLAG_ALL) return -EINVAL;
   const ioas = getCompatIoas(ictx);
   if (typeof ioas === "number") return ioas;

@@ -23,8 +23,20 @@ function mightSleep(k: Kernel, t: Task, what: string): void {
 }
 const spinEntries = new WeakSet<object>();
 
+/** what a task's held list records for a lock taken at its default place: one object per
+ * lock, made once (entries are never changed, so tasks may share one) */
+interface HeldEntry {
+  readonly name: string;
+  readonly cls: string;
+  readonly where: string;
+}
+
 export class Mutex implements Waitable {
   owner: Task | null = null;
+  private heldEntry_: HeldEntry | undefined;
+  private get heldEntry(): HeldEntry {
+    return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
+  }
   /** @param cls the lock class, e.g. "vfio_group.group_lock"; instances share it */
   constructor(
     private readonly k: Kernel,
@@ -42,10 +54,10 @@ export class Mutex implements Waitable {
     mightSleep(this.k, t, `mutex_lock(${this.name})`);
     yield { kind: "preempt", where: `mutex_lock(${this.name})` };
     this.k.footprint?.locks.add(this.name);
-    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})` };
+    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})`, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.owner = t;
-    t.held.push({ name: this.name, cls: this.cls, where });
+    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   unlock(): void {
@@ -66,6 +78,10 @@ export class Mutex implements Waitable {
 /** A reader/writer semaphore (rw_semaphore): many readers or one writer. */
 export class RwSem {
   writer: Task | null = null;
+  private heldEntry_: HeldEntry | undefined;
+  private get heldEntry(): HeldEntry {
+    return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
+  }
   readonly readers = new Set<Task>();
   private readonly forRead: Waitable;
   private readonly forWrite: Waitable;
@@ -84,10 +100,10 @@ export class RwSem {
     mightSleep(this.k, t, `down_read(${this.name})`);
     yield { kind: "preempt", where: `down_read(${this.name})` };
     this.k.footprint?.locks.add(this.name);
-    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})` };
+    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})`, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.readers.add(t);
-    t.held.push({ name: this.name, cls: this.cls, where });
+    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   upRead(): void {
@@ -103,11 +119,11 @@ export class RwSem {
     yield { kind: "preempt", where: `down_write(${this.name})` };
     this.k.footprint?.locks.add(this.name);
     while (this.writer !== null || this.readers.size > 0) {
-      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})` };
+      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})`, k: this.k };
     }
     this.k.lockdep.acquire(t, this.cls, where);
     this.writer = t;
-    t.held.push({ name: this.name, cls: this.cls, where });
+    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   upWrite(): void {
@@ -155,6 +171,12 @@ export class SpinLock {
 
 function dropHeld(t: Task | null, name: string): void {
   if (!t) return;
+  const held = t.held;
+  // the common case: the innermost lock goes first (no splice)
+  if (held.length !== 0 && held[held.length - 1]!.name === name) {
+    held.pop();
+    return;
+  }
   for (let i = t.held.length - 1; i >= 0; i--) {
     if (t.held[i]!.name === name) {
       t.held.splice(i, 1);

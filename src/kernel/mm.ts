@@ -11,6 +11,7 @@
 
 import { EEXIST, EFAULT, EINVAL, ENOMEM } from "../uapi/errno.js";
 import type { File } from "./fs.js";
+import type { StructDesc } from "../uapi/struct.js";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -27,6 +28,7 @@ let nextPfn = 0x100;
  * process's own page, src/bridge/remote_mm.ts) is the same kind of object to the IOMMU. */
 export class Page {
   pins = 0;
+  private dv: DataView | null = null;
   constructor(
     readonly data: Uint8Array = new Uint8Array(PAGE_SIZE),
     /** the page frame number: unique; a bridged huge page's frames are contiguous */
@@ -49,9 +51,19 @@ export class Page {
   get reserved(): boolean {
     return false;
   }
+
+  /** A DataView over this page's bytes, made on first use and kept (the user-memory layer's
+   * structs are decoded and encoded in place through it). Only for pages with their own data. */
+  get view(): DataView {
+    return (this.dv ??= new DataView(this.data.buffer, this.data.byteOffset, this.data.byteLength));
+  }
 }
 
 const NO_BYTES = new Uint8Array(0);
+
+/** what an anonymous page never touched reads as, through the user-memory layer (read only:
+ * a write faults the real page in) */
+const ZERO_PAGE_OBJ = new Page(new Uint8Array(PAGE_SIZE), 0);
 
 /**
  * A page of device memory behind a VM_PFNMAP mapping (a BAR mmap'ed from a VFIO device): what
@@ -84,6 +96,9 @@ export class IoPage extends Page {
 export interface VmaIo {
   /** read `len` bytes at `off` into the mapping; null for a bus error (SIGBUS) */
   read(off: number, len: number): Uint8Array | null;
+  /** the same into out[at, at + len) without an array of its own (optional: the fast path of
+   * a CPU load from device memory; read() serves where it is absent); false for a bus error */
+  readInto?(off: number, len: number, out: Uint8Array, at: number): boolean;
   write(off: number, bytes: Uint8Array): boolean;
   /** A 64-byte deferrable memory write tagged with a PASID (what ENQCMD sends): true when the
    * device accepted it, false for retry; absent on memory that takes no such write. */
@@ -129,6 +144,14 @@ export interface MmapOpts {
 
 const BOUNCE = new Uint8Array(64);
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
+/** the in-page offset of an address: its low 12 bits. `&` is exact for every safe integer (its
+ * ToInt32 keeps the low 32 bits), where `%` on a double above 2^31 takes a slow path. */
+const PAGE_LOW = PAGE_SIZE - 1;
+
+/** The copying path's staging buffer for structs (page-crossing, device memory, a bridged
+ * client's memory), with its DataView made once; a struct is decoded in place from it. */
+const STAGE = new Uint8Array(PAGE_SIZE);
+const STAGE_VIEW = new DataView(STAGE.buffer);
 
 /**
  * dst[dstOff..] = src[srcOff, srcOff + n). Small copies (ioctl structs) go byte by byte
@@ -137,6 +160,11 @@ const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
  * JS heap (src/uapi/struct.ts), which costs more than the copy.
  */
 function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, n: number): void {
+  if (srcOff === 0 && n === src.length) {
+    // all of src (a caller's struct into a page): set() without a view
+    dst.set(src, dstOff);
+    return;
+  }
   if (n > 64) {
     dst.set(src.subarray(srcOff, srcOff + n), dstOff);
     return;
@@ -156,7 +184,32 @@ export class MmStruct {
   /** called when a VMA holding a file goes away (fput of vm_file) */
   onVmaClose: ((v: Vma) => void) | null = null;
 
+  // The user-memory layer's caches (mmap_lock's view of the last access): the last VMA found,
+  // and the last anonymous page reached with the widest access its VMA allows. Any change to
+  // the VMAs drops both (invalidate()); pages are only ever added to a live VMA.
+  private lastVma: Vma | null = null;
+  private lastPageAddr = -1;
+  private lastPage: Page | null = null;
+  /** PROT_WRITE when lastPage's VMA allows writes, else PROT_READ */
+  private lastPageNeed = 0;
+  /** the in-page offset of the address userView() last answered for */
+  viewOff = 0;
+
+  private invalidate(): void {
+    this.lastVma = null;
+    this.lastPageAddr = -1;
+    this.lastPage = null;
+  }
+
   find(addr: number): Vma | null {
+    const last = this.lastVma;
+    if (last !== null && addr >= last.start && addr < last.end) return last;
+    const m = this.findVma(addr);
+    if (m !== null) this.lastVma = m;
+    return m;
+  }
+
+  private findVma(addr: number): Vma | null {
     const v = this.vmas;
     let lo = 0;
     let hi = v.length - 1;
@@ -189,6 +242,7 @@ export class MmStruct {
       this.hint = addr;
     }
     const vma = new Vma(addr, addr + len, o.prot, o.io ?? null, o.file ?? null, o.pgoff ?? 0);
+    this.invalidate();
     this.insert(vma);
     return addr;
   }
@@ -197,6 +251,7 @@ export class MmStruct {
   munmap(addr: number, length: number): number {
     if (addr % PAGE_SIZE !== 0 || !(length > 0) || addr + length > TASK_SIZE) return -EINVAL;
     const end = addr + Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    this.invalidate();
     const keep: Vma[] = [];
     for (const v of this.vmas) {
       if (v.end <= addr || v.start >= end) {
@@ -217,6 +272,7 @@ export class MmStruct {
 
   /** Remove every mapping (exit_mmap). */
   exitMmap(): void {
+    this.invalidate();
     const all = this.vmas.splice(0);
     for (const v of all) if (v.file && this.onVmaClose) this.onVmaClose(v);
   }
@@ -264,21 +320,103 @@ export class MmStruct {
       const a = addr + off;
       if (!v || a >= v.end || a < v.start) v = this.find(a);
       if (!v || !accessible(v.prot, need)) return false;
-      const n = Math.min(len - off, PAGE_SIZE - (a % PAGE_SIZE), v.end - a);
+      const n = Math.min(len - off, PAGE_SIZE - (a & PAGE_LOW), v.end - a);
       if (!f(v, a, off, n)) return false;
       off += n;
     }
     return true;
   }
 
-  /** The anonymous (not device) vma holding all of [addr, addr + len) within one page, with
-   * `need` allowed, or null (then walk() decides, faults included). */
-  private onePage(addr: number, len: number, need: number): Vma | null {
-    if (len <= 0 || !Number.isSafeInteger(addr) || addr < 0 || addr + len > TASK_SIZE) return null;
-    if ((addr % PAGE_SIZE) + len > PAGE_SIZE) return null;
+  /**
+   * The user-memory layer's fast path: the DataView of the anonymous page that holds all of
+   * [addr, addr + len) with `need` allowed, `viewOff` set to addr's offset in it; null when
+   * the range is not within one anonymous page (page-crossing, device memory, a hole, a
+   * protection fault: the copying path decides those). A read of a page never touched gets
+   * a view of zeros that must not be written; a write faults the page in.
+   */
+  userView(addr: number, len: number, need: number): DataView | null {
+    const p = this.userPage(addr, len, need);
+    return p === null ? null : p.view;
+  }
+
+  /** The device-memory VMA holding all of [addr, addr + len) within one page, `need`
+   * allowed: an access that is one chunk of walk(), made without it. */
+  private deviceChunk(addr: number, len: number, need: number): Vma | null {
+    if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
+    if ((addr & PAGE_LOW) + len > PAGE_SIZE) return null;
     const v = this.find(addr);
-    if (v === null || v.io !== null || addr + len > v.end || !accessible(v.prot, need)) return null;
+    if (v === null || v.io === null || addr + len > v.end || !accessible(v.prot, need)) return null;
     return v;
+  }
+
+  /** userView()'s page: the Page (ZERO_PAGE_OBJ for a read of an absent page), or null. */
+  private userPage(addr: number, len: number, need: number): Page | null {
+    if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
+    const off = addr & PAGE_LOW;
+    if (off + len > PAGE_SIZE) return null;
+    const base = addr - off;
+    if (base === this.lastPageAddr && need <= this.lastPageNeed) {
+      this.viewOff = off;
+      return this.lastPage;
+    }
+    const v = this.find(addr);
+    if (v === null || v.io !== null || !accessible(v.prot, need)) return null;
+    const p = v.page(base, need === PROT_WRITE);
+    this.viewOff = off;
+    if (p === null) return ZERO_PAGE_OBJ;
+    this.lastPageAddr = base;
+    this.lastPage = p;
+    this.lastPageNeed = accessible(v.prot, PROT_WRITE) ? PROT_WRITE : PROT_READ;
+    return p;
+  }
+
+  /**
+   * copy_from_user() of a struct, decoded: the value, or null for a fault. `len` bytes are
+   * read and the struct's bytes past them are zero, as copy_struct_from_user() leaves them. Within one anonymous page the struct is decoded in
+   * place from the page (a codec compiled once per layout); otherwise the bytes are copied to
+   * a staging buffer first (copyFromUserInto: device memory, page crossings, a bridged
+   * client's memory) and decoded in place from there.
+   */
+  readStruct<V>(desc: StructDesc<V>, addr: number, len = desc.size): V | null {
+    if (desc.compiled && len <= PAGE_SIZE && desc.size <= PAGE_SIZE) {
+      if (len === desc.size) {
+        const dv = this.userView(addr, len, PROT_READ);
+        if (dv !== null) return desc.decodeView(dv, this.viewOff, this.viewOff + len);
+      }
+      // staged: the user's len bytes, zero after them up to sizeof (copy_struct_from_user())
+      if (!this.copyFromUserInto(STAGE, addr, len)) return null;
+      if (len < desc.size) STAGE.fill(0, len, desc.size);
+      return desc.decodeView(STAGE_VIEW, 0, Math.max(len, desc.size));
+    }
+    const b = this.copyFromUser(addr, len);
+    return typeof b === "number" ? null : desc.decode(b);
+  }
+
+  /**
+   * copy_to_user() of the first `len` bytes of `value` encoded as `desc` (absent fields and
+   * padding zero): 0 or -EFAULT. The whole struct within one anonymous page is encoded in
+   * place; anything else is encoded into the staging buffer and copied.
+   */
+  writeStruct<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, len = desc.size): number {
+    if (desc.compiled && len === desc.size) {
+      const dv = this.userView(addr, len, PROT_WRITE);
+      if (dv !== null) {
+        desc.encodeWhole(dv, value, this.viewOff);
+        return 0;
+      }
+      if (len <= PAGE_SIZE) {
+        desc.encodeWhole(STAGE_VIEW, value, 0);
+        return this.copyToUser(addr, STAGE, len);
+      }
+    }
+    return this.copyToUser(addr, desc.encode(value, Math.max(len, desc.size)), len);
+  }
+
+  /** get_user() of a u32: the value, or -EFAULT (a u32 is never negative). */
+  getU32(addr: number): number {
+    const dv = this.userView(addr, 4, PROT_READ);
+    if (dv !== null) return dv.getUint32(this.viewOff, true);
+    return this.copyFromUserInto(STAGE, addr, 4) ? STAGE_VIEW.getUint32(0, true) : -EFAULT;
   }
 
   /** copy_from_user(): the bytes, or -EFAULT if any byte is not readable user memory. */
@@ -288,12 +426,20 @@ export class MmStruct {
   }
 
   copyFromUserInto(dst: Uint8Array, addr: number, len: number): boolean {
-    const v = this.onePage(addr, len, PROT_READ);
-    if (v !== null) {
+    const p = this.userPage(addr, len, PROT_READ);
+    if (p !== null) {
       // the common case (an ioctl struct inside one anonymous page): walk()'s one chunk
-      const p = v.page(addr, false);
-      if (p) copyBytes(dst, 0, p.data, addr % PAGE_SIZE, len);
-      else dst.fill(0, 0, len);
+      copyBytes(dst, 0, p.data, this.viewOff, len);
+      return true;
+    }
+    const d = this.deviceChunk(addr, len, PROT_READ);
+    if (d !== null) {
+      // one MMIO access (a driver's readl): one call to the device, into dst itself
+      const off = d.pgoff + (addr - d.start);
+      if (d.io!.readInto) return d.io!.readInto(off, len, dst, 0);
+      const b = d.io!.read(off, len);
+      if (!b) return false;
+      dst.set(b);
       return true;
     }
     return this.walk(addr, len, PROT_READ, (v, a, off, n) => {
@@ -304,7 +450,7 @@ export class MmStruct {
         return true;
       }
       const p = v.page(a, false);
-      if (p) copyBytes(dst, off, p.data, a % PAGE_SIZE, n);
+      if (p) copyBytes(dst, off, p.data, a & PAGE_LOW, n);
       else dst.fill(0, off, off + n);
       return true;
     });
@@ -313,16 +459,22 @@ export class MmStruct {
   /** copy_to_user(): 0, or -EFAULT if any byte is not writable user memory (nothing is
    * written then: the twin checks the whole range first, a stricter kernel than Linux). */
   copyToUser(addr: number, bytes: Uint8Array, len = bytes.length): number {
-    const v = this.onePage(addr, len, PROT_WRITE);
-    if (v !== null) {
-      copyBytes(v.page(addr, true)!.data, addr % PAGE_SIZE, bytes, 0, len);
+    const p = this.userPage(addr, len, PROT_WRITE);
+    if (p !== null) {
+      copyBytes(p.data, this.viewOff, bytes, 0, len);
       return 0;
+    }
+    const d = this.deviceChunk(addr, len, PROT_WRITE);
+    if (d !== null) {
+      // one MMIO access (a driver's writel): one call to the device
+      const ok = d.io!.write(d.pgoff + (addr - d.start), len === bytes.length ? bytes : bytes.subarray(0, len));
+      return ok ? 0 : -EFAULT;
     }
     if (!this.walk(addr, len, PROT_WRITE, () => true)) return -EFAULT;
     // device memory can refuse the store (a BAR whose memory decode is off faults)
     const ok = this.walk(addr, len, PROT_WRITE, (v, a, off, n) => {
       if (v.io) return v.io.write(v.pgoff + (a - v.start), bytes.subarray(off, off + n));
-      copyBytes(v.page(a, true)!.data, a % PAGE_SIZE, bytes, off, n);
+      copyBytes(v.page(a, true)!.data, a & PAGE_LOW, bytes, off, n);
       return true;
     });
     return ok ? 0 : -EFAULT;

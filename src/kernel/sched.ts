@@ -21,7 +21,13 @@ export interface Waitable {
 
 export type Yield =
   | { readonly kind: "preempt"; readonly where: string }
-  | { readonly kind: "block"; readonly on: Waitable; readonly where: string };
+  | {
+      readonly kind: "block";
+      readonly on: Waitable;
+      readonly where: string;
+      /** the kernel whose lock it is: a sequential call reports a deadlock to it */
+      readonly k?: Kernel;
+    };
 
 export type KGen<T> = Generator<Yield, T, void>;
 /** What a kernel entry point returns: a value at once, or a path that may block. */
@@ -78,6 +84,60 @@ export function isGen<T>(r: KRet<T>): r is KGen<T> {
 }
 
 /**
+ * The two speeds of a kernel path (docs/performance.md). The build (scripts/build.mjs) emits
+ * each `function* f(...): KGen<T>` three times: f$gen (the generator as written), f$seq (the
+ * same body as a plain function, yield points gone) and f, which calls f$seq while `on` is
+ * set and f$gen otherwise. The syscall layer sets `on` for the duration of a file operation
+ * in a sequential call (doIoctl, call in syscalls.ts); everything else, the Scheduler's paths
+ * included, sees generators. A block yield carries its lock's kernel: a deadlock found in a
+ * sequential call is reported there, as runSync reports one.
+ * Whoever drives a generator (runSync, the Scheduler, run() here) clears `on` while it does,
+ * so code inside a generator always gets generators from the paths it calls.
+ */
+export interface SeqMode {
+  /** a sequential call is running: transformed paths run as plain functions */
+  on: boolean;
+  /** `yield* E` in a sequential body: E's value, driving E to its end if it is a generator */
+  run<T>(r: KRet<T>): T;
+  /** `yield y` in a sequential body: nothing, or the deadlock of a block nobody can lift */
+  yielded(y: Yield): void;
+}
+
+const SEQ_KEY = "__kseq";
+
+function seqRun<T>(r: KRet<T>): T {
+  if (!isGen(r)) return r;
+  const s = SEQ;
+  s.on = false;
+  try {
+    for (;;) {
+      const x = r.next();
+      if (x.done) return x.value;
+      seqYielded(x.value);
+    }
+  } finally {
+    s.on = true;
+  }
+}
+
+function seqYielded(y: Yield): void {
+  if (y.kind !== "block") return;
+  const k = y.k ?? null;
+  const t = k?.current ?? null;
+  if (y.on.available(t!)) return;
+  const label = t?.label ?? "a task";
+  const msg = `${label} waits for ${y.on.name} at ${y.where}, which no other task can release`;
+  throw k ? k.bug("deadlock", msg) : new KernelBug("deadlock", msg);
+}
+
+/** The one SeqMode of this JavaScript realm: transformed code names it as the global __kseq. */
+export const SEQ: SeqMode = ((globalThis as Record<string, unknown>)[SEQ_KEY] ??= {
+  on: false,
+  run: seqRun,
+  yielded: seqYielded,
+}) as SeqMode;
+
+/**
  * Drive one path to completion with `t` as current. Alone, a task that must block can never
  * be woken: that is a deadlock (e.g. a mutex taken twice), reported as a KernelBug.
  */
@@ -85,6 +145,9 @@ export function runSync<T>(k: Kernel, t: Task, r: KRet<T>): T {
   if (!isGen(r)) return r;
   const prev = k.current;
   k.current = t;
+  // a generator's body gets generators from the paths it calls (SeqMode)
+  const seq = SEQ.on;
+  SEQ.on = false;
   try {
     for (;;) {
       const s = r.next();
@@ -96,6 +159,7 @@ export function runSync<T>(k: Kernel, t: Task, r: KRet<T>): T {
     }
   } finally {
     k.current = prev;
+    SEQ.on = seq;
   }
 }
 
@@ -148,6 +212,8 @@ export class Scheduler {
   step(th: Thread): void {
     const prev = this.k.current;
     this.k.current = th.task;
+    const seq = SEQ.on;
+    SEQ.on = false;
     try {
       const s = th.gen.next();
       if (s.done) {
@@ -163,6 +229,7 @@ export class Scheduler {
       }
     } finally {
       this.k.current = prev;
+      SEQ.on = seq;
     }
   }
 

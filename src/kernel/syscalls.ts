@@ -48,7 +48,7 @@ import type { Kernel } from "./kernel.js";
 import { pasidProcessExit } from "./pasid.js";
 import { TASK_SIZE } from "./mm.js";
 import type { Process } from "./process.js";
-import { isGen, type KGen, type KRet, runSync, Task } from "./sched.js";
+import { isGen, type KGen, type KRet, runSync, SEQ, Task } from "./sched.js";
 
 /** An integer or user address from userspace as the kernel path sees it: exact below 2^53;
  * larger values (never a user address) collapse to 2^53, which faults and matches no flag. */
@@ -129,10 +129,14 @@ function run<T>(k: Kernel, t: Task, r: KRet<T>): T {
 function call<T>(k: Kernel, t: Task, fn: () => KRet<T>): T {
   const prev = k.current;
   k.current = t;
+  const s = SEQ;
+  const seq = s.on;
+  s.on = true;
   try {
     return run(k, t, fn());
   } finally {
     k.current = prev;
+    s.on = seq;
   }
 }
 
@@ -276,11 +280,16 @@ function doIoctl(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: n
   if (!f.fops.unlocked_ioctl) return -ENOTTY;
   const prev = k.current;
   k.current = t;
+  // a sequential call: kernel paths run at their plain-function speed (SeqMode)
+  const s = SEQ;
+  const seq = s.on;
+  s.on = true;
   try {
     const r = f.fops.unlocked_ioctl(f, cmd, arg);
     return isGen(r) ? runSync(k, t, r) : r;
   } finally {
     k.current = prev;
+    s.on = seq;
   }
 }
 

@@ -113,9 +113,8 @@ export class Kvm extends RefCounted {
    */
   private setUserMemoryRegion(arg: number): number {
     const mm = this.k.current!.process!.mm;
-    const b = mm.copyFromUser(arg, K.kvm_userspace_memory_region.size);
-    if (typeof b === "number") return -EFAULT;
-    const r = K.kvm_userspace_memory_region.decode(b);
+    const r = mm.readStruct(K.kvm_userspace_memory_region, arg);
+    if (r === null) return -EFAULT;
     const id = r.slot & 0xffff;
     const as = r.slot >>> 16;
     if (id >= KVM_USER_MEM_SLOTS_) return -EINVAL;

@@ -90,9 +90,9 @@ function deviceIoctlAttr(
   arg: number,
 ): KRet<number> {
   if (!accessor) return -EPERM;
-  const b = dev.kvm.k.current!.process!.mm.copyFromUser(arg, K.kvm_device_attr.size);
-  if (typeof b === "number") return -EFAULT;
-  return accessor.call(dev.ops, dev, K.kvm_device_attr.decode(b));
+  const attr = dev.kvm.k.current!.process!.mm.readStruct(K.kvm_device_attr, arg);
+  if (attr === null) return -EFAULT;
+  return accessor.call(dev.ops, dev, attr);
 }
 
 /** kvm_device_release() */

@@ -123,9 +123,8 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
  */
 function systemAttr(k: Kernel, get: boolean, arg: number): number {
   const mm = k.current!.process!.mm;
-  const b = mm.copyFromUser(arg, K.kvm_device_attr.size);
-  if (typeof b === "number") return -EFAULT;
-  const attr = K.kvm_device_attr.decode(b);
+  const attr = mm.readStruct(K.kvm_device_attr, arg);
+  if (attr === null) return -EFAULT;
   if (attr.group !== 0 || attr.attr !== 0n) return -ENXIO;
   if (!get) return 0;
   const v = new Uint8Array(8);

@@ -45,10 +45,14 @@ export function kvmVfioOps(coupling: VfioCoupling): KvmDeviceOps {
   return ops;
 }
 
+/** the u64 attr values, made once (a BigInt() per compare would allocate per call) */
+const FILE_ADD = BigInt(K.KVM_DEV_VFIO_FILE_ADD);
+const FILE_DEL = BigInt(K.KVM_DEV_VFIO_FILE_DEL);
+
 function hasAttr(attr: KvmDeviceAttr): number {
   // kvm_vfio_has_attr(): SET_SPAPR_TCE only with CONFIG_SPAPR_TCE_IOMMU (not on x86)
   if (attr.group === K.KVM_DEV_VFIO_FILE) {
-    if (attr.attr === BigInt(K.KVM_DEV_VFIO_FILE_ADD) || attr.attr === BigInt(K.KVM_DEV_VFIO_FILE_DEL)) return 0;
+    if (attr.attr === FILE_ADD || attr.attr === FILE_DEL) return 0;
   }
   return -ENXIO;
 }
@@ -56,13 +60,13 @@ function hasAttr(attr: KvmDeviceAttr): number {
 /** kvm_vfio_set_attr() + kvm_vfio_set_file() */
 function* setAttr(coupling: VfioCoupling, dev: KvmDevice, attr: KvmDeviceAttr): KGen<number> {
   if (attr.group !== K.KVM_DEV_VFIO_FILE) return -ENXIO;
-  const add = attr.attr === BigInt(K.KVM_DEV_VFIO_FILE_ADD);
-  if (!add && attr.attr !== BigInt(K.KVM_DEV_VFIO_FILE_DEL)) return -ENXIO;
+  const add = attr.attr === FILE_ADD;
+  if (!add && attr.attr !== FILE_DEL) return -ENXIO;
   // get_user(fd, (int32_t __user *)attr->addr)
   const addr = attr.addr < 2n ** 53n ? Number(attr.addr) : 2 ** 53;
-  const b = dev.kvm.k.current!.process!.mm.copyFromUser(addr, 4);
-  if (typeof b === "number") return -EFAULT;
-  const fd = new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
+  const u = dev.kvm.k.current!.process!.mm.getU32(addr);
+  if (u < 0) return -EFAULT;
+  const fd = u | 0;
   return add ? yield* fileAdd(coupling, dev, fd) : yield* fileDel(coupling, dev, fd);
 }
 

@@ -55,6 +55,8 @@ export class StructDesc<V = Record<string, unknown>> {
   private readonly flat: boolean;
   private flatDecode: FlatDecode | undefined;
   private flatEncode: FlatEncode | undefined;
+  private viewDecode: ViewDecode | undefined;
+  private viewEncode: ViewEncode | undefined;
 
   constructor(
     readonly name: string,
@@ -137,8 +139,30 @@ export class StructDesc<V = Record<string, unknown>> {
     return out as V;
   }
 
-  decodeView(dv: DataView, base: number): V {
-    return this.decode(new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength), base);
+  /**
+   * Decode in place from `dv` at `base`, as decode() would from the bytes [base, end): fields
+   * that lie (partly) at or past `end` (default: the view's end) read as zero. Flat structs
+   * run a reader compiled once for this layout on the DataView itself (one getter per field,
+   * no copy); others decode from a byte view of the same memory.
+   */
+  decodeView(dv: DataView, base: number, end = dv.byteLength): V {
+    if (this.flat) return (this.viewDecode ??= compileViewDecode(this.fields))(dv, base, end) as V;
+    const whole = new Uint8Array(dv.buffer, dv.byteOffset, Math.min(end, dv.byteLength));
+    return this.decode(whole, base);
+  }
+
+  /** Whether decodeView()/encodeWhole() run compiled code (a flat struct: scalars only). */
+  get compiled(): boolean {
+    return this.flat;
+  }
+
+  /**
+   * Encode the whole struct (all `size` bytes) into `dv` at `base`, as encode() lays it out:
+   * missing fields and padding are written as zero. Flat structs only (see `compiled`); the
+   * caller checks that [base, base + size) lies within the view.
+   */
+  encodeWhole(dv: DataView, value: Partial<V>, base: number): void {
+    (this.viewEncode ??= compileViewEncode(this.fields, this.size))(dv, value as Record<string, unknown>, base);
   }
 
   /** Encode into a fresh buffer of `size` bytes (default sizeof); missing fields are zero. */
@@ -200,6 +224,85 @@ function compileEncode(fields: readonly FieldLayout[]): FlatEncode {
   return new Function(...names, `return function encodeInto(b, v, base) { let x; ${stmts.join(" ")} };`)(
     ...names.map((n) => WRITERS[n as Scalar]),
   );
+}
+
+// The same, on a DataView (a user page's view made once, src/kernel/mm.ts): the fields are
+// read and written with the DataView's own getters, little-endian. A u64 whose high word is
+// zero costs one BigInt() of a u32; other u64s one getBigUint64. Encoding writes every byte of
+// the struct (absent fields and padding as zero), so a struct encoded in place equals encode().
+
+type ViewDecode = (dv: DataView, base: number, end: number) => Record<string, unknown>;
+type ViewEncode = (dv: DataView, v: Record<string, unknown>, base: number) => void;
+
+const VIEW_GET: Record<Scalar, string> = {
+  u8: "dv.getUint8(o)",
+  s8: "dv.getInt8(o)",
+  u16: "dv.getUint16(o, true)",
+  s16: "dv.getInt16(o, true)",
+  u32: "dv.getUint32(o, true)",
+  s32: "dv.getInt32(o, true)",
+  u64: "u64(dv, o)",
+  s64: "dv.getBigInt64(o, true)",
+};
+
+function viewU64(dv: DataView, o: number): bigint {
+  if (dv.getUint32(o + 4, true) !== 0) return dv.getBigUint64(o, true);
+  const lo = dv.getUint32(o, true);
+  // 0n is a constant; BigInt() of anything allocates
+  return lo === 0 ? 0n : BigInt(lo);
+}
+
+/** u64/s64 from a bigint or a number (a negative number wraps modulo 2^64, as BigInt would). */
+function viewSet64(dv: DataView, o: number, x: unknown): void {
+  if (typeof x === "number" && x >= 0 && x <= Number.MAX_SAFE_INTEGER) {
+    const lo = x % 4294967296;
+    dv.setUint32(o, lo, true);
+    dv.setUint32(o + 4, (x - lo) / 4294967296, true);
+  } else dv.setBigUint64(o, typeof x === "bigint" ? x : BigInt(x as number), true);
+}
+
+function compileViewDecode(fields: readonly FieldLayout[]): ViewDecode {
+  const props = fields.map((f) => {
+    const size = SCALAR_SIZE[f.scalar!];
+    const zero = f.scalar === "u64" || f.scalar === "s64" ? "0n" : "0";
+    const get = VIEW_GET[f.scalar!].replace("(o", `(base + ${f.offset}`).replace("(dv, o)", `(dv, base + ${f.offset})`);
+    return `${JSON.stringify(f.name)}: base + ${f.offset + size} <= end ? ${get} : ${zero}`;
+  });
+  return new Function("u64", `return function decodeView(dv, base, end) { return { ${props.join(", ")} }; };`)(viewU64);
+}
+
+function compileViewEncode(fields: readonly FieldLayout[], size: number): ViewEncode {
+  const stmts: string[] = [];
+  let at = 0;
+  const zeroes = (from: number, to: number) => {
+    for (let o = from; o < to; o++) stmts.push(`dv.setUint8(base + ${o}, 0);`);
+  };
+  for (const f of fields) {
+    zeroes(at, f.offset);
+    const o = `base + ${f.offset}`;
+    const x = `v[${JSON.stringify(f.name)}]`;
+    switch (f.scalar!) {
+      case "u8":
+      case "s8":
+        stmts.push(`x = ${x}; dv.setUint8(${o}, x === undefined ? 0 : Number(x) & 0xff);`);
+        break;
+      case "u16":
+      case "s16":
+        stmts.push(`x = ${x}; dv.setUint16(${o}, x === undefined ? 0 : Number(x) & 0xffff, true);`);
+        break;
+      case "u32":
+      case "s32":
+        stmts.push(`x = ${x}; dv.setUint32(${o}, x === undefined ? 0 : Number(x) >>> 0, true);`);
+        break;
+      default:
+        stmts.push(
+          `x = ${x}; if (x === undefined) { dv.setUint32(${o}, 0, true); dv.setUint32(${o} + 4, 0, true); } else set64(dv, ${o}, x);`,
+        );
+    }
+    at = f.offset + SCALAR_SIZE[f.scalar!];
+  }
+  zeroes(at, size);
+  return new Function("set64", `return function encodeWhole(dv, v, base) { let x; ${stmts.join(" ")} };`)(viewSet64);
 }
 
 /** One reader per scalar type for generated decoders (readScalar's cases, specialised). */

@@ -252,9 +252,11 @@ function makeGroupFops(core: VfioCore): FileOperations {
   return fops;
 }
 
+const GROUP_STATUS_MINSZ = V.vfio_group_status.offsetOfEnd("flags");
+
 /** vfio_group_ioctl_get_status() */
 function* getStatus(g: VfioGroup, arg: number): KGen<number> {
-  const minsz = V.vfio_group_status.offsetOfEnd("flags");
+  const minsz = GROUP_STATUS_MINSZ;
   const st = copyStructIn(g.k, V.vfio_group_status, arg, minsz);
   if (typeof st === "number") return st;
   if (st.argsz < minsz) return -EINVAL;

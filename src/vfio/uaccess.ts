@@ -24,7 +24,11 @@ export function fdget(k: Kernel, fd: number): File | null {
 const NO_MM = {
   copyFromUser: () => -EFAULT,
   copyToUser: () => -EFAULT,
+  copyFromUserInto: () => false,
   clearUser: () => -EFAULT,
+  readStruct: () => null,
+  writeStruct: () => -EFAULT,
+  getU32: () => -EFAULT,
 } as unknown as MmStruct;
 
 export function curMm(k: Kernel): MmStruct {
@@ -33,9 +37,8 @@ export function curMm(k: Kernel): MmStruct {
 
 /** copy_from_user of the first `minsz` bytes of a struct: the decoded value or -EFAULT. */
 export function copyStructIn<V>(k: Kernel, desc: StructDesc<V>, addr: number, minsz = desc.size): V | number {
-  const b = curMm(k).copyFromUser(addr, minsz);
-  if (typeof b === "number") return -EFAULT;
-  return desc.decode(b);
+  // decoded in place from the user page where it lies within one (src/kernel/mm.ts)
+  return curMm(k).readStruct(desc, addr, minsz) ?? -EFAULT;
 }
 
 /** copy_to_user of the first `len` bytes of `value` encoded as `desc`. */
@@ -46,12 +49,16 @@ export function copyStructOut<V>(
   value: Partial<V>,
   len = desc.size,
 ): number {
-  const b = desc.encode(value, Math.max(len, desc.size));
-  return curMm(k).copyToUser(addr, b, len) < 0 ? -EFAULT : 0;
+  return curMm(k).writeStruct(desc, addr, value, len) < 0 ? -EFAULT : 0;
 }
 
 export function copyIn(k: Kernel, addr: number, len: number): Uint8Array | number {
   return curMm(k).copyFromUser(addr, len);
+}
+
+/** copy_from_user() into a buffer of the caller's (all of it): 0 or -EFAULT. */
+export function copyInto(k: Kernel, dst: Uint8Array, addr: number): number {
+  return curMm(k).copyFromUserInto(dst, addr, dst.length) ? 0 : -EFAULT;
 }
 
 export function copyOut(k: Kernel, addr: number, bytes: Uint8Array): number {
@@ -65,9 +72,8 @@ export function clearOut(k: Kernel, addr: number, len: number): number {
 
 /** get_user() of an s32. */
 export function getUserS32(k: Kernel, addr: number): number | { err: number } {
-  const b = curMm(k).copyFromUser(addr, 4);
-  if (typeof b === "number") return { err: -EFAULT };
-  return new DataView(b.buffer).getInt32(0, true);
+  const v = curMm(k).getU32(addr);
+  return v < 0 ? { err: -EFAULT } : v | 0;
 }
 
 /** strndup_user(): a NUL-terminated string of at most n bytes (n including the NUL). */

@@ -43,6 +43,9 @@ export const DIRTY_BITMAP_SIZE_MAX = 0x10000000n;
 const U64_MAX = 0xffffffffffffffffn;
 /** PAGE_MASK as an unsigned long */
 const PAGE_MASK = U64_MAX ^ BigInt(PAGE_SIZE - 1);
+const PAGE_SHIFT_N = 12n;
+/** the first vaddr no user pointer reaches (numbers are exact below it) */
+const VADDR_LIMIT = 2n ** 53n;
 
 /** struct vfio_dma */
 export class VfioDma {
@@ -60,12 +63,13 @@ export class VfioDma {
     readonly proc: Process,
     readonly mm: MmStruct,
     readonly lockCap: boolean,
-  ) {}
-  get last(): bigint {
-    return this.iova + this.size - 1n;
+  ) {
+    this.last = iova + size - 1n;
   }
+  /** the last byte (iova and size never change): made once, read by every tree search */
+  readonly last: bigint;
   get npages(): number {
-    return Number(this.size / BigInt(PAGE_SIZE));
+    return Number(this.size >> PAGE_SHIFT_N);
   }
 }
 
@@ -103,9 +107,17 @@ export class VfioIommu {
     this.lock = new Mutex(k, "vfio_iommu.lock");
   }
 
+  /** the smallest page size: the lowest set bit of pgsizeBitmap (kept with the bitmap it
+   * was computed from: MAP_DMA asks on every call) */
   get minPgsize(): bigint {
-    return this.pgsizeBitmap & -this.pgsizeBitmap;
+    if (this.minPgsizeOf !== this.pgsizeBitmap) {
+      this.minPgsizeOf = this.pgsizeBitmap;
+      this.minPgsize_ = this.pgsizeBitmap & -this.pgsizeBitmap;
+    }
+    return this.minPgsize_;
   }
+  private minPgsizeOf = -1n;
+  private minPgsize_ = 0n;
 
   /** pages this container holds pinned (for invariants) */
   pinnedPages(): number {
@@ -131,7 +143,8 @@ function pinDma(dma: VfioDma): number {
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
   const pages: Page[] = [];
   let charged = 0;
-  for (let i = 0; i < dma.npages; i++) {
+  const npages = dma.npages; // a bigint shift and conversion: once, not per page
+  for (let i = 0; i < npages; i++) {
     const va = dma.vaddr + i * PAGE_SIZE;
     let pg = dma.mm.pinPages(va, 1, write);
     if (pg === -EFAULT) {
@@ -197,14 +210,10 @@ function mapIntoDomain(d: IommuDomain, dma: VfioDma): number {
 
 /** vfio_iommu_iova_dma_valid() */
 function iovaDmaValid(iommu: VfioIommu, start: bigint, last: bigint): boolean {
-  if (iommu.iovaList.length === 0) return true;
-  return iommu.iovaList.some((r) => start >= r.start && last <= r.last);
-}
-
-/** vfio_find_dma(): any mapping overlapping [start, start + size). */
-function findDma(iommu: VfioIommu, start: bigint, size: bigint): VfioDma | null {
-  if (size === 0n) return null;
-  return iommu.dmaList.firstOverlap(start, start + size - 1n);
+  const list = iommu.iovaList;
+  if (list.length === 0) return true;
+  for (let i = 0; i < list.length; i++) if (start >= list[i]!.start && last <= list[i]!.last) return true;
+  return false;
 }
 
 // ---- ioctls ----
@@ -299,8 +308,10 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     const pgmask = iommu.minPgsize - 1n;
     if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
     // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
-    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
-    const dma = findDma(iommu, iova, size);
+    const last = iova + size - 1n;
+    if (last > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+    // vfio_find_dma() (size is not 0 here)
+    const dma = iommu.dmaList.firstOverlap(iova, last);
     if (setVaddr) {
       if (!dma) return -ENOENT;
       if (!dma.vaddrInvalid || dma.iova !== iova || dma.size !== size) return -EINVAL;
@@ -311,9 +322,9 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     }
     if (dma) return -EEXIST;
     if (!iommu.dmaAvail) return -ENOSPC;
-    if (!iovaDmaValid(iommu, iova, iova + size - 1n)) return -EINVAL;
+    if (!iovaDmaValid(iommu, iova, last)) return -EINVAL;
     // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
-    if (vaddr >= 2n ** 53n) return -EFAULT;
+    if (vaddr >= VADDR_LIMIT) return -EFAULT;
     const proc = curProc(k);
     if (!proc) return -EFAULT; // no mm to pin from
     const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));

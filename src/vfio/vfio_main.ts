@@ -373,8 +373,11 @@ function vfioIoctlDeviceFeature(vdev: VfioDevice, arg: number): KRet<number> {
 }
 
 /** struct vfio_info_cap: builds a capability chain as vfio_info_cap_add() does. */
+/** the empty chain every VfioInfoCap starts with (never written: add() makes a new buffer) */
+const NO_CAPS = new Uint8Array(0);
+
 export class VfioInfoCap {
-  buf = new Uint8Array(0);
+  buf = NO_CAPS;
 
   get size(): number {
     return this.buf.length;

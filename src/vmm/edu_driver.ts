@@ -145,13 +145,21 @@ export class VfioPciDevice {
 
   // ---- MMIO through the BAR0 mapping (readl/writel) ----
 
+  // a load or store is one 4-byte access through the process's memory calls, the value put
+  // together from the bytes (a DataView over a fresh small array would move it off the JS
+  // heap first: the dearest part of an access); the store's bytes live in a buffer reused
   readl(off: number): number {
-    return new DataView(this.p.read(this.bar0 + off, 4).buffer).getUint32(0, true);
+    const b = this.p.read(this.bar0 + off, 4);
+    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
   }
 
+  private readonly w4 = new Uint8Array(4);
   writel(off: number, v: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    const b = this.w4;
+    b[0] = v;
+    b[1] = v >>> 8;
+    b[2] = v >>> 16;
+    b[3] = v >>> 24;
     this.p.write(this.bar0 + off, b);
   }
 

@@ -4,7 +4,7 @@
 // exactly as a C program passes a pointer to a stack struct.
 
 import type { UserProcess } from "../backend/backend.js";
-import { EBUSY, Errno } from "../uapi/errno.js";
+import { EBUSY, EFAULT, Errno } from "../uapi/errno.js";
 import { formatChains, type HeldObject } from "../check/holders.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
 import type { StructDesc } from "../uapi/struct.js";
@@ -45,6 +45,16 @@ export class TypedProcess {
    * staged too (flexible arrays, capability chains) and returned.
    */
   ioctl<V>(fd: number, req: number, desc: StructDesc<V>, value: Partial<V>, opts: IoctlOpts = {}): V {
+    const raw = this.raw;
+    if (raw.writeStruct && raw.readStruct && opts.extra === undefined && !opts.extraLen && opts.size === undefined) {
+      // the twin: encoded straight into the scratch page and decoded from it, no staging copy
+      const addr = this.scratchAddr();
+      if (!raw.writeStruct(desc, addr, value)) throw new Errno(EFAULT, "write of the scratch area");
+      check(raw.ioctl(fd, req, addr), ioctlName(req));
+      const back = raw.readStruct(desc, addr);
+      if (back === null) throw new Errno(EFAULT, "read of the scratch area");
+      return back;
+    }
     return this.ioctlFull(fd, req, desc, value, opts).value;
   }
 

@@ -29,7 +29,7 @@ import {
 } from "../../hw/pci.js";
 import { Mutex } from "../../kernel/locks.js";
 import { VfioPciConfig } from "./vfio_pci_config.js";
-import { copyIn, copyOut, copyStructIn, copyStructOut, fdget } from "../uaccess.js";
+import { copyIn, copyInto, copyOut, copyStructIn, copyStructOut, fdget } from "../uaccess.js";
 import {
   vfioCheckFeature,
   type VfioDevice,
@@ -50,7 +50,18 @@ interface IoEventfd {
 }
 
 const OFFSET_MASK = 2 ** V.VFIO_PCI_OFFSET_SHIFT - 1;
-const indexToOffset = (i: number) => BigInt(i) << BigInt(V.VFIO_PCI_OFFSET_SHIFT);
+/** staging for one device-fd access of 1, 2, 4 or 8 bytes (copied out before the next) */
+const IO1 = new Uint8Array(1);
+const IO2 = new Uint8Array(2);
+const IO4 = new Uint8Array(4);
+const IO8 = new Uint8Array(8);
+
+/** the offsets of one region (a device-fd offset modulo this is the offset within it) */
+const OFFSET_SPAN = 2 ** V.VFIO_PCI_OFFSET_SHIFT;
+/** VFIO_PCI_INDEX_TO_OFFSET(), made once per region index (the answer of every REGION_INFO) */
+const REGION_OFFSETS = Array.from({ length: 16 }, (_, i) => BigInt(i) << BigInt(V.VFIO_PCI_OFFSET_SHIFT));
+const indexToOffset = (i: number) => REGION_OFFSETS[i] ?? BigInt(i) << BigInt(V.VFIO_PCI_OFFSET_SHIFT);
+const REGION_INFO_MINSZ = V.vfio_region_info.offsetOfEnd("offset");
 
 type IrqType = "none" | "intx" | "msi";
 
@@ -577,16 +588,27 @@ export class VfioPciCoreDevice {
       const o = pos + done;
       const left = count - done;
       const n = o % 8 === 0 && left >= 8 ? 8 : o % 4 === 0 && left >= 4 ? 4 : o % 2 === 0 && left >= 2 ? 2 : 1;
+      // the staged bytes in a reused buffer; accesses up to 4 bytes as numbers
+      const b = n === 8 ? IO8 : n === 4 ? IO4 : n === 2 ? IO2 : IO1;
       if (write) {
-        const b = copyIn(k, buf + done, n);
-        if (typeof b === "number") return -EFAULT;
-        let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
-        this.hw.mmioWrite(bar, o, n, v);
+        if (copyInto(k, b, buf + done) < 0) return -EFAULT;
+        if (n === 8) {
+          let v = 0n;
+          for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+          this.hw.mmioWrite(bar, o, 8, v);
+        } else {
+          let v = 0;
+          for (let i = n - 1; i >= 0; i--) v = v * 256 + b[i]!;
+          this.hw.mmioWriteN(bar, o, n, v);
+        }
       } else {
-        const v = this.hw.mmioRead(bar, o, n);
-        const b = new Uint8Array(n);
-        for (let i = 0; i < n; i++) b[i] = Number((v >> BigInt(8 * i)) & 0xffn);
+        if (n === 8) {
+          const v = this.hw.mmioRead(bar, o, 8);
+          for (let i = 0; i < 8; i++) b[i] = Number((v >> BigInt(8 * i)) & 0xffn);
+        } else {
+          const v = this.hw.mmioReadN(bar, o, n);
+          for (let i = 0; i < n; i++) b[i] = v >>> (8 * i);
+        }
         if (copyOut(k, buf + done, b) < 0) return -EFAULT;
       }
       done += n;
@@ -621,30 +643,47 @@ export class VfioPciCoreDevice {
     const physLen = Math.ceil(info.size / PAGE_SIZE) * PAGE_SIZE;
     const reqStart = vma.pgoff & OFFSET_MASK;
     if (reqStart + (vma.end - vma.start) > physLen) return -EINVAL;
+    // a CPU access to the mapped BAR: aligned dwords, then bytes, each an MMIO access as a
+    // number (PciDevice.mmioReadN/mmioWriteN)
+    const readInto = (off: number, len: number, out: Uint8Array, at: number): boolean => {
+      if (!this.memoryEnabled()) return false;
+      const o = off % OFFSET_SPAN;
+      let d = 0;
+      while (d < len) {
+        if (((o + d) & 3) === 0 && len - d >= 4) {
+          const v = this.hw.mmioReadN(index, o + d, 4);
+          out[at + d] = v;
+          out[at + d + 1] = v >>> 8;
+          out[at + d + 2] = v >>> 16;
+          out[at + d + 3] = v >>> 24;
+          d += 4;
+        } else {
+          out[at + d] = this.hw.mmioReadN(index, o + d, 1);
+          d += 1;
+        }
+      }
+      return true;
+    };
     vma.io = {
       read: (off, len) => {
-        if (!this.memoryEnabled()) return null;
-        const o = off % 2 ** V.VFIO_PCI_OFFSET_SHIFT;
         const out = new Uint8Array(len);
-        let d = 0;
-        while (d < len) {
-          const n = (o + d) % 4 === 0 && len - d >= 4 ? 4 : 1;
-          const v = this.hw.mmioRead(index, o + d, n);
-          for (let i = 0; i < n; i++) out[d + i] = Number((v >> BigInt(8 * i)) & 0xffn);
-          d += n;
-        }
-        return out;
+        return readInto(off, len, out, 0) ? out : null;
       },
+      readInto,
       write: (off, bytes) => {
         if (!this.memoryEnabled()) return false;
-        const o = off % 2 ** V.VFIO_PCI_OFFSET_SHIFT;
+        const o = off % OFFSET_SPAN;
+        const len = bytes.length;
         let d = 0;
-        while (d < bytes.length) {
-          const n = (o + d) % 4 === 0 && bytes.length - d >= 4 ? 4 : 1;
-          let v = 0n;
-          for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[d + i]!);
-          this.hw.mmioWrite(index, o + d, n, v);
-          d += n;
+        while (d < len) {
+          if (((o + d) & 3) === 0 && len - d >= 4) {
+            const v = bytes[d]! | (bytes[d + 1]! << 8) | (bytes[d + 2]! << 16) | (bytes[d + 3]! << 24);
+            this.hw.mmioWriteN(index, o + d, 4, v >>> 0);
+            d += 4;
+          } else {
+            this.hw.mmioWriteN(index, o + d, 1, bytes[d]!);
+            d += 1;
+          }
         }
         return true;
       },
@@ -682,9 +721,22 @@ export class VfioPciCoreDevice {
     return this.hw.canReset;
   }
 
+  /** a region's size as the bigint REGION_INFO answers, made once per region */
+  private regionSize(index: number, bytes: number): bigint {
+    const c = (this.regionSizes ??= []);
+    const n = (this.regionSizesOf ??= []);
+    if (n[index] !== bytes) {
+      n[index] = bytes;
+      c[index] = BigInt(bytes);
+    }
+    return c[index]!;
+  }
+  private regionSizes: bigint[] | undefined;
+  private regionSizesOf: number[] | undefined;
+
   getRegionInfo(arg: number): number {
     const k = this.vdev.k;
-    const minsz = V.vfio_region_info.offsetOfEnd("offset");
+    const minsz = REGION_INFO_MINSZ;
     const info = copyStructIn(k, V.vfio_region_info, arg, minsz);
     if (typeof info === "number") return info;
     if (info.argsz < minsz) return -EINVAL;
@@ -694,7 +746,7 @@ export class VfioPciCoreDevice {
     const offset = indexToOffset(info.index);
     switch (info.index) {
       case V.VFIO_PCI_CONFIG_REGION_INDEX:
-        size = BigInt(this.cfgSize);
+        size = this.regionSize(V.VFIO_PCI_CONFIG_REGION_INDEX, this.cfgSize);
         flags = V.VFIO_REGION_INFO_FLAG_READ | V.VFIO_REGION_INFO_FLAG_WRITE;
         break;
       case 0:
@@ -705,7 +757,7 @@ export class VfioPciCoreDevice {
       case 5: {
         const b = this.hw.bars[info.index];
         if (!b) break;
-        size = BigInt(b.size);
+        size = this.regionSize(info.index, b.size);
         flags = V.VFIO_REGION_INFO_FLAG_READ | V.VFIO_REGION_INFO_FLAG_WRITE;
         // bar_mmap_supported: memory BARs of at least a page (smaller ones are padded)
         if (b.kind !== "io") flags |= V.VFIO_REGION_INFO_FLAG_MMAP;
