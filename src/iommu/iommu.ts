@@ -284,8 +284,9 @@ export class IommuCore {
 
   /** The DMA port of a device: every access is translated at the time it happens. */
   dmaPort(dev: IommuDevice): DmaPort {
-    // a blocked page reads as zeros in `out`, whatever it held (a device's own buffer)
-    const load = (addr: bigint, out: Uint8Array) =>
+    // a blocked page reads as zeros in `out`, whatever it held (a device's own buffer);
+    // PASID-tagged DMA goes through the domain attached at the PASID (./pasid_table.ts)
+    const load = (addr: bigint, out: Uint8Array, pasid?: number) =>
       this.dma(
         dev,
         addr,
@@ -293,27 +294,19 @@ export class IommuCore {
         false,
         (pg, off, n, at) => pg.load(off, n, out, at),
         (at, n) => out.fill(0, at, at + n),
+        pasid,
       );
+    const write = (addr: bigint, bytes: Uint8Array, pasid?: number) =>
+      this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at), undefined, pasid);
     return {
       read: (addr, len) => {
         const out = new Uint8Array(len);
         return load(addr, out) ? out : null;
       },
-      load,
-      write: (addr, bytes) => this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at)),
-      // PASID-tagged DMA goes through the domain attached at the PASID (./pasid_table.ts)
-      loadPasid: (pasid, addr, out) =>
-        this.dma(
-          dev,
-          addr,
-          out.length,
-          false,
-          (pg, off, n, at) => pg.load(off, n, out, at),
-          (at, n) => out.fill(0, at, at + n),
-          pasid,
-        ),
-      writePasid: (pasid, addr, bytes) =>
-        this.dma(dev, addr, bytes.length, true, (pg, off, n, at) => pg.store(off, n, bytes, at), undefined, pasid),
+      load: (addr, out) => load(addr, out),
+      write: (addr, bytes) => write(addr, bytes),
+      loadPasid: (pasid, addr, out) => load(addr, out, pasid),
+      writePasid: (pasid, addr, bytes) => write(addr, bytes, pasid),
       blocked: (addr, len, write) => {
         void len;
         this.recordFault(dev, addr, write, "bus-master-off", dev.group.domain.id);
