@@ -128,6 +128,21 @@ export class Env {
       path: (task: Task) => ioctlPath(this.k, this.proc, task, fd, cmd, arg),
     };
   }
+  /** a thread of this process running the ioctls one after the other: the last result */
+  ioctls(name: string, calls: readonly (readonly [number, number, number])[]): World["threads"][number] {
+    const k = this.k;
+    const proc = this.proc;
+    return {
+      name,
+      process: proc,
+      syscall: true,
+      *path(task: Task): KGen<number> {
+        let rc = 0;
+        for (const [fd, cmd, arg] of calls) rc = yield* ioctlPath(k, proc, task, fd, cmd, arg);
+        return rc;
+      },
+    };
+  }
   close(name: string, ...fds: number[]): World["threads"][number] {
     const k = this.k;
     const proc = this.proc;
@@ -478,6 +493,27 @@ export const WORLDS: readonly WorldDef[] = [
       return e.world([
         e.ioctl("detach", d, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, e.stage(de.encode({ argsz: de.size, flags: 0 }))),
         e.dma("dma", 0x100000n, 64),
+      ]);
+    },
+  },
+  {
+    name: "kvm-destroy-vs-file-ops",
+    summary:
+      "VM destruction (the last kvm put, wherever it lands) races KVM_DEV_VFIO_FILE_DEL + FILE_ADD and the close of a device that holds the VM",
+    build(o) {
+      const e = new Env(o);
+      const { g } = e.legacy();
+      const { vm, dev } = e.kvm();
+      e.ok(e.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
+      // opened with the VM set: the device holds a VM reference until it closes
+      const d = e.ok(e.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, e.str(BDF)), "GET_DEVICE_FD");
+      return e.world([
+        e.ioctls("del_add", [
+          [dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_DEL, g)],
+          [dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)],
+        ]),
+        e.close("close_kvm", dev, vm),
+        e.close("close_device", d),
       ]);
     },
   },
