@@ -12,6 +12,7 @@ import { explore } from "../../src/check/explorer.js";
 import { worldByName } from "../../src/check/worlds.js";
 import { checkInvariants } from "../../src/check/invariants.js";
 import * as V from "../../src/uapi/vfio.js";
+import { deviceFd, env, legacy, map } from "../vfio/helpers.js";
 
 const BDF = "0000:00:01.0";
 
@@ -95,4 +96,35 @@ test("iommufd-unmap-leaves-iopte: found at the DMA step, not only at the end; th
     // both orders happen: the DMA before (lands) and after (faults) the unmap or detach
     assert.deepEqual([...good.outcomes.keys()].sort(), ["[0,-14]", "[0,0]"], w);
   }
+});
+
+test("the edu device's own DMA (vfio-pci, type1) runs clean under the check, both directions", () => {
+  const e = env();
+  const k = e.twin.kernel;
+  setDmaReachCheck(k, true);
+  const { c, g } = legacy(e);
+  const d = deviceFd(e, g);
+  const reg = (off: number, v: number) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
+    e.p.write(e.scr + 0x3000, b);
+    assert.ok(e.p.pwrite(d, e.scr + 0x3000, off === 0x70000000004 ? 2 : 8, off) > 0);
+  };
+  reg(0x70000000004, 0x6); // PCI_COMMAND: memory + bus master
+  e.p.write(e.buf, new Uint8Array([1, 2, 3, 4]));
+  assert.equal(map(e, c, e.buf, 0x100000n, 0x2000n), 0);
+  // RAM -> device buffer, then device buffer -> RAM one page up (edu: src, dst, count, cmd)
+  for (const [src, dst, cmd] of [
+    [0x100000, 0x40000, 1],
+    [0x40000, 0x101000, 3],
+  ] as const) {
+    reg(0x80, src);
+    reg(0x88, dst);
+    reg(0x90, 4);
+    reg(0x98, cmd);
+    e.p.sleep(100);
+  }
+  assert.deepEqual([...e.p.read(e.buf + 0x1000, 4)], [1, 2, 3, 4]);
+  assert.equal(k.bugs.length, 0, k.bugs.map((b) => b.message).join("\n"));
+  assert.deepEqual(IommuCore.of(k).faultsOf(BDF), []);
 });
