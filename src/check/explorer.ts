@@ -24,6 +24,7 @@ import type { Kernel, StepFootprint } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
 import { type KRet, Scheduler, type Thread, Task } from "../kernel/sched.js";
 import { checkInvariants, checkStep, type Violation } from "./invariants.js";
+import { setDmaReachCheck } from "./dma_reach.js";
 
 /** One concurrent world: a kernel plus the paths to interleave, built fresh per schedule. */
 export interface World {
@@ -149,6 +150,7 @@ function start(build: () => World, poison: boolean): Exec {
   const w = build();
   const k = w.kernel;
   k.poison = poison;
+  setDmaReachCheck(k, true); // every page a device's DMA reaches, asked of its owner
   const sched = new Scheduler(k);
   const threads = w.threads.map((t) => {
     const task = new Task(t.process ?? null, t.name);

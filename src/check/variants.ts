@@ -120,6 +120,16 @@ export const VARIANTS: readonly Variant[] = [
     budget: 20,
     detector: "vfio_iommu_type1 (locked_vm = live mappings)",
   },
+  {
+    name: "iommufd-unmap-leaves-iopte",
+    fix: "none upstream (model-only: an iommu_unmap() length one page short in iommufd's area unmap)",
+    summary:
+      "IOAS_UNMAP unpins the area's pages but the last IOPTE survives: the device's DMA still reaches a page its owner let go",
+    broken: ["iommufd-unmap-leaves-iopte"],
+    world: "iommufd-unmap-vs-dma",
+    budget: 20,
+    detector: "dma-reach (per-DMA check)",
+  },
 ];
 
 export function variantByName(name: string): Variant | null {

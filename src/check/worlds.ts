@@ -5,7 +5,9 @@
 
 import type { Kernel } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
-import type { KGen, Task } from "../kernel/sched.js";
+import { type KGen, preempt, type Task } from "../kernel/sched.js";
+import { IommuCore } from "../iommu/iommu.js";
+import { EFAULT } from "../uapi/errno.js";
 import { closePath, ioctlPath } from "../kernel/syscalls.js";
 import type { CouplingDesign } from "../kvm/vfio_coupling.js";
 import { createTwin, type Twin, type TwinProcess } from "../twin.js";
@@ -126,6 +128,21 @@ export class Env {
       path: (task: Task) => ioctlPath(this.k, this.proc, task, fd, cmd, arg),
     };
   }
+  /** a thread of this process running the ioctls one after the other: the last result */
+  ioctls(name: string, calls: readonly (readonly [number, number, number])[]): World["threads"][number] {
+    const k = this.k;
+    const proc = this.proc;
+    return {
+      name,
+      process: proc,
+      syscall: true,
+      *path(task: Task): KGen<number> {
+        let rc = 0;
+        for (const [fd, cmd, arg] of calls) rc = yield* ioctlPath(k, proc, task, fd, cmd, arg);
+        return rc;
+      },
+    };
+  }
   close(name: string, ...fds: number[]): World["threads"][number] {
     const k = this.k;
     const proc = this.proc;
@@ -154,6 +171,58 @@ export class Env {
         if (fd < 0) return fd;
         yield* closePath(k, proc, task, fd);
         return "ok";
+      },
+    };
+  }
+  /** /dev/iommu with an IOAS, the device's cdev bound to it and attached to the IOAS */
+  iommufdCdev(): { ifd: number; ioas: number; d: number } {
+    const ifd = this.ok(this.p.open("/dev/iommu"), "open /dev/iommu");
+    const ioas = this.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+    const vdev = VfioCore.of(this.k)!.devices.find((x) => x.name === BDF)!;
+    const d = this.ok(this.p.open(`/dev/vfio/devices/vfio${vdev.cdevIndex}`), "open cdev");
+    const bind = V.vfio_device_bind_iommufd;
+    this.ok(
+      this.p.ioctl(
+        d,
+        V.VFIO_DEVICE_BIND_IOMMUFD,
+        this.stage(bind.encode({ argsz: bind.size, flags: 0, iommufd: ifd })),
+      ),
+      "BIND",
+    );
+    const at = V.vfio_device_attach_iommufd_pt;
+    this.ok(
+      this.p.ioctl(
+        d,
+        V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+        this.stage(at.encode({ argsz: at.size, flags: 0, pt_id: ioas })),
+      ),
+      "ATTACH",
+    );
+    return { ifd, ioas, d };
+  }
+  ioasMapArg(ioas: number, iova: bigint, length: bigint): number {
+    return this.stage(
+      U.iommu_ioas_map.encode({
+        size: U.iommu_ioas_map.size,
+        flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: ioas,
+        user_va: BigInt(this.buf),
+        length,
+        iova,
+      }),
+    );
+  }
+  /**
+   * The device (not a syscall) writing `len` bytes at `iova`: its DMA goes through the IOMMU
+   * core as it is at that step. 0 when every page went through, -EFAULT when one faulted.
+   */
+  dma(name: string, iova: bigint, len: number): World["threads"][number] {
+    const port = IommuCore.of(this.k).device(BDF)!.pci!.dma!;
+    return {
+      name,
+      *path(): KGen<number> {
+        yield* preempt("device DMA");
+        return port.write(iova, new Uint8Array(len).fill(0xa5)) ? 0 : -EFAULT;
       },
     };
   }
@@ -305,31 +374,9 @@ export const WORLDS: readonly WorldDef[] = [
     summary: "a cdev bound to an iommufd and attached to an IOAS: DETACH races an IOAS_MAP",
     build(o) {
       const e = new Env(o);
-      const ifd = e.ok(e.p.open("/dev/iommu"), "open /dev/iommu");
-      const ioas = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
-      const vdev = VfioCore.of(e.k)!.devices.find((x) => x.name === BDF)!;
-      const d = e.ok(e.p.open(`/dev/vfio/devices/vfio${vdev.cdevIndex}`), "open cdev");
-      const bind = V.vfio_device_bind_iommufd;
-      e.ok(
-        e.p.ioctl(d, V.VFIO_DEVICE_BIND_IOMMUFD, e.stage(bind.encode({ argsz: bind.size, flags: 0, iommufd: ifd }))),
-        "BIND",
-      );
-      const at = V.vfio_device_attach_iommufd_pt;
-      e.ok(
-        e.p.ioctl(d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.stage(at.encode({ argsz: at.size, flags: 0, pt_id: ioas }))),
-        "ATTACH",
-      );
+      const { ifd, ioas, d } = e.iommufdCdev();
       const de = V.vfio_device_detach_iommufd_pt;
-      const map = e.stage(
-        U.iommu_ioas_map.encode({
-          size: U.iommu_ioas_map.size,
-          flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
-          ioas_id: ioas,
-          user_va: BigInt(e.buf),
-          length: 0x2000n,
-          iova: 0x100000n,
-        }),
-      );
+      const map = e.ioasMapArg(ioas, 0x100000n, 0x2000n);
       return e.world([
         e.ioctl("detach", d, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, e.stage(de.encode({ argsz: de.size, flags: 0 }))),
         e.ioctl("map", ifd, U.IOMMU_IOAS_MAP, map),
@@ -419,6 +466,54 @@ export const WORLDS: readonly WorldDef[] = [
       return e.world([
         e.ioctl("map", ifd, U.IOMMU_IOAS_MAP, map),
         e.ioctl("destroy", ifd, U.IOMMU_DESTROY, e.stage(U.iommu_destroy.encode({ size: 8, id: ioas }))),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-unmap-vs-dma",
+    summary: "the device DMAs into the last page of an IOAS mapping while IOAS_UNMAP removes it",
+    build(o) {
+      const e = new Env(o);
+      const { ifd, ioas } = e.iommufdCdev();
+      e.ok(e.p.ioctl(ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x2000n)), "IOAS_MAP");
+      const unmap = e.stage(
+        U.iommu_ioas_unmap.encode({ size: U.iommu_ioas_unmap.size, ioas_id: ioas, iova: 0x100000n, length: 0x2000n }),
+      );
+      return e.world([e.ioctl("unmap", ifd, U.IOMMU_IOAS_UNMAP, unmap), e.dma("dma", 0x101000n, 64)]);
+    },
+  },
+  {
+    name: "iommufd-detach-vs-dma",
+    summary: "the device DMAs into an IOAS mapping while DETACH_IOMMUFD_PT takes it off its HWPT",
+    build(o) {
+      const e = new Env(o);
+      const { ifd, ioas, d } = e.iommufdCdev();
+      e.ok(e.p.ioctl(ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x2000n)), "IOAS_MAP");
+      const de = V.vfio_device_detach_iommufd_pt;
+      return e.world([
+        e.ioctl("detach", d, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, e.stage(de.encode({ argsz: de.size, flags: 0 }))),
+        e.dma("dma", 0x100000n, 64),
+      ]);
+    },
+  },
+  {
+    name: "kvm-destroy-vs-file-ops",
+    summary:
+      "VM destruction (the last kvm put, wherever it lands) races KVM_DEV_VFIO_FILE_DEL + FILE_ADD and the close of a device that holds the VM",
+    build(o) {
+      const e = new Env(o);
+      const { g } = e.legacy();
+      const { vm, dev } = e.kvm();
+      e.ok(e.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
+      // opened with the VM set: the device holds a VM reference until it closes
+      const d = e.ok(e.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, e.str(BDF)), "GET_DEVICE_FD");
+      return e.world([
+        e.ioctls("del_add", [
+          [dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_DEL, g)],
+          [dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)],
+        ]),
+        e.close("close_kvm", dev, vm),
+        e.close("close_device", d),
       ]);
     },
   },

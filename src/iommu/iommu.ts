@@ -59,6 +59,16 @@ export interface ResvRegion {
   readonly type: "msi" | "direct" | "reserved";
 }
 
+/** See IommuCore.dmaCheck: why the page `page` reached at `iova` through `domain` is wrong, or null. */
+export type DmaCheck = (
+  dev: IommuDevice,
+  domain: IommuDomain,
+  iova: bigint,
+  page: Page,
+  write: boolean,
+  pasid: number | undefined,
+) => string | null;
+
 /** struct device's IOMMU side (dev->iommu, dev->iommu_group) for one PCI function. */
 export class IommuDevice {
   /** the bound driver's name ("vfio-pci", "host"), null when unbound */
@@ -136,6 +146,14 @@ export class IommuCore {
   readonly faults: IommuFault[] = [];
   /** the platform IOMMU's capabilities (bootMachine sets the machine's) */
   hw: IommuHwConfig = DEFAULT_IOMMU;
+  /**
+   * The per-DMA detector (src/check/dma_reach.ts), null when off: asked for every page a DMA
+   * reached, it returns why that translation should not exist (the domain is not one its
+   * owner attached the device to, or no live mapping of the owning process holds the page),
+   * or null. A reason is recorded as a kernel bug of kind "dma-reach" where the access
+   * happens; the access itself goes on as the hardware would let it.
+   */
+  dmaCheck: DmaCheck | null = null;
 
   private constructor(readonly k: Kernel) {}
 
@@ -384,6 +402,9 @@ export class IommuCore {
       if (why !== null) {
         faulted?.(at, n);
         ok = fault(iova, why);
+      } else if (this.dmaCheck !== null) {
+        const wrong = this.dmaCheck(dev, d, iova, pte!.page, write, pasid);
+        if (wrong !== null) this.k.bug("dma-reach", wrong);
       }
       at += n;
     }

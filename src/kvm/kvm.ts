@@ -10,7 +10,7 @@ import { RefCounted } from "../kernel/kref.js";
 import { Mutex } from "../kernel/locks.js";
 import type { MmStruct } from "../kernel/mm.js";
 import type { Module } from "../kernel/module.js";
-import type { KRet } from "../kernel/sched.js";
+import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
 import { type KvmDevice, type KvmDeviceOpsTable, kvmVmIoctlCreateDevice } from "./kvm_device.js";
 import { checkExtension } from "./kvm_main.js";
 import { KVM_TWIN_SET_PASID_TRANSLATION, kvmVmIoctlSetPasidTranslation } from "./enqcmd.js";
@@ -32,6 +32,8 @@ export interface KvmModuleLinks {
   readonly deviceFops: FileOperations;
   /** VM numbers for reports, per kvm module instance (so a twin's output is repeatable) */
   nextVmId: number;
+  /** kvm_lock: the VM list's mutex */
+  readonly kvmLock: Mutex;
 }
 
 export class Kvm extends RefCounted {
@@ -51,8 +53,14 @@ export class Kvm extends RefCounted {
     noncoherentDmaCount: 0,
   };
   readonly module: Module;
-  /** set by the kvm module to forget the VM when it is destroyed */
+  /** set by the kvm module to forget the VM when it is destroyed (list_del(&kvm->vm_list)) */
   onDestroy: (() => void) | null = null;
+  /** the kvm module's kvm_lock (the VM list), taken by kvm_destroy_vm() */
+  readonly kvmLock: Mutex;
+  /** the last reference went (users_count is 0): kvm_destroy_vm() runs or ran, and
+   * kvm_get_kvm_safe() fails from here on */
+  destroying = false;
+  private destroyed = false;
   readonly vmFops: FileOperations;
 
   constructor(
@@ -64,12 +72,13 @@ export class Kvm extends RefCounted {
     const module = links.module;
     this.module = module;
     this.mm = k.current!.process!.mm;
+    this.kvmLock = links.kvmLock;
     this.lock = new Mutex(k, "kvm.lock", `kvm.lock (vm ${this.id})`);
     k.modules.tryGet(module, `kvm vm ${this.id}`);
     this.vmFops = {
       owner: module,
       name: "kvm-vm",
-      release: (file: File) => (file.privateData as Kvm).put("vm file"),
+      release: (file: File) => (file.privateData as Kvm).putPath("vm file"),
       unlocked_ioctl: (file, cmd, arg) => (file.privateData as Kvm).vmIoctl(cmd, arg),
     };
   }
@@ -82,11 +91,51 @@ export class Kvm extends RefCounted {
     return `kvm vm ${this.id}`;
   }
 
-  protected release(): void {
-    // kvm_destroy_vm() -> kvm_destroy_devices(): devices without a release op end here
-    for (const dev of this.devices.splice(0)) dev.ops.destroy?.(dev);
-    this.onDestroy?.();
+  /**
+   * kvm_put_kvm() as a path: a put that is not the last is a plain put; the last runs
+   * kvm_destroy_vm() where the caller is, with its sleeps (kvm_lock, the device destroy ops)
+   * as yield points, and only then frees the VM. From the moment the count would reach zero
+   * the VM is "destroying": kvm_get_kvm_safe() refuses it, as refcount_inc_not_zero() does.
+   */
+  *putPath(holder: string): KGen<void> {
+    if (this.refs !== 1 || this.destroying) {
+      this.put(holder);
+      return;
+    }
+    this.destroying = true;
+    // the refcount reached zero: a step that reads the VM after this is ordered with it
+    this.k.footprint?.released.add(this);
+    yield* this.destroyVm();
+    this.destroyed = true;
+    this.put(holder);
+  }
+
+  /**
+   * kvm_destroy_vm() (virt/kvm/kvm_main.c): the uevent and the VM list under kvm_lock,
+   * kvm_destroy_devices() (each device still on kvm->devices: list_del, then ops->destroy,
+   * which may sleep), and the module reference last.
+   */
+  private *destroyVm(): KGen<void> {
+    this.destroying = true;
+    // kvm_uevent_notify_change(KVM_EVENT_DESTROY_VM), then list_del(&kvm->vm_list)
+    yield* this.kvmLock.lock();
+    try {
+      this.onDestroy?.();
+    } finally {
+      this.kvmLock.unlock();
+    }
+    // kvm_destroy_devices(): devices without a release op end here
+    for (let dev = this.devices.shift(); dev; dev = this.devices.shift()) {
+      const r = dev.ops.destroy?.(dev);
+      if (isGen(r)) yield* r;
+    }
     this.k.modules.put(this.module, `kvm vm ${this.id}`);
+  }
+
+  protected release(): void {
+    // a put outside a path (VFIO's kvm_put_kvm, which the twin's VFIO makes synchronously)
+    // runs kvm_destroy_vm() at once: a sleep that would have to wait there is a deadlock splat
+    if (!this.destroyed) runSync(this.k, this.k.current ?? this.k.kthread, this.destroyVm());
   }
 
   /** kvm_vm_ioctl(): the generic VM ioctls; unknown ones fall to the arch, which says ENOTTY. */

@@ -26,8 +26,8 @@ export interface KvmDeviceOps {
   init?(dev: KvmDevice): void;
   /** on fd close, with kvm.lock held; frees the device */
   release?(dev: KvmDevice): KRet<void>;
-  /** at VM destruction, for devices still on kvm.devices */
-  destroy?(dev: KvmDevice): void;
+  /** at VM destruction, for devices still on kvm.devices (may sleep) */
+  destroy?(dev: KvmDevice): KRet<void>;
   set_attr?(dev: KvmDevice, attr: KvmDeviceAttr): KRet<number>;
   get_attr?(dev: KvmDevice, attr: KvmDeviceAttr): KRet<number>;
   has_attr?(dev: KvmDevice, attr: KvmDeviceAttr): KRet<number>;
@@ -108,7 +108,7 @@ function* kvmDeviceRelease(file: File): KGen<void> {
       kvm.lock.unlock();
     }
   }
-  kvm.put(DEVICE_HOLDER);
+  yield* kvm.putPath(DEVICE_HOLDER); // the last VM reference runs kvm_destroy_vm() here
 }
 
 function removeDevice(kvm: Kvm, dev: KvmDevice): void {
@@ -168,7 +168,7 @@ function* createDevice(
     } finally {
       kvm.lock.unlock();
     }
-    ops.destroy?.(dev);
+    if (ops.destroy) yield* run(ops.destroy(dev));
     return f;
   }
   f.fmodePread = false; // anon_inode_getfd(): no FMODE_PREAD, pread is ESPIPE

@@ -9,6 +9,7 @@ import type { Kernel } from "../kernel/kernel.js";
 import type { HolderOwnership, RefCounted } from "../kernel/kref.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
 import { installFile } from "../kernel/syscalls.js";
+import { Mutex } from "../kernel/locks.js";
 import type { KvmRefExports } from "../kernel/vfio_kvm.js";
 import { Kvm, type KvmModuleLinks } from "./kvm.js";
 import { kvmDeviceFops, newDeviceOpsTable } from "./kvm_device.js";
@@ -74,7 +75,13 @@ function makeState(k: Kernel, m: Module, opts: KvmBuildOptions): KvmModuleState 
     deviceOps[K.KVM_DEV_TYPE_VFIO] = k.broken.has("kvm-vfio-destroy-op")
       ? destroyInsteadOfRelease(kvmVfioOps(coupling), coupling)
       : kvmVfioOps(coupling);
-  const links: KvmModuleLinks = { module: m, deviceOps, deviceFops: kvmDeviceFops(m), nextVmId: 1 };
+  const links: KvmModuleLinks = {
+    module: m,
+    deviceOps,
+    deviceFops: kvmDeviceFops(m),
+    nextVmId: 1,
+    kvmLock: new Mutex(k, "kvm_lock", "kvm_lock"),
+  };
   const kvmFops: FileOperations = {
     owner: m,
     name: "kvm",
@@ -138,7 +145,7 @@ function kvmRefExports(): KvmRefExports {
   return {
     // kvm_get_kvm_safe(): refcount_inc_not_zero
     kvm_get_kvm_safe(kvm) {
-      if (!(kvm instanceof Kvm) || kvm.dead) return false;
+      if (!(kvm instanceof Kvm) || kvm.dead || kvm.destroying) return false;
       kvm.get(HOLDER);
       return true;
     },

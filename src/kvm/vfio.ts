@@ -11,7 +11,7 @@
 import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENXIO } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import { Mutex } from "../kernel/locks.js";
-import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
+import { isGen, type KGen, type KRet } from "../kernel/sched.js";
 import type { KvmDevice, KvmDeviceAttr, KvmDeviceOps } from "./kvm_device.js";
 import type { VfioCoupling, VfioFileRef } from "./vfio_coupling.js";
 
@@ -170,9 +170,7 @@ export function destroyInsteadOfRelease(ops: KvmDeviceOps, coupling: VfioCouplin
   const { release: _r, ...rest } = ops;
   return {
     ...rest,
-    destroy(dev) {
-      const k = dev.kvm.k;
-      if (dev.private_ !== null) runSync(k, k.current ?? k.kthread, release(coupling, dev));
-    },
+    // a path: kvm_destroy_vm() drives it where the last VM reference went
+    destroy: (dev) => (dev.private_ !== null ? release(coupling, dev) : undefined),
   };
 }
