@@ -4,11 +4,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { graphMain } from "../../src/cli/graph.js";
+import { EXPLORE_TRACE } from "./harness.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM)
@@ -65,6 +66,52 @@ test(
 
       await page.click("#last");
       assert.match(await current.innerText(), /exit_group/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "the page of an explore trace steps through its interleaving in chromium, preemptions marked",
+  { skip, timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vfio-twin-page-"));
+    const { chromium } = await import("playwright-core");
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    try {
+      const trace = join(dir, "trace.json");
+      writeFileSync(trace, JSON.stringify(EXPLORE_TRACE));
+      const file = join(dir, "explore.html");
+      assert.equal(graphMain(["--html", "--replay", trace, "-o", file]), 0);
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      const errors: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+      await page.goto(pathToFileURL(file).href);
+      const graph = page.locator("#graph");
+      const current = page.locator("#trace li.current");
+      assert.match(await current.innerText(), /^# world iommufd-map-vs-destroy built/);
+      assert.ok(await page.locator("#next-preempt").isVisible(), "an interleaving has the preemption button");
+      assert.equal(await page.locator("#trace li.preempt").count(), 2);
+
+      await page.click("#next-preempt");
+      assert.match(await current.innerText(), /---- preempt: map at iommufd_ioas_map -> destroy ----/);
+      const before = await graph.innerHTML();
+      assert.ok(before.includes("iommufd ioas 1 of iommufd ctx"), "map is preempted with the IOAS still there");
+      await page.keyboard.press("ArrowRight");
+      assert.match(await current.innerText(), /^\[destroy\] ioctl\(3, IOMMU_DESTROY, \{size=8, id=1\}\) = 0$/);
+      const after = await graph.innerHTML();
+      assert.ok(!after.includes("iommufd ioas 1 of iommufd ctx"), "IOMMU_DESTROY freed it under map");
+
+      await page.click("#last");
+      assert.equal(await current.getAttribute("class"), "violation current");
+      assert.equal(await page.locator("#trace li.violation").count(), 3);
+      assert.match(await page.locator("#trace").innerText(), /VIOLATION \[no-kernel-bugs\] use-after-free/);
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
