@@ -442,6 +442,88 @@ function testCmdArg(before: Uint8Array, after: Uint8Array | null, ok: boolean, c
   return changed.length ? { k: "change", from: s, to: struct(changed) } : s;
 }
 
+const REGION_CAPS: FlagTable = [
+  ["VFIO_REGION_INFO_CAP_SPARSE_MMAP", 1],
+  ["VFIO_REGION_INFO_CAP_TYPE", 2],
+  ["VFIO_REGION_INFO_CAP_MSIX_MAPPABLE", 3],
+];
+const IOMMU_CAPS: FlagTable = [
+  ["VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE", V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE],
+  ["VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION", V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION],
+  ["VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL", V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL],
+];
+
+/**
+ * The capability chain of a successful VFIO_IOMMU_GET_INFO or VFIO_DEVICE_GET_REGION_INFO
+ * (vfio_info_cap_header entries linked by `next`, offsets from the struct's start; strace does
+ * not decode it): each entry's header, the id by name, and the body of the ones the twin
+ * knows. Null when the kernel wrote none (no CAPS flag, cap_offset 0: argsz was too small).
+ */
+function capChain(name: string, mem: UserMem, arg: number, out: Record<string, unknown>, argsz: number): TVal | null {
+  const iommu = name === "VFIO_IOMMU_GET_INFO";
+  const capsFlag = iommu ? V.VFIO_IOMMU_INFO_CAPS : V.VFIO_REGION_INFO_FLAG_CAPS;
+  const first = out.cap_offset as number;
+  if (!((out.flags as number) & capsFlag) || first === 0) return null;
+  const buf = mem.read(arg, argsz);
+  if (!buf) return null;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const u64 = (o: number) => (o + 8 <= buf.length ? dv.getBigUint64(o, true) : 0n);
+  const u32 = (o: number) => (o + 4 <= buf.length ? dv.getUint32(o, true) : 0);
+  const items: TVal[] = [];
+  const seen = new Set<number>();
+  for (let off = first; off !== 0 && off + 8 <= buf.length && !seen.has(off) && items.length < 16;) {
+    seen.add(off);
+    const id = dv.getUint16(off, true);
+    const next = u32(off + 4);
+    const f: [string, TVal][] = [
+      ["id", enumVal(iommu ? IOMMU_CAPS : REGION_CAPS, id)],
+      ["version", int(dv.getUint16(off + 2, true))],
+      ["next", int(next)],
+    ];
+    const body = off + 8;
+    if (iommu && id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+      const n = u32(body);
+      f.push(["nr_iovas", int(n)], ["reserved", int(u32(body + 4))]);
+      const ranges: TVal[] = [];
+      for (let i = 0; i < Math.min(n, 16); i++) {
+        const r = body + 8 + i * 16;
+        ranges.push(
+          struct([
+            ["start", hex(u64(r))],
+            ["end", hex(u64(r + 8))],
+          ]),
+        );
+      }
+      if (n > 16) ranges.push(sym("..."));
+      f.push(["iova_ranges", arr(ranges)]);
+    } else if (iommu && id === V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+      f.push(
+        ["flags", hex(u32(body))],
+        ["pgsize_bitmap", hex(u64(body + 8))],
+        ["max_dirty_bitmap_size", int(u64(body + 16))],
+      );
+    } else if (iommu && id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+      f.push(["avail", int(u32(body))]);
+    } else if (!iommu && id === 1) {
+      const n = u32(body);
+      const areas: TVal[] = [];
+      for (let i = 0; i < Math.min(n, 16); i++)
+        areas.push(
+          struct([
+            ["offset", hex(u64(body + 8 + i * 16))],
+            ["size", int(u64(body + 16 + i * 16))],
+          ]),
+        );
+      f.push(["nr_areas", int(n)], ["reserved", int(u32(body + 4))], ["areas", arr(areas)]);
+    } else if (!iommu && id === 2) {
+      f.push(["type", int(u32(body))], ["subtype", int(u32(body + 4))]);
+    }
+    items.push(struct(f));
+    off = next;
+  }
+  return items.length ? arr(items) : null;
+}
+
 /** How many bytes past the struct to copy before the call (the irq set's data). */
 export function ioctlExtraBytes(def: IoctlDef): number {
   return def.name === "VFIO_DEVICE_SET_IRQS" ? 64 * 4 : 0;
@@ -487,6 +569,11 @@ export function ioctlStructArg(
   if (def.name === "VFIO_DEVICE_SET_IRQS") {
     const data = irqSetData(b, before);
     if (data) fields.push(["data", data]);
+  }
+  if (ok && (def.name === "VFIO_IOMMU_GET_INFO" || def.name === "VFIO_DEVICE_GET_REGION_INFO")) {
+    // the twin's extension: the capability chain the kernel wrote after the struct
+    const caps = capChain(def.name, mem, arg, a, Math.min(b.argsz as number, 4096));
+    if (caps) fields.push(["caps", caps]);
   }
   const s = struct(fields);
   return changed.length ? { k: "change", from: s, to: struct(changed) } : s;
