@@ -315,9 +315,9 @@ function ioasRanges(mem: UserMem, addr: number, n: number): TVal | null {
 
 /**
  * Requests the decoder knows that the ioctl registry does not list: IOMMU_TEST_CMD, the
- * back door of CONFIG_IOMMUFD_TEST (the selftest's). It is _IO (no size in the number) and
- * out of the registry so that the fuzzer and the scenario verbs leave it alone; a trace of
- * the kernel's selftest wants it decoded all the same.
+ * back door of CONFIG_IOMMUFD_TEST (the selftest's). The registry is the uAPI proper (the
+ * conformance tests walk it, the fuzzer adds the test command on its own), so the command
+ * stays out of it; a trace of the kernel's selftest wants it decoded all the same.
  */
 const DECODER_ONLY: readonly IoctlDef[] = [
   { name: "IOMMU_TEST_CMD", nr: T.IOMMU_TEST_CMD, arg: T.iommu_test_cmd, subsys: "iommufd" },
