@@ -16,7 +16,7 @@ OUT=test/trace/strace-goldens
 mkdir -p "$OUT"
 RAW=$(mktemp)
 trap 'rm -f "$RAW"' EXIT
-strace -f -qq -e signal=none -e trace=openat,close,ioctl,mmap,munmap,read,write,pread64,pwrite64,eventfd2,dup,prlimit64 \
+strace -f -qq -e signal=none -e trace=openat,close,ioctl,mmap,munmap,read,write,pread64,pwrite64,eventfd2,dup,prlimit64,readlink,newfstatat,getdents64 \
 	-o "$RAW" node dist/test/trace/record_strace.js
 {
 	echo "# strace $(strace -V | head -1 | awk '{print $4}'), Linux $(uname -r): test/trace/strace_program.ts via the host backend"

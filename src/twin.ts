@@ -7,6 +7,7 @@ import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend
 import type { StructDesc } from "./uapi/struct.js";
 import { EINVAL } from "./uapi/errno.js";
 import { int, ptr, raw, struct, sym, type TVal } from "./trace/value.js";
+import { capDropCalls, type LibcCall, readdirCalls, readFileCalls, readlinkCalls } from "./trace/libc_calls.js";
 import { explainBusy, type HeldObject, installBusyExplainer } from "./check/holders.js";
 import { Kernel } from "./kernel/kernel.js";
 import { registerFaultInjectionDebugfs } from "./kernel/fault_inject.js";
@@ -193,10 +194,27 @@ export class TwinProcess implements UserProcess {
     return sys.sysEventfd(this.live("eventfd"), this.proc, flags);
   }
   readlink(path: string): string | number {
-    return this.live("readlink").sysfs.readlink(path);
+    const k = this.live("readlink");
+    const r = k.sysfs.readlink(path);
+    if (k.trace.enabled) this.traceCalls(readlinkCalls(path, r));
+    return r;
   }
   readdir(path: string): string[] | number {
-    return this.live("readdir").sysfs.readdir(path);
+    const k = this.live("readdir");
+    const r = k.sysfs.readdir(path);
+    if (k.trace.enabled) this.traceCalls(readdirCalls(path, this.lowestFreeFd(), r));
+    return r;
+  }
+  /** the syscalls behind a call the twin answers outside its syscall layer (src/trace/libc_calls.ts) */
+  private traceCalls(calls: readonly LibcCall[]): void {
+    const k = this.twin.kernel;
+    for (const c of calls) k.trace.emit(this.pid, k.clock.now, c.call, c.args, c.rc);
+  }
+  /** the number the C library's open of a directory or /proc file would get */
+  private lowestFreeFd(): number {
+    let fd = 0;
+    while (!this.proc.files.isFree(fd)) fd++;
+    return fd;
   }
   setMemlock(soft: number, hard = soft): number {
     const k = this.live("setMemlock");
@@ -224,15 +242,27 @@ export class TwinProcess implements UserProcess {
     return rc;
   }
   capDrop(cap: number): number {
-    this.live("capDrop");
+    const k = this.live("capDrop");
     if (!Number.isInteger(cap) || cap < 0 || cap >= 64) return -EINVAL;
+    const before = k.trace.enabled ? [...this.proc.caps] : [];
     this.proc.caps.delete(cap);
+    if (k.trace.enabled) this.traceCalls(capDropCalls(before, [...this.proc.caps], 0));
     return 0;
   }
   procStatus(): ProcStatus {
-    this.live("procStatus");
+    const k = this.live("procStatus");
     const kb = 4096 / 1024;
-    return { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
+    const st = { vmLckKb: this.proc.mm.lockedVm * kb, vmPinKb: this.proc.mm.pinnedVm * kb };
+    // the lines of /proc/self/status the twin models (fs/proc/array.c, task_mem())
+    if (k.trace.enabled)
+      this.traceCalls(
+        readFileCalls(
+          "/proc/self/status",
+          this.lowestFreeFd(),
+          `Name:\t${this.proc.name.slice(0, 15)}\nPid:\t${this.pid}\nVmLck:\t${String(st.vmLckKb).padStart(8)} kB\nVmPin:\t${String(st.vmPinKb).padStart(8)} kB\n`,
+        ),
+      );
+    return st;
   }
   /** The PASID this process's ENQCMD carries (IA32_PASID): one of its authorized PASIDs
    * (-EPERM otherwise), or null to clear it; -EINVAL on a kernel without the PASID uAPI. */

@@ -1,7 +1,8 @@
 // `vfio-twin graph [--script FILE | --replay FILE] [--html] [--all] [-o FILE]`: the object
 // graph (processes -> fds -> files -> VFIO/iommufd objects -> VMs, modules) as SVG, of the
 // demo's scene by default; --html writes one self-contained page that steps through the
-// scenario syscall by syscall with the trace beside the graph.
+// scenario syscall by syscall with the trace beside the graph (an explore trace: step by
+// step of its interleaving, each preemption marked).
 
 import { writeFileSync } from "node:fs";
 import { busyTargets, holderIds, objectGraph, withoutStdio } from "../check/holders.js";
@@ -30,7 +31,7 @@ function staticGraph(src: SceneSource, at: number | "ebusy" | undefined, all: bo
     throw new SceneError(
       at === "ebusy" ? `${scene.title}: no call failed with EBUSY` : `${scene.title}: only ${n} calls, not ${at}`,
     );
-  const g = objectGraph(scene.twin.kernel);
+  const g = objectGraph(scene.kernel);
   return graphSvg(all ? g : withoutStdio(g), { title: scene.title });
 }
 
@@ -40,13 +41,20 @@ export const graphCommand: Command = {
     "draw the object graph (processes, fds, files, VFIO/iommufd objects, VMs, modules) as SVG; --html steps through it",
   options: {
     script: { type: "string", value: "FILE", help: "an oracle scenario file (test/scenarios/*.txt)" },
-    replay: { type: "string", value: "FILE", help: "a counterexample program (the JSON vfio-twin fuzz writes)" },
+    replay: {
+      type: "string",
+      value: "FILE",
+      help: "a counterexample: a fuzz program or an explore trace (the JSON vfio-twin fuzz or explore writes)",
+    },
     at: {
       type: "string",
       value: "N|ebusy",
       help: "the graph after the Nth traced call (1-based), or after the first EBUSY with its holders outlined",
     },
-    html: { type: "boolean", help: "a page that steps through the scenario, trace beside graph" },
+    html: {
+      type: "boolean",
+      help: "a page that steps through the scenario (an explore trace: its interleaving, preemptions marked), trace beside graph",
+    },
     all: { type: "boolean", help: "keep every process's stdin/stdout/stderr on /dev/null" },
     output: { type: "string", short: "o", value: "FILE", help: "write to FILE instead of stdout" },
   },

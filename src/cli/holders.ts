@@ -10,7 +10,11 @@ import { runScene, SceneError } from "./scene.js";
 
 const SCRIPT_OPTIONS: Options = {
   script: { type: "string", value: "FILE", help: "an oracle scenario file (test/scenarios/*.txt)" },
-  replay: { type: "string", value: "FILE", help: "a counterexample program (the JSON vfio-twin fuzz writes)" },
+  replay: {
+    type: "string",
+    value: "FILE",
+    help: "a counterexample: a fuzz program or an explore trace (the JSON vfio-twin fuzz or explore writes)",
+  },
 };
 
 export const holdersCommand: Command = {
@@ -53,7 +57,7 @@ function holdersRun(inv: Invocation, out: (s: string) => void): number {
     if (e instanceof SceneError) throw new UserError(e.message);
     throw e;
   }
-  const objects = whoHoldsChains(scene.twin.kernel, target);
+  const objects = whoHoldsChains(scene.kernel, target);
   if (inv.json) {
     out(JSON.stringify({ target, scene: scene.title, objects, ebusy: busy }));
     return objects.length ? 0 : 1;

@@ -24,6 +24,7 @@ import {
 } from "../uapi/errno.js";
 import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
 import {
+  decoderOnlyIoctl,
   ioctlExtraBytes,
   ioctlIntArg,
   ioctlPtrArg,
@@ -409,6 +410,7 @@ function traceIoctl(
  * the definition that belongs to the file's type, as only that one reached the handler. */
 function pickIoctl(cmd: number, fileType: string): IoctlDef | undefined {
   const defs = ioctlsByNr(cmd);
+  if (defs.length === 0) return decoderOnlyIoctl(cmd); // IOMMU_TEST_CMD, for traces only
   if (defs.length <= 1) return defs[0];
   const prefix = fileType === "vfio-container" || fileType === "iommufd" ? "VFIO_IOMMU_" : "VFIO_DEVICE_";
   return defs.find((d) => d.name.startsWith(prefix)) ?? defs[0];

@@ -8,6 +8,7 @@
 import * as V from "../uapi/vfio.js";
 import * as I from "../uapi/iommufd.js";
 import * as K from "../uapi/kvm.js";
+import * as T from "../uapi/iommufd_test.js";
 import { _IOC_DIR, _IOC_NR, _IOC_SIZE, _IOC_TYPE } from "../uapi/ioctl.js";
 import type { IoctlDef } from "../uapi/ioctls.js";
 import type { StructDesc } from "../uapi/struct.js";
@@ -312,6 +313,217 @@ function ioasRanges(mem: UserMem, addr: number, n: number): TVal | null {
   return arr(items);
 }
 
+/**
+ * Requests the decoder knows that the ioctl registry does not list: IOMMU_TEST_CMD, the
+ * back door of CONFIG_IOMMUFD_TEST (the selftest's). The registry is the uAPI proper (the
+ * conformance tests walk it, the fuzzer adds the test command on its own), so the command
+ * stays out of it; a trace of the kernel's selftest wants it decoded all the same.
+ */
+const DECODER_ONLY: readonly IoctlDef[] = [
+  { name: "IOMMU_TEST_CMD", nr: T.IOMMU_TEST_CMD, arg: T.iommu_test_cmd, subsys: "iommufd" },
+];
+
+/** The decoder's own definition of a request the registry does not have (see DECODER_ONLY). */
+export function decoderOnlyIoctl(cmd: number): IoctlDef | undefined {
+  return DECODER_ONLY.find((d) => d.nr === cmd >>> 0);
+}
+
+const TEST_OPS = table(T, "IOMMU_TEST_OP_");
+
+/** Each op's member of iommu_test_cmd's union (iommufd_test.h), its struct and flag tables. */
+const TEST_MEMBERS = new Map<
+  number,
+  { name: string; desc: StructDesc<any>; fields?: number; fmt?: Record<string, FieldFmt> }
+>([
+  [T.IOMMU_TEST_OP_ADD_RESERVED, { name: "add_reserved", desc: T.test_add_reserved }],
+  // mock_domain is mock_domain_flags without dev_flags
+  [T.IOMMU_TEST_OP_MOCK_DOMAIN, { name: "mock_domain", desc: T.test_mock_domain, fields: 3 }],
+  [
+    T.IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS,
+    { name: "mock_domain_flags", desc: T.test_mock_domain, fmt: { dev_flags: F(table(T, "MOCK_FLAGS_DEVICE_")) } },
+  ],
+  [T.IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, { name: "mock_domain_replace", desc: T.test_mock_domain_replace }],
+  [T.IOMMU_TEST_OP_MD_CHECK_MAP, { name: "check_map", desc: T.test_check_map, fmt: { length: { kind: "int" } } }],
+  [T.IOMMU_TEST_OP_MD_CHECK_REFS, { name: "check_refs", desc: T.test_check_refs, fmt: { length: { kind: "int" } } }],
+  [
+    T.IOMMU_TEST_OP_CREATE_ACCESS,
+    {
+      name: "create_access",
+      desc: T.test_create_access,
+      fmt: {
+        out_access_fd: FD,
+        flags: F([["MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES", T.MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES]]),
+      },
+    },
+  ],
+  [T.IOMMU_TEST_OP_DESTROY_ACCESS_PAGES, { name: "destroy_access_pages", desc: T.test_destroy_access_pages }],
+  [
+    T.IOMMU_TEST_OP_ACCESS_PAGES,
+    {
+      name: "access_pages",
+      desc: T.test_access_pages,
+      fmt: {
+        flags: F([
+          ["MOCK_FLAGS_ACCESS_WRITE", T.MOCK_FLAGS_ACCESS_WRITE],
+          ["MOCK_FLAGS_ACCESS_SYZ", T.MOCK_FLAGS_ACCESS_SYZ],
+        ]),
+        length: { kind: "int" },
+      },
+    },
+  ],
+  [
+    T.IOMMU_TEST_OP_ACCESS_RW,
+    {
+      name: "access_rw",
+      desc: T.test_access_rw,
+      fmt: {
+        flags: F([
+          ["MOCK_ACCESS_RW_WRITE", T.MOCK_ACCESS_RW_WRITE],
+          ["MOCK_ACCESS_RW_SLOW_PATH", T.MOCK_ACCESS_RW_SLOW_PATH],
+        ]),
+        length: { kind: "int" },
+      },
+    },
+  ],
+  [T.IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, { name: "memory_limit", desc: T.test_memory_limit }],
+  [T.IOMMU_TEST_OP_ACCESS_REPLACE_IOAS, { name: "access_replace_ioas", desc: T.test_access_replace_ioas }],
+  [
+    T.IOMMU_TEST_OP_DIRTY,
+    {
+      name: "dirty",
+      desc: T.test_dirty,
+      fmt: { length: { kind: "int" }, page_size: { kind: "int" }, out_nr_dirty: { kind: "int" } },
+    },
+  ],
+  [T.IOMMU_TEST_OP_MD_CHECK_IOTLB, { name: "check_iotlb", desc: T.test_check_iotlb }],
+  [T.IOMMU_TEST_OP_TRIGGER_IOPF, { name: "trigger_iopf", desc: T.test_trigger_iopf, fmt: { addr: HEX } }],
+]);
+
+/**
+ * IOMMU_TEST_CMD: the header, op by name, then the union member the op reads (its out_ fields
+ * after a successful call, fields the kernel changed as `in => out`), then `last`. An op the
+ * twin does not know shows the union as its six u64 words.
+ */
+function testCmdArg(before: Uint8Array, after: Uint8Array | null, ok: boolean, ctx: IoctlContext, mem: UserMem): TVal {
+  const h = T.iommu_test_cmd.decode(before);
+  const member = TEST_MEMBERS.get(h.op);
+  const fields: [string, TVal][] = [
+    ["size", int(h.size)],
+    ["op", enumVal(TEST_OPS, h.op)],
+    ["id", int(h.id)],
+    ["__reserved", int(h.__reserved)],
+  ];
+  const changed: [string, TVal][] = [];
+  if (member) {
+    const at = T.TEST_CMD_UNION_OFFSET;
+    const spec: StructSpec = { ...(member.fmt ? { fmt: member.fmt } : {}) };
+    const b = member.desc.decode(before.subarray(at)) as Record<string, unknown>;
+    const a = after ? (member.desc.decode(after.subarray(at)) as Record<string, unknown>) : b;
+    const inner: [string, TVal][] = [];
+    const innerChanged: [string, TVal][] = [];
+    for (const f of member.desc.fields.slice(0, member.fields ?? member.desc.fields.length)) {
+      if (f.name.startsWith("out_")) {
+        if (ok) inner.push([f.name, fieldVal(member.desc, f.name, a[f.name], spec, ctx, a, mem)]);
+        continue;
+      }
+      inner.push([f.name, fieldVal(member.desc, f.name, b[f.name], spec, ctx, b, mem)]);
+      if (ok && !same(b[f.name], a[f.name]))
+        innerChanged.push([f.name, fieldVal(member.desc, f.name, a[f.name], spec, ctx, a, mem)]);
+    }
+    fields.push([member.name, struct(inner)]);
+    if (innerChanged.length) changed.push([member.name, struct(innerChanged)]);
+  } else fields.push(["data", arr(h.data.map((x) => hex(x)))]);
+  fields.push(["last", int(h.last)]);
+  if (ok && after) {
+    const a = T.iommu_test_cmd.decode(after);
+    if (a.id !== h.id) changed.unshift(["id", int(a.id)]);
+  }
+  const s = struct(fields);
+  return changed.length ? { k: "change", from: s, to: struct(changed) } : s;
+}
+
+const REGION_CAPS: FlagTable = [
+  ["VFIO_REGION_INFO_CAP_SPARSE_MMAP", 1],
+  ["VFIO_REGION_INFO_CAP_TYPE", 2],
+  ["VFIO_REGION_INFO_CAP_MSIX_MAPPABLE", 3],
+];
+const IOMMU_CAPS: FlagTable = [
+  ["VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE", V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE],
+  ["VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION", V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION],
+  ["VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL", V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL],
+];
+
+/**
+ * The capability chain of a successful VFIO_IOMMU_GET_INFO or VFIO_DEVICE_GET_REGION_INFO
+ * (vfio_info_cap_header entries linked by `next`, offsets from the struct's start; strace does
+ * not decode it): each entry's header, the id by name, and the body of the ones the twin
+ * knows. Null when the kernel wrote none (no CAPS flag, cap_offset 0: argsz was too small).
+ */
+function capChain(name: string, mem: UserMem, arg: number, out: Record<string, unknown>, argsz: number): TVal | null {
+  const iommu = name === "VFIO_IOMMU_GET_INFO";
+  const capsFlag = iommu ? V.VFIO_IOMMU_INFO_CAPS : V.VFIO_REGION_INFO_FLAG_CAPS;
+  const first = out.cap_offset as number;
+  if (!((out.flags as number) & capsFlag) || first === 0) return null;
+  const buf = mem.read(arg, argsz);
+  if (!buf) return null;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const u64 = (o: number) => (o + 8 <= buf.length ? dv.getBigUint64(o, true) : 0n);
+  const u32 = (o: number) => (o + 4 <= buf.length ? dv.getUint32(o, true) : 0);
+  const items: TVal[] = [];
+  const seen = new Set<number>();
+  for (let off = first; off !== 0 && off + 8 <= buf.length && !seen.has(off) && items.length < 16;) {
+    seen.add(off);
+    const id = dv.getUint16(off, true);
+    const next = u32(off + 4);
+    const f: [string, TVal][] = [
+      ["id", enumVal(iommu ? IOMMU_CAPS : REGION_CAPS, id)],
+      ["version", int(dv.getUint16(off + 2, true))],
+      ["next", int(next)],
+    ];
+    const body = off + 8;
+    if (iommu && id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+      const n = u32(body);
+      f.push(["nr_iovas", int(n)], ["reserved", int(u32(body + 4))]);
+      const ranges: TVal[] = [];
+      for (let i = 0; i < Math.min(n, 16); i++) {
+        const r = body + 8 + i * 16;
+        ranges.push(
+          struct([
+            ["start", hex(u64(r))],
+            ["end", hex(u64(r + 8))],
+          ]),
+        );
+      }
+      if (n > 16) ranges.push(sym("..."));
+      f.push(["iova_ranges", arr(ranges)]);
+    } else if (iommu && id === V.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
+      f.push(
+        ["flags", hex(u32(body))],
+        ["pgsize_bitmap", hex(u64(body + 8))],
+        ["max_dirty_bitmap_size", int(u64(body + 16))],
+      );
+    } else if (iommu && id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+      f.push(["avail", int(u32(body))]);
+    } else if (!iommu && id === 1) {
+      const n = u32(body);
+      const areas: TVal[] = [];
+      for (let i = 0; i < Math.min(n, 16); i++)
+        areas.push(
+          struct([
+            ["offset", hex(u64(body + 8 + i * 16))],
+            ["size", int(u64(body + 16 + i * 16))],
+          ]),
+        );
+      f.push(["nr_areas", int(n)], ["reserved", int(u32(body + 4))], ["areas", arr(areas)]);
+    } else if (!iommu && id === 2) {
+      f.push(["type", int(u32(body))], ["subtype", int(u32(body + 4))]);
+    }
+    items.push(struct(f));
+    off = next;
+  }
+  return items.length ? arr(items) : null;
+}
+
 /** How many bytes past the struct to copy before the call (the irq set's data). */
 export function ioctlExtraBytes(def: IoctlDef): number {
   return def.name === "VFIO_DEVICE_SET_IRQS" ? 64 * 4 : 0;
@@ -332,6 +544,7 @@ export function ioctlStructArg(
   mem: UserMem,
 ): TVal {
   if (!before) return ptr(arg);
+  if (desc === T.iommu_test_cmd) return testCmdArg(before, after, ok, ctx, mem);
   const spec = SPECS.get(desc);
   const out = new Set(spec?.out ?? desc.fields.filter((f) => f.name.startsWith("out_")).map((f) => f.name));
   const b = desc.decode(before) as Record<string, unknown>;
@@ -356,6 +569,11 @@ export function ioctlStructArg(
   if (def.name === "VFIO_DEVICE_SET_IRQS") {
     const data = irqSetData(b, before);
     if (data) fields.push(["data", data]);
+  }
+  if (ok && (def.name === "VFIO_IOMMU_GET_INFO" || def.name === "VFIO_DEVICE_GET_REGION_INFO")) {
+    // the twin's extension: the capability chain the kernel wrote after the struct
+    const caps = capChain(def.name, mem, arg, a, Math.min(b.argsz as number, 4096));
+    if (caps) fields.push(["caps", caps]);
   }
   const s = struct(fields);
   return changed.length ? { k: "change", from: s, to: struct(changed) } : s;

@@ -14,11 +14,12 @@ const OPEN_FLAGS: FlagTable = [
   ["O_DSYNC", 0o10000],
   ["O_DIRECT", 0o40000],
   ["O_LARGEFILE", 0o100000],
-  ["O_DIRECTORY", 0o200000],
   ["O_NOFOLLOW", 0o400000],
   ["O_NOATIME", 0o1000000],
   ["O_CLOEXEC", 0o2000000],
   ["O_PATH", 0o10000000],
+  // strace 6.1 prints O_DIRECTORY last: `O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY` (opendir)
+  ["O_DIRECTORY", 0o200000],
 ];
 const ACCMODE = ["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"];
 

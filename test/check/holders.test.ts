@@ -42,7 +42,7 @@ const KERNEL_LEAVES = [
 
 test("every holder name of the scenario corpus and the demo resolves to the object behind it", () => {
   const unresolved = new Map<string, string>();
-  const look = (where: string) => (twin: ReturnType<typeof createTwin>) => {
+  const look = (where: string) => (twin: { kernel: ReturnType<typeof createTwin>["kernel"] }) => {
     const g = objectGraph(twin.kernel);
     for (const e of g.edges) {
       const n = g.nodes.get(e.from)!;

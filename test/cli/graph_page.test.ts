@@ -4,27 +4,29 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { graphMain } from "../../src/cli/graph.js";
+import { EXPLORE_TRACE } from "./harness.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM)
   ? false
   : `no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH): the browser test of the graph page did not run`;
 
-test(
-  "the graph page steps through the demo in chromium and outlines the EBUSY's holders",
-  { skip, timeout: 120_000 },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vfio-twin-page-"));
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-    try {
-      const file = join(dir, "demo.html");
-      assert.equal(graphMain(["--html", "-o", file]), 0);
+type Page = Awaited<ReturnType<Awaited<ReturnType<typeof import("playwright-core").chromium.launch>>["newPage"]>>;
+
+/** A scratch directory and chromium; `load` opens a file, collecting console errors and warnings. */
+async function inChromium(
+  fn: (dir: string, load: (file: string) => Promise<{ page: Page; errors: string[] }>) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-page-"));
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  try {
+    await fn(dir, async (file) => {
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const errors: string[] = [];
       page.on("console", (m) => {
@@ -32,6 +34,22 @@ test(
       });
       page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
       await page.goto(pathToFileURL(file).href);
+      return { page, errors };
+    });
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test(
+  "the graph page steps through the demo in chromium and outlines the EBUSY's holders",
+  { skip, timeout: 120_000 },
+  () =>
+    inChromium(async (dir, load) => {
+      const file = join(dir, "demo.html");
+      assert.equal(graphMain(["--html", "-o", file]), 0);
+      const { page, errors } = await load(file);
       const graph = page.locator("#graph");
       const current = page.locator("#trace li.current");
       assert.equal(await page.locator("#graph svg").count(), 1, "a picture is shown");
@@ -66,9 +84,38 @@ test(
       await page.click("#last");
       assert.match(await current.innerText(), /exit_group/);
       assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
+);
+
+test(
+  "the page of an explore trace steps through its interleaving in chromium, preemptions marked",
+  { skip, timeout: 120_000 },
+  () =>
+    inChromium(async (dir, load) => {
+      const trace = join(dir, "trace.json");
+      writeFileSync(trace, JSON.stringify(EXPLORE_TRACE));
+      const file = join(dir, "explore.html");
+      assert.equal(graphMain(["--html", "--replay", trace, "-o", file]), 0);
+      const { page, errors } = await load(file);
+      const graph = page.locator("#graph");
+      const current = page.locator("#trace li.current");
+      assert.match(await current.innerText(), /^# world iommufd-map-vs-destroy built/);
+      assert.ok(await page.locator("#next-preempt").isVisible(), "an interleaving has the preemption button");
+      assert.equal(await page.locator("#trace li.preempt").count(), 2);
+
+      await page.click("#next-preempt");
+      assert.match(await current.innerText(), /---- preempt: map at iommufd_ioas_map -> destroy ----/);
+      const before = await graph.innerHTML();
+      assert.ok(before.includes("iommufd ioas 1 of iommufd ctx"), "map is preempted with the IOAS still there");
+      await page.keyboard.press("ArrowRight");
+      assert.match(await current.innerText(), /^\[destroy\] ioctl\(3, IOMMU_DESTROY, \{size=8, id=1\}\) = 0$/);
+      const after = await graph.innerHTML();
+      assert.ok(!after.includes("iommufd ioas 1 of iommufd ctx"), "IOMMU_DESTROY freed it under map");
+
+      await page.click("#last");
+      assert.equal(await current.getAttribute("class"), "violation current");
+      assert.equal(await page.locator("#trace li.violation").count(), 3);
+      assert.match(await page.locator("#trace").innerText(), /VIOLATION \[no-kernel-bugs\] use-after-free/);
+      assert.deepEqual(errors, []);
+    }),
 );

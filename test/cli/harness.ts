@@ -30,3 +30,23 @@ export async function run(...argv: string[]): Promise<Ran> {
     console.error = error;
   }
 }
+
+/** An explore counterexample as `vfio-twin explore --variant iommufd-shortterm-put-early` saves
+ * it: IOAS_MAP preempted after its short-term reference is gone, IOMMU_DESTROY frees the IOAS. */
+export const EXPLORE_TRACE = {
+  format: "vfio-twin-explore-trace/1",
+  world: "iommufd-map-vs-destroy",
+  design: "upstream",
+  broken: ["iommufd-shortterm-put-early"],
+  variant: "iommufd-shortterm-put-early",
+  threads: ["map", "destroy"],
+  schedule: [0, 1, 0],
+  results: [-5, 0],
+  violations: [
+    {
+      check: "no-kernel-bugs",
+      message: "use-after-free: read of iommufd ioas 1 of iommufd ctx 6.iovaRwsem after its release",
+    },
+  ],
+  violationStep: 2,
+};

@@ -3,13 +3,14 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { holdersMain } from "../../src/cli/holders.js";
 import { graphMain } from "../../src/cli/graph.js";
 import { collectSteps } from "../../src/cli/graph_html.js";
+import { EXPLORE_TRACE } from "./harness.js";
 
 const SCENARIOS = fileURLToPath(new URL("../../../test/scenarios/", import.meta.url));
 
@@ -150,4 +151,102 @@ test("graph --html: every step's picture shares one layout, so a box stays where
   }
   assert.equal(rects.size, 1, [...rects].join(" "));
   assert.equal(new Set(d.svgs.map((s) => /viewBox="([^"]+)"/.exec(s)![1])).size, 1, "one size for every step");
+});
+
+function withFiles(files: Record<string, string>, fn: (path: (name: string) => string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), "vfio-twin-explore-"));
+  try {
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+    fn((name) => join(dir, name));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("graph --html --replay: an explore trace's page steps through the interleaving, preemptions marked", () => {
+  withFiles({ "t.json": JSON.stringify(EXPLORE_TRACE) }, (path) => {
+    const d = collectSteps({ replay: path("t.json") });
+    assert.match(
+      d.title,
+      /^interleaving .*t\.json \(world iommufd-map-vs-destroy, design upstream, broken: iommufd-shortterm-put-early\)$/,
+    );
+    // context numbers count across the twins of a process
+    const rows = d.steps.map((s) => `${s.kind ?? "syscall"}: ${s.line.replace(/ctx \d+/, "ctx N")}`);
+    assert.deepEqual(rows, [
+      "world: # world iommufd-map-vs-destroy built; threads: map, destroy",
+      "step:   0 [map] start -> iommufd_ioas_map",
+      "preempt: ---- preempt: map at iommufd_ioas_map -> destroy ----",
+      "syscall: [destroy] ioctl(3, IOMMU_DESTROY, {size=8, id=1}) = 0",
+      "step:   1 [destroy] start -> done",
+      "preempt: ---- switch: destroy done -> map ----",
+      "step:   2 [map] iommufd_ioas_map -> done",
+      "violation: results: map = -5, destroy = 0",
+      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.iovaRwsem after its release",
+      "violation: reproduced exactly",
+    ]);
+    const at = (i: number) => d.svgs[d.steps[i]!.svg]!;
+    // the world has the IOAS; map's first step holds the iommufd file (fget) but, broken, no
+    // longer the IOAS; IOMMU_DESTROY frees it while map is preempted
+    assert.match(at(0), />iommufd ioas 1 of iommufd ctx \d+</);
+    assert.match(at(1), /file \/dev\/iommu \(iommufd\)<\/text>.*?refcount 2/s);
+    assert.match(at(1), />iommufd ioas 1 of iommufd ctx \d+</);
+    assert.doesNotMatch(at(3), />iommufd ioas 1 /);
+    assert.equal(d.steps[2]!.svg, d.steps[1]!.svg, "a preemption mark shows the graph as the step left it");
+
+    assert.equal(graphMain(["--html", "--replay", path("t.json"), "-o", path("t.html")]), 0);
+    const page = readFileSync(path("t.html"), "utf8");
+    assert.match(page, /<button id="next-preempt"/);
+    assert.match(
+      page,
+      /---- preempt: map at iommufd_ioas_map -&gt; destroy ----|---- preempt: map at iommufd_ioas_map -> destroy ----/,
+    );
+    const svg = run(graphMain, ["--replay", path("t.json")]);
+    assert.equal(svg.rc, 0);
+    assert.doesNotMatch(svg.out, />iommufd ioas 1 /, "the static graph is the one after the interleaving");
+  });
+});
+
+test("holders --replay: an explore trace, the objects after its interleaving", () => {
+  withFiles({ "t.json": JSON.stringify(EXPLORE_TRACE) }, (path) => {
+    const r = run(holdersMain, ["/dev/iommu", "--replay", path("t.json")]);
+    assert.equal(r.rc, 0, r.err.join("\n"));
+    assert.match(r.out, /^after interleaving .*t\.json \(world iommufd-map-vs-destroy/m);
+    assert.match(r.out, /^ {2}<- fd 3 \[fd 3 of pid 1\], taken by openat\("\/dev\/iommu"\) by vmm\[1\]$/m);
+    const j = run(holdersMain, ["/dev/iommu", "--replay", path("t.json"), "--json"]);
+    assert.equal(j.rc, 0);
+    const doc = JSON.parse(j.out);
+    assert.equal(doc.objects[0].kind, "file");
+    assert.deepEqual(doc.ebusy, []);
+  });
+});
+
+test("--replay: a file that is neither a fuzz program nor an explore trace is one line, exit 1", () => {
+  withFiles(
+    {
+      "text.json": "not json\nat all",
+      "obj.json": '{"a": 1}',
+      "fmt.json": '{"format": "vfio-twin-explore-trace/9"}',
+      "sched.json": JSON.stringify({ ...EXPLORE_TRACE, schedule: [0, -1] }),
+      "world.json": JSON.stringify({ ...EXPLORE_TRACE, world: "no-such-world" }),
+    },
+    (path) => {
+      const cases: [string, RegExp][] = [
+        ["text.json", /text\.json: not JSON \([^\n]*\); --replay takes a fuzz program .* or an explore trace/],
+        ["obj.json", /obj\.json: neither a fuzz program \(the JSON vfio-twin fuzz writes\) nor an explore trace/],
+        ["fmt.json", /fmt\.json: format "vfio-twin-explore-trace\/9" is not vfio-twin-explore-trace\/1/],
+        ["sched.json", /sched\.json: not an explore trace \(bad schedule\)/],
+        ["world.json", /world\.json: unknown world no-such-world/],
+      ];
+      for (const [file, re] of cases)
+        for (const main of [holdersMain, graphMain]) {
+          const argv =
+            main === holdersMain ? ["/dev/iommu", "--replay", path(file)] : ["--html", "--replay", path(file)];
+          const r = run(main, argv);
+          assert.equal(r.rc, 1, `${file}: ${r.out}`);
+          assert.equal(r.err.length, 1, r.err.join("\n"));
+          assert.doesNotMatch(r.err[0]!, /\n/);
+          assert.match(r.err[0]!, re);
+        }
+    },
+  );
 });

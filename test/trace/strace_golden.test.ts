@@ -62,6 +62,8 @@ const FD_ARG: Record<string, number> = {
   pwrite64: 0,
   dup: 0,
   mmap: 4,
+  newfstatat: 0,
+  getdents64: 0,
 };
 const FD_RESULT = new Set(["openat", "eventfd2", "dup"]);
 
@@ -73,7 +75,9 @@ export function normalize(lines: readonly string[]): string[] {
   const addr = (tok: string): string => {
     const v = BigInt(tok);
     const m = maps.find((x) => v >= x.base && v < x.base + x.len);
-    return m ? (v === m.base ? m.name : `${m.name}+0x${(v - m.base).toString(16)}`) : tok;
+    // an address in no mapping of the program's is the C library's (readlink's buffer): the
+    // twin's stands for it (src/trace/libc_calls.ts LIBC_BUF)
+    return m ? (v === m.base ? m.name : `${m.name}+0x${(v - m.base).toString(16)}`) : "libc-buffer";
   };
   return lines.map((line) => {
     const c = parseLine(line);
