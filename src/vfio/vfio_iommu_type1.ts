@@ -148,9 +148,11 @@ function lockAcct(dma: VfioDma, npage: number): void {
 function pinDma(dma: VfioDma): number {
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
-  const pages: Page[] = [];
-  let charged = 0;
   const npages = dma.npages; // a bigint shift and conversion: once, not per page
+  // sized for a small map at once (push() from [] reserves room for 17 pages: a one-page map
+  // made 150 B more); a large one grows as it is filled (npages may exceed any array length)
+  const pages: Page[] = new Array<Page>(Math.min(npages, 64));
+  let charged = 0;
   for (let i = 0; i < npages; i++) {
     const va = dma.vaddr + i * PAGE_SIZE;
     let pg = dma.mm.pinPage(va, write);
@@ -171,11 +173,13 @@ function pinDma(dma: VfioDma): number {
     }
     let rc = typeof pg === "number" ? pg : 0;
     if (typeof pg !== "number") {
-      pages.push(pg);
+      pages[i] = pg;
       if (!pg.reserved) charged++;
       if (!dma.lockCap && dma.mm.lockedVm + charged > limit) rc = -ENOMEM;
     }
     if (rc < 0) {
+      // the pages pinned so far: [0, i], or [0, i) where page i failed
+      pages.length = typeof pg === "number" ? i : i + 1;
       unpinPages(pages);
       return rc;
     }
