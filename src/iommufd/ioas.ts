@@ -241,11 +241,13 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
     for (let tries = 0; ; tries++) {
       yield* ioas.iovaRwsem.downWrite();
       iopt.deferNotify = true;
+      iopt.recordFreed = u.ictx.k.poison;
       let r: { rc: number; unmapped: bigint };
       try {
         r = all ? iopt.unmapAll() : iopt.unmapIova(cmd.iova, cmd.length);
       } finally {
         iopt.deferNotify = false;
+        iopt.recordFreed = false;
       }
       unmapped = unmapped === 0n ? r.unmapped : unmapped + r.unmapped;
       const area = iopt.pendingNotify;
@@ -253,7 +255,7 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
       // what was freed is freed: the explorer poisons it (a later read is a use after free)
       const freed = iopt.freedAreas;
       if (freed.length !== 0) {
-        if (u.ictx.k.poison) for (const a of freed) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
+        for (const a of freed) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
         freed.length = 0;
       }
       if (r.rc || area === null) {
