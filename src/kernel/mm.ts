@@ -526,18 +526,6 @@ export class MmStruct {
    * each pin counted; -EFAULT for an unmapped page, device memory, or a write pin of memory
    * without PROT_WRITE. Nothing stays pinned on failure.
    */
-  /** pinPages() of one page: the pinned Page itself, or -errno (no array per page: type1's
-   * MAP_DMA pins page by page). */
-  pinPage(addr: number, write: boolean): Page | number {
-    if (addr % PAGE_SIZE !== 0) return -EINVAL;
-    const need = write ? PROT_WRITE : PROT_READ;
-    const v = addr + PAGE_SIZE <= TASK_SIZE ? this.find(addr) : null;
-    if (!v || v.io || (v.prot & need) !== need) return -EFAULT;
-    const p = v.page(addr, true)!;
-    p.pins++;
-    return p;
-  }
-
   pinPages(addr: number, npages: number, write: boolean): Page[] | number {
     if (addr % PAGE_SIZE !== 0) return -EINVAL;
     // mm/gup.c check_vma_flags(): a write pin needs VM_WRITE, a read pin VM_READ

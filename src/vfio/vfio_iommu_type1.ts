@@ -155,7 +155,9 @@ function pinDma(dma: VfioDma): number {
   let charged = 0;
   for (let i = 0; i < npages; i++) {
     const va = dma.vaddr + i * PAGE_SIZE;
-    let pg = dma.mm.pinPage(va, write);
+    // pinPages() of one page (a bridged client's mm overrides it)
+    const got = dma.mm.pinPages(va, 1, write);
+    let pg = typeof got === "number" ? got : got[0]!;
     if (pg === -EFAULT) {
       // vaddr_get_pfns(): a VM_PFNMAP mapping (a device BAR) gives its pfn, unpinned and
       // uncharged (is_invalid_reserved_pfn()), for peer-to-peer DMA
