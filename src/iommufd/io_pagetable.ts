@@ -195,6 +195,9 @@ export class IoPagetable {
   deferNotify = false;
   pendingNotify: IoptArea | null = null;
   readonly freedAreas: IoptArea[] = [];
+  /** list freed areas in `freedAreas` (set with deferNotify while the kernel poisons freed
+   * objects; otherwise nobody reads the list, and an array refilled per unmap was ~150 B) */
+  recordFreed = false;
   iovaAlignment = 1;
   disableLargePages = false;
 
@@ -437,7 +440,7 @@ export class IoPagetable {
       a.pages = null;
       pages.users--;
       // freed (kfree(area)) unless it is itself the pages object of other areas
-      if (this.deferNotify && (pages !== a || pages.users === 0)) this.freedAreas.push(a);
+      if (this.recordFreed && (pages !== a || pages.users === 0)) this.freedAreas.push(a);
       // area length - 1 from the halves: exact as a number below 2^53
       const hiDiff = ((a.lh ^ BIAS) >>> 0) - ((a.sh ^ BIAS) >>> 0);
       if (hiDiff < 0x100000) small += hiDiff * 4294967296 + (((a.ll ^ BIAS) >>> 0) - ((a.sl ^ BIAS) >>> 0)) + 1;

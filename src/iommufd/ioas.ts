@@ -241,18 +241,23 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
     for (let tries = 0; ; tries++) {
       yield* ioas.iovaRwsem.downWrite();
       iopt.deferNotify = true;
+      iopt.recordFreed = u.ictx.k.poison;
       let r: { rc: number; unmapped: bigint };
       try {
         r = all ? iopt.unmapAll() : iopt.unmapIova(cmd.iova, cmd.length);
       } finally {
         iopt.deferNotify = false;
+        iopt.recordFreed = false;
       }
-      unmapped += r.unmapped;
+      unmapped = unmapped === 0n ? r.unmapped : unmapped + r.unmapped;
       const area = iopt.pendingNotify;
       iopt.pendingNotify = null;
       // what was freed is freed: the explorer poisons it (a later read is a use after free)
-      for (const a of iopt.freedAreas.splice(0))
-        if (u.ictx.k.poison) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
+      const freed = iopt.freedAreas;
+      if (freed.length !== 0) {
+        for (const a of freed) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
+        freed.length = 0;
+      }
       if (r.rc || area === null) {
         ioas.iovaRwsem.upWrite();
         if (r.rc) return r.rc;

@@ -15,12 +15,16 @@ const atomicDepth = new WeakMap<Task, number>();
 /** A sleeping lock taken in atomic context: "BUG: sleeping function called from invalid
  * context" (kernel/sched/core.c __might_sleep()); recorded where it happens, the path goes on
  * as the kernel's does after the splat. */
-function mightSleep(k: Kernel, t: Task, what: string): void {
+function mightSleep(k: Kernel, t: Task, op: string, name: string): void {
+  // no spinlock held anywhere: the common case costs one compare, no string, no WeakMap
+  if (spinsHeld === 0) return;
   if ((atomicDepth.get(t) ?? 0) > 0) {
     const spins = t.held.filter((h) => spinEntries.has(h)).map((h) => h.name);
-    k.bug("sleeping-while-atomic", `${t.label} calls ${what} while holding spinlock ${spins.join(", ")}`);
+    k.bug("sleeping-while-atomic", `${t.label} calls ${op}(${name}) while holding spinlock ${spins.join(", ")}`);
   }
 }
+/** spinlocks held now by all tasks together (a leaked one keeps mightSleep on its slow path) */
+let spinsHeld = 0;
 const spinEntries = new WeakSet<object>();
 
 /** what a task's held list records for a lock taken at its default place: one object per
@@ -51,7 +55,7 @@ export class Mutex implements Waitable {
   *lock(where = this.name): KGen<void> {
     const t = this.k.current;
     if (!t) throw this.k.bug("lock", `mutex_lock(${this.name}) outside a task`);
-    mightSleep(this.k, t, `mutex_lock(${this.name})`);
+    mightSleep(this.k, t, "mutex_lock", this.name);
     yield { kind: "preempt", where: `mutex_lock(${this.name})` };
     this.k.footprint?.locks.add(this.name);
     while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})`, k: this.k };
@@ -97,7 +101,7 @@ export class RwSem {
 
   *downRead(where = this.name): KGen<void> {
     const t = this.k.current!;
-    mightSleep(this.k, t, `down_read(${this.name})`);
+    mightSleep(this.k, t, "down_read", this.name);
     yield { kind: "preempt", where: `down_read(${this.name})` };
     this.k.footprint?.locks.add(this.name);
     while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})`, k: this.k };
@@ -115,7 +119,7 @@ export class RwSem {
 
   *downWrite(where = this.name): KGen<void> {
     const t = this.k.current!;
-    mightSleep(this.k, t, `down_write(${this.name})`);
+    mightSleep(this.k, t, "down_write", this.name);
     yield { kind: "preempt", where: `down_write(${this.name})` };
     this.k.footprint?.locks.add(this.name);
     while (this.writer !== null || this.readers.size > 0) {
@@ -158,6 +162,7 @@ export class SpinLock {
     spinEntries.add(e);
     t.held.push(e);
     atomicDepth.set(t, (atomicDepth.get(t) ?? 0) + 1);
+    spinsHeld++;
   }
 
   unlock(): void {
@@ -166,6 +171,7 @@ export class SpinLock {
     this.owner = null;
     dropHeld(t, this.name);
     atomicDepth.set(t, (atomicDepth.get(t) ?? 1) - 1);
+    spinsHeld--;
   }
 }
 

@@ -351,14 +351,17 @@ export class MmStruct {
 
   /** userView()'s page: the Page (ZERO_PAGE_OBJ for a read of an absent page), or null. */
   private userPage(addr: number, len: number, need: number): Page | null {
-    if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
     const off = addr & PAGE_LOW;
-    if (off + len > PAGE_SIZE) return null;
-    const base = addr - off;
-    if (base === this.lastPageAddr && need <= this.lastPageNeed) {
+    // the last page again: an address whose page base is that page's (a user page, so below
+    // TASK_SIZE) is an integer in range (a fraction, NaN or anything past 2^53 never equals
+    // it), so the range checks below are implied
+    if (addr - off === this.lastPageAddr && len > 0 && off + len <= PAGE_SIZE && need <= this.lastPageNeed) {
       this.viewOff = off;
       return this.lastPage;
     }
+    if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
+    if (off + len > PAGE_SIZE) return null;
+    const base = addr - off;
     const v = this.find(addr);
     if (v === null || v.io !== null || !accessible(v.prot, need)) return null;
     const p = v.page(base, need === PROT_WRITE);

@@ -228,7 +228,8 @@ function compileEncode(fields: readonly FieldLayout[]): FlatEncode {
 
 // The same, on a DataView (a user page's view made once, src/kernel/mm.ts): the fields are
 // read and written with the DataView's own getters, little-endian. A u64 whose high word is
-// zero costs one BigInt() of a u32; other u64s one getBigUint64. Encoding writes every byte of
+// zero costs one BigInt() of a u32 (none when it repeats the field's last value); other u64s one
+// getBigUint64. Encoding writes every byte of
 // the struct (absent fields and padding as zero), so a struct encoded in place equals encode().
 
 type ViewDecode = (dv: DataView, base: number, end: number) => Record<string, unknown>;
@@ -241,16 +242,9 @@ const VIEW_GET: Record<Scalar, string> = {
   s16: "dv.getInt16(o, true)",
   u32: "dv.getUint32(o, true)",
   s32: "dv.getInt32(o, true)",
-  u64: "u64(dv, o)",
+  u64: "u64(dv, o)", // compileViewDecode's per-field reader
   s64: "dv.getBigInt64(o, true)",
 };
-
-function viewU64(dv: DataView, o: number): bigint {
-  if (dv.getUint32(o + 4, true) !== 0) return dv.getBigUint64(o, true);
-  const lo = dv.getUint32(o, true);
-  // 0n is a constant; BigInt() of anything allocates
-  return lo === 0 ? 0n : BigInt(lo);
-}
 
 /** u64/s64 from a bigint or a number (a negative number wraps modulo 2^64, as BigInt would). */
 function viewSet64(dv: DataView, o: number, x: unknown): void {
@@ -262,13 +256,26 @@ function viewSet64(dv: DataView, o: number, x: unknown): void {
 }
 
 function compileViewDecode(fields: readonly FieldLayout[]): ViewDecode {
-  const props = fields.map((f) => {
+  // each u64 field keeps the last bigint it made below 2^32 and hands it out again while the
+  // value repeats (a bigint is an immutable value: sharing one is invisible): the length and
+  // user address a VMM passes call after call cost no allocation
+  const cached: string[] = [];
+  const props = fields.map((f, i) => {
     const size = SCALAR_SIZE[f.scalar!];
     const zero = f.scalar === "u64" || f.scalar === "s64" ? "0n" : "0";
-    const get = VIEW_GET[f.scalar!].replace("(o", `(base + ${f.offset}`).replace("(dv, o)", `(dv, base + ${f.offset})`);
+    let get = VIEW_GET[f.scalar!].replace("(o", `(base + ${f.offset}`).replace("(dv, o)", `(dv, base + ${f.offset})`);
+    if (f.scalar === "u64") {
+      cached.push(
+        `let l${i} = 0, b${i} = 0n; function u${i}(dv, o) { if (dv.getUint32(o + 4, true) !== 0) return dv.getBigUint64(o, true); ` +
+          `const lo = dv.getUint32(o, true); if (lo !== l${i}) { l${i} = lo; b${i} = BigInt(lo); } return b${i}; }`,
+      );
+      get = `u${i}(dv, base + ${f.offset})`;
+    }
     return `${JSON.stringify(f.name)}: base + ${f.offset + size} <= end ? ${get} : ${zero}`;
   });
-  return new Function("u64", `return function decodeView(dv, base, end) { return { ${props.join(", ")} }; };`)(viewU64);
+  return new Function(
+    `${cached.join(" ")} return function decodeView(dv, base, end) { return { ${props.join(", ")} }; };`,
+  )();
 }
 
 function compileViewEncode(fields: readonly FieldLayout[], size: number): ViewEncode {

@@ -46,6 +46,11 @@ const PAGE_MASK = U64_MAX ^ BigInt(PAGE_SIZE - 1);
 const PAGE_SHIFT_N = 12n;
 /** the first vaddr no user pointer reaches (numbers are exact below it) */
 const VADDR_LIMIT = 2n ** 53n;
+/** below it iova, size, vaddr and their sums are exact as numbers: MAP/UNMAP_DMA check them
+ * in numbers, no bigint made per check (an IOVA up to 2^64 - 1 takes the bigint checks) */
+const SMALL = 2n ** 52n;
+const MAP_MINSZ = V.vfio_iommu_type1_dma_map.offsetOfEnd("size");
+const UNMAP_MINSZ = V.vfio_iommu_type1_dma_unmap.offsetOfEnd("size");
 
 /** struct vfio_dma */
 export class VfioDma {
@@ -63,8 +68,10 @@ export class VfioDma {
     readonly proc: Process,
     readonly mm: MmStruct,
     readonly lockCap: boolean,
+    /** iova + size - 1, when the caller has it already */
+    last: bigint = iova + size - 1n,
   ) {
-    this.last = iova + size - 1n;
+    this.last = last;
   }
   /** the last byte (iova and size never change): made once, read by every tree search */
   readonly last: bigint;
@@ -141,34 +148,40 @@ function lockAcct(dma: VfioDma, npage: number): void {
 function pinDma(dma: VfioDma): number {
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
-  const pages: Page[] = [];
-  let charged = 0;
   const npages = dma.npages; // a bigint shift and conversion: once, not per page
+  // sized for a small map at once (push() from [] reserves room for 17 pages: a one-page map
+  // made 150 B more); a large one grows as it is filled (npages may exceed any array length)
+  const pages: Page[] = new Array<Page>(Math.min(npages, 64));
+  let charged = 0;
   for (let i = 0; i < npages; i++) {
     const va = dma.vaddr + i * PAGE_SIZE;
-    let pg = dma.mm.pinPages(va, 1, write);
+    // pinPages() of one page (a bridged client's mm overrides it)
+    const got = dma.mm.pinPages(va, 1, write);
+    let pg = typeof got === "number" ? got : got[0]!;
     if (pg === -EFAULT) {
       // vaddr_get_pfns(): a VM_PFNMAP mapping (a device BAR) gives its pfn, unpinned and
       // uncharged (is_invalid_reserved_pfn()), for peer-to-peer DMA
       const io = dma.mm.pfnmapPage(va, write);
       if (io) {
         io.pins++;
-        pg = [io];
+        pg = io;
       }
     }
     // a fallible step for fault injection (src/check/fault.ts): the page allocation or GUP
     // of this page fails with ENOMEM
     if (typeof pg !== "number" && shouldFail()) {
-      unpinPages(pg);
+      pg.pins--;
       pg = -ENOMEM;
     }
     let rc = typeof pg === "number" ? pg : 0;
     if (typeof pg !== "number") {
-      pages.push(pg[0]!);
-      if (!pg[0]!.reserved) charged++;
+      pages[i] = pg;
+      if (!pg.reserved) charged++;
       if (!dma.lockCap && dma.mm.lockedVm + charged > limit) rc = -ENOMEM;
     }
     if (rc < 0) {
+      // the pages pinned so far: [0, i], or [0, i) where page i failed
+      pages.length = typeof pg === "number" ? i : i + 1;
       unpinPages(pages);
       return rc;
     }
@@ -292,7 +305,7 @@ function* getInfo(iommu: VfioIommu, arg: number): KGen<number> {
 /** vfio_iommu_type1_map_dma() + vfio_dma_do_map() */
 function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
-  const minsz = V.vfio_iommu_type1_dma_map.offsetOfEnd("size");
+  const minsz = MAP_MINSZ;
   const map = copyStructIn(k, V.vfio_iommu_type1_dma_map, arg, minsz);
   if (typeof map === "number") return map;
   const mask = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE | V.VFIO_DMA_MAP_FLAG_VADDR;
@@ -305,11 +318,21 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const { iova, size, vaddr } = map;
   yield* iommu.lock.lock();
   try {
-    const pgmask = iommu.minPgsize - 1n;
-    if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
-    // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
-    const last = iova + size - 1n;
-    if (last > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+    const pg = iommu.minPgsize;
+    let last: bigint;
+    if (iova < SMALL && size < SMALL && vaddr < SMALL && pg <= SMALL) {
+      // the same checks in numbers: nothing wraps below 2^53
+      const ns = Number(size);
+      const np = Number(pg);
+      if (ns === 0 || ns % np !== 0 || Number(iova) % np !== 0 || Number(vaddr) % np !== 0) return -EINVAL;
+      last = BigInt(Number(iova) + ns - 1);
+    } else {
+      const pgmask = pg - 1n;
+      if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
+      // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
+      last = iova + size - 1n;
+      if (last > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+    }
     // vfio_find_dma() (size is not 0 here)
     const dma = iommu.dmaList.firstOverlap(iova, last);
     if (setVaddr) {
@@ -327,7 +350,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     if (vaddr >= VADDR_LIMIT) return -EFAULT;
     const proc = curProc(k);
     if (!proc) return -EFAULT; // no mm to pin from
-    const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
+    const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK), last);
     if (iommu.domains.length) {
       const rc = pinDma(d);
       if (rc < 0) return rc;
@@ -361,7 +384,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
 /** vfio_iommu_type1_unmap_dma() + vfio_dma_do_unmap() */
 function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
-  const minsz = V.vfio_iommu_type1_dma_unmap.offsetOfEnd("size");
+  const minsz = UNMAP_MINSZ;
   const unmap = copyStructIn(k, V.vfio_iommu_type1_dma_unmap, arg, minsz);
   if (typeof unmap === "number") return unmap;
   const mask = V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | V.VFIO_DMA_UNMAP_FLAG_VADDR | V.VFIO_DMA_UNMAP_FLAG_ALL;
@@ -387,25 +410,38 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   yield* iommu.lock.lock();
   try {
     if (invalidateVaddr && iommu.emulatedGroups.length) return -EBUSY;
-    const pgmask = iommu.minPgsize - 1n;
-    if (iova & pgmask) return ret;
-    if (unmapAll) {
-      if (iova || size) return ret;
-      size = U64_MAX;
-    } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
+    const pg = iommu.minPgsize;
+    // the last byte of the range (unmap-all: 2^64 - 2, what iova + size - 1 is for it)
+    let last: bigint;
+    if (!unmapAll && iova < SMALL && size < SMALL && pg <= SMALL) {
+      // the same checks in numbers: nothing wraps below 2^53
+      const ns = Number(size);
+      const np = Number(pg);
+      if (Number(iova) % np !== 0) return ret;
+      if (ns === 0 || ns % np !== 0) return ret;
+      last = BigInt(Number(iova) + ns - 1);
+    } else {
+      const pgmask = pg - 1n;
+      if (iova & pgmask) return ret;
+      if (unmapAll) {
+        if (iova || size) return ret;
+        size = U64_MAX;
+      } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
+      last = iova + size - 1n;
+    }
     if (dirty && (!iommu.dirtyPageTracking || bitmap!.pgsize !== iommu.minPgsize)) return ret;
-    const end = iova + size; // may exceed 2^64 - 1 for unmap-all: fine with bigint
     if (iommu.v2 && !unmapAll) {
       let dma = iommu.dmaList.find(iova);
       if (dma && dma.iova !== iova) return ret;
-      dma = iommu.dmaList.find(iova + size - 1n);
-      if (dma && dma.iova + dma.size !== iova + size) return ret;
+      dma = iommu.dmaList.find(last);
+      // dma ends where the range ends: dma.iova + dma.size === iova + size
+      if (dma && dma.last !== last) return ret;
     }
     ret = 0;
-    let dma = iommu.dmaList.firstOverlap(iova, end - 1n);
+    let dma = iommu.dmaList.firstOverlap(iova, last);
     const invalidated: VfioDma[] = [];
     while (dma) {
-      if (dma.iova >= end) break;
+      if (dma.iova > last) break;
       if (!iommu.v2 && iova > dma.iova) break;
       const next = iommu.dmaList.next(dma);
       if (invalidateVaddr) {
@@ -430,7 +466,7 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
             break;
           }
         }
-        unmapped += dma.size;
+        unmapped = unmapped === 0n ? dma.size : unmapped + dma.size;
         removeDma(iommu, dma, true);
       }
       dma = next;
@@ -439,7 +475,9 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
     iommu.lock.unlock();
   }
   if (ret < 0) return ret;
-  return copyStructOut(k, V.vfio_iommu_type1_dma_unmap, arg, { ...unmap, size: unmapped }, minsz);
+  // the decoded struct is this call's own: it goes back with the size unmapped
+  unmap.size = unmapped;
+  return copyStructOut(k, V.vfio_iommu_type1_dma_unmap, arg, unmap, minsz);
 }
 
 /**
