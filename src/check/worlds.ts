@@ -106,6 +106,15 @@ export class Env {
     const dev = this.t.ioctl(vm, K.KVM_CREATE_DEVICE, K.kvm_create_device, { type: K.KVM_DEV_TYPE_VFIO }).fd;
     return { vm, dev };
   }
+  /** the group added to a VM's KVM-VFIO device, then the device opened with the VM set: the
+   * device holds a VM reference until it closes */
+  deviceHoldingVm(): { g: number; vm: number; dev: number; d: number } {
+    const { g } = this.legacy();
+    const { vm, dev } = this.kvm();
+    this.ok(this.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, this.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
+    const d = this.ok(this.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, this.str(BDF)), "GET_DEVICE_FD");
+    return { g, vm, dev, d };
+  }
   fileAttr(op: number, fd: number): number {
     return this.stage(
       K.kvm_device_attr.encode({ group: K.KVM_DEV_VFIO_FILE, attr: BigInt(op), addr: BigInt(this.s32(fd)) }),
@@ -282,10 +291,7 @@ export const WORLDS: readonly WorldDef[] = [
       "a device opened with the VM set (it holds a VM reference); the VM fd and KVM-VFIO fd close while the device fd closes",
     build(o) {
       const e = new Env(o);
-      const { g } = e.legacy();
-      const { vm, dev } = e.kvm();
-      e.ok(e.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
-      const d = e.ok(e.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, e.str(BDF)), "GET_DEVICE_FD");
+      const { vm, dev, d } = e.deviceHoldingVm();
       return e.world([e.close("close_kvm", dev, vm), e.close("close_device", d)]);
     },
   },
@@ -502,11 +508,7 @@ export const WORLDS: readonly WorldDef[] = [
       "VM destruction (the last kvm put, wherever it lands) races KVM_DEV_VFIO_FILE_DEL + FILE_ADD and the close of a device that holds the VM",
     build(o) {
       const e = new Env(o);
-      const { g } = e.legacy();
-      const { vm, dev } = e.kvm();
-      e.ok(e.p.ioctl(dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_ADD, g)), "FILE_ADD");
-      // opened with the VM set: the device holds a VM reference until it closes
-      const d = e.ok(e.p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, e.str(BDF)), "GET_DEVICE_FD");
+      const { g, vm, dev, d } = e.deviceHoldingVm();
       return e.world([
         e.ioctls("del_add", [
           [dev, K.KVM_SET_DEVICE_ATTR, e.fileAttr(K.KVM_DEV_VFIO_FILE_DEL, g)],
