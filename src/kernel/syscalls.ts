@@ -23,6 +23,8 @@ import {
   ESRCH,
 } from "../uapi/errno.js";
 import { type IoctlDef, ioctlsByNr } from "../uapi/ioctls.js";
+import type { StructDesc } from "../uapi/struct.js";
+import * as V from "../uapi/vfio.js";
 import {
   decoderOnlyIoctl,
   ioctlExtraBytes,
@@ -46,7 +48,7 @@ import { arr, cstr, hex, int, ptr, raw, str, struct, sym } from "../trace/value.
 import { createEventfd } from "./eventfd.js";
 import type { File, FileOperations } from "./fs.js";
 import type { Kernel } from "./kernel.js";
-import { pasidProcessExit } from "./pasid.js";
+import { pasidConfig, pasidProcessExit } from "./pasid.js";
 import { TASK_SIZE } from "./mm.js";
 import type { Process } from "./process.js";
 import { isGen, type KGen, type KRet, runSync, SEQ, Task } from "./sched.js";
@@ -357,8 +359,27 @@ export function* closePath(k: Kernel, p: Process, t: Task, fd: number): KGen<num
 function ioctlBefore(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: number): Uint8Array | null {
   const def = pickIoctl(cmd, p.files.lookup(fd)?.fops.name ?? "");
   if (!def || typeof def.arg !== "object") return null;
-  const desc = def.arg;
-  return userMem(k, p, t).read(arg, desc.size + ioctlExtraBytes(def));
+  const mem = userMem(k, p, t);
+  const b = mem.read(arg, def.arg.size + ioctlExtraBytes(def));
+  const desc = traceDesc(k, def.arg, b);
+  return desc === def.arg ? b : (mem.read(arg, desc.size) ?? b);
+}
+
+/**
+ * The layout a traced struct is decoded with: on a kernel with the PASID uAPI, ATTACH and
+ * DETACH_IOMMUFD_PT with VFIO_DEVICE_ATTACH_PASID / DETACH_PASID in flags carry `pasid`
+ * (include/uapi/linux/vfio.h after 6.12); everything else as the ioctl table has it.
+ */
+function traceDesc(k: Kernel, desc: StructDesc<any>, before: Uint8Array | null): StructDesc<any> {
+  const pasidLayout =
+    desc === V.vfio_device_attach_iommufd_pt
+      ? V.vfio_device_attach_iommufd_pt_pasid
+      : desc === V.vfio_device_detach_iommufd_pt
+        ? V.vfio_device_detach_iommufd_pt_pasid
+        : null;
+  if (pasidLayout === null || before === null || before.length < 8 || !pasidConfig(k).uapi) return desc;
+  const flags = new DataView(before.buffer, before.byteOffset, before.byteLength).getUint32(4, true);
+  return flags & V.VFIO_DEVICE_ATTACH_PASID ? pasidLayout : desc;
 }
 
 /** User memory for the decoders: a copy, or null where the address does not read. */
@@ -389,8 +410,9 @@ function traceIoctl(
   if (def && typeof def.arg === "object") {
     const kvmDevice = (f?.privateData as { ops?: { name?: unknown } } | null)?.ops?.name;
     const ctx = { fileType, ...(typeof kvmDevice === "string" ? { kvmDevice } : {}) };
-    const after = rc >= 0 ? mem.read(arg, def.arg.size) : null;
-    value = ioctlStructArg(def, def.arg, arg, before, after, rc >= 0, ctx, mem);
+    const desc = traceDesc(k, def.arg, before);
+    const after = rc >= 0 ? mem.read(arg, desc.size) : null;
+    value = ioctlStructArg(def, desc, arg, before, after, rc >= 0, ctx, mem);
   } else if (def?.arg === "ptr") value = ioctlPtrArg(def, arg, mem);
   else value = ioctlIntArg(def, arg);
   k.trace.emit(

@@ -94,6 +94,15 @@ const SPECS = new Map<StructDesc<any>, StructSpec>([
   [V.vfio_iommu_type1_dma_unmap, { fmt: { flags: F(table(V, "VFIO_DMA_UNMAP_FLAG_")), size: { kind: "int" } } }],
   [V.vfio_iommu_type1_dirty_bitmap, { fmt: { flags: F(table(V, "VFIO_IOMMU_DIRTY_PAGES_FLAG_")) } }],
   [V.vfio_device_bind_iommufd, { out: ["out_devid"], fmt: { iommufd: FD } }],
+  // the layouts after 6.12 with the PASID flag (decoded so only on such a kernel)
+  [
+    V.vfio_device_attach_iommufd_pt_pasid,
+    { fmt: { flags: F([["VFIO_DEVICE_ATTACH_PASID", V.VFIO_DEVICE_ATTACH_PASID]]) } },
+  ],
+  [
+    V.vfio_device_detach_iommufd_pt_pasid,
+    { fmt: { flags: F([["VFIO_DEVICE_DETACH_PASID", V.VFIO_DEVICE_DETACH_PASID]]) } },
+  ],
   [I.iommu_ioas_map, { fmt: { flags: F(table(I, "IOMMU_IOAS_MAP_")), length: { kind: "int" } } }],
   [I.iommu_ioas_copy, { fmt: { flags: F(table(I, "IOMMU_IOAS_MAP_")), length: { kind: "int" } } }],
   [I.iommu_ioas_unmap, { fmt: { length: { kind: "int" } } }],

@@ -32,6 +32,12 @@ it("the traced attack: the link and the guest's write under vfio-translate, EPER
   const { pasidAttackTrace } = await import("../../src/cli/designs_pasid.js");
   const vt = pasidAttackTrace("vfio-translate");
   assert.ok(vt.includes("[pid 2] pasid_authorize(5) = 0"), "the manager's table gets 5");
+  assert.ok(
+    vt.includes(
+      "[pid 2] ioctl(4, VFIO_DEVICE_ATTACH_IOMMUFD_PT, {argsz=16, flags=VFIO_DEVICE_ATTACH_PASID, pt_id=2, pasid=5} => {pt_id=3}) = 0",
+    ),
+    "on a kernel with the PASID uAPI the attach struct is decoded with its pasid field",
+  );
   assert.ok(vt.includes("[pid 1] kvm_pasid_link(vm 1, 1->5) = 0"));
   assert.ok(vt.includes("[pid 1] guest_enqcmd(vm 1 vcpu 0, portal_gpa=0xf0000000, vpasid=1 -> pasid=5) = accepted"));
   assert.equal(vt.at(-2), "# guest wrote pid 2's memory");
