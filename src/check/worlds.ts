@@ -128,60 +128,41 @@ export class Env {
     const m = V.vfio_iommu_type1_dma_unmap;
     return this.stage(m.encode({ argsz: m.size, flags: 0, iova, size }));
   }
+  /** a thread of this process making syscalls: `path` is what it runs */
+  private thread(name: string, path: (task: Task) => KGen<string | number>): World["threads"][number] {
+    return { name, process: this.proc, syscall: true, path };
+  }
   /** a thread of this process running ioctl(fd, cmd, arg) */
   ioctl(name: string, fd: number, cmd: number, arg: number): World["threads"][number] {
-    return {
-      name,
-      process: this.proc,
-      syscall: true,
-      path: (task: Task) => ioctlPath(this.k, this.proc, task, fd, cmd, arg),
-    };
+    return this.thread(name, (task) => ioctlPath(this.k, this.proc, task, fd, cmd, arg));
   }
   /** a thread of this process running the ioctls one after the other: the last result */
   ioctls(name: string, calls: readonly (readonly [number, number, number])[]): World["threads"][number] {
-    const k = this.k;
-    const proc = this.proc;
-    return {
-      name,
-      process: proc,
-      syscall: true,
-      *path(task: Task): KGen<number> {
-        let rc = 0;
-        for (const [fd, cmd, arg] of calls) rc = yield* ioctlPath(k, proc, task, fd, cmd, arg);
-        return rc;
-      },
-    };
+    const { k, proc } = this;
+    return this.thread(name, function* (task) {
+      let rc = 0;
+      for (const [fd, cmd, arg] of calls) rc = yield* ioctlPath(k, proc, task, fd, cmd, arg);
+      return rc;
+    });
   }
   close(name: string, ...fds: number[]): World["threads"][number] {
-    const k = this.k;
-    const proc = this.proc;
-    return {
-      name,
-      process: proc,
-      syscall: true,
-      *path(task: Task): KGen<number> {
-        let rc = 0;
-        for (const fd of fds) rc = yield* closePath(k, proc, task, fd);
-        return rc;
-      },
-    };
+    const { k, proc } = this;
+    return this.thread(name, function* (task) {
+      let rc = 0;
+      for (const fd of fds) rc = yield* closePath(k, proc, task, fd);
+      return rc;
+    });
   }
   /** GET_DEVICE_FD, then close of the fd it gave: "ok" or the errno */
   getDeviceFdAndClose(name: string, g: number, dev: string): World["threads"][number] {
-    const k = this.k;
-    const proc = this.proc;
+    const { k, proc } = this;
     const arg = this.str(dev);
-    return {
-      name,
-      process: proc,
-      syscall: true,
-      *path(task: Task): KGen<string | number> {
-        const fd = yield* ioctlPath(k, proc, task, g, V.VFIO_GROUP_GET_DEVICE_FD, arg);
-        if (fd < 0) return fd;
-        yield* closePath(k, proc, task, fd);
-        return "ok";
-      },
-    };
+    return this.thread(name, function* (task) {
+      const fd = yield* ioctlPath(k, proc, task, g, V.VFIO_GROUP_GET_DEVICE_FD, arg);
+      if (fd < 0) return fd;
+      yield* closePath(k, proc, task, fd);
+      return "ok";
+    });
   }
   /** /dev/iommu with an IOAS, the device's cdev bound to it and attached to the IOAS */
   iommufdCdev(): { ifd: number; ioas: number; d: number } {
