@@ -13,7 +13,8 @@
 // All of that needs CONFIG_IOMMU_IOPF, which only AMD, Intel SVM and SMMUv3 SVA select: the
 // oracle's kernel (tinyconfig + VT-d without SVM) lacks it, so its mock has no IOPF queue,
 // attaching a device to a HWPT with a fault fails in iommufd_fault_iopf_enable() with ENODEV
-// and iommu_report_device_fault() is a stub. setIommuIopf(k, true) builds the other kernel.
+// and iommu_report_device_fault() is the inline that returns -ENODEV without queueing
+// (include/linux/iommu.h). setIommuIopf(k, true) builds the other kernel.
 
 import { EFAULT, EINVAL, ENODEV, EOPNOTSUPP, ESPIPE } from "../uapi/errno.js";
 import {
@@ -100,7 +101,7 @@ export function faultOf(hwpt: object): IommufdFault | null {
  * page_response is told, which the twin does not see). True when it was queued.
  */
 export function reportDeviceFault(idev: IommufdDevice, req: PageRequest): boolean {
-  if (!iopfKernels.has(idev.k)) return false; // the !CONFIG_IOMMU_IOPF stub: -ENODEV
+  if (!iopfKernels.has(idev.k)) return false; // !CONFIG_IOMMU_IOPF: -ENODEV, nothing is queued
   const hwpt = idev.igroup.hwpt;
   if (!hwpt || !idev.igroup.devices.includes(idev)) return false;
   if (req.flags & IOMMU_PGFAULT_FLAGS_PASID_VALID && hwpt.type !== "hwpt_nested") return false;
