@@ -3,6 +3,9 @@
 // 300 ms runs in microseconds and the same run always fires the same timers in the same
 // order (ties broken by arming order).
 
+/** KTIME_MAX (2^63 - 1 ns), as a Number: the end of time for the kernel's clocks */
+export const KTIME_MAX = 2 ** 63 - 1;
+
 export interface Timer {
   readonly when: number;
   readonly seq: number;
@@ -41,7 +44,8 @@ export class Clock {
    * finite, non-negative number of nanoseconds does not pass (callers answer EINVAL). */
   advance(ns: number): void {
     if (!Number.isFinite(ns) || ns <= 0) return;
-    const end = this.now + ns;
+    // a longer sleep ends at KTIME_MAX, as timespec64_to_ktime() clamps (include/linux/ktime.h)
+    const end = Math.min(this.now + ns, KTIME_MAX);
     for (;;) {
       const t = this.timers[0];
       if (!t || t.when > end) break;

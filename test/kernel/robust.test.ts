@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createTwin } from "../../src/twin.js";
+import { KTIME_MAX } from "../../src/kernel/time.js";
 import { ProcessExited } from "../../src/backend/backend.js";
 import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
 import type { File, FileOperations } from "../../src/kernel/fs.js";
@@ -182,6 +183,13 @@ test("a device timer that throws is an oops; sleep goes on, later timers fire, b
   );
   for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) assert.equal(p.sleep(bad), -EINVAL, String(bad));
   assert.equal(k.clock.now, 5e6, "no time passed for an invalid sleep");
+  // a finite but absurd sleep ends at KTIME_MAX, as the kernel clamps it, and time stays exact
+  // enough that a timer armed after it still fires
+  assert.equal(p.sleep(1e300), 0);
+  assert.equal(k.clock.now, KTIME_MAX);
+  k.clock.schedule(0, "after the end of time", () => fired.push("late"));
+  assert.equal(p.sleep(1), 0);
+  assert.deepEqual(fired, ["healthy", "late"]);
   assert.deepEqual(
     checkInvariants(k).map((v) => v.check),
     ["no-kernel-bugs"],
