@@ -303,12 +303,13 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
   t.a1 = cmd;
   t.inSyscall = true;
   let rc: number;
+  let before: Uint8Array | null = null;
   try {
     const f = p.files.lookup(fd);
     if (!f) rc = -EBADF;
     else if (!f.fops.unlocked_ioctl) rc = -ENOTTY;
     else {
-      const before = k.trace.enabled ? ioctlBefore(k, p, t, fd, cmd, arg) : null;
+      if (k.trace.enabled) before = ioctlBefore(k, p, t, fd, cmd, arg);
       f.get();
       try {
         const r = f.fops.unlocked_ioctl(f, cmd, arg);
@@ -316,12 +317,19 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
       } finally {
         f.put();
       }
-      if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
-      if (k.trace.enabled) traceIoctl(k, p, t, fd, cmd, arg, rc, before);
     }
   } catch (e) {
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
+  }
+  if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
+  // traced like sysIoctl: every outcome, an oops (-EIO) and a bad fd included
+  if (k.trace.enabled) {
+    try {
+      traceIoctl(k, p, t, fd, cmd, arg, rc, before);
+    } catch (e) {
+      k.oops(e, `${t.label} trace`);
+    }
   }
   yield* exitPath(k, t);
   return rc;

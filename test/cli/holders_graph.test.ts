@@ -179,6 +179,8 @@ test("graph --html --replay: an explore trace's page steps through the interleav
       "syscall: [destroy] ioctl(3, IOMMU_DESTROY, {size=8, id=1}) = 0",
       "step:   1 [destroy] start -> done",
       "preempt: ---- switch: destroy done -> map ----",
+      // the oopsing map is traced too (-EIO, as sysIoctl reports an oops)
+      "syscall: [map] ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=IOMMU_IOAS_MAP_FIXED_IOVA|IOMMU_IOAS_MAP_WRITEABLE|IOMMU_IOAS_MAP_READABLE, ioas_id=1, __reserved=0, user_va=0x7efffffe0000, length=4096, iova=0x200000}) = -1 EIO (Input/output error)",
       "step:   2 [map] iommufd_ioas_map -> done",
       "violation: results: map = -5, destroy = 0",
       "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.iovaRwsem after its release",
