@@ -529,6 +529,25 @@ export function removeWhileFailing(
   return prog;
 }
 
+/** A program, one line per setup step, thread and the administrator. */
+export function programLines(prog: ConcurrentProgram): string[] {
+  const call = (x: Step | ThreadOp | ModuleOp): string => {
+    const { op, ...rest } = x as { op: string; p?: number } & Record<string, unknown>;
+    if (op === "ioctl") {
+      const { name, fd, ...args } = rest;
+      delete args.p;
+      return `${String(name)}(${JSON.stringify(fd)}${Object.keys(args).length ? `, ${JSON.stringify(args)}` : ""})`;
+    }
+    delete rest.p;
+    return `${op}${Object.keys(rest).length ? JSON.stringify(rest) : ""}`;
+  };
+  return [
+    ...prog.setup.map((x) => `setup in p${(x as { p?: number }).p ?? 0}: ${call(x)}`),
+    ...prog.threads.map((th, i) => `thread ${i} of p${th.p % NPROCS}: ${th.ops.map(call).join("; ")}`),
+    ...(prog.admin.length ? [`admin: ${prog.admin.map(call).join("; ")}`] : []),
+  ];
+}
+
 /** The trace file of a program's violation: the program is in it, for replay. */
 export function programTraceFile(
   f: ProgramFailure,
