@@ -46,7 +46,7 @@ import {
   type Tag,
   type Val,
 } from "./fuzz.js";
-import { minimize, runTraced, type TraceFile, traceFile, violationKey } from "./report.js";
+import { minimize, noStats, runTraced, type TraceFile, traceFile, violationKey } from "./report.js";
 import type { WorldOptions } from "./worlds.js";
 
 /** What a thread does: a step of the fuzzer (its `p` is the thread's process), or one of these. */
@@ -422,14 +422,7 @@ export interface ProgramSearchResult extends ExploreStats {
 export function searchPrograms(o: ProgramSearchOptions): ProgramSearchResult {
   const t0 = Date.now();
   const wo: WorldOptions = { design: o.design ?? "upstream", broken: o.broken ?? [] };
-  const total: ExploreStats = {
-    executions: 0,
-    steps: 0,
-    distinctStates: 0,
-    sleepBlocked: 0,
-    violations: 0,
-    elapsedMs: 0,
-  };
+  const total: ExploreStats = noStats();
   let programs = 0;
   let shrinkRuns = 0;
   let key: string | null = null;

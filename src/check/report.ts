@@ -5,11 +5,16 @@
 
 import type { CouplingDesign } from "../kvm/vfio_coupling.js";
 import { formatEvent, type TraceEvent } from "../kernel/trace.js";
-import { type Outcome, runSchedule, type World } from "./explorer.js";
+import { type ExploreStats, type Outcome, runSchedule, type World } from "./explorer.js";
 import type { Violation } from "./invariants.js";
 import type { ConcurrentProgram } from "./random_program.js";
 
 export const TRACE_FORMAT = "vfio-twin-explore-trace/1";
+
+/** Totals of no search yet, for a run over several worlds or programs to add to. */
+export function noStats(): ExploreStats {
+  return { executions: 0, steps: 0, distinctStates: 0, sleepBlocked: 0, violations: 0, elapsedMs: 0 };
+}
 
 export interface TraceFile {
   readonly format: typeof TRACE_FORMAT;

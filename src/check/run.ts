@@ -7,7 +7,7 @@ import type { CouplingDesign } from "../kvm/vfio_coupling.js";
 import { explore, type ExploreResult, type ExploreStats, type Strategy, type World } from "./explorer.js";
 import { type ConcurrentProgram, programTraceFile, programWorld, searchPrograms } from "./random_program.js";
 import { randomWorld } from "./random_world.js";
-import { minimize, parseTraceFile, runTraced, type TraceFile, traceFile, violationKey } from "./report.js";
+import { minimize, noStats, parseTraceFile, runTraced, type TraceFile, traceFile, violationKey } from "./report.js";
 import { variantByName } from "./variants.js";
 import { worldByName, type WorldOptions } from "./worlds.js";
 
@@ -68,14 +68,7 @@ export function runExplore(o: RunOptions): RunReport {
   const budget = o.budget ?? (o.timeMs === undefined ? 2000 : Infinity);
   const t0 = Date.now();
   const seed = o.seed ?? 1;
-  const total: ExploreStats = {
-    executions: 0,
-    steps: 0,
-    distinctStates: 0,
-    sleepBlocked: 0,
-    violations: 0,
-    elapsedMs: 0,
-  };
+  const total: ExploreStats = noStats();
   let complete = true;
   let worlds = 0;
   let failure: { world: string; build: () => World; result: ExploreResult } | null = null;

@@ -11,23 +11,9 @@ import fc from "fast-check";
 import { runSchedule } from "../../src/check/explorer.js";
 import { concurrentProgramArb, programWorld, removeWhileFailing } from "../../src/check/random_program.js";
 import { replayTrace, runExplore } from "../../src/check/run.js";
-import { parseInvocation } from "../../src/cli/command.js";
-import { exploreCommand } from "../../src/cli/explore.js";
-import { replayCommand } from "../../src/cli/replay.js";
+import { run } from "../cli/harness.js";
 
 const TMP = mkdtempSync(join(tmpdir(), "vfio-twin-programs-"));
-
-async function cli(cmd: typeof exploreCommand, args: string[]): Promise<{ rc: number; out: string }> {
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (s: string) => lines.push(String(s));
-  try {
-    const rc = await cmd.run(parseInvocation(cmd, args));
-    return { rc, out: lines.join("\n") };
-  } finally {
-    console.log = log;
-  }
-}
 
 test("generated programs are multi-thread and multi-process, over the uAPI and its setups", () => {
   const progs = fc.sample(concurrentProgramArb(), { seed: 3, numRuns: 200 });
@@ -109,14 +95,16 @@ for (const f of FOUND) {
     assert.equal(again.same, true, again.lines.join("\n"));
     assert.equal(again.failed, true);
     // the same program and schedule on the correct model (the variant's design): clean
-    const good = runSchedule(() => programWorld(prog, { design: r.trace.design }), r.trace.schedule);
+    const design = r.trace.design;
+    const good = runSchedule(() => programWorld(prog, { design }), r.trace.schedule);
     assert.deepEqual(good.violations, []);
   });
 }
 
 test("CLI: explore --random --programs saves the shrunk program; replay reproduces it; clean exits 0", async () => {
   const file = join(TMP, "program.json");
-  const bad = await cli(exploreCommand, [
+  const bad = await run(
+    "explore",
     "--random",
     "--programs",
     "60",
@@ -128,21 +116,23 @@ test("CLI: explore --random --programs saves the shrunk program; replay reproduc
     "unmap-no-unpin",
     "--out",
     file,
-  ]);
-  assert.equal(bad.rc, 1, bad.out);
+  );
+  assert.equal(bad.code, 1, bad.out + bad.err);
   assert.match(bad.out, /VIOLATION in program \d+, shrunk/);
   assert.match(bad.out, /thread 0 of p\d: VFIO_IOMMU_UNMAP_DMA/);
   const saved = JSON.parse(readFileSync(file, "utf8"));
   assert.match(saved.world, /^program:3$/);
   assert.ok(Array.isArray(saved.program.threads));
-  const rp = await cli(replayCommand, [file]);
-  assert.equal(rp.rc, 1, rp.out);
+  const rp = await run("replay", file);
+  assert.equal(rp.code, 1, rp.out + rp.err);
   assert.match(rp.out, /reproduced exactly/);
   assert.match(rp.out, /# thread 0 of p\d/);
-  const ok = await cli(exploreCommand, ["--random", "--programs", "5", "--seed", "3", "--budget", "2"]);
-  assert.equal(ok.rc, 0, ok.out);
+  const ok = await run("explore", "--random", "--programs", "5", "--seed", "3", "--budget", "2");
+  assert.equal(ok.code, 0, ok.out + ok.err);
   assert.match(ok.out, /no violation/);
-  await assert.rejects(async () => cli(exploreCommand, ["--programs", "5"]), /--programs needs --random/);
+  const usage = await run("explore", "--programs", "5");
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /--programs needs --random/);
 });
 
 test("removeWhileFailing drops threads, setup steps and calls while the failure stays", () => {
