@@ -83,7 +83,8 @@ export const exploreCommand: Command = {
     if (v("programs") !== undefined && !values.random) throw new UsageError("--programs needs --random");
     if (v("programs") !== undefined && v("strategy") === "dfs")
       throw new UsageError("random programs are searched with pct or dpor");
-    if (v("budget") !== undefined && v("time") !== undefined)
+    // with --programs the budget is each program's, the time the whole run's
+    if (v("budget") !== undefined && v("time") !== undefined && v("programs") === undefined)
       throw new UsageError("--budget and --time exclude each other");
     let last = 0;
     const report = runExplore({

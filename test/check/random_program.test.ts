@@ -127,7 +127,8 @@ test("CLI: explore --random --programs saves the shrunk program; replay reproduc
   assert.equal(rp.code, 1, rp.out + rp.err);
   assert.match(rp.out, /reproduced exactly/);
   assert.match(rp.out, /# thread 0 of p\d/);
-  const ok = await run("explore", "--random", "--programs", "5", "--seed", "3", "--budget", "2");
+  // with --programs, --budget is each program's and --time the whole run's: both at once
+  const ok = await run("explore", "--random", "--programs", "5", "--seed", "3", "--budget", "2", "--time", "60s");
   assert.equal(ok.code, 0, ok.out + ok.err);
   assert.match(ok.out, /no violation/);
   const usage = await run("explore", "--programs", "5");
