@@ -19,7 +19,7 @@
 
 import fc from "fast-check";
 import { ProcessExited, Segfault } from "../backend/backend.js";
-import type { Twin, TwinProcess } from "../twin.js";
+import type { Twin, TwinConfig, TwinProcess } from "../twin.js";
 import { createTwin } from "../twin.js";
 import { errnoName } from "../uapi/errno.js";
 import { allIoctls, type IoctlArg } from "../uapi/ioctls.js";
@@ -118,10 +118,12 @@ const SCRATCH = 1 << 20;
 const STAGE_ARG = 0;
 const STAGE_EXTRA = 0x8000;
 const STAGE_BUF = 0xc000;
-const DATA = 0x10000;
+/** the staging area's size (a thread of ./random_program.ts maps one of its own) */
+export const STAGING = 0x10000;
+const DATA = STAGING;
 const DATA_SIZE = SCRATCH - DATA;
-const MDEV_UUID = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
-const EDU_BDF = "0000:00:01.0";
+export const MDEV_UUID = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
+export const EDU_BDF = "0000:00:01.0";
 
 const PATHS = [
   "/dev/kvm",
@@ -136,7 +138,7 @@ const PATHS = [
   "/dev/vfio",
   "/nonexistent",
 ];
-const MODULES = ["kvm", "vfio", "vfio_iommu_type1", "vfio_pci", "vfio_kvm_gated_mdev", "iommufd"];
+export const MODULES = ["kvm", "vfio", "vfio_iommu_type1", "vfio_pci", "vfio_kvm_gated_mdev", "iommufd"];
 
 interface IoctlEntry {
   readonly name: string;
@@ -189,7 +191,7 @@ const intVal: fc.Arbitrary<Val> = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) },
 );
 
-const fdRef = (tags: readonly Tag[]): fc.Arbitrary<FdRef> =>
+export const fdRef = (tags: readonly Tag[]): fc.Arbitrary<FdRef> =>
   fc.oneof(
     { weight: 8, arbitrary: fc.record({ t: fc.constantFrom(...tags), i: fc.nat(3) }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constantFrom(...TAGS), i: fc.nat(3) }) },
@@ -253,7 +255,7 @@ const ptrArg: fc.Arbitrary<Val> = fc.oneof(
   { weight: 1, arbitrary: badVal },
 );
 
-function ioctlArb(p: fc.Arbitrary<number>): fc.Arbitrary<Step> {
+export function ioctlArb(p: fc.Arbitrary<number>): fc.Arbitrary<Step> {
   return fc.constantFrom(...fuzzIoctls()).chain((e) => {
     const base = { op: fc.constant("ioctl" as const), p, fd: fdRef(e.tags), name: fc.constant(e.name) };
     if (e.arg === "none") return fc.record(base);
@@ -408,13 +410,16 @@ export function programArb(maxSteps = 30): fc.Arbitrary<Program> {
 
 // ---- the replayer ----
 
-interface Slot {
+export interface Slot {
   /** killed: the next step of this slot spawns a new process in it; fds sent to it until
    * then go to a dead process (EPIPE) */
   dead: boolean;
   proc: TwinProcess;
   fds: Map<Tag, number[]>;
   mem: number;
+  /** where arguments are staged: `mem` for a process's own slot; each thread of a concurrent
+   * program (./random_program.ts) stages in a mapping of its own, sharing fds, data and BARs */
+  stage: number;
   bars: { addr: number; len: number }[];
   extra: number;
 }
@@ -426,6 +431,11 @@ export interface RunOptions {
   slowMs?: number;
   /** record the trace (replay prints it) */
   trace?: boolean;
+  /** the twin's configuration (a coupling design, broken variants) */
+  twin?: TwinConfig;
+  /** the bytes a setup maps for DMA and as guest memory (default 0x40000: 64 pages, each
+   * pinned page a page the twin allocates; random programs, rebuilt per execution, map fewer) */
+  setupSpan?: number;
 }
 
 export interface RunResult {
@@ -435,14 +445,19 @@ export interface RunResult {
   readonly twin: Twin;
 }
 
-class Runner {
-  readonly twin = createTwin();
+export class Runner {
+  readonly twin: Twin;
   readonly slots: Slot[] = [];
   readonly failures: string[] = [];
   syscalls = 0;
   private readonly baseline: Map<string, number>;
 
+  /** an fd of a kind the process lacks is opened first (off in concurrent threads, where an
+   * open is a step of its own) */
+  autoOpen = true;
+
   constructor(readonly o: RunOptions) {
+    this.twin = createTwin(o.twin);
     o.prepare?.(this.twin);
     if (o.trace) this.twin.kernel.trace.enabled = true;
     this.baseline = describeCounts(this.twin);
@@ -453,7 +468,7 @@ class Runner {
     const proc = this.twin.spawn({ memlock: 16 << 20, name: `fuzz${i}` });
     const mem = proc.mmap(SCRATCH);
     this.syscalls++;
-    return { dead: false, proc, fds: new Map(), mem, bars: [], extra: STAGE_EXTRA };
+    return { dead: false, proc, fds: new Map(), mem, stage: mem, bars: [], extra: STAGE_EXTRA };
   }
 
   sc<T>(v: T): T {
@@ -478,7 +493,7 @@ class Runner {
     // a process with no fd of the kind opens one first (the call is in the trace), so that
     // short programs reach the ioctls of every kind of file
     const node = AUTO_OPEN[r.t];
-    if (!l?.length && node !== undefined) {
+    if (!l?.length && node !== undefined && this.autoOpen) {
       this.add(s, r.t, this.sc(node === "eventfd" ? s.proc.eventfd(0) : s.proc.open(node)));
       l = s.fds.get(r.t);
     }
@@ -494,7 +509,7 @@ class Runner {
 
   stage(s: Slot, bytes: Uint8Array): number {
     if (s.extra + bytes.length > STAGE_BUF) s.extra = STAGE_EXTRA;
-    const a = s.mem + s.extra;
+    const a = s.stage + s.extra;
     s.proc.write(a, bytes);
     s.extra += (bytes.length + 15) & ~15;
     return a;
@@ -557,9 +572,9 @@ class Runner {
 
   /** An ioctl with a struct argument staged at STAGE_ARG: the result and the bytes after. */
   ioctlStruct(s: Slot, fd: number, nr: number, buf: Uint8Array, at?: number | bigint): { rc: number; out: Uint8Array } {
-    s.proc.write(s.mem + STAGE_ARG, buf);
-    const rc = this.sc(s.proc.ioctl(fd, nr, at ?? s.mem + STAGE_ARG));
-    return { rc, out: s.proc.read(s.mem + STAGE_ARG, buf.length) };
+    s.proc.write(s.stage + STAGE_ARG, buf);
+    const rc = this.sc(s.proc.ioctl(fd, nr, at ?? s.stage + STAGE_ARG));
+    return { rc, out: s.proc.read(s.stage + STAGE_ARG, buf.length) };
   }
 
   typed<Vv>(s: Slot, fd: number, nr: number, desc: StructDesc<Vv>, v: Partial<Vv>) {
@@ -630,11 +645,11 @@ class Runner {
       }
       case "rw": {
         const fd = this.fd(s, st.fd);
-        const buf = st.buf !== undefined ? this.arg(s, st.buf) : s.mem + STAGE_BUF;
+        const buf = st.buf !== undefined ? this.arg(s, st.buf) : s.stage + STAGE_BUF;
         if (st.write && st.data !== undefined) {
           const bytes = new Uint8Array(8);
           new DataView(bytes.buffer).setBigUint64(0, BigInt.asUintN(64, this.val(s, st.data)), true);
-          p.write(s.mem + STAGE_BUF, bytes);
+          p.write(s.stage + STAGE_BUF, bytes);
         }
         if (st.region === null) this.sc(st.write ? p.writeFd(fd, buf, st.count) : p.readFd(fd, buf, st.count));
         else {
@@ -673,29 +688,57 @@ class Runner {
   }
 
   ioctl(s: Slot, st: Extract<Step, { op: "ioctl" }>): void {
+    const c = this.prepareIoctl(s, st);
+    c.done(this.sc(s.proc.ioctl(c.fd, c.nr, c.arg)));
+  }
+
+  /**
+   * An ioctl step staged: the fd, the number and the argument to pass, and `done`, which
+   * reads the result back (the fds it made join the process's kinds). A concurrent thread
+   * runs the call itself between the two, as a path.
+   */
+  prepareIoctl(
+    s: Slot,
+    st: Extract<Step, { op: "ioctl" }>,
+  ): { fd: number; nr: number; arg: number | bigint; done: (rc: number) => void } {
     const e = ioctlByName(st.name);
     if (!e) throw new Error(`unknown ioctl ${st.name} in the program`);
     const fd = this.fd(s, st.fd);
     if (!(e.arg instanceof StructDesc)) {
-      const rc = this.sc(s.proc.ioctl(fd, e.nr, this.arg(s, st.arg)));
-      if (st.name === "KVM_CREATE_VM") this.add(s, "vm", rc);
-      else if (st.name === "VFIO_GROUP_GET_DEVICE_FD") this.add(s, "device", rc);
-      else if (st.name === "KVM_CREATE_VCPU") this.add(s, "other", rc);
-      return;
+      return {
+        fd,
+        nr: e.nr,
+        arg: this.arg(s, st.arg),
+        done: (rc) => {
+          if (st.name === "KVM_CREATE_VM") this.add(s, "vm", rc);
+          else if (st.name === "VFIO_GROUP_GET_DEVICE_FD") this.add(s, "device", rc);
+          else if (st.name === "KVM_CREATE_VCPU") this.add(s, "other", rc);
+        },
+      };
     }
-    const buf = this.buildStruct(s, e.arg, st.fields ?? {}, st.tail);
-    const r = this.ioctlStruct(s, fd, e.nr, buf, st.at !== undefined ? this.arg(s, st.at) : undefined);
-    if (r.rc < 0 || st.at !== undefined) return;
-    if (st.name === "VFIO_DEVICE_BIND_IOMMUFD") this.add(s, "device", fd);
-    const out = e.arg.decode(r.out) as Record<string, unknown>;
-    if (st.name === "KVM_CREATE_DEVICE") this.add(s, "kvmdev", out.fd as number);
-    else if (st.name === "IOMMU_FAULT_QUEUE_ALLOC") this.add(s, "fault", out.out_fault_fd as number);
+    const desc = e.arg;
+    const buf = this.buildStruct(s, desc, st.fields ?? {}, st.tail);
+    s.proc.write(s.stage + STAGE_ARG, buf);
+    const at = st.at !== undefined ? this.arg(s, st.at) : undefined;
+    return {
+      fd,
+      nr: e.nr,
+      arg: at ?? s.stage + STAGE_ARG,
+      done: (rc) => {
+        if (rc < 0 || at !== undefined) return;
+        if (st.name === "VFIO_DEVICE_BIND_IOMMUFD") this.add(s, "device", fd);
+        const out = desc.decode(s.proc.read(s.stage + STAGE_ARG, buf.length)) as Record<string, unknown>;
+        if (st.name === "KVM_CREATE_DEVICE") this.add(s, "kvmdev", out.fd as number);
+        else if (st.name === "IOMMU_FAULT_QUEUE_ALLOC") this.add(s, "fault", out.out_fault_fd as number);
+      },
+    };
   }
 
   /** The usual ways into deep state, each call's failure tolerated as a program's would be. */
   setup(s: Slot, kind: "type1" | "iommufd" | "kvm", alt: boolean): void {
     const p = s.proc;
     const data = BigInt(s.mem + DATA);
+    const span = BigInt(this.o.setupSpan ?? 0x40000);
     const open = (path: string, t: Tag) => {
       const fd = this.sc(p.open(path));
       this.add(s, t, fd);
@@ -708,7 +751,7 @@ class Runner {
       this.typed(s, vm, K.KVM_SET_USER_MEMORY_REGION, K.kvm_userspace_memory_region, {
         slot: 0,
         guest_phys_addr: 0n,
-        memory_size: 0x40000n,
+        memory_size: span,
         userspace_addr: data,
       });
       const dev = this.typed(s, vm, K.KVM_CREATE_DEVICE, K.kvm_create_device, { type: K.KVM_DEV_TYPE_VFIO });
@@ -744,7 +787,7 @@ class Runner {
         flags: rw,
         vaddr: data,
         iova: 0n,
-        size: 0x40000n,
+        size: span,
       });
       dev = this.sc(p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, this.stage(s, new TextEncoder().encode(EDU_BDF + "\0"))));
       this.add(s, "device", dev);
@@ -765,7 +808,7 @@ class Runner {
         flags,
         ioas_id: id,
         user_va: data,
-        length: 0x40000n,
+        length: span,
         iova: 0n,
       });
       const at = V.vfio_device_attach_iommufd_pt;
@@ -775,15 +818,16 @@ class Runner {
     const bar = this.sc(p.mmap(1 << 20, { fd: dev }));
     if (bar >= 0) s.bars.push({ addr: bar, len: 1 << 20 });
     // bus mastering on (config space command register), as a driver's probe does
-    p.write(s.mem + STAGE_BUF, new Uint8Array([0x07, 0x01]));
-    this.sc(p.pwrite(dev, s.mem + STAGE_BUF, 2, (7n << 40n) | 4n));
+    p.write(s.stage + STAGE_BUF, new Uint8Array([0x07, 0x01]));
+    this.sc(p.pwrite(dev, s.stage + STAGE_BUF, 2, (7n << 40n) | 4n));
   }
 
-  /** Everything checked after a program. */
-  check(): void {
+  /** Everything checked after a program (`afterOnly`: not the invariants before the exits,
+   * which the explorer has just checked). */
+  check(afterOnly = false): void {
     const k = this.twin.kernel;
     const add = (m: string) => this.failures.push(m);
-    for (const v of checkInvariants(k)) add(`[${v.check}] ${v.message}`);
+    if (!afterOnly) for (const v of checkInvariants(k)) add(`[${v.check}] ${v.message}`);
     for (const s of this.slots) if (!s.dead) this.guard("exit", () => this.twin.kill(s.proc));
     for (const name of this.bootModules)
       if (!k.modules.loaded.has(name)) {

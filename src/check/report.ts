@@ -5,15 +5,24 @@
 
 import type { CouplingDesign } from "../kvm/vfio_coupling.js";
 import { formatEvent, type TraceEvent } from "../kernel/trace.js";
-import { type Outcome, runSchedule, type World } from "./explorer.js";
+import { type ExploreStats, type Outcome, runSchedule, type World } from "./explorer.js";
 import type { Violation } from "./invariants.js";
+import type { ConcurrentProgram } from "./random_program.js";
 
 export const TRACE_FORMAT = "vfio-twin-explore-trace/1";
 
+/** Totals of no search yet, for a run over several worlds or programs to add to. */
+export function noStats(): ExploreStats {
+  return { executions: 0, steps: 0, distinctStates: 0, sleepBlocked: 0, violations: 0, elapsedMs: 0 };
+}
+
 export interface TraceFile {
   readonly format: typeof TRACE_FORMAT;
-  /** a world of ./worlds.ts, or "random:SEED" (./random_world.ts) */
+  /** a world of ./worlds.ts, "random:SEED" (./random_world.ts) or "program:SEED"
+   * (./random_program.ts, with the program below) */
   readonly world: string;
+  /** the generated program, shrunk, of a "program:SEED" world */
+  readonly program?: ConcurrentProgram;
   readonly design: CouplingDesign;
   readonly broken: readonly string[];
   /** the variant selected, when one was */
@@ -78,6 +87,8 @@ export function parseTraceFile(text: string): TraceFile {
   if (t.format !== TRACE_FORMAT) throw new Error(`not a ${TRACE_FORMAT} file`);
   if (!Array.isArray(t.schedule) || !t.schedule.every((x) => Number.isInteger(x) && x >= 0))
     throw new Error("bad schedule");
+  if (t.world.startsWith("program:") && (typeof t.program !== "object" || !Array.isArray(t.program?.threads)))
+    throw new Error("a program world without its program");
   return t;
 }
 

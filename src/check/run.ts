@@ -1,11 +1,13 @@
 // One exploration as the CLI and the tests ask for it: a named world (or seeded random
-// worlds), a coupling design, a broken variant, a budget of executions or of time; the totals
-// and the first violation, minimized, as a replayable trace file and its text.
+// worlds, or seeded random programs), a coupling design, a broken variant, a budget of
+// executions or of time; the totals and the first violation, minimized, as a replayable trace
+// file and its text.
 
 import type { CouplingDesign } from "../kvm/vfio_coupling.js";
 import { explore, type ExploreResult, type ExploreStats, type Strategy, type World } from "./explorer.js";
+import { type ConcurrentProgram, programTraceFile, programWorld, searchPrograms } from "./random_program.js";
 import { randomWorld } from "./random_world.js";
-import { minimize, parseTraceFile, runTraced, type TraceFile, traceFile, violationKey } from "./report.js";
+import { minimize, noStats, parseTraceFile, runTraced, type TraceFile, traceFile, violationKey } from "./report.js";
 import { variantByName } from "./variants.js";
 import { worldByName, type WorldOptions } from "./worlds.js";
 
@@ -13,6 +15,9 @@ export interface RunOptions {
   world?: string;
   /** seeded random worlds instead of a named one */
   random?: boolean;
+  /** with `random`: this many generated concurrent programs (./random_program.ts), each
+   * searched for `budget` executions (default 20), the first violation shrunk */
+  programs?: number;
   design?: CouplingDesign;
   variant?: string;
   seed?: number;
@@ -32,13 +37,20 @@ export interface RunReport extends ExploreStats {
   readonly strategy: Strategy;
   readonly complete: boolean;
   readonly worlds: number;
+  /** random programs: how many were generated, and the runs that shrank the violation's */
+  readonly programs?: { generated: number; shrinkRuns: number; threads: number; ops: number } | null;
   /** the first violation, minimized */
   readonly trace: TraceFile | null;
   readonly text: readonly string[] | null;
 }
 
-/** The world builder a trace or a run names: a world of ./worlds.ts or "random:SEED". */
-export function builderFor(world: string, o: WorldOptions): () => World {
+/** The world builder a trace or a run names: a world of ./worlds.ts, "random:SEED", or
+ * "program:SEED" with its program. */
+export function builderFor(world: string, o: WorldOptions, program?: ConcurrentProgram): () => World {
+  if (world.startsWith("program:")) {
+    if (!program) throw new Error(`${world}: the program is missing`);
+    return () => programWorld(program, o);
+  }
   const m = /^random:(\d+)$/.exec(world);
   if (m) return () => randomWorld(Number(m[1]), o);
   const w = worldByName(world);
@@ -51,18 +63,12 @@ export function runExplore(o: RunOptions): RunReport {
   if (o.variant !== undefined && !v) throw new Error(`unknown variant ${o.variant}`);
   const design = o.design ?? v?.design ?? "upstream";
   const broken = v?.broken ?? [];
-  const strategy = o.strategy ?? (o.random ? "dpor" : "dpor");
+  const strategy = o.strategy ?? (o.random && o.programs !== undefined ? "pct" : "dpor");
+  if (o.random && o.programs !== undefined) return runPrograms(o, o.programs, design, v, strategy);
   const budget = o.budget ?? (o.timeMs === undefined ? 2000 : Infinity);
   const t0 = Date.now();
   const seed = o.seed ?? 1;
-  const total: ExploreStats = {
-    executions: 0,
-    steps: 0,
-    distinctStates: 0,
-    sleepBlocked: 0,
-    violations: 0,
-    elapsedMs: 0,
-  };
+  const total: ExploreStats = noStats();
   let complete = true;
   let worlds = 0;
   let failure: { world: string; build: () => World; result: ExploreResult } | null = null;
@@ -126,10 +132,59 @@ function add(a: ExploreStats, b: ExploreStats): ExploreStats {
   };
 }
 
+/** Random programs (./random_program.ts): generated, searched, the first violation shrunk. */
+function runPrograms(
+  o: RunOptions,
+  programs: number,
+  design: CouplingDesign,
+  v: ReturnType<typeof variantByName>,
+  strategy: Strategy,
+): RunReport {
+  if (strategy === "dfs") throw new Error("random programs are searched with pct or dpor");
+  const seed = o.seed ?? 1;
+  const broken = v?.broken ?? [];
+  const r = searchPrograms({
+    seed,
+    programs,
+    design,
+    broken,
+    strategy,
+    executions: o.budget ?? 20,
+    ...(o.preemptionBound != null ? { preemptionBound: o.preemptionBound } : {}),
+    ...(o.timeMs !== undefined ? { timeMs: o.timeMs } : {}),
+    ...(o.progress ? { progress: (p) => o.progress!({ ...p, world: `program:${seed} #${p.programs}` }) } : {}),
+  });
+  const t = r.failure ? programTraceFile(r.failure, { seed, design, broken, ...(v ? { variant: v.name } : {}) }) : null;
+  const prog = r.failure?.program;
+  return {
+    executions: r.executions,
+    steps: r.steps,
+    distinctStates: r.distinctStates,
+    sleepBlocked: r.sleepBlocked,
+    violations: r.violations,
+    elapsedMs: r.elapsedMs,
+    world: `program:${seed} (${r.programs} programs)`,
+    design,
+    broken,
+    variant: v?.name ?? null,
+    strategy,
+    complete: false,
+    worlds: r.programs,
+    programs: {
+      generated: r.programs,
+      shrinkRuns: r.failure?.shrinkRuns ?? 0,
+      threads: prog?.threads.length ?? 0,
+      ops: prog ? prog.setup.length + prog.threads.reduce((n, x) => n + x.ops.length, 0) : 0,
+    },
+    trace: t?.trace ?? null,
+    text: t?.text ?? null,
+  };
+}
+
 /** Replay a trace file: the same world, design and switches, the same schedule. */
 export function replayTrace(text: string): { trace: TraceFile; lines: string[]; same: boolean; failed: boolean } {
   const t = parseTraceFile(text);
-  const build = builderFor(t.world, { design: t.design, broken: t.broken });
+  const build = builderFor(t.world, { design: t.design, broken: t.broken }, t.program);
   const r = runTraced(build, t.schedule);
   const same =
     violationKey(r.outcome.violations) === violationKey(t.violations) &&

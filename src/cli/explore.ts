@@ -5,6 +5,7 @@
 
 import { writeFileSync } from "node:fs";
 import type { Strategy } from "../check/explorer.js";
+import { programLines } from "../check/random_program.js";
 import { runExplore } from "../check/run.js";
 import { listVariants, VARIANTS } from "../check/variants.js";
 import { WORLDS } from "../check/worlds.js";
@@ -24,6 +25,12 @@ export const exploreCommand: Command = {
   options: {
     world: { type: "string", value: "NAME", choices: WORLDS.map((w) => w.name), help: "the world (--list-worlds)" },
     random: { type: "boolean", help: "seeded random worlds instead of a named one" },
+    programs: {
+      type: "string",
+      value: "N",
+      integer: true,
+      help: "with --random: N generated multi-process programs, each searched --budget executions (default 20)",
+    },
     design: {
       type: "string",
       value: "D",
@@ -37,9 +44,19 @@ export const exploreCommand: Command = {
       help: "a broken variant (its world and design unless given)",
     },
     seed: { type: "string", value: "S", integer: true, help: "the seed (random worlds, PCT; default 1)" },
-    budget: { type: "string", value: "N", integer: true, help: "at most N executions (default 2000)" },
+    budget: {
+      type: "string",
+      value: "N",
+      integer: true,
+      help: "at most N executions (default 2000; with --programs: per program, default 20)",
+    },
     time: { type: "string", value: "T", help: "at most T (seconds, or 500ms, 2m)" },
-    strategy: { type: "string", value: "S", choices: ["dpor", "dfs", "pct"], help: "the search (default dpor)" },
+    strategy: {
+      type: "string",
+      value: "S",
+      choices: ["dpor", "dfs", "pct"],
+      help: "the search (default dpor; pct with --programs)",
+    },
     preemptions: { type: "string", value: "N", integer: true, help: "at most N preemptions a schedule" },
     out: { type: "string", value: "FILE", help: "where a violation is saved (default explore-violation.json)" },
     "list-variants": { type: "boolean", help: "one broken variant a line: name, the fix it undoes" },
@@ -47,7 +64,11 @@ export const exploreCommand: Command = {
   },
   details:
     "Exit 0 when no violation was found, 1 on a violation (its minimized trace printed and saved for\n" +
-    "`vfio-twin replay FILE`). With --json: one JSON document (the totals and the violation, or null).",
+    "`vfio-twin replay FILE`). With --json: one JSON document (the totals and the violation, or null).\n" +
+    "--random --programs N --seed S: N seeded random programs (threads of up to three processes over\n" +
+    "the whole uAPI, valid and malformed calls, fd passing, closes, exit, module load/unload), each\n" +
+    "searched by PCT (or --strategy dpor, --preemptions, default 2) for --budget executions; a violation\n" +
+    "is shrunk over the program (threads, calls, arguments) and the schedule, and saved with the program.",
   run({ values, json }) {
     const v = (name: string) => values[name] as string | undefined;
     if (values["list-variants"]) {
@@ -59,12 +80,17 @@ export const exploreCommand: Command = {
       return 0;
     }
     if (values.random && v("world") !== undefined) throw new UsageError("--world and --random exclude each other");
-    if (v("budget") !== undefined && v("time") !== undefined)
+    if (v("programs") !== undefined && !values.random) throw new UsageError("--programs needs --random");
+    if (v("programs") !== undefined && v("strategy") === "dfs")
+      throw new UsageError("random programs are searched with pct or dpor");
+    // with --programs the budget is each program's, the time the whole run's
+    if (v("budget") !== undefined && v("time") !== undefined && v("programs") === undefined)
       throw new UsageError("--budget and --time exclude each other");
     let last = 0;
     const report = runExplore({
       ...(v("world") !== undefined ? { world: v("world")! } : {}),
       random: values.random === true,
+      ...(v("programs") !== undefined ? { programs: Number(v("programs")) } : {}),
       ...(v("design") !== undefined ? { design: v("design") as CouplingDesign } : {}),
       ...(v("variant") !== undefined ? { variant: v("variant")! } : {}),
       ...(v("seed") !== undefined ? { seed: Number(v("seed")) } : {}),
@@ -98,6 +124,7 @@ export const exploreCommand: Command = {
           sleepBlocked: report.sleepBlocked,
           elapsedMs: report.elapsedMs,
           complete: report.complete,
+          ...(report.programs ? { programs: report.programs } : {}),
           violation: report.trace,
           traceFile: report.trace ? out : null,
         }),
@@ -114,6 +141,13 @@ export const exploreCommand: Command = {
           `(${Math.round(report.executions / s)} executions/s, ${Math.round(report.steps / s)} steps/s), ` +
           `${report.distinctStates} distinct states, ${end}`,
       );
+      if (report.text && report.programs) {
+        const p = report.programs;
+        console.log(
+          `VIOLATION in program ${report.programs.generated}, shrunk (${p.shrinkRuns} runs) to ${p.threads} threads and ${p.ops} calls:`,
+        );
+        for (const l of programLines(report.trace!.program!)) console.log(`  ${l}`);
+      }
       if (report.text) {
         console.log(`VIOLATION, minimized schedule (${report.trace!.schedule.length} steps), saved as ${out}:`);
         for (const l of report.text) console.log(l);

@@ -2,6 +2,7 @@
 // broken switches, thread by thread, step by step) and print it strace-like with the
 // interleaving marked; exit 1 when the violation reproduces, 0 when it no longer does.
 
+import { programLines } from "../check/random_program.js";
 import { replayTrace } from "../check/run.js";
 import { type Command, readUserFile, toJson, UserError } from "./command.js";
 
@@ -27,6 +28,7 @@ export const replayCommand: Command = {
     console.log(
       `# world ${t.world}, design ${t.design}${t.variant ? `, variant ${t.variant}` : ""}${t.broken.length ? ` (broken: ${t.broken.join(", ")})` : ""}`,
     );
+    if (t.program) for (const l of programLines(t.program)) console.log(`# ${l}`);
     for (const l of r.lines) console.log(l);
     console.log(
       r.same
