@@ -181,7 +181,7 @@ test("graph --html --replay: an explore trace's page steps through the interleav
       "preempt: ---- switch: destroy done -> map ----",
       "step:   2 [map] iommufd_ioas_map -> done",
       "violation: results: map = -5, destroy = 0",
-      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.iovaRwsem after its release",
+      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.domainsRwsem after its release",
       "violation: reproduced exactly",
     ]);
     const at = (i: number) => d.svgs[d.steps[i]!.svg]!;
