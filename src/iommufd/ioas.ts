@@ -94,10 +94,11 @@ function pagesMutex(k: Kernel, p: IoptPages): Mutex {
  * task waits for a mutex another task holds and where lockdep sees its order under the
  * IOAS rwsems. A sequential call has no other task to wait for and skips it.
  */
-export function* gatePagesMutexes(ioas: IommufdIoas, areas?: readonly IoptArea[]): KGen<void> {
+export function* gatePagesMutexes(ioas: IommufdIoas, range?: readonly [bigint, bigint]): KGen<void> {
   if (SEQ.on) return;
   const seen = new Set<IoptPages>();
-  for (const a of areas ?? ioas.iopt.areas.all()) {
+  const all = ioas.iopt.areas.all();
+  for (const a of range ? all.filter((x) => overlaps(x, range[0], range[1])) : all) {
     const p = a.pages;
     if (p === null || seen.has(p)) continue;
     seen.add(p);
@@ -304,10 +305,8 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
       // write, then each area's pages mutex as its domains are unfilled
       yield* ioas.domainsRwsem.downRead();
       yield* ioas.iovaRwsem.downWrite();
-      yield* gatePagesMutexes(
-        ioas,
-        all ? undefined : iopt.areas.all().filter((a) => overlaps(a, cmd.iova, cmd.length)),
-      );
+      // (the range, not the areas: a sequential call skips the gate without listing them)
+      yield* gatePagesMutexes(ioas, all ? undefined : [cmd.iova, cmd.length]);
       iopt.deferNotify = true;
       iopt.recordFreed = u.ictx.k.poison;
       let r: { rc: number; unmapped: bigint };
