@@ -40,6 +40,9 @@ export interface World {
      * footprint is the fd table (the explorer's assumption; without the flag a first step
      * is dependent with every step) */
     syscall?: boolean;
+    /** the path makes several syscalls one after the other (Env.ioctls): fault injection
+     * (./fault.ts), which fails one call and expects the twin unchanged, leaves it out */
+    calls?: number;
   }[];
   /** called after every thread finished: extra checks, returns violations */
   readonly after?: (results: unknown[]) => string[];

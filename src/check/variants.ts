@@ -71,8 +71,18 @@ export const VARIANTS: readonly Variant[] = [
       "IOAS_UNMAP reads the area's range after dropping the IOAS locks to have an access unpin it; a racing unmap has freed it",
     broken: ["iommufd-unmap-area-after-unlock"],
     world: "iommufd-unmap-vs-unmap-access",
-    budget: 200,
+    budget: 600,
     detector: "use-after-free (poisoned iopt_area)",
+  },
+  {
+    name: "iommufd-auto-domain-unlock-early",
+    fix: "31422dff187b",
+    summary:
+      "the automatic HWPT's ioas->mutex is dropped before iommufd_object_finalize(): a concurrent attach to the same IOAS takes the HWPT off hwpt_list while its creator may still abort it",
+    broken: ["iommufd-auto-domain-unlock-early"],
+    world: "iommufd-two-attach-auto-domain",
+    budget: 30,
+    detector: "iommufd (an object reached before its creator finalized it)",
   },
   {
     name: "pasid-translation-not-revoked",
@@ -108,7 +118,7 @@ export const VARIANTS: readonly Variant[] = [
     summary: "DETACH_IOMMUFD_PT leaves the group in the HWPT's domain: the device's DMA still reaches memory",
     broken: ["dma-after-detach"],
     world: "iommufd-attach-detach",
-    budget: 20,
+    budget: 60,
     detector: "iommufd (DMA not blocked)",
   },
   {

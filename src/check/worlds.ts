@@ -45,6 +45,7 @@ export interface WorldDef {
 }
 
 const BDF = "0000:00:01.0";
+const BDF2 = "0000:00:02.0";
 
 /** A twin, one process with scratch memory, and helpers to stage arguments. */
 export class Env {
@@ -57,13 +58,15 @@ export class Env {
   readonly buf: number;
   private off = 0;
 
-  constructor(o: WorldOptions, extra: { kvm?: boolean; pasid?: boolean } = {}) {
+  constructor(o: WorldOptions, extra: { kvm?: boolean; pasid?: boolean; secondEdu?: boolean } = {}) {
     this.twin = createTwin({
       coupling: o.design ?? "upstream",
       broken: o.broken ?? [],
       ...(extra.kvm === false ? { kvm: false } : {}),
       // the PASID uAPI (6.15) and the DSA-shaped device (docs/pasid.md)
       ...(extra.pasid ? { kernelVersion: "6.15" as const, pci: [...ORACLE_PCI, DSA_PCI] } : {}),
+      // a second edu device, alone in IOMMU group 2
+      ...(extra.secondEdu ? { pci: [...ORACLE_PCI, { ...ORACLE_PCI[0]!, bdf: BDF2, iommuGroup: 2 }] } : {}),
     });
     this.p = this.twin.spawn({ name: "vmm" });
     this.t = new TypedProcess(this.p);
@@ -129,8 +132,8 @@ export class Env {
     return this.stage(m.encode({ argsz: m.size, flags: 0, iova, size }));
   }
   /** a thread of this process making syscalls: `path` is what it runs */
-  private thread(name: string, path: (task: Task) => KGen<string | number>): World["threads"][number] {
-    return { name, process: this.proc, syscall: true, path };
+  private thread(name: string, path: (task: Task) => KGen<string | number>, calls = 1): World["threads"][number] {
+    return { name, process: this.proc, syscall: true, path, ...(calls > 1 ? { calls } : {}) };
   }
   /** a thread of this process running ioctl(fd, cmd, arg) */
   ioctl(name: string, fd: number, cmd: number, arg: number): World["threads"][number] {
@@ -139,11 +142,15 @@ export class Env {
   /** a thread of this process running the ioctls one after the other: the last result */
   ioctls(name: string, calls: readonly (readonly [number, number, number])[]): World["threads"][number] {
     const { k, proc } = this;
-    return this.thread(name, function* (task) {
-      let rc = 0;
-      for (const [fd, cmd, arg] of calls) rc = yield* ioctlPath(k, proc, task, fd, cmd, arg);
-      return rc;
-    });
+    return this.thread(
+      name,
+      function* (task) {
+        let rc = 0;
+        for (const [fd, cmd, arg] of calls) rc = yield* ioctlPath(k, proc, task, fd, cmd, arg);
+        return rc;
+      },
+      calls.length,
+    );
   }
   close(name: string, ...fds: number[]): World["threads"][number] {
     const { k, proc } = this;
@@ -164,31 +171,34 @@ export class Env {
       return "ok";
     });
   }
-  /** /dev/iommu with an IOAS, the device's cdev bound to it and attached to the IOAS */
-  iommufdCdev(): { ifd: number; ioas: number; d: number } {
+  /** /dev/iommu with an IOAS, the device's cdev bound to it and (unless `attach` is false)
+   * attached to the IOAS */
+  iommufdCdev(attach = true): { ifd: number; ioas: number; d: number } {
     const ifd = this.ok(this.p.open("/dev/iommu"), "open /dev/iommu");
     const ioas = this.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
-    const vdev = VfioCore.of(this.k)!.devices.find((x) => x.name === BDF)!;
+    const d = this.bindCdev(ifd, BDF);
+    if (attach) this.ok(this.p.ioctl(d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, this.attachArg(ioas)), "ATTACH");
+    return { ifd, ioas, d };
+  }
+  /** the cdev of device `bdf` opened and bound to the iommufd `ifd`: its fd */
+  bindCdev(ifd: number, bdf: string): number {
+    const vdev = VfioCore.of(this.k)!.devices.find((x) => x.name === bdf)!;
     const d = this.ok(this.p.open(`/dev/vfio/devices/vfio${vdev.cdevIndex}`), "open cdev");
     const bind = V.vfio_device_bind_iommufd;
-    this.ok(
-      this.p.ioctl(
-        d,
-        V.VFIO_DEVICE_BIND_IOMMUFD,
-        this.stage(bind.encode({ argsz: bind.size, flags: 0, iommufd: ifd })),
-      ),
-      "BIND",
-    );
+    const arg = this.stage(bind.encode({ argsz: bind.size, flags: 0, iommufd: ifd }));
+    this.ok(this.p.ioctl(d, V.VFIO_DEVICE_BIND_IOMMUFD, arg), "BIND");
+    return d;
+  }
+  attachArg(ptId: number): number {
     const at = V.vfio_device_attach_iommufd_pt;
-    this.ok(
-      this.p.ioctl(
-        d,
-        V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-        this.stage(at.encode({ argsz: at.size, flags: 0, pt_id: ioas })),
-      ),
-      "ATTACH",
-    );
-    return { ifd, ioas, d };
+    return this.stage(at.encode({ argsz: at.size, flags: 0, pt_id: ptId }));
+  }
+  detachArg(): number {
+    const de = V.vfio_device_detach_iommufd_pt;
+    return this.stage(de.encode({ argsz: de.size, flags: 0 }));
+  }
+  ioasUnmapArg(ioas: number, iova: bigint, length: bigint): number {
+    return this.stage(U.iommu_ioas_unmap.encode({ size: U.iommu_ioas_unmap.size, ioas_id: ioas, iova, length }));
   }
   ioasMapArg(ioas: number, iova: bigint, length: bigint): number {
     return this.stage(
@@ -210,6 +220,8 @@ export class Env {
     const port = IommuCore.of(this.k).device(BDF)!.pci!.dma!;
     return {
       name,
+      // its first step does nothing (DPOR: no more than a syscall's fd lookup)
+      syscall: true,
       *path(): KGen<number> {
         yield* preempt("device DMA");
         return port.write(iova, new Uint8Array(len).fill(0xa5)) ? 0 : -EFAULT;
@@ -497,6 +509,52 @@ export const WORLDS: readonly WorldDef[] = [
         ]),
         e.close("close_kvm", dev, vm),
         e.close("close_device", d),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-attach-vs-map-unmap",
+    summary:
+      "ATTACH_IOMMUFD_PT of a bound cdev to an IOAS (an automatic HWPT, filled from the IOAS) races an IOAS_MAP then an IOAS_UNMAP on that IOAS",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, ioas, d } = e.iommufdCdev(false);
+      e.ok(e.p.ioctl(ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x2000n)), "IOAS_MAP");
+      return e.world([
+        e.ioctl("attach", d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas)),
+        e.ioctls("map_unmap", [
+          [ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x200000n, 0x1000n)],
+          [ifd, U.IOMMU_IOAS_UNMAP, e.ioasUnmapArg(ioas, 0x100000n, 0x2000n)],
+        ]),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-detach-vs-unmap-close",
+    summary:
+      "DETACH_IOMMUFD_PT (the automatic HWPT destroyed with its IOAS's locks) races IOAS_UNMAP and the close of the cdev fd (the last fput unbinds)",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, ioas, d } = e.iommufdCdev();
+      e.ok(e.p.ioctl(ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x2000n)), "IOAS_MAP");
+      return e.world([
+        e.ioctl("detach", d, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, e.detachArg()),
+        e.ioctl("unmap", ifd, U.IOMMU_IOAS_UNMAP, e.ioasUnmapArg(ioas, 0x100000n, 0x2000n)),
+        e.close("close_cdev", d),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-two-attach-auto-domain",
+    summary:
+      "two devices (groups 1 and 2) bound to one iommufd ATTACH to the same IOAS: one makes the automatic HWPT, the other reuses it",
+    build(o) {
+      const e = new Env(o, { kvm: false, secondEdu: true });
+      const { ifd, ioas, d } = e.iommufdCdev(false);
+      const d2 = e.bindCdev(ifd, BDF2);
+      return e.world([
+        e.ioctl("attach0", d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas)),
+        e.ioctl("attach1", d2, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas)),
       ]);
     },
   },

@@ -38,8 +38,11 @@ import {
   iommu_test_hw_info,
 } from "../uapi/iommufd_test.js";
 import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
+import { Mutex } from "../kernel/locks.js";
+import { isGen, type KGen, type KRet, preempt, runSync } from "../kernel/sched.js";
 import { pasidConfig } from "../kernel/pasid.js";
 import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
+import type { Kernel } from "../kernel/kernel.js";
 import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
@@ -61,10 +64,20 @@ export class IommufdGroup {
   refs = 1;
   hwpt: IommufdHwpt | null = null;
   readonly devices: IommufdDevice[] = [];
+  /** igroup->lock: attach, detach and replace of the group's devices (device.c:487) */
+  readonly lock: Mutex;
   constructor(
     readonly ictx: IommufdCtx,
     readonly group: IommuGroup,
-  ) {}
+  ) {
+    this.lock = new Mutex(ictx.k, "iommufd_group.lock", `igroup lock of group ${group.id} in ${ictx.name}`);
+  }
+}
+
+/** A path run to its end from code that cannot yield (the selftest's mock devices, the
+ * group path's compat attach, the PASID calls): a wait there is a deadlock splat. */
+export function drive<T>(k: Kernel, r: KRet<T>): T {
+  return isGen(r) ? runSync(k, k.current ?? k.kthread, r) : r;
 }
 
 /** struct iommufd_device */
@@ -160,34 +173,55 @@ function isAttached(idev: IommufdDevice): boolean {
   return idev.igroup.devices.includes(idev);
 }
 
-/** iommufd_hw_pagetable_attach() */
-export function hwptAttach(hwpt: IommufdHwpt, idev: IommufdDevice): number {
-  const ig = idev.igroup;
-  if (ig.hwpt !== null && ig.hwpt !== hwpt) return -EINVAL;
-  const iopt = hwpt.ioas.iopt;
-  // iommufd_device_attach_reserved_iova()
+/** iopt_table_enforce_dev_resv_regions() under iova_rwsem (io_pagetable.c:1410) */
+function* enforceResv(ioas: IommufdIoas, idev: IommufdDevice): KGen<number> {
   const regions = idev.dev.resvRegions().map((r) => ({ start: r.start, length: r.last - r.start + 1n }));
-  let rc = iopt.enforceDevResvRegions(regions, idev.dev);
-  if (rc) return rc;
-  if (ig.devices.length === 0) {
-    // iommufd_hwpt_attach_device(): IOPF first for a HWPT with a fault
-    rc = faultOf(hwpt) ? iopfEnable(idev) : 0;
-    if (!rc) rc = driverAttachDev(hwpt.domain, idev.dev);
-    if (!rc) rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
-    if (rc) {
-      iopt.removeReservedIova(idev.dev);
-      return rc;
-    }
-    ig.hwpt = hwpt;
-  }
-  hwpt.get(idev.attachedHolder);
-  ig.devices.push(idev);
-  return 0;
+  yield* ioas.iovaRwsem.downWrite();
+  const rc = ioas.iopt.enforceDevResvRegions(regions, idev.dev);
+  ioas.iovaRwsem.upWrite();
+  return rc;
 }
 
-/** iommufd_hw_pagetable_detach(): the HWPT the device left; the caller puts its reference. */
-export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
+/** iopt_remove_reserved_iova() under iova_rwsem (io_pagetable.c:844) */
+function* removeResv(ioas: IommufdIoas, owner: unknown): KGen<void> {
+  yield* ioas.iovaRwsem.downWrite();
+  ioas.iopt.removeReservedIova(owner);
+  ioas.iovaRwsem.upWrite();
+}
+
+/** iommufd_hw_pagetable_attach(), under igroup->lock (device.c:487) */
+export function* hwptAttach(hwpt: IommufdHwpt, idev: IommufdDevice): KGen<number> {
   const ig = idev.igroup;
+  yield* ig.lock.lock();
+  try {
+    if (ig.hwpt !== null && ig.hwpt !== hwpt) return -EINVAL;
+    // iommufd_device_attach_reserved_iova()
+    let rc = yield* enforceResv(hwpt.ioas, idev);
+    if (rc) return rc;
+    if (ig.devices.length === 0) {
+      // iommufd_hwpt_attach_device(): IOPF first for a HWPT with a fault
+      rc = faultOf(hwpt) ? iopfEnable(idev) : 0;
+      if (!rc) rc = driverAttachDev(hwpt.domain, idev.dev);
+      if (!rc) rc = idev.dev.core.attachGroup(hwpt.domain, ig.group);
+      if (rc) {
+        yield* removeResv(hwpt.ioas, idev.dev);
+        return rc;
+      }
+      ig.hwpt = hwpt;
+    }
+    hwpt.get(idev.attachedHolder);
+    ig.devices.push(idev);
+    return 0;
+  } finally {
+    ig.lock.unlock();
+  }
+}
+
+/** iommufd_hw_pagetable_detach(), under igroup->lock (device.c:531): the HWPT the device
+ * left; the caller puts its reference. */
+export function* hwptDetach(idev: IommufdDevice): KGen<IommufdHwpt> {
+  const ig = idev.igroup;
+  yield* ig.lock.lock();
   const hwpt = ig.hwpt!;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
   if (ig.devices.length === 0) {
@@ -197,24 +231,38 @@ export function hwptDetach(idev: IommufdDevice): IommufdHwpt {
     ig.hwpt = null;
     autoResponseFaults(hwpt, ig); // iommufd_hwpt_detach_device()
   }
-  hwpt.ioas.iopt.removeReservedIova(idev.dev);
+  yield* removeResv(hwpt.ioas, idev.dev);
+  ig.lock.unlock();
   return hwpt;
 }
 
-export type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => IommufdHwpt | null | number;
+export type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwpt) => KRet<IommufdHwpt | null | number>;
 
 /** iommufd_device_do_attach() */
-const doAttach: AttachFn = (idev, hwpt) => {
-  const rc = hwptAttach(hwpt, idev);
+function* doAttach(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | null | number> {
+  const rc = yield* hwptAttach(hwpt, idev);
   return rc ? rc : null;
-};
+}
 
 function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwpt): void {
   for (const d of ig.devices) hwpt.ioas.iopt.removeReservedIova(d.dev);
 }
 
-/** iommufd_device_do_replace(): the HWPT left behind (its reference is the caller's), or null. */
-const doReplace: AttachFn = (idev, hwpt) => {
+/** iommufd_device_do_replace(), under igroup->lock (device.c:610): the HWPT left behind
+ * (its reference is the caller's), or null. */
+function* doReplace(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | null | number> {
+  const ig = idev.igroup;
+  yield* ig.lock.lock();
+  try {
+    return replaceLocked(idev, hwpt);
+  } finally {
+    ig.lock.unlock();
+  }
+}
+
+/** doReplace's work with igroup->lock held (reserved regions of the replace are changed
+ * under it without iova_rwsem's own wait: the twin's replace is not a path of its own) */
+function replaceLocked(idev: IommufdDevice, hwpt: IommufdHwpt): IommufdHwpt | null | number {
   const ig = idev.igroup;
   if (ig.hwpt === null || !isAttached(idev)) return -EINVAL;
   if (hwpt === ig.hwpt) return null;
@@ -246,44 +294,69 @@ const doReplace: AttachFn = (idev, hwpt) => {
   for (const d of ig.devices) hwpt.get(d.attachedHolder);
   for (const d of ig.devices) if (d !== idev) old.put(d.attachedHolder);
   return old;
-};
+}
 
-/** iommufd_device_auto_get_domain(): reuse an automatic HWPT of the IOAS, or make one. */
-function autoGetDomain(
+/**
+ * iommufd_device_auto_get_domain(): reuse an automatic HWPT of the IOAS, or make one, all
+ * under ioas->mutex (device.c:697) until the new HWPT is finalized: the HWPT is on the
+ * IOAS's hwpt_list from its allocation on, and another attach must not take it before then.
+ * Broken variant "iommufd-auto-domain-unlock-early" (what 31422dff187b fixed): the mutex is
+ * dropped before the finalize, whose xa_store(GFP_KERNEL) may sleep.
+ */
+function* autoGetDomain(
   idev: IommufdDevice,
   ioas: IommufdIoas,
   fn: AttachFn,
-): { r: IommufdHwpt | null | number; ptId: number } {
+): KGen<{ r: IommufdHwpt | null | number; ptId: number }> {
   const ictx = idev.ictx;
-  for (const hwpt of [...ioas.hwptList]) {
-    if (!hwpt.autoDomain || hwpt.dead) continue;
-    hwpt.get();
-    const r = fn(idev, hwpt);
-    hwpt.put();
-    if (typeof r === "number") {
-      if (r === -EINVAL) continue;
-      return { r, ptId: 0 };
+  yield* ioas.mutex.lock();
+  let locked = true;
+  try {
+    for (const hwpt of [...ioas.hwptList]) {
+      if (!hwpt.autoDomain) continue;
+      // iommufd_lock_obj(): a HWPT on the list is published, or being made by the holder of
+      // ioas->mutex, which is this task; one being destroyed is skipped
+      if (!ictx.objects.lockObj(hwpt)) continue;
+      const r = yield* runGen(fn(idev, hwpt));
+      hwpt.put();
+      if (typeof r === "number") {
+        if (r === -EINVAL) continue;
+        return { r, ptId: 0 };
+      }
+      return { r, ptId: hwpt.id };
     }
+    const immediate = fn === doAttach;
+    const hwpt = yield* hwptPagingAlloc(ictx, ioas, idev, 0, immediate, false);
+    if (typeof hwpt === "number") return { r: hwpt, ptId: 0 };
+    let r: IommufdHwpt | null | number = null;
+    if (!immediate) {
+      r = yield* runGen(fn(idev, hwpt));
+      if (typeof r === "number") {
+        ictx.objects.abort(hwpt);
+        return { r, ptId: 0 };
+      }
+    }
+    hwpt.autoDomain = true;
+    if (idev.k.broken.has("iommufd-auto-domain-unlock-early")) {
+      ioas.mutex.unlock();
+      locked = false;
+    }
+    // iommufd_object_finalize(): xa_store(GFP_KERNEL) may allocate, and sleep
+    yield* preempt("iommufd_object_finalize");
+    ictx.objects.finalize(hwpt);
     return { r, ptId: hwpt.id };
+  } finally {
+    if (locked) ioas.mutex.unlock();
   }
-  const immediate = fn === doAttach;
-  const hwpt = hwptPagingAlloc(ictx, ioas, idev, 0, immediate, false);
-  if (typeof hwpt === "number") return { r: hwpt, ptId: 0 };
-  let r: IommufdHwpt | null | number = null;
-  if (!immediate) {
-    r = fn(idev, hwpt);
-    if (typeof r === "number") {
-      ictx.objects.abort(hwpt);
-      return { r, ptId: 0 };
-    }
-  }
-  hwpt.autoDomain = true;
-  ictx.objects.finalize(hwpt);
-  return { r, ptId: hwpt.id };
+}
+
+/** a KRet as a generator, for `yield*` */
+function* runGen<T>(r: KRet<T>): KGen<T> {
+  return isGen(r) ? yield* r : r;
 }
 
 /** iommufd_device_change_pt() (also the PASID attach's, ./pasid.ts) */
-export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
+export function* changePtPath(idev: IommufdDevice, ptId: number, fn: AttachFn): KGen<{ rc: number; ptId: number }> {
   const ictx = idev.ictx;
   const pt = ictx.objects.get(ptId);
   if (!pt) return { rc: -ENOENT, ptId };
@@ -291,11 +364,11 @@ export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc:
   let out = ptId;
   try {
     if (pt.type === "hwpt_paging" || pt.type === "hwpt_nested") {
-      const r = fn(idev, pt as IommufdHwpt);
+      const r = yield* runGen(fn(idev, pt as IommufdHwpt));
       if (typeof r === "number") return { rc: r, ptId };
       destroy = r;
     } else if (pt.type === "ioas") {
-      const a = autoGetDomain(idev, pt as IommufdIoas, fn);
+      const a = yield* autoGetDomain(idev, pt as IommufdIoas, fn);
       if (typeof a.r === "number") return { rc: a.r, ptId };
       destroy = a.r;
       out = a.ptId;
@@ -303,27 +376,44 @@ export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc:
   } finally {
     pt.put();
   }
-  if (destroy) hwptPut(ictx, destroy, idev.attachedHolder);
+  if (destroy) yield* hwptPut(ictx, destroy, idev.attachedHolder);
   return { rc: 0, ptId: out };
 }
 
+/** changePtPath() run to its end (./pasid.ts) */
+export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
+  return drive(idev.k, changePtPath(idev, ptId, fn));
+}
+
 /** iommufd_device_attach() */
-export function iommufdDeviceAttach(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
-  const r = changePt(idev, ptId, doAttach);
+export function* iommufdDeviceAttachPath(idev: IommufdDevice, ptId: number): KGen<{ rc: number; ptId: number }> {
+  const r = yield* changePtPath(idev, ptId, doAttach);
   if (r.rc === 0) idev.get("attachment");
   return r;
 }
 
 /** iommufd_device_replace() */
-export function iommufdDeviceReplace(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
-  return changePt(idev, ptId, doReplace);
+export function* iommufdDeviceReplacePath(idev: IommufdDevice, ptId: number): KGen<{ rc: number; ptId: number }> {
+  return yield* changePtPath(idev, ptId, doReplace);
 }
 
 /** iommufd_device_detach() */
-export function iommufdDeviceDetach(idev: IommufdDevice): void {
-  const hwpt = hwptDetach(idev);
-  hwptPut(idev.ictx, hwpt, idev.attachedHolder);
+export function* iommufdDeviceDetachPath(idev: IommufdDevice): KGen<void> {
+  const hwpt = yield* hwptDetach(idev);
+  yield* hwptPut(idev.ictx, hwpt, idev.attachedHolder);
   idev.put("attachment");
+}
+
+/** The three above run to their end, for callers that cannot yield (the selftest's mock
+ * devices, the group path's compat attach). */
+export function iommufdDeviceAttach(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
+  return drive(idev.k, iommufdDeviceAttachPath(idev, ptId));
+}
+export function iommufdDeviceReplace(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
+  return drive(idev.k, iommufdDeviceReplacePath(idev, ptId));
+}
+export function iommufdDeviceDetach(idev: IommufdDevice): void {
+  drive(idev.k, iommufdDeviceDetachPath(idev));
 }
 
 /** iommufd_vfio_compat_ioas_get_id(): the compat IOAS id, or -ENODEV. */

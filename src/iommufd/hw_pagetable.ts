@@ -32,9 +32,10 @@ import {
 import { type Page, PAGE_SIZE } from "../kernel/mm.js";
 import type { IommuDomain } from "../iommu/domain.js";
 import { IommuCore } from "../iommu/iommu.js";
+import type { KGen } from "../kernel/sched.js";
 import type { IommufdDevice } from "./device.js";
 import { hwptAttach, hwptDetach } from "./device.js";
-import type { IommufdIoas } from "./ioas.js";
+import { gatePagesMutexes, type IommufdIoas } from "./ioas.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoptDomain, U64_MAX } from "./io_pagetable.js";
 import { type DirtyOps, ioptReadAndClearDirty, ioptSetDirtyTracking } from "./iova_bitmap.js";
 import type { IommufdFault } from "./fault.js";
@@ -42,7 +43,7 @@ import { type IommufdHwptNested, hwptNestedAlloc } from "./hwpt_nested.js";
 import { MockDev } from "./selftest_mock_dev.js";
 import { MockDomain } from "./selftest_mock_domain.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
-import { IommufdObject } from "./object.js";
+import { IommufdObject, TABLE_HOLDER } from "./object.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
@@ -97,7 +98,9 @@ export class IommufdHwptPaging extends IommufdObject {
         : new DomainAdapter(domain, ictx.k.broken.has("iommufd-unmap-leaves-iopte"));
   }
 
-  /** iommufd_hwpt_paging_destroy() */
+  /** iommufd_hwpt_paging_destroy(); the paths that destroy one unlink it first with the
+   * locks (hwptPagingUnlink()), so only a release from a context no other task can race
+   * (the iommufd file's release) does it here */
   protected destroyObj(): void {
     if (this.inList) {
       const l = this.ioas.hwptList;
@@ -114,18 +117,56 @@ export class IommufdHwptPaging extends IommufdObject {
 }
 
 /**
- * iommufd_hwpt_paging_alloc(): a paging HWPT on `ioas` for `idev`, not yet finalized (the
- * caller finalizes or aborts it). With immediateAttach the device is attached first, as
- * the automatic-domain path does.
+ * iommufd_hwpt_paging_destroy()'s locked part: off the IOAS's hwpt_list under ioas->mutex
+ * (hw_pagetable.c:26), then iopt_table_remove_domain() under domains_rwsem and iova_rwsem
+ * for write (io_pagetable.c:1159) with each area's pages mutex as its domain is unfilled.
  */
-export function hwptPagingAlloc(
+export function* hwptPagingUnlink(hwpt: IommufdHwptPaging): KGen<void> {
+  if (!hwpt.inList) return;
+  const ioas = hwpt.ioas;
+  yield* ioas.mutex.lock();
+  const l = ioas.hwptList;
+  l.splice(l.indexOf(hwpt), 1);
+  hwpt.inList = false;
+  ioas.mutex.unlock();
+  yield* addRemoveLocked(ioas);
+  ioas.iopt.removeDomain(hwpt.adapter);
+  ioas.iovaRwsem.upWrite();
+  ioas.domainsRwsem.upWrite();
+}
+
+/** iopt_table_add_domain() / iopt_table_remove_domain(): domains_rwsem then iova_rwsem, for
+ * write (io_pagetable.c:1048, 1159), then each area's pages mutex (iopt_fill_domain(),
+ * iopt_unfill_domain()); the caller does the work and drops the two rwsems */
+function* addRemoveLocked(ioas: IommufdIoas): KGen<void> {
+  yield* ioas.domainsRwsem.downWrite();
+  yield* ioas.iovaRwsem.downWrite();
+  yield* gatePagesMutexes(ioas);
+}
+
+/** IOMMU_DESTROY of a paging HWPT: out of the table (EBUSY while used), then destroyed with
+ * its locks (iommufd_object_remove(), then iommufd_hwpt_paging_destroy()). */
+export function* hwptPagingDestroyUser(ictx: IommufdCtx, hwpt: IommufdHwptPaging): KGen<number> {
+  const o = ictx.objects.unpublish(hwpt.id);
+  if (typeof o === "number") return o;
+  yield* hwptPagingUnlink(hwpt);
+  hwpt.put(TABLE_HOLDER);
+  return 0;
+}
+
+/**
+ * iommufd_hwpt_paging_alloc(): a paging HWPT on `ioas` for `idev`, not yet finalized (the
+ * caller finalizes or aborts it, holding ioas->mutex until then). With immediateAttach the
+ * device is attached first, as the automatic-domain path does.
+ */
+export function* hwptPagingAlloc(
   ictx: IommufdCtx,
   ioas: IommufdIoas,
   idev: IommufdDevice,
   flags: number,
   immediateAttach: boolean,
   userData: boolean,
-): IommufdHwptPaging | number {
+): KGen<IommufdHwptPaging | number> {
   const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
   if (flags & ~valid) return -EOPNOTSUPP;
   // no IOMMU_CAP_DIRTY_TRACKING on the emulated VT-d; a mock device has it unless NO_DIRTY
@@ -165,16 +206,19 @@ export function hwptPagingAlloc(
     }
   }
   if (immediateAttach) {
-    const rc = hwptAttach(hwpt, idev);
+    const rc = yield* hwptAttach(hwpt, idev);
     if (rc) {
       ictx.objects.abort(hwpt);
       return rc;
     }
   }
+  yield* addRemoveLocked(ioas);
   const rc = ioas.iopt.addDomain(hwpt.adapter);
+  ioas.iovaRwsem.upWrite();
+  ioas.domainsRwsem.upWrite();
   if (rc) {
     if (immediateAttach) {
-      hwptDetach(idev);
+      yield* hwptDetach(idev);
       hwpt.put(idev.attachedHolder);
     }
     ictx.objects.abort(hwpt);
@@ -185,14 +229,19 @@ export function hwptPagingAlloc(
   return hwpt;
 }
 
-/** iommufd_hw_pagetable_put(): an automatic HWPT goes with its last user. */
-export function hwptPut(ictx: IommufdCtx, hwpt: IommufdHwptPaging | IommufdHwptNested, holder: string): void {
+/** iommufd_hw_pagetable_put(): an automatic HWPT goes with its last user, destroyed with
+ * its locks (iommufd_object_put_and_try_destroy()). */
+export function* hwptPut(ictx: IommufdCtx, hwpt: IommufdHwptPaging | IommufdHwptNested, holder: string): KGen<void> {
   hwpt.put(holder);
-  if (hwpt.autoDomain) ictx.objects.removeIfUnused(hwpt);
+  if (!hwpt.autoDomain) return;
+  if (hwpt instanceof IommufdHwptPaging) {
+    if (ictx.objects.peek(hwpt.id) === hwpt) yield* hwptPagingDestroyUser(ictx, hwpt);
+  } else ictx.objects.removeIfUnused(hwpt);
 }
 
-/** iommufd_hwpt_alloc() */
-export function hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): number {
+/** iommufd_hwpt_alloc(): a paging HWPT is made and finalized under its IOAS's mutex
+ * (hw_pagetable.c:301) */
+export function* hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): KGen<number> {
   const cmd = u.cmd;
   const ictx = u.ictx;
   if (cmd.__reserved) return -EOPNOTSUPP;
@@ -206,10 +255,11 @@ export function hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): number {
   try {
     const pt = ictx.objects.get(cmd.pt_id);
     if (!pt) return -EINVAL;
+    const ioas = pt.type === "ioas" ? (pt as IommufdIoas) : null;
+    if (ioas) yield* ioas.mutex.lock();
     try {
       let hwpt: IommufdHwptPaging | IommufdHwptNested | number;
-      if (pt.type === "ioas")
-        hwpt = hwptPagingAlloc(ictx, pt as IommufdIoas, idev, cmd.flags, false, cmd.data_len !== 0);
+      if (ioas) hwpt = yield* hwptPagingAlloc(ictx, ioas, idev, cmd.flags, false, cmd.data_len !== 0);
       else if (pt.type === "hwpt_paging") {
         // iommufd_hwpt_nested_alloc(): only the selftest's mock driver nests
         const data = { type: cmd.data_type, uptr: cmd.data_uptr, len: cmd.data_len };
@@ -235,6 +285,7 @@ export function hwptAlloc(u: Ucmd<V<typeof iommu_hwpt_alloc>>): number {
       ictx.objects.finalize(hwpt);
       return 0;
     } finally {
+      if (ioas) ioas.mutex.unlock();
       pt.put();
     }
   } finally {

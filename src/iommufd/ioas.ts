@@ -20,16 +20,26 @@ import {
   type iommu_option,
 } from "../uapi/iommufd.js";
 import { CAP_SYS_RESOURCE } from "../kernel/process.js";
-import { type KGen, preempt } from "../kernel/sched.js";
-import { RwSem } from "../kernel/locks.js";
+import { type KGen, preempt, SEQ } from "../kernel/sched.js";
+import { Mutex, RwSem } from "../kernel/locks.js";
+import type { Kernel } from "../kernel/kernel.js";
 import { poisonFields } from "../kernel/kref.js";
 import { EDEADLK } from "../uapi/errno.js";
 import { IntervalNode, IntervalTree } from "./interval_tree.js";
-import { holes, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, IoPagetable, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
+import {
+  holes,
+  IOMMU_CACHE,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  type IoptArea,
+  IoPagetable,
+  U64_MAX,
+  ULONG_MAX,
+} from "./io_pagetable.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { IommufdObject } from "./object.js";
-import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER } from "./pages.js";
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 import { iommufdTestEnabled } from "./selftest_config.js";
 import { syzConvIovaId } from "./selftest_syz.js";
 
@@ -39,13 +49,23 @@ export class IommufdIoas extends IommufdObject {
   readonly iopt = new IoPagetable();
   /** the HWPTs whose domains map this IOAS (ioas->hwpt_list) */
   readonly hwptList: IommufdHwptPaging[] = [];
-  /** iopt->iova_rwsem, taken for write by map and unmap (domains_rwsem is not modelled
-   * apart: every path here that takes one takes both, in that order) */
+  /**
+   * The IOAS's locks, in the kernel's order (docs/explorer.md): ioas->mutex (the hwpt_list
+   * and a HWPT's creation until it is finalized), then the iommufd_group's lock of an
+   * attach, then iopt->domains_rwsem (the domain list: read by map and unmap, written by
+   * adding and removing a domain), then iopt->iova_rwsem (the area and reserved trees), then
+   * each iopt_pages mutex (pagesMutex()).
+   */
+  readonly mutex: Mutex;
+  readonly domainsRwsem: RwSem;
   readonly iovaRwsem: RwSem;
 
   constructor(readonly ictx: IommufdCtx) {
     super(ictx.k, "ioas", ictx.name);
-    this.iovaRwsem = new RwSem(ictx.k, "io_pagetable.iova_rwsem", `iova_rwsem of ${ictx.name}`);
+    const k = ictx.k;
+    this.mutex = new Mutex(k, "iommufd_ioas.mutex", `ioas mutex of ${ictx.name}`);
+    this.domainsRwsem = new RwSem(k, "io_pagetable.domains_rwsem", `domains_rwsem of ${ictx.name}`);
+    this.iovaRwsem = new RwSem(k, "io_pagetable.iova_rwsem", `iova_rwsem of ${ictx.name}`);
   }
 
   /** iommufd_ioas_destroy(): unmap everything (no domain is left: HWPTs hold the IOAS) */
@@ -54,6 +74,44 @@ export class IommufdIoas extends IommufdObject {
     this.iopt.unmapAll();
     // iopt_destroy_table(): with CONFIG_IOMMUFD_TEST, the selftest's ownerless reservations go
     this.iopt.removeReservedIova(null);
+  }
+}
+
+/** struct iopt_pages::mutex, made the first time a path takes it (a 1M-area IOAS mapped
+ * sequentially never does) */
+const pagesMutexes = new WeakMap<IoptPages, Mutex>();
+function pagesMutex(k: Kernel, p: IoptPages): Mutex {
+  let m = pagesMutexes.get(p);
+  if (!m) pagesMutexes.set(p, (m = new Mutex(k, "iopt_pages.mutex", `pages mutex of uptr 0x${p.uptr.toString(16)}`)));
+  return m;
+}
+
+/**
+ * The pages mutex of each area in `areas` (or of every area), taken and released in turn, as
+ * iopt_fill_domain() / iopt_unfill_domain() / iopt_area_unfill_domains() take each around
+ * their own area (pages.c:1424, 1501). The work under it runs after this without a yield,
+ * so another task cannot tell it from holding the mutex across the work; this is where a
+ * task waits for a mutex another task holds and where lockdep sees its order under the
+ * IOAS rwsems. A sequential call has no other task to wait for and skips it.
+ */
+export function* gatePagesMutexes(ioas: IommufdIoas, range?: readonly [bigint, bigint]): KGen<void> {
+  if (SEQ.on) return;
+  const seen = new Set<IoptPages>();
+  const all = ioas.iopt.areas.all();
+  for (const a of range ? all.filter((x) => overlaps(x, range[0], range[1])) : all) {
+    const p = a.pages;
+    if (p === null || seen.has(p)) continue;
+    seen.add(p);
+    const m = pagesMutex(ioas.k, p);
+    const t = ioas.k.current;
+    if (m.owner === null && t) {
+      // free: taken and dropped with nothing observable between this task's previous yield
+      // and its work, so no preemption point of its own; lockdep still sees the order
+      ioas.k.lockdep.acquire(t, m.cls, m.name);
+      continue;
+    }
+    yield* m.lock();
+    m.unlock();
   }
 }
 
@@ -164,6 +222,9 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
     // of it is EBUSY until this returns
     yield* preempt("iommufd_ioas_map");
+    // iopt_map_pages() (io_pagetable.c:374, 379): domains_rwsem for read, then iova_rwsem;
+    // the new iopt_pages is no other task's yet, so its mutex is not waited for
+    yield* ioas.domainsRwsem.downRead();
     yield* ioas.iovaRwsem.downWrite();
     const r = ioas.iopt.mapUserPages(
       cmd.iova,
@@ -175,6 +236,7 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
       u.ictx.accountMode === IOPT_PAGES_ACCOUNT_MM,
     );
     ioas.iovaRwsem.upWrite();
+    ioas.domainsRwsem.upRead();
     if (typeof r === "number") return r;
     cmd.iova = r;
     return u.respond();
@@ -239,7 +301,12 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
     const iopt = ioas.iopt;
     let unmapped = 0n;
     for (let tries = 0; ; tries++) {
+      // iopt_unmap_iova_range() (io_pagetable.c:675): domains_rwsem for read, iova_rwsem for
+      // write, then each area's pages mutex as its domains are unfilled
+      yield* ioas.domainsRwsem.downRead();
       yield* ioas.iovaRwsem.downWrite();
+      // (the range, not the areas: a sequential call skips the gate without listing them)
+      yield* gatePagesMutexes(ioas, all ? undefined : [cmd.iova, cmd.length]);
       iopt.deferNotify = true;
       iopt.recordFreed = u.ictx.k.poison;
       let r: { rc: number; unmapped: bigint };
@@ -260,6 +327,7 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
       }
       if (r.rc || area === null) {
         ioas.iovaRwsem.upWrite();
+        ioas.domainsRwsem.upRead();
         if (r.rc) return r.rc;
         break;
       }
@@ -272,6 +340,7 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
       let start = late ? 0n : area.start;
       let length = late ? 0n : area.length;
       ioas.iovaRwsem.upWrite();
+      ioas.domainsRwsem.upRead();
       yield* preempt("iopt_unmap_iova_range: locks dropped to notify accesses");
       if (late) {
         start = area.start;
@@ -286,6 +355,10 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
   } finally {
     ioas.put();
   }
+}
+
+function overlaps(a: IoptArea, iova: bigint, length: bigint): boolean {
+  return a.start < iova + length && iova <= a.last;
 }
 
 type OptionCmd = V<typeof iommu_option>;

@@ -108,8 +108,10 @@ function op<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<Vv>) => KRe
   return { name: desc.name, cmd, desc, minSize: desc.offsetOfEnd(last), execute };
 }
 
-/** iommufd_destroy() */
-function destroy(u: Ucmd<{ id: number }>): number {
+/** iommufd_destroy(): a paging HWPT's destroy takes its IOAS's locks, so it is a path */
+function destroy(u: Ucmd<{ id: number }>): KRet<number> {
+  const o = u.ictx.objects.peek(u.cmd.id);
+  if (o instanceof hwpt.IommufdHwptPaging && o.inList) return hwpt.hwptPagingDestroyUser(u.ictx, o);
   return u.ictx.objects.remove(u.cmd.id);
 }
 

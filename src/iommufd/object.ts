@@ -28,6 +28,11 @@ export abstract class IommufdObject extends RefCounted {
   private aborted = false;
   /** set when alloc() failed: nothing was initialized, release does nothing (kfree) */
   private discarded = false;
+  /** between alloc() and finalize()/abort(): the task making it (null once published) */
+  creator: object | null = null;
+  /** out of the table by unpublish(), being destroyed: the kernel's users count is 0, so
+   * iommufd_lock_obj() fails on it */
+  unpublished = false;
 
   constructor(
     k: Kernel,
@@ -136,18 +141,21 @@ export class ObjectTable {
       id = this.next++;
     }
     obj.id = id;
+    obj.creator = obj.k.current ?? obj.k.kthread;
     this.slots.set(id, null);
     return 0;
   }
 
   /** iommufd_object_finalize(): visible to lookups; the creator's reference becomes the table's. */
   finalize(obj: IommufdObject): void {
+    obj.creator = null;
     this.slots.set(obj.id, obj);
     obj.handOver("init", TABLE_HOLDER);
   }
 
   /** iommufd_object_abort_and_destroy(): undo alloc() for an object never finalized. */
   abort(obj: IommufdObject): void {
+    obj.creator = null;
     this.erase(obj.id);
     obj.markAborted();
     obj.put("init");
@@ -166,6 +174,34 @@ export class ObjectTable {
     if (type !== undefined && (typeof type === "string" ? o.type !== type : !type.includes(o.type))) return null;
     o.get();
     return o as T;
+  }
+
+  /**
+   * iommufd_lock_obj() of an object found through a kernel list rather than the table (an
+   * automatic HWPT on its IOAS's hwpt_list): a short-term reference. Until it is finalized
+   * an object belongs to the task making it (_iommufd_object_alloc(): "the caller must
+   * complete all errorable operations before calling iommufd_object_finalize()"), which may
+   * still abort and free it; another task reaching it is a kernel bug, reported here.
+   */
+  lockObj(o: IommufdObject): boolean {
+    if (o.unpublished || o.dead) return false; // refcount_inc_not_zero(&obj->users) fails
+    const k = o.k;
+    if (o.creator !== null && o.creator !== (k.current ?? k.kthread))
+      k.bug("iommufd", `${o.describe()} reached before its creator finalized it (it may still be aborted)`);
+    o.get();
+    return true;
+  }
+
+  /** Take a published object out of the table without dropping the table's reference:
+   * the caller destroys it (a HWPT's destroy takes locks, ./hw_pagetable.ts). ENOENT
+   * unknown or reserved, EBUSY in use. */
+  unpublish(id: number): IommufdObject | number {
+    const o = this.slots.get(id);
+    if (!o) return -ENOENT;
+    if (o.refs !== 1) return -EBUSY;
+    this.erase(id);
+    o.unpublished = true;
+    return o;
   }
 
   /** Peek without a reference (invariant checks, reports). */

@@ -25,7 +25,7 @@ import { EINVAL } from "../uapi/errno.js";
 import { pasidAuthAdd, pasidAuthRemove } from "../kernel/pasid.js";
 import { globalPasids } from "../iommu/global_pasid.js";
 import { iommuAttachDevicePasid, iommuDetachDevicePasid, iommuReplaceDevicePasid } from "../iommu/pasid_table.js";
-import { type AttachFn, changePt, type IommufdDevice, type IommufdHwpt } from "./device.js";
+import { type AttachFn, changePt, drive, type IommufdDevice, type IommufdHwpt } from "./device.js";
 import { hwptPut } from "./hw_pagetable.js";
 
 interface PasidAttach {
@@ -117,7 +117,7 @@ export function iommufdDevicePasidDetach(idev: IommufdDevice, pasid: number): vo
   m.delete(pasid);
   iommuDetachDevicePasid(a.hwpt.domain, idev.dev, pasid);
   if (a.authorized) deauthorize(idev, pasid);
-  hwptPut(idev.ictx, a.hwpt, holder(idev, pasid));
+  drive(idev.k, hwptPut(idev.ictx, a.hwpt, holder(idev, pasid)));
   idev.put(holder(idev, pasid));
 }
 

@@ -51,6 +51,11 @@ export class Lockdep {
     }
   }
 
+  /** Whether class `to` was ever taken while `from` was held (an edge of the graph). */
+  ordered(from: string, to: string): boolean {
+    return this.edges.get(from)?.has(to) ?? false;
+  }
+
   /** The stack of the first edge on a path from -> to, or null when `to` is unreachable. */
   private path(from: string, to: string): LockStack | null {
     const seen = new Set<string>();

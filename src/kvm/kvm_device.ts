@@ -7,7 +7,8 @@
 // device fds. Closing the fd runs ops.release (with kvm.lock held) and drops that reference;
 // devices without a release op stay on kvm.devices until the VM dies (kvm_destroy_devices).
 
-import { EFAULT, EIO, ENODEV, ENOTTY, EPERM } from "../uapi/errno.js";
+import { shouldFail } from "../kernel/fail_nth.js";
+import { EFAULT, EIO, ENODEV, ENOMEM, ENOTTY, EPERM } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import { O_CLOEXEC, O_RDWR } from "../kernel/fs.js";
@@ -145,6 +146,7 @@ function* createDevice(
   if (!ops) return -ENODEV;
   if (cd.flags & K.KVM_CREATE_DEVICE_TEST) return 0;
 
+  if (shouldFail()) return -ENOMEM; // kzalloc of the kvm_device (kvm_main.c:4896)
   const dev = new KvmDevice(ops, kvm);
   yield* kvm.lock.lock();
   let ret: number;
@@ -158,7 +160,8 @@ function* createDevice(
   ops.init?.(dev);
 
   kvm.get(DEVICE_HOLDER);
-  const f = kvm.k.allocFile(fops, `anon_inode:${ops.name}`, O_RDWR | O_CLOEXEC);
+  // anon_inode_getfd() (kvm_main.c:4917): the struct file's allocation may fail
+  const f = shouldFail() ? -ENOMEM : kvm.k.allocFile(fops, `anon_inode:${ops.name}`, O_RDWR | O_CLOEXEC);
   if (typeof f === "number") {
     kvm.put(DEVICE_HOLDER); // kvm_put_kvm_no_destroy(): the VM file still holds it
     yield* kvm.lock.lock();

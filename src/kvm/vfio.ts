@@ -8,7 +8,8 @@
 //
 // Locks: kvm.lock (held by the framework around create and release) > kv.lock.
 
-import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENXIO } from "../uapi/errno.js";
+import { shouldFail } from "../kernel/fail_nth.js";
+import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENXIO } from "../uapi/errno.js";
 import * as K from "../uapi/kvm.js";
 import { Mutex } from "../kernel/locks.js";
 import { isGen, type KGen, type KRet } from "../kernel/sched.js";
@@ -35,6 +36,7 @@ export function kvmVfioOps(coupling: VfioCoupling): KvmDeviceOps {
     create(dev) {
       // kvm_vfio_create(): only one VFIO "device" per VM
       if (dev.kvm.devices.some((d) => d.ops === ops)) return -EBUSY;
+      if (shouldFail()) return -ENOMEM; // kzalloc of the kvm_vfio (virt/kvm/vfio.c:372)
       dev.private_ = new KvmVfio(dev);
       return 0;
     },
@@ -89,6 +91,11 @@ function* fileAdd(coupling: VfioCoupling, dev: KvmDevice, fd: number): KGen<numb
       if (kv.files.some((r) => coupling.same(r, ref))) {
         coupling.put(ref);
         return -EEXIST;
+      }
+      if (shouldFail()) {
+        // kzalloc of the kvm_vfio_file (virt/kvm/vfio.c:169), before its get_file()
+        coupling.put(ref);
+        return -ENOMEM;
       }
       kv.files.push(ref);
       dev.kvm.arch.assignedDevices++; // kvm_arch_start_assignment()

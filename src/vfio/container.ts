@@ -9,7 +9,8 @@
 //
 // groupLock (an rwsem, container->group_lock) guards groups, iommuDriver and iommuData.
 
-import { EINVAL, ENODEV, EPERM } from "../uapi/errno.js";
+import { shouldFail } from "../kernel/fail_nth.js";
+import { EINVAL, ENODEV, ENOMEM, EPERM } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
@@ -85,6 +86,7 @@ export function makeContainerFops(core: VfioCore): FileOperations {
     name: "vfio-container",
     // vfio_fops_open()
     open(f) {
+      if (shouldFail()) return -ENOMEM; // kzalloc of the vfio_container (container.c:363)
       const c = new VfioContainer(core.k, core);
       c.handOver("init", "container file");
       f.privateData = c;

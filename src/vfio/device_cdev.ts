@@ -9,7 +9,8 @@
 // or another, is EINVAL. ATTACH/DETACH_IOMMUFD_PT then move the device between IOASes and
 // HWPTs. Closing the file unbinds (detaching first).
 
-import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV, EOPNOTSUPP } from "../uapi/errno.js";
+import { shouldFail } from "../kernel/fail_nth.js";
+import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from "../uapi/errno.js";
 import { pasidConfig } from "../kernel/pasid.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File } from "../kernel/fs.js";
@@ -56,6 +57,7 @@ export function vfioDeviceCdevDel(core: VfioCore, vdev: VfioDevice): void {
 function cdevOpen(f: File, dev: CharDev): number {
   const vdev = dev.data as VfioDevice;
   if (!vdev.registered || vdev.dead) return -ENODEV;
+  if (shouldFail()) return -ENOMEM; // vfio_allocate_device_file() (vfio_main.c:501)
   f.privateData = new VfioDeviceFile(vdev, null);
   vdev.get(`device file ${f.ino}`);
   return 0;
@@ -138,7 +140,7 @@ function* bindIommufd(df: VfioDeviceFile, arg: number): KGen<number> {
     new DataView(out.buffer).setUint32(0, devid, true);
     rc = copyOut(k, arg + V.vfio_device_bind_iommufd.offsetOf("out_devid"), out);
     if (rc) {
-      vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
+      yield* vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
       if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
       return rc;
     }
@@ -160,7 +162,7 @@ function* unbindIommufd(df: VfioDeviceFile): KGen<void> {
   if (!df.accessGranted) return;
   const vdev = df.device;
   yield* vdev.devSetLock.lock();
-  vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
+  yield* vfioDfClose(df, () => vfioIommufdPhysicalUnbind(vdev));
   if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
   iommufdCtxPut(df.iommufd as IommufdCtx, ctxHolder(vdev));
   df.iommufd = null;
@@ -192,13 +194,13 @@ function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   try {
     const r =
       pasid === null
-        ? vfioIommufdPhysicalAttachIoas(vdev, at.pt_id)
+        ? yield* vfioIommufdPhysicalAttachIoas(vdev, at.pt_id)
         : vfioIommufdPhysicalPasidAttachIoas(vdev, pasid, at.pt_id);
     if (r.rc) return r.rc;
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, r.ptId, true);
     if (copyOut(k, arg + V.vfio_device_attach_iommufd_pt.offsetOf("pt_id"), b) < 0) {
-      if (pasid === null) vfioIommufdPhysicalDetachIoas(vdev);
+      if (pasid === null) yield* vfioIommufdPhysicalDetachIoas(vdev);
       else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
       return -EFAULT;
     }
@@ -228,7 +230,7 @@ function* detachPt(df: VfioDeviceFile, arg: number): KGen<number> {
     pasid = full.pasid;
   }
   yield* vdev.devSetLock.lock();
-  if (pasid === null) vfioIommufdPhysicalDetachIoas(vdev);
+  if (pasid === null) yield* vfioIommufdPhysicalDetachIoas(vdev);
   else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
   vdev.devSetLock.unlock();
   return 0;

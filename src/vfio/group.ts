@@ -11,7 +11,8 @@
 // Fields guarded by groupLock: container, containerUsers, openedFile, kvm (kvm_ref_lock in
 // the kernel), devices (device_lock).
 
-import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOTTY, EPERM } from "../uapi/errno.js";
+import { shouldFail } from "../kernel/fail_nth.js";
+import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY, EPERM } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File, FileOperations } from "../kernel/fs.js";
 import { RefCounted } from "../kernel/kref.js";
@@ -143,9 +144,9 @@ export class VfioGroup extends RefCounted {
               );
         if (rc >= 0 && ictx !== null && hooks && vdev.openCount === 1) {
           // vfio_iommufd_compat_attach_ioas()
-          const arc = hooks.compatAttachIoas(vdev, ictx);
+          const arc = yield* runK(hooks.compatAttachIoas(vdev, ictx));
           if (arc < 0) {
-            vfioDfClose(df, () => hooks.deviceUnbind(vdev));
+            yield* vfioDfClose(df, () => hooks.deviceUnbind(vdev));
             df.iommufd = null;
             vfioDevicePutKvm(vdev); // open_count is back to 0
             return arc;
@@ -173,7 +174,7 @@ export class VfioGroup extends RefCounted {
     yield* this.groupLock.lock();
     yield* vdev.devSetLock.lock();
     const hooks = this.core.iommufdHooks;
-    vfioDfClose(df, () => (df.iommufd !== null && hooks ? hooks.deviceUnbind(vdev) : this.unuseContainer()));
+    yield* vfioDfClose(df, () => (df.iommufd !== null && hooks ? hooks.deviceUnbind(vdev) : this.unuseContainer()));
     df.iommufd = null;
     if (vdev.openCount === 0) vfioDevicePutKvm(vdev);
     vdev.devSetLock.unlock();
@@ -335,13 +336,19 @@ function* getDeviceFd(g: VfioGroup, arg: number): KGen<number> {
   if (!vdev) return -ENODEV;
   const proc = curProc(g.k);
   if (!proc) return -EBADF; // no file table to install into
+  if (shouldFail()) {
+    // vfio_allocate_device_file(): kzalloc of the vfio_device_file (vfio_main.c:501)
+    vdev.put("getting device fd");
+    return -ENOMEM;
+  }
   const df = new VfioDeviceFile(vdev, g);
   const rc = yield* g.dfGroupOpen(df);
   if (rc < 0) {
     vdev.put("getting device fd");
     return rc;
   }
-  const f = g.k.allocFile(g.core.deviceFops, "anon_inode:[vfio-device]", 2);
+  // anon_inode_getfile() (group.c:274): the struct file's allocation may fail
+  const f = shouldFail() ? -ENOMEM : g.k.allocFile(g.core.deviceFops, "anon_inode:[vfio-device]", 2);
   if (typeof f === "number") {
     yield* g.dfGroupClose(df);
     vdev.put("getting device fd");

@@ -8,11 +8,12 @@
 
 import { EINVAL, ENOENT } from "../uapi/errno.js";
 import type { File } from "../kernel/fs.js";
+import type { KGen } from "../kernel/sched.js";
 import {
-  iommufdDeviceAttach,
+  iommufdDeviceAttachPath,
   iommufdDeviceBind,
-  iommufdDeviceDetach,
-  iommufdDeviceReplace,
+  iommufdDeviceDetachPath,
+  iommufdDeviceReplacePath,
   iommufdDeviceUnbind,
   iommufdVfioCompatIoasCreate,
   iommufdVfioCompatIoasGetId,
@@ -75,8 +76,9 @@ export function vfioIommufdPhysicalBind(vdev: VfioDevice, ictx: IommufdCtx): num
   return idev.id;
 }
 
-/** vfio_iommufd_physical_unbind(): detaches first if attached. */
-export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
+/** vfio_iommufd_physical_unbind(): detaches first if attached (a path: the detach takes
+ * the iommufd group's and the IOAS's locks). */
+export function* vfioIommufdPhysicalUnbind(vdev: VfioDevice): KGen<void> {
   const s = st(vdev);
   if (s.access) {
     // vfio_iommufd_emulated_unbind(): destroying the access detaches it
@@ -89,7 +91,7 @@ export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
   // 6.15: the PASIDs first, then the RID
   for (const pasid of [...s.pasids]) vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
   if (s.attached) {
-    iommufdDeviceDetach(s.idev);
+    yield* iommufdDeviceDetachPath(s.idev);
     s.attached = false;
   }
   iommufdDeviceUnbind(s.idev);
@@ -97,7 +99,7 @@ export function vfioIommufdPhysicalUnbind(vdev: VfioDevice): void {
 }
 
 /** vfio_iommufd_physical_attach_ioas(): attach, or replace when attached; the HWPT id. */
-export function vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): { rc: number; ptId: number } {
+export function* vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): KGen<{ rc: number; ptId: number }> {
   const s = st(vdev);
   if (s.access) {
     // vfio_iommufd_emulated_attach_ioas(): an IOAS only, and pt_id is not rewritten
@@ -106,13 +108,13 @@ export function vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): {
     return { rc, ptId };
   }
   if (!s.idev) return { rc: -EINVAL, ptId };
-  const r = s.attached ? iommufdDeviceReplace(s.idev, ptId) : iommufdDeviceAttach(s.idev, ptId);
+  const r = s.attached ? yield* iommufdDeviceReplacePath(s.idev, ptId) : yield* iommufdDeviceAttachPath(s.idev, ptId);
   if (r.rc === 0) s.attached = true;
   return r;
 }
 
 /** vfio_iommufd_physical_detach_ioas() */
-export function vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): void {
+export function* vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): KGen<void> {
   const s = st(vdev);
   if (s.access) {
     if (s.attached) iommufdAccessDetach(s.access);
@@ -120,7 +122,7 @@ export function vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): void {
     return;
   }
   if (!s.idev || !s.attached) return;
-  iommufdDeviceDetach(s.idev);
+  yield* iommufdDeviceDetachPath(s.idev);
   s.attached = false;
 }
 
@@ -196,12 +198,12 @@ export const vfioIommufdHooks: VfioIommufdHooks = {
     return r < 0 ? r : 0;
   },
   deviceUnbind(vdev: VfioDevice) {
-    vfioIommufdPhysicalUnbind(vdev);
+    return vfioIommufdPhysicalUnbind(vdev);
   },
-  compatAttachIoas(vdev: VfioDevice, ictx: unknown) {
+  *compatAttachIoas(vdev: VfioDevice, ictx: unknown): KGen<number> {
     const id = iommufdVfioCompatIoasGetId(ictx as IommufdCtx);
     if (id < 0) return id;
-    return vfioIommufdPhysicalAttachIoas(vdev, id).rc;
+    return (yield* vfioIommufdPhysicalAttachIoas(vdev, id)).rc;
   },
 };
 

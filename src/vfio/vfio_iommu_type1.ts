@@ -889,6 +889,7 @@ export const vfioIommuType1Module: ModuleDef = {
       owner: m,
       // vfio_iommu_type1_open()
       open(arg) {
+        if (shouldFail()) return -ENOMEM; // kzalloc of the vfio_iommu (vfio_iommu_type1.c:2544)
         switch (arg) {
           case V.VFIO_TYPE1_IOMMU:
             return track(new VfioIommu(k, false, false));

@@ -145,9 +145,9 @@ export interface VfioIommufdHooks {
   /** vfio_df_iommufd_bind() for a device opened through a group set to an iommufd: 0 or -errno */
   deviceBind(vdev: VfioDevice, ictx: unknown): number;
   /** vfio_df_iommufd_unbind() */
-  deviceUnbind(vdev: VfioDevice): void;
+  deviceUnbind(vdev: VfioDevice): KRet<void>;
   /** vfio_iommufd_compat_attach_ioas(): attach to the compat IOAS; 0 or -errno */
-  compatAttachIoas(vdev: VfioDevice, ictx: unknown): number;
+  compatAttachIoas(vdev: VfioDevice, ictx: unknown): KRet<number>;
 }
 
 const cores = new WeakMap<Kernel, VfioCore>();
@@ -239,7 +239,7 @@ export function vfioDevicePutKvm(vdev: VfioDevice): void {
 }
 
 /** vfio_df_device_first_open() */
-function* firstOpen(df: VfioDeviceFile, useIommu: () => KRet<number>, unuseIommu: () => void): KGen<number> {
+function* firstOpen(df: VfioDeviceFile, useIommu: () => KRet<number>, unuseIommu: () => KRet<void>): KGen<number> {
   const vdev = df.device;
   const mods = vdev.k.modules;
   if (!mods.tryGet(vdev.driverModule, `vfio device ${vdev.name} open`)) return -ENODEV;
@@ -251,7 +251,7 @@ function* firstOpen(df: VfioDeviceFile, useIommu: () => KRet<number>, unuseIommu
   if (vdev.ops.open_device) {
     rc = yield* runK(vdev.ops.open_device(vdev));
     if (rc < 0) {
-      unuseIommu();
+      yield* runK(unuseIommu());
       mods.put(vdev.driverModule, `vfio device ${vdev.name} open`);
       return rc;
     }
@@ -260,7 +260,11 @@ function* firstOpen(df: VfioDeviceFile, useIommu: () => KRet<number>, unuseIommu
 }
 
 /** vfio_df_open(): the open counting (group path may open a device several times). */
-export function* vfioDfOpen(df: VfioDeviceFile, useIommu: () => KRet<number>, unuseIommu: () => void): KGen<number> {
+export function* vfioDfOpen(
+  df: VfioDeviceFile,
+  useIommu: () => KRet<number>,
+  unuseIommu: () => KRet<void>,
+): KGen<number> {
   const vdev = df.device;
   if (vdev.openCount !== 0 && !df.group) return -EINVAL;
   vdev.openCount++;
@@ -273,12 +277,12 @@ export function* vfioDfOpen(df: VfioDeviceFile, useIommu: () => KRet<number>, un
 }
 
 /** vfio_df_close() */
-export function vfioDfClose(df: VfioDeviceFile, unuseIommu: () => void): void {
+export function* vfioDfClose(df: VfioDeviceFile, unuseIommu: () => KRet<void>): KGen<void> {
   const vdev = df.device;
   if (vdev.openCount === 0) throw vdev.k.bug("vfio", `close of ${vdev.describe()} that is not open`);
   if (vdev.openCount === 1) {
     vdev.ops.close_device?.(vdev);
-    unuseIommu();
+    yield* runK(unuseIommu());
     vdev.k.modules.put(vdev.driverModule, `vfio device ${vdev.name} open`);
   }
   vdev.openCount--;

@@ -90,7 +90,7 @@ test("iommufd-unmap-leaves-iopte: found at the DMA step, not only at the end; th
   assert.notEqual(f.violationStep, null, "reported at a step, by the per-DMA check");
   assert.match(f.violations[0]!.message, /^dma-reach: write DMA .*\(a mapping outlived its unmap\)/);
   for (const w of ["iommufd-unmap-vs-dma", "iommufd-detach-vs-dma"]) {
-    const good = explore(() => worldByName(w)!.build({}), { maxExecutions: 20 });
+    const good = explore(() => worldByName(w)!.build({}), { maxExecutions: 40 });
     assert.equal(good.complete, true, w);
     assert.deepEqual(good.failures, [], w);
     // both orders happen: the DMA before (lands) and after (faults) the unmap or detach

@@ -45,7 +45,7 @@ export const EXPLORE_TRACE = {
   violations: [
     {
       check: "no-kernel-bugs",
-      message: "use-after-free: read of iommufd ioas 1 of iommufd ctx 6.iovaRwsem after its release",
+      message: "use-after-free: read of iommufd ioas 1 of iommufd ctx 6.domainsRwsem after its release",
     },
   ],
   violationStep: 2,

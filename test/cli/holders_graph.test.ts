@@ -183,7 +183,7 @@ test("graph --html --replay: an explore trace's page steps through the interleav
       "syscall: [map] ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=IOMMU_IOAS_MAP_FIXED_IOVA|IOMMU_IOAS_MAP_WRITEABLE|IOMMU_IOAS_MAP_READABLE, ioas_id=1, __reserved=0, user_va=0x7efffffe0000, length=4096, iova=0x200000}) = -1 EIO (Input/output error)",
       "step:   2 [map] iommufd_ioas_map -> done",
       "violation: results: map = -5, destroy = 0",
-      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.iovaRwsem after its release",
+      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.domainsRwsem after its release",
       "violation: reproduced exactly",
     ]);
     const at = (i: number) => d.svgs[d.steps[i]!.svg]!;
