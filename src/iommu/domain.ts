@@ -58,7 +58,12 @@ export class IommuDomain {
     owner: string,
   ) {
     this.owner = owner;
+    // the aperture in whole pages: the first page starting in it, the last page ending in it
+    this.apStartPfn = Number((apertureStart + PAGE_LOW_N) >> PAGE_SHIFT_N);
+    this.apLastPfn = Number((apertureEnd + 1n) >> PAGE_SHIFT_N) - 1;
   }
+  private readonly apStartPfn: number;
+  private readonly apLastPfn: number;
 
   get mappedPages(): number {
     return this.n;
@@ -94,9 +99,14 @@ export class IommuDomain {
   map(iova: bigint, pages: readonly Page[], prot: number): number {
     if (this.type !== "paging") return -EINVAL;
     if (iova & PAGE_LOW_N) return -EINVAL;
-    const last = iova + BigInt(pages.length * PAGE_SIZE) - 1n;
-    if (pages.length === 0 || iova < this.apertureStart || last > this.apertureEnd) return -EINVAL;
-    const first = Number(iova >> PAGE_SHIFT_N);
+    return this.mapPfn(Number(iova >> PAGE_SHIFT_N), pages, prot);
+  }
+
+  /** map() at IOVA page number `first` (an IOVA's page number is below 2^52: exact, and no
+   * bigint per call for a caller that keeps page numbers, as type1 does) */
+  mapPfn(first: number, pages: readonly Page[], prot: number): number {
+    if (this.type !== "paging") return -EINVAL;
+    if (pages.length === 0 || first < this.apStartPfn || first + pages.length - 1 > this.apLastPfn) return -EINVAL;
     for (let i = 0; i < pages.length; i++) if (this.get(first + i)) return -EEXIST;
     for (let i = 0; i < pages.length; i++) this.set(first + i, { page: pages[i]!, prot });
     return 0;
@@ -104,8 +114,11 @@ export class IommuDomain {
 
   /** iommu_unmap(): unmap [iova, iova + size); returns bytes that were mapped (-ENOENT never). */
   unmap(iova: bigint, size: bigint): number {
-    const first = Number(iova >> PAGE_SHIFT_N);
-    const n = Number(size >> PAGE_SHIFT_N);
+    return this.unmapPfn(Number(iova >> PAGE_SHIFT_N), Number(size >> PAGE_SHIFT_N));
+  }
+
+  /** unmap() of `n` pages from IOVA page number `first` */
+  unmapPfn(first: number, n: number): number {
     let done = 0;
     for (let i = 0; i < n; i++) if (this.del(first + i)) done += PAGE_SIZE;
     return done;
