@@ -22,11 +22,11 @@ import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
 import type { KGen } from "../kernel/sched.js";
 import { IOMMU_READ, IOMMU_WRITE, type IommuDomain } from "../iommu/domain.js";
 import type { IommuGroup } from "../iommu/iommu.js";
-import { IovaTree } from "../iommu/iova_tree.js";
 import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
 import type { VfioGroupType } from "./group.js";
 import { clearOut, copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
 import { DIRTY_BITMAP_PAGES_MAX, DmaBitmap } from "./vfio_dma_bitmap.js";
+import { DmaList } from "./vfio_dma_list.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 import { iommufdMmLockedVm } from "../iommufd/invariants.js";
 
@@ -44,39 +44,59 @@ const U64_MAX = 0xffffffffffffffffn;
 /** PAGE_MASK as an unsigned long */
 const PAGE_MASK = U64_MAX ^ BigInt(PAGE_SIZE - 1);
 const PAGE_SHIFT_N = 12n;
+const PAGE_LOW_N = BigInt(PAGE_SIZE - 1);
 /** the first vaddr no user pointer reaches (numbers are exact below it) */
 const VADDR_LIMIT = 2n ** 53n;
 /** below it iova, size, vaddr and their sums are exact as numbers: MAP/UNMAP_DMA check them
  * in numbers, no bigint made per check (an IOVA up to 2^64 - 1 takes the bigint checks) */
 const SMALL = 2n ** 52n;
+const PAGE_SIZE_N = BigInt(PAGE_SIZE);
+
+/** the page number of an IOVA (below 2^52: exact); a mapping overlaps bytes [s, l] exactly
+ * when it overlaps pages [pfnOf(s), pfnOf(l)] */
+export function pfnOf(iova: bigint): number {
+  return Number(iova >> PAGE_SHIFT_N);
+}
+
+/** x is an integer (x a finite quotient) */
+function whole(x: number): boolean {
+  return Math.floor(x) === x;
+}
 const MAP_MINSZ = V.vfio_iommu_type1_dma_map.offsetOfEnd("size");
 const UNMAP_MINSZ = V.vfio_iommu_type1_dma_unmap.offsetOfEnd("size");
 
-/** struct vfio_dma */
+/** struct vfio_dma. Its range is kept twice: iova and size as the user gave them (u64, exact),
+ * and as page numbers, which the hot paths use (every mapping is page aligned, and a page
+ * number of a u64 is below 2^52: exact as a number). */
 export class VfioDma {
   /** pinned pages while the container has a domain; null before */
   pages: Page[] | null = null;
   vaddrInvalid = false;
   /** dma->bitmap while dirty tracking is on (bit n = page n; kept between reports) */
   bitmap: DmaBitmap | null = null;
+  /** iova >> PAGE_SHIFT, size >> PAGE_SHIFT, and the last page (iova and size never change) */
+  readonly pfn: number;
+  readonly npages: number;
+  readonly lastPfn: number;
   constructor(
     readonly iova: bigint,
     readonly size: bigint,
+    pfn: number,
+    npages: number,
     public vaddr: number,
     readonly prot: number,
     /** dma->task (group leader) and dma->mm: accounting goes there */
     readonly proc: Process,
     readonly mm: MmStruct,
     readonly lockCap: boolean,
-    /** iova + size - 1, when the caller has it already */
-    last: bigint = iova + size - 1n,
   ) {
-    this.last = last;
+    this.pfn = pfn;
+    this.npages = npages;
+    this.lastPfn = pfn + npages - 1;
   }
-  /** the last byte (iova and size never change): made once, read by every tree search */
-  readonly last: bigint;
-  get npages(): number {
-    return Number(this.size >> PAGE_SHIFT_N);
+  /** the last byte, iova + size - 1 */
+  get last(): bigint {
+    return this.iova + this.size - 1n;
   }
 }
 
@@ -92,13 +112,28 @@ interface IovaRange {
   last: bigint;
 }
 
+/** An IOVA range's whole pages, [first, last] (what MAP_DMA of page-aligned mappings checks
+ * against): the first page starting in it, the last page ending in it. */
+function pageSpan(r: IovaRange): [number, number] {
+  return [Number((r.start + PAGE_LOW_N) >> PAGE_SHIFT_N), Number((r.last + 1n) >> PAGE_SHIFT_N) - 1];
+}
+
 /** struct vfio_iommu */
 export class VfioIommu {
-  readonly dmaList = new IovaTree<VfioDma>();
+  readonly dmaList = new DmaList<VfioDma>();
   readonly domains: VfioDomain[] = [];
   readonly emulatedGroups: IommuGroup[] = [];
   /** the usable IOVA ranges (aperture minus reserved regions); empty = no restriction */
-  iovaList: IovaRange[] = [];
+  get iovaList(): readonly IovaRange[] {
+    return this.iovaList_;
+  }
+  set iovaList(list: IovaRange[]) {
+    this.iovaList_ = list;
+    this.iovaPages = list.map(pageSpan);
+  }
+  private iovaList_: IovaRange[] = [];
+  /** iovaList in whole pages, for MAP_DMA's check */
+  iovaPages: [number, number][] = [];
   /** the dma_entry_limit this instance started with */
   readonly dmaLimit = type1Params.dmaEntryLimit;
   dmaAvail = this.dmaLimit;
@@ -148,7 +183,24 @@ function lockAcct(dma: VfioDma, npage: number): void {
 function pinDma(dma: VfioDma): number {
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
-  const npages = dma.npages; // a bigint shift and conversion: once, not per page
+  const npages = dma.npages;
+  // the whole range in one pinPages() when no page can cross the limit: it pins all or none,
+  // and a failure (a page it cannot pin, perhaps device memory) takes the page-by-page path
+  // below, which then meets the same pages in the same order
+  if (dma.lockCap || dma.mm.lockedVm + npages <= limit) {
+    const got = dma.mm.pinPages(dma.vaddr, npages, write);
+    if (typeof got !== "number") {
+      // the fallible step of each page, as below
+      for (let i = 0; i < npages; i++)
+        if (shouldFail()) {
+          unpinPages(got);
+          return -ENOMEM;
+        }
+      dma.mm.lockedVm += chargedPages(got);
+      dma.pages = got;
+      return 0;
+    }
+  }
   // sized for a small map at once (push() from [] reserves room for 17 pages: a one-page map
   // made 150 B more); a large one grows as it is filled (npages may exceed any array length)
   const pages: Page[] = new Array<Page>(Math.min(npages, 64));
@@ -207,10 +259,12 @@ function unpinDma(dma: VfioDma): void {
 
 /** vfio_remove_dma(): unmap from every domain, unpin, un-account, free. */
 function removeDma(iommu: VfioIommu, dma: VfioDma, unmapIoctl = false): void {
-  for (const d of iommu.domains) d.domain.unmap(dma.iova, dma.size);
+  const domains = iommu.domains;
+  for (let i = 0; i < domains.length; i++) domains[i]!.domain.unmapPfn(dma.pfn, dma.npages);
   // broken variant "unmap-no-unpin": UNMAP_DMA frees the mapping and forgets to unpin and
   // un-account its pages (vfio_unmap_unpin() without the unpin)
-  if (!(unmapIoctl && iommu.k.broken.has("unmap-no-unpin"))) unpinDma(dma);
+  const broken = iommu.k.broken;
+  if (!(unmapIoctl && broken.size !== 0 && broken.has("unmap-no-unpin"))) unpinDma(dma);
   iommu.dmaList.remove(dma);
   iommu.dmaAvail++;
 }
@@ -218,14 +272,15 @@ function removeDma(iommu: VfioIommu, dma: VfioDma, unmapIoctl = false): void {
 function mapIntoDomain(d: IommuDomain, dma: VfioDma): number {
   // iommu_map() can fail allocating page-table pages (a fallible step for fault injection)
   if (shouldFail()) return -ENOMEM;
-  return d.map(dma.iova, dma.pages!, dma.prot);
+  return d.mapPfn(dma.pfn, dma.pages!, dma.prot);
 }
 
-/** vfio_iommu_iova_dma_valid() */
-function iovaDmaValid(iommu: VfioIommu, start: bigint, last: bigint): boolean {
-  const list = iommu.iovaList;
+/** vfio_iommu_iova_dma_valid() of the pages [first, last] (a page-aligned range lies in an
+ * IOVA range exactly when its pages lie in the range's whole pages) */
+function iovaDmaValid(iommu: VfioIommu, first: number, last: number): boolean {
+  const list = iommu.iovaPages;
   if (list.length === 0) return true;
-  for (let i = 0; i < list.length; i++) if (start >= list[i]!.start && last <= list[i]!.last) return true;
+  for (let i = 0; i < list.length; i++) if (first >= list[i]![0] && last <= list[i]![1]) return true;
   return false;
 }
 
@@ -319,22 +374,30 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
   yield* iommu.lock.lock();
   try {
     const pg = iommu.minPgsize;
-    let last: bigint;
-    if (iova < SMALL && size < SMALL && vaddr < SMALL && pg <= SMALL) {
-      // the same checks in numbers: nothing wraps below 2^53
+    // the range in pages from here on (aligned to pg, at least a page)
+    let pfn: number;
+    let npages: number;
+    if (iova < SMALL && size < SMALL && vaddr < SMALL && pg <= SMALL && pg >= PAGE_SIZE_N) {
+      // the same checks in numbers: nothing wraps below 2^53, and pg is a power of two, so
+      // x is a multiple of it when x / pg (exact) is whole
       const ns = Number(size);
       const np = Number(pg);
-      if (ns === 0 || ns % np !== 0 || Number(iova) % np !== 0 || Number(vaddr) % np !== 0) return -EINVAL;
-      last = BigInt(Number(iova) + ns - 1);
+      const ni = Number(iova);
+      const nv = Number(vaddr);
+      if (ns === 0 || !whole(ns / np) || !whole(ni / np) || !whole(nv / np)) return -EINVAL;
+      pfn = ni / PAGE_SIZE;
+      npages = ns / PAGE_SIZE;
     } else {
       const pgmask = pg - 1n;
       if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
       // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
-      last = iova + size - 1n;
-      if (last > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+      if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+      pfn = Number(iova >> PAGE_SHIFT_N);
+      npages = Number(size >> PAGE_SHIFT_N);
     }
+    const lastPfn = pfn + npages - 1;
     // vfio_find_dma() (size is not 0 here)
-    const dma = iommu.dmaList.firstOverlap(iova, last);
+    const dma = iommu.dmaList.firstOverlap(pfn, lastPfn);
     if (setVaddr) {
       if (!dma) return -ENOENT;
       if (!dma.vaddrInvalid || dma.iova !== iova || dma.size !== size) return -EINVAL;
@@ -345,19 +408,19 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     }
     if (dma) return -EEXIST;
     if (!iommu.dmaAvail) return -ENOSPC;
-    if (!iovaDmaValid(iommu, iova, last)) return -EINVAL;
+    if (!iovaDmaValid(iommu, pfn, lastPfn)) return -EINVAL;
     // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
     if (vaddr >= VADDR_LIMIT) return -EFAULT;
     const proc = curProc(k);
     if (!proc) return -EFAULT; // no mm to pin from
-    const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK), last);
+    const d = new VfioDma(iova, size, pfn, npages, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
     if (iommu.domains.length) {
       const rc = pinDma(d);
       if (rc < 0) return rc;
       for (let i = 0; i < iommu.domains.length; i++) {
         const r = mapIntoDomain(iommu.domains[i]!.domain, d);
         if (r < 0) {
-          for (let j = 0; j < i; j++) iommu.domains[j]!.domain.unmap(d.iova, d.size);
+          for (let j = 0; j < i; j++) iommu.domains[j]!.domain.unmapPfn(d.pfn, d.npages);
           unpinDma(d);
           return r;
         }
@@ -367,7 +430,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     // tracked, and vfio_remove_dma() undoes it
     if (iommu.dirtyPageTracking) {
       if (!bitmapAllowed(iommu, d)) {
-        for (const x of iommu.domains) x.domain.unmap(d.iova, d.size);
+        for (const x of iommu.domains) x.domain.unmapPfn(d.pfn, d.npages);
         if (d.pages) unpinDma(d);
         return -EINVAL;
       }
@@ -411,15 +474,19 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   try {
     if (invalidateVaddr && iommu.emulatedGroups.length) return -EBUSY;
     const pg = iommu.minPgsize;
-    // the last byte of the range (unmap-all: 2^64 - 2, what iova + size - 1 is for it)
-    let last: bigint;
-    if (!unmapAll && iova < SMALL && size < SMALL && pg <= SMALL) {
-      // the same checks in numbers: nothing wraps below 2^53
+    // the range's first and last page (the range is aligned to pg, at least a page; the last
+    // byte of unmap-all is 2^64 - 2, what iova + size - 1 is for it)
+    let pfn: number;
+    let lastPfn: number;
+    if (!unmapAll && iova < SMALL && size < SMALL && pg <= SMALL && pg >= PAGE_SIZE_N) {
+      // the same checks in numbers: nothing wraps below 2^53, pg is a power of two
       const ns = Number(size);
       const np = Number(pg);
-      if (Number(iova) % np !== 0) return ret;
-      if (ns === 0 || ns % np !== 0) return ret;
-      last = BigInt(Number(iova) + ns - 1);
+      const ni = Number(iova);
+      if (!whole(ni / np)) return ret;
+      if (ns === 0 || !whole(ns / np)) return ret;
+      pfn = ni / PAGE_SIZE;
+      lastPfn = pfn + ns / PAGE_SIZE - 1;
     } else {
       const pgmask = pg - 1n;
       if (iova & pgmask) return ret;
@@ -427,26 +494,31 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
         if (iova || size) return ret;
         size = U64_MAX;
       } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
-      last = iova + size - 1n;
+      pfn = Number(iova >> PAGE_SHIFT_N);
+      lastPfn = Number((iova + size - 1n) >> PAGE_SHIFT_N);
     }
     if (dirty && (!iommu.dirtyPageTracking || bitmap!.pgsize !== iommu.minPgsize)) return ret;
+    // the mapping holding the first page, when v2 looked for it
+    let first: VfioDma | null = null;
     if (iommu.v2 && !unmapAll) {
-      let dma = iommu.dmaList.find(iova);
-      if (dma && dma.iova !== iova) return ret;
-      dma = iommu.dmaList.find(last);
+      first = iommu.dmaList.find(pfn);
+      if (first && first.pfn !== pfn) return ret;
+      const dma = first && first.lastPfn >= lastPfn ? first : iommu.dmaList.find(lastPfn);
       // dma ends where the range ends: dma.iova + dma.size === iova + size
-      if (dma && dma.last !== last) return ret;
+      if (dma && dma.lastPfn !== lastPfn) return ret;
     }
     ret = 0;
-    let dma = iommu.dmaList.firstOverlap(iova, last);
-    const invalidated: VfioDma[] = [];
+    let dma = first ?? iommu.dmaList.firstOverlap(pfn, lastPfn);
+    let invalidated: VfioDma[] | null = null;
     while (dma) {
-      if (dma.iova > last) break;
-      if (!iommu.v2 && iova > dma.iova) break;
-      const next = iommu.dmaList.next(dma);
+      if (dma.pfn > lastPfn) break;
+      if (!iommu.v2 && pfn > dma.pfn) break;
+      // the next mapping, looked up only when this one ends before the range does (one
+      // starting after dma.lastPfn >= lastPfn is past the range: the loop would stop there)
+      const next = dma.lastPfn < lastPfn ? iommu.dmaList.next(dma) : null;
       if (invalidateVaddr) {
         if (dma.vaddrInvalid) {
-          for (const x of invalidated) {
+          for (const x of invalidated ?? []) {
             x.vaddrInvalid = false;
             iommu.vaddrInvalidCount--;
           }
@@ -456,7 +528,7 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
         }
         dma.vaddrInvalid = true;
         iommu.vaddrInvalidCount++;
-        invalidated.push(dma);
+        (invalidated ??= []).push(dma);
         unmapped += dma.size;
       } else {
         if (bitmap) {
@@ -528,11 +600,11 @@ function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
     if (!iommu.dirtyPageTracking) return -EINVAL;
     // vfio_iova_dirty_bitmap(): the range may not cut a mapping
     const last = range.iova + range.size - 1n;
-    let dma = iommu.dmaList.find(range.iova);
+    let dma = iommu.dmaList.find(pfnOf(range.iova));
     if (dma && dma.iova !== range.iova) return -EINVAL;
-    dma = iommu.dmaList.find(last);
+    dma = iommu.dmaList.find(pfnOf(last));
     if (dma && dma.last !== last) return -EINVAL;
-    for (let x = iommu.dmaList.ceil(range.iova); x && x.iova <= last; x = iommu.dmaList.next(x)) {
+    for (let x = iommu.dmaList.ceil(pfnOf(range.iova)); x && x.iova <= last; x = iommu.dmaList.next(x)) {
       rc = updateUserBitmap(iommu, Number(bm.data), x, range.iova);
       if (rc < 0) return rc;
     }
@@ -636,9 +708,8 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
     let rc = core.attachGroup(domain, ig);
     if (rc < 0) return rc;
     // vfio_iommu_aper_conflict(): existing mappings outside the new aperture
-    const first = iommu.dmaList.ceil(0n);
-    let lastDma: VfioDma | null = null;
-    for (const x of iommu.dmaList) lastDma = x;
+    const first = iommu.dmaList.first();
+    const lastDma = iommu.dmaList.last();
     if (
       (first && first.iova < domain.apertureStart) ||
       (lastDma && lastDma.last > domain.apertureEnd) ||
@@ -651,7 +722,7 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
     // vfio_iommu_resv_conflict(): existing mappings over a reserved region
     for (const r of resv) {
       if (r.type === "direct") continue;
-      if (iommu.dmaList.firstOverlap(r.start, r.last)) {
+      if (iommu.dmaList.firstOverlap(pfnOf(r.start), pfnOf(r.last))) {
         core.detachGroup(domain, ig);
         return -EINVAL;
       }
@@ -698,7 +769,7 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
       mapped.push(dma);
     }
     if (rc < 0) {
-      for (const dma of mapped) domain.unmap(dma.iova, dma.size);
+      for (const dma of mapped) domain.unmapPfn(dma.pfn, dma.npages);
       for (const dma of newlyPinned) unpinDma(dma);
       core.detachGroup(domain, ig);
       return rc;
@@ -764,12 +835,12 @@ function* detachGroup(iommu: VfioIommu, ig: IommuGroup | null): KGen<void> {
           else {
             // vfio_iommu_unmap_unpin_reaccount(): mappings stay, pages are no longer pinned
             for (const dma of iommu.dmaList) {
-              d.domain.unmap(dma.iova, dma.size);
+              d.domain.unmapPfn(dma.pfn, dma.npages);
               unpinDma(dma);
             }
           }
         } else {
-          for (const dma of iommu.dmaList) d.domain.unmap(dma.iova, dma.size);
+          for (const dma of iommu.dmaList) d.domain.unmapPfn(dma.pfn, dma.npages);
         }
         iommu.domains.splice(i, 1);
         updatePgsizeBitmap(iommu);
