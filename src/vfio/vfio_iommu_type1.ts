@@ -16,7 +16,7 @@ import * as V from "../uapi/vfio.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { Mutex } from "../kernel/locks.js";
 import { shouldFail } from "../iommufd/fail_nth.js";
-import { type Page, PAGE_SIZE, type MmStruct, unpinPages } from "../kernel/mm.js";
+import { type Page, PAGE_SIZE, PROT_READ, PROT_WRITE, type MmStruct, unpinPages } from "../kernel/mm.js";
 import type { ModuleDef } from "../kernel/module.js";
 import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
 import type { KGen } from "../kernel/sched.js";
@@ -50,7 +50,6 @@ const VADDR_LIMIT = 2n ** 53n;
 /** below it iova, size, vaddr and their sums are exact as numbers: MAP/UNMAP_DMA check them
  * in numbers, no bigint made per check (an IOVA up to 2^64 - 1 takes the bigint checks) */
 const SMALL = 2n ** 52n;
-const PAGE_SIZE_N = BigInt(PAGE_SIZE);
 
 /** the page number of an IOVA (below 2^52: exact); a mapping overlaps bytes [s, l] exactly
  * when it overlaps pages [pfnOf(s), pfnOf(l)] */
@@ -58,29 +57,23 @@ export function pfnOf(iova: bigint): number {
   return Number(iova >> PAGE_SHIFT_N);
 }
 
-/** x is an integer (x a finite quotient) */
-function whole(x: number): boolean {
-  return Math.floor(x) === x;
-}
 const MAP_MINSZ = V.vfio_iommu_type1_dma_map.offsetOfEnd("size");
 const UNMAP_MINSZ = V.vfio_iommu_type1_dma_unmap.offsetOfEnd("size");
 
-/** struct vfio_dma. Its range is kept twice: iova and size as the user gave them (u64, exact),
- * and as page numbers, which the hot paths use (every mapping is page aligned, and a page
- * number of a u64 is below 2^52: exact as a number). */
+/** struct vfio_dma. Its range is kept as page numbers: every mapping is page aligned, and
+ * the page number of a u64 is below 2^52, exact as a number; iova and size (u64, exact) are
+ * made from them where a path wants bytes. */
 export class VfioDma {
   /** pinned pages while the container has a domain; null before */
   pages: Page[] | null = null;
   vaddrInvalid = false;
   /** dma->bitmap while dirty tracking is on (bit n = page n; kept between reports) */
   bitmap: DmaBitmap | null = null;
-  /** iova >> PAGE_SHIFT, size >> PAGE_SHIFT, and the last page (iova and size never change) */
+  /** iova >> PAGE_SHIFT, size >> PAGE_SHIFT, and the last page (the range never changes) */
   readonly pfn: number;
   readonly npages: number;
   readonly lastPfn: number;
   constructor(
-    readonly iova: bigint,
-    readonly size: bigint,
     pfn: number,
     npages: number,
     public vaddr: number,
@@ -94,9 +87,15 @@ export class VfioDma {
     this.npages = npages;
     this.lastPfn = pfn + npages - 1;
   }
+  get iova(): bigint {
+    return BigInt(this.pfn) << PAGE_SHIFT_N;
+  }
+  get size(): bigint {
+    return BigInt(this.npages) << PAGE_SHIFT_N;
+  }
   /** the last byte, iova + size - 1 */
   get last(): bigint {
-    return this.iova + this.size - 1n;
+    return ((BigInt(this.lastPfn) + 1n) << PAGE_SHIFT_N) - 1n;
   }
 }
 
@@ -152,14 +151,22 @@ export class VfioIommu {
   /** the smallest page size: the lowest set bit of pgsizeBitmap (kept with the bitmap it
    * was computed from: MAP_DMA asks on every call) */
   get minPgsize(): bigint {
-    if (this.minPgsizeOf !== this.pgsizeBitmap) {
-      this.minPgsizeOf = this.pgsizeBitmap;
-      this.minPgsize_ = this.pgsizeBitmap & -this.pgsizeBitmap;
-    }
+    if (this.minPgsizeOf !== this.pgsizeBitmap) this.updateMinPgsize();
     return this.minPgsize_;
+  }
+  /** minPgsize as a number (exact: a power of two, or 0) */
+  get minPgsizeNum(): number {
+    if (this.minPgsizeOf !== this.pgsizeBitmap) this.updateMinPgsize();
+    return this.minPgsizeNum_;
+  }
+  private updateMinPgsize(): void {
+    this.minPgsizeOf = this.pgsizeBitmap;
+    this.minPgsize_ = this.pgsizeBitmap & -this.pgsizeBitmap;
+    this.minPgsizeNum_ = Number(this.minPgsize_);
   }
   private minPgsizeOf = -1n;
   private minPgsize_ = 0n;
+  private minPgsizeNum_ = 0;
 
   /** pages this container holds pinned (for invariants) */
   pinnedPages(): number {
@@ -357,51 +364,105 @@ function* getInfo(iommu: VfioIommu, arg: number): KGen<number> {
   return copyStructOut(k, V.vfio_iommu_type1_info, arg, out, minsz);
 }
 
+/**
+ * The u64 at `off` as a number when it is below 2^52 (exact, and sums of two stay exact),
+ * else -1. MAP/UNMAP_DMA read their arguments this way in place from the user page; a value
+ * at or above 2^52 takes the decoded struct and bigint checks, exact up to 2^64 - 1.
+ */
+function u64Small(dv: DataView, off: number): number {
+  const hi = dv.getUint32(off + 4, true);
+  return hi < 0x100000 ? hi * 0x100000000 + dv.getUint32(off, true) : -1;
+}
+
+const MAP = V.vfio_iommu_type1_dma_map;
+const MAP_VADDR = MAP.offsetOf("vaddr");
+const MAP_IOVA = MAP.offsetOf("iova");
+const MAP_SIZE = MAP.offsetOf("size");
+const UNMAP = V.vfio_iommu_type1_dma_unmap;
+const UNMAP_IOVA = UNMAP.offsetOf("iova");
+const UNMAP_SIZE = UNMAP.offsetOf("size");
+const ARGSZ = MAP.offsetOf("argsz");
+const FLAGS = MAP.offsetOf("flags");
+
+/**
+ * The alignment checks of MAP/UNMAP_DMA on numbers below 2^52 (nothing wraps below 2^53):
+ * x is a multiple of the page size np (a power of two, at least a page) when x / np, an exact
+ * quotient, is whole.
+ */
+function aligned(x: number, np: number): boolean {
+  const q = x / np;
+  return Math.floor(q) === q;
+}
+
 /** vfio_iommu_type1_map_dma() + vfio_dma_do_map() */
 function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
   const minsz = MAP_MINSZ;
-  const map = copyStructIn(k, V.vfio_iommu_type1_dma_map, arg, minsz);
-  if (typeof map === "number") return map;
+  let argsz: number;
+  let flags: number;
+  // the u64s as numbers below 2^52 (-1: not read so, or too large), else the decoded bigints
+  let nv = -1;
+  let ni = -1;
+  let ns = -1;
+  let big: { vaddr: bigint; iova: bigint; size: bigint } | null = null;
+  const proc = curProc(k);
+  const dv = proc !== null ? proc.mm.userView(arg, minsz, PROT_READ) : null;
+  if (dv !== null) {
+    // copy_from_user() of minsz bytes lying in one user page: read where they are
+    const o = proc!.mm.viewOff;
+    argsz = dv.getUint32(o + ARGSZ, true);
+    flags = dv.getUint32(o + FLAGS, true);
+    nv = u64Small(dv, o + MAP_VADDR);
+    ni = u64Small(dv, o + MAP_IOVA);
+    ns = u64Small(dv, o + MAP_SIZE);
+  } else argsz = flags = 0;
+  if (nv < 0 || ni < 0 || ns < 0) {
+    const map = copyStructIn(k, MAP, arg, minsz);
+    if (typeof map === "number") return map;
+    argsz = map.argsz;
+    flags = map.flags;
+    if (map.vaddr < SMALL && map.iova < SMALL && map.size < SMALL) {
+      nv = Number(map.vaddr);
+      ni = Number(map.iova);
+      ns = Number(map.size);
+    } else big = map;
+  }
   const mask = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE | V.VFIO_DMA_MAP_FLAG_VADDR;
-  if (map.argsz < minsz || map.flags & ~mask) return -EINVAL;
-  const setVaddr = (map.flags & V.VFIO_DMA_MAP_FLAG_VADDR) !== 0;
+  if (argsz < minsz || flags & ~mask) return -EINVAL;
+  const setVaddr = (flags & V.VFIO_DMA_MAP_FLAG_VADDR) !== 0;
   let prot = 0;
-  if (map.flags & V.VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
-  if (map.flags & V.VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
+  if (flags & V.VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
+  if (flags & V.VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
   if ((prot && setVaddr) || (!prot && !setVaddr)) return -EINVAL;
-  const { iova, size, vaddr } = map;
   yield* iommu.lock.lock();
   try {
-    const pg = iommu.minPgsize;
-    // the range in pages from here on (aligned to pg, at least a page)
+    // the range in pages from here on (aligned to the smallest page, at least a page)
     let pfn: number;
     let npages: number;
-    if (iova < SMALL && size < SMALL && vaddr < SMALL && pg <= SMALL && pg >= PAGE_SIZE_N) {
-      // the same checks in numbers: nothing wraps below 2^53, and pg is a power of two, so
-      // x is a multiple of it when x / pg (exact) is whole
-      const ns = Number(size);
-      const np = Number(pg);
-      const ni = Number(iova);
-      const nv = Number(vaddr);
-      if (ns === 0 || !whole(ns / np) || !whole(ni / np) || !whole(nv / np)) return -EINVAL;
+    const np = iommu.minPgsizeNum;
+    if (big === null && np >= PAGE_SIZE) {
+      if (ns === 0 || !aligned(ns, np) || !aligned(ni, np) || !aligned(nv, np)) return -EINVAL;
       pfn = ni / PAGE_SIZE;
       npages = ns / PAGE_SIZE;
     } else {
-      const pgmask = pg - 1n;
+      const { iova, size, vaddr } = big ?? { iova: BigInt(ni), size: BigInt(ns), vaddr: BigInt(nv) };
+      const pgmask = iommu.minPgsize - 1n;
       if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
       // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
       if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
-      pfn = Number(iova >> PAGE_SHIFT_N);
-      npages = Number(size >> PAGE_SHIFT_N);
+      pfn = pfnOf(iova);
+      npages = pfnOf(size);
+      // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT (below)
+      nv = vaddr >= VADDR_LIMIT ? -1 : Number(vaddr);
     }
     const lastPfn = pfn + npages - 1;
     // vfio_find_dma() (size is not 0 here)
     const dma = iommu.dmaList.firstOverlap(pfn, lastPfn);
     if (setVaddr) {
       if (!dma) return -ENOENT;
-      if (!dma.vaddrInvalid || dma.iova !== iova || dma.size !== size) return -EINVAL;
-      dma.vaddr = Number(vaddr);
+      if (!dma.vaddrInvalid || dma.pfn !== pfn || dma.npages !== npages) return -EINVAL;
+      // (a vaddr of 2^53 or more is kept as a number, as a user pointer never is one)
+      dma.vaddr = nv >= 0 ? nv : Number(big!.vaddr);
       dma.vaddrInvalid = false;
       iommu.vaddrInvalidCount--;
       return 0;
@@ -409,11 +470,9 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     if (dma) return -EEXIST;
     if (!iommu.dmaAvail) return -ENOSPC;
     if (!iovaDmaValid(iommu, pfn, lastPfn)) return -EINVAL;
-    // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
-    if (vaddr >= VADDR_LIMIT) return -EFAULT;
-    const proc = curProc(k);
+    if (nv < 0) return -EFAULT;
     if (!proc) return -EFAULT; // no mm to pin from
-    const d = new VfioDma(iova, size, pfn, npages, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
+    const d = new VfioDma(pfn, npages, nv, prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
     if (iommu.domains.length) {
       const rc = pinDma(d);
       if (rc < 0) return rc;
@@ -448,54 +507,73 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
 function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
   const minsz = UNMAP_MINSZ;
-  const unmap = copyStructIn(k, V.vfio_iommu_type1_dma_unmap, arg, minsz);
-  if (typeof unmap === "number") return unmap;
+  // a plain unmap (no flags) whose struct lies in one user page with iova and size below
+  // 2^52 is read in place as numbers; everything else is decoded (bigints)
+  let unmap: { argsz: number; flags: number; iova: bigint; size: bigint } | null = null;
+  let argsz = 0;
+  let flags = 0;
+  let ni = -1;
+  let ns = -1;
+  const proc = curProc(k);
+  const dv = proc !== null ? proc.mm.userView(arg, minsz, PROT_READ) : null;
+  if (dv !== null) {
+    const o = proc!.mm.viewOff;
+    argsz = dv.getUint32(o + ARGSZ, true);
+    flags = dv.getUint32(o + FLAGS, true);
+    ni = u64Small(dv, o + UNMAP_IOVA);
+    ns = u64Small(dv, o + UNMAP_SIZE);
+  }
+  if (flags !== 0 || ni < 0 || ns < 0) {
+    const u = copyStructIn(k, UNMAP, arg, minsz);
+    if (typeof u === "number") return u;
+    unmap = u;
+    argsz = u.argsz;
+    flags = u.flags;
+    ni = ns = -1;
+  }
   const mask = V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | V.VFIO_DMA_UNMAP_FLAG_VADDR | V.VFIO_DMA_UNMAP_FLAG_ALL;
-  if (unmap.argsz < minsz || unmap.flags & ~mask) return -EINVAL;
-  const dirty = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
-  if (dirty && unmap.flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
+  if (argsz < minsz || flags & ~mask) return -EINVAL;
+  const dirty = (flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+  if (dirty && flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
   let bitmap: { pgsize: bigint; size: bigint; data: bigint } | null = null;
   if (dirty) {
-    if (unmap.argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
+    if (argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
     const b = copyStructIn(k, V.vfio_bitmap, arg + minsz);
     if (typeof b === "number") return b;
     if (!accessOk(b.data, b.size)) return -EINVAL;
-    const rc = verifyBitmapSize(unmap.size >> ffs(b.pgsize), b.size);
+    const rc = verifyBitmapSize(unmap!.size >> ffs(b.pgsize), b.size);
     if (rc < 0) return rc;
     bitmap = b;
   }
-  const unmapAll = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
-  const invalidateVaddr = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
-  const iova = unmap.iova;
-  let size = unmap.size;
-  let unmapped = 0n;
+  const unmapAll = (flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+  const invalidateVaddr = (flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
+  /** pages unmapped (or invalidated): disjoint mappings, so below 2^52 */
+  let unmappedPages = 0;
   let ret = -EINVAL;
   yield* iommu.lock.lock();
   try {
     if (invalidateVaddr && iommu.emulatedGroups.length) return -EBUSY;
-    const pg = iommu.minPgsize;
-    // the range's first and last page (the range is aligned to pg, at least a page; the last
-    // byte of unmap-all is 2^64 - 2, what iova + size - 1 is for it)
+    // the range's first and last page (the range is aligned to the smallest page, at least a
+    // page; the last byte of unmap-all is 2^64 - 2, what iova + size - 1 is for it)
     let pfn: number;
     let lastPfn: number;
-    if (!unmapAll && iova < SMALL && size < SMALL && pg <= SMALL && pg >= PAGE_SIZE_N) {
-      // the same checks in numbers: nothing wraps below 2^53, pg is a power of two
-      const ns = Number(size);
-      const np = Number(pg);
-      const ni = Number(iova);
-      if (!whole(ni / np)) return ret;
-      if (ns === 0 || !whole(ns / np)) return ret;
+    const np = iommu.minPgsizeNum;
+    if (unmap === null && np >= PAGE_SIZE) {
+      if (!aligned(ni, np)) return ret;
+      if (ns === 0 || !aligned(ns, np)) return ret;
       pfn = ni / PAGE_SIZE;
       lastPfn = pfn + ns / PAGE_SIZE - 1;
     } else {
-      const pgmask = pg - 1n;
+      const iova = unmap ? unmap.iova : BigInt(ni);
+      let size = unmap ? unmap.size : BigInt(ns);
+      const pgmask = iommu.minPgsize - 1n;
       if (iova & pgmask) return ret;
       if (unmapAll) {
         if (iova || size) return ret;
         size = U64_MAX;
       } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
-      pfn = Number(iova >> PAGE_SHIFT_N);
-      lastPfn = Number((iova + size - 1n) >> PAGE_SHIFT_N);
+      pfn = pfnOf(iova);
+      lastPfn = pfnOf(iova + size - 1n);
     }
     if (dirty && (!iommu.dirtyPageTracking || bitmap!.pgsize !== iommu.minPgsize)) return ret;
     // the mapping holding the first page, when v2 looked for it
@@ -523,22 +601,22 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
             iommu.vaddrInvalidCount--;
           }
           ret = -EINVAL;
-          unmapped = 0n;
+          unmappedPages = 0;
           break;
         }
         dma.vaddrInvalid = true;
         iommu.vaddrInvalidCount++;
         (invalidated ??= []).push(dma);
-        unmapped += dma.size;
+        unmappedPages += dma.npages;
       } else {
         if (bitmap) {
-          const rc = updateUserBitmap(iommu, Number(bitmap.data), dma, iova);
+          const rc = updateUserBitmap(iommu, Number(bitmap.data), dma, unmap!.iova);
           if (rc < 0) {
             ret = rc;
             break;
           }
         }
-        unmapped = unmapped === 0n ? dma.size : unmapped + dma.size;
+        unmappedPages += dma.npages;
         removeDma(iommu, dma, true);
       }
       dma = next;
@@ -547,9 +625,26 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
     iommu.lock.unlock();
   }
   if (ret < 0) return ret;
+  // copy_to_user() of minsz bytes: the struct as read, with the size unmapped
+  if (unmap === null) {
+    // in place (a page of the same process: write access is its own question)
+    const w = proc!.mm.userView(arg, minsz, PROT_WRITE);
+    if (w !== null) {
+      const o = proc!.mm.viewOff;
+      const bytes = unmappedPages * PAGE_SIZE;
+      w.setUint32(o + ARGSZ, argsz, true);
+      w.setUint32(o + FLAGS, flags, true);
+      w.setUint32(o + UNMAP_IOVA, ni % 0x100000000, true);
+      w.setUint32(o + UNMAP_IOVA + 4, Math.floor(ni / 0x100000000), true);
+      w.setUint32(o + UNMAP_SIZE, bytes % 0x100000000, true);
+      w.setUint32(o + UNMAP_SIZE + 4, Math.floor(bytes / 0x100000000), true);
+      return 0;
+    }
+    unmap = { argsz, flags, iova: BigInt(ni), size: 0n };
+  }
   // the decoded struct is this call's own: it goes back with the size unmapped
-  unmap.size = unmapped;
-  return copyStructOut(k, V.vfio_iommu_type1_dma_unmap, arg, unmap, minsz);
+  unmap.size = BigInt(unmappedPages) << PAGE_SHIFT_N;
+  return copyStructOut(k, UNMAP, arg, unmap, minsz);
 }
 
 /**
@@ -907,13 +1002,14 @@ export function type1Violations(k: Kernel): string[] {
       n++;
       if (dma.pages) {
         charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + chargedPages(dma.pages));
+        const iova = dma.iova;
         dma.pages.forEach((pg, i) => {
           holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
           for (const d of iommu.domains) {
-            const pte = d.domain.lookup(dma.iova + BigInt(i * 4096));
+            const pte = d.domain.lookup(iova + BigInt(i * 4096));
             if (!pte || pte.page !== pg || pte.prot !== dma.prot)
               out.push(
-                `type1: iova 0x${(dma.iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
+                `type1: iova 0x${(iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
               );
           }
         });
