@@ -33,9 +33,20 @@ const HALF = K / 2;
  * 16^(height - 1) insertions, so 16 levels are never reached */
 const MAX_DEPTH = 16;
 
+/** K numbers in a JS array of doubles (on the heap with its node, where a Float64Array of
+ * 256 bytes has its store outside it: one more pointer to follow per node) */
+function doubles(): number[] {
+  const a: number[] = [];
+  for (let i = 0; i < K; i++) a.push(0.5); // packed doubles from the start
+  return a.fill(0);
+}
+
 class Leaf<T> {
   n = 0;
-  readonly keys = new Float64Array(K);
+  /** each entry's first and last page: a search that ends in a hole (every successful
+   * MAP_DMA) reads no mapping object */
+  readonly keys = doubles();
+  readonly lasts = doubles();
   readonly items: (T | undefined)[] = new Array<T | undefined>(K).fill(undefined);
   prev: Leaf<T> | null = null;
   next: Leaf<T> | null = null;
@@ -43,7 +54,7 @@ class Leaf<T> {
 
 class Inner<T> {
   n = 0;
-  readonly keys = new Float64Array(K);
+  readonly keys = doubles();
   readonly kids: (Inner<T> | Leaf<T>)[] = new Array<Inner<T> | Leaf<T>>(K);
 }
 
@@ -56,13 +67,20 @@ export class DmaList<T extends PfnRange> {
    * climb back along it) */
   private readonly pathNode: (Inner<T> | undefined)[] = new Array<Inner<T> | undefined>(MAX_DEPTH).fill(undefined);
   private readonly pathIdx = new Int32Array(MAX_DEPTH);
+  /** the last descent: its key, its leaf, the number of that leaf's keys <= the key, and
+   * whether the tree is unchanged since (then insert and remove of that key start there:
+   * MAP_DMA's overlap check and UNMAP_DMA's find are the descents their change needs) */
+  private curKey = 0;
+  private curLeaf: Leaf<T> = this.root as Leaf<T>;
+  private curPos = 0;
+  private curValid = false;
 
   get size(): number {
     return this.n;
   }
 
-  /** The leaf where key k belongs, the path to it recorded. */
-  private descend(k: number): Leaf<T> {
+  /** Descend to the leaf where key k belongs, recording the path and the cursor. */
+  private descend(k: number): void {
     let node = this.root;
     for (let d = 0; d < this.height - 1; d++) {
       const inner = node as Inner<T>;
@@ -75,15 +93,27 @@ export class DmaList<T extends PfnRange> {
       this.pathIdx[d] = i;
       node = inner.kids[i]!;
     }
-    return node as Leaf<T>;
+    const leaf = node as Leaf<T>;
+    const keys = leaf.keys;
+    const n = leaf.n;
+    let j = 0;
+    while (j < n && keys[j]! <= k) j++;
+    this.curKey = k;
+    this.curLeaf = leaf;
+    this.curPos = j;
+    this.curValid = true;
+  }
+
+  /** The cursor for key k: the last descent's when it was for k and nothing changed since. */
+  private seek(k: number): void {
+    if (!this.curValid || this.curKey !== k) this.descend(k);
   }
 
   /** The mapping with the greatest pfn <= k. */
   floor(k: number): T | null {
-    const leaf = this.descend(k);
-    const keys = leaf.keys;
-    let j = 0;
-    while (j < leaf.n && keys[j]! <= k) j++;
+    this.seek(k);
+    const leaf = this.curLeaf;
+    const j = this.curPos;
     if (j > 0) return leaf.items[j - 1]!;
     const p = leaf.prev;
     return p ? p.items[p.n - 1]! : null;
@@ -91,10 +121,10 @@ export class DmaList<T extends PfnRange> {
 
   /** The mapping with the smallest pfn >= k. */
   ceil(k: number): T | null {
-    const leaf = this.descend(k);
-    const keys = leaf.keys;
-    let j = 0;
-    while (j < leaf.n && keys[j]! < k) j++;
+    this.seek(k);
+    const leaf = this.curLeaf;
+    const j = this.curPos;
+    if (j > 0 && leaf.keys[j - 1] === k) return leaf.items[j - 1]!;
     if (j < leaf.n) return leaf.items[j]!;
     const nx = leaf.next;
     return nx ? nx.items[0]! : null;
@@ -102,17 +132,30 @@ export class DmaList<T extends PfnRange> {
 
   /** The mapping containing page k, or null. */
   find(k: number): T | null {
-    const f = this.floor(k);
-    return f !== null && f.lastPfn >= k ? f : null;
+    this.seek(k);
+    const leaf = this.curLeaf;
+    const j = this.curPos;
+    if (j > 0) return leaf.lasts[j - 1]! >= k ? leaf.items[j - 1]! : null;
+    const p = leaf.prev;
+    return p && p.lasts[p.n - 1]! >= k ? p.items[p.n - 1]! : null;
   }
 
   /** The lowest mapping overlapping pages [first, last], or null (vfio_find_dma()'s question,
-   * answered with the lowest). */
+   * answered with the lowest): the one holding `first`, else the one after it if it starts
+   * by `last`. One descent; the leaf's own numbers answer a hole. */
   firstOverlap(first: number, last: number): T | null {
-    const f = this.floor(first);
-    if (f !== null && f.lastPfn >= first) return f;
-    const c = this.ceil(first);
-    return c !== null && c.pfn <= last ? c : null;
+    this.seek(first);
+    const leaf = this.curLeaf;
+    const j = this.curPos;
+    if (j > 0) {
+      if (leaf.lasts[j - 1]! >= first) return leaf.items[j - 1]!;
+    } else {
+      const p = leaf.prev;
+      if (p && p.lasts[p.n - 1]! >= first) return p.items[p.n - 1]!;
+    }
+    if (j < leaf.n) return leaf.keys[j]! <= last ? leaf.items[j]! : null;
+    const nx = leaf.next;
+    return nx && nx.keys[0]! <= last ? nx.items[0]! : null;
   }
 
   /** The mapping after `item` in address order. */
@@ -136,18 +179,20 @@ export class DmaList<T extends PfnRange> {
   /** Insert; the caller has checked that it overlaps nothing. */
   insert(item: T): void {
     const k = item.pfn;
-    const leaf = this.descend(k);
-    let j = 0;
-    while (j < leaf.n && leaf.keys[j]! <= k) j++;
+    this.seek(k);
+    const leaf = this.curLeaf;
+    const j = this.curPos;
+    this.curValid = false;
     this.n++;
     if (leaf.n < K) {
-      leafPut(leaf, j, k, item);
+      leafPut(leaf, j, item);
       return;
     }
     // split: the upper half moves to a new leaf on the right, linked in after this one
     const right = new Leaf<T>();
     for (let i = HALF; i < K; i++) {
       right.keys[i - HALF] = leaf.keys[i]!;
+      right.lasts[i - HALF] = leaf.lasts[i]!;
       right.items[i - HALF] = leaf.items[i];
       leaf.items[i] = undefined;
     }
@@ -157,8 +202,8 @@ export class DmaList<T extends PfnRange> {
     if (right.next) right.next.prev = right;
     right.prev = leaf;
     leaf.next = right;
-    if (j <= HALF) leafPut(leaf, j, k, item);
-    else leafPut(right, j - HALF, k, item);
+    if (j <= HALF) leafPut(leaf, j, item);
+    else leafPut(right, j - HALF, item);
     this.addChild(this.height - 2, right.keys[0]!, right);
   }
 
@@ -197,12 +242,14 @@ export class DmaList<T extends PfnRange> {
   /** Remove `item` (found by its pfn and identity); false if it is not in the tree. */
   remove(item: T): boolean {
     const k = item.pfn;
-    const leaf = this.descend(k);
-    let j = 0;
-    while (j < leaf.n && leaf.keys[j]! < k) j++;
-    if (j === leaf.n || leaf.items[j] !== item) return false;
+    this.seek(k);
+    const leaf = this.curLeaf;
+    const j = this.curPos - 1;
+    if (j < 0 || leaf.keys[j] !== k || leaf.items[j] !== item) return false;
+    this.curValid = false;
     for (let i = j + 1; i < leaf.n; i++) {
       leaf.keys[i - 1] = leaf.keys[i]!;
+      leaf.lasts[i - 1] = leaf.lasts[i]!;
       leaf.items[i - 1] = leaf.items[i];
     }
     leaf.items[--leaf.n] = undefined;
@@ -226,10 +273,6 @@ export class DmaList<T extends PfnRange> {
         this.root = (this.root as Inner<T>).kids[0]!;
         this.height--;
       }
-      if (this.height > 1 && this.root.n === 0) {
-        this.root = new Leaf<T>();
-        this.height = 1;
-      }
     }
     return true;
   }
@@ -243,12 +286,14 @@ export class DmaList<T extends PfnRange> {
   }
 }
 
-function leafPut<T>(leaf: Leaf<T>, j: number, k: number, item: T): void {
+function leafPut<T extends PfnRange>(leaf: Leaf<T>, j: number, item: T): void {
   for (let i = leaf.n; i > j; i--) {
     leaf.keys[i] = leaf.keys[i - 1]!;
+    leaf.lasts[i] = leaf.lasts[i - 1]!;
     leaf.items[i] = leaf.items[i - 1];
   }
-  leaf.keys[j] = k;
+  leaf.keys[j] = item.pfn;
+  leaf.lasts[j] = item.lastPfn;
   leaf.items[j] = item;
   leaf.n++;
 }

@@ -35,7 +35,9 @@ function check(t: DmaList<PfnRange>, live: PfnRange[], probes: number[]): void {
 
 it("dma_list: inserts and removes of disjoint page ranges agree with a sorted array", () => {
   // a slot s holds the range [base + 8s, base + 8s + len]: disjoint for len < 8
-  const op = fc.record({ insert: fc.boolean(), slot: fc.nat(2000), len: fc.nat(6) });
+  // `ask`: look the range up first, as MAP_DMA (overlap check) and UNMAP_DMA (find) do, so
+  // the change starts from that lookup's cursor
+  const op = fc.record({ insert: fc.boolean(), slot: fc.nat(2000), len: fc.nat(6), ask: fc.boolean() });
   fc.assert(
     fc.property(fc.constantFrom(0, TOP - 8 * 2001), fc.array(op, { maxLength: 1500 }), (base, ops) => {
       const t = new DmaList<PfnRange>();
@@ -45,11 +47,16 @@ it("dma_list: inserts and removes of disjoint page ranges agree with a sorted ar
         const cur = live.get(o.slot);
         if (o.insert && !cur) {
           const r = { pfn: base + 8 * o.slot, lastPfn: base + 8 * o.slot + o.len };
+          if (o.ask) assert.equal(t.firstOverlap(r.pfn, r.lastPfn), null);
           t.insert(r);
           live.set(o.slot, r);
+          // the same key again right after the change (a stale cursor would answer it)
+          assert.equal(t.find(r.pfn), r);
         } else if (!o.insert && cur) {
+          if (o.ask) assert.equal(t.find(cur.pfn), cur);
           assert.equal(t.remove(cur), true);
           live.delete(o.slot);
+          assert.equal(t.find(cur.pfn), null);
         } else if (!o.insert) assert.equal(t.remove({ pfn: base + 8 * o.slot, lastPfn: base + 8 * o.slot }), false);
         // the full check is quadratic: every 50th step and at the end
         if (++step % 50 === 0) check(t, [...live.values()], [base, base + 8 * o.slot + 1, base + 8 * o.slot + 7]);
