@@ -384,6 +384,26 @@ const UNMAP_SIZE = UNMAP.offsetOf("size");
 const ARGSZ = MAP.offsetOf("argsz");
 const FLAGS = MAP.offsetOf("flags");
 
+/** readInPlace()'s answer: the caller copies it out at once (no yield in between) */
+const IN = { argsz: 0, flags: 0, u0: -1, u1: -1, u2: -1 };
+
+/**
+ * copy_from_user() of the `minsz` bytes at `arg` where they lie in one user page of current:
+ * argsz, flags and the u64s at offsets o0, o1 and o2 (o2 < 0: none) as u64Small() numbers,
+ * read where they are into IN; false when the bytes are not so (the decoding path decides).
+ */
+function readInPlace(proc: Process | null, arg: number, minsz: number, o0: number, o1: number, o2: number): boolean {
+  const dv = proc !== null ? proc.mm.userView(arg, minsz, PROT_READ) : null;
+  if (dv === null) return false;
+  const o = proc!.mm.viewOff;
+  IN.argsz = dv.getUint32(o + ARGSZ, true);
+  IN.flags = dv.getUint32(o + FLAGS, true);
+  IN.u0 = u64Small(dv, o + o0);
+  IN.u1 = u64Small(dv, o + o1);
+  IN.u2 = o2 < 0 ? 0 : u64Small(dv, o + o2);
+  return true;
+}
+
 /**
  * The alignment checks of MAP/UNMAP_DMA on numbers below 2^52 (nothing wraps below 2^53):
  * x is a multiple of the page size np (a power of two, at least a page) when x / np, an exact
@@ -398,24 +418,15 @@ function aligned(x: number, np: number): boolean {
 function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
   const minsz = MAP_MINSZ;
-  let argsz: number;
-  let flags: number;
-  // the u64s as numbers below 2^52 (-1: not read so, or too large), else the decoded bigints
-  let nv = -1;
-  let ni = -1;
-  let ns = -1;
-  let big: { vaddr: bigint; iova: bigint; size: bigint } | null = null;
   const proc = curProc(k);
-  const dv = proc !== null ? proc.mm.userView(arg, minsz, PROT_READ) : null;
-  if (dv !== null) {
-    // copy_from_user() of minsz bytes lying in one user page: read where they are
-    const o = proc!.mm.viewOff;
-    argsz = dv.getUint32(o + ARGSZ, true);
-    flags = dv.getUint32(o + FLAGS, true);
-    nv = u64Small(dv, o + MAP_VADDR);
-    ni = u64Small(dv, o + MAP_IOVA);
-    ns = u64Small(dv, o + MAP_SIZE);
-  } else argsz = flags = 0;
+  const inPlace = readInPlace(proc, arg, minsz, MAP_VADDR, MAP_IOVA, MAP_SIZE);
+  let argsz = inPlace ? IN.argsz : 0;
+  let flags = inPlace ? IN.flags : 0;
+  // the u64s as numbers below 2^52 (-1: not read so, or too large), else the decoded bigints
+  let nv = inPlace ? IN.u0 : -1;
+  let ni = inPlace ? IN.u1 : -1;
+  let ns = inPlace ? IN.u2 : -1;
+  let big: { vaddr: bigint; iova: bigint; size: bigint } | null = null;
   if (nv < 0 || ni < 0 || ns < 0) {
     const map = copyStructIn(k, MAP, arg, minsz);
     if (typeof map === "number") return map;
@@ -510,19 +521,12 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   // a plain unmap (no flags) whose struct lies in one user page with iova and size below
   // 2^52 is read in place as numbers; everything else is decoded (bigints)
   let unmap: { argsz: number; flags: number; iova: bigint; size: bigint } | null = null;
-  let argsz = 0;
-  let flags = 0;
-  let ni = -1;
-  let ns = -1;
   const proc = curProc(k);
-  const dv = proc !== null ? proc.mm.userView(arg, minsz, PROT_READ) : null;
-  if (dv !== null) {
-    const o = proc!.mm.viewOff;
-    argsz = dv.getUint32(o + ARGSZ, true);
-    flags = dv.getUint32(o + FLAGS, true);
-    ni = u64Small(dv, o + UNMAP_IOVA);
-    ns = u64Small(dv, o + UNMAP_SIZE);
-  }
+  const inPlace = readInPlace(proc, arg, minsz, UNMAP_IOVA, UNMAP_SIZE, -1);
+  let argsz = inPlace ? IN.argsz : 0;
+  let flags = inPlace ? IN.flags : 0;
+  let ni = inPlace ? IN.u0 : -1;
+  let ns = inPlace ? IN.u1 : -1;
   if (flags !== 0 || ni < 0 || ns < 0) {
     const u = copyStructIn(k, UNMAP, arg, minsz);
     if (typeof u === "number") return u;
