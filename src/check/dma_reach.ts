@@ -17,7 +17,7 @@ import type { Kernel } from "../kernel/kernel.js";
 import { type Page, PAGE_SIZE } from "../kernel/mm.js";
 import { IommuCore, type IommuDevice } from "../iommu/iommu.js";
 import type { IommuDomain } from "../iommu/domain.js";
-import { type1Instances } from "../vfio/vfio_iommu_type1.js";
+import { pfnOf, type1Instances } from "../vfio/vfio_iommu_type1.js";
 import { iommufdState } from "../iommufd/main.js";
 import { IommufdHwptPaging } from "../iommufd/hw_pagetable.js";
 
@@ -47,7 +47,7 @@ export function dmaReachViolation(
     const vd = iommu.domains.find((x) => x.domain === d);
     if (!vd) continue;
     if (!vd.groups.includes(dev.group)) return `${what}, but the container does not have group ${dev.group.id} in it`;
-    const dma = iommu.dmaList.firstOverlap(iova, iova);
+    const dma = iommu.dmaList.find(pfnOf(iova));
     if (!dma) return `${what}, but no vfio_dma of the container covers the iova (a mapping outlived its unmap)`;
     const pg = dma.pages?.[Number((iova - dma.iova) / BigInt(PAGE_SIZE))];
     if (pg !== page)

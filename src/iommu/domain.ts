@@ -29,7 +29,13 @@ export interface IoPte {
 /** entries per leaf table (a 4 KiB table of 8-byte PTEs) */
 const LEAF = 512;
 
+/** A leaf table: each entry's page and permission, stored apart so that a map stores no new
+ * object (an entry object per map, written into a long-lived table, was ~2/3 of a one-page
+ * map + unmap); lookup()'s IoPte is made on the first lookup of an entry and kept until the
+ * entry changes, so DMA through a mapping allocates nothing after its first access. */
 interface Leaf {
+  readonly pages: (Page | undefined)[];
+  readonly prots: Uint8Array;
   readonly ptes: (IoPte | undefined)[];
   count: number;
 }
@@ -58,32 +64,82 @@ export class IommuDomain {
     owner: string,
   ) {
     this.owner = owner;
+    // the aperture in whole pages: the first page starting in it, the last page ending in it
+    this.apStartPfn = Number((apertureStart + PAGE_LOW_N) >> PAGE_SHIFT_N);
+    this.apLastPfn = Number((apertureEnd + 1n) >> PAGE_SHIFT_N) - 1;
   }
+  private readonly apStartPfn: number;
+  private readonly apLastPfn: number;
 
   get mappedPages(): number {
     return this.n;
   }
 
-  private get(pfn: number): IoPte | undefined {
-    return this.dir.get(Math.floor(pfn / LEAF))?.ptes[pfn % LEAF];
+  /** the leaf table last reached and its directory key (map and unmap of neighbouring pages,
+   * and a DMA's page after page, stay in one leaf) */
+  private lastKey = -1;
+  private lastLeaf: Leaf | undefined = undefined;
+
+  private leaf(key: number): Leaf | undefined {
+    if (key === this.lastKey) return this.lastLeaf;
+    const leaf = this.dir.get(key);
+    if (leaf !== undefined) {
+      this.lastKey = key;
+      this.lastLeaf = leaf;
+    }
+    return leaf;
   }
 
-  private set(pfn: number, pte: IoPte): void {
+  private get(pfn: number): IoPte | undefined {
     const key = Math.floor(pfn / LEAF);
-    let leaf = this.dir.get(key);
-    if (!leaf) this.dir.set(key, (leaf = { ptes: new Array<IoPte | undefined>(LEAF), count: 0 }));
-    leaf.ptes[pfn % LEAF] = pte;
+    const leaf = this.leaf(key);
+    if (leaf === undefined) return undefined;
+    const i = pfn - key * LEAF;
+    const page = leaf.pages[i];
+    if (page === undefined) return undefined;
+    return (leaf.ptes[i] ??= { page, prot: leaf.prots[i]! });
+  }
+
+  private has(pfn: number): boolean {
+    const key = Math.floor(pfn / LEAF);
+    const leaf = this.leaf(key);
+    return leaf !== undefined && leaf.pages[pfn - key * LEAF] !== undefined;
+  }
+
+  private set(pfn: number, page: Page, prot: number): void {
+    const key = Math.floor(pfn / LEAF);
+    let leaf = this.leaf(key);
+    if (leaf === undefined) {
+      leaf = {
+        pages: new Array<Page | undefined>(LEAF).fill(undefined),
+        prots: new Uint8Array(LEAF),
+        ptes: new Array<IoPte | undefined>(LEAF).fill(undefined),
+        count: 0,
+      };
+      this.dir.set(key, leaf);
+      this.lastKey = key;
+      this.lastLeaf = leaf;
+    }
+    const i = pfn - key * LEAF;
+    leaf.pages[i] = page;
+    leaf.prots[i] = prot;
     leaf.count++;
     this.n++;
   }
 
   private del(pfn: number): boolean {
     const key = Math.floor(pfn / LEAF);
-    const leaf = this.dir.get(key);
-    if (!leaf || leaf.ptes[pfn % LEAF] === undefined) return false;
-    leaf.ptes[pfn % LEAF] = undefined;
+    const leaf = this.leaf(key);
+    const i = pfn - key * LEAF;
+    if (leaf === undefined || leaf.pages[i] === undefined) return false;
+    leaf.pages[i] = undefined;
+    leaf.ptes[i] = undefined;
     this.n--;
-    if (--leaf.count === 0) this.dir.delete(key);
+    if (--leaf.count === 0) {
+      this.dir.delete(key);
+      this.lastKey = -1;
+      this.lastLeaf = undefined;
+    }
     return true;
   }
 
@@ -94,18 +150,26 @@ export class IommuDomain {
   map(iova: bigint, pages: readonly Page[], prot: number): number {
     if (this.type !== "paging") return -EINVAL;
     if (iova & PAGE_LOW_N) return -EINVAL;
-    const last = iova + BigInt(pages.length * PAGE_SIZE) - 1n;
-    if (pages.length === 0 || iova < this.apertureStart || last > this.apertureEnd) return -EINVAL;
-    const first = Number(iova >> PAGE_SHIFT_N);
-    for (let i = 0; i < pages.length; i++) if (this.get(first + i)) return -EEXIST;
-    for (let i = 0; i < pages.length; i++) this.set(first + i, { page: pages[i]!, prot });
+    return this.mapPfn(Number(iova >> PAGE_SHIFT_N), pages, prot);
+  }
+
+  /** map() at IOVA page number `first` (an IOVA's page number is below 2^52: exact, and no
+   * bigint per call for a caller that keeps page numbers, as type1 does) */
+  mapPfn(first: number, pages: readonly Page[], prot: number): number {
+    if (this.type !== "paging") return -EINVAL;
+    if (pages.length === 0 || first < this.apStartPfn || first + pages.length - 1 > this.apLastPfn) return -EINVAL;
+    for (let i = 0; i < pages.length; i++) if (this.has(first + i)) return -EEXIST;
+    for (let i = 0; i < pages.length; i++) this.set(first + i, pages[i]!, prot);
     return 0;
   }
 
   /** iommu_unmap(): unmap [iova, iova + size); returns bytes that were mapped (-ENOENT never). */
   unmap(iova: bigint, size: bigint): number {
-    const first = Number(iova >> PAGE_SHIFT_N);
-    const n = Number(size >> PAGE_SHIFT_N);
+    return this.unmapPfn(Number(iova >> PAGE_SHIFT_N), Number(size >> PAGE_SHIFT_N));
+  }
+
+  /** unmap() of `n` pages from IOVA page number `first` */
+  unmapPfn(first: number, n: number): number {
     let done = 0;
     for (let i = 0; i < n; i++) if (this.del(first + i)) done += PAGE_SIZE;
     return done;
@@ -120,10 +184,7 @@ export class IommuDomain {
   /** Every mapped IOVA page number (for invariants). */
   *entries(): IterableIterator<[number, IoPte]> {
     for (const [key, leaf] of this.dir)
-      for (let i = 0; i < LEAF; i++) {
-        const pte = leaf.ptes[i];
-        if (pte) yield [key * LEAF + i, pte];
-      }
+      for (let i = 0; i < LEAF; i++) if (leaf.pages[i] !== undefined) yield [key * LEAF + i, this.get(key * LEAF + i)!];
   }
 
   describe(): string {

@@ -530,17 +530,18 @@ export class MmStruct {
     if (addr % PAGE_SIZE !== 0) return -EINVAL;
     // mm/gup.c check_vma_flags(): a write pin needs VM_WRITE, a read pin VM_READ
     const need = write ? PROT_WRITE : PROT_READ;
-    const out: Page[] = [];
+    // sized up front when small (push() onto [] reserves 17 slots: ~150 B for one page)
+    const out: Page[] = npages <= 64 ? new Array<Page>(npages) : [];
     for (let i = 0; i < npages; i++) {
       const a = addr + i * PAGE_SIZE;
       const v = a + PAGE_SIZE <= TASK_SIZE ? this.find(a) : null;
       if (!v || v.io || (v.prot & need) !== need) {
-        for (const p of out) p.pins--;
+        for (let j = 0; j < i; j++) out[j]!.pins--;
         return -EFAULT;
       }
       const p = v.page(a, true)!;
       p.pins++;
-      out.push(p);
+      out[i] = p;
     }
     return out;
   }

@@ -16,17 +16,17 @@ import * as V from "../uapi/vfio.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { Mutex } from "../kernel/locks.js";
 import { shouldFail } from "../iommufd/fail_nth.js";
-import { type Page, PAGE_SIZE, type MmStruct, unpinPages } from "../kernel/mm.js";
+import { type Page, PAGE_SIZE, PROT_READ, PROT_WRITE, type MmStruct, unpinPages } from "../kernel/mm.js";
 import type { ModuleDef } from "../kernel/module.js";
 import { CAP_IPC_LOCK, type Process } from "../kernel/process.js";
 import type { KGen } from "../kernel/sched.js";
 import { IOMMU_READ, IOMMU_WRITE, type IommuDomain } from "../iommu/domain.js";
 import type { IommuGroup } from "../iommu/iommu.js";
-import { IovaTree } from "../iommu/iova_tree.js";
 import { type VfioIommuDriverOps, vfioRegisterIommuDriver, vfioUnregisterIommuDriver } from "./container.js";
 import type { VfioGroupType } from "./group.js";
 import { clearOut, copyIn, copyOut, copyStructIn, copyStructOut, curProc } from "./uaccess.js";
 import { DIRTY_BITMAP_PAGES_MAX, DmaBitmap } from "./vfio_dma_bitmap.js";
+import { DmaList } from "./vfio_dma_list.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 import { iommufdMmLockedVm } from "../iommufd/invariants.js";
 
@@ -44,39 +44,58 @@ const U64_MAX = 0xffffffffffffffffn;
 /** PAGE_MASK as an unsigned long */
 const PAGE_MASK = U64_MAX ^ BigInt(PAGE_SIZE - 1);
 const PAGE_SHIFT_N = 12n;
+const PAGE_LOW_N = BigInt(PAGE_SIZE - 1);
 /** the first vaddr no user pointer reaches (numbers are exact below it) */
 const VADDR_LIMIT = 2n ** 53n;
 /** below it iova, size, vaddr and their sums are exact as numbers: MAP/UNMAP_DMA check them
  * in numbers, no bigint made per check (an IOVA up to 2^64 - 1 takes the bigint checks) */
 const SMALL = 2n ** 52n;
+
+/** the page number of an IOVA (below 2^52: exact); a mapping overlaps bytes [s, l] exactly
+ * when it overlaps pages [pfnOf(s), pfnOf(l)] */
+export function pfnOf(iova: bigint): number {
+  return Number(iova >> PAGE_SHIFT_N);
+}
+
 const MAP_MINSZ = V.vfio_iommu_type1_dma_map.offsetOfEnd("size");
 const UNMAP_MINSZ = V.vfio_iommu_type1_dma_unmap.offsetOfEnd("size");
 
-/** struct vfio_dma */
+/** struct vfio_dma. Its range is kept as page numbers: every mapping is page aligned, and
+ * the page number of a u64 is below 2^52, exact as a number; iova and size (u64, exact) are
+ * made from them where a path wants bytes. */
 export class VfioDma {
   /** pinned pages while the container has a domain; null before */
   pages: Page[] | null = null;
   vaddrInvalid = false;
   /** dma->bitmap while dirty tracking is on (bit n = page n; kept between reports) */
   bitmap: DmaBitmap | null = null;
+  /** iova >> PAGE_SHIFT, size >> PAGE_SHIFT, and the last page (the range never changes) */
+  readonly pfn: number;
+  readonly npages: number;
+  readonly lastPfn: number;
   constructor(
-    readonly iova: bigint,
-    readonly size: bigint,
+    pfn: number,
+    npages: number,
     public vaddr: number,
     readonly prot: number,
     /** dma->task (group leader) and dma->mm: accounting goes there */
     readonly proc: Process,
     readonly mm: MmStruct,
     readonly lockCap: boolean,
-    /** iova + size - 1, when the caller has it already */
-    last: bigint = iova + size - 1n,
   ) {
-    this.last = last;
+    this.pfn = pfn;
+    this.npages = npages;
+    this.lastPfn = pfn + npages - 1;
   }
-  /** the last byte (iova and size never change): made once, read by every tree search */
-  readonly last: bigint;
-  get npages(): number {
-    return Number(this.size >> PAGE_SHIFT_N);
+  get iova(): bigint {
+    return BigInt(this.pfn) << PAGE_SHIFT_N;
+  }
+  get size(): bigint {
+    return BigInt(this.npages) << PAGE_SHIFT_N;
+  }
+  /** the last byte, iova + size - 1 */
+  get last(): bigint {
+    return ((BigInt(this.lastPfn) + 1n) << PAGE_SHIFT_N) - 1n;
   }
 }
 
@@ -92,13 +111,28 @@ interface IovaRange {
   last: bigint;
 }
 
+/** An IOVA range's whole pages, [first, last] (what MAP_DMA of page-aligned mappings checks
+ * against): the first page starting in it, the last page ending in it. */
+function pageSpan(r: IovaRange): [number, number] {
+  return [Number((r.start + PAGE_LOW_N) >> PAGE_SHIFT_N), Number((r.last + 1n) >> PAGE_SHIFT_N) - 1];
+}
+
 /** struct vfio_iommu */
 export class VfioIommu {
-  readonly dmaList = new IovaTree<VfioDma>();
+  readonly dmaList = new DmaList<VfioDma>();
   readonly domains: VfioDomain[] = [];
   readonly emulatedGroups: IommuGroup[] = [];
   /** the usable IOVA ranges (aperture minus reserved regions); empty = no restriction */
-  iovaList: IovaRange[] = [];
+  get iovaList(): readonly IovaRange[] {
+    return this.iovaList_;
+  }
+  set iovaList(list: IovaRange[]) {
+    this.iovaList_ = list;
+    this.iovaPages = list.map(pageSpan);
+  }
+  private iovaList_: IovaRange[] = [];
+  /** iovaList in whole pages, for MAP_DMA's check */
+  iovaPages: [number, number][] = [];
   /** the dma_entry_limit this instance started with */
   readonly dmaLimit = type1Params.dmaEntryLimit;
   dmaAvail = this.dmaLimit;
@@ -117,14 +151,22 @@ export class VfioIommu {
   /** the smallest page size: the lowest set bit of pgsizeBitmap (kept with the bitmap it
    * was computed from: MAP_DMA asks on every call) */
   get minPgsize(): bigint {
-    if (this.minPgsizeOf !== this.pgsizeBitmap) {
-      this.minPgsizeOf = this.pgsizeBitmap;
-      this.minPgsize_ = this.pgsizeBitmap & -this.pgsizeBitmap;
-    }
+    if (this.minPgsizeOf !== this.pgsizeBitmap) this.updateMinPgsize();
     return this.minPgsize_;
+  }
+  /** minPgsize as a number (exact: a power of two, or 0) */
+  get minPgsizeNum(): number {
+    if (this.minPgsizeOf !== this.pgsizeBitmap) this.updateMinPgsize();
+    return this.minPgsizeNum_;
+  }
+  private updateMinPgsize(): void {
+    this.minPgsizeOf = this.pgsizeBitmap;
+    this.minPgsize_ = this.pgsizeBitmap & -this.pgsizeBitmap;
+    this.minPgsizeNum_ = Number(this.minPgsize_);
   }
   private minPgsizeOf = -1n;
   private minPgsize_ = 0n;
+  private minPgsizeNum_ = 0;
 
   /** pages this container holds pinned (for invariants) */
   pinnedPages(): number {
@@ -148,7 +190,24 @@ function lockAcct(dma: VfioDma, npage: number): void {
 function pinDma(dma: VfioDma): number {
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const limit = Math.floor(dma.proc.memlock.cur / PAGE_SIZE);
-  const npages = dma.npages; // a bigint shift and conversion: once, not per page
+  const npages = dma.npages;
+  // the whole range in one pinPages() when no page can cross the limit: it pins all or none,
+  // and a failure (a page it cannot pin, perhaps device memory) takes the page-by-page path
+  // below, which then meets the same pages in the same order
+  if (dma.lockCap || dma.mm.lockedVm + npages <= limit) {
+    const got = dma.mm.pinPages(dma.vaddr, npages, write);
+    if (typeof got !== "number") {
+      // the fallible step of each page, as below
+      for (let i = 0; i < npages; i++)
+        if (shouldFail()) {
+          unpinPages(got);
+          return -ENOMEM;
+        }
+      dma.mm.lockedVm += chargedPages(got);
+      dma.pages = got;
+      return 0;
+    }
+  }
   // sized for a small map at once (push() from [] reserves room for 17 pages: a one-page map
   // made 150 B more); a large one grows as it is filled (npages may exceed any array length)
   const pages: Page[] = new Array<Page>(Math.min(npages, 64));
@@ -207,10 +266,12 @@ function unpinDma(dma: VfioDma): void {
 
 /** vfio_remove_dma(): unmap from every domain, unpin, un-account, free. */
 function removeDma(iommu: VfioIommu, dma: VfioDma, unmapIoctl = false): void {
-  for (const d of iommu.domains) d.domain.unmap(dma.iova, dma.size);
+  const domains = iommu.domains;
+  for (let i = 0; i < domains.length; i++) domains[i]!.domain.unmapPfn(dma.pfn, dma.npages);
   // broken variant "unmap-no-unpin": UNMAP_DMA frees the mapping and forgets to unpin and
   // un-account its pages (vfio_unmap_unpin() without the unpin)
-  if (!(unmapIoctl && iommu.k.broken.has("unmap-no-unpin"))) unpinDma(dma);
+  const broken = iommu.k.broken;
+  if (!(unmapIoctl && broken.size !== 0 && broken.has("unmap-no-unpin"))) unpinDma(dma);
   iommu.dmaList.remove(dma);
   iommu.dmaAvail++;
 }
@@ -218,14 +279,15 @@ function removeDma(iommu: VfioIommu, dma: VfioDma, unmapIoctl = false): void {
 function mapIntoDomain(d: IommuDomain, dma: VfioDma): number {
   // iommu_map() can fail allocating page-table pages (a fallible step for fault injection)
   if (shouldFail()) return -ENOMEM;
-  return d.map(dma.iova, dma.pages!, dma.prot);
+  return d.mapPfn(dma.pfn, dma.pages!, dma.prot);
 }
 
-/** vfio_iommu_iova_dma_valid() */
-function iovaDmaValid(iommu: VfioIommu, start: bigint, last: bigint): boolean {
-  const list = iommu.iovaList;
+/** vfio_iommu_iova_dma_valid() of the pages [first, last] (a page-aligned range lies in an
+ * IOVA range exactly when its pages lie in the range's whole pages) */
+function iovaDmaValid(iommu: VfioIommu, first: number, last: number): boolean {
+  const list = iommu.iovaPages;
   if (list.length === 0) return true;
-  for (let i = 0; i < list.length; i++) if (start >= list[i]!.start && last <= list[i]!.last) return true;
+  for (let i = 0; i < list.length; i++) if (first >= list[i]![0] && last <= list[i]![1]) return true;
   return false;
 }
 
@@ -302,62 +364,133 @@ function* getInfo(iommu: VfioIommu, arg: number): KGen<number> {
   return copyStructOut(k, V.vfio_iommu_type1_info, arg, out, minsz);
 }
 
+/**
+ * The u64 at `off` as a number when it is below 2^52 (exact, and sums of two stay exact),
+ * else -1. MAP/UNMAP_DMA read their arguments this way in place from the user page; a value
+ * at or above 2^52 takes the decoded struct and bigint checks, exact up to 2^64 - 1.
+ */
+function u64Small(dv: DataView, off: number): number {
+  const hi = dv.getUint32(off + 4, true);
+  return hi < 0x100000 ? hi * 0x100000000 + dv.getUint32(off, true) : -1;
+}
+
+const MAP = V.vfio_iommu_type1_dma_map;
+const MAP_VADDR = MAP.offsetOf("vaddr");
+const MAP_IOVA = MAP.offsetOf("iova");
+const MAP_SIZE = MAP.offsetOf("size");
+const UNMAP = V.vfio_iommu_type1_dma_unmap;
+const UNMAP_IOVA = UNMAP.offsetOf("iova");
+const UNMAP_SIZE = UNMAP.offsetOf("size");
+const ARGSZ = MAP.offsetOf("argsz");
+const FLAGS = MAP.offsetOf("flags");
+
+/** readInPlace()'s answer: the caller copies it out at once (no yield in between) */
+const IN = { argsz: 0, flags: 0, u0: -1, u1: -1, u2: -1 };
+
+/**
+ * copy_from_user() of the `minsz` bytes at `arg` where they lie in one user page of current:
+ * argsz, flags and the u64s at offsets o0, o1 and o2 (o2 < 0: none) as u64Small() numbers,
+ * read where they are into IN; false when the bytes are not so (the decoding path decides).
+ */
+function readInPlace(proc: Process | null, arg: number, minsz: number, o0: number, o1: number, o2: number): boolean {
+  const dv = proc !== null ? proc.mm.userView(arg, minsz, PROT_READ) : null;
+  if (dv === null) return false;
+  const o = proc!.mm.viewOff;
+  IN.argsz = dv.getUint32(o + ARGSZ, true);
+  IN.flags = dv.getUint32(o + FLAGS, true);
+  IN.u0 = u64Small(dv, o + o0);
+  IN.u1 = u64Small(dv, o + o1);
+  IN.u2 = o2 < 0 ? 0 : u64Small(dv, o + o2);
+  return true;
+}
+
+/**
+ * The alignment checks of MAP/UNMAP_DMA on numbers below 2^52 (nothing wraps below 2^53):
+ * x is a multiple of the page size np (a power of two, at least a page) when x / np, an exact
+ * quotient, is whole.
+ */
+function aligned(x: number, np: number): boolean {
+  const q = x / np;
+  return Math.floor(q) === q;
+}
+
 /** vfio_iommu_type1_map_dma() + vfio_dma_do_map() */
 function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
   const minsz = MAP_MINSZ;
-  const map = copyStructIn(k, V.vfio_iommu_type1_dma_map, arg, minsz);
-  if (typeof map === "number") return map;
+  const proc = curProc(k);
+  const inPlace = readInPlace(proc, arg, minsz, MAP_VADDR, MAP_IOVA, MAP_SIZE);
+  let argsz = inPlace ? IN.argsz : 0;
+  let flags = inPlace ? IN.flags : 0;
+  // the u64s as numbers below 2^52 (-1: not read so, or too large), else the decoded bigints
+  let nv = inPlace ? IN.u0 : -1;
+  let ni = inPlace ? IN.u1 : -1;
+  let ns = inPlace ? IN.u2 : -1;
+  let big: { vaddr: bigint; iova: bigint; size: bigint } | null = null;
+  if (nv < 0 || ni < 0 || ns < 0) {
+    const map = copyStructIn(k, MAP, arg, minsz);
+    if (typeof map === "number") return map;
+    argsz = map.argsz;
+    flags = map.flags;
+    if (map.vaddr < SMALL && map.iova < SMALL && map.size < SMALL) {
+      nv = Number(map.vaddr);
+      ni = Number(map.iova);
+      ns = Number(map.size);
+    } else big = map;
+  }
   const mask = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE | V.VFIO_DMA_MAP_FLAG_VADDR;
-  if (map.argsz < minsz || map.flags & ~mask) return -EINVAL;
-  const setVaddr = (map.flags & V.VFIO_DMA_MAP_FLAG_VADDR) !== 0;
+  if (argsz < minsz || flags & ~mask) return -EINVAL;
+  const setVaddr = (flags & V.VFIO_DMA_MAP_FLAG_VADDR) !== 0;
   let prot = 0;
-  if (map.flags & V.VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
-  if (map.flags & V.VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
+  if (flags & V.VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
+  if (flags & V.VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
   if ((prot && setVaddr) || (!prot && !setVaddr)) return -EINVAL;
-  const { iova, size, vaddr } = map;
   yield* iommu.lock.lock();
   try {
-    const pg = iommu.minPgsize;
-    let last: bigint;
-    if (iova < SMALL && size < SMALL && vaddr < SMALL && pg <= SMALL) {
-      // the same checks in numbers: nothing wraps below 2^53
-      const ns = Number(size);
-      const np = Number(pg);
-      if (ns === 0 || ns % np !== 0 || Number(iova) % np !== 0 || Number(vaddr) % np !== 0) return -EINVAL;
-      last = BigInt(Number(iova) + ns - 1);
+    // the range in pages from here on (aligned to the smallest page, at least a page)
+    let pfn: number;
+    let npages: number;
+    const np = iommu.minPgsizeNum;
+    if (big === null && np >= PAGE_SIZE) {
+      if (ns === 0 || !aligned(ns, np) || !aligned(ni, np) || !aligned(nv, np)) return -EINVAL;
+      pfn = ni / PAGE_SIZE;
+      npages = ns / PAGE_SIZE;
     } else {
-      const pgmask = pg - 1n;
+      const { iova, size, vaddr } = big ?? { iova: BigInt(ni), size: BigInt(ns), vaddr: BigInt(nv) };
+      const pgmask = iommu.minPgsize - 1n;
       if (size === 0n || (size | iova | vaddr) & pgmask) return -EINVAL;
       // iova or vaddr wrap (and vaddr beyond what a user pointer can be)
-      last = iova + size - 1n;
-      if (last > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+      if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return -EINVAL;
+      pfn = pfnOf(iova);
+      npages = pfnOf(size);
+      // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT (below)
+      nv = vaddr >= VADDR_LIMIT ? -1 : Number(vaddr);
     }
+    const lastPfn = pfn + npages - 1;
     // vfio_find_dma() (size is not 0 here)
-    const dma = iommu.dmaList.firstOverlap(iova, last);
+    const dma = iommu.dmaList.firstOverlap(pfn, lastPfn);
     if (setVaddr) {
       if (!dma) return -ENOENT;
-      if (!dma.vaddrInvalid || dma.iova !== iova || dma.size !== size) return -EINVAL;
-      dma.vaddr = Number(vaddr);
+      if (!dma.vaddrInvalid || dma.pfn !== pfn || dma.npages !== npages) return -EINVAL;
+      // (a vaddr of 2^53 or more is kept as a number, as a user pointer never is one)
+      dma.vaddr = nv >= 0 ? nv : Number(big!.vaddr);
       dma.vaddrInvalid = false;
       iommu.vaddrInvalidCount--;
       return 0;
     }
     if (dma) return -EEXIST;
     if (!iommu.dmaAvail) return -ENOSPC;
-    if (!iovaDmaValid(iommu, iova, last)) return -EINVAL;
-    // a vaddr past TASK_SIZE cannot be pinned: the kernel's GUP fails it with EFAULT
-    if (vaddr >= VADDR_LIMIT) return -EFAULT;
-    const proc = curProc(k);
+    if (!iovaDmaValid(iommu, pfn, lastPfn)) return -EINVAL;
+    if (nv < 0) return -EFAULT;
     if (!proc) return -EFAULT; // no mm to pin from
-    const d = new VfioDma(iova, size, Number(vaddr), prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK), last);
+    const d = new VfioDma(pfn, npages, nv, prot, proc, proc.mm, proc.capable(CAP_IPC_LOCK));
     if (iommu.domains.length) {
       const rc = pinDma(d);
       if (rc < 0) return rc;
       for (let i = 0; i < iommu.domains.length; i++) {
         const r = mapIntoDomain(iommu.domains[i]!.domain, d);
         if (r < 0) {
-          for (let j = 0; j < i; j++) iommu.domains[j]!.domain.unmap(d.iova, d.size);
+          for (let j = 0; j < i; j++) iommu.domains[j]!.domain.unmapPfn(d.pfn, d.npages);
           unpinDma(d);
           return r;
         }
@@ -367,7 +500,7 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
     // tracked, and vfio_remove_dma() undoes it
     if (iommu.dirtyPageTracking) {
       if (!bitmapAllowed(iommu, d)) {
-        for (const x of iommu.domains) x.domain.unmap(d.iova, d.size);
+        for (const x of iommu.domains) x.domain.unmapPfn(d.pfn, d.npages);
         if (d.pages) unpinDma(d);
         return -EINVAL;
       }
@@ -385,88 +518,109 @@ function* mapDma(iommu: VfioIommu, arg: number): KGen<number> {
 function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
   const k = iommu.k;
   const minsz = UNMAP_MINSZ;
-  const unmap = copyStructIn(k, V.vfio_iommu_type1_dma_unmap, arg, minsz);
-  if (typeof unmap === "number") return unmap;
+  // a plain unmap (no flags) whose struct lies in one user page with iova and size below
+  // 2^52 is read in place as numbers; everything else is decoded (bigints)
+  let unmap: { argsz: number; flags: number; iova: bigint; size: bigint } | null = null;
+  const proc = curProc(k);
+  const inPlace = readInPlace(proc, arg, minsz, UNMAP_IOVA, UNMAP_SIZE, -1);
+  let argsz = inPlace ? IN.argsz : 0;
+  let flags = inPlace ? IN.flags : 0;
+  let ni = inPlace ? IN.u0 : -1;
+  let ns = inPlace ? IN.u1 : -1;
+  if (flags !== 0 || ni < 0 || ns < 0) {
+    const u = copyStructIn(k, UNMAP, arg, minsz);
+    if (typeof u === "number") return u;
+    unmap = u;
+    argsz = u.argsz;
+    flags = u.flags;
+    ni = ns = -1;
+  }
   const mask = V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | V.VFIO_DMA_UNMAP_FLAG_VADDR | V.VFIO_DMA_UNMAP_FLAG_ALL;
-  if (unmap.argsz < minsz || unmap.flags & ~mask) return -EINVAL;
-  const dirty = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
-  if (dirty && unmap.flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
+  if (argsz < minsz || flags & ~mask) return -EINVAL;
+  const dirty = (flags & V.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+  if (dirty && flags & (V.VFIO_DMA_UNMAP_FLAG_ALL | V.VFIO_DMA_UNMAP_FLAG_VADDR)) return -EINVAL;
   let bitmap: { pgsize: bigint; size: bigint; data: bigint } | null = null;
   if (dirty) {
-    if (unmap.argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
+    if (argsz < minsz + V.vfio_bitmap.size) return -EINVAL;
     const b = copyStructIn(k, V.vfio_bitmap, arg + minsz);
     if (typeof b === "number") return b;
     if (!accessOk(b.data, b.size)) return -EINVAL;
-    const rc = verifyBitmapSize(unmap.size >> ffs(b.pgsize), b.size);
+    const rc = verifyBitmapSize(unmap!.size >> ffs(b.pgsize), b.size);
     if (rc < 0) return rc;
     bitmap = b;
   }
-  const unmapAll = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
-  const invalidateVaddr = (unmap.flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
-  const iova = unmap.iova;
-  let size = unmap.size;
-  let unmapped = 0n;
+  const unmapAll = (flags & V.VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+  const invalidateVaddr = (flags & V.VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
+  /** pages unmapped (or invalidated): disjoint mappings, so below 2^52 */
+  let unmappedPages = 0;
   let ret = -EINVAL;
   yield* iommu.lock.lock();
   try {
     if (invalidateVaddr && iommu.emulatedGroups.length) return -EBUSY;
-    const pg = iommu.minPgsize;
-    // the last byte of the range (unmap-all: 2^64 - 2, what iova + size - 1 is for it)
-    let last: bigint;
-    if (!unmapAll && iova < SMALL && size < SMALL && pg <= SMALL) {
-      // the same checks in numbers: nothing wraps below 2^53
-      const ns = Number(size);
-      const np = Number(pg);
-      if (Number(iova) % np !== 0) return ret;
-      if (ns === 0 || ns % np !== 0) return ret;
-      last = BigInt(Number(iova) + ns - 1);
+    // the range's first and last page (the range is aligned to the smallest page, at least a
+    // page; the last byte of unmap-all is 2^64 - 2, what iova + size - 1 is for it)
+    let pfn: number;
+    let lastPfn: number;
+    const np = iommu.minPgsizeNum;
+    if (unmap === null && np >= PAGE_SIZE) {
+      if (!aligned(ni, np)) return ret;
+      if (ns === 0 || !aligned(ns, np)) return ret;
+      pfn = ni / PAGE_SIZE;
+      lastPfn = pfn + ns / PAGE_SIZE - 1;
     } else {
-      const pgmask = pg - 1n;
+      const iova = unmap ? unmap.iova : BigInt(ni);
+      let size = unmap ? unmap.size : BigInt(ns);
+      const pgmask = iommu.minPgsize - 1n;
       if (iova & pgmask) return ret;
       if (unmapAll) {
         if (iova || size) return ret;
         size = U64_MAX;
       } else if (!size || size & pgmask || iova + size - 1n > U64_MAX) return ret;
-      last = iova + size - 1n;
+      pfn = pfnOf(iova);
+      lastPfn = pfnOf(iova + size - 1n);
     }
     if (dirty && (!iommu.dirtyPageTracking || bitmap!.pgsize !== iommu.minPgsize)) return ret;
+    // the mapping holding the first page, when v2 looked for it
+    let first: VfioDma | null = null;
     if (iommu.v2 && !unmapAll) {
-      let dma = iommu.dmaList.find(iova);
-      if (dma && dma.iova !== iova) return ret;
-      dma = iommu.dmaList.find(last);
+      first = iommu.dmaList.find(pfn);
+      if (first && first.pfn !== pfn) return ret;
+      const dma = first && first.lastPfn >= lastPfn ? first : iommu.dmaList.find(lastPfn);
       // dma ends where the range ends: dma.iova + dma.size === iova + size
-      if (dma && dma.last !== last) return ret;
+      if (dma && dma.lastPfn !== lastPfn) return ret;
     }
     ret = 0;
-    let dma = iommu.dmaList.firstOverlap(iova, last);
-    const invalidated: VfioDma[] = [];
+    let dma = first ?? iommu.dmaList.firstOverlap(pfn, lastPfn);
+    let invalidated: VfioDma[] | null = null;
     while (dma) {
-      if (dma.iova > last) break;
-      if (!iommu.v2 && iova > dma.iova) break;
-      const next = iommu.dmaList.next(dma);
+      if (dma.pfn > lastPfn) break;
+      if (!iommu.v2 && pfn > dma.pfn) break;
+      // the next mapping, looked up only when this one ends before the range does (one
+      // starting after dma.lastPfn >= lastPfn is past the range: the loop would stop there)
+      const next = dma.lastPfn < lastPfn ? iommu.dmaList.next(dma) : null;
       if (invalidateVaddr) {
         if (dma.vaddrInvalid) {
-          for (const x of invalidated) {
+          for (const x of invalidated ?? []) {
             x.vaddrInvalid = false;
             iommu.vaddrInvalidCount--;
           }
           ret = -EINVAL;
-          unmapped = 0n;
+          unmappedPages = 0;
           break;
         }
         dma.vaddrInvalid = true;
         iommu.vaddrInvalidCount++;
-        invalidated.push(dma);
-        unmapped += dma.size;
+        (invalidated ??= []).push(dma);
+        unmappedPages += dma.npages;
       } else {
         if (bitmap) {
-          const rc = updateUserBitmap(iommu, Number(bitmap.data), dma, iova);
+          const rc = updateUserBitmap(iommu, Number(bitmap.data), dma, unmap!.iova);
           if (rc < 0) {
             ret = rc;
             break;
           }
         }
-        unmapped = unmapped === 0n ? dma.size : unmapped + dma.size;
+        unmappedPages += dma.npages;
         removeDma(iommu, dma, true);
       }
       dma = next;
@@ -475,9 +629,26 @@ function* unmapDma(iommu: VfioIommu, arg: number): KGen<number> {
     iommu.lock.unlock();
   }
   if (ret < 0) return ret;
+  // copy_to_user() of minsz bytes: the struct as read, with the size unmapped
+  if (unmap === null) {
+    // in place (a page of the same process: write access is its own question)
+    const w = proc!.mm.userView(arg, minsz, PROT_WRITE);
+    if (w !== null) {
+      const o = proc!.mm.viewOff;
+      const bytes = unmappedPages * PAGE_SIZE;
+      w.setUint32(o + ARGSZ, argsz, true);
+      w.setUint32(o + FLAGS, flags, true);
+      w.setUint32(o + UNMAP_IOVA, ni % 0x100000000, true);
+      w.setUint32(o + UNMAP_IOVA + 4, Math.floor(ni / 0x100000000), true);
+      w.setUint32(o + UNMAP_SIZE, bytes % 0x100000000, true);
+      w.setUint32(o + UNMAP_SIZE + 4, Math.floor(bytes / 0x100000000), true);
+      return 0;
+    }
+    unmap = { argsz, flags, iova: BigInt(ni), size: 0n };
+  }
   // the decoded struct is this call's own: it goes back with the size unmapped
-  unmap.size = unmapped;
-  return copyStructOut(k, V.vfio_iommu_type1_dma_unmap, arg, unmap, minsz);
+  unmap.size = BigInt(unmappedPages) << PAGE_SHIFT_N;
+  return copyStructOut(k, UNMAP, arg, unmap, minsz);
 }
 
 /**
@@ -528,11 +699,11 @@ function* dirtyPages(iommu: VfioIommu, arg: number): KGen<number> {
     if (!iommu.dirtyPageTracking) return -EINVAL;
     // vfio_iova_dirty_bitmap(): the range may not cut a mapping
     const last = range.iova + range.size - 1n;
-    let dma = iommu.dmaList.find(range.iova);
+    let dma = iommu.dmaList.find(pfnOf(range.iova));
     if (dma && dma.iova !== range.iova) return -EINVAL;
-    dma = iommu.dmaList.find(last);
+    dma = iommu.dmaList.find(pfnOf(last));
     if (dma && dma.last !== last) return -EINVAL;
-    for (let x = iommu.dmaList.ceil(range.iova); x && x.iova <= last; x = iommu.dmaList.next(x)) {
+    for (let x = iommu.dmaList.ceil(pfnOf(range.iova)); x && x.iova <= last; x = iommu.dmaList.next(x)) {
       rc = updateUserBitmap(iommu, Number(bm.data), x, range.iova);
       if (rc < 0) return rc;
     }
@@ -636,9 +807,8 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
     let rc = core.attachGroup(domain, ig);
     if (rc < 0) return rc;
     // vfio_iommu_aper_conflict(): existing mappings outside the new aperture
-    const first = iommu.dmaList.ceil(0n);
-    let lastDma: VfioDma | null = null;
-    for (const x of iommu.dmaList) lastDma = x;
+    const first = iommu.dmaList.first();
+    const lastDma = iommu.dmaList.last();
     if (
       (first && first.iova < domain.apertureStart) ||
       (lastDma && lastDma.last > domain.apertureEnd) ||
@@ -651,7 +821,7 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
     // vfio_iommu_resv_conflict(): existing mappings over a reserved region
     for (const r of resv) {
       if (r.type === "direct") continue;
-      if (iommu.dmaList.firstOverlap(r.start, r.last)) {
+      if (iommu.dmaList.firstOverlap(pfnOf(r.start), pfnOf(r.last))) {
         core.detachGroup(domain, ig);
         return -EINVAL;
       }
@@ -698,7 +868,7 @@ function* attachGroup(iommu: VfioIommu, ig: IommuGroup | null, type: VfioGroupTy
       mapped.push(dma);
     }
     if (rc < 0) {
-      for (const dma of mapped) domain.unmap(dma.iova, dma.size);
+      for (const dma of mapped) domain.unmapPfn(dma.pfn, dma.npages);
       for (const dma of newlyPinned) unpinDma(dma);
       core.detachGroup(domain, ig);
       return rc;
@@ -764,12 +934,12 @@ function* detachGroup(iommu: VfioIommu, ig: IommuGroup | null): KGen<void> {
           else {
             // vfio_iommu_unmap_unpin_reaccount(): mappings stay, pages are no longer pinned
             for (const dma of iommu.dmaList) {
-              d.domain.unmap(dma.iova, dma.size);
+              d.domain.unmapPfn(dma.pfn, dma.npages);
               unpinDma(dma);
             }
           }
         } else {
-          for (const dma of iommu.dmaList) d.domain.unmap(dma.iova, dma.size);
+          for (const dma of iommu.dmaList) d.domain.unmapPfn(dma.pfn, dma.npages);
         }
         iommu.domains.splice(i, 1);
         updatePgsizeBitmap(iommu);
@@ -836,13 +1006,14 @@ export function type1Violations(k: Kernel): string[] {
       n++;
       if (dma.pages) {
         charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + chargedPages(dma.pages));
+        const iova = dma.iova;
         dma.pages.forEach((pg, i) => {
           holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
           for (const d of iommu.domains) {
-            const pte = d.domain.lookup(dma.iova + BigInt(i * 4096));
+            const pte = d.domain.lookup(iova + BigInt(i * 4096));
             if (!pte || pte.page !== pg || pte.prot !== dma.prot)
               out.push(
-                `type1: iova 0x${(dma.iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
+                `type1: iova 0x${(iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
               );
           }
         });

@@ -4,8 +4,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { EBUSY, EEXIST, EINVAL, EPERM } from "../../src/uapi/errno.js";
 import { IommuCore } from "../../src/iommu/iommu.js";
-import { IOMMU_READ, IOMMU_WRITE } from "../../src/iommu/domain.js";
-import { IovaTree } from "../../src/iommu/iova_tree.js";
+import { IOMMU_READ } from "../../src/iommu/domain.js";
 import { Page } from "../../src/kernel/mm.js";
 import { PCI_COMMAND } from "../../src/hw/pci.js";
 import { createTwin } from "../../src/twin.js";
@@ -105,29 +104,6 @@ describe("device DMA through type1", () => {
     e.p.ioctl(g, 0x3b69); // UNSET_CONTAINER
     assert.equal(hw.dmaRead(0n, 4), null);
     assert.equal(core.faults.at(-1)!.reason, "not-present");
-  });
-});
-
-describe("IovaTree", () => {
-  it("finds overlaps, floors and iterates in order", () => {
-    const t = new IovaTree<{ iova: bigint; last: bigint }>();
-    for (const s of [50n, 10n, 30n, 70n]) t.insert({ iova: s, last: s + 9n });
-    assert.deepEqual(
-      [...t].map((x) => x.iova),
-      [10n, 30n, 50n, 70n],
-    );
-    assert.equal(t.firstOverlap(15n, 100n)!.iova, 10n);
-    assert.equal(t.firstOverlap(20n, 29n), null);
-    assert.equal(t.firstOverlap(20n, 30n)!.iova, 30n);
-    assert.equal(t.find(59n)!.iova, 50n);
-    assert.equal(t.find(60n), null);
-    t.remove(t.find(35n)!);
-    assert.deepEqual(
-      [...t].map((x) => x.iova),
-      [10n, 50n, 70n],
-    );
-    assert.equal(t.size, 3);
-    void IOMMU_WRITE;
   });
 });
 

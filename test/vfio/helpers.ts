@@ -4,6 +4,7 @@
 import { createTwin, type Twin, type TwinConfig, type TwinProcess } from "../../src/twin.js";
 import type { StructDesc } from "../../src/uapi/struct.js";
 import * as V from "../../src/uapi/vfio.js";
+import { KVM_GATED_MDEV_UUID } from "../../src/vfio/mdev/kvm_gated_mdev.js";
 
 export const BDF = "0000:00:01.0";
 
@@ -73,6 +74,16 @@ export function unmap(e: Env, c: number, iova: bigint, size: bigint, flags = 0):
     size,
   });
   return { rc: r.rc, size: r.out.size };
+}
+
+/** A TYPE1v2 container on the KVM-gated mdev's emulated group: no IOMMU domain, so no
+ * aperture and nothing pinned (mappings anywhere up to 2^64 - 1). */
+export function mdevContainer(): { e: Env; c: number } {
+  const e = env();
+  if (e.twin.kernel.modules.load("vfio_kvm_gated_mdev") !== 0) throw new Error("vfio_kvm_gated_mdev");
+  const link = e.p.readlink(`/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}/iommu_group`) as string;
+  const { c } = legacy(e, `/dev/vfio/${link.split("/").pop()}`);
+  return { e, c };
 }
 
 /** open container + group, SET_CONTAINER, SET_IOMMU(TYPE1v2); returns the fds. */

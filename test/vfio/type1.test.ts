@@ -7,7 +7,7 @@ import * as V from "../../src/uapi/vfio.js";
 import { EACCES, EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM } from "../../src/uapi/errno.js";
 import { CAP_IPC_LOCK } from "../../src/kernel/process.js";
 import { checkVfioInvariants, checkVfioQuiescent } from "../../src/check/vfio_invariants.js";
-import { call, env, legacy, map, s32, unmap } from "./helpers.js";
+import { call, env, legacy, map, mdevContainer, s32, unmap } from "./helpers.js";
 
 const R = V.VFIO_DMA_MAP_FLAG_READ;
 const W = V.VFIO_DMA_MAP_FLAG_WRITE;
@@ -401,5 +401,33 @@ describe("dirty page tracking (oracle scenario, stale bits included)", () => {
     assert.equal(dp(2), 0);
     assert.deepEqual(get(0x100000n, 0x8000n)[0], -EINVAL);
     assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+  });
+});
+
+describe("u64 IOVAs: the number path's bound (2^52) and the top (2^64 - 1)", () => {
+  // MAP/UNMAP_DMA read iova/size/vaddr as numbers below 2^52 and as bigints from there up; a
+  // mapping across 2^52 and mappings at 2^63 and at the last page must behave as any other.
+  // An emulated-only container has no aperture, so all of them can be mapped.
+  const B = 1n << 52n;
+  const TOP = 1n << 64n;
+  it("maps, overlaps, bisection, exact and covering unmaps on both sides", () => {
+    const { e, c } = mdevContainer();
+    assert.equal(map(e, c, e.buf, B - 0x2000n, 0x4000n), 0, "across 2^52");
+    assert.equal(map(e, c, e.buf, TOP - 0x1000n, 0x1000n), 0, "the last page");
+    assert.equal(map(e, c, e.buf, 1n << 63n, 0x1000n), 0);
+    assert.equal(map(e, c, e.buf, B, 0x1000n), -EEXIST, "inside, from above 2^52");
+    assert.equal(map(e, c, e.buf, B - 0x1000n, 0x1000n), -EEXIST, "inside, from below 2^52");
+    assert.equal(map(e, c, e.buf, TOP - 0x2000n, 0x2000n), -EEXIST, "ends on the last page");
+    assert.equal(map(e, c, e.buf, TOP - 0x1000n, 0x2000n), -EINVAL, "wraps");
+    assert.equal(map(e, c, e.buf, B + 0x2000n, 0x1000n), 0, "right after, above 2^52");
+    assert.equal(unmap(e, c, B, 0x1000n).rc, -EINVAL, "v2: starts inside a mapping");
+    assert.equal(unmap(e, c, B - 0x2000n, 0x2000n).rc, -EINVAL, "v2: ends inside a mapping");
+    assert.deepEqual(unmap(e, c, B - 0x2000n, 0x4000n), { rc: 0, size: 0x4000n });
+    assert.deepEqual(unmap(e, c, B - 0x2000n, 0x4000n), { rc: 0, size: 0n }, "gone");
+    assert.deepEqual(unmap(e, c, 1n << 63n, 1n << 63n), { rc: 0, size: 0x2000n }, "2^63 and the last page");
+    assert.deepEqual(unmap(e, c, 0n, 0n, V.VFIO_DMA_UNMAP_FLAG_ALL), { rc: 0, size: 0x1000n }, "the one left");
+    assert.deepEqual(checkVfioInvariants(e.twin.kernel), []);
+    e.twin.kill(e.p);
+    assert.deepEqual(checkVfioQuiescent(e.twin.kernel), []);
   });
 });

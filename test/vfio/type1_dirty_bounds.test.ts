@@ -5,19 +5,10 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as V from "../../src/uapi/vfio.js";
 import { EINVAL } from "../../src/uapi/errno.js";
-import { KVM_GATED_MDEV_UUID } from "../../src/vfio/mdev/kvm_gated_mdev.js";
 import { checkInvariants, formatViolations } from "../../src/check/invariants.js";
-import { call, env, type Env, legacy, map } from "./helpers.js";
+import { call, type Env, map, mdevContainer } from "./helpers.js";
 
 const TiB = 1n << 40n;
-
-function mdevContainer(): { e: Env; c: number } {
-  const e = env();
-  assert.equal(e.twin.kernel.modules.load("vfio_kvm_gated_mdev"), 0);
-  const link = e.p.readlink(`/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}/iommu_group`) as string;
-  const { c } = legacy(e, `/dev/vfio/${link.split("/").pop()}`);
-  return { e, c };
-}
 
 const dirtyPages = (e: Env, c: number, flags: number) =>
   call(e, c, V.VFIO_IOMMU_DIRTY_PAGES, V.vfio_iommu_type1_dirty_bitmap, { argsz: 8, flags }).rc;
