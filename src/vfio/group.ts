@@ -11,7 +11,7 @@
 // Fields guarded by groupLock: container, containerUsers, openedFile, kvm (kvm_ref_lock in
 // the kernel), devices (device_lock).
 
-import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOTTY, EPERM } from "../uapi/errno.js";
+import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV, ENOTTY, EPERM } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File, FileOperations } from "../kernel/fs.js";
 import { RefCounted } from "../kernel/kref.js";
@@ -26,7 +26,7 @@ import {
   vfioContainerAttachGroup,
   vfioGroupDetachContainer,
 } from "./container.js";
-import { copyStructIn, copyStructOut, curProc, fdget, getUserS32, strndupUser } from "./uaccess.js";
+import { curProc, fdget, getUserS32, strndupUser, userIn, userOut, userOutEnd } from "./uaccess.js";
 import {
   type VfioCore,
   type VfioDevice,
@@ -253,13 +253,16 @@ function makeGroupFops(core: VfioCore): FileOperations {
 }
 
 const GROUP_STATUS_MINSZ = V.vfio_group_status.offsetOfEnd("flags");
+const GS_ARGSZ = V.vfio_group_status.offsetOf("argsz");
+const GS_FLAGS = V.vfio_group_status.offsetOf("flags");
 
-/** vfio_group_ioctl_get_status() */
+/** vfio_group_ioctl_get_status(): the struct read and written in place (userIn/userOut) */
 function* getStatus(g: VfioGroup, arg: number): KGen<number> {
   const minsz = GROUP_STATUS_MINSZ;
-  const st = copyStructIn(g.k, V.vfio_group_status, arg, minsz);
-  if (typeof st === "number") return st;
-  if (st.argsz < minsz) return -EINVAL;
+  const u = userIn(g.k, arg, minsz);
+  if (u === null) return -EFAULT;
+  const argsz = u.dv.getUint32(u.off + GS_ARGSZ, true);
+  if (argsz < minsz) return -EINVAL;
   let flags = 0;
   yield* g.groupLock.lock();
   if (!g.iommuGroup && g.type === "iommu") {
@@ -269,7 +272,10 @@ function* getStatus(g: VfioGroup, arg: number): KGen<number> {
   if (g.hasIommu()) flags |= V.VFIO_GROUP_FLAGS_CONTAINER_SET | V.VFIO_GROUP_FLAGS_VIABLE;
   else if (!g.iommuGroup || !g.iommuGroup.dmaOwnerClaimed()) flags |= V.VFIO_GROUP_FLAGS_VIABLE;
   g.groupLock.unlock();
-  return copyStructOut(g.k, V.vfio_group_status, arg, { argsz: st.argsz, flags }, minsz);
+  const o = userOut(g.k, arg, minsz);
+  o.dv.setUint32(o.off + GS_ARGSZ, argsz, true);
+  o.dv.setUint32(o.off + GS_FLAGS, flags, true);
+  return userOutEnd(g.k, arg, minsz);
 }
 
 /** vfio_group_ioctl_set_container() */

@@ -6,7 +6,7 @@
 
 import { EFAULT, EINVAL } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
-import type { MmStruct } from "../kernel/mm.js";
+import { type MmStruct, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
 import type { File } from "../kernel/fs.js";
 import type { StructDesc } from "../uapi/struct.js";
@@ -29,6 +29,7 @@ const NO_MM = {
   readStruct: () => null,
   writeStruct: () => -EFAULT,
   getU32: () => -EFAULT,
+  userView: () => null,
 } as unknown as MmStruct;
 
 export function curMm(k: Kernel): MmStruct {
@@ -50,6 +51,85 @@ export function copyStructOut<V>(
   len = desc.size,
 ): number {
   return curMm(k).writeStruct(desc, addr, value, len) < 0 ? -EFAULT : 0;
+}
+
+// A small struct read and written field by field, as the kernel does with its stack copy
+// (copy_from_user() into it, fields read and set, copy_to_user() of it), for the paths where a
+// decoded object and an encoded value would be most of the call (VFIO_GROUP_GET_STATUS,
+// VFIO_DEVICE_GET_REGION_INFO; docs/performance.md). The fields are at the struct
+// descriptor's offsets; the caller reads every field it needs at once (the copy the kernel
+// would have made), before anything can yield or touch user memory again.
+
+/** A view holding a struct's bytes from `off`: what userIn() and userOut() return (one
+ * object, reused: valid until the next call of either). */
+export interface UserStructView {
+  dv: DataView;
+  off: number;
+}
+
+const IN_STAGE = new Uint8Array(PAGE_SIZE);
+const OUT_STAGE = new Uint8Array(PAGE_SIZE);
+const IN: UserStructView = { dv: new DataView(IN_STAGE.buffer), off: 0 };
+const OUT: UserStructView = { dv: new DataView(OUT_STAGE.buffer), off: 0 };
+const IN_STAGE_VIEW = IN.dv;
+const OUT_STAGE_VIEW = OUT.dv;
+/** whether the last userOut() handed out OUT_STAGE (userOutEnd() copies it out) */
+let outStaged = false;
+
+/**
+ * copy_from_user() of `len` (<= PAGE_SIZE) bytes at `addr` for reading fields at once: the
+ * view holding them, or null for a fault (-EFAULT). Within one anonymous page it is the page
+ * itself (no copy); otherwise (a page crossing, device memory, a bridged client's memory) a
+ * staging copy made by the copying path.
+ */
+export function userIn(k: Kernel, addr: number, len: number): UserStructView | null {
+  const mm = curMm(k);
+  const dv = mm.userView(addr, len, PROT_READ);
+  if (dv !== null) {
+    IN.dv = dv;
+    IN.off = mm.viewOff;
+    return IN;
+  }
+  if (!mm.copyFromUserInto(IN_STAGE, addr, len)) return null;
+  IN.dv = IN_STAGE_VIEW;
+  IN.off = 0;
+  return IN;
+}
+
+/**
+ * The first half of copy_to_user() of `len` (<= PAGE_SIZE) bytes at `addr` written field by
+ * field: the view to write all `len` bytes into. userOutEnd() completes it. Within one
+ * writable anonymous page it is the page itself; otherwise a zeroed staging buffer that
+ * userOutEnd() copies out (or faults on), all or nothing.
+ */
+export function userOut(k: Kernel, addr: number, len: number): UserStructView {
+  const mm = curMm(k);
+  const dv = mm.userView(addr, len, PROT_WRITE);
+  if (dv !== null) {
+    outStaged = false;
+    OUT.dv = dv;
+    OUT.off = mm.viewOff;
+    return OUT;
+  }
+  outStaged = true;
+  OUT_STAGE.fill(0, 0, len);
+  OUT.dv = OUT_STAGE_VIEW;
+  OUT.off = 0;
+  return OUT;
+}
+
+/** The second half of userOut()'s copy_to_user(): 0, or -EFAULT with nothing written. */
+export function userOutEnd(k: Kernel, addr: number, len: number): number {
+  if (!outStaged) return 0;
+  outStaged = false;
+  return curMm(k).copyToUser(addr, OUT_STAGE, len) < 0 ? -EFAULT : 0;
+}
+
+/** A u64 field from a number below 2^53 (a size or an offset): two u32 words, no bigint. */
+export function setU64(dv: DataView, o: number, x: number): void {
+  const lo = x >>> 0;
+  dv.setUint32(o, lo, true);
+  dv.setUint32(o + 4, (x - lo) / 0x100000000, true);
 }
 
 export function copyIn(k: Kernel, addr: number, len: number): Uint8Array | number {
