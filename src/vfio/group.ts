@@ -26,7 +26,7 @@ import {
   vfioContainerAttachGroup,
   vfioGroupDetachContainer,
 } from "./container.js";
-import { curProc, fdget, getUserS32, strndupUser, userIn, userOut, userOutEnd } from "./uaccess.js";
+import { curMm, curProc, fdget, getUserS32, strndupUser, userIn, userOff, userOut, userOutEnd } from "./uaccess.js";
 import {
   type VfioCore,
   type VfioDevice,
@@ -259,9 +259,11 @@ const GS_FLAGS = V.vfio_group_status.offsetOf("flags");
 /** vfio_group_ioctl_get_status(): the struct read and written in place (userIn/userOut) */
 function* getStatus(g: VfioGroup, arg: number): KGen<number> {
   const minsz = GROUP_STATUS_MINSZ;
-  const u = userIn(g.k, arg, minsz);
+  const mm = curMm(g.k);
+  const u = userIn(mm, arg, minsz);
   if (u === null) return -EFAULT;
-  const argsz = u.dv.getUint32(u.off + GS_ARGSZ, true);
+  const o = userOff(arg);
+  const argsz = u.getUint32(o + GS_ARGSZ, true);
   if (argsz < minsz) return -EINVAL;
   let flags = 0;
   yield* g.groupLock.lock();
@@ -272,10 +274,10 @@ function* getStatus(g: VfioGroup, arg: number): KGen<number> {
   if (g.hasIommu()) flags |= V.VFIO_GROUP_FLAGS_CONTAINER_SET | V.VFIO_GROUP_FLAGS_VIABLE;
   else if (!g.iommuGroup || !g.iommuGroup.dmaOwnerClaimed()) flags |= V.VFIO_GROUP_FLAGS_VIABLE;
   g.groupLock.unlock();
-  const o = userOut(g.k, arg, minsz);
-  o.dv.setUint32(o.off + GS_ARGSZ, argsz, true);
-  o.dv.setUint32(o.off + GS_FLAGS, flags, true);
-  return userOutEnd(g.k, arg, minsz);
+  const w = userOut(mm, arg, minsz);
+  w.setUint32(o + GS_ARGSZ, argsz, true);
+  w.setUint32(o + GS_FLAGS, flags, true);
+  return userOutEnd(mm, w, arg, minsz);
 }
 
 /** vfio_group_ioctl_set_container() */

@@ -35,9 +35,11 @@ import {
   copyOut,
   copyStructIn,
   copyStructOut,
+  curMm,
   fdget,
   setU64,
   userIn,
+  userOff,
   userOut,
   userOutEnd,
 } from "../uaccess.js";
@@ -754,11 +756,13 @@ export class VfioPciCoreDevice {
   getRegionInfo(arg: number): number {
     const k = this.vdev.k;
     const minsz = REGION_INFO_MINSZ;
-    const u = userIn(k, arg, minsz);
+    const mm = curMm(k);
+    const u = userIn(mm, arg, minsz);
     if (u === null) return -EFAULT;
-    let argsz = u.dv.getUint32(u.off + RI.argsz, true);
-    const index = u.dv.getUint32(u.off + RI.index, true);
-    let capOffset = u.dv.getUint32(u.off + RI.capOffset, true);
+    const o = userOff(arg);
+    let argsz = u.getUint32(o + RI.argsz, true);
+    const index = u.getUint32(o + RI.index, true);
+    let capOffset = u.getUint32(o + RI.capOffset, true);
     if (argsz < minsz) return -EINVAL;
     let flags = 0;
     let size = 0;
@@ -800,14 +804,14 @@ export class VfioPciCoreDevice {
         capOffset = V.vfio_region_info.size;
       }
     }
-    const o = userOut(k, arg, minsz);
-    o.dv.setUint32(o.off + RI.argsz, argsz, true);
-    o.dv.setUint32(o.off + RI.flags, flags, true);
-    o.dv.setUint32(o.off + RI.index, index, true);
-    o.dv.setUint32(o.off + RI.capOffset, capOffset, true);
-    setU64(o.dv, o.off + RI.size, size);
-    setU64(o.dv, o.off + RI.offset, offset);
-    return userOutEnd(k, arg, minsz);
+    const w = userOut(mm, arg, minsz);
+    w.setUint32(o + RI.argsz, argsz, true);
+    w.setUint32(o + RI.flags, flags, true);
+    w.setUint32(o + RI.index, index, true);
+    w.setUint32(o + RI.capOffset, capOffset, true);
+    setU64(w, o + RI.size, size);
+    setU64(w, o + RI.offset, offset);
+    return userOutEnd(mm, w, arg, minsz);
   }
 
   getIrqInfo(arg: number): number {
