@@ -359,6 +359,12 @@ export class MmStruct {
       this.viewOff = off;
       return this.lastPage;
     }
+    return this.userPageLookup(addr, len, need, off);
+  }
+
+  /** userPage() past the last page (kept apart so the fast path above stays small enough for
+   * V8 to inline into the ioctl paths that call it twice) */
+  private userPageLookup(addr: number, len: number, need: number, off: number): Page | null {
     if (!(len > 0 && addr >= 0 && addr + len <= TASK_SIZE && Number.isSafeInteger(addr))) return null;
     if (off + len > PAGE_SIZE) return null;
     const base = addr - off;

@@ -12,7 +12,7 @@
 // the kernel), devices (device_lock).
 
 import { shouldFail } from "../kernel/fail_nth.js";
-import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY, EPERM } from "../uapi/errno.js";
+import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV, ENOMEM, ENOTTY, EPERM } from "../uapi/errno.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File, FileOperations } from "../kernel/fs.js";
 import { RefCounted } from "../kernel/kref.js";
@@ -27,7 +27,7 @@ import {
   vfioContainerAttachGroup,
   vfioGroupDetachContainer,
 } from "./container.js";
-import { copyStructIn, copyStructOut, curProc, fdget, getUserS32, strndupUser } from "./uaccess.js";
+import { curMm, curProc, fdget, getUserS32, strndupUser, userIn, userOff, userOut, userOutEnd } from "./uaccess.js";
 import {
   type VfioCore,
   type VfioDevice,
@@ -254,13 +254,18 @@ function makeGroupFops(core: VfioCore): FileOperations {
 }
 
 const GROUP_STATUS_MINSZ = V.vfio_group_status.offsetOfEnd("flags");
+const GS_ARGSZ = V.vfio_group_status.offsetOf("argsz");
+const GS_FLAGS = V.vfio_group_status.offsetOf("flags");
 
-/** vfio_group_ioctl_get_status() */
+/** vfio_group_ioctl_get_status(): the struct read and written in place (userIn/userOut) */
 function* getStatus(g: VfioGroup, arg: number): KGen<number> {
   const minsz = GROUP_STATUS_MINSZ;
-  const st = copyStructIn(g.k, V.vfio_group_status, arg, minsz);
-  if (typeof st === "number") return st;
-  if (st.argsz < minsz) return -EINVAL;
+  const mm = curMm(g.k);
+  const u = userIn(mm, arg, minsz);
+  if (u === null) return -EFAULT;
+  const o = userOff(arg);
+  const argsz = u.getUint32(o + GS_ARGSZ, true);
+  if (argsz < minsz) return -EINVAL;
   let flags = 0;
   yield* g.groupLock.lock();
   if (!g.iommuGroup && g.type === "iommu") {
@@ -270,7 +275,10 @@ function* getStatus(g: VfioGroup, arg: number): KGen<number> {
   if (g.hasIommu()) flags |= V.VFIO_GROUP_FLAGS_CONTAINER_SET | V.VFIO_GROUP_FLAGS_VIABLE;
   else if (!g.iommuGroup || !g.iommuGroup.dmaOwnerClaimed()) flags |= V.VFIO_GROUP_FLAGS_VIABLE;
   g.groupLock.unlock();
-  return copyStructOut(g.k, V.vfio_group_status, arg, { argsz: st.argsz, flags }, minsz);
+  const w = userOut(mm, arg, minsz);
+  w.setUint32(o + GS_ARGSZ, argsz, true);
+  w.setUint32(o + GS_FLAGS, flags, true);
+  return userOutEnd(mm, w, arg, minsz);
 }
 
 /** vfio_group_ioctl_set_container() */

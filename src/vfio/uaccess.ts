@@ -6,7 +6,7 @@
 
 import { EFAULT, EINVAL } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
-import type { MmStruct } from "../kernel/mm.js";
+import { type MmStruct, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
 import type { File } from "../kernel/fs.js";
 import type { StructDesc } from "../uapi/struct.js";
@@ -29,6 +29,7 @@ const NO_MM = {
   readStruct: () => null,
   writeStruct: () => -EFAULT,
   getU32: () => -EFAULT,
+  userView: () => null,
 } as unknown as MmStruct;
 
 export function curMm(k: Kernel): MmStruct {
@@ -50,6 +51,72 @@ export function copyStructOut<V>(
   len = desc.size,
 ): number {
   return curMm(k).writeStruct(desc, addr, value, len) < 0 ? -EFAULT : 0;
+}
+
+// A small struct read and written field by field, as the kernel does with its stack copy
+// (copy_from_user() into it, fields read and set, copy_to_user() of it), for the paths where a
+// decoded object and an encoded value would be most of the call (VFIO_GROUP_GET_STATUS,
+// VFIO_DEVICE_GET_REGION_INFO; docs/performance.md). The fields are at the struct
+// descriptor's offsets from userOff(addr) in the view userIn()/userOut() return; the caller
+// reads every field it needs at once (the copy the kernel would have made), before anything
+// can yield or touch user memory again. No object is made: the struct's offset is the user
+// address's offset in its page, in the page's own view and in the staging copies alike.
+
+const PAGE_LOW = PAGE_SIZE - 1;
+/** staging for structs not within one anonymous page, at their in-page offset (len <= PAGE_SIZE) */
+const IN_STAGE = new Uint8Array(2 * PAGE_SIZE);
+const OUT_STAGE = new Uint8Array(2 * PAGE_SIZE);
+const IN_STAGE_VIEW = new DataView(IN_STAGE.buffer);
+const OUT_STAGE_VIEW = new DataView(OUT_STAGE.buffer);
+
+/** Where the views of userIn() and userOut() for `addr` hold its struct. */
+export function userOff(addr: number): number {
+  return addr & PAGE_LOW;
+}
+
+/**
+ * copy_from_user() of `len` (<= PAGE_SIZE) bytes at `addr` for reading fields at once: a view
+ * holding them from userOff(addr), or null for a fault (-EFAULT). Within one anonymous page it
+ * is the page itself (no copy); otherwise (a page crossing, device memory, a bridged client's
+ * memory) a staging copy made by the copying path.
+ */
+export function userIn(mm: MmStruct, addr: number, len: number): DataView | null {
+  const dv = mm.userView(addr, len, PROT_READ);
+  return dv !== null ? dv : userInStaged(mm, addr, len);
+}
+
+function userInStaged(mm: MmStruct, addr: number, len: number): DataView | null {
+  const off = addr & PAGE_LOW;
+  return mm.copyFromUserInto(IN_STAGE.subarray(off, off + len), addr, len) ? IN_STAGE_VIEW : null;
+}
+
+/**
+ * The first half of copy_to_user() of `len` (<= PAGE_SIZE) bytes at `addr` written field by
+ * field: the view to write all `len` bytes into, from userOff(addr). userOutEnd() completes
+ * it. Within one writable anonymous page it is the page itself; otherwise a zeroed staging
+ * buffer that userOutEnd() copies out (or faults on), all or nothing.
+ */
+export function userOut(mm: MmStruct, addr: number, len: number): DataView {
+  const dv = mm.userView(addr, len, PROT_WRITE);
+  if (dv !== null) return dv;
+  const off = addr & PAGE_LOW;
+  OUT_STAGE.fill(0, off, off + len);
+  return OUT_STAGE_VIEW;
+}
+
+/** The second half of userOut()'s copy_to_user() (`dv` is what userOut() returned): 0, or
+ * -EFAULT with nothing written. */
+export function userOutEnd(mm: MmStruct, dv: DataView, addr: number, len: number): number {
+  if (dv !== OUT_STAGE_VIEW) return 0;
+  const off = addr & PAGE_LOW;
+  return mm.copyToUser(addr, OUT_STAGE.subarray(off, off + len), len) < 0 ? -EFAULT : 0;
+}
+
+/** A u64 field from a number below 2^53 (a size or an offset): two u32 words, no bigint. */
+export function setU64(dv: DataView, o: number, x: number): void {
+  const lo = x >>> 0;
+  dv.setUint32(o, lo, true);
+  dv.setUint32(o + 4, (x - lo) / 0x100000000, true);
 }
 
 export function copyIn(k: Kernel, addr: number, len: number): Uint8Array | number {

@@ -86,6 +86,41 @@ describe("device info ioctls", () => {
     assert.equal(e.p.ioctl(d, V.VFIO_DEVICE_GET_REGION_INFO, 0x10), -EFAULT);
   });
 
+  it("GET_REGION_INFO echoes index and cap_offset as passed (no chain), overwrites flags (oracle)", () => {
+    // the 6.12 oracle on edu: argsz=32 flags=0x55 index=0 cap_offset=0xaaaa -> flags 7,
+    // cap_offset 0xaaaa; argsz=40 index=7 cap_offset=0x1234 -> argsz 40, cap_offset 0x1234
+    const { e, d } = open();
+    const ri = V.vfio_region_info;
+    const r = call(e, d, V.VFIO_DEVICE_GET_REGION_INFO, ri, { argsz: 32, flags: 0x55, index: 0, cap_offset: 0xaaaa });
+    assert.deepEqual(
+      [r.rc, r.out.argsz, r.out.flags, r.out.index, r.out.cap_offset, r.out.size, r.out.offset],
+      [0, 32, 7, 0, 0xaaaa, 0x100000n, 0n],
+    );
+    const c = call(e, d, V.VFIO_DEVICE_GET_REGION_INFO, ri, { argsz: 40, index: 7, cap_offset: 0x1234 });
+    assert.deepEqual([c.rc, c.out.argsz, c.out.flags, c.out.cap_offset], [0, 40, 3, 0x1234]);
+    assert.deepEqual([...c.bytes.subarray(32, 40)], [0, 0, 0, 0, 0, 0, 0, 0], "nothing past minsz");
+  });
+
+  it("GET_REGION_INFO across a page boundary: the same answer; a hole EFAULT; a read-only tail EFAULT", () => {
+    const { e, d } = open();
+    const ri = V.vfio_region_info;
+    const at = e.scr + 0x1000 - 12; // crosses into the next page of the scratch mapping
+    const r = call(e, d, V.VFIO_DEVICE_GET_REGION_INFO, ri, { argsz: 32, index: 7, cap_offset: 5 }, { at });
+    assert.deepEqual(
+      [r.rc, r.out.flags, r.out.cap_offset, r.out.size, r.out.offset],
+      [0, 3, 5, 0x100n, 0x70000000000n],
+    );
+    const two = e.p.mmap(0x2000);
+    assert.equal(e.p.munmap(two + 0x1000, 0x1000), 0);
+    const head = new Uint8Array(16);
+    new DataView(head.buffer).setUint32(0, 32, true);
+    e.p.write(two + 0x1000 - 16, head);
+    assert.equal(e.p.ioctl(d, V.VFIO_DEVICE_GET_REGION_INFO, two + 0x1000 - 16), -EFAULT, "tail in a hole");
+    // copy_from_user succeeds (the tail is readable), copy_to_user faults
+    assert.equal(e.p.mmap(0x1000, { addr: two + 0x1000, prot: 1 }), two + 0x1000);
+    assert.equal(e.p.ioctl(d, V.VFIO_DEVICE_GET_REGION_INFO, two + 0x1000 - 16), -EFAULT, "read-only tail");
+  });
+
   it("GET_IRQ_INFO: INTx maskable+automasked, MSI 1, MSI-X 0, ERR EINVAL, REQ 1, 5 EINVAL", () => {
     const { e, d } = open();
     const ii = (index: number, argsz = 16) => call(e, d, V.VFIO_DEVICE_GET_IRQ_INFO, V.vfio_irq_info, { argsz, index });

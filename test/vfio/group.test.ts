@@ -93,6 +93,24 @@ describe("group", () => {
     assert.equal(e.p.ioctl(g, 0x3b99), -ENOTTY);
   });
 
+  it("GET_STATUS: argsz echoed, flags overwritten (oracle); across pages; a read-only tail EFAULT", () => {
+    // the 6.12 oracle: argsz=100 flags=0xffff -> argsz 100, flags VIABLE
+    const e = env();
+    const g = e.p.open("/dev/vfio/1");
+    const r = call(e, g, V.VFIO_GROUP_GET_STATUS, V.vfio_group_status, { argsz: 100, flags: 0xffff });
+    assert.deepEqual([r.rc, r.out.argsz, r.out.flags], [0, 100, V.VFIO_GROUP_FLAGS_VIABLE]);
+    const at = e.scr + 0x1000 - 4;
+    const x = call(e, g, V.VFIO_GROUP_GET_STATUS, V.vfio_group_status, { argsz: 8, flags: 0xffff }, { at });
+    assert.deepEqual([x.rc, x.out.argsz, x.out.flags], [0, 8, V.VFIO_GROUP_FLAGS_VIABLE]);
+    const two = e.p.mmap(0x2000);
+    assert.equal(e.p.munmap(two + 0x1000, 0x1000), 0);
+    e.p.write(two + 0x1000 - 4, new Uint8Array([8, 0, 0, 0]));
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_GET_STATUS, two + 0x1000 - 4), -EFAULT, "flags in a hole");
+    assert.equal(e.p.mmap(0x1000, { addr: two + 0x1000, prot: 1 }), two + 0x1000);
+    assert.equal(e.p.ioctl(g, V.VFIO_GROUP_GET_STATUS, two + 0x1000 - 4), -EFAULT, "flags read-only");
+    assert.deepEqual([...e.p.read(two + 0x1000 - 4, 4)], [8, 0, 0, 0]);
+  });
+
   it("SET_CONTAINER: fd -1 EBADF, a group fd EBADFD, twice EINVAL, other container EINVAL, bad ptr EFAULT", () => {
     const e = env();
     const g = e.p.open("/dev/vfio/1");

@@ -29,7 +29,20 @@ import {
 } from "../../hw/pci.js";
 import { Mutex } from "../../kernel/locks.js";
 import { VfioPciConfig } from "./vfio_pci_config.js";
-import { copyIn, copyInto, copyOut, copyStructIn, copyStructOut, fdget } from "../uaccess.js";
+import {
+  copyIn,
+  copyInto,
+  copyOut,
+  copyStructIn,
+  copyStructOut,
+  curMm,
+  fdget,
+  setU64,
+  userIn,
+  userOff,
+  userOut,
+  userOutEnd,
+} from "../uaccess.js";
 import {
   vfioCheckFeature,
   type VfioDevice,
@@ -58,10 +71,15 @@ const IO8 = new Uint8Array(8);
 
 /** the offsets of one region (a device-fd offset modulo this is the offset within it) */
 const OFFSET_SPAN = 2 ** V.VFIO_PCI_OFFSET_SHIFT;
-/** VFIO_PCI_INDEX_TO_OFFSET(), made once per region index (the answer of every REGION_INFO) */
-const REGION_OFFSETS = Array.from({ length: 16 }, (_, i) => BigInt(i) << BigInt(V.VFIO_PCI_OFFSET_SHIFT));
-const indexToOffset = (i: number) => REGION_OFFSETS[i] ?? BigInt(i) << BigInt(V.VFIO_PCI_OFFSET_SHIFT);
 const REGION_INFO_MINSZ = V.vfio_region_info.offsetOfEnd("offset");
+const RI = {
+  argsz: V.vfio_region_info.offsetOf("argsz"),
+  flags: V.vfio_region_info.offsetOf("flags"),
+  index: V.vfio_region_info.offsetOf("index"),
+  capOffset: V.vfio_region_info.offsetOf("cap_offset"),
+  size: V.vfio_region_info.offsetOf("size"),
+  offset: V.vfio_region_info.offsetOf("offset"),
+} as const;
 
 type IrqType = "none" | "intx" | "msi";
 
@@ -721,32 +739,36 @@ export class VfioPciCoreDevice {
     return this.hw.canReset;
   }
 
-  /** a region's size as the bigint REGION_INFO answers, made once per region */
-  private regionSize(index: number, bytes: number): bigint {
-    const c = (this.regionSizes ??= []);
-    const n = (this.regionSizesOf ??= []);
-    if (n[index] !== bytes) {
-      n[index] = bytes;
-      c[index] = BigInt(bytes);
-    }
-    return c[index]!;
+  /**
+   * A region's capability chain: vfio-pci adds msix_mappable_cap() to the MSI-X BAR and a
+   * CAP_TYPE to each device-specific region; the devices here have neither (no MSI-X table,
+   * no regions past the config space), so no region has one.
+   */
+  private regionCaps(_index: number): VfioInfoCap | null {
+    return null;
   }
-  private regionSizes: bigint[] | undefined;
-  private regionSizesOf: number[] | undefined;
 
+  /**
+   * vfio_pci_ioctl_get_region_info(): the struct read and written in place (userIn/userOut,
+   * size and offset as numbers: no decoded object, no bigint). Fields the kernel leaves as
+   * copied in (index, and cap_offset when there is no chain) go back as they came.
+   */
   getRegionInfo(arg: number): number {
     const k = this.vdev.k;
     const minsz = REGION_INFO_MINSZ;
-    const info = copyStructIn(k, V.vfio_region_info, arg, minsz);
-    if (typeof info === "number") return info;
-    if (info.argsz < minsz) return -EINVAL;
-    const caps = new VfioInfoCap();
+    const mm = curMm(k);
+    const u = userIn(mm, arg, minsz);
+    if (u === null) return -EFAULT;
+    const o = userOff(arg);
+    let argsz = u.getUint32(o + RI.argsz, true);
+    const index = u.getUint32(o + RI.index, true);
+    let capOffset = u.getUint32(o + RI.capOffset, true);
+    if (argsz < minsz) return -EINVAL;
     let flags = 0;
-    let size = 0n;
-    const offset = indexToOffset(info.index);
-    switch (info.index) {
+    let size = 0;
+    switch (index) {
       case V.VFIO_PCI_CONFIG_REGION_INDEX:
-        size = this.regionSize(V.VFIO_PCI_CONFIG_REGION_INDEX, this.cfgSize);
+        size = this.cfgSize;
         flags = V.VFIO_REGION_INFO_FLAG_READ | V.VFIO_REGION_INFO_FLAG_WRITE;
         break;
       case 0:
@@ -755,9 +777,9 @@ export class VfioPciCoreDevice {
       case 3:
       case 4:
       case 5: {
-        const b = this.hw.bars[info.index];
+        const b = this.hw.bars[index];
         if (!b) break;
-        size = this.regionSize(info.index, b.size);
+        size = b.size;
         flags = V.VFIO_REGION_INFO_FLAG_READ | V.VFIO_REGION_INFO_FLAG_WRITE;
         // bar_mmap_supported: memory BARs of at least a page (smaller ones are padded)
         if (b.kind !== "io") flags |= V.VFIO_REGION_INFO_FLAG_MMAP;
@@ -768,24 +790,28 @@ export class VfioPciCoreDevice {
       default:
         return -EINVAL; // VGA absent, no device-specific regions
     }
-    let capOffset = 0;
-    let argsz = info.argsz;
-    if (caps.size) {
+    // VFIO_PCI_INDEX_TO_OFFSET(): index < 9 here, so below 2^44
+    const offset = index * OFFSET_SPAN;
+    const caps = this.regionCaps(index);
+    if (caps !== null && caps.size) {
       flags |= V.VFIO_REGION_INFO_FLAG_CAPS;
-      if (info.argsz < V.vfio_region_info.size + caps.size) argsz = V.vfio_region_info.size + caps.size;
-      else {
+      if (argsz < V.vfio_region_info.size + caps.size) {
+        argsz = V.vfio_region_info.size + caps.size;
+        capOffset = 0;
+      } else {
         caps.shift(V.vfio_region_info.size);
         if (copyOut(k, arg + V.vfio_region_info.size, caps.buf) < 0) return -EFAULT;
         capOffset = V.vfio_region_info.size;
       }
     }
-    return copyStructOut(
-      k,
-      V.vfio_region_info,
-      arg,
-      { argsz, flags, index: info.index, cap_offset: capOffset, size, offset },
-      minsz,
-    );
+    const w = userOut(mm, arg, minsz);
+    w.setUint32(o + RI.argsz, argsz, true);
+    w.setUint32(o + RI.flags, flags, true);
+    w.setUint32(o + RI.index, index, true);
+    w.setUint32(o + RI.capOffset, capOffset, true);
+    setU64(w, o + RI.size, size);
+    setU64(w, o + RI.offset, offset);
+    return userOutEnd(mm, w, arg, minsz);
   }
 
   getIrqInfo(arg: number): number {
