@@ -166,7 +166,8 @@ export function* ioasMap(u: Ucmd<N<typeof iommu_ioas_map>>): KGen<number> {
   if (!ioas) return -ENOENT;
   // broken variant "iommufd-shortterm-put-early" (the bug 6f9c4d8c468c fixed): the
   // short-term reference goes before the object is used, so a racing IOMMU_DESTROY frees it
-  const early = u.ictx.k.broken.has("iommufd-shortterm-put-early");
+  const broken = u.ictx.k.broken;
+  const early = broken.size !== 0 && broken.has("iommufd-shortterm-put-early");
   if (early) ioas.put();
   try {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY

@@ -311,24 +311,21 @@ function compileViewDecode(fields: readonly FieldLayout[]): ViewDecode {
   )();
 }
 
-/** A u64 as decodeViewNum() gives it: a number below 2^53, a bigint from 2^53 up. */
-function getU64Num(dv: DataView, o: number): number | bigint {
-  const hi = dv.getUint32(o + 4, true);
-  if (hi === 0) return dv.getUint32(o, true);
-  return hi < 0x200000 ? hi * 4294967296 + dv.getUint32(o, true) : dv.getBigUint64(o, true);
-}
-
 function compileViewDecodeNum(fields: readonly FieldLayout[]): ViewDecode {
+  // each u64 a number below 2^53 (hi < 2^21), else a bigint, written out per field: a helper
+  // reached through the closure is a call per field that TurboFan does not inline
   const props = fields.map((f) => {
     const size = SCALAR_SIZE[f.scalar!];
     const o = `base + ${f.offset}`;
-    const get = f.scalar === "u64" ? `u64(dv, ${o})` : VIEW_GET[f.scalar!].replace("(o", `(${o}`);
+    const get =
+      f.scalar === "u64"
+        ? `((h = dv.getUint32(${o} + 4, true)) === 0 ? dv.getUint32(${o}, true) : ` +
+          `h < 0x200000 ? h * 4294967296 + dv.getUint32(${o}, true) : dv.getBigUint64(${o}, true))`
+        : VIEW_GET[f.scalar!].replace("(o", `(${o}`);
     const zero = f.scalar === "s64" ? "0n" : "0";
     return `${JSON.stringify(f.name)}: base + ${f.offset + size} <= end ? ${get} : ${zero}`;
   });
-  return new Function("u64", `return function decodeViewNum(dv, base, end) { return { ${props.join(", ")} }; };`)(
-    getU64Num,
-  );
+  return new Function(`return function decodeViewNum(dv, base, end) { let h; return { ${props.join(", ")} }; };`)();
 }
 
 function compileViewEncode(fields: readonly FieldLayout[], size: number): ViewEncode {
@@ -356,13 +353,18 @@ function compileViewEncode(fields: readonly FieldLayout[], size: number): ViewEn
         break;
       default:
         stmts.push(
-          `x = ${x}; if (x === undefined) { dv.setUint32(${o}, 0, true); dv.setUint32(${o} + 4, 0, true); } else set64(dv, ${o}, x);`,
+          // viewSet64's number case written out (a call through the closure is not inlined)
+          `x = ${x}; if (typeof x === "number" && x >= 0 && x <= 9007199254740991) { lo = x >>> 0; ` +
+            `dv.setUint32(${o}, lo, true); dv.setUint32(${o} + 4, (x - lo) / 4294967296, true); } ` +
+            `else if (x === undefined) { dv.setUint32(${o}, 0, true); dv.setUint32(${o} + 4, 0, true); } else set64(dv, ${o}, x);`,
         );
     }
     at = f.offset + SCALAR_SIZE[f.scalar!];
   }
   zeroes(at, size);
-  return new Function("set64", `return function encodeWhole(dv, v, base) { let x; ${stmts.join(" ")} };`)(viewSet64);
+  return new Function("set64", `return function encodeWhole(dv, v, base) { let x, lo; ${stmts.join(" ")} };`)(
+    viewSet64,
+  );
 }
 
 /** One reader per scalar type for generated decoders (readScalar's cases, specialised). */
