@@ -40,24 +40,14 @@ const MAX_DEPTH = 32;
  * is >= (h, l), or n. A linear scan, not a binary search: its loads do not depend on each
  * other's results, so a node's lines arrive in parallel instead of one probe's miss after
  * another (at 1M live areas, ~25% less per lookup than binary search, bench/iommufd.ts).
- * It steps four entries at a time (every group's last key; four entries span about the
- * lines one does) and then scans the one group left: a quarter of the compares on the
- * same lines.
  */
 function lowerBound(k: Int32Array, base: number, n: number, e: number, h: number, l: number): number {
-  // the first group end (index 3 mod 4) whose key is >= (h, l): every entry before its
-  // group is below
-  let j = 3;
-  for (let at = base + 3 * e; j < n; j += 4, at += 4 * e) {
+  let j = 0;
+  for (let at = base; j < n; j++, at += e) {
     const kh = k[at]!;
     if (kh > h || (kh === h && k[at + 1]! >= l)) break;
   }
-  let i = j - 3;
-  for (let at = base + i * e; i < n; i++, at += e) {
-    const kh = k[at]!;
-    if (kh > h || (kh === h && k[at + 1]! >= l)) break;
-  }
-  return i;
+  return j;
 }
 
 /** a[to + i] = a[from + i] for i < len, overlapping either way (TypedArray.copyWithin is a
