@@ -4,7 +4,7 @@
 
 import type { Backend, MmapOptions, ProcStatus, SpawnOptions, UserProcess } from "./backend/backend.js";
 import { PROT_READ, PROT_WRITE, ProcessExited, Segfault, toNum } from "./backend/backend.js";
-import type { StructDesc } from "./uapi/struct.js";
+import type { EncodeValue, StructDesc } from "./uapi/struct.js";
 import { EINVAL } from "./uapi/errno.js";
 import { int, ptr, raw, struct, sym, type TVal } from "./trace/value.js";
 import { capDropCalls, type LibcCall, readdirCalls, readFileCalls, readlinkCalls } from "./trace/libc_calls.js";
@@ -148,7 +148,7 @@ export class TwinProcess implements UserProcess {
     }
     if (r < 0) throw new Segfault(addr);
   }
-  writeStruct<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, size = desc.size): boolean {
+  writeStruct<V>(desc: StructDesc<V>, addr: number, value: EncodeValue<V>, size = desc.size): boolean {
     const k = this.live("write");
     const prev = k.current;
     k.current = this.proc.mainTask;

@@ -11,7 +11,7 @@
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 
-import type { StructDesc } from "../uapi/struct.js";
+import type { EncodeValue, StructDesc } from "../uapi/struct.js";
 
 export interface MmapOptions {
   /** MAP_FIXED_NOREPLACE at this address */
@@ -48,7 +48,7 @@ export interface UserProcess {
    * `desc` straight into the process's memory at addr, `size` bytes (absent fields and
    * padding zero), or decoded from it; false / null where the memory is not accessible.
    * Same bytes as write(addr, desc.encode(value, size)) and desc.decode(read(addr, size)). */
-  writeStruct?<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, size?: number): boolean;
+  writeStruct?<V>(desc: StructDesc<V>, addr: number, value: EncodeValue<V>, size?: number): boolean;
   readStruct?<V>(desc: StructDesc<V>, addr: number): V | null;
   dup(fd: number): number;
   /** SCM_RIGHTS: the fd's file installed in `to`; returns the new fd there */

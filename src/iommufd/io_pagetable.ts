@@ -154,6 +154,7 @@ export interface PagesSlice {
 
 /** below this, iova / uptr / length arithmetic is exact in numbers (sums stay below 2^53) */
 const SMALL = 1n << 52n;
+const SMALL_N = 2 ** 52;
 function hiN(v: number): number {
   return Math.floor(v / 4294967296) ^ BIAS;
 }
@@ -161,9 +162,10 @@ function loN(v: number): number {
   return (v >>> 0) ^ BIAS;
 }
 
-/** the bytes an unmap removed, from its bigint and number parts (no closure per call) */
-function unmappedOf(big: bigint, small: number): bigint {
-  return big === 0n ? BigInt(small) : big + BigInt(small);
+/** the bytes an unmap removed, from its bigint and number parts: a number below 2^53 (big
+ * is non-zero only from 2^52 bytes up) */
+function unmappedOf(big: bigint, small: number): number | bigint {
+  return big === 0n ? small : big + BigInt(small);
 }
 
 /** __ffs64 as a power of two: the lowest set bit of v (v != 0). */
@@ -200,6 +202,9 @@ export class IoPagetable {
   recordFreed = false;
   iovaAlignment = 1;
   disableLargePages = false;
+  /** the bytes the last unmap*Num() call removed (also on an error after some removals):
+   * a number below 2^53, a bigint above (NumU64) */
+  unmappedBytes: number | bigint = 0;
 
   /** iopt_check_iova(): alignment, overflow, reserved (EINVAL) and area (EEXIST) overlap. */
   private checkIova(sh: number, sl: number, lh: number, ll: number): number {
@@ -236,6 +241,35 @@ export class IoPagetable {
     const r = this.mapPages([slice], length, iova, prot, allocIova, uptr);
     if (typeof r === "number") pages.users--;
     return r;
+  }
+
+  /**
+   * mapUserPages() with iova, uptr and length as IOMMU_IOAS_MAP decodes them (NumU64: numbers
+   * below 2^53, bigints above): the IOVA (a number when all three are numbers below 2^52,
+   * a bigint otherwise) or -errno.
+   */
+  mapUserPagesNum(
+    iova: number | bigint,
+    uptr: number | bigint,
+    length: number | bigint,
+    prot: number,
+    allocIova: boolean,
+    source: Process,
+    ctxAccountMm: boolean,
+  ): number | bigint {
+    if (
+      !allocIova &&
+      typeof iova === "number" &&
+      typeof uptr === "number" &&
+      typeof length === "number" &&
+      iova < SMALL_N &&
+      uptr < SMALL_N &&
+      length < SMALL_N
+    ) {
+      const r = this.mapUserPagesSmall(iova, uptr, length, prot, source, ctxAccountMm);
+      return r < 0 ? r : iova;
+    }
+    return this.mapUserPages(BigInt(iova), BigInt(uptr), BigInt(length), prot, allocIova, source, ctxAccountMm);
   }
 
   /**
@@ -388,27 +422,47 @@ export class IoPagetable {
 
   /** iopt_unmap_iova(): 0 or -errno, with the bytes unmapped (also on the ENOENT quirk). */
   unmapIova(iova: bigint, length: bigint): { rc: number; unmapped: bigint } {
-    if (length === 0n) return { rc: -EINVAL, unmapped: 0n };
+    const rc = this.unmapIovaBig(iova, length);
+    return { rc, unmapped: BigInt(this.unmappedBytes) };
+  }
+
+  private unmapIovaBig(iova: bigint, length: bigint): number {
+    this.unmappedBytes = 0;
+    if (length === 0n) return -EINVAL;
     if (iova < SMALL && length < SMALL) {
-      const last = Number(iova) + Number(length) - 1;
       const n = Number(iova);
+      const last = n + Number(length) - 1;
       return this.unmapRangeH(hiN(n), loN(n), hiN(last), loN(last));
     }
     const last = iova + length - 1n;
-    if (last > U64_MAX) return { rc: -EOVERFLOW, unmapped: 0n };
-    return this.unmapRange(iova, last);
+    if (last > U64_MAX) return -EOVERFLOW;
+    return this.unmapRangeNum(iova, last);
   }
 
   unmapAll(): { rc: number; unmapped: bigint } {
-    return this.unmapRange(0n, U64_MAX);
+    const rc = this.unmapRangeNum(0n, U64_MAX);
+    return { rc, unmapped: BigInt(this.unmappedBytes) };
   }
 
-  /** iopt_unmap_iova_range(): every area must lie inside [start, last]. */
-  private unmapRange(start: bigint, last: bigint): { rc: number; unmapped: bigint } {
+  /** unmapIova() for NumU64 arguments (IOMMU_IOAS_UNMAP's): the rc, with the bytes removed in
+   * `unmappedBytes` (no result object, no bigint below 2^53). */
+  unmapIovaNum(iova: number | bigint, length: number | bigint): number {
+    if (typeof iova === "number" && typeof length === "number" && iova < SMALL_N && length < SMALL_N) {
+      this.unmappedBytes = 0;
+      if (length === 0) return -EINVAL;
+      const last = iova + length - 1;
+      return this.unmapRangeH(hiN(iova), loN(iova), hiN(last), loN(last));
+    }
+    return this.unmapIovaBig(BigInt(iova), BigInt(length));
+  }
+
+  /** iopt_unmap_iova_range(): every area must lie inside [start, last]; the rc, the bytes
+   * removed in `unmappedBytes`. */
+  unmapRangeNum(start: bigint, last: bigint): number {
     return this.unmapRangeH(hiOf(start), loOf(start), hiOf(last), loOf(last));
   }
 
-  private unmapRangeH(sh: number, sl: number, lh: number, ll: number): { rc: number; unmapped: bigint } {
+  private unmapRangeH(sh: number, sl: number, lh: number, ll: number): number {
     // bytes unmapped: a number while exact, folded into a bigint beyond 2^52
     let small = 0;
     let big = 0n;
@@ -416,9 +470,9 @@ export class IoPagetable {
     for (;;) {
       const a = this.areas.firstH(sh, sl, lh, ll);
       if (a === null) break;
-      if (a.pages === null) return { rc: -EBUSY, unmapped: unmappedOf(big, small) };
+      if (a.pages === null) return this.unmapped(-EBUSY, big, small);
       if (a.sh < sh || (a.sh === sh && a.sl < sl) || a.lh > lh || (a.lh === lh && a.ll > ll)) {
-        return { rc: -ENOENT, unmapped: unmappedOf(big, small) };
+        return this.unmapped(-ENOENT, big, small);
       }
       if (a.sh !== sh || a.sl !== sl) tries = 0;
       if (a.bits >>> ACCESS_SHIFT !== 0) {
@@ -428,10 +482,10 @@ export class IoPagetable {
         a.bits |= AREA_PREVENT_ACCESS;
         if (this.deferNotify) {
           this.pendingNotify = a;
-          return { rc: 0, unmapped: unmappedOf(big, small) };
+          return this.unmapped(0, big, small);
         }
         this.notifyUnmap?.(a.start, a.length);
-        if (++tries > 100) return { rc: -EDEADLK, unmapped: unmappedOf(big, small) };
+        if (++tries > 100) return this.unmapped(-EDEADLK, big, small);
         continue;
       }
       const pages = a.pages;
@@ -459,7 +513,13 @@ export class IoPagetable {
         sl = a.ll + 1;
       }
     }
-    return { rc: 0, unmapped: unmappedOf(big, small) };
+    return this.unmapped(0, big, small);
+  }
+
+  /** unmapRangeH()'s exit: the bytes removed into unmappedBytes, the rc back */
+  private unmapped(rc: number, big: bigint, small: number): number {
+    this.unmappedBytes = unmappedOf(big, small);
+    return rc;
   }
 
   /** iopt_get_pages(): the slices behind [iova, iova + length), each with a page reference. */

@@ -41,9 +41,12 @@ import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { IommufdObject } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 import { iommufdTestEnabled } from "./selftest_config.js";
+import type { NumU64 } from "../uapi/struct.js";
 import { syzConvIovaId } from "./selftest_syz.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
+/** a struct as the NumU64 rows of main.ts decode it: u64s as numbers below 2^53 */
+type N<T> = NumU64<V<T>>;
 
 export class IommufdIoas extends IommufdObject {
   readonly iopt = new IoPagetable();
@@ -94,7 +97,7 @@ function pagesMutex(k: Kernel, p: IoptPages): Mutex {
  * task waits for a mutex another task holds and where lockdep sees its order under the
  * IOAS rwsems. A sequential call has no other task to wait for and skips it.
  */
-export function* gatePagesMutexes(ioas: IommufdIoas, range?: readonly [bigint, bigint]): KGen<void> {
+export function* gatePagesMutexes(ioas: IommufdIoas, range?: readonly [number | bigint, number | bigint]): KGen<void> {
   if (SEQ.on) return;
   const seen = new Set<IoptPages>();
   const all = ioas.iopt.areas.all();
@@ -207,16 +210,22 @@ function convProt(flags: number): number {
 
 const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 
-export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
+/** x >= ULONG_MAX for a NumU64 field (a number is below 2^53) */
+function atLeastUlongMax(x: number | bigint): boolean {
+  return typeof x !== "number" && x >= ULONG_MAX;
+}
+
+export function* ioasMap(u: Ucmd<N<typeof iommu_ioas_map>>): KGen<number> {
   const cmd = u.cmd;
   if (cmd.flags & ~MAP_FLAGS || cmd.__reserved) return -EOPNOTSUPP;
-  if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return -EOVERFLOW;
+  if (atLeastUlongMax(cmd.iova) || atLeastUlongMax(cmd.length)) return -EOVERFLOW;
   if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
   const ioas = getIoas(u.ictx, cmd.ioas_id);
   if (!ioas) return -ENOENT;
   // broken variant "iommufd-shortterm-put-early" (the bug 6f9c4d8c468c fixed): the
   // short-term reference goes before the object is used, so a racing IOMMU_DESTROY frees it
-  const early = u.ictx.k.broken.has("iommufd-shortterm-put-early");
+  const broken = u.ictx.k.broken;
+  const early = broken.size !== 0 && broken.has("iommufd-shortterm-put-early");
   if (early) ioas.put();
   try {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
@@ -226,7 +235,7 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
     // the new iopt_pages is no other task's yet, so its mutex is not waited for
     yield* ioas.domainsRwsem.downRead();
     yield* ioas.iovaRwsem.downWrite();
-    const r = ioas.iopt.mapUserPages(
+    const r = ioas.iopt.mapUserPagesNum(
       cmd.iova,
       cmd.user_va,
       cmd.length,
@@ -237,7 +246,7 @@ export function* ioasMap(u: Ucmd<V<typeof iommu_ioas_map>>): KGen<number> {
     );
     ioas.iovaRwsem.upWrite();
     ioas.domainsRwsem.upRead();
-    if (typeof r === "number") return r;
+    if (typeof r === "number" && r < 0) return r;
     cmd.iova = r;
     return u.respond();
   } finally {
@@ -290,16 +299,18 @@ export function* ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): KGen<number> {
   }
 }
 
-export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
+export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
   const cmd = u.cmd;
   const ioas = getIoas(u.ictx, cmd.ioas_id);
   if (!ioas) return -ENOENT;
   try {
     yield* preempt("iommufd_ioas_unmap");
-    const all = cmd.iova === 0n && cmd.length === U64_MAX;
-    if (!all && (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX)) return -EOVERFLOW;
+    // iova 0 decodes as the number 0; U64_MAX (above 2^53) as a bigint
+    const all = cmd.iova === 0 && cmd.length === U64_MAX;
+    if (!all && (atLeastUlongMax(cmd.iova) || atLeastUlongMax(cmd.length))) return -EOVERFLOW;
     const iopt = ioas.iopt;
-    let unmapped = 0n;
+    // bytes unmapped, NumU64 like the struct's fields
+    let unmapped: number | bigint = 0;
     for (let tries = 0; ; tries++) {
       // iopt_unmap_iova_range() (io_pagetable.c:675): domains_rwsem for read, iova_rwsem for
       // write, then each area's pages mutex as its domains are unfilled
@@ -309,14 +320,14 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
       yield* gatePagesMutexes(ioas, all ? undefined : [cmd.iova, cmd.length]);
       iopt.deferNotify = true;
       iopt.recordFreed = u.ictx.k.poison;
-      let r: { rc: number; unmapped: bigint };
+      let rc: number;
       try {
-        r = all ? iopt.unmapAll() : iopt.unmapIova(cmd.iova, cmd.length);
+        rc = all ? iopt.unmapRangeNum(0n, U64_MAX) : iopt.unmapIovaNum(cmd.iova, cmd.length);
       } finally {
         iopt.deferNotify = false;
         iopt.recordFreed = false;
       }
-      unmapped = unmapped === 0n ? r.unmapped : unmapped + r.unmapped;
+      unmapped = addU64(unmapped, iopt.unmappedBytes);
       const area = iopt.pendingNotify;
       iopt.pendingNotify = null;
       // what was freed is freed: the explorer poisons it (a later read is a use after free)
@@ -325,10 +336,10 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
         for (const a of freed) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
         freed.length = 0;
       }
-      if (r.rc || area === null) {
+      if (rc || area === null) {
         ioas.iovaRwsem.upWrite();
         ioas.domainsRwsem.upRead();
-        if (r.rc) return r.rc;
+        if (rc) return rc;
         break;
       }
       // iopt_unmap_iova_range(): an access pins this area: note its range, drop the locks,
@@ -349,7 +360,7 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
       iopt.notifyUnmap?.(start, length);
       if (tries >= 100) return -EDEADLK; // something is not responding to unmap requests
     }
-    if (!all && unmapped === 0n) return -ENOENT;
+    if (!all && unmapped === 0) return -ENOENT;
     cmd.length = unmapped;
     return u.respond();
   } finally {
@@ -357,8 +368,16 @@ export function* ioasUnmap(u: Ucmd<V<typeof iommu_ioas_unmap>>): KGen<number> {
   }
 }
 
-function overlaps(a: IoptArea, iova: bigint, length: bigint): boolean {
-  return a.start < iova + length && iova <= a.last;
+/** a + b for byte counts as NumU64: a number while the sum is a safe integer */
+function addU64(a: number | bigint, b: number | bigint): number | bigint {
+  if (typeof a === "number" && typeof b === "number" && a + b <= Number.MAX_SAFE_INTEGER) return a + b;
+  return BigInt(a) + BigInt(b);
+}
+
+/** the explorer's gate only (never a sequential call): bigints are fine here */
+function overlaps(a: IoptArea, iova: number | bigint, length: number | bigint): boolean {
+  const i = BigInt(iova);
+  return a.start < i + BigInt(length) && i <= a.last;
 }
 
 type OptionCmd = V<typeof iommu_option>;

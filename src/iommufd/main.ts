@@ -13,7 +13,7 @@ import { E2BIG, EBADFD, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from "../uapi/errno
 import { _IOC_NR } from "../uapi/ioctl.js";
 import * as U from "../uapi/iommufd.js";
 import { IOMMU_TEST_CMD, iommu_test_cmd } from "../uapi/iommufd_test.js";
-import type { StructDesc } from "../uapi/struct.js";
+import type { NumU64, StructDesc } from "../uapi/struct.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
@@ -27,7 +27,9 @@ import { faultAlloc } from "./fault.js";
 import * as hwpt from "./hw_pagetable.js";
 import { iommufdVfioIoas, iommufdVfioIoctl } from "./vfio_compat.js";
 import { iommufdViolations } from "./invariants.js";
-import { iommufdTest, iommufdTestEnabled } from "./selftest.js";
+import { iommufdTest } from "./selftest.js";
+import { selftestState } from "./selftest_config.js";
+import { PROT_READ } from "../kernel/mm.js";
 
 let nextCtx = 1;
 
@@ -43,11 +45,15 @@ export class IommufdCtx {
   /** the process that opened /dev/iommu: whose ENQCMD authorization table a PASID attach
    * extends (the twin's proposal, ./pasid.ts) */
   readonly owner: Process | null;
+  /** the kernel's CONFIG_IOMMUFD_TEST state (one object per kernel, read on every ioctl:
+   * held here instead of looked up in a WeakMap each time) */
+  readonly selftest: { readonly enabled: boolean };
   constructor(
     readonly k: Kernel,
     readonly file: File,
   ) {
     this.owner = k.current?.process ?? null;
+    this.selftest = selftestState(k);
   }
 }
 
@@ -100,12 +106,20 @@ export interface IoctlOp {
   /** offsetofend of the last mandatory field */
   readonly minSize: number;
   readonly execute: (u: Ucmd<any>) => KRet<number>;
+  /** the handler takes u64 fields as NumU64 (numbers below 2^53, bigints above) */
+  readonly num: boolean;
 }
 
 function op<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<Vv>) => KRet<number>): IoctlOp {
   const last = U.IOMMUFD_MIN_FIELD.get(cmd);
   if (last === undefined) throw new Error(`no minimum size for ${desc.name}`);
-  return { name: desc.name, cmd, desc, minSize: desc.offsetOfEnd(last), execute };
+  return { name: desc.name, cmd, desc, minSize: desc.offsetOfEnd(last), execute, num: false };
+}
+
+/** A row whose handler takes the struct's u64 fields as NumU64 (the hot IOAS commands: their
+ * arithmetic runs in numbers, exact below 2^53, with a bigint path for the rest). */
+function opNum<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<NumU64<Vv>>) => KRet<number>): IoctlOp {
+  return { ...op(cmd, desc, execute as (u: Ucmd<unknown>) => KRet<number>), num: true };
 }
 
 /** iommufd_destroy(): a paging HWPT's destroy takes its IOAS's locks, so it is a path */
@@ -143,8 +157,8 @@ export const IOMMUFD_IOCTL_OPS: readonly IoctlOp[] = [
   op(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, ioas.ioasAllowIovas),
   op(U.IOMMU_IOAS_COPY, U.iommu_ioas_copy, ioas.ioasCopy),
   op(U.IOMMU_IOAS_IOVA_RANGES, U.iommu_ioas_iova_ranges, ioas.ioasIovaRanges),
-  op(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, ioas.ioasMap),
-  op(U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, ioas.ioasUnmap),
+  opNum(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, ioas.ioasMap),
+  opNum(U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, ioas.ioasUnmap),
   op(U.IOMMU_OPTION, U.iommu_option, option),
   op(U.IOMMU_VFIO_IOAS, U.iommu_vfio_ioas, iommufdVfioIoas),
   op(U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, hwpt.hwptAlloc),
@@ -168,6 +182,7 @@ export const IOMMU_TEST_CMD_OP: IoctlOp = {
   desc: iommu_test_cmd,
   minSize: iommu_test_cmd.offsetOfEnd("last"),
   execute: iommufdTest,
+  num: false,
 };
 const BY_NR: (IoctlOp | undefined)[] = [];
 for (const o of IOMMUFD_IOCTL_OPS) BY_NR[_IOC_NR(o.cmd) - U.IOMMUFD_CMD_BASE] = o;
@@ -198,7 +213,7 @@ function copyStructFromUser(mm: Process["mm"], ksize: number, src: number, usize
 
 export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: number): KRet<number> {
   const nr = _IOC_NR(cmd);
-  const len = iommufdTestEnabled(ictx.k) ? IOMMUFD_TABLE_LEN : TABLE_LEN_NO_TEST;
+  const len = ictx.selftest.enabled ? IOMMUFD_TABLE_LEN : TABLE_LEN_NO_TEST;
   if (nr < U.IOMMUFD_CMD_BASE || nr - U.IOMMUFD_CMD_BASE >= len) return iommufdVfioIoctl(ictx, proc, cmd, arg);
   // get_user(size)
   const userSize = proc.mm.getU32(arg);
@@ -207,17 +222,41 @@ export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: 
   if (!o || o.cmd !== cmd) return -ENOTTY;
   if (userSize < o.minSize) return -EINVAL;
   let value: unknown;
+  if (o.num) {
+    // copy_struct_from_user() decoded with u64s as NumU64: in place from the user's page when
+    // the struct is whole in one (the sizes a VMM passes), else as below
+    if (userSize === o.desc.size) {
+      const mm = proc.mm;
+      const dv = mm.userView(arg, userSize, PROT_READ);
+      if (dv !== null) value = o.desc.decodeViewNum(dv, mm.viewOff, mm.viewOff + userSize);
+    }
+    if (value === undefined) {
+      const v = readIoctlStruct(proc, o, arg, userSize);
+      if (typeof v === "number") return v;
+      value = o.desc.numU64(v);
+    }
+  } else {
+    const v = readIoctlStruct(proc, o, arg, userSize);
+    if (typeof v === "number") return v;
+    value = v;
+  }
+  return o.execute(new Ucmd(ictx, proc, arg, userSize, o.desc, value));
+}
+
+/** copy_struct_from_user() of the row's struct, decoded: the value or -errno. */
+function readIoctlStruct(proc: Process, o: IoctlOp, arg: number, userSize: number): object | number {
+  let value: object | null;
   if (userSize <= o.desc.size) {
     // copy_struct_from_user() of a struct no bigger than the kernel's: the user's bytes, zero
     // past them, decoded in place (src/kernel/mm.ts readStruct)
-    value = proc.mm.readStruct(o.desc, arg, userSize);
+    value = proc.mm.readStruct(o.desc, arg, userSize) as object | null;
     if (value === null) return -EFAULT;
   } else {
     const bytes = copyStructFromUser(proc.mm, o.desc.size, arg, userSize);
     if (typeof bytes === "number") return bytes;
-    value = o.desc.decode(bytes);
+    value = o.desc.decode(bytes) as object;
   }
-  return o.execute(new Ucmd(ictx, proc, arg, userSize, o.desc, value));
+  return value;
 }
 
 export interface IommufdModuleState {

@@ -11,7 +11,7 @@
 
 import { EEXIST, EFAULT, EINVAL, ENOMEM } from "../uapi/errno.js";
 import type { File } from "./fs.js";
-import type { StructDesc } from "../uapi/struct.js";
+import type { EncodeValue, StructDesc } from "../uapi/struct.js";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -406,7 +406,7 @@ export class MmStruct {
    * padding zero): 0 or -EFAULT. The whole struct within one anonymous page is encoded in
    * place; anything else is encoded into the staging buffer and copied.
    */
-  writeStruct<V>(desc: StructDesc<V>, addr: number, value: Partial<V>, len = desc.size): number {
+  writeStruct<V>(desc: StructDesc<V>, addr: number, value: EncodeValue<V>, len = desc.size): number {
     if (desc.compiled && len === desc.size) {
       const dv = this.userView(addr, len, PROT_WRITE);
       if (dv !== null) {

@@ -7,7 +7,7 @@ import type { UserProcess } from "../backend/backend.js";
 import { EBUSY, EFAULT, Errno } from "../uapi/errno.js";
 import { formatChains, type HeldObject } from "../check/holders.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
-import type { StructDesc } from "../uapi/struct.js";
+import type { EncodeValue, StructDesc } from "../uapi/struct.js";
 
 const SCRATCH = 64 * 1024;
 /** one scratch mapping per process, shared by every TypedProcess over it */
@@ -40,11 +40,12 @@ export class TypedProcess {
   }
 
   /**
-   * An ioctl taking a pointer to `desc`: encodes `value` (size `size`, default sizeof),
+   * An ioctl taking a pointer to `desc`: encodes `value` (size `size`, default sizeof; a u64
+   * field may be a bigint or a safe-integer number, EncodeValue),
    * calls, and decodes what the kernel wrote back. `extra` bytes after the struct are
    * staged too (flexible arrays, capability chains) and returned.
    */
-  ioctl<V>(fd: number, req: number, desc: StructDesc<V>, value: Partial<V>, opts: IoctlOpts = {}): V {
+  ioctl<V>(fd: number, req: number, desc: StructDesc<V>, value: EncodeValue<V>, opts: IoctlOpts = {}): V {
     const raw = this.raw;
     if (raw.writeStruct && raw.readStruct && opts.extra === undefined && !opts.extraLen && opts.size === undefined) {
       // the twin: encoded straight into the scratch page and decoded from it, no staging copy
@@ -58,7 +59,13 @@ export class TypedProcess {
     return this.ioctlFull(fd, req, desc, value, opts).value;
   }
 
-  ioctlFull<V>(fd: number, req: number, desc: StructDesc<V>, value: Partial<V>, opts: IoctlOpts = {}): IoctlResult<V> {
+  ioctlFull<V>(
+    fd: number,
+    req: number,
+    desc: StructDesc<V>,
+    value: EncodeValue<V>,
+    opts: IoctlOpts = {},
+  ): IoctlResult<V> {
     const size = opts.size ?? desc.size;
     const total = Math.max(size, desc.size) + (opts.extra?.length ?? opts.extraLen ?? 0);
     const buf = new Uint8Array(total);
