@@ -25,6 +25,7 @@ import type { Process } from "../kernel/process.js";
 import { type KRet, Scheduler, type Thread, Task } from "../kernel/sched.js";
 import { checkInvariants, checkStep, type Violation } from "./invariants.js";
 import { setDmaReachCheck } from "./dma_reach.js";
+import { Unsnapshotable, WorldSnapshot } from "./snapshot.js";
 
 /** One concurrent world: a kernel plus the paths to interleave, built fresh per schedule. */
 export interface World {
@@ -43,6 +44,10 @@ export interface World {
   }[];
   /** called after every thread finished: extra checks, returns violations */
   readonly after?: (results: unknown[]) => string[];
+  /** every state the threads change is reachable from the kernel or this object, none kept
+   * only in a closure's variables: the explorer may build the world once and restore it from
+   * a snapshot before each execution (src/check/snapshot.ts). Without it, it is rebuilt. */
+  readonly snapshot?: boolean;
 }
 
 /** One step of an execution: which thread ran, from which yield point to which. */
@@ -86,6 +91,9 @@ export interface ExploreOptions {
   checkEveryStep?: boolean;
   /** poison released objects while exploring (default true) */
   poison?: boolean;
+  /** restore one built world from a snapshot per execution (default true) instead of
+   * building it again; worlds a snapshot cannot cover are rebuilt regardless */
+  snapshot?: boolean;
   /** called every so often with the running totals */
   progress?: (p: ExploreStats) => void;
 }
@@ -146,11 +154,61 @@ interface Exec {
   readonly inv0: number;
 }
 
-function start(build: () => World, poison: boolean): Exec {
-  const w = build();
+/** A world made ready for exploring: poisoning and the per-DMA check on. */
+function prepare(w: World, poison: boolean): World {
+  w.kernel.poison = poison;
+  setDmaReachCheck(w.kernel, true); // every page a device's DMA reaches, asked of its owner
+  return w;
+}
+
+/**
+ * Where executions get their world: built once and restored from a snapshot before each
+ * execution (src/check/snapshot.ts), or built fresh each time when the snapshot is off or the
+ * world holds state a snapshot cannot walk.
+ */
+export class WorldSource {
+  private world: World | null = null;
+  private snap: WorldSnapshot | null = null;
+  /** why the world is rebuilt per execution, when it is */
+  unsnapshotable: string | null = null;
+
+  constructor(
+    private readonly build: () => World,
+    private readonly poison: boolean,
+    private readonly snapshot: boolean,
+  ) {}
+
+  next(): World {
+    if (this.snap) {
+      this.snap.restore();
+      return this.world!;
+    }
+    const w = prepare(this.build(), this.poison);
+    if (!this.snapshot || this.unsnapshotable !== null) return w;
+    if (w.snapshot !== true) {
+      this.unsnapshotable = "the world does not declare its state reachable (World.snapshot)";
+      return w;
+    }
+    try {
+      this.snap = new WorldSnapshot(w.kernel, [w]);
+    } catch (err) {
+      if (!(err instanceof Unsnapshotable)) throw err;
+      this.unsnapshotable = err.message;
+      return w;
+    }
+    this.world = w;
+    this.snap.restore(); // nothing to undo yet: starts the side-table journal
+    return w;
+  }
+
+  /** the search is over: stop journaling */
+  close(): void {
+    this.snap?.release();
+  }
+}
+
+function start(w: World): Exec {
   const k = w.kernel;
-  k.poison = poison;
-  setDmaReachCheck(k, true); // every page a device's DMA reaches, asked of its owner
   const sched = new Scheduler(k);
   const threads = w.threads.map((t) => {
     const task = new Task(t.process ?? null, t.name);
@@ -261,7 +319,7 @@ export function runSchedule(
   prefix: readonly number[],
   opts: { poison?: boolean; checkEveryStep?: boolean } = {},
 ): Outcome {
-  const e = start(build, opts.poison ?? true);
+  const e = start(prepare(build(), opts.poison ?? true));
   const schedule: number[] = [];
   const steps: StepRecord[] = [];
   let last = -1;
@@ -310,8 +368,12 @@ export function explore(build: () => World, opts: ExploreOptions | number = {}):
   const o: ExploreOptions = typeof opts === "number" ? { maxExecutions: opts } : opts;
   const strategy = o.strategy ?? "dpor";
   const search = new Search(build, o);
-  if (strategy === "pct") search.pct();
-  else search.systematic(strategy === "dpor");
+  try {
+    if (strategy === "pct") search.pct();
+    else search.systematic(strategy === "dpor");
+  } finally {
+    search.source.close();
+  }
   return search.result();
 }
 
@@ -339,7 +401,7 @@ class Search {
   private readonly deadline: number;
   private readonly t0 = Date.now();
   private readonly bound: number | null;
-  private readonly poison: boolean;
+  readonly source: WorldSource;
   private readonly checkEvery: boolean;
   readonly outcomes = new Map<string, readonly number[]>();
   readonly failures: Outcome[] = [];
@@ -351,13 +413,13 @@ class Search {
   private stopped = false;
 
   constructor(
-    private readonly build: () => World,
+    build: () => World,
     private readonly o: ExploreOptions,
   ) {
     this.max = o.maxExecutions ?? 1000;
     this.deadline = o.timeMs !== undefined ? this.t0 + o.timeMs : Infinity;
     this.bound = o.preemptionBound ?? null;
-    this.poison = o.poison ?? true;
+    this.source = new WorldSource(build, o.poison ?? true, o.snapshot ?? true);
     this.checkEvery = o.checkEveryStep ?? true;
   }
 
@@ -415,7 +477,7 @@ class Search {
   /** One execution for the systematic search: follow `path` (the nodes already chosen), then
    * extend it, returning the full path of nodes. */
   private execute(path: Node[]): Node[] {
-    const e = start(this.build, this.poison);
+    const e = start(this.source.next());
     const schedule: number[] = [];
     const steps: StepRecord[] = [];
     const counts = new Array<number>(e.threads.length).fill(0);
@@ -575,7 +637,7 @@ class Search {
     const depth = Math.max(1, this.o.pctDepth ?? 3);
     let expected = 32;
     while (this.budgetLeft()) {
-      const e = start(this.build, this.poison);
+      const e = start(this.source.next());
       const nt = e.threads.length;
       // distinct priorities d..d+n-1, change points lower a thread to 1..d-1
       const prio = Array.from({ length: nt }, (_, i) => depth + i);

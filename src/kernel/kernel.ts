@@ -59,6 +59,9 @@ export class Kernel {
   /** poison released objects (the explorer's KASAN): a read or write of a field of an object
    * after its release is a use-after-free bug at the place it happens (kref.ts) */
   poison = false;
+  /** objects poisoned so far (kref.ts poisonFields): a world snapshot (src/check/snapshot.ts)
+   * turns their accessors back into fields when it restores them */
+  readonly poisoned: object[] = [];
   /** while the explorer runs one step: what the step touched (refcounted objects got or put,
    * lock names taken, waited for or released), its footprint for partial-order reduction */
   footprint: StepFootprint | null = null;

@@ -154,6 +154,7 @@ function poison(o: RefCounted): void {
 
 /** Poison every own field of a freed object that is not refcounted (an iopt_area). */
 export function poisonFields(k: Kernel, o: object, desc: string, keep: ReadonlySet<string> = new Set()): void {
+  k.poisoned.push(o);
   for (const key of Object.keys(o)) {
     if (keep.has(key)) continue;
     Object.defineProperty(o, key, {

@@ -8,9 +8,10 @@
 
 import type { Kernel } from "./kernel.js";
 import type { KGen, Task, Waitable } from "./sched.js";
+import { SideTable, SideSet } from "./side_table.js";
 
 /** spinlocks a task holds now (preempt_count's lock part): > 0 is atomic context */
-const atomicDepth = new WeakMap<Task, number>();
+const atomicDepth = new SideTable<Task, number>();
 
 /** A sleeping lock taken in atomic context: "BUG: sleeping function called from invalid
  * context" (kernel/sched/core.c __might_sleep()); recorded where it happens, the path goes on
@@ -25,7 +26,7 @@ function mightSleep(k: Kernel, t: Task, op: string, name: string): void {
 }
 /** spinlocks held now by all tasks together (a leaked one keeps mightSleep on its slow path) */
 let spinsHeld = 0;
-const spinEntries = new WeakSet<object>();
+const spinEntries = new SideSet<object>();
 
 /** what a task's held list records for a lock taken at its default place: one object per
  * lock, made once (entries are never changed, so tasks may share one) */
