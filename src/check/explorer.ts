@@ -405,7 +405,7 @@ class Search {
   private readonly checkEvery: boolean;
   readonly outcomes = new Map<string, readonly number[]>();
   readonly failures: Outcome[] = [];
-  private readonly states = new Set<string>();
+  private readonly states = new Set<number | string>();
   executions = 0;
   steps = 0;
   sleepBlocked = 0;
@@ -462,16 +462,46 @@ class Search {
     if (this.o.progress && (this.executions & 1023) === 0) this.o.progress(this.stats());
   }
 
-  /** a cheap digest of the scheduler state: each thread's yield point, step count and locks */
-  private noteState(e: Exec, counts: number[]): void {
-    let s = "";
-    for (let i = 0; i < e.threads.length; i++) {
-      const th = e.threads[i]!;
-      s += `${th.at}#${counts[i]}`;
-      for (const h of th.task.held) s += `+${h.name}`;
-      s += "|";
+  /** a thread's part of a scheduler state ("yield point#steps+lock+lock") -> a small id */
+  private readonly parts = new Map<string, number>();
+  /** each thread's part id in the current execution */
+  private partIds: number[] = [];
+
+  /** note the scheduler state after thread i stepped: each thread's yield point, step count
+   * and held locks. Only thread i's part changed: it is named by a small id, and the state
+   * is the tuple of ids (one number for up to four threads of ids below 2^13). */
+  private noteState(e: Exec, counts: number[], i: number): void {
+    const th = e.threads[i]!;
+    let s = `${th.at}#${counts[i]}`;
+    for (const h of th.task.held) s += `+${h.name}`;
+    let id = this.parts.get(s);
+    if (id === undefined) this.parts.set(s, (id = this.parts.size + 1));
+    const ids = this.partIds;
+    ids[i] = id;
+    const n = e.threads.length;
+    let key: number | string = 0;
+    for (let t = 0; t < n; t++) {
+      const x = ids[t]!;
+      if (n > 4 || x >= 8192) {
+        key = ids.slice(0, n).join(",");
+        break;
+      }
+      key = (key as number) * 8192 + x;
     }
-    this.states.add(s);
+    this.states.add(key);
+  }
+
+  /** the state before the first step: every thread at its start */
+  private startStates(e: Exec): void {
+    this.partIds = new Array<number>(e.threads.length).fill(0);
+    for (let t = 0; t < e.threads.length; t++) {
+      const th = e.threads[t]!;
+      let s = `${th.at}#0`;
+      for (const h of th.task.held) s += `+${h.name}`;
+      let id = this.parts.get(s);
+      if (id === undefined) this.parts.set(s, (id = this.parts.size + 1));
+      this.partIds[t] = id;
+    }
   }
 
   /** One execution for the systematic search: follow `path` (the nodes already chosen), then
@@ -481,6 +511,7 @@ class Search {
     const schedule: number[] = [];
     const steps: StepRecord[] = [];
     const counts = new Array<number>(e.threads.length).fill(0);
+    this.startStates(e);
     const nodes: Node[] = [];
     let bugs = e.bugs0;
     let inv = e.inv0;
@@ -526,7 +557,7 @@ class Search {
       schedule.push(i);
       counts[i]!++;
       this.steps++;
-      this.noteState(e, counts);
+      this.noteState(e, counts, i);
       const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
       bugs = e.k.bugs.length;
       inv = e.k.lockdep.inversions.length;
@@ -650,6 +681,7 @@ class Search {
       const schedule: number[] = [];
       const steps: StepRecord[] = [];
       const counts = new Array<number>(nt).fill(0);
+      this.startStates(e);
       let bugs = e.bugs0;
       let inv = e.inv0;
       let out: Outcome | null = null;
@@ -668,7 +700,7 @@ class Search {
         schedule.push(best);
         counts[best]!++;
         this.steps++;
-        this.noteState(e, counts);
+        this.noteState(e, counts, best);
         const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
         bugs = e.k.bugs.length;
         inv = e.k.lockdep.inversions.length;

