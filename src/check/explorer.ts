@@ -122,10 +122,11 @@ export interface ExploreResult extends ExploreStats {
 /** A footprint: null means "dependent with everything". */
 type Footprint = StepFootprint | null;
 
-function meets<T>(a: Set<T>, b: Set<T>): boolean {
-  if (a.size === 0 || b.size === 0) return false;
-  const [small, big] = a.size <= b.size ? [a, b] : [b, a];
-  for (const x of small) if (big.has(x)) return true;
+function meets<T>(a: readonly T[], b: readonly T[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    for (let j = 0; j < b.length; j++) if (b[j] === x) return true;
+  }
   return false;
 }
 
@@ -208,6 +209,7 @@ export class WorldSource {
 }
 
 function start(w: World): Exec {
+  if (w.threads.length > 31) throw new Error("the explorer runs at most 31 threads");
   const k = w.kernel;
   const sched = new Scheduler(k);
   const threads = w.threads.map((t) => {
@@ -247,13 +249,13 @@ function enabled(e: Exec): number[] {
 function stepThread(e: Exec, i: number): Footprint {
   const th = e.threads[i]!;
   const from = th.at;
-  const fp: StepFootprint = { locks: new Set(), touched: new Set(), released: new Set() };
-  for (const h of th.task.held) fp.locks.add(h.name);
+  const fp: StepFootprint = { locks: [], touched: [], released: [] };
+  for (const h of th.task.held) fp.locks.push(h.name);
   e.k.footprint = fp;
   const versions = fdVersions(e.k);
   try {
     e.sched.step(th);
-    if (fdVersions(e.k) !== versions) fp.locks.add(FD_TABLES);
+    if (fdVersions(e.k) !== versions) fp.locks.push(FD_TABLES);
   } catch (err) {
     const bug = e.k.oops(err, `${th.task.label} at ${from}`);
     th.state = "done";
@@ -265,7 +267,7 @@ function stepThread(e: Exec, i: number): Footprint {
   e.k.footprint = null;
   if (from === "start") {
     if (!e.syscall[i]) return null;
-    fp.locks.add(FD_TABLES);
+    fp.locks.push(FD_TABLES);
     return fp;
   }
   return LOCK_YIELD.test(from) ? fp : null;
@@ -377,16 +379,26 @@ export function explore(build: () => World, opts: ExploreOptions | number = {}):
   return search.result();
 }
 
+function one(t: number): Set<number> {
+  const s = new Set<number>();
+  s.add(t);
+  return s;
+}
+
+/** the empty sleep set, shared (never written: a node gets a map of its own first) */
+const NO_SLEEP: Map<number, Footprint> = new Map();
+
 /** A node of the current execution's path, for the systematic search. */
 interface Node {
   /** threads enabled in the state before this step */
   readonly enabled: number[];
   /** threads still to try from this state (DPOR backtrack set, or all enabled for dfs) */
   readonly backtrack: Set<number>;
-  /** threads already tried from this state */
-  readonly done: Set<number>;
-  /** sleeping threads in this state with the footprint of their next step */
-  readonly sleep: Map<number, Footprint>;
+  /** threads already tried from this state, a bit per thread index */
+  done: number;
+  /** sleeping threads in this state with the footprint of their next step (NO_SLEEP: none
+   * yet; a map of its own is made when a thread goes to sleep here) */
+  sleep: Map<number, Footprint>;
   /** the thread that ran from this state in the current execution, and its footprint */
   thread: number;
   footprint: Footprint;
@@ -515,7 +527,7 @@ class Search {
     const nodes: Node[] = [];
     let bugs = e.bugs0;
     let inv = e.inv0;
-    let sleep = new Map<number, Footprint>();
+    let sleep = NO_SLEEP;
     let prev = -1;
     let preemptions = 0;
     for (let depth = 0; ; depth++) {
@@ -539,8 +551,8 @@ class Search {
         const first = awake.includes(prev) ? prev : awake[0]!;
         node = {
           enabled: en,
-          backtrack: new Set([first]),
-          done: new Set(),
+          backtrack: one(first),
+          done: 0,
           sleep,
           thread: first,
           footprint: null,
@@ -549,7 +561,7 @@ class Search {
         };
       }
       const i = node.thread;
-      node.done.add(i);
+      node.done |= 1 << i;
       const from = e.threads[i]!.at;
       const fp = stepThread(e, i);
       node.footprint = fp;
@@ -570,8 +582,12 @@ class Search {
       else preemptions = node.preemptions;
       // the child's sleep set: sleepers (and siblings already explored from here) whose next
       // step commutes with the one taken
-      const next = new Map<number, Footprint>();
-      for (const [t, f] of node.sleep) if (t !== i && !dependent(f, fp)) next.set(t, f);
+      let next = NO_SLEEP;
+      for (const [t, f] of node.sleep) {
+        if (t === i || dependent(f, fp)) continue;
+        if (next === NO_SLEEP) next = new Map();
+        next.set(t, f);
+      }
       sleep = next;
       prev = i;
     }
@@ -590,7 +606,7 @@ class Search {
       for (; d >= 0; d--) {
         const n = nodes[d]!;
         for (const t of n.backtrack) {
-          if (n.done.has(t) || n.sleep.has(t)) continue;
+          if ((n.done >>> t) & 1 || n.sleep.has(t)) continue;
           if (!this.withinBound(n, t)) continue;
           nextThread = t;
           break;
@@ -603,7 +619,10 @@ class Search {
       }
       const n = nodes[d]!;
       // the thread tried before goes to sleep for its siblings (sleep sets)
-      if (reduce && n.footprint !== undefined) n.sleep.set(n.thread, n.footprint);
+      if (reduce && n.footprint !== undefined) {
+        if (n.sleep === NO_SLEEP) n.sleep = new Map();
+        n.sleep.set(n.thread, n.footprint);
+      }
       n.thread = nextThread;
       path = nodes.slice(0, d + 1);
     }
@@ -627,11 +646,12 @@ class Search {
   private addBacktracks(nodes: Node[]): void {
     const n = nodes.length;
     // happens-before as bit sets over steps: hb[i] = steps ordered before i
-    const hb: Uint32Array[] = [];
     const words = (n + 31) >>> 5;
+    const all = new Uint32Array(n * words);
+    const hb: Uint32Array[] = [];
     const lastOf = new Map<number, number>();
     for (let i = 0; i < n; i++) {
-      const row = new Uint32Array(words);
+      const row = all.subarray(i * words, (i + 1) * words);
       const ti = nodes[i]!.thread;
       const fi = nodes[i]!.footprint;
       const pj = lastOf.get(ti);

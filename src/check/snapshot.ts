@@ -266,37 +266,68 @@ export class WorldSnapshot {
   }
 }
 
+// The walks over a Map's or Set's entries use forEach with these module-level callbacks and
+// scratch state: no iterator and no [key, value] pair is allocated per entry.
+/** the saved entries being compared, the position in them, whether all matched so far */
+let cmpIt: unknown[] = [];
+let cmpJ = 0;
+let cmpSame = true;
+/** keys an execution added (scratch, reused) */
+const extra: unknown[] = [];
+
+function sameEntry(v: unknown, k: unknown): void {
+  if (cmpSame && (k !== cmpIt[cmpJ] || v !== cmpIt[cmpJ + 1])) cmpSame = false;
+  cmpJ += 2;
+}
+function matchKey(_v: unknown, k: unknown): void {
+  if (cmpJ < cmpIt.length && k === cmpIt[cmpJ]) cmpJ += 2;
+  else extra.push(k);
+}
+function matchMember(k: unknown): void {
+  if (cmpJ < cmpIt.length && k === cmpIt[cmpJ]) cmpJ++;
+  else extra.push(k);
+}
+
+/**
+ * Put a Map's entries back in their order. The common case keeps the saved keys in order
+ * with values changed and new keys added: fix the values in place and delete the added keys.
+ * When a saved key is missing or moved, clear and refill.
+ */
 function restoreMap(m: Map<unknown, unknown>, it: unknown[]): void {
-  if (m.size === it.length >>> 1) {
-    let j = 0;
-    let same = true;
-    for (const [a, b] of m) {
-      if (a !== it[j] || b !== it[j + 1]) {
-        same = false;
-        break;
-      }
-      j += 2;
-    }
-    if (same) return;
+  const n = it.length;
+  cmpIt = it;
+  if (m.size === n >>> 1) {
+    cmpJ = 0;
+    cmpSame = true;
+    m.forEach(sameEntry);
+    if (cmpSame) return;
   }
-  m.clear();
-  for (let j = 0; j < it.length; j += 2) mapSet.call(m, it[j], it[j + 1]);
+  cmpJ = 0;
+  extra.length = 0;
+  m.forEach(matchKey);
+  if (cmpJ === n) {
+    // every saved key is there in its order, and the others were added
+    for (let i = 0; i < extra.length; i++) m.delete(extra[i]);
+    for (let i = 0; i < n; i += 2) if (m.get(it[i]) !== it[i + 1]) mapSet.call(m, it[i], it[i + 1]);
+  } else {
+    m.clear();
+    for (let i = 0; i < n; i += 2) mapSet.call(m, it[i], it[i + 1]);
+  }
+  extra.length = 0;
 }
 
 function restoreSet(s: Set<unknown>, it: unknown[]): void {
-  if (s.size === it.length) {
-    let j = 0;
-    let same = true;
-    for (const a of s) {
-      if (a !== it[j++]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return;
+  cmpIt = it;
+  cmpJ = 0;
+  extra.length = 0;
+  s.forEach(matchMember);
+  if (cmpJ === it.length) {
+    for (let i = 0; i < extra.length; i++) s.delete(extra[i]);
+  } else {
+    s.clear();
+    for (let i = 0; i < it.length; i++) setAdd.call(s, it[i]);
   }
-  s.clear();
-  for (const a of it) setAdd.call(s, a);
+  extra.length = 0;
 }
 
 const IDENT = /^[A-Za-z_$][\w$]*$/;

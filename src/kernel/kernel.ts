@@ -22,14 +22,15 @@ export interface BugReport {
   readonly stack?: string;
 }
 
-/** What one explorer step touched (src/check/explorer.ts). */
+/** What one explorer step touched (src/check/explorer.ts); lists, not sets: a step touches
+ * a handful, and a list is a fifth of a Set's allocation (a repeat costs one compare). */
 export interface StepFootprint {
   /** lock names taken, waited for, released or held */
-  readonly locks: Set<string>;
+  readonly locks: string[];
   /** refcounted objects got or put (commuting with each other) */
-  readonly touched: Set<object>;
+  readonly touched: object[];
   /** objects whose last reference went (conflicts with any touch of them) */
-  readonly released: Set<object>;
+  readonly released: object[];
 }
 
 export class Kernel {

@@ -58,7 +58,7 @@ export class Mutex implements Waitable {
     if (!t) throw this.k.bug("lock", `mutex_lock(${this.name}) outside a task`);
     mightSleep(this.k, t, "mutex_lock", this.name);
     yield { kind: "preempt", where: `mutex_lock(${this.name})` };
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})`, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.owner = t;
@@ -71,7 +71,7 @@ export class Mutex implements Waitable {
       throw this.k.bug("lock", `mutex_unlock(${this.name}) by a task that does not own it`);
     }
     this.owner = null;
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     dropHeld(t, this.name);
   }
 
@@ -104,7 +104,7 @@ export class RwSem {
     const t = this.k.current!;
     mightSleep(this.k, t, "down_read", this.name);
     yield { kind: "preempt", where: `down_read(${this.name})` };
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})`, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.readers.add(t);
@@ -114,7 +114,7 @@ export class RwSem {
   upRead(): void {
     const t = this.k.current!;
     if (!this.readers.delete(t)) throw this.k.bug("lock", `up_read(${this.name}) without down_read`);
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     dropHeld(t, this.name);
   }
 
@@ -122,7 +122,7 @@ export class RwSem {
     const t = this.k.current!;
     mightSleep(this.k, t, "down_write", this.name);
     yield { kind: "preempt", where: `down_write(${this.name})` };
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     while (this.writer !== null || this.readers.size > 0) {
       yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})`, k: this.k };
     }
@@ -135,7 +135,7 @@ export class RwSem {
     const t = this.k.current!;
     if (this.writer !== t) throw this.k.bug("lock", `up_write(${this.name}) by a non-owner`);
     this.writer = null;
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     dropHeld(t, this.name);
   }
 }
@@ -157,7 +157,7 @@ export class SpinLock {
     const t = this.k.current ?? this.k.kthread;
     if (this.owner !== null) throw this.k.bug("deadlock", `spin_lock(${this.name}) held by ${this.owner.label}`);
     this.k.lockdep.acquire(t, this.cls, where);
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     this.owner = t;
     const e = { name: this.name, cls: this.cls, where };
     spinEntries.add(e);
