@@ -350,6 +350,17 @@ export function replay(build: () => World, prefix: readonly number[]): Outcome {
 }
 
 function resultKey(results: readonly unknown[]): string {
+  // the common case, errnos and fds: the JSON text without JSON.stringify's replacer calls
+  let s = "[";
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    if (typeof r !== "number" || !Number.isFinite(r)) return resultJson(results);
+    s += i === 0 ? `${r}` : `,${r}`;
+  }
+  return `${s}]`;
+}
+
+function resultJson(results: readonly unknown[]): string {
   return JSON.stringify(results, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
 }
 
@@ -383,6 +394,11 @@ function one(t: number): Set<number> {
   const s = new Set<number>();
   s.add(t);
   return s;
+}
+
+interface PartNode {
+  readonly id: number;
+  readonly next: Map<string | number, PartNode>;
 }
 
 /** the empty sleep set, shared (never written: a node gets a map of its own first) */
@@ -474,22 +490,32 @@ class Search {
     if (this.o.progress && (this.executions & 1023) === 0) this.o.progress(this.stats());
   }
 
-  /** a thread's part of a scheduler state ("yield point#steps+lock+lock") -> a small id */
-  private readonly parts = new Map<string, number>();
+  /** a thread's part of a scheduler state (yield point, steps taken, held locks) -> a
+   * small id, through a trie keyed by each in turn: no string is built per step */
+  private readonly partRoot: PartNode = { id: 0, next: new Map() };
+  private partCount = 0;
   /** each thread's part id in the current execution */
   private partIds: number[] = [];
 
+  private child(n: PartNode, key: string | number): PartNode {
+    let c = n.next.get(key);
+    if (c === undefined) n.next.set(key, (c = { id: ++this.partCount, next: new Map() }));
+    return c;
+  }
+
+  private partId(th: Thread, count: number): number {
+    let n = this.child(this.child(this.partRoot, th.at), count);
+    const held = th.task.held;
+    for (let h = 0; h < held.length; h++) n = this.child(n, held[h]!.name);
+    return n.id;
+  }
+
   /** note the scheduler state after thread i stepped: each thread's yield point, step count
-   * and held locks. Only thread i's part changed: it is named by a small id, and the state
-   * is the tuple of ids (one number for up to four threads of ids below 2^13). */
+   * and held locks. Only thread i's part changed; the state is the tuple of part ids (one
+   * number for up to four threads of ids below 2^13). */
   private noteState(e: Exec, counts: number[], i: number): void {
-    const th = e.threads[i]!;
-    let s = `${th.at}#${counts[i]}`;
-    for (const h of th.task.held) s += `+${h.name}`;
-    let id = this.parts.get(s);
-    if (id === undefined) this.parts.set(s, (id = this.parts.size + 1));
     const ids = this.partIds;
-    ids[i] = id;
+    ids[i] = this.partId(e.threads[i]!, counts[i]!);
     const n = e.threads.length;
     let key: number | string = 0;
     for (let t = 0; t < n; t++) {
@@ -503,17 +529,11 @@ class Search {
     this.states.add(key);
   }
 
-  /** the state before the first step: every thread at its start */
+  /** the parts before the first step: every thread at its start */
   private startStates(e: Exec): void {
-    this.partIds = new Array<number>(e.threads.length).fill(0);
-    for (let t = 0; t < e.threads.length; t++) {
-      const th = e.threads[t]!;
-      let s = `${th.at}#0`;
-      for (const h of th.task.held) s += `+${h.name}`;
-      let id = this.parts.get(s);
-      if (id === undefined) this.parts.set(s, (id = this.parts.size + 1));
-      this.partIds[t] = id;
-    }
+    const n = e.threads.length;
+    if (this.partIds.length !== n) this.partIds = new Array<number>(n).fill(0);
+    for (let t = 0; t < n; t++) this.partIds[t] = this.partId(e.threads[t]!, 0);
   }
 
   /** One execution for the systematic search: follow `path` (the nodes already chosen), then

@@ -38,6 +38,8 @@ interface HeldEntry {
 
 export class Mutex implements Waitable {
   owner: Task | null = null;
+  /** its yield point's name, made once (the explorer keys states by it) */
+  private at_: string | undefined;
   private heldEntry_: HeldEntry | undefined;
   private get heldEntry(): HeldEntry {
     return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
@@ -57,9 +59,10 @@ export class Mutex implements Waitable {
     const t = this.k.current;
     if (!t) throw this.k.bug("lock", `mutex_lock(${this.name}) outside a task`);
     mightSleep(this.k, t, "mutex_lock", this.name);
-    yield { kind: "preempt", where: `mutex_lock(${this.name})` };
+    const at = (this.at_ ??= `mutex_lock(${this.name})`);
+    yield { kind: "preempt", where: at };
     this.k.footprint?.locks.push(this.name);
-    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})`, k: this.k };
+    while (this.owner !== null) yield { kind: "block", on: this, where: at, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.owner = t;
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
@@ -90,6 +93,9 @@ export class RwSem {
   readonly readers = new Set<Task>();
   private readonly forRead: Waitable;
   private readonly forWrite: Waitable;
+  /** the names of its yield points, made once (the explorer keys states by them) */
+  private readAt_: string | undefined;
+  private writeAt_: string | undefined;
 
   constructor(
     private readonly k: Kernel,
@@ -103,9 +109,10 @@ export class RwSem {
   *downRead(where = this.name): KGen<void> {
     const t = this.k.current!;
     mightSleep(this.k, t, "down_read", this.name);
-    yield { kind: "preempt", where: `down_read(${this.name})` };
+    const at = (this.readAt_ ??= `down_read(${this.name})`);
+    yield { kind: "preempt", where: at };
     this.k.footprint?.locks.push(this.name);
-    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})`, k: this.k };
+    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: at, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.readers.add(t);
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
@@ -121,10 +128,11 @@ export class RwSem {
   *downWrite(where = this.name): KGen<void> {
     const t = this.k.current!;
     mightSleep(this.k, t, "down_write", this.name);
-    yield { kind: "preempt", where: `down_write(${this.name})` };
+    const at = (this.writeAt_ ??= `down_write(${this.name})`);
+    yield { kind: "preempt", where: at };
     this.k.footprint?.locks.push(this.name);
     while (this.writer !== null || this.readers.size > 0) {
-      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})`, k: this.k };
+      yield { kind: "block", on: this.forWrite, where: at, k: this.k };
     }
     this.k.lockdep.acquire(t, this.cls, where);
     this.writer = t;
