@@ -279,13 +279,14 @@ function sameEntry(v: unknown, k: unknown): void {
   if (cmpSame && (k !== cmpIt[cmpJ] || v !== cmpIt[cmpJ + 1])) cmpSame = false;
   cmpJ += 2;
 }
+let nExtra = 0;
 function matchKey(_v: unknown, k: unknown): void {
   if (cmpJ < cmpIt.length && k === cmpIt[cmpJ]) cmpJ += 2;
-  else extra.push(k);
+  else extra[nExtra++] = k;
 }
 function matchMember(k: unknown): void {
   if (cmpJ < cmpIt.length && k === cmpIt[cmpJ]) cmpJ++;
-  else extra.push(k);
+  else extra[nExtra++] = k;
 }
 
 /**
@@ -303,31 +304,31 @@ function restoreMap(m: Map<unknown, unknown>, it: unknown[]): void {
     if (cmpSame) return;
   }
   cmpJ = 0;
-  extra.length = 0;
+  nExtra = 0;
   m.forEach(matchKey);
   if (cmpJ === n) {
     // every saved key is there in its order, and the others were added
-    for (let i = 0; i < extra.length; i++) m.delete(extra[i]);
+    for (let i = 0; i < nExtra; i++) m.delete(extra[i]);
     for (let i = 0; i < n; i += 2) if (m.get(it[i]) !== it[i + 1]) mapSet.call(m, it[i], it[i + 1]);
   } else {
     m.clear();
     for (let i = 0; i < n; i += 2) mapSet.call(m, it[i], it[i + 1]);
   }
-  extra.length = 0;
+  extra.fill(undefined, 0, nExtra); // hold no key of the execution
 }
 
 function restoreSet(s: Set<unknown>, it: unknown[]): void {
   cmpIt = it;
   cmpJ = 0;
-  extra.length = 0;
+  nExtra = 0;
   s.forEach(matchMember);
   if (cmpJ === it.length) {
-    for (let i = 0; i < extra.length; i++) s.delete(extra[i]);
+    for (let i = 0; i < nExtra; i++) s.delete(extra[i]);
   } else {
     s.clear();
     for (let i = 0; i < it.length; i++) setAdd.call(s, it[i]);
   }
-  extra.length = 0;
+  extra.fill(undefined, 0, nExtra);
 }
 
 const IDENT = /^[A-Za-z_$][\w$]*$/;

@@ -33,6 +33,27 @@ export interface StepFootprint {
   readonly released: object[];
 }
 
+interface FdSlot {
+  readonly fd: number;
+  readonly pid: number;
+  readonly owner: string;
+}
+
+/** holder names parsed as fd slots (the invariant check asks for every holder of every
+ * object; the explorer runs it after each execution): a few hundred names at most */
+const fdSlots = new Map<string, FdSlot | null>();
+
+/** "fd N of pid P" -> its slot; null for any other holder name */
+function fdSlot(holder: string): FdSlot | null {
+  let s = fdSlots.get(holder);
+  if (s !== undefined) return s;
+  const m = /^fd (\d+) of pid (\d+)$/.exec(holder);
+  s = m ? { fd: Number(m[1]), pid: Number(m[2]), owner: `pid ${m[2]}'s fd table` } : null;
+  if (fdSlots.size >= 4096) fdSlots.clear();
+  fdSlots.set(holder, s);
+  return s;
+}
+
 export class Kernel {
   /** the task whose kernel path is running, like Linux's `current` */
   current: Task | null = null;
@@ -82,12 +103,11 @@ export class Kernel {
       for (const p of this.processes.values()) for (const v of p.mm.vmas) if (v.file === obj) holds++;
       return { owner: "the VMAs of live processes", released: false, holds };
     }
-    const m = /^fd (\d+) of pid (\d+)$/.exec(holder);
-    if (!m) return undefined;
-    const p = this.processes.get(Number(m[2]));
-    const owner = `pid ${m[2]}'s fd table`;
-    if (!p || p.exited) return { owner, released: true, holds: 0 };
-    return { owner, released: false, holds: p.files.peek(Number(m[1])) === obj ? 1 : 0 };
+    const slot = fdSlot(holder);
+    if (!slot) return undefined;
+    const p = this.processes.get(slot.pid);
+    if (!p || p.exited) return { owner: slot.owner, released: true, holds: 0 };
+    return { owner: slot.owner, released: false, holds: p.files.peek(slot.fd) === obj ? 1 : 0 };
   }
 
   /** Record a kernel bug and return the error to throw. */
