@@ -331,6 +331,13 @@ function restoreSet(s: Set<unknown>, it: unknown[]): void {
   extra.fill(undefined, 0, nExtra);
 }
 
+type FieldsFn = (o: object[], v: unknown[][], k: PropertyKey[][]) => void;
+
+/** the generated functions by their text: every snapshot of the same world has the same
+ * fields, and reusing the function keeps its type feedback and optimized code warm from one
+ * search to the next (a new function would start cold in the interpreter every search) */
+const compiled = new Map<string, FieldsFn>();
+
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 
 /**
@@ -360,9 +367,14 @@ function compileFields(keys: PropertyKey[][]): (objs: object[], vals: unknown[][
     }
   }
   chunks.push(body);
-  const fns = chunks.map(
-    (b) => new Function("O", "V", "K", `let o, v;\n${b}`) as (o: object[], v: unknown[][], k: PropertyKey[][]) => void,
-  );
+  const fns = chunks.map((b) => {
+    let f = compiled.get(b);
+    if (f === undefined) {
+      if (compiled.size >= 256) compiled.clear();
+      compiled.set(b, (f = new Function("O", "V", "K", `let o, v;\n${b}`) as FieldsFn));
+    }
+    return f;
+  });
   return (objs, vals) => {
     for (const f of fns) f(objs, vals, keys);
   };
