@@ -27,8 +27,7 @@
 // move with the machine's load, compare ratios from one run.
 
 import { loadavg } from "node:os";
-import { explore, type ExploreResult, runSchedule, type World } from "../src/check/explorer.js";
-import { WorldSnapshot } from "../src/check/snapshot.js";
+import { explore, type ExploreResult, runSchedule, type World, WorldSource } from "../src/check/explorer.js";
 import { runExplore } from "../src/check/run.js";
 import { VARIANTS } from "../src/check/variants.js";
 import { worldByName } from "../src/check/worlds.js";
@@ -46,26 +45,26 @@ function timed<T>(fn: () => T): { r: T; ms: number; cpuMs: number } {
   return { r, ms, cpuMs: (c.user + c.system) / 1000 };
 }
 
-/** ns of one restore of a world that one execution (the default schedule) changed */
+/** ns of one restore of a world (prepared as the explorer prepares it) that one execution
+ * (the default schedule) changed */
 function restoreNs(build: () => World, budgetMs: number): number {
-  const w = build();
-  const snap = new WorldSnapshot(w.kernel, [w]);
+  const src = new WorldSource(build, true, true);
+  const w = src.next();
   const samples: number[] = [];
   const end = performance.now() + budgetMs;
   try {
-    snap.restore();
     while (performance.now() < end || samples.length < 50) {
       let ms = 0;
       for (let i = 0; i < 20; i++) {
         runSchedule(() => w, []);
         const t0 = performance.now();
-        snap.restore();
+        src.next();
         ms += performance.now() - t0;
       }
       samples.push((ms * 1e6) / 20);
     }
   } finally {
-    snap.release();
+    src.close();
   }
   return samples.sort((a, b) => a - b)[samples.length >> 1]!;
 }

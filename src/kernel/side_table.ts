@@ -16,6 +16,14 @@ export function setSideJournal(j: unknown[] | null): void {
 
 type AnySide = SideTable<object, unknown> | SideSet<object>;
 const tables = new Set<WeakRef<AnySide>>();
+let registered = 0;
+
+/** list a new table; every 512, drop the dead ones (each twin makes a few tables of its
+ * own: the list must not grow with the twins a long run builds) */
+function register(t: AnySide): void {
+  tables.add(new WeakRef(t));
+  if (++registered % 512 === 0) sideTables();
+}
 
 /** The side tables alive now (dead ones are dropped from the list). */
 export function sideTables(): AnySide[] {
@@ -36,7 +44,7 @@ const wsDelete = WeakSet.prototype.delete;
 export class SideTable<K extends object, V> extends WeakMap<K, V> {
   constructor() {
     super();
-    tables.add(new WeakRef(this as unknown as AnySide));
+    register(this as unknown as AnySide);
   }
   override set(key: K, value: V): this {
     if (journal !== null) journal.push(this, key, this.has(key), this.get(key));
@@ -51,7 +59,7 @@ export class SideTable<K extends object, V> extends WeakMap<K, V> {
 export class SideSet<K extends object> extends WeakSet<K> {
   constructor() {
     super();
-    tables.add(new WeakRef(this as unknown as AnySide));
+    register(this as unknown as AnySide);
   }
   override add(key: K): this {
     if (journal !== null && !this.has(key)) journal.push(this, key, false, undefined);
