@@ -40,11 +40,13 @@ interface FdSlot {
 }
 
 /** holder names parsed as fd slots (the invariant check asks for every holder of every
- * object; the explorer runs it after each execution): a few hundred names at most */
+ * object; the explorer runs it after each execution): one per fd and pid in use */
 const fdSlots = new Map<string, FdSlot | null>();
 
 /** "fd N of pid P" -> its slot; null for any other holder name */
 function fdSlot(holder: string): FdSlot | null {
+  // other names carry serials from global counters ("device file 1005"): never cached
+  if (!holder.startsWith("fd ")) return null;
   let s = fdSlots.get(holder);
   if (s !== undefined) return s;
   const m = /^fd (\d+) of pid (\d+)$/.exec(holder);
