@@ -1,7 +1,8 @@
 // The explorer: runs several kernel paths concurrently under the Scheduler and searches their
-// interleavings, each execution on a freshly built twin, with the cheap detectors after every
-// step (new splats: a poisoned use after free where it happens, sleeping in atomic context,
-// deadlocks, oopses, lockdep inversions) and the whole-twin check when the threads are done.
+// interleavings, each execution on the world as built (restored from a snapshot, or built
+// afresh: WorldSource), with the cheap detectors after every step (new splats: a poisoned
+// use after free where it happens, sleeping in atomic context, deadlocks, oopses, lockdep
+// inversions) and the whole-twin check when the threads are done.
 // docs/explorer.md describes the search; in short:
 //
 //  - "dpor": depth-first over schedules with dynamic partial-order reduction (backtrack sets
