@@ -2,23 +2,32 @@
 // a MAP_DMA and a SET_IOMMU on one container, four threads), and the time to find each
 // broken variant (src/check/variants.ts):
 //
-//   explorer/build world vfio-four        one fresh world: createTwin + the setup calls (every
-//                                         execution pays this: there is no snapshot)
+//   explorer/build world vfio-four        one fresh world: createTwin + the setup calls (what
+//                                         every execution paid before the snapshot)
+//   explorer/restore world vfio-four      putting the built world back from its snapshot
+//                                         (src/check/snapshot.ts) after one execution (what
+//                                         every execution pays now; ratio: of a build)
 //   explorer/dpor execution vfio-four     one execution of the DPOR search to completion (the
-//                                         median of five whole searches, the first a warm-up),
+//                                         median of five whole searches after two seconds of
+//                                         them as a warm-up),
 //                                         detectors after every step and the whole-twin check
 //                                         at the end (ratio: how many world builds it costs)
 //   explorer/dpor step vfio-four          the same search per step
+//   explorer/dpor execution rebuilt       the same search building the world per execution
+//                                         (snapshot off; ratio: against the snapshot's)
 //   explorer/dfs execution vfio-four      plain enumeration (no reduction) per execution
 //   explorer/pct execution vfio-four      seeded PCT per execution
 //   explorer/find VARIANT                 wall time to the first violation of each variant
 //
-// The summary gives executions/s, steps/s and distinct states/s of the DPOR search, the
-// reduction factor (plain enumeration's executions to completion over DPOR's), and the
+// The summary gives executions/s, steps/s and distinct states/s of the DPOR search, by wall
+// time and by the process's CPU time (on a shared machine the wall time counts the time other
+// processes had the core; the CPU time also counts GC helper threads), the load average,
+// the reduction factor (plain enumeration's executions to completion over DPOR's), and the
 // issue's targets. Executions run whole searches once (not repeated medians): the numbers
 // move with the machine's load, compare ratios from one run.
 
-import { explore, type ExploreResult } from "../src/check/explorer.js";
+import { loadavg } from "node:os";
+import { explore, type ExploreResult, runSchedule, type World, WorldSource } from "../src/check/explorer.js";
 import { runExplore } from "../src/check/run.js";
 import { VARIANTS } from "../src/check/variants.js";
 import { worldByName } from "../src/check/worlds.js";
@@ -27,14 +36,42 @@ import type { BenchContext, BenchRow, BenchSuite } from "./harness.js";
 const W = "vfio-four";
 const DFS_CAP = 30000;
 
-function timed<T>(fn: () => T): { r: T; ms: number } {
+function timed<T>(fn: () => T): { r: T; ms: number; cpuMs: number } {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const r = fn();
-  return { r, ms: performance.now() - t0 };
+  const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { r, ms, cpuMs: (c.user + c.system) / 1000 };
 }
 
-let dpor: { r: ExploreResult; ms: number } | null = null;
+/** ns of one restore of a world (prepared as the explorer prepares it) that one execution
+ * (the default schedule) changed */
+function restoreNs(build: () => World, budgetMs: number): number {
+  const src = new WorldSource(build, true, true);
+  const w = src.next();
+  const samples: number[] = [];
+  const end = performance.now() + budgetMs;
+  try {
+    while (performance.now() < end || samples.length < 50) {
+      let ms = 0;
+      for (let i = 0; i < 20; i++) {
+        runSchedule(() => w, []);
+        const t0 = performance.now();
+        src.next();
+        ms += performance.now() - t0;
+      }
+      samples.push((ms * 1e6) / 20);
+    }
+  } finally {
+    src.close();
+  }
+  return samples.sort((a, b) => a - b)[samples.length >> 1]!;
+}
+
+let dpor: { r: ExploreResult; ms: number; cpuMs: number } | null = null;
 let dfs: { r: ExploreResult; ms: number } | null = null;
+let load = "";
 
 export const suite: BenchSuite = {
   name: "explorer",
@@ -43,8 +80,15 @@ export const suite: BenchSuite = {
     const w = worldByName(W)!;
     const build = () => w.build({});
     const rows: BenchRow[] = [];
+    load = loadavg()
+      .map((x) => x.toFixed(1))
+      .join(", ");
     rows.push({ name: `explorer/build world ${W}`, ns: ctx.measure(() => build(), { budgetMs: ctx.budgetMs }) });
-    // the whole search five times (the first warms the JIT up): the median run
+    // whole searches for two seconds warm the JIT up (the kernel paths, the explorer and the
+    // snapshot's generated restore reach their optimized code only after some thousands of
+    // executions), then five more: the median run
+    for (const end = performance.now() + 2000; performance.now() < end;)
+      explore(build, { strategy: "dpor", maxExecutions: 100000 });
     const runs = Array.from({ length: 5 }, () =>
       timed(() => explore(build, { strategy: "dpor", maxExecutions: 100000 })),
     );
@@ -56,6 +100,25 @@ export const suite: BenchSuite = {
       note: `${dpor.r.executions} executions to completion`,
     });
     rows.push({ name: `explorer/dpor step ${W}`, ns: (dpor.ms * 1e6) / dpor.r.steps, note: `${dpor.r.steps} steps` });
+    // measured once the searches warmed the kernel paths and the restore's code up (before
+    // them a restore measured several times slower), shown after the build row
+    rows.splice(1, 0, {
+      name: `explorer/restore world ${W}`,
+      ns: restoreNs(build, ctx.budgetMs),
+      baseline: `explorer/build world ${W}`,
+      note: "after one execution",
+    });
+    // the same search, the world built per execution (what it was before the snapshot)
+    const rebuiltRuns = Array.from({ length: 3 }, () =>
+      timed(() => explore(build, { strategy: "dpor", maxExecutions: 100000, snapshot: false })),
+    );
+    const rebuilt = rebuiltRuns.sort((a, b) => a.ms - b.ms)[1]!;
+    rows.push({
+      name: `explorer/dpor execution rebuilt ${W}`,
+      ns: (rebuilt.ms * 1e6) / rebuilt.r.executions,
+      baseline: `explorer/dpor execution ${W}`,
+      note: `snapshot off, ${rebuilt.r.executions} executions`,
+    });
     // plain enumeration: the reduction's baseline, capped (it does not complete within the
     // cap: the factor is then a lower bound)
     dfs = timed(() => explore(build, { strategy: "dfs", maxExecutions: DFS_CAP }));
@@ -86,6 +149,7 @@ export const suite: BenchSuite = {
     const s = dpor.ms / 1000;
     const exec = dpor.r.executions / s;
     const steps = dpor.r.steps / s;
+    const cpu = dpor.cpuMs / 1000;
     const reduction = dfs.r.executions / dpor.r.executions;
     const atLeast = dfs.r.complete ? "" : ">= ";
     return [
@@ -93,7 +157,8 @@ export const suite: BenchSuite = {
         `(${dpor.r.distinctStates} distinct scheduler states, ${dpor.r.sleepBlocked} executions cut by sleep sets)`,
       `reduction: plain enumeration ${atLeast}${dfs.r.executions} executions${dfs.r.complete ? "" : " (stopped incomplete)"}, DPOR ${dpor.r.executions} (complete): ${atLeast}${reduction.toFixed(1)}x ` +
         `(target >= 10x: ${reduction >= 10 ? "met" : "not met"}); wall time ${(dfs.ms / dpor.ms).toFixed(1)}x`,
-      `targets on one core: >= 10k executions/s (${exec >= 10000 ? "met" : "not met"}), >= 250k steps/s (${steps >= 250000 ? "met" : "not met"})`,
+      `by CPU time (${Math.round((100 * dpor.cpuMs) / dpor.ms)}% of the wall time): ${Math.round(dpor.r.executions / cpu)} executions/s, ${Math.round(dpor.r.steps / cpu)} steps/s; load average ${load}`,
+      `targets on one core (wall time): >= 10k executions/s (${exec >= 10000 ? "met" : "not met"}), >= 250k steps/s (${steps >= 250000 ? "met" : "not met"})`,
     ];
   },
 };

@@ -1,7 +1,8 @@
 // The explorer: runs several kernel paths concurrently under the Scheduler and searches their
-// interleavings, each execution on a freshly built twin, with the cheap detectors after every
-// step (new splats: a poisoned use after free where it happens, sleeping in atomic context,
-// deadlocks, oopses, lockdep inversions) and the whole-twin check when the threads are done.
+// interleavings, each execution on the world as built (restored from a snapshot, or built
+// afresh: WorldSource), with the cheap detectors after every step (new splats: a poisoned
+// use after free where it happens, sleeping in atomic context, deadlocks, oopses, lockdep
+// inversions) and the whole-twin check when the threads are done.
 // docs/explorer.md describes the search; in short:
 //
 //  - "dpor": depth-first over schedules with dynamic partial-order reduction (backtrack sets
@@ -25,6 +26,7 @@ import type { Process } from "../kernel/process.js";
 import { type KRet, Scheduler, type Thread, Task } from "../kernel/sched.js";
 import { checkInvariants, checkStep, type Violation } from "./invariants.js";
 import { setDmaReachCheck } from "./dma_reach.js";
+import { Unsnapshotable, WorldSnapshot } from "./snapshot.js";
 
 /** One concurrent world: a kernel plus the paths to interleave, built fresh per schedule. */
 export interface World {
@@ -46,6 +48,10 @@ export interface World {
   }[];
   /** called after every thread finished: extra checks, returns violations */
   readonly after?: (results: unknown[]) => string[];
+  /** every state the threads change is reachable from the kernel or this object, none kept
+   * only in a closure's variables: the explorer may build the world once and restore it from
+   * a snapshot before each execution (src/check/snapshot.ts). Without it, it is rebuilt. */
+  readonly snapshot?: boolean;
 }
 
 /** One step of an execution: which thread ran, from which yield point to which. */
@@ -89,6 +95,9 @@ export interface ExploreOptions {
   checkEveryStep?: boolean;
   /** poison released objects while exploring (default true) */
   poison?: boolean;
+  /** restore one built world from a snapshot per execution (default true) instead of
+   * building it again; worlds a snapshot cannot cover are rebuilt regardless */
+  snapshot?: boolean;
   /** called every so often with the running totals */
   progress?: (p: ExploreStats) => void;
 }
@@ -117,10 +126,11 @@ export interface ExploreResult extends ExploreStats {
 /** A footprint: null means "dependent with everything". */
 type Footprint = StepFootprint | null;
 
-function meets<T>(a: Set<T>, b: Set<T>): boolean {
-  if (a.size === 0 || b.size === 0) return false;
-  const [small, big] = a.size <= b.size ? [a, b] : [b, a];
-  for (const x of small) if (big.has(x)) return true;
+function meets<T>(a: readonly T[], b: readonly T[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    for (let j = 0; j < b.length; j++) if (b[j] === x) return true;
+  }
   return false;
 }
 
@@ -149,11 +159,62 @@ interface Exec {
   readonly inv0: number;
 }
 
-function start(build: () => World, poison: boolean): Exec {
-  const w = build();
+/** A world made ready for exploring: poisoning and the per-DMA check on. */
+function prepare(w: World, poison: boolean): World {
+  w.kernel.poison = poison;
+  setDmaReachCheck(w.kernel, true); // every page a device's DMA reaches, asked of its owner
+  return w;
+}
+
+/**
+ * Where executions get their world: built once and restored from a snapshot before each
+ * execution (src/check/snapshot.ts), or built fresh each time when the snapshot is off or the
+ * world holds state a snapshot cannot walk.
+ */
+export class WorldSource {
+  private world: World | null = null;
+  private snap: WorldSnapshot | null = null;
+  /** why the world is rebuilt per execution, when it is */
+  unsnapshotable: string | null = null;
+
+  constructor(
+    private readonly build: () => World,
+    private readonly poison: boolean,
+    private readonly snapshot: boolean,
+  ) {}
+
+  next(): World {
+    if (this.snap) {
+      this.snap.restore();
+      return this.world!;
+    }
+    const w = prepare(this.build(), this.poison);
+    if (!this.snapshot || this.unsnapshotable !== null) return w;
+    if (w.snapshot !== true) {
+      this.unsnapshotable = "the world does not declare its state reachable (World.snapshot)";
+      return w;
+    }
+    try {
+      this.snap = new WorldSnapshot(w.kernel, [w]);
+    } catch (err) {
+      if (!(err instanceof Unsnapshotable)) throw err;
+      this.unsnapshotable = err.message;
+      return w;
+    }
+    this.world = w;
+    this.snap.restore(); // nothing to undo yet: starts the side-table journal
+    return w;
+  }
+
+  /** the search is over: stop journaling */
+  close(): void {
+    this.snap?.release();
+  }
+}
+
+function start(w: World): Exec {
+  if (w.threads.length > 31) throw new Error("the explorer runs at most 31 threads");
   const k = w.kernel;
-  k.poison = poison;
-  setDmaReachCheck(k, true); // every page a device's DMA reaches, asked of its owner
   const sched = new Scheduler(k);
   const threads = w.threads.map((t) => {
     const task = new Task(t.process ?? null, t.name);
@@ -192,13 +253,13 @@ function enabled(e: Exec): number[] {
 function stepThread(e: Exec, i: number): Footprint {
   const th = e.threads[i]!;
   const from = th.at;
-  const fp: StepFootprint = { locks: new Set(), touched: new Set(), released: new Set() };
-  for (const h of th.task.held) fp.locks.add(h.name);
+  const fp: StepFootprint = { locks: [], touched: [], released: [] };
+  for (const h of th.task.held) fp.locks.push(h.name);
   e.k.footprint = fp;
   const versions = fdVersions(e.k);
   try {
     e.sched.step(th);
-    if (fdVersions(e.k) !== versions) fp.locks.add(FD_TABLES);
+    if (fdVersions(e.k) !== versions) fp.locks.push(FD_TABLES);
   } catch (err) {
     const bug = e.k.oops(err, `${th.task.label} at ${from}`);
     th.state = "done";
@@ -210,7 +271,7 @@ function stepThread(e: Exec, i: number): Footprint {
   e.k.footprint = null;
   if (from === "start") {
     if (!e.syscall[i]) return null;
-    fp.locks.add(FD_TABLES);
+    fp.locks.push(FD_TABLES);
     return fp;
   }
   return LOCK_YIELD.test(from) ? fp : null;
@@ -264,7 +325,7 @@ export function runSchedule(
   prefix: readonly number[],
   opts: { poison?: boolean; checkEveryStep?: boolean } = {},
 ): Outcome {
-  const e = start(build, opts.poison ?? true);
+  const e = start(prepare(build(), opts.poison ?? true));
   const schedule: number[] = [];
   const steps: StepRecord[] = [];
   let last = -1;
@@ -293,6 +354,17 @@ export function replay(build: () => World, prefix: readonly number[]): Outcome {
 }
 
 function resultKey(results: readonly unknown[]): string {
+  // the common case, errnos and fds: the JSON text without JSON.stringify's replacer calls
+  let s = "[";
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    if (typeof r !== "number" || !Number.isFinite(r)) return resultJson(results);
+    s += i === 0 ? `${r}` : `,${r}`;
+  }
+  return `${s}]`;
+}
+
+function resultJson(results: readonly unknown[]): string {
   return JSON.stringify(results, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
 }
 
@@ -313,10 +385,28 @@ export function explore(build: () => World, opts: ExploreOptions | number = {}):
   const o: ExploreOptions = typeof opts === "number" ? { maxExecutions: opts } : opts;
   const strategy = o.strategy ?? "dpor";
   const search = new Search(build, o);
-  if (strategy === "pct") search.pct();
-  else search.systematic(strategy === "dpor");
+  try {
+    if (strategy === "pct") search.pct();
+    else search.systematic(strategy === "dpor");
+  } finally {
+    search.source.close();
+  }
   return search.result();
 }
+
+function one(t: number): Set<number> {
+  const s = new Set<number>();
+  s.add(t);
+  return s;
+}
+
+interface PartNode {
+  readonly id: number;
+  readonly next: Map<string | number, PartNode>;
+}
+
+/** the empty sleep set, shared (never written: a node gets a map of its own first) */
+const NO_SLEEP: Map<number, Footprint> = new Map();
 
 /** A node of the current execution's path, for the systematic search. */
 interface Node {
@@ -324,10 +414,11 @@ interface Node {
   readonly enabled: number[];
   /** threads still to try from this state (DPOR backtrack set, or all enabled for dfs) */
   readonly backtrack: Set<number>;
-  /** threads already tried from this state */
-  readonly done: Set<number>;
-  /** sleeping threads in this state with the footprint of their next step */
-  readonly sleep: Map<number, Footprint>;
+  /** threads already tried from this state, a bit per thread index */
+  done: number;
+  /** sleeping threads in this state with the footprint of their next step (NO_SLEEP: none
+   * yet; a map of its own is made when a thread goes to sleep here) */
+  sleep: Map<number, Footprint>;
   /** the thread that ran from this state in the current execution, and its footprint */
   thread: number;
   footprint: Footprint;
@@ -342,11 +433,11 @@ class Search {
   private readonly deadline: number;
   private readonly t0 = Date.now();
   private readonly bound: number | null;
-  private readonly poison: boolean;
+  readonly source: WorldSource;
   private readonly checkEvery: boolean;
   readonly outcomes = new Map<string, readonly number[]>();
   readonly failures: Outcome[] = [];
-  private readonly states = new Set<string>();
+  private readonly states = new Set<number | string>();
   executions = 0;
   steps = 0;
   sleepBlocked = 0;
@@ -354,13 +445,13 @@ class Search {
   private stopped = false;
 
   constructor(
-    private readonly build: () => World,
+    build: () => World,
     private readonly o: ExploreOptions,
   ) {
     this.max = o.maxExecutions ?? 1000;
     this.deadline = o.timeMs !== undefined ? this.t0 + o.timeMs : Infinity;
     this.bound = o.preemptionBound ?? null;
-    this.poison = o.poison ?? true;
+    this.source = new WorldSource(build, o.poison ?? true, o.snapshot ?? true);
     this.checkEvery = o.checkEveryStep ?? true;
   }
 
@@ -403,29 +494,64 @@ class Search {
     if (this.o.progress && (this.executions & 1023) === 0) this.o.progress(this.stats());
   }
 
-  /** a cheap digest of the scheduler state: each thread's yield point, step count and locks */
-  private noteState(e: Exec, counts: number[]): void {
-    let s = "";
-    for (let i = 0; i < e.threads.length; i++) {
-      const th = e.threads[i]!;
-      s += `${th.at}#${counts[i]}`;
-      for (const h of th.task.held) s += `+${h.name}`;
-      s += "|";
+  /** a thread's part of a scheduler state (yield point, steps taken, held locks) -> a
+   * small id, through a trie keyed by each in turn: no string is built per step */
+  private readonly partRoot: PartNode = { id: 0, next: new Map() };
+  private partCount = 0;
+  /** each thread's part id in the current execution */
+  private partIds: number[] = [];
+
+  private child(n: PartNode, key: string | number): PartNode {
+    let c = n.next.get(key);
+    if (c === undefined) n.next.set(key, (c = { id: ++this.partCount, next: new Map() }));
+    return c;
+  }
+
+  private partId(th: Thread, count: number): number {
+    let n = this.child(this.child(this.partRoot, th.at), count);
+    const held = th.task.held;
+    for (let h = 0; h < held.length; h++) n = this.child(n, held[h]!.name);
+    return n.id;
+  }
+
+  /** note the scheduler state after thread i stepped: each thread's yield point, step count
+   * and held locks. Only thread i's part changed; the state is the tuple of part ids (one
+   * number for up to four threads of ids below 2^13). */
+  private noteState(e: Exec, counts: number[], i: number): void {
+    const ids = this.partIds;
+    ids[i] = this.partId(e.threads[i]!, counts[i]!);
+    const n = e.threads.length;
+    let key: number | string = 0;
+    for (let t = 0; t < n; t++) {
+      const x = ids[t]!;
+      if (n > 4 || x >= 8192) {
+        key = ids.slice(0, n).join(",");
+        break;
+      }
+      key = (key as number) * 8192 + x;
     }
-    this.states.add(s);
+    this.states.add(key);
+  }
+
+  /** the parts before the first step: every thread at its start */
+  private startStates(e: Exec): void {
+    const n = e.threads.length;
+    if (this.partIds.length !== n) this.partIds = new Array<number>(n).fill(0);
+    for (let t = 0; t < n; t++) this.partIds[t] = this.partId(e.threads[t]!, 0);
   }
 
   /** One execution for the systematic search: follow `path` (the nodes already chosen), then
    * extend it, returning the full path of nodes. */
   private execute(path: Node[]): Node[] {
-    const e = start(this.build, this.poison);
+    const e = start(this.source.next());
     const schedule: number[] = [];
     const steps: StepRecord[] = [];
     const counts = new Array<number>(e.threads.length).fill(0);
+    this.startStates(e);
     const nodes: Node[] = [];
     let bugs = e.bugs0;
     let inv = e.inv0;
-    let sleep = new Map<number, Footprint>();
+    let sleep = NO_SLEEP;
     let prev = -1;
     let preemptions = 0;
     for (let depth = 0; ; depth++) {
@@ -449,8 +575,8 @@ class Search {
         const first = awake.includes(prev) ? prev : awake[0]!;
         node = {
           enabled: en,
-          backtrack: new Set([first]),
-          done: new Set(),
+          backtrack: one(first),
+          done: 0,
           sleep,
           thread: first,
           footprint: null,
@@ -459,7 +585,7 @@ class Search {
         };
       }
       const i = node.thread;
-      node.done.add(i);
+      node.done |= 1 << i;
       const from = e.threads[i]!.at;
       const fp = stepThread(e, i);
       node.footprint = fp;
@@ -467,7 +593,7 @@ class Search {
       schedule.push(i);
       counts[i]!++;
       this.steps++;
-      this.noteState(e, counts);
+      this.noteState(e, counts, i);
       const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
       bugs = e.k.bugs.length;
       inv = e.k.lockdep.inversions.length;
@@ -480,8 +606,12 @@ class Search {
       else preemptions = node.preemptions;
       // the child's sleep set: sleepers (and siblings already explored from here) whose next
       // step commutes with the one taken
-      const next = new Map<number, Footprint>();
-      for (const [t, f] of node.sleep) if (t !== i && !dependent(f, fp)) next.set(t, f);
+      let next = NO_SLEEP;
+      for (const [t, f] of node.sleep) {
+        if (t === i || dependent(f, fp)) continue;
+        if (next === NO_SLEEP) next = new Map();
+        next.set(t, f);
+      }
       sleep = next;
       prev = i;
     }
@@ -500,7 +630,7 @@ class Search {
       for (; d >= 0; d--) {
         const n = nodes[d]!;
         for (const t of n.backtrack) {
-          if (n.done.has(t) || n.sleep.has(t)) continue;
+          if ((n.done >>> t) & 1 || n.sleep.has(t)) continue;
           if (!this.withinBound(n, t)) continue;
           nextThread = t;
           break;
@@ -513,7 +643,10 @@ class Search {
       }
       const n = nodes[d]!;
       // the thread tried before goes to sleep for its siblings (sleep sets)
-      if (reduce && n.footprint !== undefined) n.sleep.set(n.thread, n.footprint);
+      if (reduce && n.footprint !== undefined) {
+        if (n.sleep === NO_SLEEP) n.sleep = new Map();
+        n.sleep.set(n.thread, n.footprint);
+      }
       n.thread = nextThread;
       path = nodes.slice(0, d + 1);
     }
@@ -537,11 +670,12 @@ class Search {
   private addBacktracks(nodes: Node[]): void {
     const n = nodes.length;
     // happens-before as bit sets over steps: hb[i] = steps ordered before i
-    const hb: Uint32Array[] = [];
     const words = (n + 31) >>> 5;
+    const all = new Uint32Array(n * words);
+    const hb: Uint32Array[] = [];
     const lastOf = new Map<number, number>();
     for (let i = 0; i < n; i++) {
-      const row = new Uint32Array(words);
+      const row = all.subarray(i * words, (i + 1) * words);
       const ti = nodes[i]!.thread;
       const fi = nodes[i]!.footprint;
       const pj = lastOf.get(ti);
@@ -578,7 +712,7 @@ class Search {
     const depth = Math.max(1, this.o.pctDepth ?? 3);
     let expected = 32;
     while (this.budgetLeft()) {
-      const e = start(this.build, this.poison);
+      const e = start(this.source.next());
       const nt = e.threads.length;
       // distinct priorities d..d+n-1, change points lower a thread to 1..d-1
       const prio = Array.from({ length: nt }, (_, i) => depth + i);
@@ -591,6 +725,7 @@ class Search {
       const schedule: number[] = [];
       const steps: StepRecord[] = [];
       const counts = new Array<number>(nt).fill(0);
+      this.startStates(e);
       let bugs = e.bugs0;
       let inv = e.inv0;
       let out: Outcome | null = null;
@@ -609,7 +744,7 @@ class Search {
         schedule.push(best);
         counts[best]!++;
         this.steps++;
-        this.noteState(e, counts);
+        this.noteState(e, counts, best);
         const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
         bugs = e.k.bugs.length;
         inv = e.k.lockdep.inversions.length;

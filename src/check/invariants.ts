@@ -81,14 +81,16 @@ function inversionText(inv: LockInversion): string {
   return `${n.task} takes ${n.chain.at(-1)} holding ${n.chain.slice(0, -1).join(" -> ")} (at ${n.where}), but ${e.task} took ${e.chain.join(" -> ")} (at ${e.where})`;
 }
 
+const NOTHING: readonly Violation[] = Object.freeze([]);
+
 /**
  * What holds at every yield point, cheap enough to run after each explorer step: new splats
  * (use after free at the poisoned access, sleeping in atomic context, deadlocks, oopses) and
  * new lockdep inversions since the counts given. Counts (refs against holders) are only
  * exact between syscalls, so checkInvariants() runs them when the threads are done.
  */
-export function checkStep(k: Kernel, bugsSeen: number, inversionsSeen: number): Violation[] {
-  if (k.bugs.length === bugsSeen && k.lockdep.inversions.length === inversionsSeen) return [];
+export function checkStep(k: Kernel, bugsSeen: number, inversionsSeen: number): readonly Violation[] {
+  if (k.bugs.length === bugsSeen && k.lockdep.inversions.length === inversionsSeen) return NOTHING;
   const out: Violation[] = [];
   for (let i = bugsSeen; i < k.bugs.length; i++)
     out.push({ check: "no-kernel-bugs", message: `${k.bugs[i]!.kind}: ${k.bugs[i]!.message}` });

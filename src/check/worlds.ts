@@ -228,8 +228,10 @@ export class Env {
       },
     };
   }
+  /** the world of these threads: its state lives in the twin (the threads' closures hold
+   * only fds, arguments and model objects), so the explorer may restore it from a snapshot */
   world(threads: World["threads"], after?: World["after"]): World {
-    return { kernel: this.k, threads, ...(after ? { after } : {}) };
+    return { kernel: this.k, threads, ...(after ? { after } : {}), snapshot: true };
   }
 }
 
@@ -237,26 +239,27 @@ export class Env {
  * IOAS, whose unmap callback unpins what it pinned inside the range it is told about. */
 function pinningAccess(e: Env, ifd: number, ioasId: number, iova: bigint, length: bigint): void {
   const ictx = e.proc.files.lookup(ifd)!.privateData as IommufdCtx;
-  const pinned: [bigint, bigint][] = [];
-  const access = e.k.withTask(e.proc.mainTask, () =>
-    iommufdAccessCreate(ictx, {
-      needsPinPages: true,
-      unmap(start, len) {
-        for (let i = pinned.length - 1; i >= 0; i--) {
-          const [a, l] = pinned[i]!;
-          if (a < start + len && start < a + l) {
-            pinned.splice(i, 1);
-            iommufdAccessUnpinPages(access as IommufdAccess, a, l);
-          }
+  // what it pinned is a field of its ops (which the access keeps), not a closure's variable:
+  // the explorer's world snapshot restores objects it can reach (src/check/snapshot.ts)
+  const ops = {
+    needsPinPages: true,
+    pinned: [] as [bigint, bigint][],
+    unmap(start: bigint, len: bigint): void {
+      for (let i = ops.pinned.length - 1; i >= 0; i--) {
+        const [a, l] = ops.pinned[i]!;
+        if (a < start + len && start < a + l) {
+          ops.pinned.splice(i, 1);
+          iommufdAccessUnpinPages(access as IommufdAccess, a, l);
         }
-      },
-    }),
-  );
+      }
+    },
+  };
+  const access = e.k.withTask(e.proc.mainTask, () => iommufdAccessCreate(ictx, ops));
   if (typeof access === "number") throw new Error(`world setup: access create ${access}`);
   e.ok(iommufdAccessAttach(access, ioasId), "access attach");
   const pages = iommufdAccessPinPages(access, iova, length, true);
   if (typeof pages === "number") throw new Error(`world setup: access pin ${pages}`);
-  pinned.push([iova, length]);
+  ops.pinned.push([iova, length]);
 }
 
 export const WORLDS: readonly WorldDef[] = [

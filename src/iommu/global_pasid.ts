@@ -9,6 +9,7 @@
 
 import { EBUSY, EINVAL, ENOSPC } from "../uapi/errno.js";
 import type { Kernel } from "../kernel/kernel.js";
+import { SideTable } from "../kernel/side_table.js";
 
 export const IOMMU_FIRST_GLOBAL_PASID = 1;
 
@@ -57,7 +58,7 @@ export class GlobalPasidSpace {
   }
 }
 
-const spaces = new WeakMap<Kernel, GlobalPasidSpace>();
+const spaces = new SideTable<Kernel, GlobalPasidSpace>();
 
 /** The host's PASID space (20-bit PASIDs, as VT-d and the PCIe PASID prefix have them). */
 export function globalPasids(k: Kernel): GlobalPasidSpace {

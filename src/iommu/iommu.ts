@@ -28,6 +28,7 @@ import type { DmaPort, PciDevice } from "../hw/pci.js";
 import { DEFAULT_IOMMU, type IommuHwConfig, type PciFunctionConfig } from "../hw/machine.js";
 import { IOMMU_READ, IOMMU_WRITE, IommuDomain } from "./domain.js";
 import { pasidDomain } from "./pasid_table.js";
+import { SideTable } from "../kernel/side_table.js";
 
 /**
  * Why a DMA was refused: "not-present" (no mapping at the IOVA), "permission" (a read-only
@@ -135,7 +136,7 @@ export interface PciFunction {
   readonly iommu: IommuDevice;
 }
 
-const cores = new WeakMap<Kernel, IommuCore>();
+const cores = new SideTable<Kernel, IommuCore>();
 
 export class IommuCore {
   readonly groups = new Map<number, IommuGroup>();

@@ -7,11 +7,12 @@
 import { EBUSY, EINVAL, ENODEV, EOPNOTSUPP } from "../uapi/errno.js";
 import type { IommuDomain } from "./domain.js";
 import type { IommuDevice, IommuGroup } from "./iommu.js";
+import { SideTable } from "../kernel/side_table.js";
 
 /** dev->iommu->max_pasids for a PASID-capable device (20-bit PASIDs) */
 export const MAX_PASIDS = 1 << 20;
 
-const tables = new WeakMap<IommuGroup, Map<number, IommuDomain>>();
+const tables = new SideTable<IommuGroup, Map<number, IommuDomain>>();
 
 function table(g: IommuGroup): Map<number, IommuDomain> {
   let t = tables.get(g);

@@ -24,6 +24,7 @@ import { IOMMU_READ, IOMMU_WRITE, type IoptArea, U64_MAX, ULONG_MAX } from "./io
 import type { IommufdCtx } from "./main.js";
 import { IommufdObject } from "./object.js";
 import type { IoptPages } from "./pages.js";
+import { SideTable } from "../kernel/side_table.js";
 
 export const ACCESS_DRIVER_HOLDER = "access driver";
 
@@ -35,7 +36,7 @@ export interface IommufdAccessOps {
 }
 
 /** Access pins of one iopt_pages: "first:last" -> users (pages->access_itree). */
-const accessRanges = new WeakMap<IoptPages, Map<string, number>>();
+const accessRanges = new SideTable<IoptPages, Map<string, number>>();
 
 /** The index ranges accesses have pinned on `pages`, each pinned once (for invariant checks). */
 export function accessRangesOf(pages: IoptPages): [number, number][] {

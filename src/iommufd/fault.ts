@@ -33,6 +33,7 @@ import { installFile } from "../kernel/syscalls.js";
 import type { IommufdDevice, IommufdGroup } from "./device.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import { IommufdObject } from "./object.js";
+import { SideSet } from "../kernel/side_table.js";
 
 /** struct iommu_fault's page request (prm) */
 export interface PageRequest {
@@ -70,7 +71,7 @@ export class IommufdFault extends IommufdObject {
 }
 
 /** kernels built with CONFIG_IOMMU_IOPF */
-const iopfKernels = new WeakSet<Kernel>();
+const iopfKernels = new SideSet<Kernel>();
 
 /** CONFIG_IOMMU_IOPF for kernel k (default off, as the oracle's kernel). */
 export function setIommuIopf(k: Kernel, on: boolean): void {

@@ -24,6 +24,7 @@ import { type KGen, preempt, SEQ } from "../kernel/sched.js";
 import { Mutex, RwSem } from "../kernel/locks.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { poisonFields } from "../kernel/kref.js";
+import { SideTable } from "../kernel/side_table.js";
 import { EDEADLK } from "../uapi/errno.js";
 import { IntervalNode, IntervalTree } from "./interval_tree.js";
 import {
@@ -82,7 +83,8 @@ export class IommufdIoas extends IommufdObject {
 
 /** struct iopt_pages::mutex, made the first time a path takes it (a 1M-area IOAS mapped
  * sequentially never does) */
-const pagesMutexes = new WeakMap<IoptPages, Mutex>();
+// a SideTable, not a WeakMap: the explorer's snapshot restores its entries (side_table.ts)
+const pagesMutexes = new SideTable<IoptPages, Mutex>();
 function pagesMutex(k: Kernel, p: IoptPages): Mutex {
   let m = pagesMutexes.get(p);
   if (!m) pagesMutexes.set(p, (m = new Mutex(k, "iopt_pages.mutex", `pages mutex of uptr 0x${p.uptr.toString(16)}`)));

@@ -27,6 +27,7 @@ import { globalPasids } from "../iommu/global_pasid.js";
 import { iommuAttachDevicePasid, iommuDetachDevicePasid, iommuReplaceDevicePasid } from "../iommu/pasid_table.js";
 import { type AttachFn, changePt, drive, type IommufdDevice, type IommufdHwpt } from "./device.js";
 import { hwptPut } from "./hw_pagetable.js";
+import { SideTable } from "../kernel/side_table.js";
 
 interface PasidAttach {
   hwpt: IommufdHwpt;
@@ -35,7 +36,7 @@ interface PasidAttach {
 }
 
 /** idev->pasid_hwpts */
-const attachments = new WeakMap<IommufdDevice, Map<number, PasidAttach>>();
+const attachments = new SideTable<IommufdDevice, Map<number, PasidAttach>>();
 
 function pasidHwpts(idev: IommufdDevice): Map<number, PasidAttach> {
   let m = attachments.get(idev);

@@ -2,6 +2,7 @@
 // (drivers/iommu/iommufd/selftest.c iommufd_test_memory_limit).
 
 import type { Kernel } from "../kernel/kernel.js";
+import { SideTable } from "../kernel/side_table.js";
 
 interface SelftestState {
   enabled: boolean;
@@ -9,7 +10,7 @@ interface SelftestState {
   memoryLimit: number;
 }
 
-const states = new WeakMap<Kernel, SelftestState>();
+const states = new SideTable<Kernel, SelftestState>();
 
 export function selftestState(k: Kernel): SelftestState {
   let s = states.get(k);

@@ -10,11 +10,12 @@ import type { IommuDomain } from "../iommu/domain.js";
 import { type IommuCap, IommuCore, IommuDevice, type ResvRegion } from "../iommu/iommu.js";
 import { MockDomain } from "./selftest_mock_domain.js";
 import { MockNestedDomain } from "./selftest_mock_nested.js";
+import { SideTable, SideSet } from "../kernel/side_table.js";
 
 /** mock_dev_ida per kernel: the ids of the mock devices alive */
-const idas = new WeakMap<Kernel, Set<number>>();
+const idas = new SideTable<Kernel, Set<number>>();
 /** kernels where a platform IOMMU claims the mock bus (see setMockIommuProbes()) */
-const unprobed = new WeakSet<Kernel>();
+const unprobed = new SideSet<Kernel>();
 
 /**
  * Whether the mock IOMMU probes the mock bus's devices (default: yes, as on the oracle's

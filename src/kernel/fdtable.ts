@@ -17,6 +17,10 @@ export interface FdNumbering {
   adopt(fd: number): File | null;
 }
 
+/** "fd N of pid P", made once for the small fds and pids (every install, close and
+ * invariant check names a slot; the explorer's check runs after every execution) */
+const holderNames = new Map<number, string[]>();
+
 export class FdTable {
   private readonly slots: (File | null)[] = [];
   numbering: FdNumbering | null = null;
@@ -46,7 +50,10 @@ export class FdTable {
   }
 
   holder(fd: number): string {
-    return `fd ${fd} of pid ${this.pid}`;
+    if (fd >= 256 || this.pid >= 4096) return `fd ${fd} of pid ${this.pid}`;
+    let names = holderNames.get(this.pid);
+    if (!names) holderNames.set(this.pid, (names = []));
+    return (names[fd] ??= `fd ${fd} of pid ${this.pid}`);
   }
 
   /** fd_install into the lowest free slot; takes over the caller's reference "init". */

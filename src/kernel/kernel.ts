@@ -22,14 +22,38 @@ export interface BugReport {
   readonly stack?: string;
 }
 
-/** What one explorer step touched (src/check/explorer.ts). */
+/** What one explorer step touched (src/check/explorer.ts); lists, not sets: a step touches
+ * a handful, and a list is a fifth of a Set's allocation (a repeat costs one compare). */
 export interface StepFootprint {
   /** lock names taken, waited for, released or held */
-  readonly locks: Set<string>;
+  readonly locks: string[];
   /** refcounted objects got or put (commuting with each other) */
-  readonly touched: Set<object>;
+  readonly touched: object[];
   /** objects whose last reference went (conflicts with any touch of them) */
-  readonly released: Set<object>;
+  readonly released: object[];
+}
+
+interface FdSlot {
+  readonly fd: number;
+  readonly pid: number;
+  readonly owner: string;
+}
+
+/** holder names parsed as fd slots (the invariant check asks for every holder of every
+ * object; the explorer runs it after each execution): one per fd and pid in use */
+const fdSlots = new Map<string, FdSlot | null>();
+
+/** "fd N of pid P" -> its slot; null for any other holder name */
+function fdSlot(holder: string): FdSlot | null {
+  // other names carry serials from global counters ("device file 1005"): never cached
+  if (!holder.startsWith("fd ")) return null;
+  let s = fdSlots.get(holder);
+  if (s !== undefined) return s;
+  const m = /^fd (\d+) of pid (\d+)$/.exec(holder);
+  s = m ? { fd: Number(m[1]), pid: Number(m[2]), owner: `pid ${m[2]}'s fd table` } : null;
+  if (fdSlots.size >= 4096) fdSlots.clear();
+  fdSlots.set(holder, s);
+  return s;
 }
 
 export class Kernel {
@@ -59,6 +83,9 @@ export class Kernel {
   /** poison released objects (the explorer's KASAN): a read or write of a field of an object
    * after its release is a use-after-free bug at the place it happens (kref.ts) */
   poison = false;
+  /** objects poisoned so far (kref.ts poisonFields): a world snapshot (src/check/snapshot.ts)
+   * turns their accessors back into fields when it restores them */
+  readonly poisoned: object[] = [];
   /** while the explorer runs one step: what the step touched (refcounted objects got or put,
    * lock names taken, waited for or released), its footprint for partial-order reduction */
   footprint: StepFootprint | null = null;
@@ -78,12 +105,11 @@ export class Kernel {
       for (const p of this.processes.values()) for (const v of p.mm.vmas) if (v.file === obj) holds++;
       return { owner: "the VMAs of live processes", released: false, holds };
     }
-    const m = /^fd (\d+) of pid (\d+)$/.exec(holder);
-    if (!m) return undefined;
-    const p = this.processes.get(Number(m[2]));
-    const owner = `pid ${m[2]}'s fd table`;
-    if (!p || p.exited) return { owner, released: true, holds: 0 };
-    return { owner, released: false, holds: p.files.peek(Number(m[1])) === obj ? 1 : 0 };
+    const slot = fdSlot(holder);
+    if (!slot) return undefined;
+    const p = this.processes.get(slot.pid);
+    if (!p || p.exited) return { owner: slot.owner, released: true, holds: 0 };
+    return { owner: slot.owner, released: false, holds: p.files.peek(slot.fd) === obj ? 1 : 0 };
   }
 
   /** Record a kernel bug and return the error to throw. */

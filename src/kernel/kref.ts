@@ -69,7 +69,7 @@ export abstract class RefCounted {
 
   get(holder?: string): this {
     if (this.dead) throw this.k.bug("use-after-free", `get on released ${this.describe()}`);
-    this.k.footprint?.touched.add(this);
+    this.k.footprint?.touched.push(this);
     this.refs++;
     if (holder !== undefined) this.addHolder(holder);
     return this;
@@ -77,7 +77,7 @@ export abstract class RefCounted {
 
   put(holder?: string): void {
     if (this.dead) throw this.k.bug("use-after-free", `put on released ${this.describe()}`);
-    this.k.footprint?.touched.add(this);
+    this.k.footprint?.touched.push(this);
     if (holder !== undefined) {
       const n = this.holders.get(holder);
       if (!n) throw this.k.bug("refcount", `${holder} puts ${this.describe()} it does not hold`);
@@ -89,7 +89,7 @@ export abstract class RefCounted {
     if (--this.refs === 0) {
       // gets and puts commute (atomic counts); the put that releases does not: it is in the
       // step's footprint for the explorer's partial-order reduction
-      this.k.footprint?.released.add(this);
+      this.k.footprint?.released.push(this);
       this.dead = true;
       this.k.objects.delete(this);
       this.release();
@@ -154,6 +154,7 @@ function poison(o: RefCounted): void {
 
 /** Poison every own field of a freed object that is not refcounted (an iopt_area). */
 export function poisonFields(k: Kernel, o: object, desc: string, keep: ReadonlySet<string> = new Set()): void {
+  k.poisoned.push(o);
   for (const key of Object.keys(o)) {
     if (keep.has(key)) continue;
     Object.defineProperty(o, key, {

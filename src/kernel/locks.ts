@@ -8,9 +8,10 @@
 
 import type { Kernel } from "./kernel.js";
 import type { KGen, Task, Waitable } from "./sched.js";
+import { SideTable, SideSet } from "./side_table.js";
 
 /** spinlocks a task holds now (preempt_count's lock part): > 0 is atomic context */
-const atomicDepth = new WeakMap<Task, number>();
+const atomicDepth = new SideTable<Task, number>();
 
 /** A sleeping lock taken in atomic context: "BUG: sleeping function called from invalid
  * context" (kernel/sched/core.c __might_sleep()); recorded where it happens, the path goes on
@@ -25,7 +26,7 @@ function mightSleep(k: Kernel, t: Task, op: string, name: string): void {
 }
 /** spinlocks held now by all tasks together (a leaked one keeps mightSleep on its slow path) */
 let spinsHeld = 0;
-const spinEntries = new WeakSet<object>();
+const spinEntries = new SideSet<object>();
 
 /** what a task's held list records for a lock taken at its default place: one object per
  * lock, made once (entries are never changed, so tasks may share one) */
@@ -37,6 +38,8 @@ interface HeldEntry {
 
 export class Mutex implements Waitable {
   owner: Task | null = null;
+  /** its yield point's name, made once (the explorer keys states by it) */
+  private at_: string | undefined;
   private heldEntry_: HeldEntry | undefined;
   private get heldEntry(): HeldEntry {
     return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
@@ -61,9 +64,10 @@ export class Mutex implements Waitable {
     const t = k.current;
     if (!t) throw k.bug("lock", `mutex_lock(${this.name}) outside a task`);
     if (spinsHeld !== 0) mightSleep(k, t, "mutex_lock", this.name);
-    yield { kind: "preempt", where: `mutex_lock(${this.name})` };
-    if (k.footprint !== null) k.footprint.locks.add(this.name);
-    while (this.owner !== null) yield { kind: "block", on: this, where: `mutex_lock(${this.name})`, k };
+    const at = (this.at_ ??= `mutex_lock(${this.name})`);
+    yield { kind: "preempt", where: at };
+    if (k.footprint !== null) k.footprint.locks.push(this.name);
+    while (this.owner !== null) yield { kind: "block", on: this, where: at, k };
     if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where);
     this.owner = t;
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
@@ -76,7 +80,7 @@ export class Mutex implements Waitable {
       throw k.bug("lock", `mutex_unlock(${this.name}) by a task that does not own it`);
     }
     this.owner = null;
-    if (k.footprint !== null) k.footprint.locks.add(this.name);
+    if (k.footprint !== null) k.footprint.locks.push(this.name);
     const held = t.held;
     if (held.length !== 0 && held[held.length - 1]!.name === this.name) held.pop();
     else dropHeld(t, this.name);
@@ -97,6 +101,9 @@ export class RwSem {
   readonly readers = new Set<Task>();
   private readonly forRead: Waitable;
   private readonly forWrite: Waitable;
+  /** the names of its yield points, made once (the explorer keys states by them) */
+  private readAt_: string | undefined;
+  private writeAt_: string | undefined;
 
   constructor(
     private readonly k: Kernel,
@@ -110,9 +117,10 @@ export class RwSem {
   *downRead(where = this.name): KGen<void> {
     const t = this.k.current!;
     mightSleep(this.k, t, "down_read", this.name);
-    yield { kind: "preempt", where: `down_read(${this.name})` };
-    this.k.footprint?.locks.add(this.name);
-    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: `down_read(${this.name})`, k: this.k };
+    const at = (this.readAt_ ??= `down_read(${this.name})`);
+    yield { kind: "preempt", where: at };
+    this.k.footprint?.locks.push(this.name);
+    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: at, k: this.k };
     this.k.lockdep.acquire(t, this.cls, where);
     this.readers.add(t);
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
@@ -121,17 +129,18 @@ export class RwSem {
   upRead(): void {
     const t = this.k.current!;
     if (!this.readers.delete(t)) throw this.k.bug("lock", `up_read(${this.name}) without down_read`);
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     dropHeld(t, this.name);
   }
 
   *downWrite(where = this.name): KGen<void> {
     const t = this.k.current!;
     mightSleep(this.k, t, "down_write", this.name);
-    yield { kind: "preempt", where: `down_write(${this.name})` };
-    this.k.footprint?.locks.add(this.name);
+    const at = (this.writeAt_ ??= `down_write(${this.name})`);
+    yield { kind: "preempt", where: at };
+    this.k.footprint?.locks.push(this.name);
     while (this.writer !== null || this.readers.size > 0) {
-      yield { kind: "block", on: this.forWrite, where: `down_write(${this.name})`, k: this.k };
+      yield { kind: "block", on: this.forWrite, where: at, k: this.k };
     }
     this.k.lockdep.acquire(t, this.cls, where);
     this.writer = t;
@@ -142,7 +151,7 @@ export class RwSem {
     const t = this.k.current!;
     if (this.writer !== t) throw this.k.bug("lock", `up_write(${this.name}) by a non-owner`);
     this.writer = null;
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     dropHeld(t, this.name);
   }
 }
@@ -164,7 +173,7 @@ export class SpinLock {
     const t = this.k.current ?? this.k.kthread;
     if (this.owner !== null) throw this.k.bug("deadlock", `spin_lock(${this.name}) held by ${this.owner.label}`);
     this.k.lockdep.acquire(t, this.cls, where);
-    this.k.footprint?.locks.add(this.name);
+    this.k.footprint?.locks.push(this.name);
     this.owner = t;
     const e = { name: this.name, cls: this.cls, where };
     spinEntries.add(e);

@@ -29,11 +29,21 @@ let nextPfn = 0x100;
 export class Page {
   pins = 0;
   private dv: DataView | null = null;
+  private bytes: Uint8Array | null;
   constructor(
-    readonly data: Uint8Array = new Uint8Array(PAGE_SIZE),
+    /** its memory (null: 4 KiB of zeros, allocated on first use) */
+    data: Uint8Array | null = null,
     /** the page frame number: unique; a bridged huge page's frames are contiguous */
     readonly pfn = nextPfn++,
-  ) {}
+  ) {
+    this.bytes = data;
+  }
+
+  /** its bytes: a page that is only faulted in and pinned (MAP_DMA of untouched memory)
+   * never allocates them; the first read or write does */
+  get data(): Uint8Array {
+    return (this.bytes ??= new Uint8Array(PAGE_SIZE));
+  }
 
   /** out[at, at + n) = this page's bytes [off, off + n); false when the memory is gone */
   load(off: number, n: number, out: Uint8Array, at: number): boolean {

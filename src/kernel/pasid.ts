@@ -17,6 +17,7 @@
 import { EINVAL, EPERM } from "../uapi/errno.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
+import { SideTable } from "./side_table.js";
 
 export type PasidDesign = "process-table" | "vfio-translate";
 export const PASID_DESIGNS: readonly PasidDesign[] = ["process-table", "vfio-translate"];
@@ -35,7 +36,7 @@ export interface PasidConfig {
   design: PasidDesign;
 }
 
-const configs = new WeakMap<Kernel, PasidConfig>();
+const configs = new SideTable<Kernel, PasidConfig>();
 
 export function pasidConfig(k: Kernel): PasidConfig {
   let c = configs.get(k);
@@ -67,11 +68,11 @@ interface PasidState {
   readonly listeners: Set<PasidShrinkListener>;
 }
 
-const states = new WeakMap<Kernel, PasidState>();
+const states = new SideTable<Kernel, PasidState>();
 
 function state(k: Kernel): PasidState {
   let s = states.get(k);
-  if (!s) states.set(k, (s = { procs: new WeakMap(), listeners: new Set() }));
+  if (!s) states.set(k, (s = { procs: new SideTable(), listeners: new Set() }));
   return s;
 }
 

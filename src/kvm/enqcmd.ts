@@ -31,6 +31,7 @@ import { onPasidShrink, pasidAuthorized, pasidConfig, PASID_MAX } from "../kerne
 import type { Process } from "../kernel/process.js";
 import type { Kvm } from "./kvm.js";
 import { vfioPasidTranslate } from "./vfio_coupling.js";
+import { SideTable } from "../kernel/side_table.js";
 
 export const kvm_twin_pasid_translation = defineStruct("kvm_twin_pasid_translation", [
   ["flags", "u32"],
@@ -53,7 +54,7 @@ export class KvmPasidTable {
   revoked = 0;
 }
 
-const tables = new WeakMap<Kvm, KvmPasidTable>();
+const tables = new SideTable<Kvm, KvmPasidTable>();
 
 export function kvmPasidTable(kvm: Kvm): KvmPasidTable {
   let t = tables.get(kvm);
@@ -195,7 +196,7 @@ export class KvmVcpu {
   }
 }
 
-const vcpus = new WeakMap<Kvm, Map<number, KvmVcpu>>();
+const vcpus = new SideTable<Kvm, Map<number, KvmVcpu>>();
 
 /** The VM's vCPU `id` (made on first use). */
 export function kvmVcpu(kvm: Kvm, id: number): KvmVcpu {

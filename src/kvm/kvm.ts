@@ -104,7 +104,7 @@ export class Kvm extends RefCounted {
     }
     this.destroying = true;
     // the refcount reached zero: a step that reads the VM after this is ordered with it
-    this.k.footprint?.released.add(this);
+    this.k.footprint?.released.push(this);
     yield* this.destroyVm();
     this.destroyed = true;
     this.put(holder);

@@ -209,6 +209,7 @@ function checkVms(st: KvmModuleState): string[] {
 
 /** The owner of "kvm-vfio of vm N" holds on VFIO files: that VM's KVM-VFIO device's file list. */
 function kvmVfioHolder(st: KvmModuleState, holder: string, obj: RefCounted): HolderOwnership | undefined {
+  if (!holder.startsWith("kvm-vfio of vm ")) return undefined;
   const m = /^kvm-vfio of vm (\d+)$/.exec(holder);
   if (!m) return undefined;
   const id = Number(m[1]);

@@ -38,6 +38,7 @@ import {
   vfioDfOpen,
   runK,
 } from "./vfio_main.js";
+import { SideTable } from "../kernel/side_table.js";
 
 /** enum vfio_group_type */
 export type VfioGroupType = "iommu" | "emulated" | "noiommu";
@@ -193,7 +194,7 @@ export function groupFromFile(f: File): VfioGroup | null {
   return (f.fops as { vfioGroupFops?: boolean }).vfioGroupFops ? (f.privateData as VfioGroup) : null;
 }
 
-const fopsByCore = new WeakMap<VfioCore, FileOperations>();
+const fopsByCore = new SideTable<VfioCore, FileOperations>();
 
 function groupFops(core: VfioCore): FileOperations {
   let f = fopsByCore.get(core);

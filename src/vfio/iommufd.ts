@@ -31,6 +31,7 @@ import {
 } from "../iommufd/access.js";
 import type { VfioGroup } from "./group.js";
 import type { VfioDevice, VfioIommufdHooks } from "./vfio_main.js";
+import { SideTable } from "../kernel/side_table.js";
 
 interface VfioIommufdState {
   idev: IommufdDevice | null;
@@ -41,7 +42,7 @@ interface VfioIommufdState {
   attached: boolean;
 }
 
-const states = new WeakMap<VfioDevice, VfioIommufdState>();
+const states = new SideTable<VfioDevice, VfioIommufdState>();
 
 function st(vdev: VfioDevice): VfioIommufdState {
   let s = states.get(vdev);

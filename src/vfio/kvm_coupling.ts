@@ -17,6 +17,7 @@ import {
   type VfioFileOps,
   type VfioFileOpsExports,
 } from "../kernel/vfio_kvm.js";
+import { SideTable } from "../kernel/side_table.js";
 
 /**
  * The external user of 5.17 (drivers/vfio/vfio.c: vfio_group_get_external_user()) was the
@@ -46,7 +47,7 @@ export function exportKvmCoupling(_k: Kernel, m: Module): void {
   const setKvm = base("vfio_file_set_kvm") as VfioFileExports["vfio_file_set_kvm"];
   const iommuGroup = base("vfio_file_iommu_group") as VfioFileExports["vfio_file_iommu_group"];
 
-  const handles = new WeakMap<File, ExternalUser>();
+  const handles = new SideTable<File, ExternalUser>();
   const own = (h: VfioExternalUser): ExternalUser => {
     if (!(h instanceof ExternalUser) || h.users === 0) throw m.k.bug("vfio", "stale or foreign external-user handle");
     return h;

@@ -87,8 +87,9 @@ export function vfioHolder(core: VfioCore, holder: string, obj: RefCounted): Hol
     const d = core.devices.find((x) => x === obj);
     return { owner: "the VFIO device list", released: false, holds: d?.registered ? 1 : 0 };
   }
+  if (obj.kind !== "vfio_group" || !holder.startsWith("device ")) return undefined;
   const m = /^device (.+)$/.exec(holder);
-  if (!m || obj.kind !== "vfio_group") return undefined;
+  if (!m) return undefined;
   const d = core.devices.find((x) => x.name === m[1]);
   const owner = `vfio device ${m[1]}`;
   if (!d) return { owner, released: true, holds: 0 };

@@ -146,12 +146,17 @@ export function getUserS32(k: Kernel, addr: number): number | { err: number } {
 /** strndup_user(): a NUL-terminated string of at most n bytes (n including the NUL). */
 export function strndupUser(k: Kernel, addr: number, n: number): string | number {
   const mm = curMm(k);
-  const bytes: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const b = mm.copyFromUser(addr + i, 1);
+  let s = "";
+  // 64 bytes at a time, never past the page of the byte it needs next (so a fault is one
+  // strncpy_from_user() would take too), not one copy per byte
+  for (let i = 0; i < n;) {
+    const chunk = Math.min(n - i, 64, PAGE_SIZE - ((addr + i) & (PAGE_SIZE - 1)));
+    const b = mm.copyFromUser(addr + i, chunk);
     if (typeof b === "number") return -EFAULT;
-    if (b[0] === 0) return String.fromCharCode(...bytes);
-    bytes.push(b[0]!);
+    const nul = b.indexOf(0);
+    s += String.fromCharCode.apply(null, b.subarray(0, nul < 0 ? chunk : nul) as unknown as number[]);
+    if (nul >= 0) return s;
+    i += chunk;
   }
   return -EINVAL;
 }

@@ -29,6 +29,7 @@ import { DIRTY_BITMAP_PAGES_MAX, DmaBitmap } from "./vfio_dma_bitmap.js";
 import { DmaList } from "./vfio_dma_list.js";
 import { VfioCore, VfioInfoCap } from "./vfio_main.js";
 import { iommufdMmLockedVm } from "../iommufd/invariants.js";
+import { SideTable } from "../kernel/side_table.js";
 
 /** module parameter dma_entry_limit (U16_MAX) */
 export const DMA_ENTRY_LIMIT = 65535;
@@ -986,7 +987,7 @@ function* ioctl(iommu: VfioIommu | null, cmd: number, arg: number): KGen<number>
   }
 }
 
-const live = new WeakMap<Kernel, Set<VfioIommu>>();
+const live = new SideTable<Kernel, Set<VfioIommu>>();
 
 /**
  * The type1 invariants (registered in Kernel.checks while the module is loaded): each

@@ -26,6 +26,7 @@ import type { IommuDevice } from "../iommu/iommu.js";
 import type { VfioGroup } from "./group.js";
 import type { VfioIommuDriverOps } from "./container.js";
 import { copyIn } from "./uaccess.js";
+import { SideTable } from "../kernel/side_table.js";
 
 /** struct vfio_device_ops: what a VFIO driver (vfio-pci, an mdev driver) provides. */
 export interface VfioDeviceOps {
@@ -150,7 +151,7 @@ export interface VfioIommufdHooks {
   compatAttachIoas(vdev: VfioDevice, ictx: unknown): KRet<number>;
 }
 
-const cores = new WeakMap<Kernel, VfioCore>();
+const cores = new SideTable<Kernel, VfioCore>();
 
 /** The vfio module's global state (struct vfio in vfio_main.c and container.c). */
 export class VfioCore {

@@ -8,10 +8,11 @@ import { EBUSY, EFAULT, Errno } from "../uapi/errno.js";
 import { formatChains, type HeldObject } from "../check/holders.js";
 import { ioctlsByNr } from "../uapi/ioctls.js";
 import type { EncodeValue, StructDesc } from "../uapi/struct.js";
+import { SideTable } from "../kernel/side_table.js";
 
 const SCRATCH = 64 * 1024;
 /** one scratch mapping per process, shared by every TypedProcess over it */
-const scratchOf = new WeakMap<UserProcess, number>();
+const scratchOf = new SideTable<UserProcess, number>();
 
 export class TypedProcess {
   constructor(readonly raw: UserProcess) {}

@@ -46,7 +46,7 @@ test("every world, correct model, each coupling design: searched to completion, 
   for (const w of WORLDS) {
     if (w.name === "vfio-four") continue; // above
     for (const design of ["upstream", "symbol-get", "file-ops"] as const) {
-      const r = explore(() => w.build({ design }), { maxExecutions: 1000 });
+      const r = explore(() => w.build({ design }), { maxExecutions: 2500 });
       assert.equal(r.complete, true, `${w.name} (${design}): ${r.executions} executions`);
       assert.deepEqual(
         r.failures.map((f) => f.violations),

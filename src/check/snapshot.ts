@@ -1,0 +1,381 @@
+// A snapshot of a built world, restored in place before each explorer execution instead of
+// building the twin again (docs/explorer.md, "Snapshot").
+//
+// The snapshot walks every object reachable from its roots (the kernel, the world's
+// threads) and records each one's own fields, array elements, Map and Set entries and bytes,
+// plus the side-table entries (src/kernel/side_table.ts) of every object it reached. Restoring
+// writes those values back into the *same* objects: the world's thread closures, which hold
+// the kernel, its processes and the setup's fds, stay valid, and whatever an execution
+// allocated is unreachable again afterwards. Side-table set/delete are journaled while the
+// snapshot is active and undone newest first; a poisoned object (kref.ts) gets its fields
+// back as plain data properties.
+//
+// What a walk cannot see it refuses: an accessor or a read-only field it would have to
+// restore, a plain WeakMap/WeakSet/WeakRef, a Promise. take() then throws and the explorer
+// rebuilds the world per execution as before. State kept only in a closure's variables is
+// invisible to it: the model keeps its state in objects (the side tables for per-object
+// state), and test/check/snapshot.test.ts checks every world of worlds.ts: a restored world
+// has the digest it had when the snapshot was taken, and the search with the snapshot finds
+// exactly what it finds rebuilding the world per execution.
+
+import type { Kernel } from "../kernel/kernel.js";
+import { setSideJournal, SideSet, SideTable, sideTables, undoSideJournal } from "../kernel/side_table.js";
+
+const PLAIN = 0;
+const ARRAY = 1;
+const MAP = 2;
+const SET = 3;
+const BYTES = 4;
+/** reached, but nothing of its own to restore (frozen, or a side table: journaled) */
+const NONE = 5;
+const SPARSE = 6;
+/** a hole of a sparse array */
+const HOLE = Symbol("hole");
+
+type Side = SideTable<object, unknown> | SideSet<object>;
+
+const mapSet = Map.prototype.set;
+const setAdd = Set.prototype.add;
+
+export class Unsnapshotable extends Error {}
+
+export class WorldSnapshot {
+  private readonly objs: object[] = [];
+  private readonly kinds: number[] = [];
+  /** own writable fields of each object (PLAIN, and the fields of a Map/Set subclass) */
+  private readonly keys: PropertyKey[][] = [];
+  private readonly vals: unknown[][] = [];
+  /** ARRAY: the elements; SPARSE: the elements or HOLE; MAP: key, value, ...; SET: the values; BYTES: [view, copy] */
+  private readonly items: unknown[][] = [];
+  private readonly index = new Map<object, number>();
+  /** side-table entries of reached objects, for digest() */
+  private readonly sides: [Side, object][] = [];
+  private readonly journal: unknown[] = [];
+  /** the objects with elements, entries or bytes to restore */
+  private readonly collections: number[] = [];
+  /** writes every recorded field back (generated for this snapshot's objects) */
+  private readonly fields: (objs: object[], vals: unknown[][]) => void;
+
+  /** Walk everything reachable from `k` and `roots` now; throws Unsnapshotable. */
+  constructor(
+    private readonly k: Kernel,
+    roots: readonly unknown[] = [],
+  ) {
+    const tables = sideTables();
+    const stack: unknown[] = [k, ...roots];
+    let scanned = 0;
+    for (;;) {
+      while (stack.length > 0) this.visit(stack.pop(), stack);
+      // the side-table entries of what was reached: their values are reached too
+      if (scanned === this.objs.length) break;
+      for (; scanned < this.objs.length; scanned++) {
+        const o = this.objs[scanned]!;
+        for (const t of tables) {
+          if (!t.has(o)) continue;
+          this.sides.push([t, o]);
+          if (t instanceof SideTable) stack.push(t.get(o));
+        }
+      }
+    }
+    for (let i = 0; i < this.kinds.length; i++)
+      if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE) this.collections.push(i);
+    this.fields = compileFields(this.keys);
+  }
+
+  /** objects the snapshot restores */
+  get size(): number {
+    return this.objs.length;
+  }
+
+  private visit(o: unknown, stack: unknown[]): void {
+    if (o === null || typeof o !== "object" || this.index.has(o)) return;
+    const i = this.objs.length;
+    this.index.set(o, i);
+    this.objs.push(o);
+    this.keys.push([]);
+    this.vals.push([]);
+    this.items.push([]);
+    if (o instanceof SideTable || o instanceof SideSet) {
+      this.kinds.push(NONE);
+      return;
+    }
+    if (o instanceof WeakMap || o instanceof WeakSet || o instanceof WeakRef || o instanceof Promise)
+      throw new Unsnapshotable(`a ${o.constructor.name} is reachable: its contents cannot be walked`);
+    if (ArrayBuffer.isView(o) || o instanceof ArrayBuffer) {
+      const view = o instanceof ArrayBuffer ? new Uint8Array(o) : new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
+      this.kinds.push(BYTES);
+      this.items[i] = [view, view.slice()];
+      return;
+    }
+    if (Array.isArray(o)) {
+      const n = Object.keys(o).length;
+      if (n === o.length) {
+        this.kinds.push(ARRAY);
+        this.items[i] = o.slice();
+        for (const x of o) stack.push(x);
+        return;
+      }
+      // a sparse array (a page table's entries): holes stay holes
+      const it: unknown[] = [];
+      let present = 0;
+      for (let j = 0; j < o.length; j++) {
+        if (j in o) {
+          it.push(o[j]);
+          stack.push(o[j]);
+          present++;
+        } else it.push(HOLE);
+      }
+      if (present !== n) throw new Unsnapshotable("an array with fields besides its elements");
+      this.kinds.push(SPARSE);
+      this.items[i] = it;
+      return;
+    }
+    if (Object.isFrozen(o)) {
+      this.kinds.push(NONE);
+      for (const key of Object.keys(o)) stack.push((o as Record<string, unknown>)[key]);
+      return;
+    }
+    const items: unknown[] = [];
+    if (o instanceof Map) {
+      this.kinds.push(MAP);
+      for (const [a, b] of o) {
+        items.push(a, b);
+        stack.push(a, b);
+      }
+    } else if (o instanceof Set) {
+      this.kinds.push(SET);
+      for (const a of o) {
+        items.push(a);
+        stack.push(a);
+      }
+    } else this.kinds.push(PLAIN);
+    this.items[i] = items;
+    const keys: PropertyKey[] = [];
+    const vals: unknown[] = [];
+    for (const key of Reflect.ownKeys(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, key)!;
+      const what = `${o.constructor?.name ?? "object"}.${String(key)}`;
+      if (d.get || d.set) throw new Unsnapshotable(`${what} is an accessor`);
+      stack.push(d.value);
+      if (!d.writable) {
+        if (d.configurable) throw new Unsnapshotable(`${what} is read-only`);
+        continue; // never changes
+      }
+      keys.push(key);
+      vals.push(d.value);
+    }
+    this.keys[i] = keys;
+    this.vals[i] = vals;
+    // an execution cannot add a field the restore would not know to remove: adding one
+    // throws (an oops at that step, which the search reports), never a silent divergence
+    Object.preventExtensions(o);
+  }
+
+  /** Put every reached object back as it was when the snapshot was taken, and journal the
+   * side tables from now on (until release()). */
+  restore(): void {
+    undoSideJournal(this.journal);
+    // released objects the last execution poisoned: their fields are data properties again
+    for (const p of this.k.poisoned) {
+      const i = this.index.get(p);
+      if (i === undefined) continue;
+      const ks = this.keys[i]!;
+      const vs = this.vals[i]!;
+      for (let j = 0; j < ks.length; j++) {
+        if (Object.getOwnPropertyDescriptor(p, ks[j]!)?.get === undefined) continue;
+        Object.defineProperty(p, ks[j]!, { value: vs[j], writable: true, enumerable: true, configurable: true });
+      }
+    }
+    this.fields(this.objs, this.vals);
+    const { objs, kinds, items } = this;
+    for (const i of this.collections) {
+      const kind = kinds[i]!;
+      const o = objs[i]!;
+      const it = items[i]!;
+      if (kind === ARRAY) {
+        const a = o as unknown[];
+        if (a.length !== it.length) a.length = it.length;
+        for (let j = 0; j < it.length; j++) if (a[j] !== it[j]) a[j] = it[j];
+      } else if (kind === SPARSE) {
+        const a = o as unknown[];
+        if (a.length !== it.length) a.length = it.length;
+        for (let j = 0; j < it.length; j++) {
+          if (it[j] === HOLE) {
+            if (j in a) delete a[j];
+          } else if (a[j] !== it[j]) a[j] = it[j];
+        }
+      } else if (kind === BYTES) (it[0] as Uint8Array).set(it[1] as Uint8Array);
+      else if (kind === MAP) restoreMap(o as Map<unknown, unknown>, it);
+      else restoreSet(o as Set<unknown>, it);
+    }
+    setSideJournal(this.journal);
+  }
+
+  /** Stop journaling side tables (the search is over); restore() starts it again. */
+  release(): void {
+    setSideJournal(null);
+    this.journal.length = 0;
+  }
+
+  /**
+   * A canonical text of everything the snapshot covers as it is now: each object in walk
+   * order with its constructor, fields, elements, entries and side-table entries, objects
+   * named by walk order. Equal digests: the same state, up to object identity of what an
+   * execution allocated.
+   */
+  digest(): string {
+    const ids = new Map<unknown, number>();
+    const fns = new Map<unknown, number>();
+    const val = (v: unknown): string => {
+      if (typeof v === "bigint") return `${v}n`;
+      if (typeof v === "string") return JSON.stringify(v);
+      if (typeof v === "function") {
+        if (!fns.has(v)) fns.set(v, fns.size);
+        return `fn${fns.get(v)}:${(v as { name: string }).name}`;
+      }
+      if (v === null || typeof v !== "object") return String(v);
+      let id = ids.get(v);
+      if (id === undefined) {
+        id = ids.size;
+        ids.set(v, id);
+        queue.push(v);
+      }
+      return `#${id}`;
+    };
+    const queue: object[] = [];
+    const lines: string[] = [];
+    val(this.k);
+    for (let q = 0; q < queue.length; q++) {
+      const o = queue[q]!;
+      let s = `#${q} ${o.constructor?.name ?? "null"}`;
+      if (ArrayBuffer.isView(o)) s += ` bytes ${Buffer.from(o.buffer, o.byteOffset, o.byteLength).toString("hex")}`;
+      else if (o instanceof ArrayBuffer) s += ` bytes ${Buffer.from(o).toString("hex")}`;
+      else {
+        if (o instanceof Map) for (const [a, b] of o) s += ` [${val(a)}]=${val(b)}`;
+        if (o instanceof Set) for (const a of o) s += ` {${val(a)}}`;
+        for (const key of Reflect.ownKeys(o)) {
+          const d = Object.getOwnPropertyDescriptor(o, key)!;
+          s += d.get || d.set ? ` ${String(key)}:accessor` : ` ${String(key)}=${val(d.value)}`;
+        }
+      }
+      for (const t of sideTables())
+        if (t.has(o)) s += ` side${sideTables().indexOf(t)}=${t instanceof SideTable ? val(t.get(o)) : "member"}`;
+      lines.push(s);
+    }
+    return lines.join("\n");
+  }
+}
+
+// The walks over a Map's or Set's entries use forEach with these module-level callbacks and
+// scratch state: no iterator and no [key, value] pair is allocated per entry.
+/** the saved entries being compared, the position in them, whether all matched so far */
+let cmpIt: unknown[] = [];
+let cmpJ = 0;
+let cmpSame = true;
+/** keys an execution added (scratch, reused) */
+const extra: unknown[] = [];
+
+function sameEntry(v: unknown, k: unknown): void {
+  if (cmpSame && (k !== cmpIt[cmpJ] || v !== cmpIt[cmpJ + 1])) cmpSame = false;
+  cmpJ += 2;
+}
+let nExtra = 0;
+function matchKey(_v: unknown, k: unknown): void {
+  if (cmpJ < cmpIt.length && k === cmpIt[cmpJ]) cmpJ += 2;
+  else extra[nExtra++] = k;
+}
+function matchMember(k: unknown): void {
+  if (cmpJ < cmpIt.length && k === cmpIt[cmpJ]) cmpJ++;
+  else extra[nExtra++] = k;
+}
+
+/**
+ * Put a Map's entries back in their order. The common case keeps the saved keys in order
+ * with values changed and new keys added: fix the values in place and delete the added keys.
+ * When a saved key is missing or moved, clear and refill.
+ */
+function restoreMap(m: Map<unknown, unknown>, it: unknown[]): void {
+  const n = it.length;
+  cmpIt = it;
+  if (m.size === n >>> 1) {
+    cmpJ = 0;
+    cmpSame = true;
+    m.forEach(sameEntry);
+    if (cmpSame) return;
+  }
+  cmpJ = 0;
+  nExtra = 0;
+  m.forEach(matchKey);
+  if (cmpJ === n) {
+    // every saved key is there in its order, and the others were added
+    for (let i = 0; i < nExtra; i++) m.delete(extra[i]);
+    for (let i = 0; i < n; i += 2) if (m.get(it[i]) !== it[i + 1]) mapSet.call(m, it[i], it[i + 1]);
+  } else {
+    m.clear();
+    for (let i = 0; i < n; i += 2) mapSet.call(m, it[i], it[i + 1]);
+  }
+  extra.fill(undefined, 0, nExtra); // hold no key of the execution
+}
+
+function restoreSet(s: Set<unknown>, it: unknown[]): void {
+  cmpIt = it;
+  cmpJ = 0;
+  nExtra = 0;
+  s.forEach(matchMember);
+  if (cmpJ === it.length) {
+    for (let i = 0; i < nExtra; i++) s.delete(extra[i]);
+  } else {
+    s.clear();
+    for (let i = 0; i < it.length; i++) setAdd.call(s, it[i]);
+  }
+  extra.fill(undefined, 0, nExtra);
+}
+
+type FieldsFn = (o: object[], v: unknown[][], k: PropertyKey[][]) => void;
+
+/** the generated functions by their text: every snapshot of the same world has the same
+ * fields, and reusing the function keeps its type feedback and optimized code warm from one
+ * search to the next (a new function would start cold in the interpreter every search) */
+const compiled = new Map<string, FieldsFn>();
+
+const IDENT = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * The field restore as straight-line code, one compare-and-write per recorded field with the
+ * field's name in the code: each access site sees one object, so it is a monomorphic load
+ * and store instead of a keyed lookup by a name read from an array (three times faster on
+ * the vfio-four world). Names that are not identifiers (and symbols) go through the array.
+ */
+function compileFields(keys: PropertyKey[][]): (objs: object[], vals: unknown[][]) => void {
+  const chunks: string[] = [];
+  let body = "";
+  let lines = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const ks = keys[i]!;
+    if (ks.length === 0) continue;
+    body += `o = O[${i}]; v = V[${i}];\n`;
+    for (let j = 0; j < ks.length; j++) {
+      const k = ks[j]!;
+      const at = typeof k === "string" && IDENT.test(k) ? `.${k}` : `[K[${i}][${j}]]`;
+      body += `if (o${at} !== v[${j}]) o${at} = v[${j}];\n`;
+    }
+    // V8 optimizes functions up to a size: a few hundred fields per function
+    if ((lines += ks.length) >= 400) {
+      chunks.push(body);
+      body = "";
+      lines = 0;
+    }
+  }
+  chunks.push(body);
+  const fns = chunks.map((b) => {
+    let f = compiled.get(b);
+    if (f === undefined) {
+      if (compiled.size >= 256) compiled.clear();
+      compiled.set(b, (f = new Function("O", "V", "K", `let o, v;\n${b}`) as FieldsFn));
+    }
+    return f;
+  });
+  return (objs, vals) => {
+    for (const f of fns) f(objs, vals, keys);
+  };
+}
