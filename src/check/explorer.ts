@@ -206,6 +206,12 @@ export class WorldSource {
     return w;
   }
 
+  /** every execution runs on the same objects (restored from the snapshot): footprints of
+   * earlier executions name objects of this one */
+  get shared(): boolean {
+    return this.snap !== null;
+  }
+
   /** the search is over: stop journaling */
   close(): void {
     this.snap?.release();
@@ -645,7 +651,10 @@ class Search {
       // the thread tried before goes to sleep for its siblings (sleep sets)
       if (reduce && n.footprint !== undefined) {
         if (n.sleep === NO_SLEEP) n.sleep = new Map();
-        n.sleep.set(n.thread, n.footprint);
+        // a rebuilt world's objects (and the ids in its lock names) are new ones: a sleeper's
+        // footprint from an earlier build would meet nothing and sleep past steps it depends
+        // on, so it sleeps at this node only (null: dependent with every step)
+        n.sleep.set(n.thread, this.source.shared ? n.footprint : null);
       }
       n.thread = nextThread;
       path = nodes.slice(0, d + 1);
