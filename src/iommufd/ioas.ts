@@ -319,7 +319,7 @@ export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
       yield* ioas.domainsRwsem.downRead();
       yield* ioas.iovaRwsem.downWrite();
       // (the range, not the areas: a sequential call skips the gate without listing them)
-      yield* gatePagesMutexes(ioas, all ? undefined : [cmd.iova, cmd.length]);
+      if (!SEQ.on) yield* gatePagesMutexes(ioas, all ? undefined : [cmd.iova, cmd.length]);
       iopt.deferNotify = true;
       iopt.recordFreed = u.ictx.k.poison;
       let rc: number;

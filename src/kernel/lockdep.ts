@@ -28,10 +28,20 @@ export class Lockdep {
   private readonly edges = new Map<string, Map<string, LockStack>>();
   readonly inversions: LockInversion[] = [];
   private readonly reported = new Set<string>();
+  /** the last single-held pair checked: its edge exists (set only after it was added) */
+  private lastFrom = "";
+  private lastTo = "";
 
   /** Called with the lock about to be taken while `t.held` lists the ones already held. */
   acquire(t: Task, cls: string, where: string): void {
     if (!this.enabled || t.held.length === 0) return;
+    // one lock held and the same pair as last time (a sequential path taking its two locks
+    // again): the edge is already in the graph
+    if (t.held.length === 1 && cls === this.lastTo && t.held[0]!.cls === this.lastFrom) return;
+    if (t.held.length === 1) {
+      this.lastFrom = t.held[0]!.cls;
+      this.lastTo = cls;
+    }
     for (const h of t.held) {
       if (h.cls === cls) continue; // nesting within one class is not ordered here
       let out = this.edges.get(h.cls);

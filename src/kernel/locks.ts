@@ -98,7 +98,9 @@ export class RwSem {
   private get heldEntry(): HeldEntry {
     return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
   }
-  readonly readers = new Set<Task>();
+  /** the tasks holding it for read (an array: a sequential call adds and drops one, with no
+   * hash-table churn) */
+  readonly readers: Task[] = [];
   private readonly forRead: Waitable;
   private readonly forWrite: Waitable;
   /** the names of its yield points, made once (the explorer keys states by them) */
@@ -111,48 +113,62 @@ export class RwSem {
     readonly name: string = cls,
   ) {
     this.forRead = { name: `${name} (read)`, available: () => this.writer === null };
-    this.forWrite = { name: `${name} (write)`, available: () => this.writer === null && this.readers.size === 0 };
+    this.forWrite = { name: `${name} (write)`, available: () => this.writer === null && this.readers.length === 0 };
   }
 
+  // the sequential fast path tests what mightSleep/lockdep/dropHeld would find before
+  // calling them, as Mutex.lock does
   *downRead(where = this.name): KGen<void> {
-    const t = this.k.current!;
-    mightSleep(this.k, t, "down_read", this.name);
+    const k = this.k;
+    const t = k.current!;
+    if (spinsHeld !== 0) mightSleep(k, t, "down_read", this.name);
     const at = (this.readAt_ ??= `down_read(${this.name})`);
     yield { kind: "preempt", where: at };
-    this.k.footprint?.locks.push(this.name);
-    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: at, k: this.k };
-    this.k.lockdep.acquire(t, this.cls, where);
-    this.readers.add(t);
+    if (k.footprint !== null) k.footprint.locks.push(this.name);
+    while (this.writer !== null) yield { kind: "block", on: this.forRead, where: at, k };
+    if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where);
+    this.readers.push(t);
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   upRead(): void {
-    const t = this.k.current!;
-    if (!this.readers.delete(t)) throw this.k.bug("lock", `up_read(${this.name}) without down_read`);
-    this.k.footprint?.locks.push(this.name);
-    dropHeld(t, this.name);
+    const k = this.k;
+    const t = k.current!;
+    const r = this.readers;
+    const i = r.lastIndexOf(t);
+    if (i < 0) throw k.bug("lock", `up_read(${this.name}) without down_read`);
+    if (i === r.length - 1) r.pop();
+    else r.splice(i, 1);
+    if (k.footprint !== null) k.footprint.locks.push(this.name);
+    const held = t.held;
+    if (held.length !== 0 && held[held.length - 1]!.name === this.name) held.pop();
+    else dropHeld(t, this.name);
   }
 
   *downWrite(where = this.name): KGen<void> {
-    const t = this.k.current!;
-    mightSleep(this.k, t, "down_write", this.name);
+    const k = this.k;
+    const t = k.current!;
+    if (spinsHeld !== 0) mightSleep(k, t, "down_write", this.name);
     const at = (this.writeAt_ ??= `down_write(${this.name})`);
     yield { kind: "preempt", where: at };
-    this.k.footprint?.locks.push(this.name);
-    while (this.writer !== null || this.readers.size > 0) {
-      yield { kind: "block", on: this.forWrite, where: at, k: this.k };
+    if (k.footprint !== null) k.footprint.locks.push(this.name);
+    while (this.writer !== null || this.readers.length > 0) {
+      yield { kind: "block", on: this.forWrite, where: at, k };
     }
-    this.k.lockdep.acquire(t, this.cls, where);
+    if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where);
     this.writer = t;
     t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
   }
 
   upWrite(): void {
-    const t = this.k.current!;
-    if (this.writer !== t) throw this.k.bug("lock", `up_write(${this.name}) by a non-owner`);
+    const k = this.k;
+    const t = k.current!;
+    if (this.writer !== t) throw k.bug("lock", `up_write(${this.name}) by a non-owner`);
     this.writer = null;
-    this.k.footprint?.locks.push(this.name);
-    dropHeld(t, this.name);
+    if (k.footprint !== null) k.footprint.locks.push(this.name);
+    const held = t.held;
+    if (held.length !== 0 && held[held.length - 1]!.name === this.name) held.pop();
+    else dropHeld(t, this.name);
   }
 }
 
