@@ -265,6 +265,23 @@ export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: nu
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
   }
+  ioctlDone(k, p, t, fd, cmd, arg, rc, before);
+  leave(k, t);
+  return rc;
+}
+
+/** After an ioctl, sequential or scheduled: who to blame for EBUSY, and the strace line of
+ * every outcome (an oops's -EIO and a bad fd included). */
+function ioctlDone(
+  k: Kernel,
+  p: Process,
+  t: Task,
+  fd: number,
+  cmd: number,
+  arg: number,
+  rc: number,
+  before: Uint8Array | null,
+): void {
   if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
   if (k.trace.enabled) {
     try {
@@ -273,8 +290,6 @@ export function sysIoctl(k: Kernel, p: Process, fd: number, cmd: number, arg: nu
       k.oops(e, `${t.label} trace`);
     }
   }
-  leave(k, t);
-  return rc;
 }
 
 function doIoctl(k: Kernel, p: Process, t: Task, fd: number, cmd: number, arg: number): number {
@@ -322,15 +337,7 @@ export function* ioctlPath(k: Kernel, p: Process, t: Task, fd: number, cmd: numb
     k.oops(e, t.label);
     rc = -OOPS_ERRNO;
   }
-  if (rc === -EBUSY) p.lastBusy = { call: "ioctl", fd, cmd, arg, path: "" };
-  // traced like sysIoctl: every outcome, an oops (-EIO) and a bad fd included
-  if (k.trace.enabled) {
-    try {
-      traceIoctl(k, p, t, fd, cmd, arg, rc, before);
-    } catch (e) {
-      k.oops(e, `${t.label} trace`);
-    }
-  }
+  ioctlDone(k, p, t, fd, cmd, arg, rc, before);
   yield* exitPath(k, t);
   return rc;
 }
