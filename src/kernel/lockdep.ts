@@ -28,7 +28,8 @@ export class Lockdep {
   private readonly edges = new Map<string, Map<string, LockStack>>();
   readonly inversions: LockInversion[] = [];
   private readonly reported = new Set<string>();
-  /** the last single-held pair checked: its edge exists (set only after it was added) */
+  /** the last single-held pair checked: the loop below records its edge (or skips a
+   * same-class pair), so checking it again would change nothing */
   private lastFrom = "";
   private lastTo = "";
 
