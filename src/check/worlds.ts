@@ -171,11 +171,15 @@ export class Env {
       return "ok";
     });
   }
+  /** /dev/iommu opened and an IOAS allocated in it */
+  iommufdIoas(): { ifd: number; ioas: number } {
+    const ifd = this.ok(this.p.open("/dev/iommu"), "open /dev/iommu");
+    return { ifd, ioas: this.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id };
+  }
   /** /dev/iommu with an IOAS, the device's cdev bound to it and (unless `attach` is false)
    * attached to the IOAS */
   iommufdCdev(attach = true): { ifd: number; ioas: number; d: number } {
-    const ifd = this.ok(this.p.open("/dev/iommu"), "open /dev/iommu");
-    const ioas = this.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+    const { ifd, ioas } = this.iommufdIoas();
     const d = this.bindCdev(ifd, BDF);
     if (attach) this.ok(this.p.ioctl(d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, this.attachArg(ioas)), "ATTACH");
     return { ifd, ioas, d };
@@ -402,8 +406,7 @@ export const WORLDS: readonly WorldDef[] = [
     summary: "two IOAS_UNMAPs of one area an in-kernel access pins: each drops the IOAS locks to have it unpinned",
     build(o) {
       const e = new Env(o, { kvm: false });
-      const ifd = e.ok(e.p.open("/dev/iommu"), "open /dev/iommu");
-      const ioas = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      const { ifd, ioas } = e.iommufdIoas();
       e.t.ioctl(ifd, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
         size: U.iommu_ioas_map.size,
         flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
@@ -453,8 +456,7 @@ export const WORLDS: readonly WorldDef[] = [
     summary: "IOMMU_IOAS_MAP into an IOAS races IOMMU_DESTROY of that IOAS",
     build(o) {
       const e = new Env(o, { kvm: false });
-      const ifd = e.ok(e.p.open("/dev/iommu"), "open /dev/iommu");
-      const ioas = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      const { ifd, ioas } = e.iommufdIoas();
       const map = e.stage(
         U.iommu_ioas_map.encode({
           size: U.iommu_ioas_map.size,
