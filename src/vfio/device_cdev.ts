@@ -14,6 +14,7 @@ import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from "../uap
 import { pasidConfig } from "../kernel/pasid.js";
 import * as V from "../uapi/vfio.js";
 import type { CharDev, File } from "../kernel/fs.js";
+import type { StructDesc } from "../uapi/struct.js";
 import type { KGen } from "../kernel/sched.js";
 import { type IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
 import { copyOut, copyStructIn, fdget } from "./uaccess.js";
@@ -170,6 +171,27 @@ function* unbindIommufd(df: VfioDeviceFile): KGen<void> {
   yield* unblockGroup(vdev);
 }
 
+/** The flags check and the PASID of ATTACH/DETACH_IOMMUFD_PT: `flag` is accepted only with the
+ * PASID uAPI (6.15), and with it set the struct extends to `pasid` (upstream's xend scheme).
+ * The PASID (null without the flag) or -errno. */
+function pasidArg(
+  df: VfioDeviceFile,
+  arg: number,
+  head: { argsz: number; flags: number },
+  flag: number,
+  desc: StructDesc<{ pasid: number }>,
+): { pasid: number | null } | number {
+  const vdev = df.device;
+  if (head.flags & ~(pasidConfig(vdev.k).uapi ? flag : 0)) return -EINVAL;
+  if (!(head.flags & flag)) return { pasid: null };
+  if (!vfioIommufdHasPasidOps(vdev)) return -EOPNOTSUPP;
+  const xend = desc.offsetOfEnd("pasid");
+  if (head.argsz < xend) return -EINVAL;
+  const full = copyStructIn(vdev.k, desc, arg, xend);
+  if (typeof full === "number") return -EFAULT;
+  return { pasid: full.pasid };
+}
+
 /** vfio_df_ioctl_attach_pt(); with the PASID uAPI (6.15, a TwinConfig.kernelVersion choice)
  * VFIO_DEVICE_ATTACH_PASID extends the struct by `pasid` (upstream's xend scheme) */
 function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
@@ -179,17 +201,9 @@ function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   const at = copyStructIn(k, V.vfio_device_attach_iommufd_pt, arg, minsz);
   if (typeof at === "number") return -EFAULT;
   if (at.argsz < minsz) return -EINVAL;
-  const pasidOk = pasidConfig(k).uapi ? V.VFIO_DEVICE_ATTACH_PASID : 0;
-  if (at.flags & ~pasidOk) return -EINVAL;
-  let pasid: number | null = null;
-  if (at.flags & V.VFIO_DEVICE_ATTACH_PASID) {
-    if (!vfioIommufdHasPasidOps(vdev)) return -EOPNOTSUPP;
-    const xend = V.vfio_device_attach_iommufd_pt_pasid.offsetOfEnd("pasid");
-    if (at.argsz < xend) return -EINVAL;
-    const full = copyStructIn(k, V.vfio_device_attach_iommufd_pt_pasid, arg, xend);
-    if (typeof full === "number") return -EFAULT;
-    pasid = full.pasid;
-  }
+  const px = pasidArg(df, arg, at, V.VFIO_DEVICE_ATTACH_PASID, V.vfio_device_attach_iommufd_pt_pasid);
+  if (typeof px === "number") return px;
+  const pasid = px.pasid;
   yield* vdev.devSetLock.lock();
   try {
     const r =
@@ -218,17 +232,9 @@ function* detachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   const de = copyStructIn(k, V.vfio_device_detach_iommufd_pt, arg, minsz);
   if (typeof de === "number") return -EFAULT;
   if (de.argsz < minsz) return -EINVAL;
-  const pasidOk = pasidConfig(k).uapi ? V.VFIO_DEVICE_DETACH_PASID : 0;
-  if (de.flags & ~pasidOk) return -EINVAL;
-  let pasid: number | null = null;
-  if (de.flags & V.VFIO_DEVICE_DETACH_PASID) {
-    if (!vfioIommufdHasPasidOps(vdev)) return -EOPNOTSUPP;
-    const xend = V.vfio_device_detach_iommufd_pt_pasid.offsetOfEnd("pasid");
-    if (de.argsz < xend) return -EINVAL;
-    const full = copyStructIn(k, V.vfio_device_detach_iommufd_pt_pasid, arg, xend);
-    if (typeof full === "number") return -EFAULT;
-    pasid = full.pasid;
-  }
+  const px = pasidArg(df, arg, de, V.VFIO_DEVICE_DETACH_PASID, V.vfio_device_detach_iommufd_pt_pasid);
+  if (typeof px === "number") return px;
+  const pasid = px.pasid;
   yield* vdev.devSetLock.lock();
   if (pasid === null) yield* vfioIommufdPhysicalDetachIoas(vdev);
   else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
