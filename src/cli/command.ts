@@ -87,6 +87,8 @@ function parseError(e: unknown): string {
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${opt ?? m}`;
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
     if (/argument missing/.test(m)) return `option ${opt} needs a value`;
+    // a value that starts with a dash ("--seed -1") is read as the next option
+    if (/ambiguous/.test(m)) return `option ${opt} needs a value (one starting with "-" goes as ${opt}=VALUE)`;
     return `option ${opt} takes no value`;
   }
   if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") return `unexpected argument ${/'([^']*)'/.exec(m)?.[1] ?? m}`;

@@ -81,6 +81,11 @@ test("arguments: extra, missing, without a value, outside the choices, not an in
   oneLine(await run("fuzz", "--seed", "x"), 2, /--seed needs a non-negative integer, not x/);
   oneLine(await run("script", "--backend", "qemu", "f"), 2, /--backend must be one of twin, host, not qemu/);
   oneLine(await run("demo", "--json=yes"), 2, /option --json takes no value/);
+  oneLine(
+    await run("fuzz", "--seed", "-1"),
+    2,
+    /option --seed needs a value \(one starting with "-" goes as --seed=VALUE\)/,
+  );
   oneLine(await run("run"), 2, /^vfio-twin run: missing -- CMD ARGS\.\.\./);
   oneLine(await run("run", "--socket", "/x", "--machine", "/y", "--", "true"), 2, /exclude each other/);
 });
