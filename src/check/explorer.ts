@@ -146,7 +146,10 @@ function dependent(a: Footprint, b: Footprint): boolean {
   );
 }
 
-const LOCK_YIELD = /^(mutex_lock|down_read|down_write)\(/;
+// yields after which a step's footprint is what it records: a lock's, a wait on a wait
+// queue (its condition is read through a refcount the footprint names) and the window of
+// iommufd_put_object() (its second half touches the object only through its counts)
+const LOCK_YIELD = /^(mutex_lock|down_read|down_write|wait_event|iommufd_put_object)\(/;
 
 interface Exec {
   readonly k: Kernel;

@@ -563,6 +563,22 @@ export const WORLDS: readonly WorldDef[] = [
       ]);
     },
   },
+  {
+    name: "iommufd-destroy-vs-map-unmap",
+    summary:
+      "IOMMU_DESTROY of an IOAS races an IOAS_MAP then an IOAS_UNMAP on it: EBUSY while either holds it, a wait for a put half done, ENOENT after",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, ioas } = e.iommufdIoas();
+      return e.world([
+        e.ioctls("map_unmap", [
+          [ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x1000n)],
+          [ifd, U.IOMMU_IOAS_UNMAP, e.ioasUnmapArg(ioas, 0x100000n, 0x1000n)],
+        ]),
+        e.ioctl("destroy", ifd, U.IOMMU_DESTROY, e.stage(U.iommu_destroy.encode({ size: 8, id: ioas }))),
+      ]);
+    },
+  },
 ];
 
 export function worldByName(name: string): WorldDef | null {

@@ -39,7 +39,7 @@ import {
 } from "./io_pagetable.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
 import type { IommufdHwptPaging } from "./hw_pagetable.js";
-import { IommufdObject } from "./object.js";
+import { IommufdObject, iommufdPutObject } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 import { iommufdTestEnabled } from "./selftest_config.js";
 import type { NumU64 } from "../uapi/struct.js";
@@ -224,14 +224,9 @@ export function* ioasMap(u: Ucmd<N<typeof iommu_ioas_map>>): KGen<number> {
   if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
   const ioas = getIoas(u.ictx, cmd.ioas_id);
   if (!ioas) return -ENOENT;
-  // broken variant "iommufd-shortterm-put-early" (the bug 6f9c4d8c468c fixed): the
-  // short-term reference goes before the object is used, so a racing IOMMU_DESTROY frees it
-  const broken = u.ictx.k.broken;
-  const early = broken.size !== 0 && broken.has("iommufd-shortterm-put-early");
-  if (early) ioas.put();
   try {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
-    // of it is EBUSY until this returns
+    // of it is EBUSY until the put's first half, and then waits for its second
     yield* preempt("iommufd_ioas_map");
     // iopt_map_pages() (io_pagetable.c:374, 379): domains_rwsem for read, then iova_rwsem;
     // the new iopt_pages is no other task's yet, so its mutex is not waited for
@@ -252,7 +247,7 @@ export function* ioasMap(u: Ucmd<N<typeof iommu_ioas_map>>): KGen<number> {
     cmd.iova = r;
     return u.respond();
   } finally {
-    if (!early) ioas.put();
+    yield* iommufdPutObject(ioas);
   }
 }
 
@@ -366,7 +361,7 @@ export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
     cmd.length = unmapped;
     return u.respond();
   } finally {
-    ioas.put();
+    yield* iommufdPutObject(ioas);
   }
 }
 

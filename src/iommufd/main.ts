@@ -35,7 +35,7 @@ let nextCtx = 1;
 
 /** struct iommufd_ctx: one per open of /dev/iommu. */
 export class IommufdCtx {
-  readonly objects = new ObjectTable();
+  readonly objects: ObjectTable;
   accountMode = IOPT_PAGES_ACCOUNT_USER;
   /** the IOAS the VFIO compat layer uses (IOMMU_VFIO_IOAS) */
   vfioIoas: ioas.IommufdIoas | null = null;
@@ -54,6 +54,7 @@ export class IommufdCtx {
   ) {
     this.owner = k.current?.process ?? null;
     this.selftest = selftestState(k);
+    this.objects = new ObjectTable(k, this.name);
   }
 }
 
@@ -122,7 +123,8 @@ function opNum<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<NumU64<V
   return { ...op(cmd, desc, execute as (u: Ucmd<unknown>) => KRet<number>), num: true };
 }
 
-/** iommufd_destroy(): a paging HWPT's destroy takes its IOAS's locks, so it is a path */
+/** iommufd_destroy(): a path (a paging HWPT's destroy takes its IOAS's locks; any other
+ * waits for short-term users between the halves of their put, ./object.ts) */
 function destroy(u: Ucmd<{ id: number }>): KRet<number> {
   const o = u.ictx.objects.peek(u.cmd.id);
   if (o instanceof hwpt.IommufdHwptPaging && o.inList) return hwpt.hwptPagingDestroyUser(u.ictx, o);

@@ -9,13 +9,22 @@
 // `refs` is the kernel's `users`: 1 = only the table holds it. Objects that depend on
 // another take a named reference on it (an HWPT holds its IOAS, a device attachment holds
 // its HWPT), so DESTROY of a referenced object is EBUSY (iommufd_object_remove()); a lookup
-// inside an ioctl takes an unnamed short-term reference, as iommufd_get_object() does.
-// Closing the fd destroys leaves first, pass after pass (iommufd_fops_release()).
+// inside an ioctl takes an unnamed short-term reference, as iommufd_get_object() does: it
+// counts in `users` and in `shortterm` (shortterm_users, biased by 1 while the table holds
+// the object). Closing the fd destroys leaves first, pass after pass (iommufd_fops_release()).
+//
+// Locks: the table's xa_lock (a spinlock: nothing sleeps under it) is taken by lookups,
+// finalize, abort and remove (main.c:136, 194). IOMMU_DESTROY, having erased the id, waits
+// on the context's destroy_wait for the short-term users still putting the object
+// (iommufd_object_dec_wait_shortterm(), main.c:145): a put drops `users` first, then
+// `shortterm`, and a DESTROY may run between the two (iommufdPutObject).
 
 import { EBUSY, ENOENT, ENOMEM, ENOSPC } from "../uapi/errno.js";
 import { shouldFail } from "./fail_nth.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { RefCounted } from "../kernel/kref.js";
+import { SpinLock } from "../kernel/locks.js";
+import type { KGen, Waitable } from "../kernel/sched.js";
 
 export type IommufdObjType = "device" | "hwpt_paging" | "hwpt_nested" | "ioas" | "access" | "fault" | "selftest";
 
@@ -33,6 +42,9 @@ export abstract class IommufdObject extends RefCounted {
   /** out of the table by unpublish(), being destroyed: the kernel's users count is 0, so
    * iommufd_lock_obj() fails on it */
   unpublished = false;
+  /** shortterm_users: the table's bias (1) plus every short-term reference (an unnamed
+   * get(), iommufd_get_object()/iommufd_lock_obj()) */
+  shortterm = 1;
 
   constructor(
     k: Kernel,
@@ -56,6 +68,32 @@ export abstract class IommufdObject extends RefCounted {
   /** the per-type abort; the default is destroy */
   protected abortObj(): void {
     this.destroyObj();
+  }
+
+  /** an unnamed get is a short-term user: it counts in users and in shortterm_users */
+  override get(holder?: string): this {
+    super.get(holder);
+    if (holder === undefined) this.shortterm++;
+    return this;
+  }
+
+  /** an unnamed put is iommufd_put_object() with nothing between its two decrements (the
+   * generator iommufdPutObject() is the preemptible one) */
+  override put(holder?: string): void {
+    if (holder === undefined && !this.dead) this.shortterm--;
+    super.put(holder);
+  }
+
+  /** iommufd_put_object()'s first half: refcount_dec(&obj->users) */
+  putUsers(): void {
+    super.put();
+  }
+
+  /** its second half: refcount_dec_and_test(&obj->shortterm_users), waking destroy_wait (a
+   * DESTROY waiting for it reads the count: a touch of the object in the step's footprint) */
+  putShortterm(): void {
+    this.k.footprint?.touched.push(this);
+    this.shortterm--;
   }
 
   markAborted(): void {
@@ -119,9 +157,45 @@ export class ObjectTable {
   private readonly slots = new Map<number, IommufdObject | null>();
   private readonly free = new IdHeap();
   private next = 1;
+  /** ictx->objects' xa_lock. Not in step footprints: the table records its own reads and
+   * writes (xaRead/xaWrite), so two lookups commute and a lookup and a remove do not. */
+  private readonly xa: SpinLock;
+  /** ictx->destroy_wait's name (the yield point of a DESTROY waiting on it) */
+  private readonly waitAt: string;
+
+  constructor(k: Kernel, ctxName: string) {
+    this.xa = new SpinLock(k, "iommufd_ctx.objects.xa_lock", `objects xa_lock of ${ctxName}`, false);
+    this.waitAt = `wait_event(destroy_wait of ${ctxName})`;
+  }
 
   get size(): number {
     return this.slots.size;
+  }
+
+  /**
+   * xa_lock(&ictx->objects). Nothing sleeps or takes a lock under it, so with no lock held
+   * and no explorer step recording, taking it has nothing to show (no lockdep edge, no
+   * footprint, no sleeping-while-atomic) and the sequential path skips it: true when taken.
+   */
+  private xaLock(): boolean {
+    const k = this.xa.k;
+    if (k.footprint === null && (k.current ?? k.kthread).held.length === 0) return false;
+    this.xa.lock();
+    return true;
+  }
+
+  /** a lookup under the lock: reads the table (commutes with other lookups) */
+  private xaRead(): void {
+    this.xa.k.footprint?.touched.push(this);
+  }
+
+  /** a change of the table, or of `o`'s counts decided under the lock: conflicts with
+   * every lookup and every other change */
+  private xaWrite(o?: IommufdObject): void {
+    const fp = this.xa.k.footprint;
+    if (fp === null) return;
+    fp.released.push(this);
+    if (o) fp.released.push(o);
   }
 
   /** _iommufd_object_alloc()'s xa_alloc: the lowest free id, reserved. On failure the
@@ -140,23 +214,32 @@ export class ObjectTable {
       }
       id = this.next++;
     }
+    const locked = this.xaLock();
+    this.xaWrite();
     obj.id = id;
     obj.creator = obj.k.current ?? obj.k.kthread;
     this.slots.set(id, null);
+    if (locked) this.xa.unlock();
     return 0;
   }
 
   /** iommufd_object_finalize(): visible to lookups; the creator's reference becomes the table's. */
   finalize(obj: IommufdObject): void {
+    const locked = this.xaLock(); // xa_store (main.c:79)
+    this.xaWrite();
     obj.creator = null;
     this.slots.set(obj.id, obj);
+    if (locked) this.xa.unlock();
     obj.handOver("init", TABLE_HOLDER);
   }
 
   /** iommufd_object_abort_and_destroy(): undo alloc() for an object never finalized. */
   abort(obj: IommufdObject): void {
     obj.creator = null;
+    const locked = this.xaLock(); // xa_erase (main.c:90)
+    this.xaWrite();
     this.erase(obj.id);
+    if (locked) this.xa.unlock();
     obj.markAborted();
     obj.put("init");
   }
@@ -166,14 +249,20 @@ export class ObjectTable {
     this.free.push(id);
   }
 
-  /** iommufd_get_object(): typed lookup with a short-term reference, or null (ENOENT). */
+  /** iommufd_get_object() (main.c:128): typed lookup with a short-term reference (users and
+   * shortterm_users), or null (ENOENT). */
   get<T extends IommufdObject>(id: number, type?: IommufdObjType | readonly IommufdObjType[]): T | null {
     if (shouldFail()) return null; // iommufd_should_fail() in iommufd_get_object()
+    const locked = this.xaLock();
+    this.xaRead();
     const o = this.slots.get(id);
-    if (!o) return null;
-    if (type !== undefined && (typeof type === "string" ? o.type !== type : !type.includes(o.type))) return null;
-    o.get();
-    return o as T;
+    let r: IommufdObject | null = null;
+    if (o && (type === undefined || (typeof type === "string" ? o.type === type : type.includes(o.type)))) {
+      o.get();
+      r = o;
+    }
+    if (locked) this.xa.unlock();
+    return r as T | null;
   }
 
   /**
@@ -196,7 +285,17 @@ export class ObjectTable {
    * the caller destroys it (a HWPT's destroy takes locks, ./hw_pagetable.ts). ENOENT
    * unknown or reserved, EBUSY in use. */
   unpublish(id: number): IommufdObject | number {
+    const locked = this.xaLock();
+    const r = this.unlink(id);
+    if (locked) this.xa.unlock();
+    return r;
+  }
+
+  /** under xa_lock: the object out of the table if only the table holds it
+   * (refcount_dec_if_one(&obj->users), main.c:208), else -ENOENT / -EBUSY */
+  private unlink(id: number): IommufdObject | number {
     const o = this.slots.get(id);
+    this.xaWrite(o ?? undefined);
     if (!o) return -ENOENT;
     if (o.refs !== 1) return -EBUSY;
     this.erase(id);
@@ -209,22 +308,42 @@ export class ObjectTable {
     return this.slots.get(id) ?? null;
   }
 
-  /** iommufd_object_remove() for DESTROY: ENOENT unknown/reserved, EBUSY in use. */
-  remove(id: number): number {
-    const o = this.slots.get(id);
-    if (!o) return -ENOENT;
-    if (o.refs !== 1) return -EBUSY;
-    this.erase(id);
+  /**
+   * iommufd_object_remove(ictx, NULL, id, 0) for IOMMU_DESTROY (main.c:166): the id erased
+   * under xa_lock if only the table holds the object (ENOENT unknown or reserved, EBUSY in
+   * use); then the table's short-term bias dropped and, while a short-term user is still
+   * between the two halves of its put, a wait on destroy_wait; then the destroy.
+   */
+  *remove(id: number): KGen<number> {
+    const locked = this.xaLock();
+    const o = this.unlink(id);
+    if (locked) this.xa.unlock();
+    if (typeof o === "number") return o;
+    // iommufd_object_dec_wait_shortterm() (main.c:145). Broken variant
+    // "iommufd-shortterm-put-early" (before 6f9c4d8c468c there was no shortterm_users):
+    // the object is freed at once, under a user that has dropped `users` and not finished
+    // its put
+    o.shortterm--;
+    if (o.shortterm !== 0 && !o.k.broken.has("iommufd-shortterm-put-early")) {
+      const w: Waitable = {
+        name: `destroy_wait (shortterm_users of ${o.describe()})`,
+        available: () => o.shortterm === 0,
+      };
+      while (o.shortterm !== 0) yield { kind: "block", on: w, where: this.waitAt, k: o.k };
+    }
     o.put(TABLE_HOLDER);
     return 0;
   }
 
   /** Remove an object the kernel itself destroys (an auto-created HWPT), if only the table holds it. */
   removeIfUnused(o: IommufdObject): boolean {
-    if (this.slots.get(o.id) !== o || o.refs !== 1) return false;
-    this.erase(o.id);
-    o.put(TABLE_HOLDER);
-    return true;
+    const locked = this.xaLock();
+    this.xaWrite(o);
+    const ok = this.slots.get(o.id) === o && o.refs === 1;
+    if (ok) this.erase(o.id);
+    if (locked) this.xa.unlock();
+    if (ok) o.put(TABLE_HOLDER);
+    return ok;
   }
 
   /** Every finalized object, ascending by id. */
@@ -253,4 +372,15 @@ export class ObjectTable {
     }
     return [];
   }
+}
+
+/**
+ * iommufd_put_object() (iommufd_private.h:166) where a task may be preempted between its two
+ * halves: `users` first, then `shortterm_users`, which a DESTROY that erased the object in
+ * between waits for (ObjectTable.remove). A sequential call runs both at once.
+ */
+export function* iommufdPutObject(o: IommufdObject): KGen<void> {
+  o.putUsers();
+  yield { kind: "preempt", where: "iommufd_put_object(users dropped)" };
+  o.putShortterm();
 }

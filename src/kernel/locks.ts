@@ -180,16 +180,19 @@ export class RwSem {
 export class SpinLock {
   owner: Task | null = null;
   constructor(
-    private readonly k: Kernel,
+    readonly k: Kernel,
     readonly cls: string,
     readonly name: string = cls,
+    /** false when its owner records what it guards in step footprints itself, more finely
+     * than "everything under this lock" (the iommufd object table, ../iommufd/object.ts) */
+    private readonly inFootprint = true,
   ) {}
 
   lock(where = this.name): void {
     const t = this.k.current ?? this.k.kthread;
     if (this.owner !== null) throw this.k.bug("deadlock", `spin_lock(${this.name}) held by ${this.owner.label}`);
     this.k.lockdep.acquire(t, this.cls, where);
-    this.k.footprint?.locks.push(this.name);
+    if (this.inFootprint) this.k.footprint?.locks.push(this.name);
     this.owner = t;
     const e = { name: this.name, cls: this.cls, where };
     spinEntries.add(e);

@@ -5,7 +5,7 @@
 // (an attach behind an unmap's domains_rwsem, ...) ends without a deadlock splat.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { explore } from "../../src/check/explorer.js";
+import { explore, runSchedule } from "../../src/check/explorer.js";
 import { worldByName } from "../../src/check/worlds.js";
 import type { Kernel } from "../../src/kernel/kernel.js";
 
@@ -15,14 +15,16 @@ const ORDER: [string, string][] = [
   ["iommufd_ioas.mutex", "io_pagetable.domains_rwsem"], // hwpt_paging_alloc -> add_domain
   ["io_pagetable.domains_rwsem", "io_pagetable.iova_rwsem"],
   ["io_pagetable.iova_rwsem", "iopt_pages.mutex"], // fill / unfill of each area
+  ["iommufd_ioas.mutex", "iommufd_ctx.objects.xa_lock"], // auto_get_domain's finalize
 ];
 
 test("attach vs map then unmap, detach vs unmap and close, two attaches: clean to completion, in the kernel's lock order", () => {
   const seen = new Set<string>();
   for (const [name, max] of [
-    ["iommufd-attach-vs-map-unmap", 1500],
+    ["iommufd-attach-vs-map-unmap", 2500],
     ["iommufd-detach-vs-unmap-close", 1500],
-    ["iommufd-two-attach-auto-domain", 40],
+    ["iommufd-two-attach-auto-domain", 80],
+    ["iommufd-destroy-vs-map-unmap", 30],
   ] as const) {
     let k: Kernel | null = null;
     const r = explore(
@@ -39,8 +41,27 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     for (const [a, b] of ORDER) if (k!.lockdep.ordered(a, b)) seen.add(`${a} -> ${b}`);
     if (name === "iommufd-attach-vs-map-unmap") assert.deepEqual([...r.outcomes.keys()], ["[0,0]"]);
     if (name === "iommufd-two-attach-auto-domain") assert.deepEqual([...r.outcomes.keys()], ["[0,0]"]);
+    // DESTROY: EBUSY while a call holds the IOAS, 0 between or after them (the map then
+    // ENOENT), and 0 after waiting when it came between the halves of a put
+    if (name === "iommufd-destroy-vs-map-unmap")
+      assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,-16]", "[0,0]"]);
   }
   // every edge of the kernel's order was taken in some execution (the last world's kernel
   // alone need not show them all: collected per world above)
   assert.deepEqual([...seen].sort(), ORDER.map(([a, b]) => `${a} -> ${b}`).sort());
+});
+
+test("IOMMU_DESTROY between the halves of IOAS_MAP's put waits on destroy_wait, then frees the IOAS", () => {
+  const w = worldByName("iommufd-map-vs-destroy")!;
+  // map to its put's window (users dropped), then DESTROY: it erases the id and waits; map
+  // drops shortterm_users; DESTROY wakes and destroys
+  const r = runSchedule(() => w.build({}), [0, 0, 0, 0, 1, 0, 1]);
+  const destroy = r.steps.filter((s) => s.thread === 1).map((s) => `${s.from} -> ${s.to}`);
+  assert.match(destroy[0]!, /^start -> wait_event\(destroy_wait of iommufd ctx \d+\)$/);
+  assert.match(destroy[1]!, /^wait_event\(destroy_wait of iommufd ctx \d+\) -> done$/);
+  assert.deepEqual(r.results, [0, 0]);
+  assert.deepEqual(r.violations, []);
+  // the broken variant frees at once: the put's second half is a use after free
+  const bad = runSchedule(() => w.build({ broken: ["iommufd-shortterm-put-early"] }), [0, 0, 0, 0, 1, 0]);
+  assert.match(bad.violations.map((v) => v.message).join("\n"), /use-after-free: read of iommufd ioas 1 .*\.shortterm/);
 });

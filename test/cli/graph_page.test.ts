@@ -104,7 +104,10 @@ test(
       assert.equal(await page.locator("#trace li.preempt").count(), 2);
 
       await page.click("#next-preempt");
-      assert.match(await current.innerText(), /---- preempt: map at iommufd_ioas_map -> destroy ----/);
+      assert.match(
+        await current.innerText(),
+        /---- preempt: map at iommufd_put_object\(users dropped\) -> destroy ----/,
+      );
       const before = await graph.innerHTML();
       assert.ok(before.includes("iommufd ioas 1 of iommufd ctx"), "map is preempted with the IOAS still there");
       await page.keyboard.press("ArrowRight");

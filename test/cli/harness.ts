@@ -32,7 +32,8 @@ export async function run(...argv: string[]): Promise<Ran> {
 }
 
 /** An explore counterexample as `vfio-twin explore --variant iommufd-shortterm-put-early` saves
- * it: IOAS_MAP preempted after its short-term reference is gone, IOMMU_DESTROY frees the IOAS. */
+ * it: IOAS_MAP preempted between the two halves of its put (users dropped, shortterm_users
+ * not yet), IOMMU_DESTROY frees the IOAS without waiting, the put's second half touches it. */
 export const EXPLORE_TRACE = {
   format: "vfio-twin-explore-trace/1",
   world: "iommufd-map-vs-destroy",
@@ -40,13 +41,13 @@ export const EXPLORE_TRACE = {
   broken: ["iommufd-shortterm-put-early"],
   variant: "iommufd-shortterm-put-early",
   threads: ["map", "destroy"],
-  schedule: [0, 1, 0],
+  schedule: [0, 0, 0, 0, 1, 0],
   results: [-5, 0],
   violations: [
     {
       check: "no-kernel-bugs",
-      message: "use-after-free: read of iommufd ioas 1 of iommufd ctx 6.domainsRwsem after its release",
+      message: "use-after-free: read of iommufd ioas 1 of iommufd ctx 6.shortterm after its release",
     },
   ],
-  violationStep: 2,
+  violationStep: 5,
 };

@@ -171,36 +171,41 @@ test("graph --html --replay: an explore trace's page steps through the interleav
       /^interleaving .*t\.json \(world iommufd-map-vs-destroy, design upstream, broken: iommufd-shortterm-put-early\)$/,
     );
     // context numbers count across the twins of a process
-    const rows = d.steps.map((s) => `${s.kind ?? "syscall"}: ${s.line.replace(/ctx \d+/, "ctx N")}`);
+    const rows = d.steps.map((s) => `${s.kind ?? "syscall"}: ${s.line.replace(/ctx \d+/g, "ctx N")}`);
     assert.deepEqual(rows, [
       "world: # world iommufd-map-vs-destroy built; threads: map, destroy",
       "step:   0 [map] start -> iommufd_ioas_map",
-      "preempt: ---- preempt: map at iommufd_ioas_map -> destroy ----",
+      "step:   1 [map] iommufd_ioas_map -> down_read(domains_rwsem of iommufd ctx N)",
+      "step:   2 [map] down_read(domains_rwsem of iommufd ctx N) -> down_write(iova_rwsem of iommufd ctx N)",
+      "step:   3 [map] down_write(iova_rwsem of iommufd ctx N) -> iommufd_put_object(users dropped)",
+      "preempt: ---- preempt: map at iommufd_put_object(users dropped) -> destroy ----",
       "syscall: [destroy] ioctl(3, IOMMU_DESTROY, {size=8, id=1}) = 0",
-      "step:   1 [destroy] start -> done",
+      "step:   4 [destroy] start -> done",
       "preempt: ---- switch: destroy done -> map ----",
       // the oopsing map is traced too (-EIO, as sysIoctl reports an oops)
       "syscall: [map] ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=IOMMU_IOAS_MAP_FIXED_IOVA|IOMMU_IOAS_MAP_WRITEABLE|IOMMU_IOAS_MAP_READABLE, ioas_id=1, __reserved=0, user_va=0x7efffffe0000, length=4096, iova=0x200000}) = -1 EIO (Input/output error)",
-      "step:   2 [map] iommufd_ioas_map -> done",
+      "step:   5 [map] iommufd_put_object(users dropped) -> done",
       "violation: results: map = -5, destroy = 0",
-      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.domainsRwsem after its release",
+      "violation: VIOLATION [no-kernel-bugs] use-after-free: read of iommufd ioas 1 of iommufd ctx N.shortterm after its release",
       "violation: reproduced exactly",
     ]);
     const at = (i: number) => d.svgs[d.steps[i]!.svg]!;
-    // the world has the IOAS; map's first step holds the iommufd file (fget) but, broken, no
-    // longer the IOAS; IOMMU_DESTROY frees it while map is preempted
+    // the world has the IOAS; map's first step holds the iommufd file (fget) and the IOAS;
+    // its put drops `users` and is preempted before shortterm_users: IOMMU_DESTROY, broken,
+    // does not wait for it and frees the IOAS
     assert.match(at(0), />iommufd ioas 1 of iommufd ctx \d+</);
     assert.match(at(1), /file \/dev\/iommu \(iommufd\)<\/text>.*?refcount 2/s);
     assert.match(at(1), />iommufd ioas 1 of iommufd ctx \d+</);
-    assert.doesNotMatch(at(3), />iommufd ioas 1 /);
-    assert.equal(d.steps[2]!.svg, d.steps[1]!.svg, "a preemption mark shows the graph as the step left it");
+    assert.match(at(4), />iommufd ioas 1 of iommufd ctx \d+</);
+    assert.doesNotMatch(at(6), />iommufd ioas 1 /);
+    assert.equal(d.steps[5]!.svg, d.steps[4]!.svg, "a preemption mark shows the graph as the step left it");
 
     assert.equal(graphMain(["--html", "--replay", path("t.json"), "-o", path("t.html")]), 0);
     const page = readFileSync(path("t.html"), "utf8");
     assert.match(page, /<button id="next-preempt"/);
     assert.match(
       page,
-      /---- preempt: map at iommufd_ioas_map -&gt; destroy ----|---- preempt: map at iommufd_ioas_map -> destroy ----/,
+      /---- preempt: map at iommufd_put_object\(users dropped\) -&gt; destroy ----|---- preempt: map at iommufd_put_object\(users dropped\) -> destroy ----/,
     );
     const svg = run(graphMain, ["--replay", path("t.json")]);
     assert.equal(svg.rc, 0);
