@@ -4,8 +4,9 @@
 // clean on the correct model (test/check/variants.test.ts).
 
 import type { Kernel } from "../kernel/kernel.js";
+import { Mutex } from "../kernel/locks.js";
 import type { Process } from "../kernel/process.js";
-import { type KGen, preempt, type Task } from "../kernel/sched.js";
+import { type KGen, type KRet, preempt, type Task } from "../kernel/sched.js";
 import { IommuCore } from "../iommu/iommu.js";
 import { EFAULT } from "../uapi/errno.js";
 import { closePath, ioctlPath } from "../kernel/syscalls.js";
@@ -18,13 +19,15 @@ import { vfioUnregisterGroupDev } from "../vfio/group.js";
 import { KVM_GATED_MDEV_UUID } from "../vfio/mdev/kvm_gated_mdev.js";
 import { VfioCore } from "../vfio/vfio_main.js";
 import {
+  accessPinPagesPath,
+  accessUnpinPagesPath,
   type IommufdAccess,
   iommufdAccessAttach,
   iommufdAccessCreate,
   iommufdAccessPinPages,
-  iommufdAccessUnpinPages,
 } from "../iommufd/access.js";
 import type { IommufdCtx } from "../iommufd/main.js";
+import { drive } from "../iommufd/device.js";
 import { DSA_PCI, ORACLE_PCI } from "../hw/machine.js";
 import { KVM_TWIN_SET_PASID_TRANSLATION, kvm_twin_pasid_translation } from "../kvm/enqcmd.js";
 import { DsaUser, VmmPasid } from "../vmm/dsa_pasid.js";
@@ -239,31 +242,81 @@ export class Env {
   }
 }
 
-/** An in-kernel access (what an mdev uses instead of DMA) pinning [iova, iova+length) of an
- * IOAS, whose unmap callback unpins what it pinned inside the range it is told about. */
-function pinningAccess(e: Env, ifd: number, ioasId: number, iova: bigint, length: bigint): void {
+/** An in-kernel access (what an mdev uses instead of DMA) attached to an IOAS, pinning
+ * [iova, iova+length) of it unless `length` is 0; its unmap callback unpins what it pinned
+ * inside the range it is told about. With `paths`, the callback's unpin is a path (it waits
+ * for the access's and the IOAS's locks) and the driver's own lock orders its list of pins:
+ * held across a pin and its record, and across an unpin, so that when the callback returns
+ * nothing in the range is pinned (the contract of iommufd_access_ops.unmap; without it
+ * IOAS_UNMAP could spin). Without, the callback unpins at once, run to its end. */
+function pinningAccess(e: Env, ifd: number, ioasId: number, iova: bigint, length: bigint, paths = false): AccessDriver {
   const ictx = e.proc.files.lookup(ifd)!.privateData as IommufdCtx;
   // what it pinned is a field of its ops (which the access keeps), not a closure's variable:
   // the explorer's world snapshot restores objects it can reach (src/check/snapshot.ts)
-  const ops = {
+  const ops: AccessDriver = {
     needsPinPages: true,
     pinned: [] as [bigint, bigint][],
-    unmap(start: bigint, len: bigint): void {
+    access: null,
+    lock: new Mutex(e.k, "access_driver.lock", "access driver lock"),
+    unmap(start: bigint, len: bigint): KRet<void> {
+      return paths ? ops.unmapPath(start, len) : drive(e.k, ops.unmapPath(start, len));
+    },
+    *unmapPath(start: bigint, len: bigint): KGen<void> {
+      yield* ops.lock.lock();
       for (let i = ops.pinned.length - 1; i >= 0; i--) {
         const [a, l] = ops.pinned[i]!;
         if (a < start + len && start < a + l) {
           ops.pinned.splice(i, 1);
-          iommufdAccessUnpinPages(access as IommufdAccess, a, l);
+          yield* accessUnpinPagesPath(ops.access!, a, l);
         }
       }
+      ops.lock.unlock();
     },
   };
   const access = e.k.withTask(e.proc.mainTask, () => iommufdAccessCreate(ictx, ops));
   if (typeof access === "number") throw new Error(`world setup: access create ${access}`);
+  ops.access = access;
   e.ok(iommufdAccessAttach(access, ioasId), "access attach");
+  if (length === 0n) return ops;
   const pages = iommufdAccessPinPages(access, iova, length, true);
   if (typeof pages === "number") throw new Error(`world setup: access pin ${pages}`);
   ops.pinned.push([iova, length]);
+  return ops;
+}
+
+interface AccessDriver {
+  readonly needsPinPages: true;
+  readonly pinned: [bigint, bigint][];
+  access: IommufdAccess | null;
+  readonly lock: Mutex;
+  unmap(start: bigint, len: bigint): KRet<void>;
+  unmapPath(start: bigint, len: bigint): KGen<void>;
+}
+
+/** The access driver's thread: pin [iova, iova+length), then unpin it unless the IOAS's
+ * unmap had it unpinned already; the pin's errno, or 0. */
+function accessPinUnpin(e: Env, drv: AccessDriver, iova: bigint, length: bigint): World["threads"][number] {
+  return {
+    name: "pin_unpin",
+    process: e.proc,
+    // its first step checks its arguments only, up to the ioas_lock (DPOR: as a syscall's)
+    syscall: true,
+    *path(): KGen<number> {
+      yield* drv.lock.lock();
+      const r = yield* accessPinPagesPath(drv.access!, iova, length, true);
+      if (typeof r !== "number") drv.pinned.push([iova, length]);
+      drv.lock.unlock();
+      if (typeof r === "number") return r;
+      yield* drv.lock.lock();
+      const i = drv.pinned.findIndex(([a]) => a === iova);
+      if (i >= 0) {
+        drv.pinned.splice(i, 1);
+        yield* accessUnpinPagesPath(drv.access!, iova, length);
+      }
+      drv.lock.unlock();
+      return 0;
+    },
+  };
 }
 
 export const WORLDS: readonly WorldDef[] = [
@@ -560,6 +613,21 @@ export const WORLDS: readonly WorldDef[] = [
       return e.world([
         e.ioctl("attach0", d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas)),
         e.ioctl("attach1", d2, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas)),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-access-pin-vs-unmap",
+    summary:
+      "an in-kernel access pins then unpins part of an IOAS mapping while IOAS_UNMAP of the whole mapping drops the IOAS locks to have it unpinned",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, ioas } = e.iommufdIoas();
+      e.ok(e.p.ioctl(ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x2000n)), "IOAS_MAP");
+      const drv = pinningAccess(e, ifd, ioas, 0n, 0n, true);
+      return e.world([
+        accessPinUnpin(e, drv, 0x100000n, 0x1000n),
+        e.ioctl("unmap", ifd, U.IOMMU_IOAS_UNMAP, e.ioasUnmapArg(ioas, 0x100000n, 0x2000n)),
       ]);
     },
   },

@@ -16,23 +16,35 @@
 // that meets an area with access pins marks it prevent_access, calls every access's
 // ops.unmap(iova, length) and retries; an access that never unpins makes it EDEADLK after
 // 100 tries, as the kernel does.
+//
+// Locks (device.c:1106, 1188, 1271): pin, unpin and rw take access->ioas_lock, then the
+// IOAS's iova_rwsem for read; pin and unpin take each area's pages mutex under it
+// (iopt_area_add_access() / iopt_area_remove_access(), pages.c:1927, 1978). They are paths
+// (accessPinPagesPath, ...); the plain functions run them to their end. The notification of
+// an unmap (accessNotifyUnmap) is a path too: the driver's unmap callback may unpin, which
+// sleeps on those locks. Attach, replace and detach run synchronously and do not take
+// ioas_lock (no world races them).
 
 import { EBUSY, EFAULT, EINVAL, ENOENT, EOVERFLOW, EPERM } from "../uapi/errno.js";
 import { type Page, PAGE_SIZE, unpinPages } from "../kernel/mm.js";
-import { getIoas, type IommufdIoas } from "./ioas.js";
+import { gatePagesMutexes, getIoas, type IommufdIoas } from "./ioas.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoptArea, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
 import type { IommufdCtx } from "./main.js";
 import { IommufdObject } from "./object.js";
 import type { IoptPages } from "./pages.js";
 import { SideTable } from "../kernel/side_table.js";
+import { Mutex } from "../kernel/locks.js";
+import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
+import type { Kernel } from "../kernel/kernel.js";
 
 export const ACCESS_DRIVER_HOLDER = "access driver";
 
 export interface IommufdAccessOps {
   /** the driver pins pages (iova_alignment PAGE_SIZE) */
   readonly needsPinPages: boolean;
-  /** stop using [iova, iova + length): unpin whatever was pinned there */
-  unmap?(iova: bigint, length: bigint): void;
+  /** stop using [iova, iova + length): unpin whatever was pinned there (a path when it
+   * unpins through accessUnpinPagesPath) */
+  unmap?(iova: bigint, length: bigint): KRet<void>;
 }
 
 /** Access pins of one iopt_pages: "first:last" -> users (pages->access_itree). */
@@ -48,6 +60,8 @@ export class IommufdAccess extends IommufdObject {
   /** access->ioas_unpin: where unpin works even while ioas is being changed */
   ioasUnpin: IommufdIoas | null = null;
   readonly iovaAlignment: number;
+  /** access->ioas_lock: guards ioas and ioas_unpin for pin, unpin and rw */
+  readonly ioasLock: Mutex;
 
   constructor(
     readonly ictx: IommufdCtx,
@@ -55,6 +69,7 @@ export class IommufdAccess extends IommufdObject {
   ) {
     super(ictx.k, "access", ictx.name);
     this.iovaAlignment = ops.needsPinPages ? PAGE_SIZE : 1;
+    this.ioasLock = new Mutex(ictx.k, "iommufd_access.ioas_lock", `ioas_lock of access ${this.serial}`);
   }
 
   /** iommufd_access_destroy_object() */
@@ -64,16 +79,24 @@ export class IommufdAccess extends IommufdObject {
   }
 }
 
-/** Unmap notifications of an IOAS go to every attached access. */
-function notifier(ioas: IommufdIoas): (iova: bigint, length: bigint) => void {
-  return (iova, length) => {
-    for (const x of [...ioas.iopt.accesses] as IommufdAccess[]) {
-      if (x.dead) continue;
-      x.get();
-      x.ops.unmap?.(iova, length);
-      x.put();
-    }
-  };
+/** A path run to its end from code that cannot yield: a wait there is a deadlock splat. */
+function drive<T>(k: Kernel, r: KRet<T>): T {
+  return isGen(r) ? runSync(k, k.current ?? k.kthread, r) : r;
+}
+
+/**
+ * iommufd_access_notify_unmap() (device.c:1063): every access of the IOAS, held by a
+ * short-term reference, is asked to stop using [iova, iova + length); called with the
+ * IOAS's locks dropped, so the driver's callback may unpin (and wait for the locks).
+ */
+export function* accessNotifyUnmap(ioas: IommufdIoas, iova: bigint, length: bigint): KGen<void> {
+  for (const x of [...ioas.iopt.accesses] as IommufdAccess[]) {
+    if (x.dead) continue; // iommufd_lock_obj() fails
+    x.get();
+    const r = x.ops.unmap?.(iova, length);
+    if (r) yield* r;
+    x.put();
+  }
 }
 
 /** iommufd_access_change_ioas() */
@@ -88,11 +111,12 @@ function changeIoas(access: IommufdAccess, next: IommufdIoas | null): number {
       access.ioas = cur;
       return rc;
     }
-    next.iopt.notifyUnmap = notifier(next);
+    next.iopt.notifyUnmap = (iova, length) => drive(next.k, accessNotifyUnmap(next, iova, length));
+    next.iopt.notifyUnmapPath = (iova, length) => accessNotifyUnmap(next, iova, length);
     next.get(`access ${access.id}`);
   }
   if (cur) {
-    access.ops.unmap?.(0n, ULONG_MAX);
+    drive(access.k, access.ops.unmap?.(0n, ULONG_MAX));
     cur.iopt.removeAccess(access);
     cur.put(`access ${access.id}`);
   }
@@ -213,12 +237,37 @@ export function iommufdAccessPinPages(
   length: bigint,
   write: boolean,
 ): Page[] | number {
+  return drive(access.k, accessPinPagesPath(access, iova, length, write));
+}
+
+/** iommufd_access_pin_pages() as a path (device.c:1188): ioas_lock, iova_rwsem for read,
+ * each area's pages mutex */
+export function* accessPinPagesPath(
+  access: IommufdAccess,
+  iova: bigint,
+  length: bigint,
+  write: boolean,
+): KGen<Page[] | number> {
   if (access.iovaAlignment !== PAGE_SIZE || !access.ops.unmap) return -EINVAL;
   if (!length) return -EINVAL;
   const last = iova + length - 1n;
   if (last > U64_MAX) return -EOVERFLOW;
+  yield* access.ioasLock.lock();
   const ioas = access.ioas;
-  if (!ioas) return -ENOENT;
+  if (!ioas) {
+    access.ioasLock.unlock();
+    return -ENOENT;
+  }
+  yield* ioas.iovaRwsem.downRead();
+  yield* gatePagesMutexes(ioas, [iova, length]);
+  const r = pinLocked(ioas, iova, last, write);
+  ioas.iovaRwsem.upRead();
+  access.ioasLock.unlock();
+  return r;
+}
+
+/** the pin with the locks held */
+function pinLocked(ioas: IommufdIoas, iova: bigint, last: bigint, write: boolean): Page[] | number {
   const spans = contig(ioas, iova, last);
   const done: [IoptArea, number, number][] = [];
   const out: Page[] = [];
@@ -264,11 +313,26 @@ function partialSpans(ioas: IommufdIoas, iova: bigint, last: bigint): { area: Io
 
 /** iommufd_access_unpin_pages(): exactly a range pinned before. */
 export function iommufdAccessUnpinPages(access: IommufdAccess, iova: bigint, length: bigint): void {
+  drive(access.k, accessUnpinPagesPath(access, iova, length));
+}
+
+/** iommufd_access_unpin_pages() as a path (device.c:1106): ioas_lock, ioas_unpin's
+ * iova_rwsem for read, each area's pages mutex */
+export function* accessUnpinPagesPath(access: IommufdAccess, iova: bigint, length: bigint): KGen<void> {
+  if (!length) throw access.k.bug("iommufd", `unpin by ${access.describe()} without a pin`);
+  yield* access.ioasLock.lock();
   const ioas = access.ioasUnpin;
-  if (!length || !ioas) throw access.k.bug("iommufd", `unpin by ${access.describe()} without a pin`);
+  if (!ioas) {
+    access.ioasLock.unlock();
+    throw access.k.bug("iommufd", `unpin by ${access.describe()} without a pin`);
+  }
+  yield* ioas.iovaRwsem.downRead();
+  yield* gatePagesMutexes(ioas, [iova, length]);
   const spans = contig(ioas, iova, iova + length - 1n);
+  if (spans) for (const s of spans) areaRemoveAccess(s.area, indexOf(s.area, s.cur), indexOf(s.area, s.end));
+  ioas.iovaRwsem.upRead();
+  access.ioasLock.unlock();
   if (!spans) throw access.k.bug("iommufd", `unpin by ${access.describe()} of a range with holes`);
-  for (const s of spans) areaRemoveAccess(s.area, indexOf(s.area, s.cur), indexOf(s.area, s.end));
 }
 
 export const IOMMUFD_ACCESS_RW_WRITE = 1 << 0;
@@ -281,12 +345,37 @@ export const __IOMMUFD_ACCESS_RW_SLOW_PATH = 1 << 2;
  * flags: IOMMUFD_ACCESS_RW_WRITE, IOMMUFD_ACCESS_RW_KTHREAD, __IOMMUFD_ACCESS_RW_SLOW_PATH.
  */
 export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8Array, flags: number): number {
-  const write = (flags & IOMMUFD_ACCESS_RW_WRITE) !== 0;
+  return drive(access.k, accessRwPath(access, iova, data, flags));
+}
+
+/** iommufd_access_rw() as a path (device.c:1271): ioas_lock, then iova_rwsem for read */
+export function* accessRwPath(access: IommufdAccess, iova: bigint, data: Uint8Array, flags: number): KGen<number> {
   if (!data.length) return -EINVAL;
   const last = iova + BigInt(data.length) - 1n;
   if (last > U64_MAX) return -EOVERFLOW;
+  yield* access.ioasLock.lock();
   const ioas = access.ioas;
-  if (!ioas) return -ENOENT;
+  if (!ioas) {
+    access.ioasLock.unlock();
+    return -ENOENT;
+  }
+  yield* ioas.iovaRwsem.downRead();
+  const rc = rwLocked(access, ioas, iova, last, data, flags);
+  ioas.iovaRwsem.upRead();
+  access.ioasLock.unlock();
+  return rc;
+}
+
+/** the copy with the locks held */
+function rwLocked(
+  access: IommufdAccess,
+  ioas: IommufdIoas,
+  iova: bigint,
+  last: bigint,
+  data: Uint8Array,
+  flags: number,
+): number {
+  const write = (flags & IOMMUFD_ACCESS_RW_WRITE) !== 0;
   let off = 0;
   for (const s of contig(ioas, iova, last) ?? partialSpans(ioas, iova, last)) {
     const a = s.area;

@@ -23,6 +23,7 @@ import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOV
 import { shouldFail } from "./fail_nth.js";
 import { PAGE_SIZE, type Page } from "../kernel/mm.js";
 import type { Process } from "../kernel/process.js";
+import type { KGen } from "../kernel/sched.js";
 import {
   BIAS,
   fromHalves,
@@ -188,6 +189,8 @@ export class IoPagetable {
   readonly accesses: IoptAccess[] = [];
   /** iommufd_access_notify_unmap(): set by the IOAS, asks accesses to unpin a range */
   notifyUnmap: ((iova: bigint, length: bigint) => void) | null = null;
+  /** the same as a path (IOMMU_IOAS_UNMAP's, with the IOAS's locks dropped: ./ioas.ts) */
+  notifyUnmapPath: ((iova: bigint, length: bigint) => KGen<void>) | null = null;
   /**
    * Set by IOMMU_IOAS_UNMAP (ioas.ts) around its call: instead of notifying the accesses of
    * an area they pin from inside the unmap, the unmap stops at that area (prevent_access

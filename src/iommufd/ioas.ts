@@ -354,7 +354,7 @@ export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
         start = area.start;
         length = area.length;
       }
-      iopt.notifyUnmap?.(start, length);
+      if (iopt.notifyUnmapPath !== null) yield* iopt.notifyUnmapPath(start, length);
       if (tries >= 100) return -EDEADLK; // something is not responding to unmap requests
     }
     if (!all && unmapped === 0) return -ENOENT;

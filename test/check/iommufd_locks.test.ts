@@ -1,8 +1,12 @@
-// iommufd's locks (docs/explorer.md, "iommufd's locks"): VFIO's cdev attach and detach are
-// paths down to ioas->mutex, igroup->lock, domains_rwsem, iova_rwsem and the pages mutex, taken
-// in the kernel's order; the worlds racing them against map, unmap and close explore clean
-// to completion: every interleaving where one waits for a lock another holds across a yield
-// (an attach behind an unmap's domains_rwsem, ...) ends without a deadlock splat.
+// iommufd's locks (docs/explorer.md, "iommufd's locks"): VFIO's cdev attach, replace and
+// detach are paths down to ioas->mutex, igroup->lock, domains_rwsem, iova_rwsem and the pages
+// mutex; an access's pin and unpin take its ioas_lock, iova_rwsem for read and the pages
+// mutex; lookups, finalize and remove take the object table's xa_lock (a spinlock); DESTROY
+// waits for a short-term user between the halves of its put. All in the kernel's order; the
+// worlds racing them explore clean to completion: every interleaving where one waits for a
+// lock another holds across a yield (an attach behind an unmap's domains_rwsem, a pin behind
+// an unmap's iova_rwsem, a DESTROY behind a put) ends without a deadlock splat, and nothing
+// sleeps under the xa_lock (sleeping-while-atomic would be a failure).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { explore, runSchedule } from "../../src/check/explorer.js";
@@ -16,6 +20,8 @@ const ORDER: [string, string][] = [
   ["io_pagetable.domains_rwsem", "io_pagetable.iova_rwsem"],
   ["io_pagetable.iova_rwsem", "iopt_pages.mutex"], // fill / unfill of each area
   ["iommufd_ioas.mutex", "iommufd_ctx.objects.xa_lock"], // auto_get_domain's finalize
+  ["iommufd_access.ioas_lock", "io_pagetable.iova_rwsem"], // access pin / unpin (read)
+  ["access_driver.lock", "iommufd_access.ioas_lock"], // the world's driver: its unmap callback unpins
 ];
 
 test("attach vs map then unmap, detach vs unmap and close, two attaches: clean to completion, in the kernel's lock order", () => {
@@ -24,6 +30,7 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     ["iommufd-attach-vs-map-unmap", 2500],
     ["iommufd-detach-vs-unmap-close", 1500],
     ["iommufd-two-attach-auto-domain", 80],
+    ["iommufd-access-pin-vs-unmap", 300],
     ["iommufd-destroy-vs-map-unmap", 30],
   ] as const) {
     let k: Kernel | null = null;
@@ -41,6 +48,9 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     for (const [a, b] of ORDER) if (k!.lockdep.ordered(a, b)) seen.add(`${a} -> ${b}`);
     if (name === "iommufd-attach-vs-map-unmap") assert.deepEqual([...r.outcomes.keys()], ["[0,0]"]);
     if (name === "iommufd-two-attach-auto-domain") assert.deepEqual([...r.outcomes.keys()], ["[0,0]"]);
+    // the pin first (then unpinned by the driver or, from the unmap's unlock window, by its
+    // callback) or the unmap first (ENOENT): the unmap always completes
+    if (name === "iommufd-access-pin-vs-unmap") assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,0]"]);
     // DESTROY: EBUSY while a call holds the IOAS, 0 between or after them (the map then
     // ENOENT), and 0 after waiting when it came between the halves of a put
     if (name === "iommufd-destroy-vs-map-unmap")
