@@ -647,6 +647,20 @@ export const WORLDS: readonly WorldDef[] = [
       ]);
     },
   },
+  {
+    name: "iommufd-replace-vs-map",
+    summary:
+      "ATTACH_IOMMUFD_PT of an attached cdev to a second IOAS (a replace: the new IOAS's reserved regions under its iova_rwsem, igroup->lock held) races an IOAS_MAP on that IOAS",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, d } = e.iommufdCdev();
+      const ioas2 = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      return e.world([
+        e.ioctl("replace", d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas2)),
+        e.ioctl("map", ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas2, 0x100000n, 0x1000n)),
+      ]);
+    },
+  },
 ];
 
 export function worldByName(name: string): WorldDef | null {

@@ -244,8 +244,10 @@ function* doAttach(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | n
   return rc ? rc : null;
 }
 
-function removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwpt): void {
-  for (const d of ig.devices) hwpt.ioas.iopt.removeReservedIova(d.dev);
+/** iommufd_group_remove_reserved_iova(): each device's regions, each removal under
+ * iova_rwsem for write */
+function* removeGroupReserved(ig: IommufdGroup, hwpt: IommufdHwpt): KGen<void> {
+  for (const d of ig.devices) yield* removeResv(hwpt.ioas, d.dev);
 }
 
 /** iommufd_device_do_replace(), under igroup->lock (device.c:610): the HWPT left behind
@@ -254,15 +256,16 @@ function* doReplace(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | 
   const ig = idev.igroup;
   yield* ig.lock.lock();
   try {
-    return replaceLocked(idev, hwpt);
+    return yield* replaceLocked(idev, hwpt);
   } finally {
     ig.lock.unlock();
   }
 }
 
-/** doReplace's work with igroup->lock held (reserved regions of the replace are changed
- * under it without iova_rwsem's own wait: the twin's replace is not a path of its own) */
-function replaceLocked(idev: IommufdDevice, hwpt: IommufdHwpt): IommufdHwpt | null | number {
+/** doReplace's work with igroup->lock held; the reserved regions of the new IOAS are
+ * changed under its iova_rwsem for write (iommufd_group_do_replace_reserved_iova(),
+ * device.c:576, through iopt_table_enforce_dev_resv_regions()) */
+function* replaceLocked(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | null | number> {
   const ig = idev.igroup;
   if (ig.hwpt === null || !isAttached(idev)) return -EINVAL;
   if (hwpt === ig.hwpt) return null;
@@ -270,10 +273,9 @@ function replaceLocked(idev: IommufdDevice, hwpt: IommufdHwpt): IommufdHwpt | nu
   // iommufd_group_do_replace_reserved_iova()
   if (hwpt.ioas !== old.ioas) {
     for (const d of ig.devices) {
-      const regions = d.dev.resvRegions().map((r) => ({ start: r.start, length: r.last - r.start + 1n }));
-      const rc = hwpt.ioas.iopt.enforceDevResvRegions(regions, d.dev);
+      const rc = yield* enforceResv(hwpt.ioas, d);
       if (rc) {
-        removeGroupReserved(ig, hwpt);
+        yield* removeGroupReserved(ig, hwpt);
         return rc;
       }
     }
@@ -284,10 +286,10 @@ function replaceLocked(idev: IommufdDevice, hwpt: IommufdHwpt): IommufdHwpt | nu
   if (!rc) rc = idev.dev.core.replaceGroupDomain(ig.group, hwpt.domain);
   if (rc) {
     // err_unresv: only what was reserved above (the same IOAS keeps the group's regions)
-    if (hwpt.ioas !== old.ioas) removeGroupReserved(ig, hwpt);
+    if (hwpt.ioas !== old.ioas) yield* removeGroupReserved(ig, hwpt);
     return rc;
   }
-  if (hwpt.ioas !== old.ioas) removeGroupReserved(ig, old);
+  if (hwpt.ioas !== old.ioas) yield* removeGroupReserved(ig, old);
   ig.hwpt = hwpt;
   autoResponseFaults(old, ig); // iommufd_hwpt_replace_device(): the old handle's requests
   // the devices' references move to the new HWPT; the caller drops idev's on the old one

@@ -32,6 +32,7 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     ["iommufd-two-attach-auto-domain", 80],
     ["iommufd-access-pin-vs-unmap", 300],
     ["iommufd-destroy-vs-map-unmap", 30],
+    ["iommufd-replace-vs-map", 800],
   ] as const) {
     let k: Kernel | null = null;
     const r = explore(
@@ -55,6 +56,7 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     // ENOENT), and 0 after waiting when it came between the halves of a put
     if (name === "iommufd-destroy-vs-map-unmap")
       assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,-16]", "[0,0]"]);
+    if (name === "iommufd-replace-vs-map") assert.deepEqual([...r.outcomes.keys()], ["[0,0]"]);
   }
   // every edge of the kernel's order was taken in some execution (the last world's kernel
   // alone need not show them all: collected per world above)
