@@ -661,6 +661,21 @@ export const WORLDS: readonly WorldDef[] = [
       ]);
     },
   },
+  {
+    name: "iommufd-hwpt-alloc-vs-unbind",
+    summary:
+      "IOMMU_HWPT_ALLOC for a bound cdev's device (holding the device short-term across ioas->mutex) races the close of the cdev, whose unbind waits for short-term users",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, ioas, d } = e.iommufdCdev(false);
+      const ictx = e.proc.files.lookup(ifd)!.privateData as IommufdCtx;
+      const devId = ictx.objects.objects().find((x) => x.type === "device")!.id;
+      const alloc = e.stage(
+        U.iommu_hwpt_alloc.encode({ size: U.iommu_hwpt_alloc.size, flags: 0, dev_id: devId, pt_id: ioas }),
+      );
+      return e.world([e.ioctl("hwpt_alloc", ifd, U.IOMMU_HWPT_ALLOC, alloc), e.close("close_cdev", d)]);
+    },
+  },
 ];
 
 export function worldByName(name: string): WorldDef | null {

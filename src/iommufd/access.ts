@@ -138,9 +138,14 @@ export function iommufdAccessCreate(ictx: IommufdCtx, ops: IommufdAccessOps): Io
 
 /** iommufd_access_destroy(): the driver's reference goes, and the object with it. */
 export function iommufdAccessDestroy(access: IommufdAccess): void {
-  access.put(ACCESS_DRIVER_HOLDER);
-  if (!access.ictx.objects.removeIfUnused(access))
-    throw access.k.bug("iommufd", `destroy of ${access.describe()} that is still referenced`);
+  drive(access.k, iommufdAccessDestroyPath(access));
+}
+
+/** iommufd_access_destroy() as a path (device.c:1000, iommufd_object_destroy_user()): it
+ * waits for an unmap notification that holds the access short-term */
+export function* iommufdAccessDestroyPath(access: IommufdAccess): KGen<void> {
+  const rc = yield* access.ictx.objects.destroyUser(access, ACCESS_DRIVER_HOLDER);
+  if (rc) throw access.k.bug("iommufd", `destroy of ${access.describe()} that is still referenced`);
 }
 
 function changeIoasId(access: IommufdAccess, id: number): number {

@@ -159,9 +159,14 @@ export function iommufdDeviceBind(ictx: IommufdCtx, dev: IommuDevice): IommufdDe
 
 /** iommufd_device_unbind(): iommufd_object_destroy_user(); the device must be detached. */
 export function iommufdDeviceUnbind(idev: IommufdDevice): void {
-  idev.put(DRIVER_HOLDER);
-  if (!idev.ictx.objects.removeIfUnused(idev))
-    throw idev.k.bug("iommufd", `unbind of ${idev.describe()} that is still referenced`);
+  drive(idev.k, iommufdDeviceUnbindPath(idev));
+}
+
+/** iommufd_device_unbind() as a path (device.c:281): it waits for the ioctls that still
+ * hold the device short-term */
+export function* iommufdDeviceUnbindPath(idev: IommufdDevice): KGen<void> {
+  const rc = yield* idev.ictx.objects.destroyUser(idev, DRIVER_HOLDER);
+  if (rc) throw idev.k.bug("iommufd", `unbind of ${idev.describe()} that is still referenced`);
 }
 
 /** iommufd_ctx_has_group() */

@@ -335,6 +335,39 @@ export class ObjectTable {
     return 0;
   }
 
+  /**
+   * iommufd_object_destroy_user(): iommufd_object_remove(ictx, o, o->id,
+   * REMOVE_WAIT_SHORTTERM) (iommufd_private.h:196, main.c:166) for an object a driver holds
+   * under `holder` (a device's unbind, an access's destroy): wait on destroy_wait until no
+   * short-term user is left (an ioctl that looked the object up), then, under xa_lock, drop
+   * the driver's reference and erase the id if only the table holds it. -EBUSY when a
+   * long-term user remains (a kernel bug, WARN_ON in the kernel): the driver's reference is
+   * gone anyway and the object waits for the file's release.
+   */
+  *destroyUser(o: IommufdObject, holder: string): KGen<number> {
+    o.k.footprint?.released.push(o); // shortterm_users written, read by the wait
+    o.shortterm--;
+    if (o.shortterm !== 0) {
+      const w: Waitable = {
+        name: `destroy_wait (shortterm_users of ${o.describe()})`,
+        available: () => o.shortterm === 0,
+      };
+      while (o.shortterm !== 0) yield { kind: "block", on: w, where: this.waitAt, k: o.k };
+    }
+    const locked = this.xaLock();
+    this.xaWrite(o);
+    o.put(holder);
+    const ok = this.slots.get(o.id) === o && o.refs === 1;
+    if (ok) {
+      this.erase(o.id);
+      o.unpublished = true;
+    } else o.shortterm = 1; // err_xa: the table's bias restored
+    if (locked) this.xa.unlock();
+    if (!ok) return -EBUSY;
+    o.put(TABLE_HOLDER);
+    return 0;
+  }
+
   /** Remove an object the kernel itself destroys (an auto-created HWPT), if only the table holds it. */
   removeIfUnused(o: IommufdObject): boolean {
     const locked = this.xaLock();

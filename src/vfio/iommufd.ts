@@ -14,7 +14,7 @@ import {
   iommufdDeviceBind,
   iommufdDeviceDetachPath,
   iommufdDeviceReplacePath,
-  iommufdDeviceUnbind,
+  iommufdDeviceUnbindPath,
   iommufdVfioCompatIoasCreate,
   iommufdVfioCompatIoasGetId,
   type IommufdDevice,
@@ -24,7 +24,7 @@ import { iommufdDevicePasidAttach, iommufdDevicePasidDetach, iommufdDevicePasidR
 import {
   iommufdAccessAttach,
   iommufdAccessCreate,
-  iommufdAccessDestroy,
+  iommufdAccessDestroyPath,
   iommufdAccessDetach,
   iommufdAccessReplace,
   type IommufdAccess,
@@ -83,7 +83,7 @@ export function* vfioIommufdPhysicalUnbind(vdev: VfioDevice): KGen<void> {
   const s = st(vdev);
   if (s.access) {
     // vfio_iommufd_emulated_unbind(): destroying the access detaches it
-    iommufdAccessDestroy(s.access);
+    yield* iommufdAccessDestroyPath(s.access);
     s.access = null;
     s.attached = false;
     return;
@@ -95,7 +95,7 @@ export function* vfioIommufdPhysicalUnbind(vdev: VfioDevice): KGen<void> {
     yield* iommufdDeviceDetachPath(s.idev);
     s.attached = false;
   }
-  iommufdDeviceUnbind(s.idev);
+  yield* iommufdDeviceUnbindPath(s.idev);
   s.idev = null;
 }
 

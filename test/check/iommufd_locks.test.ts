@@ -33,6 +33,7 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     ["iommufd-access-pin-vs-unmap", 300],
     ["iommufd-destroy-vs-map-unmap", 30],
     ["iommufd-replace-vs-map", 800],
+    ["iommufd-hwpt-alloc-vs-unbind", 30],
   ] as const) {
     let k: Kernel | null = null;
     const r = explore(
@@ -57,6 +58,9 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     if (name === "iommufd-destroy-vs-map-unmap")
       assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,-16]", "[0,0]"]);
     if (name === "iommufd-replace-vs-map") assert.deepEqual([...r.outcomes.keys()], ["[0,0]"]);
+    // HWPT_ALLOC first (the unbind waits for its short-term hold of the device), or the
+    // unbind first (ENOENT)
+    if (name === "iommufd-hwpt-alloc-vs-unbind") assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,0]"]);
   }
   // every edge of the kernel's order was taken in some execution (the last world's kernel
   // alone need not show them all: collected per world above)
@@ -76,4 +80,15 @@ test("IOMMU_DESTROY between the halves of IOAS_MAP's put waits on destroy_wait, 
   // the broken variant frees at once: the put's second half is a use after free
   const bad = runSchedule(() => w.build({ broken: ["iommufd-shortterm-put-early"] }), [0, 0, 0, 0, 1, 0]);
   assert.match(bad.violations.map((v) => v.message).join("\n"), /use-after-free: read of iommufd ioas 1 .*\.shortterm/);
+});
+
+test("a cdev's unbind waits for an IOMMU_HWPT_ALLOC that holds its device short-term (REMOVE_WAIT_SHORTTERM)", () => {
+  const w = worldByName("iommufd-hwpt-alloc-vs-unbind")!;
+  // HWPT_ALLOC looks the device up and waits for ioas->mutex's yield; the close's unbind
+  // then waits on destroy_wait until HWPT_ALLOC's put
+  const r = runSchedule(() => w.build({}), [0, 1, 1, 0, 0, 0, 1, 1]);
+  const close = r.steps.filter((s) => s.thread === 1).map((s) => s.to);
+  assert.match(close[1]!, /^wait_event\(destroy_wait of iommufd ctx \d+\)$/);
+  assert.deepEqual(r.results, [0, 0]);
+  assert.deepEqual(r.violations, []);
 });
