@@ -269,7 +269,7 @@ function* doReplace(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | 
 
 /** doReplace's work with igroup->lock held; the reserved regions of the new IOAS are
  * changed under its iova_rwsem for write (iommufd_group_do_replace_reserved_iova(),
- * device.c:576, through iopt_table_enforce_dev_resv_regions()) */
+ * device.c:570, through iopt_table_enforce_dev_resv_regions()) */
 function* replaceLocked(idev: IommufdDevice, hwpt: IommufdHwpt): KGen<IommufdHwpt | null | number> {
   const ig = idev.igroup;
   if (ig.hwpt === null || !isAttached(idev)) return -EINVAL;
