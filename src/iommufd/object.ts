@@ -253,16 +253,27 @@ export class ObjectTable {
    * shortterm_users), or null (ENOENT). */
   get<T extends IommufdObject>(id: number, type?: IommufdObjType | readonly IommufdObjType[]): T | null {
     if (shouldFail()) return null; // iommufd_should_fail() in iommufd_get_object()
-    const locked = this.xaLock();
+    const k = this.xa.k;
+    // the sequential path with no lock held: xa_lock has nothing to show (xaLock())
+    if (k.footprint !== null || (k.current ?? k.kthread).held.length !== 0) return this.getLocked<T>(id, type);
+    return this.lookup<T>(id, type);
+  }
+
+  private getLocked<T extends IommufdObject>(id: number, type?: IommufdObjType | readonly IommufdObjType[]): T | null {
+    this.xa.lock();
     this.xaRead();
+    const r = this.lookup<T>(id, type);
+    this.xa.unlock();
+    return r;
+  }
+
+  /** xa_load() and iommufd_lock_obj() under the lock */
+  private lookup<T extends IommufdObject>(id: number, type?: IommufdObjType | readonly IommufdObjType[]): T | null {
     const o = this.slots.get(id);
-    let r: IommufdObject | null = null;
-    if (o && (type === undefined || (typeof type === "string" ? o.type === type : type.includes(o.type)))) {
-      o.get();
-      r = o;
-    }
-    if (locked) this.xa.unlock();
-    return r as T | null;
+    if (!o) return null;
+    if (type !== undefined && (typeof type === "string" ? o.type !== type : !type.includes(o.type))) return null;
+    o.get();
+    return o as T;
   }
 
   /**
