@@ -83,8 +83,8 @@ export const VARIANTS: readonly Variant[] = [
       "the automatic HWPT's ioas->mutex is dropped before iommufd_object_finalize(): a concurrent attach to the same IOAS takes the HWPT off hwpt_list while its creator may still abort it",
     broken: ["iommufd-auto-domain-unlock-early"],
     world: "iommufd-two-attach-auto-domain",
-    // a search to completion takes 42 executions with the snapshot (16 rebuilding, which
-    // over-prunes: docs/explorer.md "Snapshot"); the first violation comes within 30
+    // a search to completion takes 54 executions with the snapshot (the object table's
+    // reads and writes are in footprints since issue 15); the violation comes in 2
     budget: 60,
     detector: "iommufd (an object reached before its creator finalized it)",
   },
