@@ -219,9 +219,11 @@ function atLeastUlongMax(x: number | bigint): boolean {
 // the IOAS engine runs its arithmetic in numbers), and answer by writing the kernel's copy
 // back whole from those locals, as iommufd_ucmd_respond() copies sizeof bytes.
 
-/** a u64 field as NumU64 */
+/** a u64 field as NumU64 (below 2^32 the low word itself: an integer, where the sum with
+ * the high word times 2^32 is a double everywhere it flows, boxed at each call it crosses) */
 function u64At(dv: DataView, o: number): number | bigint {
   const h = dv.getUint32(o + 4, true);
+  if (h === 0) return dv.getUint32(o, true);
   return h < 0x200000 ? h * 4294967296 + dv.getUint32(o, true) : dv.getBigUint64(o, true);
 }
 
