@@ -15,11 +15,11 @@ import {
   type iommu_ioas_allow_iovas,
   type iommu_ioas_copy,
   type iommu_ioas_iova_ranges,
-  type iommu_ioas_map,
-  type iommu_ioas_unmap,
+  iommu_ioas_map,
+  iommu_ioas_unmap,
   type iommu_option,
 } from "../uapi/iommufd.js";
-import { CAP_SYS_RESOURCE } from "../kernel/process.js";
+import { CAP_SYS_RESOURCE, type Process } from "../kernel/process.js";
 import { type KGen, preempt, SEQ } from "../kernel/sched.js";
 import { Mutex, RwSem } from "../kernel/locks.js";
 import type { Kernel } from "../kernel/kernel.js";
@@ -37,17 +37,14 @@ import {
   U64_MAX,
   ULONG_MAX,
 } from "./io_pagetable.js";
-import type { IommufdCtx, Ucmd } from "./main.js";
+import { type IommufdCtx, respondEnd, respondOff, respondView, type Ucmd } from "./main.js";
 import type { IommufdHwptPaging } from "./hw_pagetable.js";
 import { IommufdObject, iommufdPutObject } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 import { iommufdTestEnabled } from "./selftest_config.js";
-import type { NumU64 } from "../uapi/struct.js";
 import { syzConvIovaId } from "./selftest_syz.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
-/** a struct as the NumU64 rows of main.ts decode it: u64s as numbers below 2^53 */
-type N<T> = NumU64<V<T>>;
 
 export class IommufdIoas extends IommufdObject {
   readonly iopt = new IoPagetable();
@@ -217,12 +214,44 @@ function atLeastUlongMax(x: number | bigint): boolean {
   return typeof x !== "number" && x >= ULONG_MAX;
 }
 
-export function* ioasMap(u: Ucmd<N<typeof iommu_ioas_map>>): KGen<number> {
-  const cmd = u.cmd;
-  if (cmd.flags & ~MAP_FLAGS || cmd.__reserved) return -EOPNOTSUPP;
-  if (atLeastUlongMax(cmd.iova) || atLeastUlongMax(cmd.length)) return -EOVERFLOW;
-  if (!(cmd.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
-  const ioas = getIoas(u.ictx, cmd.ioas_id);
+// IOMMU_IOAS_MAP and IOMMU_IOAS_UNMAP read their struct in place (main.ts InPlaceExecute):
+// every field into a local at once, u64s as NumU64 (numbers below 2^53, bigints from there:
+// the IOAS engine runs its arithmetic in numbers), and answer by writing the kernel's copy
+// back whole from those locals, as iommufd_ucmd_respond() copies sizeof bytes.
+
+/** a u64 field as NumU64 (below 2^32 the low word itself: an integer, where the sum with
+ * the high word times 2^32 is a double everywhere it flows, boxed at each call it crosses) */
+function u64At(dv: DataView, o: number): number | bigint {
+  const h = dv.getUint32(o + 4, true);
+  if (h === 0) return dv.getUint32(o, true);
+  return h < 0x200000 ? h * 4294967296 + dv.getUint32(o, true) : dv.getBigUint64(o, true);
+}
+
+/** store a NumU64 u64 field */
+function setU64At(dv: DataView, o: number, x: number | bigint): void {
+  if (typeof x === "number") {
+    const lo = x >>> 0;
+    dv.setUint32(o, lo, true);
+    dv.setUint32(o + 4, (x - lo) / 4294967296, true);
+  } else dv.setBigUint64(o, x, true);
+}
+
+/** struct iommu_ioas_map: size, flags, ioas_id, __reserved (u32), user_va, length, iova (u64) */
+const MAP_SIZE = iommu_ioas_map.size;
+
+/** iommufd_ioas_map() */
+export function* ioasMap(ictx: IommufdCtx, proc: Process, arg: number, dv: DataView, off: number): KGen<number> {
+  const size = dv.getUint32(off, true);
+  const flags = dv.getUint32(off + 4, true);
+  const ioasId = dv.getUint32(off + 8, true);
+  const reserved = dv.getUint32(off + 12, true);
+  const userVa = u64At(dv, off + 16);
+  const length = u64At(dv, off + 24);
+  const iova = u64At(dv, off + 32);
+  if (flags & ~MAP_FLAGS || reserved) return -EOPNOTSUPP;
+  if (atLeastUlongMax(iova) || atLeastUlongMax(length)) return -EOVERFLOW;
+  if (!(flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) return -EINVAL;
+  const ioas = getIoas(ictx, ioasId);
   if (!ioas) return -ENOENT;
   try {
     // the IOAS is held (a short-term user) while the mapping is made: a concurrent DESTROY
@@ -233,19 +262,28 @@ export function* ioasMap(u: Ucmd<N<typeof iommu_ioas_map>>): KGen<number> {
     yield* ioas.domainsRwsem.downRead();
     yield* ioas.iovaRwsem.downWrite();
     const r = ioas.iopt.mapUserPagesNum(
-      cmd.iova,
-      cmd.user_va,
-      cmd.length,
-      convProt(cmd.flags),
-      !(cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA),
-      u.proc,
-      u.ictx.accountMode === IOPT_PAGES_ACCOUNT_MM,
+      iova,
+      userVa,
+      length,
+      convProt(flags),
+      !(flags & IOMMU_IOAS_MAP_FIXED_IOVA),
+      proc,
+      ictx.accountMode === IOPT_PAGES_ACCOUNT_MM,
     );
     ioas.iovaRwsem.upWrite();
     ioas.domainsRwsem.upRead();
     if (typeof r === "number" && r < 0) return r;
-    cmd.iova = r;
-    return u.respond();
+    // cmd->iova = iova; iommufd_ucmd_respond()
+    const out = respondView(proc, arg, MAP_SIZE);
+    const o = respondOff(arg);
+    out.setUint32(o, size, true);
+    out.setUint32(o + 4, flags, true);
+    out.setUint32(o + 8, ioasId, true);
+    out.setUint32(o + 12, reserved, true);
+    setU64At(out, o + 16, userVa);
+    setU64At(out, o + 24, length);
+    setU64At(out, o + 32, r);
+    return respondEnd(proc, out, arg, MAP_SIZE);
   } finally {
     yield* iommufdPutObject(ioas);
   }
@@ -296,15 +334,22 @@ export function* ioasCopy(u: Ucmd<V<typeof iommu_ioas_copy>>): KGen<number> {
   }
 }
 
-export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
-  const cmd = u.cmd;
-  const ioas = getIoas(u.ictx, cmd.ioas_id);
+/** struct iommu_ioas_unmap: size, ioas_id (u32), iova, length (u64) */
+const UNMAP_SIZE = iommu_ioas_unmap.size;
+
+/** iommufd_ioas_unmap() */
+export function* ioasUnmap(ictx: IommufdCtx, proc: Process, arg: number, dv: DataView, off: number): KGen<number> {
+  const size = dv.getUint32(off, true);
+  const ioasId = dv.getUint32(off + 4, true);
+  const iova = u64At(dv, off + 8);
+  const length = u64At(dv, off + 16);
+  const ioas = getIoas(ictx, ioasId);
   if (!ioas) return -ENOENT;
   try {
     yield* preempt("iommufd_ioas_unmap");
     // iova 0 decodes as the number 0; U64_MAX (above 2^53) as a bigint
-    const all = cmd.iova === 0 && cmd.length === U64_MAX;
-    if (!all && (atLeastUlongMax(cmd.iova) || atLeastUlongMax(cmd.length))) return -EOVERFLOW;
+    const all = iova === 0 && length === U64_MAX;
+    if (!all && (atLeastUlongMax(iova) || atLeastUlongMax(length))) return -EOVERFLOW;
     const iopt = ioas.iopt;
     // bytes unmapped, NumU64 like the struct's fields
     let unmapped: number | bigint = 0;
@@ -314,12 +359,12 @@ export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
       yield* ioas.domainsRwsem.downRead();
       yield* ioas.iovaRwsem.downWrite();
       // (the range, not the areas: a sequential call skips the gate without listing them)
-      if (!SEQ.on) yield* gatePagesMutexes(ioas, all ? undefined : [cmd.iova, cmd.length]);
+      if (!SEQ.on) yield* gatePagesMutexes(ioas, all ? undefined : [iova, length]);
       iopt.deferNotify = true;
-      iopt.recordFreed = u.ictx.k.poison;
+      iopt.recordFreed = ictx.k.poison;
       let rc: number;
       try {
-        rc = all ? iopt.unmapRangeNum(0n, U64_MAX) : iopt.unmapIovaNum(cmd.iova, cmd.length);
+        rc = all ? iopt.unmapRangeNum(0n, U64_MAX) : iopt.unmapIovaNum(iova, length);
       } finally {
         iopt.deferNotify = false;
         iopt.recordFreed = false;
@@ -330,7 +375,7 @@ export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
       // what was freed is freed: the explorer poisons it (a later read is a use after free)
       const freed = iopt.freedAreas;
       if (freed.length !== 0) {
-        for (const a of freed) poisonFields(u.ictx.k, a, `iopt_area of ${ioas.describe()}`);
+        for (const a of freed) poisonFields(ictx.k, a, `iopt_area of ${ioas.describe()}`);
         freed.length = 0;
       }
       if (rc || area === null) {
@@ -344,22 +389,28 @@ export function* ioasUnmap(u: Ucmd<N<typeof iommu_ioas_unmap>>): KGen<number> {
       // Broken variant "iommufd-unmap-area-after-unlock" (what 804ca14d04df fixed): the
       // range is read from the area after the locks are dropped, when a racing unmap may
       // have freed it.
-      const late = u.ictx.k.broken.has("iommufd-unmap-area-after-unlock");
-      let start = late ? 0n : area.start;
-      let length = late ? 0n : area.length;
+      const late = ictx.k.broken.has("iommufd-unmap-area-after-unlock");
+      let aStart = late ? 0n : area.start;
+      let aLength = late ? 0n : area.length;
       ioas.iovaRwsem.upWrite();
       ioas.domainsRwsem.upRead();
       yield* preempt("iopt_unmap_iova_range: locks dropped to notify accesses");
       if (late) {
-        start = area.start;
-        length = area.length;
+        aStart = area.start;
+        aLength = area.length;
       }
-      if (iopt.notifyUnmapPath !== null) yield* iopt.notifyUnmapPath(start, length);
+      if (iopt.notifyUnmapPath !== null) yield* iopt.notifyUnmapPath(aStart, aLength);
       if (tries >= 100) return -EDEADLK; // something is not responding to unmap requests
     }
     if (!all && unmapped === 0) return -ENOENT;
-    cmd.length = unmapped;
-    return u.respond();
+    // cmd->length = unmapped; iommufd_ucmd_respond()
+    const out = respondView(proc, arg, UNMAP_SIZE);
+    const o = respondOff(arg);
+    out.setUint32(o, size, true);
+    out.setUint32(o + 4, ioasId, true);
+    setU64At(out, o + 8, iova);
+    setU64At(out, o + 16, unmapped);
+    return respondEnd(proc, out, arg, UNMAP_SIZE);
   } finally {
     yield* iommufdPutObject(ioas);
   }

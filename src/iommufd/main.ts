@@ -7,13 +7,14 @@
 // 0x8f and 0x9f are empty and 0xa0 is IOMMU_TEST_CMD, ./selftest.ts), size below
 // the row's minimum is EINVAL, and copy_struct_from_user() takes min(size, sizeof) bytes
 // after checking that any bytes past sizeof are zero (E2BIG). Handlers answer through
-// Ucmd.respond(), which copies back min(size, sizeof) bytes, as iommufd_ucmd_respond().
+// Ucmd.respond(), which copies back min(size, sizeof) bytes, as iommufd_ucmd_respond(); the
+// hot IOAS commands read and answer their struct in place instead (InPlaceExecute).
 
 import { E2BIG, EBADFD, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from "../uapi/errno.js";
 import { _IOC_NR } from "../uapi/ioctl.js";
 import * as U from "../uapi/iommufd.js";
 import { IOMMU_TEST_CMD, iommu_test_cmd } from "../uapi/iommufd_test.js";
-import type { NumU64, StructDesc } from "../uapi/struct.js";
+import type { StructDesc } from "../uapi/struct.js";
 import type { File, FileOperations } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { Module, ModuleDef } from "../kernel/module.js";
@@ -29,7 +30,7 @@ import { iommufdVfioIoas, iommufdVfioIoctl } from "./vfio_compat.js";
 import { iommufdViolations } from "./invariants.js";
 import { iommufdTest } from "./selftest.js";
 import { selftestState } from "./selftest_config.js";
-import { PROT_READ } from "../kernel/mm.js";
+import { PAGE_SIZE, PROT_READ, PROT_WRITE } from "../kernel/mm.js";
 
 let nextCtx = 1;
 
@@ -64,6 +65,7 @@ export class IommufdCtx {
  * allocates no byte buffers. Structs larger than it (none in 6.12's table) get fresh ones.
  */
 const SCRATCH = new Uint8Array(4096);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
 
 /** One command being executed (struct iommufd_ucmd). */
 export class Ucmd<V> {
@@ -100,27 +102,71 @@ function uaddr(v: bigint): number {
   return v < 1n << 53n ? Number(v) : 2 ** 53;
 }
 
+/**
+ * A handler that reads its struct in place, with no Ucmd and no decoded object per call (the
+ * hot IOAS commands, docs/performance.md): `dv` holds the kernel's copy of the struct from
+ * `off` (the user's page itself, or the staging copy copy_struct_from_user() made), which the
+ * handler reads field by field into locals at its start, before anything can yield or touch
+ * user memory; it answers through respondView()/respondEnd(). Only for rows whose minimum
+ * size is sizeof, so the answer is always the whole struct.
+ */
+export type InPlaceExecute = (ictx: IommufdCtx, proc: Process, arg: number, dv: DataView, off: number) => KRet<number>;
+
 export interface IoctlOp {
   readonly name: string;
   readonly cmd: number;
   readonly desc: StructDesc<any>;
   /** offsetofend of the last mandatory field */
   readonly minSize: number;
-  readonly execute: (u: Ucmd<any>) => KRet<number>;
-  /** the handler takes u64 fields as NumU64 (numbers below 2^53, bigints above) */
-  readonly num: boolean;
+  /** the handler of a decoded-struct row (null for an in-place row) */
+  readonly execute: ((u: Ucmd<any>) => KRet<number>) | null;
+  /** the handler of an in-place row (null for a decoded-struct row) */
+  readonly inPlace: InPlaceExecute | null;
+}
+
+function minSizeOf(cmd: number, desc: StructDesc<unknown>): number {
+  const last = U.IOMMUFD_MIN_FIELD.get(cmd);
+  if (last === undefined) throw new Error(`no minimum size for ${desc.name}`);
+  return desc.offsetOfEnd(last);
 }
 
 function op<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<Vv>) => KRet<number>): IoctlOp {
-  const last = U.IOMMUFD_MIN_FIELD.get(cmd);
-  if (last === undefined) throw new Error(`no minimum size for ${desc.name}`);
-  return { name: desc.name, cmd, desc, minSize: desc.offsetOfEnd(last), execute, num: false };
+  return { name: desc.name, cmd, desc, minSize: minSizeOf(cmd, desc), execute, inPlace: null };
 }
 
-/** A row whose handler takes the struct's u64 fields as NumU64 (the hot IOAS commands: their
- * arithmetic runs in numbers, exact below 2^53, with a bigint path for the rest). */
-function opNum<Vv>(cmd: number, desc: StructDesc<Vv>, execute: (u: Ucmd<NumU64<Vv>>) => KRet<number>): IoctlOp {
-  return { ...op(cmd, desc, execute as (u: Ucmd<unknown>) => KRet<number>), num: true };
+/** A row whose handler reads its struct in place (InPlaceExecute). */
+function opInPlace(cmd: number, desc: StructDesc<unknown>, inPlace: InPlaceExecute): IoctlOp {
+  const minSize = minSizeOf(cmd, desc);
+  if (minSize !== desc.size || desc.size > SCRATCH.length) throw new Error(`${desc.name} cannot be read in place`);
+  return { name: desc.name, cmd, desc, minSize, execute: null, inPlace };
+}
+
+// iommufd_ucmd_respond() for an in-place handler: the struct goes back min(user size, sizeof)
+// = sizeof bytes (opInPlace), written field by field at the user address's offset in its
+// page, in the page itself or in a staging copy. The two halves run with no yield between.
+const OUT_STAGE = new Uint8Array(2 * PAGE_SIZE);
+const OUT_STAGE_VIEW = new DataView(OUT_STAGE.buffer);
+
+/** Where respondView()'s view holds the struct written back to `arg`. */
+export function respondOff(arg: number): number {
+  return arg & (PAGE_SIZE - 1);
+}
+
+/** The view to write all `len` bytes of the answer into, from respondOff(arg): the user's
+ * page when the struct is within one writable anonymous page, else zeroed staging. */
+export function respondView(proc: Process, arg: number, len: number): DataView {
+  const dv = proc.mm.userView(arg, len, PROT_WRITE);
+  if (dv !== null) return dv;
+  const off = arg & (PAGE_SIZE - 1);
+  OUT_STAGE.fill(0, off, off + len);
+  return OUT_STAGE_VIEW;
+}
+
+/** respondView()'s copy_to_user() completed: 0 or -EFAULT. */
+export function respondEnd(proc: Process, dv: DataView, arg: number, len: number): number {
+  if (dv !== OUT_STAGE_VIEW) return 0;
+  const off = arg & (PAGE_SIZE - 1);
+  return proc.mm.copyToUser(arg, OUT_STAGE.subarray(off, off + len), len) < 0 ? -EFAULT : 0;
 }
 
 /** iommufd_destroy(): a path (a paging HWPT's destroy takes its IOAS's locks; any other
@@ -159,8 +205,8 @@ export const IOMMUFD_IOCTL_OPS: readonly IoctlOp[] = [
   op(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, ioas.ioasAllowIovas),
   op(U.IOMMU_IOAS_COPY, U.iommu_ioas_copy, ioas.ioasCopy),
   op(U.IOMMU_IOAS_IOVA_RANGES, U.iommu_ioas_iova_ranges, ioas.ioasIovaRanges),
-  opNum(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, ioas.ioasMap),
-  opNum(U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, ioas.ioasUnmap),
+  opInPlace(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, ioas.ioasMap),
+  opInPlace(U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, ioas.ioasUnmap),
   op(U.IOMMU_OPTION, U.iommu_option, option),
   op(U.IOMMU_VFIO_IOAS, U.iommu_vfio_ioas, iommufdVfioIoas),
   op(U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, hwpt.hwptAlloc),
@@ -184,7 +230,7 @@ export const IOMMU_TEST_CMD_OP: IoctlOp = {
   desc: iommu_test_cmd,
   minSize: iommu_test_cmd.offsetOfEnd("last"),
   execute: iommufdTest,
-  num: false,
+  inPlace: null,
 };
 const BY_NR: (IoctlOp | undefined)[] = [];
 for (const o of IOMMUFD_IOCTL_OPS) BY_NR[_IOC_NR(o.cmd) - U.IOMMUFD_CMD_BASE] = o;
@@ -223,26 +269,22 @@ export function iommufdIoctl(ictx: IommufdCtx, proc: Process, cmd: number, arg: 
   const o = BY_NR[nr - U.IOMMUFD_CMD_BASE];
   if (!o || o.cmd !== cmd) return -ENOTTY;
   if (userSize < o.minSize) return -EINVAL;
-  let value: unknown;
-  if (o.num) {
-    // copy_struct_from_user() decoded with u64s as NumU64: in place from the user's page when
-    // the struct is whole in one (the sizes a VMM passes), else as below
+  const inPlace = o.inPlace;
+  if (inPlace !== null) {
+    // copy_struct_from_user() read in place: from the user's page when the struct is whole in
+    // one (the size a VMM passes), else from the staged copy
+    const mm = proc.mm;
     if (userSize === o.desc.size) {
-      const mm = proc.mm;
       const dv = mm.userView(arg, userSize, PROT_READ);
-      if (dv !== null) value = o.desc.decodeViewNum(dv, mm.viewOff, mm.viewOff + userSize);
+      if (dv !== null) return inPlace(ictx, proc, arg, dv, mm.viewOff);
     }
-    if (value === undefined) {
-      const v = readIoctlStruct(proc, o, arg, userSize);
-      if (typeof v === "number") return v;
-      value = o.desc.numU64(v);
-    }
-  } else {
-    const v = readIoctlStruct(proc, o, arg, userSize);
-    if (typeof v === "number") return v;
-    value = v;
+    const b = copyStructFromUser(mm, o.desc.size, arg, userSize);
+    if (typeof b === "number") return b;
+    return inPlace(ictx, proc, arg, SCRATCH_VIEW, 0);
   }
-  return o.execute(new Ucmd(ictx, proc, arg, userSize, o.desc, value));
+  const v = readIoctlStruct(proc, o, arg, userSize);
+  if (typeof v === "number") return v;
+  return o.execute!(new Ucmd(ictx, proc, arg, userSize, o.desc, v));
 }
 
 /** copy_struct_from_user() of the row's struct, decoded: the value or -errno. */

@@ -116,9 +116,22 @@ export class RwSem {
     this.forWrite = { name: `${name} (write)`, available: () => this.writer === null && this.readers.length === 0 };
   }
 
+  /** the held-list entry for a down at `where` (default: the lock's shared one; no string
+   * compare to tell, a builtin call per lock) */
+  private entry(where: string | undefined): HeldEntry {
+    return where === undefined ? this.heldEntry : { name: this.name, cls: this.cls, where };
+  }
+
+  /** whether this lock is the innermost in `held` (its own shared entry compared first, by
+   * identity: a string compare is a builtin call on every unlock) */
+  private isInnermost(held: readonly HeldEntry[]): boolean {
+    const top = held.length - 1;
+    return top >= 0 && (held[top] === this.heldEntry_ || held[top]!.name === this.name);
+  }
+
   // the sequential fast path tests what mightSleep/lockdep/dropHeld would find before
   // calling them, as Mutex.lock does
-  *downRead(where = this.name): KGen<void> {
+  *downRead(where?: string): KGen<void> {
     const k = this.k;
     const t = k.current!;
     if (spinsHeld !== 0) mightSleep(k, t, "down_read", this.name);
@@ -126,26 +139,30 @@ export class RwSem {
     yield { kind: "preempt", where: at };
     if (k.footprint !== null) k.footprint.locks.push(this.name);
     while (this.writer !== null) yield { kind: "block", on: this.forRead, where: at, k };
-    if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where);
+    if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where ?? this.name);
     this.readers.push(t);
-    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
+    t.held.push(this.entry(where));
   }
 
   upRead(): void {
     const k = this.k;
     const t = k.current!;
     const r = this.readers;
-    const i = r.lastIndexOf(t);
-    if (i < 0) throw k.bug("lock", `up_read(${this.name}) without down_read`);
-    if (i === r.length - 1) r.pop();
-    else r.splice(i, 1);
+    // the last reader in is the usual one out (a sequential call's only reader): no search
+    const top = r.length - 1;
+    if (top >= 0 && r[top] === t) r.pop();
+    else {
+      const i = r.lastIndexOf(t);
+      if (i < 0) throw k.bug("lock", `up_read(${this.name}) without down_read`);
+      r.splice(i, 1);
+    }
     if (k.footprint !== null) k.footprint.locks.push(this.name);
     const held = t.held;
-    if (held.length !== 0 && held[held.length - 1]!.name === this.name) held.pop();
+    if (this.isInnermost(held)) held.pop();
     else dropHeld(t, this.name);
   }
 
-  *downWrite(where = this.name): KGen<void> {
+  *downWrite(where?: string): KGen<void> {
     const k = this.k;
     const t = k.current!;
     if (spinsHeld !== 0) mightSleep(k, t, "down_write", this.name);
@@ -155,9 +172,9 @@ export class RwSem {
     while (this.writer !== null || this.readers.length > 0) {
       yield { kind: "block", on: this.forWrite, where: at, k };
     }
-    if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where);
+    if (t.held.length !== 0) k.lockdep.acquire(t, this.cls, where ?? this.name);
     this.writer = t;
-    t.held.push(where === this.name ? this.heldEntry : { name: this.name, cls: this.cls, where });
+    t.held.push(this.entry(where));
   }
 
   upWrite(): void {
@@ -167,7 +184,7 @@ export class RwSem {
     this.writer = null;
     if (k.footprint !== null) k.footprint.locks.push(this.name);
     const held = t.held;
-    if (held.length !== 0 && held[held.length - 1]!.name === this.name) held.pop();
+    if (this.isInnermost(held)) held.pop();
     else dropHeld(t, this.name);
   }
 }

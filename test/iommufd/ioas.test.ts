@@ -4,6 +4,7 @@
 import { describe, it, afterEach, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import {
+  E2BIG,
   EADDRINUSE,
   EBUSY,
   EEXIST,
@@ -347,5 +348,102 @@ describe("IOAS_MAP/UNMAP u64 fields across the number/bigint boundary", () => {
     assert.equal(map(e, id, 0x10000n, len, { va }).rc, 0);
     assert.equal(map(e, id, 0x10000n + len, len, { va }).rc, 0);
     assert.deepEqual(unmap(e, id, 0n, MAX), { rc: 0, length: 2n * len });
+  });
+});
+
+describe("IOAS_MAP/UNMAP structs read and answered in place", () => {
+  // the two commands read their struct field by field from the user's page (or from the
+  // staged copy when it crosses a page or carries a tail) and write the kernel's copy back
+  // whole, sizeof bytes, as iommufd_ucmd_respond() does
+  it("answers with the whole struct as the kernel copied it, u64s exact past 2^53", () => {
+    const id = ioasAlloc(e);
+    const va = MAX - 0x3fffn; // not pinned without a domain: any user range serves
+    const r = raw(e, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
+      size: U.iommu_ioas_map.size,
+      flags: RW,
+      ioas_id: id,
+      user_va: va,
+      length: 0x2000n,
+      iova: 0x1234n, // ignored without FIXED_IOVA: the kernel picks and reports one
+    });
+    assert.equal(r.rc, 0);
+    assert.deepEqual(
+      { ...r.out, iova: 0n },
+      { size: 40, flags: RW, ioas_id: id, __reserved: 0, user_va: va, length: 0x2000n, iova: 0n },
+    );
+    assert.ok(r.out.iova > 0n && r.out.iova % 0x2000n === 0n, `chosen iova ${r.out.iova}`);
+    const u = raw(e, U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, { size: 24, ioas_id: id, iova: 0n, length: MAX });
+    assert.deepEqual(u.out, { size: 24, ioas_id: id, iova: 0n, length: 0x2000n });
+  });
+
+  it("takes a longer struct with a zero tail and writes nothing past sizeof", () => {
+    const id = ioasAlloc(e);
+    const tail = new Uint8Array(16);
+    const m = raw(
+      e,
+      U.IOMMU_IOAS_MAP,
+      U.iommu_ioas_map,
+      { size: 56, flags: FIXED | RW, ioas_id: id, user_va: BigInt(e.buf), length: 0x1000n, iova: 0x5000n },
+      40,
+      tail,
+    );
+    assert.equal(m.rc, 0);
+    assert.equal(m.out.size, 56);
+    assert.equal(m.out.iova, 0x5000n);
+    assert.deepEqual([...m.bytes.subarray(40)], new Array(16).fill(0));
+    const u = raw(
+      e,
+      U.IOMMU_IOAS_UNMAP,
+      U.iommu_ioas_unmap,
+      { size: 40, ioas_id: id, iova: 0x5000n, length: 0x1000n },
+      24,
+      tail,
+    );
+    assert.deepEqual([u.rc, u.out.length], [0, 0x1000n]);
+    // a non-zero tail is E2BIG before anything is looked at; one byte short of sizeof is EINVAL
+    const junk = new Uint8Array([0, 0, 0, 1]);
+    const big = { size: 44, flags: FIXED | RW, ioas_id: id, user_va: BigInt(e.buf), length: 0x1000n, iova: 0x5000n };
+    assert.equal(raw(e, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, big, 40, junk).rc, -E2BIG);
+    assert.equal(raw(e, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, { ...big, size: 39 }).rc, -EINVAL);
+    assert.equal(
+      raw(e, U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, { size: 23, ioas_id: id, iova: 0n, length: 1n }).rc,
+      -EINVAL,
+    );
+    assert.equal(map(e, id, 0x5000n, 0x1000n).rc, 0, "the E2BIG and EINVAL calls mapped nothing");
+  });
+
+  it("reads and answers a struct that crosses a page boundary", () => {
+    const id = ioasAlloc(e);
+    // 20 bytes before the end of a page: the copy-in and the answer take the staged path
+    const at = e.buf + 0x3000 - 20;
+    const put = (b: Uint8Array) => e.p.write(at, b);
+    put(
+      U.iommu_ioas_map.encode({
+        size: 40,
+        flags: FIXED | RW,
+        ioas_id: id,
+        user_va: BigInt(e.buf),
+        length: 0x3000n,
+        iova: 2n ** 53n,
+      }),
+    );
+    assert.equal(e.p.ioctl(e.fd, U.IOMMU_IOAS_MAP, at), 0);
+    assert.deepEqual(U.iommu_ioas_map.decode(e.p.read(at, 40)), {
+      size: 40,
+      flags: FIXED | RW,
+      ioas_id: id,
+      __reserved: 0,
+      user_va: BigInt(e.buf),
+      length: 0x3000n,
+      iova: 2n ** 53n,
+    });
+    put(U.iommu_ioas_unmap.encode({ size: 24, ioas_id: id, iova: 2n ** 53n, length: 0x3000n }));
+    assert.equal(e.p.ioctl(e.fd, U.IOMMU_IOAS_UNMAP, at), 0);
+    assert.deepEqual(U.iommu_ioas_unmap.decode(e.p.read(at, 24)), {
+      size: 24,
+      ioas_id: id,
+      iova: 2n ** 53n,
+      length: 0x3000n,
+    });
   });
 });

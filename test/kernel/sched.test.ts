@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Kernel } from "../../src/kernel/kernel.js";
-import { Mutex } from "../../src/kernel/locks.js";
+import { Mutex, RwSem } from "../../src/kernel/locks.js";
 import { type KGen, KernelBug, preempt, runSync, Scheduler, Task } from "../../src/kernel/sched.js";
 
 function* critical(m: Mutex, log: string[], name: string): KGen<string> {
@@ -103,4 +103,54 @@ test("lockdep reports an inversion with both stacks even when no deadlock happen
   assert.deepEqual(inv.now.chain, ["vfio_group.group_lock", "kvm.lock"]);
   assert.match(k.lockdep.report(), /possible circular locking dependency/);
   assert.match(k.lockdep.report(), /open_device/);
+});
+
+test("rw_semaphore: readers leave in any order, a named down keeps its own held entry", () => {
+  const k = new Kernel();
+  const outer = new RwSem(k, "test.outer");
+  const sem = new RwSem(k, "test.rwsem");
+  const t1 = new Task(null, "R1");
+  const t2 = new Task(null, "R2");
+  // two readers under the scheduler: R1 (first in) leaves first, so the reader that goes is
+  // not the last one listed
+  const left: string[] = [];
+  function* reader(): KGen<void> {
+    yield* outer.downRead("outer at entry");
+    yield* sem.downRead();
+    yield* preempt("reading");
+    left.push(`${k.current!.name} leaves ${sem.readers.map((x) => x.name).join(",")}`);
+    sem.upRead();
+    outer.upRead();
+  }
+  const s = new Scheduler(k);
+  s.add(t1, reader());
+  s.add(t2, reader());
+  // both readers in before either leaves (round robin), then the first runnable (R1) first
+  const r = s.run((runnable, step) => (step < 6 ? step % runnable.length : 0));
+  assert.equal(r.deadlock, null);
+  assert.equal(sem.readers.length, 0);
+  assert.equal(outer.readers.length, 0);
+  assert.deepEqual([t1.held, t2.held], [[], []]);
+  assert.deepEqual(left, ["R1 leaves R1,R2", "R2 leaves R2"]);
+  // the named down recorded the order with its own `where`; a writer takes it alone
+  function* writer(): KGen<void> {
+    yield* outer.downWrite("named");
+    assert.deepEqual(
+      k.current!.held.map((h) => h.where),
+      ["named"],
+    );
+    yield* sem.downWrite();
+    assert.deepEqual(
+      k.current!.held.map((h) => h.name),
+      ["test.outer", "test.rwsem"],
+    );
+    sem.upWrite();
+    outer.upWrite();
+  }
+  const w = new Task(null, "W");
+  runSync(k, w, writer());
+  assert.deepEqual(w.held, []);
+  assert.equal(k.lockdep.inversions.length, 0);
+  // an up_read by a task that never took it is a kernel bug, and changes nothing
+  assert.throws(() => k.withTask(w, () => sem.upRead()), KernelBug);
 });
