@@ -19,7 +19,14 @@
 // exactly what it finds rebuilding the world per execution.
 
 import type { Kernel } from "../kernel/kernel.js";
-import { setSideJournal, SideSet, SideTable, sideTables, undoSideJournal } from "../kernel/side_table.js";
+import {
+  moduleSideTables,
+  ownedSideTables,
+  setSideJournal,
+  SideSet,
+  SideTable,
+  undoSideJournal,
+} from "../kernel/side_table.js";
 
 const PLAIN = 0;
 const ARRAY = 1;
@@ -48,8 +55,9 @@ export class WorldSnapshot {
   /** ARRAY: the elements; SPARSE: the elements or HOLE; MAP: key, value, ...; SET: the values; BYTES: [view, copy] */
   private readonly items: unknown[][] = [];
   private readonly index = new Map<object, number>();
-  /** side-table entries of reached objects, for digest() */
-  private readonly sides: [Side, object][] = [];
+  /** the side tables that can hold entries of reached objects: the modules' tables and
+   * those owned by a reached object (digest() names them by their place here) */
+  private readonly tables: Side[];
   private readonly journal: unknown[] = [];
   /** the objects with elements, entries or bytes to restore */
   private readonly collections: number[] = [];
@@ -61,21 +69,26 @@ export class WorldSnapshot {
     private readonly k: Kernel,
     roots: readonly unknown[] = [],
   ) {
-    const tables = sideTables();
+    const tables = (this.tables = [...moduleSideTables()]);
     const stack: unknown[] = [k, ...roots];
-    let scanned = 0;
+    const objs = this.objs;
+    // the side-table entries of what was reached: their values are reached too. A table
+    // found late (its owner reached late) is read for the objects reached before it.
+    let owners = 0;
+    let scannedObjs = 0;
+    let scannedTables = 0;
     for (;;) {
       while (stack.length > 0) this.visit(stack.pop(), stack);
-      // the side-table entries of what was reached: their values are reached too
-      if (scanned === this.objs.length) break;
-      for (; scanned < this.objs.length; scanned++) {
-        const o = this.objs[scanned]!;
-        for (const t of tables) {
-          if (!t.has(o)) continue;
-          this.sides.push([t, o]);
-          if (t instanceof SideTable) stack.push(t.get(o));
-        }
+      for (; owners < objs.length; owners++) {
+        const own = ownedSideTables(objs[owners]!);
+        if (own) for (const t of own) tables.push(t);
       }
+      if (scannedObjs === objs.length && scannedTables === tables.length) break;
+      for (let t = scannedTables; t < tables.length; t++)
+        for (let i = 0; i < scannedObjs; i++) sideEntry(tables[t]!, objs[i]!, stack);
+      for (let i = scannedObjs; i < objs.length; i++) for (const t of tables) sideEntry(t, objs[i]!, stack);
+      scannedObjs = objs.length;
+      scannedTables = tables.length;
     }
     for (let i = 0; i < this.kinds.length; i++)
       if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE) this.collections.push(i);
@@ -258,12 +271,19 @@ export class WorldSnapshot {
           s += d.get || d.set ? ` ${String(key)}:accessor` : ` ${String(key)}=${val(d.value)}`;
         }
       }
-      for (const t of sideTables())
-        if (t.has(o)) s += ` side${sideTables().indexOf(t)}=${t instanceof SideTable ? val(t.get(o)) : "member"}`;
+      for (let t = 0; t < this.tables.length; t++) {
+        const table = this.tables[t]!;
+        if (table.has(o)) s += ` side${t}=${table instanceof SideTable ? val(table.get(o)) : "member"}`;
+      }
       lines.push(s);
     }
     return lines.join("\n");
   }
+}
+
+/** a side-table entry of a reached object: its value is reached too */
+function sideEntry(t: Side, o: object, stack: unknown[]): void {
+  if (t instanceof SideTable && t.has(o)) stack.push(t.get(o));
 }
 
 // The walks over a Map's or Set's entries use forEach with these module-level callbacks and
