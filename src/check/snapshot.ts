@@ -91,8 +91,21 @@ export class WorldSnapshot {
       scannedTables = tables.length;
     }
     for (let i = 0; i < this.kinds.length; i++)
-      if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE) this.collections.push(i);
+      if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE && !this.aliased(i)) this.collections.push(i);
     this.fields = compileFields(this.keys);
+  }
+
+  /** bytes object i views exactly the bytes of one restored before it (a page's array and its
+   * DataView): one copy puts both back */
+  private aliased(i: number): boolean {
+    if (this.kinds[i] !== BYTES) return false;
+    const v = this.items[i]![0] as Uint8Array;
+    for (const j of this.collections) {
+      if (this.kinds[j] !== BYTES) continue;
+      const w = this.items[j]![0] as Uint8Array;
+      if (w.buffer === v.buffer && w.byteOffset === v.byteOffset && w.byteLength === v.byteLength) return true;
+    }
+    return false;
   }
 
   /** objects the snapshot restores */
