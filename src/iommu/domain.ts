@@ -185,6 +185,17 @@ export class IommuDomain {
     return this.get(Number(iova >> PAGE_SHIFT_N)) ?? null;
   }
 
+  /** Whether IOVA page number `pfn` maps `page` with `prot`: lookup()'s entry compared in
+   * place, with no IoPte made (the invariants ask it of every pinned page) */
+  mapsPage(pfn: number, page: Page, prot: number): boolean {
+    if (this.type !== "paging") return false;
+    const key = Math.floor(pfn / LEAF);
+    const leaf = this.leaf(key);
+    if (leaf === undefined) return false;
+    const i = pfn - key * LEAF;
+    return leaf.pages[i] === page && leaf.prots[i] === prot;
+  }
+
   /** Every mapped IOVA page number (for invariants). */
   *entries(): IterableIterator<[number, IoPte]> {
     for (const [key, leaf] of this.dir)
