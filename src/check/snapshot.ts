@@ -27,6 +27,7 @@ import {
   SideTable,
   undoSideJournal,
 } from "../kernel/side_table.js";
+import { builtin, collectionJournal, journalCollection, setCollectionJournal } from "./collection_journal.js";
 
 const PLAIN = 0;
 const ARRAY = 1;
@@ -41,8 +42,7 @@ const HOLE = Symbol("hole");
 
 type Side = SideTable<object, unknown> | SideSet<object>;
 
-const mapSet = Map.prototype.set;
-const setAdd = Set.prototype.add;
+const { mapSet, mapDelete, mapClear, setAdd, setDelete, setClear } = builtin;
 
 export class Unsnapshotable extends Error {}
 
@@ -59,8 +59,17 @@ export class WorldSnapshot {
    * those owned by a reached object (digest() names them by their place here) */
   private readonly tables: Side[];
   private readonly journal: unknown[] = [];
-  /** the objects with elements, entries or bytes to restore */
+  /** the objects with elements, entries or bytes to restore after every execution */
   private readonly collections: number[] = [];
+  /** the Maps and Sets whose changes are journaled (./collection_journal.ts): restored when
+   * noted, or all of them when the journal did not cover the whole execution */
+  private readonly journaled: number[] = [];
+  private readonly isJournaled: boolean[] = [];
+  /** the journaled collections changed since the last restore (repeats allowed) */
+  private readonly changed: object[] = [];
+  /** per object, the restore that last put it back (repeats in `changed` are done once) */
+  private readonly restoredAt: number[] = [];
+  private restores = 0;
   /** writes every recorded field back (generated for this snapshot's objects) */
   private readonly fields: (objs: object[], vals: unknown[][]) => void;
 
@@ -90,8 +99,10 @@ export class WorldSnapshot {
       scannedObjs = objs.length;
       scannedTables = tables.length;
     }
-    for (let i = 0; i < this.kinds.length; i++)
-      if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE && !this.aliased(i)) this.collections.push(i);
+    for (let i = 0; i < this.kinds.length; i++) {
+      if (this.isJournaled[i] === true) this.journaled.push(i);
+      else if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE && !this.aliased(i)) this.collections.push(i);
+    }
     this.fields = compileFields(this.keys);
   }
 
@@ -168,12 +179,14 @@ export class WorldSnapshot {
         items.push(a, b);
         stack.push(a, b);
       }
+      this.isJournaled[i] = journalCollection(o);
     } else if (o instanceof Set) {
       this.kinds.push(SET);
       for (const a of o) {
         items.push(a);
         stack.push(a);
       }
+      this.isJournaled[i] = journalCollection(o);
     } else this.kinds.push(PLAIN);
     this.items[i] = items;
     const keys: PropertyKey[] = [];
@@ -198,8 +211,12 @@ export class WorldSnapshot {
   }
 
   /** Put every reached object back as it was when the snapshot was taken, and journal the
-   * side tables from now on (until release()). */
+   * side tables and the Maps and Sets from now on (until release()). */
   restore(): void {
+    // the journal covered everything since the last restore only if no other snapshot took
+    // it over and release() did not stop it
+    const tracked = collectionJournal() === this.changed;
+    setCollectionJournal(null);
     undoSideJournal(this.journal);
     // released objects the last execution poisoned: their fields are data properties again
     for (const p of this.k.poisoned) {
@@ -234,13 +251,37 @@ export class WorldSnapshot {
       else if (kind === MAP) restoreMap(o as Map<unknown, unknown>, it);
       else restoreSet(o as Set<unknown>, it);
     }
+    this.restoreJournaled(tracked);
     setSideJournal(this.journal);
+    setCollectionJournal(this.changed);
   }
 
-  /** Stop journaling side tables (the search is over); restore() starts it again. */
+  /** the journaled Maps and Sets: those noted as changed, or every one when untracked */
+  private restoreJournaled(tracked: boolean): void {
+    const { objs, kinds, items, changed, restoredAt } = this;
+    const n = ++this.restores;
+    if (tracked) {
+      for (let c = 0; c < changed.length; c++) {
+        const i = this.index.get(changed[c]!)!;
+        if (restoredAt[i] === n) continue;
+        restoredAt[i] = n;
+        if (kinds[i] === MAP) restoreMap(objs[i] as Map<unknown, unknown>, items[i]!);
+        else restoreSet(objs[i] as Set<unknown>, items[i]!);
+      }
+    } else
+      for (const i of this.journaled) {
+        if (kinds[i] === MAP) restoreMap(objs[i] as Map<unknown, unknown>, items[i]!);
+        else restoreSet(objs[i] as Set<unknown>, items[i]!);
+      }
+    changed.length = 0;
+  }
+
+  /** Stop journaling (the search is over); restore() starts it again. */
   release(): void {
     setSideJournal(null);
+    setCollectionJournal(null);
     this.journal.length = 0;
+    this.changed.length = 0;
   }
 
   /**
@@ -341,10 +382,10 @@ function restoreMap(m: Map<unknown, unknown>, it: unknown[]): void {
   m.forEach(matchKey);
   if (cmpJ === n) {
     // every saved key is there in its order, and the others were added
-    for (let i = 0; i < nExtra; i++) m.delete(extra[i]);
+    for (let i = 0; i < nExtra; i++) mapDelete.call(m, extra[i]);
     for (let i = 0; i < n; i += 2) if (m.get(it[i]) !== it[i + 1]) mapSet.call(m, it[i], it[i + 1]);
   } else {
-    m.clear();
+    mapClear.call(m);
     for (let i = 0; i < n; i += 2) mapSet.call(m, it[i], it[i + 1]);
   }
   extra.fill(undefined, 0, nExtra); // hold no key of the execution
@@ -356,9 +397,9 @@ function restoreSet(s: Set<unknown>, it: unknown[]): void {
   nExtra = 0;
   s.forEach(matchMember);
   if (cmpJ === it.length) {
-    for (let i = 0; i < nExtra; i++) s.delete(extra[i]);
+    for (let i = 0; i < nExtra; i++) setDelete.call(s, extra[i]);
   } else {
-    s.clear();
+    setClear.call(s);
     for (let i = 0; i < it.length; i++) setAdd.call(s, it[i]);
   }
   extra.fill(undefined, 0, nExtra);
