@@ -457,7 +457,8 @@ function addBacktrack(n: Node, t: number): void {
 }
 
 interface PartNode {
-  readonly id: number;
+  /** the part's id when a thread's part ends at this node (0: none has yet) */
+  part: number;
   readonly next: Map<string | number, PartNode>;
 }
 
@@ -556,14 +557,15 @@ class Search {
 
   /** a thread's part of a scheduler state (yield point, steps taken, held locks) -> a
    * small id, through a trie keyed by each in turn: no string is built per step */
-  private readonly partRoot: PartNode = { id: 0, next: new Map() };
+  private readonly partRoot: PartNode = { part: 0, next: new Map() };
+  /** parts given an id so far (ids are dense: small numbers make small state keys) */
   private partCount = 0;
   /** each thread's part id in the current execution */
   private partIds: number[] = [];
 
   private child(n: PartNode, key: string | number): PartNode {
     let c = n.next.get(key);
-    if (c === undefined) n.next.set(key, (c = { id: ++this.partCount, next: new Map() }));
+    if (c === undefined) n.next.set(key, (c = { part: 0, next: new Map() }));
     return c;
   }
 
@@ -571,17 +573,25 @@ class Search {
     let n = this.child(this.child(this.partRoot, th.at), count);
     const held = th.task.held;
     for (let h = 0; h < held.length; h++) n = this.child(n, held[h]!.name);
-    return n.id;
+    return n.part !== 0 ? n.part : (n.part = ++this.partCount);
   }
 
   /** note the scheduler state after thread i stepped: each thread's yield point, step count
-   * and held locks. Only thread i's part changed; the state is the tuple of part ids (one
-   * number for up to four threads of ids below 2^13). */
+   * and held locks. Only thread i's part changed; the state is the tuple of part ids: for up
+   * to four threads one number, negative for ids below 2^7 (a small integer, which V8 keeps
+   * unboxed: no heap number to allocate and hash per step), else of ids below 2^13 */
   private noteState(e: Exec, counts: number[], i: number): void {
     const ids = this.partIds;
     ids[i] = this.partId(e.threads[i]!, counts[i]!);
     const n = e.threads.length;
     let key: number | string = 0;
+    let small = n <= 4;
+    for (let t = 0; t < n && small; t++) small = ids[t]! < 128;
+    if (small) {
+      for (let t = 0; t < n; t++) key = key * 128 + ids[t]!;
+      this.states.add(-1 - key);
+      return;
+    }
     for (let t = 0; t < n; t++) {
       const x = ids[t]!;
       if (n > 4 || x >= 8192) {
