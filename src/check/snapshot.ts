@@ -193,11 +193,11 @@ export class WorldSnapshot {
     const vals: unknown[] = [];
     for (const key of Reflect.ownKeys(o)) {
       const d = Object.getOwnPropertyDescriptor(o, key)!;
-      const what = `${o.constructor?.name ?? "object"}.${String(key)}`;
-      if (d.get || d.set) throw new Unsnapshotable(`${what} is an accessor`);
+      const what = () => `${o.constructor?.name ?? "object"}.${String(key)}`;
+      if (d.get || d.set) throw new Unsnapshotable(`${what()} is an accessor`);
       stack.push(d.value);
       if (!d.writable) {
-        if (d.configurable) throw new Unsnapshotable(`${what} is read-only`);
+        if (d.configurable) throw new Unsnapshotable(`${what()} is read-only`);
         continue; // never changes
       }
       keys.push(key);
@@ -422,25 +422,27 @@ const IDENT = /^[A-Za-z_$][\w$]*$/;
  */
 function compileFields(keys: PropertyKey[][]): (objs: object[], vals: unknown[][]) => void {
   const chunks: string[] = [];
-  let body = "";
+  // the lines of a chunk, joined once: a text built by += is a rope of a thousand pieces,
+  // which the cache lookup below would flatten before hashing it
+  let body: string[] = [];
   let lines = 0;
   for (let i = 0; i < keys.length; i++) {
     const ks = keys[i]!;
     if (ks.length === 0) continue;
-    body += `o = O[${i}]; v = V[${i}];\n`;
+    body.push(`o = O[${i}]; v = V[${i}];\n`);
     for (let j = 0; j < ks.length; j++) {
       const k = ks[j]!;
       const at = typeof k === "string" && IDENT.test(k) ? `.${k}` : `[K[${i}][${j}]]`;
-      body += `if (o${at} !== v[${j}]) o${at} = v[${j}];\n`;
+      body.push(`if (o${at} !== v[${j}]) o${at} = v[${j}];\n`);
     }
     // V8 optimizes functions up to a size: a few hundred fields per function
     if ((lines += ks.length) >= 400) {
-      chunks.push(body);
-      body = "";
+      chunks.push(body.join(""));
+      body = [];
       lines = 0;
     }
   }
-  chunks.push(body);
+  chunks.push(body.join(""));
   const fns = chunks.map((b) => {
     let f = compiled.get(b);
     if (f === undefined) {
