@@ -7,8 +7,9 @@
 // writes those values back into the *same* objects: the world's thread closures, which hold
 // the kernel, its processes and the setup's fds, stay valid, and whatever an execution
 // allocated is unreachable again afterwards. Side-table set/delete are journaled while the
-// snapshot is active and undone newest first; a poisoned object (kref.ts) gets its fields
-// back as plain data properties.
+// snapshot is active and undone newest first; the Maps and Sets are put back only when their
+// journal (./collection_journal.ts) saw them change; a poisoned object (kref.ts) gets its
+// fields back as plain data properties.
 //
 // What a walk cannot see it refuses: an accessor or a read-only field it would have to
 // restore, a plain WeakMap/WeakSet/WeakRef, a Promise. take() then throws and the explorer
