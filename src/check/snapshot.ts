@@ -263,8 +263,10 @@ export class WorldSnapshot {
     const n = ++this.restores;
     if (tracked) {
       for (let c = 0; c < changed.length; c++) {
-        const i = this.index.get(changed[c]!)!;
-        if (restoredAt[i] === n) continue;
+        // a collection of another snapshot's world (journaled by it, changed while this
+        // journal was active) is not this snapshot's to restore
+        const i = this.index.get(changed[c]!);
+        if (i === undefined || restoredAt[i] === n) continue;
         restoredAt[i] = n;
         if (kinds[i] === MAP) restoreMap(objs[i] as Map<unknown, unknown>, items[i]!);
         else restoreSet(objs[i] as Set<unknown>, items[i]!);
