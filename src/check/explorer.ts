@@ -247,14 +247,22 @@ function start(w: World): Exec {
 /** Indices of the threads that can run now (blocked ones whose lock came free included). */
 function enabled(e: Exec): number[] {
   const out: number[] = [];
+  out.length = enabledInto(e, out);
+  return out;
+}
+
+/** enabled() written into `out` from index 0 (a scratch array reused step after step): the
+ * count; what lies past it is stale */
+function enabledInto(e: Exec, out: number[]): number {
   const ts = e.threads;
+  let n = 0;
   for (let i = 0; i < ts.length; i++) {
     const th = ts[i]!;
     if (th.state === "done") continue;
     if (th.state === "blocked" && th.blockedOn!.available(th.task)) th.state = "runnable";
-    if (th.state === "runnable") out.push(i);
+    if (th.state === "runnable") out[n++] = i;
   }
-  return out;
+  return n;
 }
 
 /** Run thread i one step; its footprint (null: touches anything). An exception out of the
@@ -262,28 +270,42 @@ function enabled(e: Exec): number[] {
 function stepThread(e: Exec, i: number): Footprint {
   const th = e.threads[i]!;
   const from = th.at;
+  // a step from a plain preemption point (or a first step of a non-syscall) is dependent
+  // with every step whatever it touches: nothing is recorded for it
+  const keep = from === "start" ? e.syscall[i]! : LOCK_YIELD.test(from);
+  if (!keep) {
+    e.k.footprint = null;
+    try {
+      e.sched.step(th);
+    } catch (err) {
+      oopsed(e, th, err, from);
+    }
+    return null;
+  }
   const fp: StepFootprint = { locks: [], touched: [], released: [] };
-  for (const h of th.task.held) fp.locks.push(h.name);
+  const held = th.task.held;
+  for (let h = 0; h < held.length; h++) fp.locks.push(held[h]!.name);
   e.k.footprint = fp;
   const versions = fdVersions(e.k);
   try {
     e.sched.step(th);
     if (fdVersions(e.k) !== versions) fp.locks.push(FD_TABLES);
   } catch (err) {
-    const bug = e.k.oops(err, `${th.task.label} at ${from}`);
-    th.state = "done";
-    th.result = `oops: ${bug.message}` as never;
-    th.at = "oops";
     e.k.footprint = null;
+    oopsed(e, th, err, from);
     return null;
   }
   e.k.footprint = null;
-  if (from === "start") {
-    if (!e.syscall[i]) return null;
-    fp.locks.push(FD_TABLES);
-    return fp;
-  }
-  return LOCK_YIELD.test(from) ? fp : null;
+  if (from === "start") fp.locks.push(FD_TABLES);
+  return fp;
+}
+
+/** an exception out of a path: an oops, and the thread ends with it as its result */
+function oopsed(e: Exec, th: Thread, err: unknown, from: string): void {
+  const bug = e.k.oops(err, `${th.task.label} at ${from}`);
+  th.state = "done";
+  th.result = `oops: ${bug.message}` as never;
+  th.at = "oops";
 }
 
 /** the pseudo-lock name of the fd tables in footprints */
@@ -295,10 +317,38 @@ function fdVersions(k: Kernel): number {
   return v;
 }
 
+const NO_VIOLATIONS: readonly Violation[] = Object.freeze([]);
+const NO_STEPS: readonly StepRecord[] = Object.freeze([]);
+
+/**
+ * The steps of a search's execution as it keeps them: where each began and ended, by depth
+ * (the thread is the schedule's), and the violations of the last one (an earlier step found
+ * none: the execution would have stopped there). Reused from one execution to the next; the
+ * StepRecords are made only for an execution that fails, the only outcome a search keeps.
+ */
+class StepLog {
+  readonly from: string[] = [];
+  readonly to: string[] = [];
+  last: readonly Violation[] = NO_VIOLATIONS;
+
+  records(schedule: readonly number[]): StepRecord[] {
+    const out: StepRecord[] = [];
+    const n = schedule.length;
+    for (let i = 0; i < n; i++)
+      out.push({
+        thread: schedule[i]!,
+        from: this.from[i]!,
+        to: this.to[i]!,
+        violations: i === n - 1 ? this.last : NO_VIOLATIONS,
+      });
+    return out;
+  }
+}
+
 function finish(
   e: Exec,
   schedule: number[],
-  steps: StepRecord[],
+  steps: StepRecord[] | StepLog,
   deadlock: string | null,
   stepViolation: number | null,
 ): Outcome {
@@ -314,7 +364,9 @@ function finish(
       violations.push({ check: "deadlock", message: deadlock });
   }
   // baseline splats from building the world are the world's, not the schedule's
-  return { schedule, results, deadlock, violations, violationStep: stepViolation, steps, threads: e.names };
+  const failed = deadlock !== null || violations.length > 0;
+  const records = steps instanceof StepLog ? (failed ? steps.records(schedule) : NO_STEPS) : steps;
+  return { schedule, results, deadlock, violations, violationStep: stepViolation, steps: records, threads: e.names };
 }
 
 function deadlockOf(e: Exec): string | null {
@@ -403,14 +455,13 @@ export function explore(build: () => World, opts: ExploreOptions | number = {}):
   return search.result();
 }
 
-function one(t: number): Set<number> {
-  const s = new Set<number>();
-  s.add(t);
-  return s;
+function addBacktrack(n: Node, t: number): void {
+  if (!n.backtrack.includes(t)) n.backtrack.push(t);
 }
 
 interface PartNode {
-  readonly id: number;
+  /** the part's id when a thread's part ends at this node (0: none has yet) */
+  part: number;
   readonly next: Map<string | number, PartNode>;
 }
 
@@ -421,8 +472,9 @@ const NO_SLEEP: Map<number, Footprint> = new Map();
 interface Node {
   /** threads enabled in the state before this step */
   readonly enabled: number[];
-  /** threads still to try from this state (DPOR backtrack set, or all enabled for dfs) */
-  readonly backtrack: Set<number>;
+  /** threads still to try from this state (DPOR backtrack set, or all enabled for dfs), in
+   * the order they were added (a short list: at most 31 threads) */
+  readonly backtrack: number[];
   /** threads already tried from this state, a bit per thread index */
   done: number;
   /** sleeping threads in this state with the footprint of their next step (NO_SLEEP: none
@@ -449,6 +501,9 @@ class Search {
   private readonly states = new Set<number | string>();
   executions = 0;
   steps = 0;
+  /** the current execution's steps, and the threads enabled at the current step (scratch) */
+  private readonly log = new StepLog();
+  private readonly en: number[] = [];
   sleepBlocked = 0;
   complete = false;
   private stopped = false;
@@ -505,14 +560,15 @@ class Search {
 
   /** a thread's part of a scheduler state (yield point, steps taken, held locks) -> a
    * small id, through a trie keyed by each in turn: no string is built per step */
-  private readonly partRoot: PartNode = { id: 0, next: new Map() };
+  private readonly partRoot: PartNode = { part: 0, next: new Map() };
+  /** parts given an id so far (ids are dense: small numbers make small state keys) */
   private partCount = 0;
   /** each thread's part id in the current execution */
   private partIds: number[] = [];
 
   private child(n: PartNode, key: string | number): PartNode {
     let c = n.next.get(key);
-    if (c === undefined) n.next.set(key, (c = { id: ++this.partCount, next: new Map() }));
+    if (c === undefined) n.next.set(key, (c = { part: 0, next: new Map() }));
     return c;
   }
 
@@ -520,17 +576,25 @@ class Search {
     let n = this.child(this.child(this.partRoot, th.at), count);
     const held = th.task.held;
     for (let h = 0; h < held.length; h++) n = this.child(n, held[h]!.name);
-    return n.id;
+    return n.part !== 0 ? n.part : (n.part = ++this.partCount);
   }
 
   /** note the scheduler state after thread i stepped: each thread's yield point, step count
-   * and held locks. Only thread i's part changed; the state is the tuple of part ids (one
-   * number for up to four threads of ids below 2^13). */
+   * and held locks. Only thread i's part changed; the state is the tuple of part ids: for up
+   * to four threads one number, negative for ids below 2^7 (a small integer, which V8 keeps
+   * unboxed: no heap number to allocate and hash per step), else of ids below 2^13 */
   private noteState(e: Exec, counts: number[], i: number): void {
     const ids = this.partIds;
     ids[i] = this.partId(e.threads[i]!, counts[i]!);
     const n = e.threads.length;
     let key: number | string = 0;
+    let small = n <= 4;
+    for (let t = 0; t < n && small; t++) small = ids[t]! < 128;
+    if (small) {
+      for (let t = 0; t < n; t++) key = key * 128 + ids[t]!;
+      this.states.add(-1 - key);
+      return;
+    }
     for (let t = 0; t < n; t++) {
       const x = ids[t]!;
       if (n > 4 || x >= 8192) {
@@ -554,7 +618,9 @@ class Search {
   private execute(path: Node[]): Node[] {
     const e = start(this.source.next());
     const schedule: number[] = [];
-    const steps: StepRecord[] = [];
+    const log = this.log;
+    log.last = NO_VIOLATIONS;
+    const en = this.en;
     const counts = new Array<number>(e.threads.length).fill(0);
     this.startStates(e);
     const nodes: Node[] = [];
@@ -564,27 +630,36 @@ class Search {
     let prev = -1;
     let preemptions = 0;
     for (let depth = 0; ; depth++) {
-      const en = enabled(e);
-      if (en.length === 0) {
-        this.record(finish(e, schedule, steps, deadlockOf(e), null));
+      const nen = enabledInto(e, en);
+      if (nen === 0) {
+        this.record(finish(e, schedule, log, deadlockOf(e), null));
         return nodes;
       }
       let node: Node;
       if (depth < path.length) {
         node = path[depth]!;
       } else {
-        // a new state: try the thread that ran last (no preemption) unless it sleeps
-        const awake = en.filter((t) => !sleep.has(t));
-        if (awake.length === 0) {
+        // a new state: try the thread that ran last (no preemption) unless it sleeps, else
+        // the first enabled thread awake
+        let first = -1;
+        for (let j = 0; j < nen; j++) {
+          const t = en[j]!;
+          if (sleep.size > 0 && sleep.has(t)) continue;
+          if (t === prev) {
+            first = t;
+            break;
+          }
+          if (first < 0) first = t;
+        }
+        if (first < 0) {
           // every enabled thread's step is already covered by an equivalent schedule
           this.sleepBlocked++;
           this.executions++;
           return nodes;
         }
-        const first = awake.includes(prev) ? prev : awake[0]!;
         node = {
-          enabled: en,
-          backtrack: one(first),
+          enabled: en.slice(0, nen),
+          backtrack: [first],
           done: 0,
           sleep,
           thread: first,
@@ -595,7 +670,7 @@ class Search {
       }
       const i = node.thread;
       node.done |= 1 << i;
-      const from = e.threads[i]!.at;
+      log.from[depth] = e.threads[i]!.at;
       const fp = stepThread(e, i);
       node.footprint = fp;
       nodes.push(node);
@@ -603,12 +678,13 @@ class Search {
       counts[i]!++;
       this.steps++;
       this.noteState(e, counts, i);
-      const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
+      const v = this.checkEvery ? checkStep(e.k, bugs, inv) : NO_VIOLATIONS;
       bugs = e.k.bugs.length;
       inv = e.k.lockdep.inversions.length;
-      steps.push({ thread: i, from, to: e.threads[i]!.at, violations: v });
+      log.to[depth] = e.threads[i]!.at;
       if (v.length) {
-        this.record(finish(e, schedule, steps, null, schedule.length - 1));
+        log.last = v;
+        this.record(finish(e, schedule, log, null, schedule.length - 1));
         return nodes;
       }
       if (prev !== -1 && i !== prev && node.enabled.includes(prev)) preemptions = node.preemptions + 1;
@@ -616,11 +692,12 @@ class Search {
       // the child's sleep set: sleepers (and siblings already explored from here) whose next
       // step commutes with the one taken
       let next = NO_SLEEP;
-      for (const [t, f] of node.sleep) {
-        if (t === i || dependent(f, fp)) continue;
-        if (next === NO_SLEEP) next = new Map();
-        next.set(t, f);
-      }
+      if (node.sleep.size > 0)
+        for (const [t, f] of node.sleep) {
+          if (t === i || dependent(f, fp)) continue;
+          if (next === NO_SLEEP) next = new Map();
+          next.set(t, f);
+        }
       sleep = next;
       prev = i;
     }
@@ -671,7 +748,7 @@ class Search {
   }
 
   private addAll(n: Node): void {
-    for (const t of n.enabled) n.backtrack.add(t);
+    for (const t of n.enabled) addBacktrack(n, t);
   }
 
   /**
@@ -681,42 +758,48 @@ class Search {
    */
   private addBacktracks(nodes: Node[]): void {
     const n = nodes.length;
-    // happens-before as bit sets over steps: hb[i] = steps ordered before i
+    // happens-before as bit sets over steps, a row of `words` words per step in one buffer
+    // reused from one execution to the next: step i's row = the steps ordered before i
     const words = (n + 31) >>> 5;
-    const all = new Uint32Array(n * words);
-    const hb: Uint32Array[] = [];
-    const lastOf = new Map<number, number>();
+    if (this.hb.length < n * words) this.hb = new Uint32Array(Math.max(n * words, 2 * this.hb.length));
+    const hb = this.hb;
+    hb.fill(0, 0, n * words);
+    const lastOf = this.lastOf;
+    lastOf.fill(-1);
     for (let i = 0; i < n; i++) {
-      const row = all.subarray(i * words, (i + 1) * words);
+      const row = i * words;
       const ti = nodes[i]!.thread;
       const fi = nodes[i]!.footprint;
-      const pj = lastOf.get(ti);
-      if (pj !== undefined) {
-        const r = hb[pj]!;
-        for (let w = 0; w < words; w++) row[w]! |= r[w]!;
-        row[pj >>> 5]! |= 1 << (pj & 31);
+      const pj = lastOf[ti]!;
+      if (pj >= 0) {
+        const r = pj * words;
+        for (let w = 0; w < words; w++) hb[row + w]! |= hb[r + w]!;
+        hb[row + (pj >>> 5)]! |= 1 << (pj & 31);
       }
       let racer = -1;
       for (let j = i - 1; j >= 0; j--) {
         const nj = nodes[j]!;
         if (nj.thread === ti) continue;
         if (!dependent(nj.footprint, fi)) continue;
-        const ordered = (row[j >>> 5]! >>> (j & 31)) & 1;
+        const ordered = (hb[row + (j >>> 5)]! >>> (j & 31)) & 1;
         if (!ordered && racer < 0) racer = j;
         // j -> i through the dependency
-        const r = hb[j]!;
-        for (let w = 0; w < words; w++) row[w]! |= r[w]!;
-        row[j >>> 5]! |= 1 << (j & 31);
+        const r = j * words;
+        for (let w = 0; w < words; w++) hb[row + w]! |= hb[r + w]!;
+        hb[row + (j >>> 5)]! |= 1 << (j & 31);
       }
-      hb.push(row);
-      lastOf.set(ti, i);
+      lastOf[ti] = i;
       if (racer >= 0) {
         const nr = nodes[racer]!;
-        if (nr.enabled.includes(ti)) nr.backtrack.add(ti);
-        else for (const t of nr.enabled) nr.backtrack.add(t);
+        if (nr.enabled.includes(ti)) addBacktrack(nr, ti);
+        else for (const t of nr.enabled) addBacktrack(nr, t);
       }
     }
   }
+
+  /** addBacktracks()'s scratch: the happens-before rows, each thread's last step */
+  private hb = new Uint32Array(64);
+  private readonly lastOf = new Int32Array(32);
 
   /** PCT: random priorities, d-1 change points over the expected length; seeded. */
   pct(): void {
@@ -735,7 +818,8 @@ class Search {
       const change = new Map<number, number>();
       for (let c = 1; c < depth; c++) change.set(Math.floor(rand() * expected), depth - c);
       const schedule: number[] = [];
-      const steps: StepRecord[] = [];
+      const log = this.log;
+      log.last = NO_VIOLATIONS;
       const counts = new Array<number>(nt).fill(0);
       this.startStates(e);
       let bugs = e.bugs0;
@@ -744,25 +828,26 @@ class Search {
       for (let s = 0; ; s++) {
         const en = enabled(e);
         if (en.length === 0) {
-          out = finish(e, schedule, steps, deadlockOf(e), null);
+          out = finish(e, schedule, log, deadlockOf(e), null);
           break;
         }
         let best = en[0]!;
         for (const t of en) if (prio[t]! > prio[best]!) best = t;
         const lower = change.get(s);
-        const from = e.threads[best]!.at;
+        log.from[s] = e.threads[best]!.at;
         stepThread(e, best);
         if (lower !== undefined) prio[best] = lower;
         schedule.push(best);
         counts[best]!++;
         this.steps++;
         this.noteState(e, counts, best);
-        const v = this.checkEvery ? checkStep(e.k, bugs, inv) : [];
+        const v = this.checkEvery ? checkStep(e.k, bugs, inv) : NO_VIOLATIONS;
         bugs = e.k.bugs.length;
         inv = e.k.lockdep.inversions.length;
-        steps.push({ thread: best, from, to: e.threads[best]!.at, violations: v });
+        log.to[s] = e.threads[best]!.at;
         if (v.length) {
-          out = finish(e, schedule, steps, null, schedule.length - 1);
+          log.last = v;
+          out = finish(e, schedule, log, null, schedule.length - 1);
           break;
         }
       }

@@ -7,8 +7,9 @@
 // writes those values back into the *same* objects: the world's thread closures, which hold
 // the kernel, its processes and the setup's fds, stay valid, and whatever an execution
 // allocated is unreachable again afterwards. Side-table set/delete are journaled while the
-// snapshot is active and undone newest first; a poisoned object (kref.ts) gets its fields
-// back as plain data properties.
+// snapshot is active and undone newest first; the Maps and Sets are put back only when their
+// journal (./collection_journal.ts) saw them change; a poisoned object (kref.ts) gets its
+// fields back as plain data properties.
 //
 // What a walk cannot see it refuses: an accessor or a read-only field it would have to
 // restore, a plain WeakMap/WeakSet/WeakRef, a Promise. take() then throws and the explorer
@@ -19,7 +20,15 @@
 // exactly what it finds rebuilding the world per execution.
 
 import type { Kernel } from "../kernel/kernel.js";
-import { setSideJournal, SideSet, SideTable, sideTables, undoSideJournal } from "../kernel/side_table.js";
+import {
+  moduleSideTables,
+  ownedSideTables,
+  setSideJournal,
+  SideSet,
+  SideTable,
+  undoSideJournal,
+} from "../kernel/side_table.js";
+import { builtin, collectionJournal, journalCollection, setCollectionJournal } from "./collection_journal.js";
 
 const PLAIN = 0;
 const ARRAY = 1;
@@ -34,8 +43,7 @@ const HOLE = Symbol("hole");
 
 type Side = SideTable<object, unknown> | SideSet<object>;
 
-const mapSet = Map.prototype.set;
-const setAdd = Set.prototype.add;
+const { mapSet, mapDelete, mapClear, setAdd, setDelete, setClear } = builtin;
 
 export class Unsnapshotable extends Error {}
 
@@ -48,11 +56,21 @@ export class WorldSnapshot {
   /** ARRAY: the elements; SPARSE: the elements or HOLE; MAP: key, value, ...; SET: the values; BYTES: [view, copy] */
   private readonly items: unknown[][] = [];
   private readonly index = new Map<object, number>();
-  /** side-table entries of reached objects, for digest() */
-  private readonly sides: [Side, object][] = [];
+  /** the side tables that can hold entries of reached objects: the modules' tables and
+   * those owned by a reached object (digest() names them by their place here) */
+  private readonly tables: Side[];
   private readonly journal: unknown[] = [];
-  /** the objects with elements, entries or bytes to restore */
+  /** the objects with elements, entries or bytes to restore after every execution */
   private readonly collections: number[] = [];
+  /** the Maps and Sets whose changes are journaled (./collection_journal.ts): restored when
+   * noted, or all of them when the journal did not cover the whole execution */
+  private readonly journaled: number[] = [];
+  private readonly isJournaled: boolean[] = [];
+  /** the journaled collections changed since the last restore (repeats allowed) */
+  private readonly changed: object[] = [];
+  /** per object, the restore that last put it back (repeats in `changed` are done once) */
+  private readonly restoredAt: number[] = [];
+  private restores = 0;
   /** writes every recorded field back (generated for this snapshot's objects) */
   private readonly fields: (objs: object[], vals: unknown[][]) => void;
 
@@ -61,25 +79,45 @@ export class WorldSnapshot {
     private readonly k: Kernel,
     roots: readonly unknown[] = [],
   ) {
-    const tables = sideTables();
+    const tables = (this.tables = [...moduleSideTables()]);
     const stack: unknown[] = [k, ...roots];
-    let scanned = 0;
+    const objs = this.objs;
+    // the side-table entries of what was reached: their values are reached too. A table
+    // found late (its owner reached late) is read for the objects reached before it.
+    let owners = 0;
+    let scannedObjs = 0;
+    let scannedTables = 0;
     for (;;) {
       while (stack.length > 0) this.visit(stack.pop(), stack);
-      // the side-table entries of what was reached: their values are reached too
-      if (scanned === this.objs.length) break;
-      for (; scanned < this.objs.length; scanned++) {
-        const o = this.objs[scanned]!;
-        for (const t of tables) {
-          if (!t.has(o)) continue;
-          this.sides.push([t, o]);
-          if (t instanceof SideTable) stack.push(t.get(o));
-        }
+      for (; owners < objs.length; owners++) {
+        const own = ownedSideTables(objs[owners]!);
+        if (own) for (const t of own) tables.push(t);
       }
+      if (scannedObjs === objs.length && scannedTables === tables.length) break;
+      for (let t = scannedTables; t < tables.length; t++)
+        for (let i = 0; i < scannedObjs; i++) sideEntry(tables[t]!, objs[i]!, stack);
+      for (let i = scannedObjs; i < objs.length; i++) for (const t of tables) sideEntry(t, objs[i]!, stack);
+      scannedObjs = objs.length;
+      scannedTables = tables.length;
     }
-    for (let i = 0; i < this.kinds.length; i++)
-      if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE) this.collections.push(i);
+    for (let i = 0; i < this.kinds.length; i++) {
+      if (this.isJournaled[i] === true) this.journaled.push(i);
+      else if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE && !this.aliased(i)) this.collections.push(i);
+    }
     this.fields = compileFields(this.keys);
+  }
+
+  /** bytes object i views exactly the bytes of one restored before it (a page's array and its
+   * DataView): one copy puts both back */
+  private aliased(i: number): boolean {
+    if (this.kinds[i] !== BYTES) return false;
+    const v = this.items[i]![0] as Uint8Array;
+    for (const j of this.collections) {
+      if (this.kinds[j] !== BYTES) continue;
+      const w = this.items[j]![0] as Uint8Array;
+      if (w.buffer === v.buffer && w.byteOffset === v.byteOffset && w.byteLength === v.byteLength) return true;
+    }
+    return false;
   }
 
   /** objects the snapshot restores */
@@ -142,23 +180,25 @@ export class WorldSnapshot {
         items.push(a, b);
         stack.push(a, b);
       }
+      this.isJournaled[i] = journalCollection(o);
     } else if (o instanceof Set) {
       this.kinds.push(SET);
       for (const a of o) {
         items.push(a);
         stack.push(a);
       }
+      this.isJournaled[i] = journalCollection(o);
     } else this.kinds.push(PLAIN);
     this.items[i] = items;
     const keys: PropertyKey[] = [];
     const vals: unknown[] = [];
     for (const key of Reflect.ownKeys(o)) {
       const d = Object.getOwnPropertyDescriptor(o, key)!;
-      const what = `${o.constructor?.name ?? "object"}.${String(key)}`;
-      if (d.get || d.set) throw new Unsnapshotable(`${what} is an accessor`);
+      const what = () => `${o.constructor?.name ?? "object"}.${String(key)}`;
+      if (d.get || d.set) throw new Unsnapshotable(`${what()} is an accessor`);
       stack.push(d.value);
       if (!d.writable) {
-        if (d.configurable) throw new Unsnapshotable(`${what} is read-only`);
+        if (d.configurable) throw new Unsnapshotable(`${what()} is read-only`);
         continue; // never changes
       }
       keys.push(key);
@@ -172,8 +212,12 @@ export class WorldSnapshot {
   }
 
   /** Put every reached object back as it was when the snapshot was taken, and journal the
-   * side tables from now on (until release()). */
+   * side tables and the Maps and Sets from now on (until release()). */
   restore(): void {
+    // the journal covered everything since the last restore only if no other snapshot took
+    // it over and release() did not stop it
+    const tracked = collectionJournal() === this.changed;
+    setCollectionJournal(null);
     undoSideJournal(this.journal);
     // released objects the last execution poisoned: their fields are data properties again
     for (const p of this.k.poisoned) {
@@ -208,13 +252,39 @@ export class WorldSnapshot {
       else if (kind === MAP) restoreMap(o as Map<unknown, unknown>, it);
       else restoreSet(o as Set<unknown>, it);
     }
+    this.restoreJournaled(tracked);
     setSideJournal(this.journal);
+    setCollectionJournal(this.changed);
   }
 
-  /** Stop journaling side tables (the search is over); restore() starts it again. */
+  /** the journaled Maps and Sets: those noted as changed, or every one when untracked */
+  private restoreJournaled(tracked: boolean): void {
+    const { objs, kinds, items, changed, restoredAt } = this;
+    const n = ++this.restores;
+    if (tracked) {
+      for (let c = 0; c < changed.length; c++) {
+        // a collection of another snapshot's world (journaled by it, changed while this
+        // journal was active) is not this snapshot's to restore
+        const i = this.index.get(changed[c]!);
+        if (i === undefined || restoredAt[i] === n) continue;
+        restoredAt[i] = n;
+        if (kinds[i] === MAP) restoreMap(objs[i] as Map<unknown, unknown>, items[i]!);
+        else restoreSet(objs[i] as Set<unknown>, items[i]!);
+      }
+    } else
+      for (const i of this.journaled) {
+        if (kinds[i] === MAP) restoreMap(objs[i] as Map<unknown, unknown>, items[i]!);
+        else restoreSet(objs[i] as Set<unknown>, items[i]!);
+      }
+    changed.length = 0;
+  }
+
+  /** Stop journaling (the search is over); restore() starts it again. */
   release(): void {
     setSideJournal(null);
+    setCollectionJournal(null);
     this.journal.length = 0;
+    this.changed.length = 0;
   }
 
   /**
@@ -258,12 +328,19 @@ export class WorldSnapshot {
           s += d.get || d.set ? ` ${String(key)}:accessor` : ` ${String(key)}=${val(d.value)}`;
         }
       }
-      for (const t of sideTables())
-        if (t.has(o)) s += ` side${sideTables().indexOf(t)}=${t instanceof SideTable ? val(t.get(o)) : "member"}`;
+      for (let t = 0; t < this.tables.length; t++) {
+        const table = this.tables[t]!;
+        if (table.has(o)) s += ` side${t}=${table instanceof SideTable ? val(table.get(o)) : "member"}`;
+      }
       lines.push(s);
     }
     return lines.join("\n");
   }
+}
+
+/** a side-table entry of a reached object: its value is reached too */
+function sideEntry(t: Side, o: object, stack: unknown[]): void {
+  if (t instanceof SideTable && t.has(o)) stack.push(t.get(o));
 }
 
 // The walks over a Map's or Set's entries use forEach with these module-level callbacks and
@@ -308,10 +385,10 @@ function restoreMap(m: Map<unknown, unknown>, it: unknown[]): void {
   m.forEach(matchKey);
   if (cmpJ === n) {
     // every saved key is there in its order, and the others were added
-    for (let i = 0; i < nExtra; i++) m.delete(extra[i]);
+    for (let i = 0; i < nExtra; i++) mapDelete.call(m, extra[i]);
     for (let i = 0; i < n; i += 2) if (m.get(it[i]) !== it[i + 1]) mapSet.call(m, it[i], it[i + 1]);
   } else {
-    m.clear();
+    mapClear.call(m);
     for (let i = 0; i < n; i += 2) mapSet.call(m, it[i], it[i + 1]);
   }
   extra.fill(undefined, 0, nExtra); // hold no key of the execution
@@ -323,9 +400,9 @@ function restoreSet(s: Set<unknown>, it: unknown[]): void {
   nExtra = 0;
   s.forEach(matchMember);
   if (cmpJ === it.length) {
-    for (let i = 0; i < nExtra; i++) s.delete(extra[i]);
+    for (let i = 0; i < nExtra; i++) setDelete.call(s, extra[i]);
   } else {
-    s.clear();
+    setClear.call(s);
     for (let i = 0; i < it.length; i++) setAdd.call(s, it[i]);
   }
   extra.fill(undefined, 0, nExtra);
@@ -348,25 +425,27 @@ const IDENT = /^[A-Za-z_$][\w$]*$/;
  */
 function compileFields(keys: PropertyKey[][]): (objs: object[], vals: unknown[][]) => void {
   const chunks: string[] = [];
-  let body = "";
+  // the lines of a chunk, joined once: a text built by += is a rope of a thousand pieces,
+  // which the cache lookup below would flatten before hashing it
+  let body: string[] = [];
   let lines = 0;
   for (let i = 0; i < keys.length; i++) {
     const ks = keys[i]!;
     if (ks.length === 0) continue;
-    body += `o = O[${i}]; v = V[${i}];\n`;
+    body.push(`o = O[${i}]; v = V[${i}];\n`);
     for (let j = 0; j < ks.length; j++) {
       const k = ks[j]!;
       const at = typeof k === "string" && IDENT.test(k) ? `.${k}` : `[K[${i}][${j}]]`;
-      body += `if (o${at} !== v[${j}]) o${at} = v[${j}];\n`;
+      body.push(`if (o${at} !== v[${j}]) o${at} = v[${j}];\n`);
     }
     // V8 optimizes functions up to a size: a few hundred fields per function
     if ((lines += ks.length) >= 400) {
-      chunks.push(body);
-      body = "";
+      chunks.push(body.join(""));
+      body = [];
       lines = 0;
     }
   }
-  chunks.push(body);
+  chunks.push(body.join(""));
   const fns = chunks.map((b) => {
     let f = compiled.get(b);
     if (f === undefined) {

@@ -38,18 +38,21 @@ interface HeldEntry {
 
 export class Mutex implements Waitable {
   owner: Task | null = null;
-  /** its yield point's name, made once (the explorer keys states by it) */
-  private at_: string | undefined;
-  private heldEntry_: HeldEntry | undefined;
-  private get heldEntry(): HeldEntry {
-    return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
-  }
+  /** its yield point's name and its held entry, made with the lock: the explorer keys states
+   * by the name, and restores a world's locks from a snapshot taken before any was taken (a
+   * cache filled on first use would be emptied by every restore, and made again, a new
+   * string to hash, in every execution) */
+  private readonly at: string;
+  private readonly heldEntry: HeldEntry;
   /** @param cls the lock class, e.g. "vfio_group.group_lock"; instances share it */
   constructor(
     private readonly k: Kernel,
     readonly cls: string,
     readonly name: string = cls,
-  ) {}
+  ) {
+    this.at = `mutex_lock(${name})`;
+    this.heldEntry = { name, cls, where: name };
+  }
 
   available(): boolean {
     return this.owner === null;
@@ -64,7 +67,7 @@ export class Mutex implements Waitable {
     const t = k.current;
     if (!t) throw k.bug("lock", `mutex_lock(${this.name}) outside a task`);
     if (spinsHeld !== 0) mightSleep(k, t, "mutex_lock", this.name);
-    const at = (this.at_ ??= `mutex_lock(${this.name})`);
+    const at = this.at;
     yield { kind: "preempt", where: at };
     if (k.footprint !== null) k.footprint.locks.push(this.name);
     while (this.owner !== null) yield { kind: "block", on: this, where: at, k };
@@ -94,24 +97,24 @@ export class Mutex implements Waitable {
 /** A reader/writer semaphore (rw_semaphore): many readers or one writer. */
 export class RwSem {
   writer: Task | null = null;
-  private heldEntry_: HeldEntry | undefined;
-  private get heldEntry(): HeldEntry {
-    return (this.heldEntry_ ??= { name: this.name, cls: this.cls, where: this.name });
-  }
+  private readonly heldEntry: HeldEntry;
   /** the tasks holding it for read (an array: a sequential call adds and drops one, with no
    * hash-table churn) */
   readonly readers: Task[] = [];
   private readonly forRead: Waitable;
   private readonly forWrite: Waitable;
-  /** the names of its yield points, made once (the explorer keys states by them) */
-  private readAt_: string | undefined;
-  private writeAt_: string | undefined;
+  /** the names of its yield points, made with it (as Mutex's) */
+  private readonly readAt: string;
+  private readonly writeAt: string;
 
   constructor(
     private readonly k: Kernel,
     readonly cls: string,
     readonly name: string = cls,
   ) {
+    this.heldEntry = { name, cls, where: name };
+    this.readAt = `down_read(${name})`;
+    this.writeAt = `down_write(${name})`;
     this.forRead = { name: `${name} (read)`, available: () => this.writer === null };
     this.forWrite = { name: `${name} (write)`, available: () => this.writer === null && this.readers.length === 0 };
   }
@@ -126,7 +129,7 @@ export class RwSem {
    * identity: a string compare is a builtin call on every unlock) */
   private isInnermost(held: readonly HeldEntry[]): boolean {
     const top = held.length - 1;
-    return top >= 0 && (held[top] === this.heldEntry_ || held[top]!.name === this.name);
+    return top >= 0 && (held[top] === this.heldEntry || held[top]!.name === this.name);
   }
 
   // the sequential fast path tests what mightSleep/lockdep/dropHeld would find before
@@ -135,7 +138,7 @@ export class RwSem {
     const k = this.k;
     const t = k.current!;
     if (spinsHeld !== 0) mightSleep(k, t, "down_read", this.name);
-    const at = (this.readAt_ ??= `down_read(${this.name})`);
+    const at = this.readAt;
     yield { kind: "preempt", where: at };
     if (k.footprint !== null) k.footprint.locks.push(this.name);
     while (this.writer !== null) yield { kind: "block", on: this.forRead, where: at, k };
@@ -166,7 +169,7 @@ export class RwSem {
     const k = this.k;
     const t = k.current!;
     if (spinsHeld !== 0) mightSleep(k, t, "down_write", this.name);
-    const at = (this.writeAt_ ??= `down_write(${this.name})`);
+    const at = this.writeAt;
     yield { kind: "preempt", where: at };
     if (k.footprint !== null) k.footprint.locks.push(this.name);
     while (this.writer !== null || this.readers.length > 0) {

@@ -72,7 +72,7 @@ const states = new SideTable<Kernel, PasidState>();
 
 function state(k: Kernel): PasidState {
   let s = states.get(k);
-  if (!s) states.set(k, (s = { procs: new SideTable(), listeners: new Set() }));
+  if (!s) states.set(k, (s = { procs: new SideTable(k), listeners: new Set() }));
   return s;
 }
 

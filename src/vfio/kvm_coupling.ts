@@ -36,7 +36,7 @@ class ExternalUser implements VfioExternalUser {
 const HOLDER = "vfio external user";
 
 /** Export the extra coupling symbols from the vfio module `m` (call from its init). */
-export function exportKvmCoupling(_k: Kernel, m: Module): void {
+export function exportKvmCoupling(k: Kernel, m: Module): void {
   const base = (name: keyof VfioFileExports) => {
     const fn = m.exports.get(name);
     if (typeof fn !== "function") throw new Error(`vfio: ${name} must be exported before the KVM coupling`);
@@ -47,7 +47,8 @@ export function exportKvmCoupling(_k: Kernel, m: Module): void {
   const setKvm = base("vfio_file_set_kvm") as VfioFileExports["vfio_file_set_kvm"];
   const iommuGroup = base("vfio_file_iommu_group") as VfioFileExports["vfio_file_iommu_group"];
 
-  const handles = new SideTable<File, ExternalUser>();
+  // listed under the kernel: KVM may keep these functions after the module is gone
+  const handles = new SideTable<File, ExternalUser>(k);
   const own = (h: VfioExternalUser): ExternalUser => {
     if (!(h instanceof ExternalUser) || h.users === 0) throw m.k.bug("vfio", "stale or foreign external-user handle");
     return h;

@@ -143,19 +143,24 @@ export function getUserS32(k: Kernel, addr: number): number | { err: number } {
   return v < 0 ? { err: -EFAULT } : v | 0;
 }
 
+/** strndup_user()'s copies, 64 bytes at a time (a Buffer: its latin1 text is the bytes) */
+const STR_STAGE = Buffer.alloc(64);
+
 /** strndup_user(): a NUL-terminated string of at most n bytes (n including the NUL). */
 export function strndupUser(k: Kernel, addr: number, n: number): string | number {
   const mm = curMm(k);
   let s = "";
   // 64 bytes at a time, never past the page of the byte it needs next (so a fault is one
-  // strncpy_from_user() would take too), not one copy per byte
+  // strncpy_from_user() would take too), into one staging buffer: no copy per byte, and no
+  // array per chunk
   for (let i = 0; i < n;) {
     const chunk = Math.min(n - i, 64, PAGE_SIZE - ((addr + i) & (PAGE_SIZE - 1)));
-    const b = mm.copyFromUser(addr + i, chunk);
-    if (typeof b === "number") return -EFAULT;
-    const nul = b.indexOf(0);
-    s += String.fromCharCode.apply(null, b.subarray(0, nul < 0 ? chunk : nul) as unknown as number[]);
-    if (nul >= 0) return s;
+    if (!mm.copyFromUserInto(STR_STAGE, addr + i, chunk)) return -EFAULT;
+    let nul = 0;
+    while (nul < chunk && STR_STAGE[nul] !== 0) nul++;
+    const part = STR_STAGE.toString("latin1", 0, nul);
+    s = i === 0 ? part : s + part;
+    if (nul < chunk) return s;
     i += chunk;
   }
   return -EINVAL;

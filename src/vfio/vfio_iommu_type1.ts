@@ -1008,16 +1008,19 @@ export function type1Violations(k: Kernel): string[] {
       if (dma.pages) {
         charged.set(dma.mm, (charged.get(dma.mm) ?? 0) + chargedPages(dma.pages));
         const iova = dma.iova;
-        dma.pages.forEach((pg, i) => {
+        // page numbers, and the entries compared in place (lookup() would make an IoPte)
+        const pfn0 = Number(iova >> PAGE_SHIFT_N);
+        const pages = dma.pages;
+        for (let i = 0; i < pages.length; i++) {
+          const pg = pages[i]!;
           holdCount.set(pg, (holdCount.get(pg) ?? 0) + 1);
           for (const d of iommu.domains) {
-            const pte = d.domain.lookup(iova + BigInt(i * 4096));
-            if (!pte || pte.page !== pg || pte.prot !== dma.prot)
+            if (!d.domain.mapsPage(pfn0 + i, pg, dma.prot))
               out.push(
                 `type1: iova 0x${(iova + BigInt(i * 4096)).toString(16)} not mapped as pinned in ${d.domain.describe()}`,
               );
           }
-        });
+        }
       } else if (iommu.domains.length)
         out.push(`type1: mapping at 0x${dma.iova.toString(16)} unpinned with a domain present`);
     }

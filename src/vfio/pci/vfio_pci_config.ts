@@ -37,6 +37,7 @@ import {
   PCI_STATUS_CAP_LIST,
   type PciDevice,
 } from "../../hw/pci.js";
+import { kzallocBytes } from "../../kernel/slab.js";
 
 const PCI_CAP_ID_BASIC = 0;
 const PCI_CAP_ID_INVALID = 0xff;
@@ -226,6 +227,18 @@ const msiWrite: WriteFn = (c, pos, count, perm, offset, val) => {
   }
 };
 
+/** the MSI perm_bits by capability length and flags: the kernel allocates and fills them at
+ * every open (vfio_msi_cap_len()), from those two values only; they are never written after,
+ * so one per (length, flags) made once is the same table */
+const MSI_PERMS = new Map<number, PermBits>();
+
+function msiPermsOf(len: number, flags: number): PermBits {
+  const key = len * 0x10000 + (flags & 0xffff);
+  let p = MSI_PERMS.get(key);
+  if (p === undefined) MSI_PERMS.set(key, (p = msiPerms(len, flags)));
+  return p;
+}
+
 // init_pci_cap_msi_perm()
 function msiPerms(len: number, flags: number): PermBits {
   const set: [number, number, number, number][] = [
@@ -245,8 +258,8 @@ function msiPerms(len: number, flags: number): PermBits {
 
 /** vdev->vconfig, vdev->pci_config_map and their state, for one open of the device. */
 export class VfioPciConfig {
-  readonly vconfig = new Uint8Array(PCI_CFG_SPACE_SIZE);
-  readonly map = new Uint8Array(PCI_CFG_SPACE_SIZE);
+  readonly vconfig = kzallocBytes(PCI_CFG_SPACE_SIZE);
+  readonly map = kzallocBytes(PCI_CFG_SPACE_SIZE);
   bardirty = true;
   /** log2 of the MSI vectors enabled (vdev->msi_qmax: 0 until SET_IRQS enables MSI) */
   msiQmax = 0;
@@ -302,7 +315,7 @@ export class VfioPciConfig {
     let len = 10;
     if (flags & PCI_MSI_FLAGS_64BIT) len += 4;
     if (flags & PCI_MSI_FLAGS_MASKBIT) len += 10;
-    if (!this.msiPerm) this.msiPerm = msiPerms(len, flags);
+    if (!this.msiPerm) this.msiPerm = msiPermsOf(len, flags);
     return len;
   }
 
