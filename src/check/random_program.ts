@@ -270,12 +270,15 @@ export function programWorld(prog: ConcurrentProgram, o: WorldOptions): World {
       live.set(pi, 1);
     }
   });
+  /** each thread's slot (its staging area; fds, data and BARs are its process's) */
+  const stages: Slot[] = [];
   const threads = all.map((th, n): World["threads"][number] => {
     const pi = th.p % NPROCS;
     if (r.slots[pi]!.dead) r.slots[pi] = r.spawn(pi); // a setup killed it
     const own = r.slots[pi]!;
     // the thread's own staging area; fds, data pages and BARs are the process's
     const s: Slot = { ...own, stage: own.proc.mmap(STAGING), extra: 0x8000 };
+    stages.push(s);
     const tp = own.proc;
     const kp = tp.proc;
     /** exit_group: the other threads make no more calls and leave the ones in flight (which
@@ -377,8 +380,13 @@ export function programWorld(prog: ConcurrentProgram, o: WorldOptions): World {
       // the fuzzer's end of program: every process exits, the boot modules are back, and
       // nothing beyond the boot baseline is alive (the invariants before, the explorer ran)
       r.check(true);
-      return r.failures;
+      return [...r.failures];
     },
+    // what the threads change outside the kernel is in these objects (the runner's slots,
+    // fds and failures, the threads' stages, who is exiting, live threads per process), not
+    // in closure variables: the explorer restores the world from a snapshot per execution
+    state: { r, tasks, exiting, live, stages },
+    snapshot: true,
   };
 }
 
@@ -396,6 +404,9 @@ export interface ProgramSearchOptions extends ProgramShape {
   executions?: number;
   /** DPOR's preemption bound (default 2) */
   preemptionBound?: number;
+  /** restore each program's world from a snapshot per execution (default true), or build
+   * it again (the explorer's `snapshot` option) */
+  snapshot?: boolean;
   /** stop generating after this much wall time */
   timeMs?: number;
   progress?: (p: ExploreStats & { programs: number }) => void;
@@ -434,6 +445,7 @@ export function searchPrograms(o: ProgramSearchOptions): ProgramSearchResult {
       preemptionBound: o.strategy === "dpor" ? (o.preemptionBound ?? 2) : null,
       seed: o.seed,
       stopOnFirst: true,
+      snapshot: o.snapshot ?? true,
     });
     total.executions += r.executions;
     total.steps += r.steps;

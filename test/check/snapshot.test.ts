@@ -9,6 +9,8 @@ import { explore, type ExploreResult, runSchedule, WorldSource, type World } fro
 import { twinDigest } from "../../src/check/fault.js";
 import { checkInvariants } from "../../src/check/invariants.js";
 import { WorldSnapshot } from "../../src/check/snapshot.js";
+import fc from "fast-check";
+import { concurrentProgramArb, programWorld } from "../../src/check/random_program.js";
 import { randomWorld } from "../../src/check/random_world.js";
 import { VARIANTS } from "../../src/check/variants.js";
 import { WORLDS, worldByName, type WorldOptions } from "../../src/check/worlds.js";
@@ -31,6 +33,11 @@ const CASES: Case[] = [
     build: () => randomWorld(seed, {}),
     budget: 150,
   })),
+  // random programs (src/check/random_program.ts): the harness's own state (its processes,
+  // named fds, live threads, the exit bookkeeping) is walked through World.state
+  ...fc
+    .sample(concurrentProgramArb(), { seed: 11, numRuns: 6 })
+    .map((prog, i) => ({ label: `random program ${i}`, build: () => programWorld(prog, {}), budget: 60 })),
 ];
 
 /** object serials differ between two builds (a global counter): name them by rank */
