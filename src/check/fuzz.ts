@@ -145,9 +145,11 @@ export type Step =
  * device, so a driver unbind can go on while a thread looks it up); "ioas" is /dev/iommu with an IOAS and a mapping and no device (so DESTROY of the IOAS
  * can succeed), with `alt` an iommufd selftest access pinning its first page; "mdev" the
  * KVM-gated mdev's group in a type1 container, added to the process's VM (made if none); "pasid"
- * the DSA bound to an iommufd with PASID 5 attached to an IOAS, and a VM (the PASID machine).
+ * the DSA bound to an iommufd with PASID 5 attached to an IOAS, and a VM (the PASID machine);
+ * "devices" every physical VFIO device's cdev bound to one iommufd with an IOAS mapped, none
+ * attached (`alt`: the first), so that two devices can attach to one IOAS at once.
  */
-export type SetupKind = "type1" | "group" | "iommufd" | "kvm" | "ioas" | "mdev" | "pasid";
+export type SetupKind = "type1" | "group" | "iommufd" | "kvm" | "ioas" | "mdev" | "pasid" | "devices";
 
 export type Program = Step[];
 
@@ -850,6 +852,29 @@ export class Runner {
       return;
     }
     if (kind === "mdev") return this.mdevSetup(s, alt);
+    if (kind === "devices") {
+      const ic = open("/dev/iommu", "iommufd");
+      const bind = V.vfio_device_bind_iommufd;
+      const bound: number[] = [];
+      for (const vdev of VfioCore.of(this.twin.kernel)?.devices ?? []) {
+        if (!vdev.iommuDev) continue; // an mdev has no cdev of a physical device
+        const fd = this.sc(p.open(`/dev/vfio/devices/vfio${vdev.cdevIndex}`));
+        if (fd < 0) continue;
+        const b = this.typed(s, fd, V.VFIO_DEVICE_BIND_IOMMUFD, bind, { argsz: bind.size, iommufd: ic });
+        this.add(s, b.rc === 0 ? "device" : "cdev", fd);
+        if (b.rc !== 0) continue;
+        this.addId(s, "dev", b.v.out_devid);
+        bound.push(fd);
+      }
+      const id = ioasAlloc(ic);
+      ioasMap(ic, id);
+      if (alt && bound.length) {
+        const at = V.vfio_device_attach_iommufd_pt;
+        const a = this.typed(s, bound[0]!, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, at, { argsz: at.size, pt_id: id });
+        if (a.rc === 0) this.addId(s, "hwpt", a.v.pt_id);
+      }
+      return;
+    }
     if (kind === "pasid") return this.pasidSetup(s, open("/dev/iommu", "iommufd"), ioasAlloc, ioasMap);
     if (kind === "kvm") {
       const kvm = open("/dev/kvm", "kvm");

@@ -81,9 +81,10 @@ export interface ProgramThread {
   readonly ops: readonly ThreadOp[];
 }
 
-/** The machine: the usual one (the edu device, the KVM-gated mdev's parent), or the PASID one
- * (Linux 6.15's PASID uAPI and the DSA-shaped device beside the edu, docs/pasid.md). */
-export type Machine = "pc" | "pasid";
+/** The machine: the usual one (the edu device, the KVM-gated mdev's parent), the same with a
+ * second edu alone in IOMMU group 2 ("two"), or the PASID one (Linux 6.15's PASID uAPI and the
+ * DSA-shaped device beside the edu, docs/pasid.md). */
+export type Machine = "pc" | "two" | "pasid";
 
 export interface ConcurrentProgram {
   /** "pc" when absent */
@@ -97,6 +98,9 @@ export interface ConcurrentProgram {
 }
 
 const PAGE = 0x1000;
+const EDU2_BDF = "0000:00:02.0";
+/** the setup each machine's program starts with: what the machine is there for */
+const MACHINE_SETUP: Record<Exclude<Machine, "pc">, SetupKind> = { two: "devices", pasid: "pasid" };
 
 // ---- generation ----
 
@@ -283,6 +287,7 @@ const VALID: Record<SetupKind, fc.Arbitrary<Step>[]> = {
     accessRw,
     testCmd(IOMMU_TEST_OP_DESTROY_ACCESS_PAGES, fc.constant(six(0))),
   ],
+  devices: [attach, detach, ioasMap, ioasUnmap, destroy],
   // the device not open yet: its lookup races a driver unbind (rmmod) and its last close
   group: [getDeviceFd(EDU_BDF), unsetContainer, unmapDma],
   // the KVM-gated mdev: opened only with the VM set, its open takes kvm->lock
@@ -302,6 +307,7 @@ const BUILT: Record<SetupKind, readonly Tag[]> = {
   kvm: ["kvm", "vm", "kvmdev", "group"],
   iommufd: ["iommufd", "device", "cdev"],
   ioas: ["iommufd", "access"],
+  devices: ["iommufd", "device"],
   mdev: ["container", "group", "kvmdev", "vm"],
   pasid: ["device", "iommufd", "vm"],
 };
@@ -324,6 +330,7 @@ const CORE: Record<SetupKind, fc.Arbitrary<ThreadOp>[]> = {
   kvm: [fileAttr, getDeviceFd(EDU_BDF)],
   iommufd: [ioasMap, ioasUnmap, attach, detach],
   ioas: [ioasMap, ioasUnmap, accessPages, accessRw],
+  devices: [attach, ioasMap, ioasUnmap],
   mdev: [getDeviceFd(MDEV_UUID), fileAttr],
   pasid: [pasidLink(fc.constant(0)), attachPasid, ioasUnmap],
 };
@@ -333,16 +340,25 @@ const END: Record<SetupKind, fc.Arbitrary<ThreadOp | ModuleOp>[]> = {
   kvm: [closeOf("kvmdev"), closeOf("vm"), fileAttr],
   iommufd: [destroy, detach, closeOf("device"), ioasUnmap],
   ioas: [destroy, ioasUnmap, closeOf("access"), closeOf("iommufd")],
+  devices: [detach, destroy, closeOf("device")],
   mdev: [closeOf("kvmdev"), closeOf("vm"), rmmod("vfio_kvm_gated_mdev")],
   pasid: [detachPasid, pasidLink(fc.constant(KVM_TWIN_PASID_CLEAR)), closeOf("device")],
 };
+
+/** the same call through the next fd of its kind */
+function sibling(u: ThreadOp): ThreadOp {
+  if (!("fd" in u) || !("t" in u.fd)) return u;
+  return { ...u, fd: { t: u.fd.t, i: u.fd.i + 1 } } as ThreadOp;
+}
 
 /** a race on the focus's objects: [the use, the other side] */
 function raceArb(kind: SetupKind): fc.Arbitrary<[ThreadOp, ThreadOp | ModuleOp]> {
   const use = fc.oneof(...CORE[kind]);
   return fc.oneof(
     { weight: 2, arbitrary: fc.tuple(use, fc.oneof(...END[kind])) },
-    { weight: 1, arbitrary: use.map((u): [ThreadOp, ThreadOp] => [u, u]) },
+    { weight: 2, arbitrary: use.map((u): [ThreadOp, ThreadOp] => [u, u]) },
+    // the same use of a sibling (the next fd of the kind: another device on the same IOAS)
+    { weight: 1, arbitrary: use.map((u): [ThreadOp, ThreadOp] => [u, sibling(u)]) },
   );
 }
 
@@ -389,6 +405,7 @@ function setupStep(machine: Machine): fc.Arbitrary<Step> {
     { weight: 2, arbitrary: fc.constant("kvm") },
     { weight: 2, arbitrary: fc.constant("ioas") },
     { weight: 1, arbitrary: fc.constant("mdev") },
+    { weight: 1, arbitrary: fc.constant("devices") },
     ...(machine === "pasid" ? [{ weight: 2, arbitrary: fc.constant<SetupKind>("pasid") }] : []),
   ];
   return fc.oneof(
@@ -411,13 +428,18 @@ export interface ProgramShape {
 /** A concurrent program: a machine, a setup of one to three steps, one to `maxThreads`
  * threads whose calls are drawn mostly from what the setup built. */
 export function concurrentProgramArb(shape: ProgramShape = {}): fc.Arbitrary<ConcurrentProgram> {
-  const machine = fc.oneof({ weight: 4, arbitrary: fc.constant<Machine>("pc") }, fc.constant<Machine>("pasid"));
+  const machine = fc.oneof(
+    { weight: 4, arbitrary: fc.constant<Machine>("pc") },
+    fc.constant<Machine>("two"),
+    fc.constant<Machine>("pasid"),
+  );
   const setupArb = (m: Machine) =>
     fc
       .array(setupStep(m), { minLength: m === "pc" ? 1 : 0, maxLength: m === "pc" ? 3 : 2 })
-      // the PASID machine's program starts with its setup (the DSA's PASID attached, a VM)
+      // the other machines' programs start with their setup (two devices on one iommufd;
+      // the DSA's PASID attached and a VM)
       .map((setup) =>
-        m === "pc" ? setup : [{ op: "setup" as const, p: 0, kind: "pasid" as const, alt: false }, ...setup],
+        m === "pc" ? setup : [{ op: "setup" as const, p: 0, kind: MACHINE_SETUP[m], alt: false }, ...setup],
       );
   return machine
     .chain((m) => fc.tuple(fc.constant(m), setupArb(m)))
@@ -474,6 +496,7 @@ export function programWorld(prog: ConcurrentProgram, o: WorldOptions): World {
       broken: o.broken ?? [],
       // the PASID uAPI (6.15) and the DSA-shaped device (docs/pasid.md)
       ...(prog.machine === "pasid" ? { kernelVersion: "6.15" as const, pci: [...ORACLE_PCI, DSA_PCI] } : {}),
+      ...(prog.machine === "two" ? { pci: [...ORACLE_PCI, { ...ORACLE_PCI[0]!, bdf: EDU2_BDF, iommuGroup: 2 }] } : {}),
     },
     setupSpan: SPAN,
   });
