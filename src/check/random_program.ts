@@ -664,8 +664,10 @@ export interface ProgramSearchOptions extends ProgramShape {
   executions?: number;
   /** DPOR's preemption bound (default 2) */
   preemptionBound?: number;
-  /** restore each program's world from a snapshot per execution (default true), or build
-   * it again (the explorer's `snapshot` option) */
+  /** restore each program's world from a snapshot per execution, or build it again (the
+   * explorer's `snapshot` option). Default: from 20 executions a program, where it breaks
+   * even (bench/programs.ts: taking the snapshot costs about a build, and an execution's end
+   * check, not the build, is most of its cost) */
   snapshot?: boolean;
   /** stop generating after this much wall time */
   timeMs?: number;
@@ -705,7 +707,7 @@ export function searchPrograms(o: ProgramSearchOptions): ProgramSearchResult {
       preemptionBound: o.strategy === "dpor" ? (o.preemptionBound ?? 2) : null,
       seed: o.seed,
       stopOnFirst: true,
-      snapshot: o.snapshot ?? true,
+      snapshot: o.snapshot ?? (o.executions ?? 20) >= 20,
     });
     total.executions += r.executions;
     total.steps += r.steps;
