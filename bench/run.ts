@@ -9,7 +9,7 @@
 import { cpus, totalmem } from "node:os";
 import { makeContext, table, type BenchRow, type BenchSuite } from "./harness.js";
 
-const MODULES = ["ioctl", "u64", "type1", "iommufd", "edu", "sched", "explorer", "bridge"];
+const MODULES = ["ioctl", "u64", "type1", "iommufd", "edu", "sched", "explorer", "programs", "bridge"];
 
 async function loadSuite(name: string): Promise<BenchSuite | null> {
   let mod: Record<string, unknown>;

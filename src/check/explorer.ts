@@ -52,6 +52,9 @@ export interface World {
    * only in a closure's variables: the explorer may build the world once and restore it from
    * a snapshot before each execution (src/check/snapshot.ts). Without it, it is rebuilt. */
   readonly snapshot?: boolean;
+  /** state the threads keep outside the kernel (a harness's bookkeeping: its processes, the
+   * fds it named, which threads are live), held here so that the snapshot walks it too */
+  readonly state?: object;
 }
 
 /** One step of an execution: which thread ran, from which yield point to which. */

@@ -24,7 +24,19 @@ import { createTwin } from "../twin.js";
 import { errnoName } from "../uapi/errno.js";
 import { allIoctls, type IoctlArg } from "../uapi/ioctls.js";
 import * as I from "../uapi/iommufd.js";
-import { IOMMU_TEST_CMD, iommu_test_cmd } from "../uapi/iommufd_test.js";
+import {
+  IOMMU_TEST_CMD,
+  IOMMU_TEST_OP_ACCESS_PAGES,
+  IOMMU_TEST_OP_CREATE_ACCESS,
+  iommu_test_cmd,
+  MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES,
+  MOCK_FLAGS_ACCESS_WRITE,
+} from "../uapi/iommufd_test.js";
+import { DSA_PCI } from "../hw/machine.js";
+import { KVM_TWIN_SET_PASID_TRANSLATION, kvm_twin_pasid_translation } from "../kvm/enqcmd.js";
+import { KVM_GATED_MDEV_UUID } from "../vfio/mdev/kvm_gated_mdev.js";
+import { VfioCore } from "../vfio/vfio_main.js";
+import { DsaUser } from "../vmm/dsa_pasid.js";
 import * as K from "../uapi/kvm.js";
 import { StructDesc } from "../uapi/struct.js";
 import * as V from "../uapi/vfio.js";
@@ -36,7 +48,19 @@ import { checkVfioQuiescent } from "./vfio_invariants.js";
 
 /** What an fd is: "cdev" is a device cdev not bound yet, "device" a device fd that works. */
 export type Tag =
-  "kvm" | "vm" | "kvmdev" | "container" | "group" | "cdev" | "device" | "iommufd" | "eventfd" | "fault" | "other";
+  | "kvm"
+  | "vm"
+  | "kvmdev"
+  | "container"
+  | "group"
+  | "cdev"
+  | "device"
+  | "iommufd"
+  | "eventfd"
+  | "fault"
+  | "other"
+  /** an iommufd selftest access (IOMMU_TEST_OP_CREATE_ACCESS's fd; random programs only) */
+  | "access";
 const TAGS: readonly Tag[] = [
   "kvm",
   "vm",
@@ -50,6 +74,10 @@ const TAGS: readonly Tag[] = [
   "fault",
   "other",
 ];
+
+/** The kinds of iommufd object whose ids a process records (IOAS_ALLOC's out_ioas_id, BIND's
+ * out_devid, ATTACH's pt_id) so that a later call can name them as `{ id, i }`. */
+export type ObjKind = "ioas" | "hwpt" | "dev";
 
 /** An fd of the process: the i-th (modulo) it holds of a kind, or a raw number. */
 export type FdRef = { t: Tag; i: number } | { raw: number };
@@ -67,7 +95,9 @@ export type Val =
   | { bad: "null" | "kernel" | "unmapped" | "end" }
   | { sizeof: number }
   | { fdptr: FdRef }
-  | { str: string };
+  | { str: string }
+  /** the i-th (modulo) iommufd object id of the kind the process recorded, 0 when none */
+  | { id: ObjKind; i: number };
 
 export type Step =
   | { op: "open"; p: number; path: string }
@@ -107,7 +137,19 @@ export type Step =
   | { op: "kill"; p: number }
   | { op: "module"; load: boolean; name: string }
   | { op: "memlock"; p: number; bytes: number }
-  | { op: "setup"; p: number; kind: "type1" | "iommufd" | "kvm"; alt: boolean };
+  | { op: "setup"; p: number; kind: SetupKind; alt: boolean };
+
+/**
+ * The setup macros. The fuzzer draws the first three; random programs (./random_program.ts)
+ * all: "group" is type1's without the device (a VMM before it opens it: nothing holds the
+ * device, so a driver unbind can go on while a thread looks it up); "ioas" is /dev/iommu with an IOAS and a mapping and no device (so DESTROY of the IOAS
+ * can succeed), with `alt` an iommufd selftest access pinning its first page; "mdev" the
+ * KVM-gated mdev's group in a type1 container, added to the process's VM (made if none); "pasid"
+ * the DSA bound to an iommufd with PASID 5 attached to an IOAS, and a VM (the PASID machine);
+ * "devices" every physical VFIO device's cdev bound to one iommufd with an IOAS mapped, none
+ * attached (`alt`: the first), so that two devices can attach to one IOAS at once.
+ */
+export type SetupKind = "type1" | "group" | "iommufd" | "kvm" | "ioas" | "mdev" | "pasid" | "devices";
 
 export type Program = Step[];
 
@@ -169,7 +211,31 @@ export function fuzzIoctls(): readonly IoctlEntry[] {
   ];
   return ioctlTable;
 }
-const ioctlByName = (name: string) => fuzzIoctls().find((e) => e.name === name);
+/** ioctls a step may name beyond the registry: the PASID forms of ATTACH/DETACH (their 6.15
+ * structs) and the twin's KVM PASID proposal. Random programs on the PASID machine draw them;
+ * the fuzzer's ioctlArb does not. */
+const EXTRA_IOCTLS: readonly IoctlEntry[] = [
+  {
+    name: "VFIO_DEVICE_ATTACH_IOMMUFD_PT(pasid)",
+    nr: V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+    arg: V.vfio_device_attach_iommufd_pt_pasid,
+    tags: ["device"],
+  },
+  {
+    name: "VFIO_DEVICE_DETACH_IOMMUFD_PT(pasid)",
+    nr: V.VFIO_DEVICE_DETACH_IOMMUFD_PT,
+    arg: V.vfio_device_detach_iommufd_pt_pasid,
+    tags: ["device"],
+  },
+  {
+    name: "KVM_TWIN_SET_PASID_TRANSLATION",
+    nr: KVM_TWIN_SET_PASID_TRANSLATION,
+    arg: kvm_twin_pasid_translation,
+    tags: ["vm"],
+  },
+];
+const ioctlByName = (name: string) =>
+  fuzzIoctls().find((e) => e.name === name) ?? EXTRA_IOCTLS.find((e) => e.name === name);
 
 // ---- generators ----
 
@@ -422,6 +488,8 @@ export interface Slot {
   stage: number;
   bars: { addr: number; len: number }[];
   extra: number;
+  /** iommufd object ids the process was given, by kind (`{ id, i }` values name them) */
+  ids: Map<ObjKind, number[]>;
 }
 
 export interface RunOptions {
@@ -468,7 +536,7 @@ export class Runner {
     const proc = this.twin.spawn({ memlock: 16 << 20, name: `fuzz${i}` });
     const mem = proc.mmap(SCRATCH);
     this.syscalls++;
-    return { dead: false, proc, fds: new Map(), mem, stage: mem, bars: [], extra: STAGE_EXTRA };
+    return { dead: false, proc, fds: new Map(), mem, stage: mem, bars: [], extra: STAGE_EXTRA, ids: new Map() };
   }
 
   sc<T>(v: T): T {
@@ -502,6 +570,14 @@ export class Runner {
     return all.length ? all[r.i % all.length]! : 3 + r.i;
   }
 
+  /** note an iommufd object id the process was given */
+  addId(s: Slot, kind: ObjKind, id: number): void {
+    if (!id) return;
+    let l = s.ids.get(kind);
+    if (!l) s.ids.set(kind, (l = []));
+    if (!l.includes(id)) l.push(id);
+  }
+
   tagOfFd(s: Slot, fd: number): Tag {
     for (const [t, l] of s.fds) if (l.includes(fd)) return t;
     return "other";
@@ -528,6 +604,10 @@ export class Runner {
       return BigInt(this.stage(s, b));
     }
     if ("str" in v) return BigInt(this.stage(s, new TextEncoder().encode(v.str + "\0")));
+    if ("id" in v) {
+      const l = s.ids.get(v.id);
+      return BigInt(l?.length ? l[v.i % l.length]! : 0);
+    }
     switch (v.bad) {
       case "null":
         return 0n;
@@ -730,12 +810,17 @@ export class Runner {
         const out = desc.decode(s.proc.read(s.stage + STAGE_ARG, buf.length)) as Record<string, unknown>;
         if (st.name === "KVM_CREATE_DEVICE") this.add(s, "kvmdev", out.fd as number);
         else if (st.name === "IOMMU_FAULT_QUEUE_ALLOC") this.add(s, "fault", out.out_fault_fd as number);
+        else if (st.name === "IOMMU_IOAS_ALLOC") this.addId(s, "ioas", out.out_ioas_id as number);
+        else if (st.name === "VFIO_DEVICE_BIND_IOMMUFD") this.addId(s, "dev", out.out_devid as number);
+        else if (st.name === "VFIO_DEVICE_ATTACH_IOMMUFD_PT") this.addId(s, "hwpt", out.pt_id as number);
+        else if (st.name === "IOMMU_TEST_CMD" && out.op === IOMMU_TEST_OP_CREATE_ACCESS)
+          this.add(s, "access", Number((out.data as bigint[])[0]! & 0xffffffffn));
       },
     };
   }
 
   /** The usual ways into deep state, each call's failure tolerated as a program's would be. */
-  setup(s: Slot, kind: "type1" | "iommufd" | "kvm", alt: boolean): void {
+  setup(s: Slot, kind: SetupKind, alt: boolean): void {
     const p = s.proc;
     const data = BigInt(s.mem + DATA);
     const span = BigInt(this.o.setupSpan ?? 0x40000);
@@ -744,6 +829,53 @@ export class Runner {
       this.add(s, t, fd);
       return fd;
     };
+    const ioasMap = (ic: number, id: number) =>
+      this.typed(s, ic, I.IOMMU_IOAS_MAP, I.iommu_ioas_map, {
+        size: I.iommu_ioas_map.size,
+        flags: I.IOMMU_IOAS_MAP_FIXED_IOVA | I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: id,
+        user_va: data,
+        length: span,
+        iova: 0n,
+      });
+    const ioasAlloc = (ic: number) => {
+      const id = this.typed(s, ic, I.IOMMU_IOAS_ALLOC, I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size }).v
+        .out_ioas_id;
+      this.addId(s, "ioas", id);
+      return id;
+    };
+    if (kind === "ioas") {
+      const ic = open("/dev/iommu", "iommufd");
+      const id = ioasAlloc(ic);
+      ioasMap(ic, id);
+      if (alt) this.pinningAccess(s, ic, id);
+      return;
+    }
+    if (kind === "mdev") return this.mdevSetup(s, alt);
+    if (kind === "devices") {
+      const ic = open("/dev/iommu", "iommufd");
+      const bind = V.vfio_device_bind_iommufd;
+      const bound: number[] = [];
+      for (const vdev of VfioCore.of(this.twin.kernel)?.devices ?? []) {
+        if (!vdev.iommuDev) continue; // an mdev has no cdev of a physical device
+        const fd = this.sc(p.open(`/dev/vfio/devices/vfio${vdev.cdevIndex}`));
+        if (fd < 0) continue;
+        const b = this.typed(s, fd, V.VFIO_DEVICE_BIND_IOMMUFD, bind, { argsz: bind.size, iommufd: ic });
+        this.add(s, b.rc === 0 ? "device" : "cdev", fd);
+        if (b.rc !== 0) continue;
+        this.addId(s, "dev", b.v.out_devid);
+        bound.push(fd);
+      }
+      const id = ioasAlloc(ic);
+      ioasMap(ic, id);
+      if (alt && bound.length) {
+        const at = V.vfio_device_attach_iommufd_pt;
+        const a = this.typed(s, bound[0]!, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, at, { argsz: at.size, pt_id: id });
+        if (a.rc === 0) this.addId(s, "hwpt", a.v.pt_id);
+      }
+      return;
+    }
+    if (kind === "pasid") return this.pasidSetup(s, open("/dev/iommu", "iommufd"), ioasAlloc, ioasMap);
     if (kind === "kvm") {
       const kvm = open("/dev/kvm", "kvm");
       const vm = this.sc(p.ioctl(kvm, K.KVM_CREATE_VM, 0));
@@ -773,7 +905,7 @@ export class Runner {
       return;
     }
     let dev: number;
-    if (kind === "type1") {
+    if (kind === "type1" || kind === "group") {
       const c = open("/dev/vfio/vfio", "container");
       const g = open("/dev/vfio/1", "group");
       const b = new Uint8Array(4);
@@ -789,6 +921,7 @@ export class Runner {
         iova: 0n,
         size: span,
       });
+      if (kind === "group") return;
       dev = this.sc(p.ioctl(g, V.VFIO_GROUP_GET_DEVICE_FD, this.stage(s, new TextEncoder().encode(EDU_BDF + "\0"))));
       this.add(s, "device", dev);
     } else {
@@ -796,23 +929,17 @@ export class Runner {
       dev = open("/dev/vfio/devices/vfio0", "cdev");
       // every cdev the process holds unbound is bound, the new one last
       const bind = V.vfio_device_bind_iommufd;
-      for (const fd of [...(s.fds.get("cdev") ?? [])].sort((a, b) => (a === dev ? 1 : b === dev ? -1 : a - b)))
-        if (this.typed(s, fd, V.VFIO_DEVICE_BIND_IOMMUFD, bind, { argsz: bind.size, iommufd: ic }).rc === 0)
-          this.add(s, "device", fd);
-      const ioas = this.typed(s, ic, I.IOMMU_IOAS_ALLOC, I.iommu_ioas_alloc, { size: I.iommu_ioas_alloc.size });
-      const id = ioas.v.out_ioas_id;
-      const flags = I.IOMMU_IOAS_MAP_FIXED_IOVA | I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE;
-      const m = I.iommu_ioas_map;
-      this.typed(s, ic, I.IOMMU_IOAS_MAP, m, {
-        size: m.size,
-        flags,
-        ioas_id: id,
-        user_va: data,
-        length: span,
-        iova: 0n,
-      });
+      for (const fd of [...(s.fds.get("cdev") ?? [])].sort((a, b) => (a === dev ? 1 : b === dev ? -1 : a - b))) {
+        const b = this.typed(s, fd, V.VFIO_DEVICE_BIND_IOMMUFD, bind, { argsz: bind.size, iommufd: ic });
+        if (b.rc !== 0) continue;
+        this.add(s, "device", fd);
+        this.addId(s, "dev", b.v.out_devid);
+      }
+      const id = ioasAlloc(ic);
+      ioasMap(ic, id);
       const at = V.vfio_device_attach_iommufd_pt;
-      this.typed(s, dev, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, at, { argsz: at.size, pt_id: alt ? 0 : id });
+      const a = this.typed(s, dev, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, at, { argsz: at.size, pt_id: alt ? 0 : id });
+      if (a.rc === 0) this.addId(s, "hwpt", a.v.pt_id);
     }
     if (dev < 0) return;
     const bar = this.sc(p.mmap(1 << 20, { fd: dev }));
@@ -820,6 +947,76 @@ export class Runner {
     // bus mastering on (config space command register), as a driver's probe does
     p.write(s.stage + STAGE_BUF, new Uint8Array([0x07, 0x01]));
     this.sc(p.pwrite(dev, s.stage + STAGE_BUF, 2, (7n << 40n) | 4n));
+  }
+
+  /**
+   * An iommufd selftest access (IOMMU_TEST_OP_CREATE_ACCESS, needing pinned pages) on IOAS
+   * `id`, pinning its first page: an in-kernel user of the IOAS that an unmap must ask to
+   * unpin (what an mdev's access does, through the uAPI CONFIG_IOMMUFD_TEST has).
+   */
+  pinningAccess(s: Slot, ic: number, id: number): void {
+    const cmd = (op: number, cid: number, data: bigint[]) =>
+      this.typed(s, ic, IOMMU_TEST_CMD, iommu_test_cmd, {
+        size: iommu_test_cmd.size,
+        op,
+        id: cid,
+        data: [...data, 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6),
+      });
+    const c = cmd(IOMMU_TEST_OP_CREATE_ACCESS, id, [BigInt(MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES) << 32n]);
+    if (c.rc !== 0) return;
+    const afd = Number(c.v.data[0]! & 0xffffffffn);
+    this.add(s, "access", afd);
+    // access_pages {flags, out_id; iova; length; uptr}: page 0 of the IOAS, the data page it maps
+    cmd(IOMMU_TEST_OP_ACCESS_PAGES, afd, [BigInt(MOCK_FLAGS_ACCESS_WRITE), 0n, BigInt(PAGE), BigInt(s.mem + DATA)]);
+  }
+
+  /** The KVM-gated mdev (its module loaded if it is not) in a type1 container, its group added
+   * to the process's KVM-VFIO device: the mdev opens only with a VM set (`alt`: no SET_IOMMU). */
+  mdevSetup(s: Slot, alt: boolean): void {
+    const k = this.twin.kernel;
+    if (!k.modules.loaded.has("vfio_kvm_gated_mdev")) this.sc(k.modules.load("vfio_kvm_gated_mdev"));
+    const vdev = VfioCore.of(k)?.devices.find((x) => x.name === KVM_GATED_MDEV_UUID);
+    if (!vdev) return;
+    const p = s.proc;
+    const c = this.sc(p.open("/dev/vfio/vfio"));
+    this.add(s, "container", c);
+    const g = this.sc(p.open(`/dev/vfio/${vdev.group.id}`));
+    this.add(s, "group", g);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, c, true);
+    this.sc(p.ioctl(g, V.VFIO_GROUP_SET_CONTAINER, this.stage(s, b)));
+    if (!alt) this.sc(p.ioctl(c, V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU));
+    const kvmdev = s.fds.get("kvmdev") ?? [];
+    if (!kvmdev.length) return this.setup(s, "kvm", false); // adds every group the process holds
+    new DataView(b.buffer).setInt32(0, g, true);
+    this.typed(s, kvmdev[0]!, K.KVM_SET_DEVICE_ATTR, K.kvm_device_attr, {
+      group: K.KVM_DEV_VFIO_FILE,
+      attr: BigInt(K.KVM_DEV_VFIO_FILE_ADD),
+      addr: BigInt(this.stage(s, b)),
+    });
+  }
+
+  /** On the PASID machine: the DSA's cdev bound to an iommufd, an IOAS mapped, BARs mapped and
+   * the device enabled, PASID 5 attached to the IOAS; and a VM (docs/pasid.md). */
+  pasidSetup(s: Slot, ic: number, alloc: (ic: number) => number, map: (ic: number, id: number) => unknown): void {
+    const vdev = VfioCore.of(this.twin.kernel)?.devices.find((x) => x.name === DSA_PCI.bdf);
+    if (!vdev || ic < 0) return;
+    const u = new DsaUser(s.proc);
+    u.iommufd = ic;
+    const rc = this.sc(u.bind(`/dev/vfio/devices/vfio${vdev.cdevIndex}`));
+    if (u.cdev >= 0) this.add(s, rc === 0 ? "device" : "cdev", u.cdev);
+    if (rc !== 0) return;
+    this.addId(s, "dev", u.devid);
+    const id = alloc(ic);
+    map(ic, id);
+    if (this.sc(u.mapBars()) === 0) {
+      s.bars.push({ addr: u.bar0, len: 16384 });
+      u.enable();
+    }
+    this.sc(u.attach(id, 5).rc);
+    const kvm = this.sc(s.proc.open("/dev/kvm"));
+    this.add(s, "kvm", kvm);
+    this.add(s, "vm", this.sc(s.proc.ioctl(kvm, K.KVM_CREATE_VM, 0)));
   }
 
   /** Everything checked after a program (`afterOnly`: not the invariants before the exits,

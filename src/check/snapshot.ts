@@ -71,8 +71,11 @@ export class WorldSnapshot {
   /** per object, the restore that last put it back (repeats in `changed` are done once) */
   private readonly restoredAt: number[] = [];
   private restores = 0;
-  /** writes every recorded field back (generated for this snapshot's objects) */
-  private readonly fields: (objs: object[], vals: unknown[][]) => void;
+  /** writes every recorded field back: generated for this snapshot's objects once it has
+   * been restored a few times (compiling costs more than a few generic restores: a random
+   * program's world, a new layout each, is restored only a handful of times) */
+  private fields: ((objs: object[], vals: unknown[][]) => void) | null = null;
+  private fieldRestores = 0;
 
   /** Walk everything reachable from `k` and `roots` now; throws Unsnapshotable. */
   constructor(
@@ -104,7 +107,6 @@ export class WorldSnapshot {
       if (this.isJournaled[i] === true) this.journaled.push(i);
       else if (this.kinds[i] !== PLAIN && this.kinds[i] !== NONE && !this.aliased(i)) this.collections.push(i);
     }
-    this.fields = compileFields(this.keys);
   }
 
   /** bytes object i views exactly the bytes of one restored before it (a page's array and its
@@ -230,7 +232,9 @@ export class WorldSnapshot {
         Object.defineProperty(p, ks[j]!, { value: vs[j], writable: true, enumerable: true, configurable: true });
       }
     }
-    this.fields(this.objs, this.vals);
+    if (this.fields === null && ++this.fieldRestores > COMPILE_AFTER) this.fields = compileFields(this.keys);
+    if (this.fields !== null) this.fields(this.objs, this.vals);
+    else restoreFields(this.objs, this.keys, this.vals);
     const { objs, kinds, items } = this;
     for (const i of this.collections) {
       const kind = kinds[i]!;
@@ -406,6 +410,20 @@ function restoreSet(s: Set<unknown>, it: unknown[]): void {
     for (let i = 0; i < it.length; i++) setAdd.call(s, it[i]);
   }
   extra.fill(undefined, 0, nExtra);
+}
+
+/** restores a snapshot gets with the generic field loop before its code is generated */
+const COMPILE_AFTER = 50;
+
+/** The field restore by a keyed loop (before a snapshot's code is generated). */
+function restoreFields(objs: object[], keys: PropertyKey[][], vals: unknown[][]): void {
+  for (let i = 0; i < keys.length; i++) {
+    const ks = keys[i]!;
+    if (ks.length === 0) continue;
+    const o = objs[i] as Record<PropertyKey, unknown>;
+    const v = vals[i]!;
+    for (let j = 0; j < ks.length; j++) if (o[ks[j]!] !== v[j]) o[ks[j]!] = v[j];
+  }
 }
 
 type FieldsFn = (o: object[], v: unknown[][], k: PropertyKey[][]) => void;

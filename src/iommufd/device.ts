@@ -75,7 +75,7 @@ export class IommufdGroup {
 }
 
 /** A path run to its end from code that cannot yield (the selftest's mock devices, the
- * group path's compat attach, the PASID calls): a wait there is a deadlock splat. */
+ * group path's compat attach): a wait there is a deadlock splat. */
 export function drive<T>(k: Kernel, r: KRet<T>): T {
   return isGen(r) ? runSync(k, k.current ?? k.kthread, r) : r;
 }
@@ -385,11 +385,6 @@ export function* changePtPath(idev: IommufdDevice, ptId: number, fn: AttachFn): 
   }
   if (destroy) yield* hwptPut(ictx, destroy, idev.attachedHolder);
   return { rc: 0, ptId: out };
-}
-
-/** changePtPath() run to its end (./pasid.ts) */
-export function changePt(idev: IommufdDevice, ptId: number, fn: AttachFn): { rc: number; ptId: number } {
-  return drive(idev.k, changePtPath(idev, ptId, fn));
 }
 
 /** iommufd_device_attach() */

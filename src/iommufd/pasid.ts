@@ -25,7 +25,8 @@ import { EINVAL } from "../uapi/errno.js";
 import { pasidAuthAdd, pasidAuthRemove } from "../kernel/pasid.js";
 import { globalPasids } from "../iommu/global_pasid.js";
 import { iommuAttachDevicePasid, iommuDetachDevicePasid, iommuReplaceDevicePasid } from "../iommu/pasid_table.js";
-import { type AttachFn, changePt, drive, type IommufdDevice, type IommufdHwpt } from "./device.js";
+import type { KGen } from "../kernel/sched.js";
+import { type AttachFn, changePtPath, type IommufdDevice, type IommufdHwpt } from "./device.js";
 import { hwptPut } from "./hw_pagetable.js";
 import { SideTable } from "../kernel/side_table.js";
 
@@ -72,7 +73,7 @@ function doReplace(pasid: number): AttachFn {
     const old = cur.hwpt;
     cur.hwpt = hwpt;
     hwpt.get(holder(idev, pasid));
-    // changePt() puts the HWPT left behind under the device's attach holder name
+    // changePtPath() puts the HWPT left behind under the device's attach holder name
     old.handOver(holder(idev, pasid), idev.attachedHolder);
     return old;
   };
@@ -92,33 +93,36 @@ function deauthorize(idev: IommufdDevice, pasid: number): void {
   if (idev.ictx.owner) pasidAuthRemove(idev.k, idev.ictx.owner, pasid);
 }
 
+// Paths, as the RID's attach and detach are: they take the IOAS's locks (an automatic
+// domain's HWPT is made or destroyed under them) and wait there for whoever holds them.
+
 /** iommufd_device_pasid_attach() */
-export function iommufdDevicePasidAttach(
+export function* iommufdDevicePasidAttach(
   idev: IommufdDevice,
   pasid: number,
   ptId: number,
-): { rc: number; ptId: number } {
-  return changePt(idev, ptId, doAttach(pasid));
+): KGen<{ rc: number; ptId: number }> {
+  return yield* changePtPath(idev, ptId, doAttach(pasid));
 }
 
 /** iommufd_device_pasid_replace() */
-export function iommufdDevicePasidReplace(
+export function* iommufdDevicePasidReplace(
   idev: IommufdDevice,
   pasid: number,
   ptId: number,
-): { rc: number; ptId: number } {
-  return changePt(idev, ptId, doReplace(pasid));
+): KGen<{ rc: number; ptId: number }> {
+  return yield* changePtPath(idev, ptId, doReplace(pasid));
 }
 
 /** iommufd_device_pasid_detach() */
-export function iommufdDevicePasidDetach(idev: IommufdDevice, pasid: number): void {
+export function* iommufdDevicePasidDetach(idev: IommufdDevice, pasid: number): KGen<void> {
   const m = pasidHwpts(idev);
   const a = m.get(pasid);
   if (!a) throw idev.k.bug("iommufd", `detach of PASID ${pasid} not attached to ${idev.describe()}`);
   m.delete(pasid);
   iommuDetachDevicePasid(a.hwpt.domain, idev.dev, pasid);
   if (a.authorized) deauthorize(idev, pasid);
-  drive(idev.k, hwptPut(idev.ictx, a.hwpt, holder(idev, pasid)));
+  yield* hwptPut(idev.ictx, a.hwpt, holder(idev, pasid));
   idev.put(holder(idev, pasid));
 }
 

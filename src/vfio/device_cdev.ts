@@ -209,13 +209,13 @@ function* attachPt(df: VfioDeviceFile, arg: number): KGen<number> {
     const r =
       pasid === null
         ? yield* vfioIommufdPhysicalAttachIoas(vdev, at.pt_id)
-        : vfioIommufdPhysicalPasidAttachIoas(vdev, pasid, at.pt_id);
+        : yield* vfioIommufdPhysicalPasidAttachIoas(vdev, pasid, at.pt_id);
     if (r.rc) return r.rc;
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, r.ptId, true);
     if (copyOut(k, arg + V.vfio_device_attach_iommufd_pt.offsetOf("pt_id"), b) < 0) {
       if (pasid === null) yield* vfioIommufdPhysicalDetachIoas(vdev);
-      else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
+      else yield* vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
       return -EFAULT;
     }
     return 0;
@@ -237,7 +237,7 @@ function* detachPt(df: VfioDeviceFile, arg: number): KGen<number> {
   const pasid = px.pasid;
   yield* vdev.devSetLock.lock();
   if (pasid === null) yield* vfioIommufdPhysicalDetachIoas(vdev);
-  else vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
+  else yield* vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
   vdev.devSetLock.unlock();
   return 0;
 }

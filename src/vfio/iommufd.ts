@@ -90,7 +90,7 @@ export function* vfioIommufdPhysicalUnbind(vdev: VfioDevice): KGen<void> {
   }
   if (!s.idev) return;
   // 6.15: the PASIDs first, then the RID
-  for (const pasid of [...s.pasids]) vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
+  for (const pasid of [...s.pasids]) yield* vfioIommufdPhysicalPasidDetachIoas(vdev, pasid);
   if (s.attached) {
     yield* iommufdDeviceDetachPath(s.idev);
     s.attached = false;
@@ -133,24 +133,24 @@ export function vfioIommufdHasPasidOps(vdev: VfioDevice): boolean {
 }
 
 /** vfio_iommufd_physical_pasid_attach_ioas(): replace when the PASID is attached already */
-export function vfioIommufdPhysicalPasidAttachIoas(
+export function* vfioIommufdPhysicalPasidAttachIoas(
   vdev: VfioDevice,
   pasid: number,
   ptId: number,
-): { rc: number; ptId: number } {
+): KGen<{ rc: number; ptId: number }> {
   const s = st(vdev);
   if (!s.idev) return { rc: -EINVAL, ptId };
-  if (s.pasids.has(pasid)) return iommufdDevicePasidReplace(s.idev, pasid, ptId);
-  const r = iommufdDevicePasidAttach(s.idev, pasid, ptId);
+  if (s.pasids.has(pasid)) return yield* iommufdDevicePasidReplace(s.idev, pasid, ptId);
+  const r = yield* iommufdDevicePasidAttach(s.idev, pasid, ptId);
   if (r.rc === 0) s.pasids.add(pasid);
   return r;
 }
 
 /** vfio_iommufd_physical_pasid_detach_ioas(): nothing for a PASID not attached */
-export function vfioIommufdPhysicalPasidDetachIoas(vdev: VfioDevice, pasid: number): void {
+export function* vfioIommufdPhysicalPasidDetachIoas(vdev: VfioDevice, pasid: number): KGen<void> {
   const s = st(vdev);
   if (!s.idev || !s.pasids.has(pasid)) return;
-  iommufdDevicePasidDetach(s.idev, pasid);
+  yield* iommufdDevicePasidDetach(s.idev, pasid);
   s.pasids.delete(pasid);
 }
 

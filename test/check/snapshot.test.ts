@@ -9,9 +9,60 @@ import { explore, type ExploreResult, rng, runSchedule, WorldSource, type World 
 import { twinDigest } from "../../src/check/fault.js";
 import { checkInvariants } from "../../src/check/invariants.js";
 import { WorldSnapshot } from "../../src/check/snapshot.js";
+import fc from "fast-check";
+import {
+  type ConcurrentProgram,
+  concurrentProgramArb,
+  programWorld,
+  type ThreadOp,
+} from "../../src/check/random_program.js";
 import { randomWorld } from "../../src/check/random_world.js";
 import { VARIANTS } from "../../src/check/variants.js";
 import { WORLDS, worldByName, type WorldOptions } from "../../src/check/worlds.js";
+
+const unmap = (i: number): ThreadOp => ({
+  op: "ioctl",
+  p: 0,
+  fd: { t: "iommufd", i: 0 },
+  name: "IOMMU_IOAS_UNMAP",
+  fields: { size: { sizeof: 0 }, ioas_id: { id: "ioas", i }, iova: 0, length: 0x4000 },
+});
+const SETUP_PROGRAMS: [string, ConcurrentProgram][] = [
+  [
+    "random program on the PASID machine",
+    {
+      machine: "pasid",
+      setup: [{ op: "setup", p: 0, kind: "pasid", alt: false }],
+      threads: [
+        { p: 0, ops: [unmap(0)] },
+        {
+          p: 0,
+          ops: [
+            {
+              op: "ioctl",
+              p: 0,
+              fd: { t: "device", i: 0 },
+              name: "VFIO_DEVICE_DETACH_IOMMUFD_PT(pasid)",
+              fields: { argsz: { sizeof: 0 }, flags: 1, pasid: 5 },
+            },
+          ],
+        },
+      ],
+      admin: [],
+    },
+  ],
+  [
+    "random program on an IOAS a selftest access pins",
+    {
+      setup: [{ op: "setup", p: 0, kind: "ioas", alt: true }],
+      threads: [
+        { p: 0, ops: [unmap(0)] },
+        { p: 0, ops: [unmap(0), { op: "close", p: 0, fd: { t: "access", i: 0 } }] },
+      ],
+      admin: [],
+    },
+  ],
+];
 
 interface Case {
   readonly label: string;
@@ -31,6 +82,13 @@ const CASES: Case[] = [
     build: () => randomWorld(seed, {}),
     budget: 150,
   })),
+  // random programs (src/check/random_program.ts): the harness's own state (its processes,
+  // named fds, live threads, the exit bookkeeping) is walked through World.state
+  ...fc
+    .sample(concurrentProgramArb(), { seed: 11, numRuns: 6 })
+    .map((prog, i) => ({ label: `random program ${i}`, build: () => programWorld(prog, {}), budget: 60 })),
+  // and the setups a sample may miss: the PASID machine, an IOAS pinned by a selftest access
+  ...SETUP_PROGRAMS.map(([label, prog]) => ({ label, build: () => programWorld(prog, {}), budget: 60 })),
 ];
 
 /** object serials differ between two builds (a global counter): name them by rank */

@@ -10,9 +10,10 @@
 
 import { EINVAL, ENOTTY, ESRCH } from "../../uapi/errno.js";
 import * as V from "../../uapi/vfio.js";
-import type { ModuleDef } from "../../kernel/module.js";
+import type { Kernel } from "../../kernel/kernel.js";
+import type { Module, ModuleDef } from "../../kernel/module.js";
 import type { Mutex } from "../../kernel/locks.js";
-import { runSync } from "../../kernel/sched.js";
+import { type KGen, runSync } from "../../kernel/sched.js";
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
 import { copyStructIn, copyStructOut } from "../uaccess.js";
 import { vfioDeviceCdevAdd, vfioDeviceCdevDel } from "../device_cdev.js";
@@ -85,10 +86,17 @@ export const kvmGatedMdevModule: ModuleDef = {
     return 0;
   },
   exit(k, m) {
-    const vdev = m.exports.get("__kvm_gated_mdev") as VfioDevice;
-    vfioDeviceCdevDel(VfioCore.of(k)!, vdev);
-    VfioCore.of(k)!.freeCdevIndex(vdev.cdevIndex);
-    k.sysfs.remove(`/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}`);
-    runSync(k, k.current ?? k.kthread, vfioUnregisterGroupDev(VfioCore.of(k)!, vdev, false));
+    runSync(k, k.current ?? k.kthread, exitPath(k, m, false));
   },
+  // delete_module as a path (the explorer interleaves it): the mdev's remove unregisters it,
+  // waiting for the device's users as vfio_unregister_group_dev() does
+  exitPath: (k, m) => exitPath(k, m, true),
 };
+
+function* exitPath(k: Kernel, m: Module, wait: boolean): KGen<void> {
+  const vdev = m.exports.get("__kvm_gated_mdev") as VfioDevice;
+  vfioDeviceCdevDel(VfioCore.of(k)!, vdev);
+  VfioCore.of(k)!.freeCdevIndex(vdev.cdevIndex);
+  k.sysfs.remove(`/sys/bus/mdev/devices/${KVM_GATED_MDEV_UUID}`);
+  yield* vfioUnregisterGroupDev(VfioCore.of(k)!, vdev, wait);
+}
