@@ -18,7 +18,7 @@ import { type Page, PAGE_SIZE } from "../kernel/mm.js";
 import { IommuCore, type IommuDevice } from "../iommu/iommu.js";
 import type { IommuDomain } from "../iommu/domain.js";
 import { pfnOf, type1Instances } from "../vfio/vfio_iommu_type1.js";
-import { iommufdState } from "../iommufd/main.js";
+import { type IommufdCtx, iommufdState } from "../iommufd/main.js";
 import { IommufdHwptPaging } from "../iommufd/hw_pagetable.js";
 
 const hex = (n: bigint | number) => `0x${n.toString(16)}`;
@@ -57,9 +57,9 @@ export function dmaReachViolation(
   }
   // iommufd
   const st = iommufdState(k);
-  for (const ictx of st?.ctxs ?? [])
-    for (const o of ictx.objects.objects()) {
-      if (!(o instanceof IommufdHwptPaging) || o.domain !== d) continue;
+  for (const ictx of st?.ctxs ?? []) {
+    const o = hwptOf(ictx, dev, d);
+    if (o !== null) {
       if (pasid === undefined && ictx.groups.get(dev.group.id)?.hwpt !== o)
         return `${what}, but ${ictx.name} has not attached group ${dev.group.id} to ${o.describe()} (a device without a domain must be blocked)`;
       const area = o.ioas.iopt.areas.first(iova, iova);
@@ -72,5 +72,19 @@ export function dmaReachViolation(
       if (page.pins < 1 && !page.reserved) return `${what}, a page no longer pinned (pid ${area.pages.source.pid})`;
       return null;
     }
+  }
   return `${what}, a domain no owner (type1 container, iommufd HWPT) has`;
+}
+
+/**
+ * The paging HWPT of ictx whose domain is d: the one attached to the device's group, even
+ * before its creator finalized it (iommufd_device_auto_get_domain() attaches the new domain
+ * and fills it from the IOAS, then finalizes the HWPT: DMA in between is the user's), or a
+ * finalized one; null when ictx has none.
+ */
+function hwptOf(ictx: IommufdCtx, dev: IommuDevice, d: IommuDomain): IommufdHwptPaging | null {
+  const attached = ictx.groups.get(dev.group.id)?.hwpt;
+  if (attached instanceof IommufdHwptPaging && attached.domain === d) return attached;
+  for (const o of ictx.objects.objects()) if (o instanceof IommufdHwptPaging && o.domain === d) return o;
+  return null;
 }

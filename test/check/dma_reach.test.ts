@@ -8,7 +8,8 @@ import { IommuCore } from "../../src/iommu/iommu.js";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/iommu/domain.js";
 import { Page } from "../../src/kernel/mm.js";
 import { setDmaReachCheck } from "../../src/check/dma_reach.js";
-import { explore } from "../../src/check/explorer.js";
+import { explore, runSchedule } from "../../src/check/explorer.js";
+import { type ConcurrentProgram, programWorld } from "../../src/check/random_program.js";
 import { worldByName } from "../../src/check/worlds.js";
 import { checkInvariants } from "../../src/check/invariants.js";
 import * as V from "../../src/uapi/vfio.js";
@@ -127,4 +128,36 @@ test("the edu device's own DMA (vfio-pci, type1) runs clean under the check, bot
   assert.deepEqual([...e.p.read(e.buf + 0x1000, 4)], [1, 2, 3, 4]);
   assert.equal(k.bugs.length, 0, k.bugs.map((b) => b.message).join("\n"));
   assert.deepEqual(IommuCore.of(k).faultsOf(BDF), []);
+});
+
+test("a DMA while an attach's new HWPT is attached and filled but not finalized is the user's (clean)", () => {
+  // found by bounded DPOR over random programs (seed 6): the auto-domain attach attaches the
+  // new domain and fills it from the IOAS before iommufd_object_finalize(); the check knew
+  // only finalized HWPTs, so the DMA in between was reported as reaching an ownerless domain
+  const prog: ConcurrentProgram = {
+    machine: "two",
+    setup: [{ op: "setup", p: 0, kind: "devices", alt: false }],
+    threads: [
+      {
+        p: 0,
+        ops: [
+          {
+            op: "ioctl",
+            p: 0,
+            fd: { t: "device", i: 0 },
+            name: "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+            fields: { argsz: { sizeof: 0 }, pt_id: { id: "ioas", i: 0 } },
+          },
+        ],
+      },
+      { p: 0, ops: [{ op: "dma", iova: 0, len: 64 }] },
+    ],
+    admin: [],
+  };
+  const o = runSchedule(() => programWorld(prog, { design: "upstream" }), [0, 0, 0, 0, 0, 0, 0, 1, 1]);
+  assert.deepEqual(o.violations, []);
+  // thread 1's DMA ran while thread 0 stood at the finalize, and went through
+  assert.equal(o.steps[6]!.to, "iommufd_object_finalize");
+  assert.deepEqual(o.schedule.slice(6, 9), [0, 1, 1]);
+  assert.deepEqual(o.results, [[0], [0]]);
 });
