@@ -38,12 +38,15 @@ import {
   iommufdAccessAttach,
   iommufdAccessCreate,
   iommufdAccessDestroy,
+  iommufdAccessDestroyPath,
   iommufdAccessPinPages,
   iommufdAccessReplace,
   iommufdAccessRw,
   iommufdAccessUnpinPages,
+  accessUnpinPagesPath,
 } from "./access.js";
 import { ULONG_MAX } from "./io_pagetable.js";
+import type { KGen } from "../kernel/sched.js";
 import type { IommufdCtx } from "./main.js";
 import { uaddr } from "./pages.js";
 import { setMember, type TestUcmd } from "./selftest_cmd.js";
@@ -72,13 +75,14 @@ export class SelftestAccess {
   constructor(readonly pin: boolean) {}
 }
 
-/** iommufd_test_access_unmap(): unpin every item meeting [iova, iova + length). */
-function accessUnmap(st: SelftestAccess, iova: bigint, length: bigint): void {
+/** iommufd_test_access_unmap(): unpin every item meeting [iova, iova + length) (a path: the
+ * unpin waits for the access's and the IOAS's locks). */
+function* accessUnmap(st: SelftestAccess, iova: bigint, length: bigint): KGen<void> {
   const last = iova + length - 1n;
   for (const item of [...st.items]) {
     if (iova > item.iova + item.length - 1n || last < item.iova) continue;
     st.items.splice(st.items.indexOf(item), 1);
-    iommufdAccessUnpinPages(st.access!, item.iova, item.length);
+    yield* accessUnpinPagesPath(st.access!, item.iova, item.length);
   }
 }
 
@@ -87,11 +91,12 @@ function staccessFops(ictx: IommufdCtx): FileOperations {
     owner: ictx.file.fops.owner,
     name: STACCESS,
     // iommufd_test_staccess_release()
-    release(file) {
+    // (a path: the unpins and the access's destroy wait for locks a racing call holds)
+    *release(file): KGen<void> {
       const st = file.privateData as SelftestAccess;
       if (st.access) {
-        accessUnmap(st, 0n, ULONG_MAX);
-        iommufdAccessDestroy(st.access);
+        yield* accessUnmap(st, 0n, ULONG_MAX);
+        yield* iommufdAccessDestroyPath(st.access);
         st.access = null;
       }
     },
