@@ -20,6 +20,7 @@ import { KVM_GATED_MDEV_UUID } from "../vfio/mdev/kvm_gated_mdev.js";
 import { VfioCore } from "../vfio/vfio_main.js";
 import {
   accessPinPagesPath,
+  accessReplacePath,
   accessUnpinPagesPath,
   type IommufdAccess,
   iommufdAccessAttach,
@@ -658,6 +659,29 @@ export const WORLDS: readonly WorldDef[] = [
       return e.world([
         e.ioctl("replace", d, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, e.attachArg(ioas2)),
         e.ioctl("map", ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas2, 0x100000n, 0x1000n)),
+      ]);
+    },
+  },
+  {
+    name: "iommufd-access-replace-vs-pin",
+    summary:
+      "an in-kernel access moves to a second IOAS (iommufd_access_replace(): ioas_lock, the IOASes' rwsems, the driver's unmap of everything with ioas_lock dropped) while its driver pins then unpins a page of the first",
+    build(o) {
+      const e = new Env(o, { kvm: false });
+      const { ifd, ioas } = e.iommufdIoas();
+      const ioas2 = e.t.ioctl(ifd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, { size: 12 }).out_ioas_id;
+      e.ok(e.p.ioctl(ifd, U.IOMMU_IOAS_MAP, e.ioasMapArg(ioas, 0x100000n, 0x1000n)), "IOAS_MAP");
+      const drv = pinningAccess(e, ifd, ioas, 0n, 0n, true);
+      return e.world([
+        accessPinUnpin(e, drv, 0x100000n, 0x1000n),
+        {
+          name: "replace",
+          process: e.proc,
+          syscall: true,
+          *path(): KGen<number> {
+            return yield* accessReplacePath(drv.access!, ioas2);
+          },
+        },
       ]);
     },
   },

@@ -22,15 +22,18 @@
 // (iopt_area_add_access() / iopt_area_remove_access(), pages.c:1927, 1978). They are paths
 // (accessPinPagesPath, ...); the plain functions run them to their end. The notification of
 // an unmap (accessNotifyUnmap) is a path too: the driver's unmap callback may unpin, which
-// sleeps on those locks. Attach, replace and detach run synchronously and do not take
-// ioas_lock (no world races them).
+// sleeps on those locks. Attach, replace and detach are paths too (device.c:875-1050): under
+// ioas_lock, iopt_add_access()/iopt_remove_access() take domains_rwsem and iova_rwsem for
+// write (io_pagetable.c:1358, 1384), and the driver's unmap of everything runs with ioas_lock
+// dropped, so a pin racing a replace finds ioas NULL (ENOENT) while an unpin still works on
+// ioas_unpin.
 
 import { EBUSY, EFAULT, EINVAL, ENOENT, EOVERFLOW, EPERM } from "../uapi/errno.js";
 import { type Page, PAGE_SIZE, unpinPages } from "../kernel/mm.js";
 import { gatePagesMutexes, getIoas, type IommufdIoas } from "./ioas.js";
 import { IOMMU_READ, IOMMU_WRITE, type IoptArea, U64_MAX, ULONG_MAX } from "./io_pagetable.js";
 import type { IommufdCtx } from "./main.js";
-import { IommufdObject } from "./object.js";
+import { IommufdObject, iommufdPutObject } from "./object.js";
 import type { IoptPages } from "./pages.js";
 import { SideTable } from "../kernel/side_table.js";
 import { Mutex } from "../kernel/locks.js";
@@ -72,9 +75,15 @@ export class IommufdAccess extends IommufdObject {
     this.ioasLock = new Mutex(ictx.k, "iommufd_access.ioas_lock", `ioas_lock of access ${this.serial}`);
   }
 
-  /** iommufd_access_destroy_object() */
+  /** iommufd_access_destroy_object()'s change away from its IOAS under ioas_lock
+   * (device.c:939), run as a path by iommufd_object_destroy_user() */
+  override beforeDestroy(): KRet<void> | null {
+    return this.ioas ? accessDestroyChange(this) : null;
+  }
+
+  /** iommufd_access_destroy_object(); the change is done unless another route destroys it */
   protected destroyObj(): void {
-    if (this.ioas) changeIoas(this, null);
+    if (this.ioas) drive(this.k, accessChangeLockedPath(this, "destroy"));
     this.ictx.file.put(`iommufd access ${this.id}`);
   }
 }
@@ -99,14 +108,18 @@ export function* accessNotifyUnmap(ioas: IommufdIoas, iova: bigint, length: bigi
   }
 }
 
-/** iommufd_access_change_ioas() */
-function changeIoas(access: IommufdAccess, next: IommufdIoas | null): number {
+/** iommufd_access_change_ioas() (device.c:875), access->ioas_lock held */
+function* changeIoas(access: IommufdAccess, next: IommufdIoas | null): KGen<number> {
   const cur = access.ioas;
-  if (cur !== access.ioasUnpin) return -EBUSY;
+  if (cur !== access.ioasUnpin) return -EBUSY; // racing a concurrent detach
   if (cur === next) return 0;
-  access.ioas = null;
+  access.ioas = null; // pins fail from here; unpins use ioas_unpin
   if (next) {
+    yield* next.domainsRwsem.downWrite();
+    yield* next.iovaRwsem.downWrite();
     const rc = next.iopt.addAccess(access);
+    next.iovaRwsem.upWrite();
+    next.domainsRwsem.upWrite();
     if (rc) {
       access.ioas = cur;
       return rc;
@@ -116,13 +129,53 @@ function changeIoas(access: IommufdAccess, next: IommufdIoas | null): number {
     next.get(`access ${access.id}`);
   }
   if (cur) {
-    drive(access.k, access.ops.unmap?.(0n, ULONG_MAX));
+    const unmap = access.ops.unmap;
+    if (unmap) {
+      access.ioasLock.unlock();
+      const r = unmap(0n, ULONG_MAX);
+      if (r) yield* r;
+      yield* access.ioasLock.lock();
+    }
+    yield* cur.domainsRwsem.downWrite();
+    yield* cur.iovaRwsem.downWrite();
     cur.iopt.removeAccess(access);
+    cur.iovaRwsem.upWrite();
+    cur.domainsRwsem.upWrite();
     cur.put(`access ${access.id}`);
   }
   access.ioas = next;
   access.ioasUnpin = next;
   return 0;
+}
+
+/** iommufd_access_change_ioas_id(): the IOAS looked up (a short-term user) for the change */
+function* changeIoasId(access: IommufdAccess, id: number): KGen<number> {
+  const ioas = getIoas(access.ictx, id);
+  if (!ioas) return -ENOENT;
+  const rc = yield* changeIoas(access, ioas);
+  yield* iommufdPutObject(ioas);
+  return rc;
+}
+
+/**
+ * iommufd_access_attach() / _replace() / _detach() and the destroy's change (device.c:939-1050):
+ * under ioas_lock, the state checked, then the change. Attach: EINVAL when attached (a WARN in
+ * the kernel); replace: ENOENT when not; detach: ENOENT when not (a WARN, the caller's bug);
+ * destroy: nothing to do when not.
+ */
+function* accessChangeLockedPath(
+  access: IommufdAccess,
+  op: "attach" | "replace" | "detach" | "destroy",
+  ioasId = 0,
+): KGen<number> {
+  yield* access.ioasLock.lock();
+  let rc: number;
+  if (op === "attach") rc = access.ioas ? -EINVAL : yield* changeIoasId(access, ioasId);
+  else if (op === "replace") rc = access.ioas ? yield* changeIoasId(access, ioasId) : -ENOENT;
+  else if (access.ioas) rc = yield* changeIoas(access, null);
+  else rc = op === "detach" ? -ENOENT : 0;
+  access.ioasLock.unlock();
+  return rc;
 }
 
 /** iommufd_access_create() */
@@ -148,30 +201,39 @@ export function* iommufdAccessDestroyPath(access: IommufdAccess): KGen<void> {
   if (rc) throw access.k.bug("iommufd", `destroy of ${access.describe()} that is still referenced`);
 }
 
-function changeIoasId(access: IommufdAccess, id: number): number {
-  const ioas = getIoas(access.ictx, id);
-  if (!ioas) return -ENOENT;
-  const rc = changeIoas(access, ioas);
-  ioas.put();
-  return rc;
+function* accessDestroyChange(access: IommufdAccess): KGen<void> {
+  yield* accessChangeLockedPath(access, "destroy");
 }
 
-/** iommufd_access_attach() */
+/** iommufd_access_attach() (device.c:1024): EINVAL when already attached */
+export function* accessAttachPath(access: IommufdAccess, ioasId: number): KGen<number> {
+  return yield* accessChangeLockedPath(access, "attach", ioasId);
+}
+
+/** iommufd_access_replace() (device.c:1040): ENOENT when not attached */
+export function* accessReplacePath(access: IommufdAccess, ioasId: number): KGen<number> {
+  return yield* accessChangeLockedPath(access, "replace", ioasId);
+}
+
+/** iommufd_access_detach() (device.c:1010) */
+export function* accessDetachPath(access: IommufdAccess): KGen<void> {
+  const rc = yield* accessChangeLockedPath(access, "detach");
+  if (rc) throw access.k.bug("iommufd", `detach of ${access.describe()} that is not attached`);
+}
+
+/** iommufd_access_attach() run to its end */
 export function iommufdAccessAttach(access: IommufdAccess, ioasId: number): number {
-  if (access.ioas) return -EINVAL;
-  return changeIoasId(access, ioasId);
+  return drive(access.k, accessAttachPath(access, ioasId));
 }
 
-/** iommufd_access_replace() */
+/** iommufd_access_replace() run to its end */
 export function iommufdAccessReplace(access: IommufdAccess, ioasId: number): number {
-  if (!access.ioas) return -ENOENT;
-  return changeIoasId(access, ioasId);
+  return drive(access.k, accessReplacePath(access, ioasId));
 }
 
-/** iommufd_access_detach() */
+/** iommufd_access_detach() run to its end */
 export function iommufdAccessDetach(access: IommufdAccess): void {
-  if (!access.ioas) throw access.k.bug("iommufd", `detach of ${access.describe()} that is not attached`);
-  changeIoas(access, null);
+  drive(access.k, accessDetachPath(access));
 }
 
 /** The contiguous areas over [iova, last] with the byte range each covers, or null on a hole. */

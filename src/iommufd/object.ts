@@ -24,7 +24,7 @@ import { shouldFail } from "./fail_nth.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { RefCounted } from "../kernel/kref.js";
 import { SpinLock } from "../kernel/locks.js";
-import type { KGen, Waitable } from "../kernel/sched.js";
+import type { KGen, KRet, Waitable } from "../kernel/sched.js";
 
 export type IommufdObjType = "device" | "hwpt_paging" | "hwpt_nested" | "ioas" | "access" | "fault" | "selftest";
 
@@ -94,6 +94,12 @@ export abstract class IommufdObject extends RefCounted {
   putShortterm(): void {
     this.k.footprint?.touched.push(this);
     this.shortterm--;
+  }
+
+  /** the part of the type's destroy that takes sleeping locks, as a path (an access leaving
+   * its IOAS): run by iommufd_object_destroy_user() before the last put, or null */
+  beforeDestroy(): KRet<void> | null {
+    return null;
   }
 
   markAborted(): void {
@@ -375,6 +381,8 @@ export class ObjectTable {
     } else o.shortterm = 1; // err_xa: the table's bias restored
     if (locked) this.xa.unlock();
     if (!ok) return -EBUSY;
+    const b = o.beforeDestroy();
+    if (b) yield* b;
     o.put(TABLE_HOLDER);
     return 0;
   }

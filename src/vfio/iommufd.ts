@@ -22,11 +22,11 @@ import {
 import { IommufdCtx, iommufdCtxFromFile, iommufdCtxPut } from "../iommufd/main.js";
 import { iommufdDevicePasidAttach, iommufdDevicePasidDetach, iommufdDevicePasidReplace } from "../iommufd/pasid.js";
 import {
-  iommufdAccessAttach,
+  accessAttachPath,
+  accessDetachPath,
+  accessReplacePath,
   iommufdAccessCreate,
   iommufdAccessDestroyPath,
-  iommufdAccessDetach,
-  iommufdAccessReplace,
   type IommufdAccess,
 } from "../iommufd/access.js";
 import type { VfioGroup } from "./group.js";
@@ -104,7 +104,7 @@ export function* vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): 
   const s = st(vdev);
   if (s.access) {
     // vfio_iommufd_emulated_attach_ioas(): an IOAS only, and pt_id is not rewritten
-    const rc = s.attached ? iommufdAccessReplace(s.access, ptId) : iommufdAccessAttach(s.access, ptId);
+    const rc = s.attached ? yield* accessReplacePath(s.access, ptId) : yield* accessAttachPath(s.access, ptId);
     if (rc === 0) s.attached = true;
     return { rc, ptId };
   }
@@ -118,7 +118,7 @@ export function* vfioIommufdPhysicalAttachIoas(vdev: VfioDevice, ptId: number): 
 export function* vfioIommufdPhysicalDetachIoas(vdev: VfioDevice): KGen<void> {
   const s = st(vdev);
   if (s.access) {
-    if (s.attached) iommufdAccessDetach(s.access);
+    if (s.attached) yield* accessDetachPath(s.access);
     s.attached = false;
     return;
   }

@@ -21,6 +21,7 @@ const ORDER: [string, string][] = [
   ["io_pagetable.iova_rwsem", "iopt_pages.mutex"], // fill / unfill of each area
   ["iommufd_ioas.mutex", "iommufd_ctx.objects.xa_lock"], // auto_get_domain's finalize
   ["iommufd_access.ioas_lock", "io_pagetable.iova_rwsem"], // access pin / unpin (read)
+  ["iommufd_access.ioas_lock", "io_pagetable.domains_rwsem"], // access attach / replace
   ["access_driver.lock", "iommufd_access.ioas_lock"], // the world's driver: its unmap callback unpins
 ];
 
@@ -34,6 +35,7 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     ["iommufd-destroy-vs-map-unmap", 30],
     ["iommufd-replace-vs-map", 800],
     ["iommufd-hwpt-alloc-vs-unbind", 30],
+    ["iommufd-access-replace-vs-pin", 300],
   ] as const) {
     let k: Kernel | null = null;
     const r = explore(
@@ -61,6 +63,10 @@ test("attach vs map then unmap, detach vs unmap and close, two attaches: clean t
     // HWPT_ALLOC first (the unbind waits for its short-term hold of the device), or the
     // unbind first (ENOENT)
     if (name === "iommufd-hwpt-alloc-vs-unbind") assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,0]"]);
+    // the pin before the replace (the replace's unmap of everything has the driver unpin it),
+    // or after it (the page is not in the second IOAS: ENOENT), or while the access is between
+    // IOASes (ioas NULL: ENOENT); the replace always succeeds
+    if (name === "iommufd-access-replace-vs-pin") assert.deepEqual([...r.outcomes.keys()].sort(), ["[-2,0]", "[0,0]"]);
   }
   // every edge of the kernel's order was taken in some execution (the last world's kernel
   // alone need not show them all: collected per world above)
