@@ -18,6 +18,7 @@ import {
 } from "../../src/check/random_program.js";
 import { replayTrace, runExplore } from "../../src/check/run.js";
 import { run } from "../cli/harness.js";
+import { PASID_DETACH_VS_UNMAP } from "./programs.js";
 
 const TMP = mkdtempSync(join(tmpdir(), "vfio-twin-programs-"));
 
@@ -283,37 +284,7 @@ test("rmmod of the KVM-gated mdev racing GET_DEVICE_FD of it waits for the lock 
 });
 
 test("a PASID detach racing IOAS_UNMAP waits for the IOAS's locks (a path), DPOR clean", () => {
-  const prog: ConcurrentProgram = {
-    machine: "pasid",
-    setup: [{ op: "setup", p: 0, kind: "pasid", alt: false }],
-    threads: [
-      {
-        p: 0,
-        ops: [
-          {
-            op: "ioctl",
-            p: 0,
-            fd: { t: "iommufd", i: 0 },
-            name: "IOMMU_IOAS_UNMAP",
-            fields: { size: { sizeof: 0 }, ioas_id: { id: "ioas", i: 0 }, iova: 0, length: 0x4000 },
-          },
-        ],
-      },
-      {
-        p: 0,
-        ops: [
-          {
-            op: "ioctl",
-            p: 0,
-            fd: { t: "device", i: 0 },
-            name: "VFIO_DEVICE_DETACH_IOMMUFD_PT(pasid)",
-            fields: { argsz: { sizeof: 0 }, flags: 1, pasid: 5 },
-          },
-        ],
-      },
-    ],
-    admin: [],
-  };
+  const prog = PASID_DETACH_VS_UNMAP;
   const r = explore(() => programWorld(prog, {}), { maxExecutions: 3000, preemptionBound: 2 });
   assert.deepEqual(
     r.failures.map((f) => f.violations[0]),

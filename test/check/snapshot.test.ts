@@ -10,54 +10,21 @@ import { twinDigest } from "../../src/check/fault.js";
 import { checkInvariants } from "../../src/check/invariants.js";
 import { WorldSnapshot } from "../../src/check/snapshot.js";
 import fc from "fast-check";
-import {
-  type ConcurrentProgram,
-  concurrentProgramArb,
-  programWorld,
-  type ThreadOp,
-} from "../../src/check/random_program.js";
+import { type ConcurrentProgram, concurrentProgramArb, programWorld } from "../../src/check/random_program.js";
 import { randomWorld } from "../../src/check/random_world.js";
 import { VARIANTS } from "../../src/check/variants.js";
 import { WORLDS, worldByName, type WorldOptions } from "../../src/check/worlds.js";
+import { ioasUnmapOp, PASID_DETACH_VS_UNMAP } from "./programs.js";
 
-const unmap = (i: number): ThreadOp => ({
-  op: "ioctl",
-  p: 0,
-  fd: { t: "iommufd", i: 0 },
-  name: "IOMMU_IOAS_UNMAP",
-  fields: { size: { sizeof: 0 }, ioas_id: { id: "ioas", i }, iova: 0, length: 0x4000 },
-});
 const SETUP_PROGRAMS: [string, ConcurrentProgram][] = [
-  [
-    "random program on the PASID machine",
-    {
-      machine: "pasid",
-      setup: [{ op: "setup", p: 0, kind: "pasid", alt: false }],
-      threads: [
-        { p: 0, ops: [unmap(0)] },
-        {
-          p: 0,
-          ops: [
-            {
-              op: "ioctl",
-              p: 0,
-              fd: { t: "device", i: 0 },
-              name: "VFIO_DEVICE_DETACH_IOMMUFD_PT(pasid)",
-              fields: { argsz: { sizeof: 0 }, flags: 1, pasid: 5 },
-            },
-          ],
-        },
-      ],
-      admin: [],
-    },
-  ],
+  ["random program on the PASID machine", PASID_DETACH_VS_UNMAP],
   [
     "random program on an IOAS a selftest access pins",
     {
       setup: [{ op: "setup", p: 0, kind: "ioas", alt: true }],
       threads: [
-        { p: 0, ops: [unmap(0)] },
-        { p: 0, ops: [unmap(0), { op: "close", p: 0, fd: { t: "access", i: 0 } }] },
+        { p: 0, ops: [ioasUnmapOp(0)] },
+        { p: 0, ops: [ioasUnmapOp(0), { op: "close", p: 0, fd: { t: "access", i: 0 } }] },
       ],
       admin: [],
     },
