@@ -6,7 +6,7 @@
 import type { Kernel } from "../kernel/kernel.js";
 import { Mutex } from "../kernel/locks.js";
 import type { Process } from "../kernel/process.js";
-import { type KGen, type KRet, preempt, type Task } from "../kernel/sched.js";
+import { type KGen, type KRet, preempt, runToEnd, type Task } from "../kernel/sched.js";
 import { IommuCore } from "../iommu/iommu.js";
 import { EFAULT } from "../uapi/errno.js";
 import { closePath, ioctlPath } from "../kernel/syscalls.js";
@@ -28,7 +28,6 @@ import {
   iommufdAccessPinPages,
 } from "../iommufd/access.js";
 import type { IommufdCtx } from "../iommufd/main.js";
-import { drive } from "../iommufd/device.js";
 import { DSA_PCI, ORACLE_PCI } from "../hw/machine.js";
 import { KVM_TWIN_SET_PASID_TRANSLATION, kvm_twin_pasid_translation } from "../kvm/enqcmd.js";
 import { DsaUser, VmmPasid } from "../vmm/dsa_pasid.js";
@@ -260,7 +259,7 @@ function pinningAccess(e: Env, ifd: number, ioasId: number, iova: bigint, length
     access: null,
     lock: new Mutex(e.k, "access_driver.lock", "access driver lock"),
     unmap(start: bigint, len: bigint): KRet<void> {
-      return paths ? ops.unmapPath(start, len) : drive(e.k, ops.unmapPath(start, len));
+      return paths ? ops.unmapPath(start, len) : runToEnd(e.k, ops.unmapPath(start, len));
     },
     *unmapPath(start: bigint, len: bigint): KGen<void> {
       yield* ops.lock.lock();

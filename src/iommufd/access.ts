@@ -37,8 +37,7 @@ import { IommufdObject, iommufdPutObject } from "./object.js";
 import type { IoptPages } from "./pages.js";
 import { SideTable } from "../kernel/side_table.js";
 import { Mutex } from "../kernel/locks.js";
-import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
-import type { Kernel } from "../kernel/kernel.js";
+import { type KGen, type KRet, runToEnd } from "../kernel/sched.js";
 
 export const ACCESS_DRIVER_HOLDER = "access driver";
 
@@ -83,14 +82,9 @@ export class IommufdAccess extends IommufdObject {
 
   /** iommufd_access_destroy_object(); the change is done unless another route destroys it */
   protected destroyObj(): void {
-    if (this.ioas) drive(this.k, accessChangeLockedPath(this, "destroy"));
+    if (this.ioas) runToEnd(this.k, accessChangeLockedPath(this, "destroy"));
     this.ictx.file.put(`iommufd access ${this.id}`);
   }
-}
-
-/** A path run to its end from code that cannot yield: a wait there is a deadlock splat. */
-function drive<T>(k: Kernel, r: KRet<T>): T {
-  return isGen(r) ? runSync(k, k.current ?? k.kthread, r) : r;
 }
 
 /**
@@ -124,7 +118,7 @@ function* changeIoas(access: IommufdAccess, next: IommufdIoas | null): KGen<numb
       access.ioas = cur;
       return rc;
     }
-    next.iopt.notifyUnmap = (iova, length) => drive(next.k, accessNotifyUnmap(next, iova, length));
+    next.iopt.notifyUnmap = (iova, length) => runToEnd(next.k, accessNotifyUnmap(next, iova, length));
     next.iopt.notifyUnmapPath = (iova, length) => accessNotifyUnmap(next, iova, length);
     next.get(`access ${access.id}`);
   }
@@ -191,7 +185,7 @@ export function iommufdAccessCreate(ictx: IommufdCtx, ops: IommufdAccessOps): Io
 
 /** iommufd_access_destroy(): the driver's reference goes, and the object with it. */
 export function iommufdAccessDestroy(access: IommufdAccess): void {
-  drive(access.k, iommufdAccessDestroyPath(access));
+  runToEnd(access.k, iommufdAccessDestroyPath(access));
 }
 
 /** iommufd_access_destroy() as a path (device.c:1000, iommufd_object_destroy_user()): it
@@ -223,17 +217,17 @@ export function* accessDetachPath(access: IommufdAccess): KGen<void> {
 
 /** iommufd_access_attach() run to its end */
 export function iommufdAccessAttach(access: IommufdAccess, ioasId: number): number {
-  return drive(access.k, accessAttachPath(access, ioasId));
+  return runToEnd(access.k, accessAttachPath(access, ioasId));
 }
 
 /** iommufd_access_replace() run to its end */
 export function iommufdAccessReplace(access: IommufdAccess, ioasId: number): number {
-  return drive(access.k, accessReplacePath(access, ioasId));
+  return runToEnd(access.k, accessReplacePath(access, ioasId));
 }
 
 /** iommufd_access_detach() run to its end */
 export function iommufdAccessDetach(access: IommufdAccess): void {
-  drive(access.k, accessDetachPath(access));
+  runToEnd(access.k, accessDetachPath(access));
 }
 
 /** The contiguous areas over [iova, last] with the byte range each covers, or null on a hole. */
@@ -304,7 +298,7 @@ export function iommufdAccessPinPages(
   length: bigint,
   write: boolean,
 ): Page[] | number {
-  return drive(access.k, accessPinPagesPath(access, iova, length, write));
+  return runToEnd(access.k, accessPinPagesPath(access, iova, length, write));
 }
 
 /** iommufd_access_pin_pages() as a path (device.c:1188): ioas_lock, iova_rwsem for read,
@@ -380,7 +374,7 @@ function partialSpans(ioas: IommufdIoas, iova: bigint, last: bigint): { area: Io
 
 /** iommufd_access_unpin_pages(): exactly a range pinned before. */
 export function iommufdAccessUnpinPages(access: IommufdAccess, iova: bigint, length: bigint): void {
-  drive(access.k, accessUnpinPagesPath(access, iova, length));
+  runToEnd(access.k, accessUnpinPagesPath(access, iova, length));
 }
 
 /** iommufd_access_unpin_pages() as a path (device.c:1106): ioas_lock, ioas_unpin's
@@ -412,7 +406,7 @@ export const __IOMMUFD_ACCESS_RW_SLOW_PATH = 1 << 2;
  * flags: IOMMUFD_ACCESS_RW_WRITE, IOMMUFD_ACCESS_RW_KTHREAD, __IOMMUFD_ACCESS_RW_SLOW_PATH.
  */
 export function iommufdAccessRw(access: IommufdAccess, iova: bigint, data: Uint8Array, flags: number): number {
-  return drive(access.k, accessRwPath(access, iova, data, flags));
+  return runToEnd(access.k, accessRwPath(access, iova, data, flags));
 }
 
 /** iommufd_access_rw() as a path (device.c:1271): ioas_lock, then iova_rwsem for read */

@@ -39,10 +39,9 @@ import {
 } from "../uapi/iommufd_test.js";
 import type { IommuDevice, IommuGroup } from "../iommu/iommu.js";
 import { Mutex } from "../kernel/locks.js";
-import { isGen, type KGen, type KRet, preempt, runSync } from "../kernel/sched.js";
+import { isGen, type KGen, type KRet, preempt, runToEnd } from "../kernel/sched.js";
 import { pasidConfig } from "../kernel/pasid.js";
 import { hwptPagingAlloc, hwptPut, type IommufdHwptPaging } from "./hw_pagetable.js";
-import type { Kernel } from "../kernel/kernel.js";
 import type { IommufdHwptNested } from "./hwpt_nested.js";
 import { ioasAlloc, type IommufdIoas } from "./ioas.js";
 import type { IommufdCtx, Ucmd } from "./main.js";
@@ -72,12 +71,6 @@ export class IommufdGroup {
   ) {
     this.lock = new Mutex(ictx.k, "iommufd_group.lock", `igroup lock of group ${group.id} in ${ictx.name}`);
   }
-}
-
-/** A path run to its end from code that cannot yield (the selftest's mock devices, the
- * group path's compat attach): a wait there is a deadlock splat. */
-export function drive<T>(k: Kernel, r: KRet<T>): T {
-  return isGen(r) ? runSync(k, k.current ?? k.kthread, r) : r;
 }
 
 /** struct iommufd_device */
@@ -159,7 +152,7 @@ export function iommufdDeviceBind(ictx: IommufdCtx, dev: IommuDevice): IommufdDe
 
 /** iommufd_device_unbind(): iommufd_object_destroy_user(); the device must be detached. */
 export function iommufdDeviceUnbind(idev: IommufdDevice): void {
-  drive(idev.k, iommufdDeviceUnbindPath(idev));
+  runToEnd(idev.k, iommufdDeviceUnbindPath(idev));
 }
 
 /** iommufd_device_unbind() as a path (device.c:281): it waits for the ioctls that still
@@ -409,13 +402,13 @@ export function* iommufdDeviceDetachPath(idev: IommufdDevice): KGen<void> {
 /** The three above run to their end, for callers that cannot yield (the selftest's mock
  * devices, the group path's compat attach). */
 export function iommufdDeviceAttach(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
-  return drive(idev.k, iommufdDeviceAttachPath(idev, ptId));
+  return runToEnd(idev.k, iommufdDeviceAttachPath(idev, ptId));
 }
 export function iommufdDeviceReplace(idev: IommufdDevice, ptId: number): { rc: number; ptId: number } {
-  return drive(idev.k, iommufdDeviceReplacePath(idev, ptId));
+  return runToEnd(idev.k, iommufdDeviceReplacePath(idev, ptId));
 }
 export function iommufdDeviceDetach(idev: IommufdDevice): void {
-  drive(idev.k, iommufdDeviceDetachPath(idev));
+  runToEnd(idev.k, iommufdDeviceDetachPath(idev));
 }
 
 /** iommufd_vfio_compat_ioas_get_id(): the compat IOAS id, or -ENODEV. */

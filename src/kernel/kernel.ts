@@ -11,7 +11,7 @@ import { nullFops } from "./mem_devices.js";
 import type { HolderOwnership, HolderResolver, RefCounted } from "./kref.js";
 import { ModuleRegistry } from "./module.js";
 import { Process, UserStruct } from "./process.js";
-import { isGen, type KGen, KernelBug, runSync, Task } from "./sched.js";
+import { isGen, type KGen, KernelBug, runToEnd, Task } from "./sched.js";
 import { Clock } from "./time.js";
 import { Trace } from "./trace.js";
 
@@ -188,7 +188,7 @@ export class Kernel {
   __fput(f: File): void {
     if (f.opened && f.fops.release) {
       const r = f.fops.release(f);
-      if (isGen(r)) runSync(this, this.current ?? this.kthread, r);
+      runToEnd(this, r);
     }
     this.modules.put(f.fops.owner, `file ${f.path}`);
   }

@@ -163,6 +163,12 @@ export function runSync<T>(k: Kernel, t: Task, r: KRet<T>): T {
   }
 }
 
+/** A path run to its end on the current task (the kernel thread outside a syscall), from code
+ * that cannot yield: a wait there is a deadlock splat (runSync). */
+export function runToEnd<T>(k: Kernel, r: KRet<T>): T {
+  return runSync(k, k.current ?? k.kthread, r);
+}
+
 /** One path under the Scheduler. */
 export interface Thread<T = unknown> {
   readonly task: Task;

@@ -10,7 +10,7 @@ import { RefCounted } from "../kernel/kref.js";
 import { Mutex } from "../kernel/locks.js";
 import type { MmStruct } from "../kernel/mm.js";
 import type { Module } from "../kernel/module.js";
-import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
+import { isGen, type KGen, type KRet, runToEnd } from "../kernel/sched.js";
 import { type KvmDevice, type KvmDeviceOpsTable, kvmVmIoctlCreateDevice } from "./kvm_device.js";
 import { checkExtension } from "./kvm_main.js";
 import { KVM_TWIN_SET_PASID_TRANSLATION, kvmVmIoctlSetPasidTranslation } from "./enqcmd.js";
@@ -135,7 +135,7 @@ export class Kvm extends RefCounted {
   protected release(): void {
     // a put outside a path (VFIO's kvm_put_kvm, which the twin's VFIO makes synchronously)
     // runs kvm_destroy_vm() at once: a sleep that would have to wait there is a deadlock splat
-    if (!this.destroyed) runSync(this.k, this.k.current ?? this.k.kthread, this.destroyVm());
+    if (!this.destroyed) runToEnd(this.k, this.destroyVm());
   }
 
   /** kvm_vm_ioctl(): the generic VM ioctls; unknown ones fall to the arch, which says ENOTTY. */

@@ -23,7 +23,7 @@
 
 import type { File } from "../kernel/fs.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { isGen, type KGen, type KRet, runSync } from "../kernel/sched.js";
+import { isGen, type KGen, type KRet, runToEnd } from "../kernel/sched.js";
 import {
   VFIO_DMA_CC_IOMMU,
   type VfioExternalUser,
@@ -176,7 +176,7 @@ class SymbolGetCoupling implements VfioCoupling {
     // the pre-2022 design did not sleep here: a path returned is driven at once
     this.call("vfio_group_set_kvm", undefined, (fn) => {
       const r = fn((ref as GroupHandle).handle, kvm);
-      if (isGen(r)) runSync(this.k, this.k.current ?? this.k.kthread, r);
+      runToEnd(this.k, r);
     });
   }
   enforcedCoherent(ref: VfioFileRef): boolean {

@@ -13,7 +13,7 @@ import * as V from "../../uapi/vfio.js";
 import type { Kernel } from "../../kernel/kernel.js";
 import type { Module, ModuleDef } from "../../kernel/module.js";
 import type { Mutex } from "../../kernel/locks.js";
-import { type KGen, runSync } from "../../kernel/sched.js";
+import { type KGen, runToEnd } from "../../kernel/sched.js";
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
 import { copyStructIn, copyStructOut } from "../uaccess.js";
 import { vfioDeviceCdevAdd, vfioDeviceCdevDel } from "../device_cdev.js";
@@ -86,7 +86,7 @@ export const kvmGatedMdevModule: ModuleDef = {
     return 0;
   },
   exit(k, m) {
-    runSync(k, k.current ?? k.kthread, exitPath(k, m, false));
+    runToEnd(k, exitPath(k, m, false));
   },
   // delete_module as a path (the explorer interleaves it): the mdev's remove unregisters it,
   // waiting for the device's users as vfio_unregister_group_dev() does

@@ -6,7 +6,7 @@
 
 import type { Kernel } from "../../kernel/kernel.js";
 import type { Module, ModuleDef } from "../../kernel/module.js";
-import { type KGen, runSync } from "../../kernel/sched.js";
+import { type KGen, runToEnd } from "../../kernel/sched.js";
 import { IommuCore } from "../../iommu/iommu.js";
 import { bindDriver, pciSysfsDir, unbindDriver } from "../../iommu/pci_probe.js";
 import { vfioRegisterGroupDev, vfioUnregisterGroupDev } from "../group.js";
@@ -45,7 +45,7 @@ export const vfioPciModule: ModuleDef = {
     return 0;
   },
   exit(k, m) {
-    runSync(k, k.current ?? k.kthread, exitPath(k, m, false));
+    runToEnd(k, exitPath(k, m, false));
   },
   // vfio_pci_remove() of each device: the unregister waits for the device's users
   exitPath: (k, m) => exitPath(k, m, true),
