@@ -75,7 +75,7 @@ export class IommufdAccess extends IommufdObject {
   }
 
   /** iommufd_access_destroy_object()'s change away from its IOAS under ioas_lock
-   * (device.c:939), run as a path by iommufd_object_destroy_user() */
+   * (device.c:939), run as a path by the table's destroy */
   override beforeDestroy(): KRet<void> | null {
     return this.ioas ? accessDestroyChange(this) : null;
   }

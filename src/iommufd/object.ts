@@ -97,7 +97,8 @@ export abstract class IommufdObject extends RefCounted {
   }
 
   /** the part of the type's destroy that takes sleeping locks, as a path (an access leaving
-   * its IOAS): run by iommufd_object_destroy_user() before the last put, or null */
+   * its IOAS), or null: the table runs it before its last put (IOMMU_DESTROY,
+   * iommufd_object_destroy_user()); other routes leave it to destroyObj() */
   beforeDestroy(): KRet<void> | null {
     return null;
   }
@@ -336,20 +337,35 @@ export class ObjectTable {
     const o = this.unlink(id);
     if (locked) this.xa.unlock();
     if (typeof o === "number") return o;
-    // iommufd_object_dec_wait_shortterm() (main.c:145). Broken variant
-    // "iommufd-shortterm-put-early" (before 6f9c4d8c468c there was no shortterm_users):
-    // the object is freed at once, under a user that has dropped `users` and not finished
-    // its put
-    o.shortterm--;
-    if (o.shortterm !== 0 && !o.k.broken.has("iommufd-shortterm-put-early")) {
-      const w: Waitable = {
-        name: `destroy_wait (shortterm_users of ${o.describe()})`,
-        available: () => o.shortterm === 0,
-      };
-      while (o.shortterm !== 0) yield { kind: "block", on: w, where: this.waitAt, k: o.k };
-    }
-    o.put(TABLE_HOLDER);
+    // broken variant "iommufd-shortterm-put-early" (before 6f9c4d8c468c there was no
+    // shortterm_users): the object is freed at once, under a user that has dropped `users`
+    // and not finished its put
+    yield* this.decWaitShortterm(o, o.k.broken.has("iommufd-shortterm-put-early"));
+    yield* this.destroy(o);
     return 0;
+  }
+
+  /**
+   * iommufd_object_dec_wait_shortterm() (main.c:145): the table's bias on shortterm_users
+   * dropped, then a wait on destroy_wait until no short-term user is left (not when
+   * `noWait`: the broken variant).
+   */
+  private *decWaitShortterm(o: IommufdObject, noWait = false): KGen<void> {
+    o.shortterm--;
+    if (o.shortterm === 0 || noWait) return;
+    const w: Waitable = {
+      name: `destroy_wait (shortterm_users of ${o.describe()})`,
+      available: () => o.shortterm === 0,
+    };
+    while (o.shortterm !== 0) yield { kind: "block", on: w, where: this.waitAt, k: o.k };
+  }
+
+  /** iommufd_object_ops[type].destroy() and the free, for an object out of the table: the
+   * type's sleeping part as a path (beforeDestroy), then the table's reference */
+  private *destroy(o: IommufdObject): KGen<void> {
+    const b = o.beforeDestroy();
+    if (b) yield* b;
+    o.put(TABLE_HOLDER);
   }
 
   /**
@@ -363,14 +379,7 @@ export class ObjectTable {
    */
   *destroyUser(o: IommufdObject, holder: string): KGen<number> {
     o.k.footprint?.released.push(o); // shortterm_users written, read by the wait
-    o.shortterm--;
-    if (o.shortterm !== 0) {
-      const w: Waitable = {
-        name: `destroy_wait (shortterm_users of ${o.describe()})`,
-        available: () => o.shortterm === 0,
-      };
-      while (o.shortterm !== 0) yield { kind: "block", on: w, where: this.waitAt, k: o.k };
-    }
+    yield* this.decWaitShortterm(o);
     const locked = this.xaLock();
     this.xaWrite(o);
     o.put(holder);
@@ -381,9 +390,7 @@ export class ObjectTable {
     } else o.shortterm = 1; // err_xa: the table's bias restored
     if (locked) this.xa.unlock();
     if (!ok) return -EBUSY;
-    const b = o.beforeDestroy();
-    if (b) yield* b;
-    o.put(TABLE_HOLDER);
+    yield* this.destroy(o);
     return 0;
   }
 
