@@ -43,6 +43,7 @@ import { IommufdObject, iommufdPutObject } from "./object.js";
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from "./pages.js";
 import { iommufdTestEnabled } from "./selftest_config.js";
 import { syzConvIovaId } from "./selftest_syz.js";
+import { viewSet64 } from "../uapi/struct.js";
 
 type V<T> = T extends { decode(b: Uint8Array): infer R } ? R : never;
 
@@ -227,15 +228,6 @@ function u64At(dv: DataView, o: number): number | bigint {
   return h < 0x200000 ? h * 4294967296 + dv.getUint32(o, true) : dv.getBigUint64(o, true);
 }
 
-/** store a NumU64 u64 field */
-function setU64At(dv: DataView, o: number, x: number | bigint): void {
-  if (typeof x === "number") {
-    const lo = x >>> 0;
-    dv.setUint32(o, lo, true);
-    dv.setUint32(o + 4, (x - lo) / 4294967296, true);
-  } else dv.setBigUint64(o, x, true);
-}
-
 /** struct iommu_ioas_map: size, flags, ioas_id, __reserved (u32), user_va, length, iova (u64) */
 const MAP_SIZE = iommu_ioas_map.size;
 
@@ -280,9 +272,9 @@ export function* ioasMap(ictx: IommufdCtx, proc: Process, arg: number, dv: DataV
     out.setUint32(o + 4, flags, true);
     out.setUint32(o + 8, ioasId, true);
     out.setUint32(o + 12, reserved, true);
-    setU64At(out, o + 16, userVa);
-    setU64At(out, o + 24, length);
-    setU64At(out, o + 32, r);
+    viewSet64(out, o + 16, userVa);
+    viewSet64(out, o + 24, length);
+    viewSet64(out, o + 32, r);
     return respondEnd(proc, out, arg, MAP_SIZE);
   } finally {
     yield* iommufdPutObject(ioas);
@@ -408,8 +400,8 @@ export function* ioasUnmap(ictx: IommufdCtx, proc: Process, arg: number, dv: Dat
     const o = respondOff(arg);
     out.setUint32(o, size, true);
     out.setUint32(o + 4, ioasId, true);
-    setU64At(out, o + 8, iova);
-    setU64At(out, o + 16, unmapped);
+    viewSet64(out, o + 8, iova);
+    viewSet64(out, o + 16, unmapped);
     return respondEnd(proc, out, arg, UNMAP_SIZE);
   } finally {
     yield* iommufdPutObject(ioas);

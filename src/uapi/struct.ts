@@ -279,7 +279,9 @@ const VIEW_GET: Record<Scalar, string> = {
 };
 
 /** u64/s64 from a bigint or a number (a negative number wraps modulo 2^64, as BigInt would). */
-function viewSet64(dv: DataView, o: number, x: unknown): void {
+/** Store a u64 field given as a number (a safe integer: two u32 words, no bigint) or a
+ * bigint: what the generated encoders call, and what in-place answers use. */
+export function viewSet64(dv: DataView, o: number, x: unknown): void {
   if (typeof x === "number" && x >= 0 && x <= Number.MAX_SAFE_INTEGER) {
     // ToUint32 of a safe integer is its low 32 bits (4x faster than `% 2^32` on a double)
     const lo = x >>> 0;
