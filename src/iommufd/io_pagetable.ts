@@ -81,15 +81,29 @@ export interface IoptDomain {
  * unused (users 0, no pins).
  */
 export class IoptArea extends IoptPages {
-  // the range as biased halves (IovaRange's fields: the area tree reads them)
-  sh = 0;
-  sl = 0;
-  lh = 0;
-  ll = 0;
-  pages: IoptPages | null = null;
-  startByte = 0;
+  // Assigned in the constructor, as IoptPages's fields are (pages.ts says why): class fields
+  // are initialized by a function of their own, which TurboFan did not always inline into a
+  // MAP path that had seen other callers.
+  // The range as biased halves (IovaRange's fields: the area tree reads them).
+  declare sh: number;
+  declare sl: number;
+  declare lh: number;
+  declare ll: number;
+  declare pages: IoptPages | null;
+  declare startByte: number;
   /** iommu_prot | AREA_FILLED */
-  bits = 0;
+  declare bits: number;
+
+  constructor(uptr: number, npages: number, writable: boolean, source: Process) {
+    super(uptr, npages, writable, source);
+    this.sh = 0;
+    this.sl = 0;
+    this.lh = 0;
+    this.ll = 0;
+    this.pages = null;
+    this.startByte = 0;
+    this.bits = 0;
+  }
 
   /** An area over another object's pages (set .pages). */
   static over(pages: IoptPages): IoptArea {
