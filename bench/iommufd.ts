@@ -458,7 +458,6 @@ function reprRun(n: number, gc: () => void): IommufdBenchResult["representation"
   };
 }
 
-/** Run the benchmark; `big` is the large size (default 1M). */
 type IoctlSteady = { areas: number; mapNs: number; unmapNs: number; forks?: { map: number[]; unmap: number[] } };
 
 /** forks of each through-ioctl steady run (the best is kept) */
@@ -500,6 +499,7 @@ function ioctlSteadyForked(small: number, big: number): { steady: IoctlSteady[];
   return { steady: [s, b], bigClient: c };
 }
 
+/** Run the benchmark; `big` is the large size (default 1M). */
 export function benchIommufd(opts: { big?: number; small?: number; repr?: number } = {}): IommufdBenchResult {
   const gc = gcFn();
   const small = opts.small ?? 10_000;
