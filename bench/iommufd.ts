@@ -468,7 +468,7 @@ const FORKS = 3;
  * bigint client), each in a fresh process of its own, as JMH forks one per benchmark: run
  * after this suite's engine rows in one process, the same loop read 540-850 ns/map at 10k and
  * 750-1420 at 1M from one run to the next, against 440-550 and 715-820 in a fresh process
- * (the JIT feedback and the heap the engine rows leave; docs/performance.md). Each runs in
+ * (what the engine rows leave behind, JIT feedback or heap; docs/performance.md). Each runs in
  * FORKS processes, the three configurations taking turns so that each one's forks are
  * seconds apart, and keeps its best fork: the machine's slow spells last up to seconds,
  * longer than one fork's timed rounds. The rows' notes list every fork.
